@@ -1,0 +1,149 @@
+"""The project's own checkpoint format, and the in-memory bundle every command works on.
+
+One ``.safetensors`` file holds the generator (``G.<key>``), the discriminator
+(``D.<key>``), pruning masks packed 8 per byte (``M.<param>``, little bit order over the
+flattened tensor, as ``numpy.packbits(..., bitorder="little")``), and ``__metadata__``:
+
+- ``format``: ``gancompress-checkpoint``, ``format_version``: ``1``;
+- ``g_arch`` / ``d_arch``: JSON :class:`~gancompress.archs.ArchSpec` (``{"name", "kwargs"}``);
+- ``mask_shapes``: JSON ``{param: shape}``;
+- ``pruning``, ``provenance``, ``finetune``: JSON documents written by the commands.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .archs import ArchSpec, build, load_into
+from .errors import InputError
+from .io_utils import atomic_write
+
+FORMAT_NAME = "gancompress-checkpoint"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class GanBundle:
+    """A generator, its discriminator (optional), pruning masks and metadata."""
+
+    generator: nn.Module
+    g_spec: ArchSpec | None
+    discriminator: nn.Module | None = None
+    d_spec: ArchSpec | None = None
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def arch_name(self) -> str:
+        return self.g_spec.name if self.g_spec else "custom"
+
+
+def pack_mask(mask: torch.Tensor) -> torch.Tensor:
+    bits = np.packbits(mask.detach().cpu().numpy().astype(bool).reshape(-1), bitorder="little")
+    return torch.from_numpy(bits)
+
+
+def unpack_mask(packed: torch.Tensor, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
+    n = int(np.prod(shape)) if len(shape) else 1
+    bits = np.unpackbits(packed.numpy().astype(np.uint8), count=n, bitorder="little")
+    if bits.size != n:
+        raise InputError(f"a mask holds {bits.size} bits but its shape {list(shape)} needs {n}; the file is damaged")
+    return torch.from_numpy(bits.astype(bool)).reshape(tuple(shape))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def bundle_tensors_and_metadata(bundle: GanBundle) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if bundle.g_spec is None:
+        raise InputError("a custom (--arch) generator cannot be saved without an architecture spec")
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in bundle.generator.state_dict().items():
+        tensors[f"G.{k}"] = v.detach().cpu().contiguous()
+    if bundle.discriminator is not None:
+        for k, v in bundle.discriminator.state_dict().items():
+            tensors[f"D.{k}"] = v.detach().cpu().contiguous()
+    for k, m in bundle.masks.items():
+        tensors[f"M.{k}"] = pack_mask(m)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "gancompress_version": __version__,
+        "g_arch": bundle.g_spec.to_json(),
+        "mask_shapes": _json({k: list(m.shape) for k, m in bundle.masks.items()}),
+    }
+    if bundle.d_spec is not None and bundle.discriminator is not None:
+        meta["d_arch"] = bundle.d_spec.to_json()
+    for key, value in bundle.meta.items():
+        meta[key] = value if isinstance(value, str) else _json(value)
+    return tensors, meta
+
+
+def save_bundle(bundle: GanBundle, path: str | Path, *, force: bool = False) -> Path:
+    """Write ``bundle`` in the project format, atomically; never overwrite without ``force``."""
+    from safetensors.torch import save_file
+
+    tensors, meta = bundle_tensors_and_metadata(bundle)
+    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=force)
+
+
+def is_project_file(metadata: dict[str, str] | None) -> bool:
+    return bool(metadata) and metadata.get("format") == FORMAT_NAME
+
+
+def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _decode_meta(metadata: dict[str, str]) -> dict[str, Any]:
+    skip = {"format", "format_version", "g_arch", "d_arch", "mask_shapes"}
+    out: dict[str, Any] = {}
+    for k, v in metadata.items():
+        if k in skip:
+            continue
+        try:
+            out[k] = json.loads(v)
+        except (json.JSONDecodeError, TypeError):
+            out[k] = v
+    return out
+
+
+def bundle_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> GanBundle:
+    """Rebuild a :class:`GanBundle` from a project-format file's contents."""
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{source}: project format version {metadata.get('format_version')!r} is not supported "
+            f"by gancompress {__version__} (reads version {FORMAT_VERSION}); upgrade gancompress"
+        )
+    try:
+        g_spec = ArchSpec.from_json(metadata["g_arch"])
+        mask_shapes = json.loads(metadata.get("mask_shapes", "{}"))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"{source}: damaged gancompress metadata ({exc}); re-create the file") from None
+    generator = load_into(build(g_spec), _split(tensors, "G."), f"generator {g_spec.name}")
+    discriminator, d_spec = None, None
+    if "d_arch" in metadata:
+        d_spec = ArchSpec.from_json(metadata["d_arch"])
+        discriminator = load_into(build(d_spec), _split(tensors, "D."), f"discriminator {d_spec.name}")
+    packed = _split(tensors, "M.")
+    if set(packed) != set(mask_shapes):
+        raise InputError(f"{source}: masks and their recorded shapes do not match; the file is damaged")
+    masks = {k: unpack_mask(packed[k], mask_shapes[k]) for k in packed}
+    params = dict(generator.named_parameters())
+    for k, m in masks.items():
+        if k not in params or tuple(params[k].shape) != tuple(m.shape):
+            raise InputError(f"{source}: mask {k} does not fit the generator; the file is damaged")
+    generator.eval()
+    if discriminator is not None:
+        discriminator.eval()
+    return GanBundle(generator, g_spec, discriminator, d_spec, masks, _decode_meta(metadata), source)

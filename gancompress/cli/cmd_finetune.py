@@ -1,0 +1,11 @@
+"""`gancompress finetune` (placeholder until its issue lands)."""
+from __future__ import annotations
+
+from ..errors import GanCompressError
+from .errors import handle_errors
+
+
+@handle_errors
+def finetune() -> None:
+    """Not implemented yet."""
+    raise GanCompressError("'finetune' is not implemented yet in this version")

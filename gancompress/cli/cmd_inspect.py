@@ -1,0 +1,48 @@
+"""`gancompress inspect SOURCE`: what is inside a checkpoint."""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import handle_errors
+from .options import Arch, ArchKwargs, Json, Source, TrustPickle
+from .output import human_console, human_size, print_json, table
+
+
+@handle_errors
+def inspect(source: Source, json_out: Json = False, trust_pickle: TrustPickle = False,
+            arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
+    """Show the layers, sparsity, structure and cost of a checkpoint's generator and discriminator.
+
+    Example: gancompress inspect builtin:digits-dcgan --json
+    """
+    from ..inspection import inspect_bundle
+    from ..loading import LoadOptions, load_bundle, parse_arch_kwargs
+    from ..sources import resolve
+
+    options = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
+    bundle = load_bundle(source, options)
+    report = inspect_bundle(bundle, resolve(source))
+    if json_out:
+        print_json(report)
+    else:
+        _print(report)
+
+
+def _fmt(n: Any) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def _print(report: dict[str, Any]) -> None:
+    console = human_console()
+    for role in ("generator", "discriminator"):
+        net = report[role]
+        if net is None:
+            continue
+        rows = [[r["name"], r["type"], "x".join(map(str, r["shape"])), _fmt(r["params"]), f"{r['zeros_pct']:.1f}", r["structure"]]
+                for r in net["layers"]]
+        console.print(table(f"{role}: {net['architecture']}", ["layer", "type", "shape", "params", "zeros %", "structure"], rows))
+        console.print(f"  parameters {_fmt(net['parameters'])}, nonzeros {_fmt(net['nonzeros'])} "
+                      f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
+    size = report["file_size"]
+    console.print(f"file size {human_size(size) if size else '-'}; discriminator "
+                  f"{'present' if report['has_discriminator'] else 'absent (finetune needs one: pass --discriminator)'}")

@@ -1,0 +1,75 @@
+"""How commands print: JSON or tables, progress bars only on a terminal, errors one line."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=True)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+
+
+def human_console() -> Console:
+    """Tables go to stdout on a terminal, to stderr when stdout is a pipe or file."""
+    return stdout_console() if sys.stdout.isatty() else stderr_console()
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def notice(message: str, *, quiet: bool = False) -> None:
+    if not quiet:
+        stderr_console().print(message, markup=False)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]], *, justify_numbers: bool = True) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="right" if justify_numbers and col not in (columns[0],) else "left")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    return t
+
+
+@contextmanager
+def progress_callback(description: str, total: int, *, quiet: bool = False) -> Iterator[Any]:
+    """A ``callback(done, info)`` that drives a rich progress bar on a terminal (stderr)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = stderr_console()
+    if quiet or not console.is_terminal:
+        yield lambda done, info=None: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def update(done: int, info: str | None = None) -> None:
+            bar.update(task, completed=done, info=info or "")
+
+        yield update
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

@@ -1,0 +1,83 @@
+"""Real images for training and evaluation: ``builtin:digits`` or a folder of images.
+
+Images come back as one float32 tensor (N, C, H, W) scaled to the generator's output range
+(``[-1, 1]`` by default), resized (shorter side) and centre-cropped to its resolution.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; point --data at a folder of images or use builtin:digits")
+    return files
+
+
+def read_image(path: Path, channels: int) -> torch.Tensor:
+    """One image as (C, H, W) float in [0, 1], converted to ``channels`` (1 or 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            h, w = im.height, im.width
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+    return data.view(h, w, channels).permute(2, 0, 1).float() / 255.0
+
+
+def fit(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize the shorter side to ``size`` and centre-crop to ``size x size``."""
+    _, h, w = image.shape
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = F.interpolate(image[None], size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[:, top:top + size, left:left + size]
+
+
+def to_range(images01: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    lo, hi = value_range
+    return images01 * (hi - lo) + lo
+
+
+def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0),
+              limit: int | None = None) -> torch.Tensor:
+    """All real images of ``spec`` (``builtin:digits`` or a folder) as one tensor."""
+    if spec == "builtin:digits":
+        from .data_digits import digits_images
+
+        images = digits_images(size=size, channels=channels)  # in [-1, 1]
+        images = to_range((images + 1) / 2, value_range)
+    elif spec.startswith("builtin:"):
+        raise InputError(f"unknown builtin data set {spec!r}; available: builtin:digits")
+    else:
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
+        files = image_files(folder)[:limit]
+        images = to_range(torch.stack([fit(read_image(p, channels), size) for p in files]), value_range)
+    return images[:limit] if limit else images
+
+
+def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless shuffled mini-batches (reshuffled every epoch, drop-last when possible)."""
+    n = images.shape[0]
+    if n == 0:
+        raise InputError("the data set is empty")
+    while True:
+        order = torch.randperm(n, generator=generator)
+        step = min(batch_size, n)
+        for start in range(0, n - step + 1, step):
+            yield images[order[start:start + step]]

@@ -1,0 +1,117 @@
+"""What is inside a checkpoint: per-layer shapes, sparsity and structure, totals, MACs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import GanBundle
+
+WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+def _structure(weight: torch.Tensor) -> str:
+    from .prune import detect_structure
+
+    return detect_structure(weight)
+
+
+def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
+    """One row per parameterised leaf module (weights of conv/linear layers get a structure)."""
+    rows = []
+    for name, module in model.named_modules():
+        params = list(module.named_parameters(recurse=False))
+        if not params:
+            continue
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            weight = getattr(module, "weight_orig", None)  # spectral norm
+        numel = sum(p.numel() for _, p in params)
+        zeros = sum(int((p == 0).sum()) for _, p in params)
+        is_weight_layer = isinstance(module, WEIGHT_LAYERS) and isinstance(weight, torch.Tensor)
+        rows.append({
+            "name": name or "(root)",
+            "type": type(module).__name__,
+            "shape": list(weight.shape) if isinstance(weight, torch.Tensor) else [],
+            "params": numel,
+            "zeros_pct": round(100.0 * zeros / max(1, numel), 2),
+            "structure": _structure(weight.detach()) if is_weight_layer else "-",
+        })
+    return rows
+
+
+@torch.no_grad()
+def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
+    """Dense multiply-accumulates for one sample (flop_counter's FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(torch.zeros(1, *input_shape, device=device))
+        return int(counter.get_total_flops() // 2)
+    except Exception:  # noqa: BLE001 - a custom module may not trace; MACs are then unknown
+        return None
+    finally:
+        model.train(was_training)
+
+
+def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    nonzero = sum(int((p != 0).sum()) for p in params)
+    dtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
+    return {
+        "parameters": total,
+        "nonzeros": nonzero,
+        "sparsity_pct": round(100.0 * (1 - nonzero / max(1, total)), 2),
+        "dtype": ",".join(dtypes),
+        "macs_per_sample": macs_per_sample(model, input_shape) if input_shape else None,
+        "layers": layer_rows(model),
+    }
+
+
+def _discriminator_input_shape(bundle: GanBundle, g_out: tuple[int, ...] | None, g_in: tuple[int, ...] | None,
+                                input_kind: str | None) -> tuple[int, ...] | None:
+    if g_out is None or bundle.discriminator is None:
+        return None
+    first = next((m for m in bundle.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    in_ch = first.in_channels if isinstance(first, nn.Conv2d) else None
+    if in_ch is not None and in_ch != g_out[0] and input_kind == "image" and g_in and in_ch == g_out[0] + g_in[0]:
+        return (in_ch, *g_out[1:])  # conditional D: concat(input, output)
+    return g_out
+
+
+def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any]:
+    """A JSON-ready description of a loaded checkpoint."""
+    from .generation import generator_info
+
+    try:
+        info = generator_info(bundle)
+        g_in, g_out, kind = info.input_shape, info.output_shape, info.input_kind
+    except Exception:  # noqa: BLE001 - still describe what we can
+        g_in, g_out, kind = None, None, None
+    report: dict[str, Any] = {
+        "source": bundle.source,
+        "file_size": path.stat().st_size if path is not None and path.is_file() else None,
+        "generator": {"architecture": bundle.arch_name, "kwargs": bundle.g_spec.kwargs if bundle.g_spec else None,
+                      "input_kind": kind, "input_shape": list(g_in) if g_in else None,
+                      "output_shape": list(g_out) if g_out else None,
+                      **network_summary(bundle.generator, g_in)},
+        "discriminator": None,
+        "has_discriminator": bundle.discriminator is not None,
+        "masks": len(bundle.masks),
+        "pruning": bundle.meta.get("pruning"),
+    }
+    if bundle.discriminator is not None:
+        d_in = _discriminator_input_shape(bundle, g_out, g_in, kind)
+        report["discriminator"] = {"architecture": bundle.d_spec.name if bundle.d_spec else "custom",
+                                   "kwargs": bundle.d_spec.kwargs if bundle.d_spec else None,
+                                   **network_summary(bundle.discriminator, d_in)}
+    return report

@@ -1,0 +1,202 @@
+"""From a SOURCE string to a :class:`~gancompress.checkpoint.GanBundle`.
+
+Finds the state dicts inside whatever a checkpoint holds (plain state dicts, dicts of
+them, ``params_ema``/``params`` wrappers, Lightning ``state_dict`` with prefixes,
+lightweight-gan's ``{"GAN": ...}``, directories of per-network files, project-format
+files), recognises the generator and discriminator, and builds them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
+from .archs.base import matches, prepare
+from .checkpoint import GanBundle, bundle_from_tensors, is_project_file
+from .errors import InputError
+from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
+
+PREFIXES = {
+    "G.": "G", "D.": "D", "GE.": "GE", "generator.": "generator", "discriminator.": "discriminator",
+    "netG.": "netG", "netD.": "netD", "gen.": "gen", "disc.": "disc",
+}
+_G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge", "g_b")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to read a SOURCE: pickle trust and an optional user architecture."""
+
+    trust_pickle: bool = False
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] | None = None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _split_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]] | None:
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in sd.items():
+        prefix = next((p for p in PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            return None
+        groups.setdefault(PREFIXES[prefix], {})[key[len(prefix):]] = value
+    return groups if len(groups) > 1 or "generator" in groups or "discriminator" in groups else None
+
+
+def state_dicts(obj: Any, name: str = "") -> dict[str, Any]:
+    """Named state dicts (or whole modules) found in a checkpoint object."""
+    if isinstance(obj, nn.Module):
+        return {name or "model": obj}
+    if _is_state_dict(obj):
+        return _split_prefixes(obj) or {name or "model": dict(obj)}
+    if not isinstance(obj, Mapping):
+        return {}
+    for wrapper in ("params_ema", "params"):
+        if _is_state_dict(obj.get(wrapper)):
+            return {wrapper: dict(obj[wrapper])}
+    if _is_state_dict(obj.get("state_dict")):
+        return state_dicts(obj["state_dict"], name)
+    found: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, (Mapping, nn.Module)):
+            found.update(state_dicts(value, str(key)))
+    return found
+
+
+def _hint_rank(name: str) -> int:
+    low = name.lower().rsplit("net_", 1)[-1]
+    return _G_HINTS.index(low) if low in _G_HINTS else len(_G_HINTS)
+
+
+def _role_of(sd: Mapping[str, torch.Tensor]) -> tuple[str, ArchSpec] | None:
+    for role in ("generator", "discriminator"):
+        try:
+            return role, detect(sd, role)  # type: ignore[arg-type]
+        except InputError:
+            continue
+    return None
+
+
+def _collect(raw_files: list[RawFile]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for raw in raw_files:
+        for key, value in state_dicts(raw.content, raw.path.stem).items():
+            found[key if key not in found else f"{raw.path.stem}.{key}"] = value
+    if not found:
+        names = ", ".join(str(r.path.name) for r in raw_files)
+        raise InputError(f"{names}: no state dict or module inside; is this a model checkpoint?")
+    return found
+
+
+def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> GanBundle:
+    from .archs.custom import build_custom
+
+    kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
+    module = build_custom(options.arch, kwargs)  # type: ignore[arg-type]
+    expected = set(module.state_dict())
+    ranked = sorted(found.items(), key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1, _hint_rank(kv[0])))
+    name, sd = ranked[0]
+    if isinstance(sd, nn.Module):
+        raise InputError("--arch is for state dicts; this checkpoint already holds a whole module")
+    load_into(module, sd, f"--arch {options.arch}")
+    bundle = GanBundle(module.eval(), ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+    return bundle
+
+
+def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any]) -> None:
+    for _, sd in sorted(rest.items(), key=lambda kv: -_hint_rank(kv[0])):
+        if isinstance(sd, Mapping):
+            try:
+                spec = detect(sd, "discriminator")
+            except InputError:
+                continue
+            module = build(spec)
+            load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
+            bundle.discriminator, bundle.d_spec = module.eval(), spec
+            return
+
+
+def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
+    modules = [(k, v) for k, v in found.items() if isinstance(v, nn.Module)]
+    if modules:
+        name, module = sorted(modules, key=lambda kv: _hint_rank(kv[0]))[0]
+        return GanBundle(module.eval(), None)
+    generators: list[tuple[int, str, ArchSpec, Mapping]] = []
+    for name, sd in found.items():
+        spec = _generator_spec(sd)
+        if spec is not None:
+            generators.append((_hint_rank(name), name, spec, sd))
+    if not generators:
+        sd = max(found.values(), key=len)
+        detect(sd, "generator")  # raises, naming the closest candidates
+    _, name, spec, sd = sorted(generators, key=lambda g: g[0])[0]
+    module = build(spec)
+    load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
+    bundle = GanBundle(module.eval(), spec)
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+    return bundle
+
+
+def _generator_spec(sd: Any) -> ArchSpec | None:
+    if not isinstance(sd, Mapping):
+        return None
+    for _, arch in ARCHITECTURES.items():
+        if arch.role == "generator":
+            spec = matches(arch, sd)
+            if spec is not None:
+                return spec
+    return None
+
+
+def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
+    spec = ArchSpec.from_json(metadata["g_arch"])
+    target = spec.kwargs.get("target") if spec.name == "custom" else None
+    if target and options.arch != target:
+        raise InputError(
+            f"{source} uses your own architecture {target}; pass --arch {target} to load it "
+            "(importing it runs that module's code)"
+        )
+
+
+def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | None]:
+    if path.is_file():
+        return [read_file(path, trust_pickle=options.trust_pickle)], None
+    config = read_json(path / "config.json") if (path / "config.json").is_file() else None
+    files = checkpoint_files(path)
+    return [read_file(p, trust_pickle=options.trust_pickle) for p in files], config
+
+
+def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
+    """Load any supported SOURCE into a :class:`GanBundle` (generator + optional discriminator)."""
+    options = options or LoadOptions()
+    path = resolve(source)
+    raw_files, config = _raw_files(path, options)
+    if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
+        _check_custom_allowed(raw_files[0].metadata, options, source)
+        return bundle_from_tensors(raw_files[0].content, raw_files[0].metadata, source)
+    found = _collect(raw_files)
+    bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found)
+    bundle.source = source
+    bundle.meta.setdefault("provenance", {"source": source})
+    return bundle
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg}); e.g. --arch-kwargs '{{\"nz\": 64}}'") from None
+    if not isinstance(value, dict):
+        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"nz\": 64}'")
+    return value
