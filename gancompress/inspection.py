@@ -12,10 +12,11 @@ from .checkpoint import GanBundle
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 
 
-def _structure(weight: torch.Tensor) -> str:
-    from .prune import detect_structure
+def _structure(module: nn.Module) -> str:
+    from .prune import module_structure
 
-    return detect_structure(weight)
+    with torch.no_grad():
+        return module_structure(module)
 
 
 def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
             "shape": list(weight.shape) if isinstance(weight, torch.Tensor) else [],
             "params": numel,
             "zeros_pct": round(100.0 * zeros / max(1, numel), 2),
-            "structure": _structure(weight.detach()) if is_weight_layer else "-",
+            "structure": _structure(module) if is_weight_layer else "-",
         })
     return rows
 

@@ -36,6 +36,12 @@ class LoadOptions:
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
+            raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
+        if self.arch_kwargs is not None and self.arch is None:
+            raise InputError("--arch-kwargs needs --arch module:Callable")
+
 
 def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +68,13 @@ def _hf_error(source: str, exc: Exception) -> InputError:
         return InputError(f"{source}: repository not found on the Hub (or it is private: set HF_TOKEN)")
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return InputError(f"{source}: revision not found; check the @REVISION")
-    if isinstance(exc, hf_errors.EntryNotFoundError):
-        return InputError(f"{source}: file not found in the repository; check the /PATH")
-    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
+    if isinstance(exc, (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled)):
         return InputError(
             f"{source}: not in the local Hub cache and the Hub cannot be reached (HF_HUB_OFFLINE or no network); "
             "download it once while online"
         )
+    if isinstance(exc, hf_errors.EntryNotFoundError):
+        return InputError(f"{source}: file not found in the repository; check the /PATH")
     return InputError(f"{source}: download failed: {exc}")
 
 
@@ -81,6 +82,10 @@ def _download_hf(repo: str, revision: str | None, path: str | None, *, source: s
     import huggingface_hub as hf
     from huggingface_hub import errors as hf_errors
 
+    if not sys.stderr.isatty():
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
         if path:
             return Path(hf.hf_hub_download(repo, path, revision=revision))
@@ -137,8 +142,18 @@ def _read_safetensors(path: Path) -> RawFile:
         raise InputError(f"{path}: not a valid safetensors file ({exc}); the file may be truncated or corrupt") from None
 
 
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (0x80 protocol byte)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
 def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
     import torch
+
+    if not _looks_like_torch_file(path):
+        raise InputError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save archive nor a pickle); check the file")
 
     try:
         return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))
@@ -149,7 +164,7 @@ def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
                 "from the file; if you trust its author, pass --trust-pickle"
             ) from None
         raise InputError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)}); it may be corrupt") from None
-    except (RuntimeError, EOFError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, AttributeError, ImportError,
+    except (RuntimeError, EOFError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, AttributeError, ImportError, OSError,
             ModuleNotFoundError, TypeError, KeyError) as exc:
         raise InputError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)}); it may be truncated or corrupt") from None
 

@@ -128,7 +128,8 @@ def matches(arch: Architecture, state_dict: StateDict) -> ArchSpec | None:
 
 def _closeness(arch: Architecture, keys: set[str]) -> float:
     try:
-        expected = set(arch.build(**arch.default_kwargs).state_dict())
+        with torch.device("meta"):  # shapes only: no memory for big default models
+            expected = set(arch.build(**arch.default_kwargs).state_dict())
     except Exception:
         return 0.0
     return len(expected & keys) / max(1, len(expected | keys))

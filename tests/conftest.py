@@ -1,0 +1,21 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def tiny_digits_bundle():
+    """A tiny digits GAN bundle with random weights (no bundled asset needed)."""
+    from gancompress.archs import ArchSpec, build
+    from gancompress.checkpoint import GanBundle
+
+    torch.manual_seed(0)
+    g_spec, d_spec = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})
+    return GanBundle(build(g_spec).eval(), g_spec, build(d_spec).eval(), d_spec, source="tiny")
