@@ -1,2 +1,9 @@
 """gancompress: compress pretrained GAN generators with their own discriminator as judge."""
 __version__ = "0.1.0"
+
+
+def load(source, *, arch=None, trust_pickle=False):
+    """The generator (eval mode) from any gancompress export, project checkpoint or SOURCE."""
+    from .api import load as _load
+
+    return _load(source, arch=arch, trust_pickle=trust_pickle)

@@ -189,11 +189,22 @@ def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
         return bundle_from_tensors(raw_files[0].content, raw_files[0].metadata, source)
+    if len(raw_files) == 1 and raw_files[0].metadata.get("format", "").startswith("gancompress-"):
+        return _exported_bundle(raw_files[0].path, source, options)
     found = _collect(raw_files)
     bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found)
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})
     return bundle
+
+
+def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle:
+    """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
+    from .api import build_exported, read_export
+
+    exported = read_export(path)
+    module = build_exported(exported, source, options.arch)
+    return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 
 def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-Source = Annotated[str, typer.Argument(help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH], or builtin:digits-dcgan.")]
+Source = Annotated[str, typer.Argument(help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO\\[@REV]\\[/PATH], or builtin:digits-dcgan.")]
 OptSource = Annotated[Optional[str], typer.Argument(help="Checkpoint (file, directory, hf://..., builtin:...); '-' or omitted reads the path from stdin.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write (never overwrites without --force).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]

@@ -1,0 +1,358 @@
+"""The ``gancompress-sparse`` safetensors layout (version 1): encode and decode.
+
+Every tensor of the generator's state dict is stored under its own name in one of five
+encodings, chosen per tensor as the smallest (see ``docs/sparse_format.md``):
+
+* ``dense``   -- ``<name>`` as it is;
+* ``bitmask`` -- compressed-tensors' sparse-bitmask layout over the 2-D view (rows = dim 0,
+  columns = the other dims flattened row-major): ``<name>.shape`` (int64),
+  ``<name>.compressed`` (non-zeros, row-major), ``<name>.bitmask`` (uint8,
+  ``numpy.packbits(mask2d, axis=-1, bitorder="little")``), ``<name>.row_offsets`` (int64);
+* ``slices``  -- whole slices along ``axis`` (filters/channels): ``<name>.shape``,
+  ``<name>.compressed`` (kept slices stacked), ``<name>.slice_mask`` (packbits, little);
+* ``blocks``  -- ``br x bc`` tiles of the ``axis`` view (rows = dim ``axis``, columns = the
+  other dims in order): ``<name>.shape``, ``<name>.compressed`` (kept tiles,
+  ``(k, br, bc)``, zero padded at the edges), ``<name>.block_mask`` (packbits of the
+  row-major tile grid, little);
+* ``nm``      -- at most ``n`` kept values in every group of ``m`` consecutive columns of the
+  ``axis`` view: ``<name>.shape``, ``<name>.compressed`` (``(rows, groups * n)``),
+  ``<name>.indices`` (each in-group index in ``ceil(log2 m)`` bits, little-endian, packed
+  little).
+
+"Non-zero" means a non-zero *bit pattern*, so ``-0.0`` and NaN survive and the dense
+reconstruction is bit-identical. Decoding validates every array and raises
+:class:`~gancompress.errors.InputError` for a damaged file, never returns garbage.
+The codec works on numpy arrays; bfloat16 travels as its int16 bit pattern.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+
+FORMAT_SPARSE = "gancompress-sparse"
+FORMAT_DENSE = "gancompress-dense"
+FORMAT_VERSION = "1"
+ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm")
+SUFFIXES = {
+    "bitmask": ("shape", "compressed", "bitmask", "row_offsets"),
+    "slices": ("shape", "compressed", "slice_mask"),
+    "blocks": ("shape", "compressed", "block_mask"),
+    "nm": ("shape", "compressed", "indices"),
+}
+HEADER_COST = 96  # approximate safetensors header bytes per stored array (used to rank encodings)
+BLOCKS = ((4, 4), (8, 8), (2, 2), (1, 4), (4, 1), (1, 8), (8, 1), (16, 16))
+NM = ((2, 4), (1, 4), (4, 8))
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tensor's encoding: its arrays (suffix -> array; ``""`` for dense) and parameters."""
+
+    encoding: str
+    arrays: dict[str, np.ndarray]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An encoding the writer may pick, with its estimated size in bytes."""
+
+    encoding: str
+    size: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def nonzero(a: np.ndarray) -> np.ndarray:
+    """True where the *bit pattern* is non-zero (so -0.0 counts as a value to keep)."""
+    if a.dtype.kind == "f":
+        return a.view(np.dtype(f"u{a.dtype.itemsize}")) != 0
+    if a.dtype.kind == "b":
+        return a
+    return a != 0
+
+
+def view2d(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Rows = dim ``axis``, columns = the other dims flattened row-major (1-D: one row)."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    moved = np.moveaxis(a, axis, 0)
+    return np.ascontiguousarray(moved).reshape(moved.shape[0], -1)
+
+
+def _from2d(mat: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    if len(shape) < 2:
+        return mat.reshape(shape)
+    moved = (shape[axis],) + tuple(s for i, s in enumerate(shape) if i != axis)
+    return np.ascontiguousarray(np.moveaxis(mat.reshape(moved), 0, axis))
+
+
+def _bits_of(m: int) -> int:
+    return max(1, math.ceil(math.log2(m)))
+
+
+def _ceil8(n: int) -> int:
+    return (n + 7) // 8
+
+
+def damaged(name: str, what: str) -> InputError:
+    return InputError(f"tensor {name}: {what}; the file is damaged or was edited, export it again")
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def candidates(a: np.ndarray, blocks: tuple[tuple[int, int], ...] = BLOCKS,
+               nm: tuple[tuple[int, int], ...] = NM) -> list[Candidate]:
+    """Every applicable encoding of ``a`` with its size; the writer takes the smallest."""
+    it, h = a.dtype.itemsize, HEADER_COST
+    out = [Candidate("dense", a.nbytes + h)]
+    if a.ndim == 0 or a.size == 0 or a.dtype.kind not in "fiu":
+        return out
+    nz = nonzero(a)
+    rows, cols = view2d(a).shape
+    out.append(Candidate("bitmask", int(nz.sum()) * it + rows * (_ceil8(cols) + 8) + 8 * a.ndim + 4 * h))
+    for axis in ((0, 1) if a.ndim >= 2 else ()):
+        out += _axis_candidates(nz, a, axis, blocks, nm)
+    return out
+
+
+def _axis_candidates(nz: np.ndarray, a: np.ndarray, axis: int, blocks, nm) -> list[Candidate]:
+    it, h = a.dtype.itemsize, HEADER_COST
+    m2 = view2d(nz, axis)
+    rows, cols = m2.shape
+    kept = int(m2.any(1).sum())
+    out = [Candidate("slices", kept * cols * it + _ceil8(rows) + 8 * a.ndim + 3 * h, {"axis": axis})]
+    for br, bc in blocks:
+        grid = _tiles(m2, br, bc).any(axis=(2, 3))
+        size = int(grid.sum()) * br * bc * it + _ceil8(grid.size) + 8 * a.ndim + 3 * h
+        out.append(Candidate("blocks", size, {"axis": axis, "block": [br, bc]}))
+    for n, m in nm:
+        if cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1).max()) <= n:
+            count = rows * (cols // m) * n
+            out.append(Candidate("nm", count * it + _ceil8(count * _bits_of(m)) + 8 * a.ndim + 3 * h,
+                                 {"axis": axis, "n": n, "m": m}))
+    return out
+
+
+def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
+    order = {e: i for i, e in enumerate(ENCODINGS)}
+    return min(candidates(a, **kwargs), key=lambda c: (c.size, order[c.encoding]))
+
+
+def _tiles(m2: np.ndarray, br: int, bc: int) -> np.ndarray:
+    rows, cols = m2.shape
+    nbr, nbc = -(-rows // br), -(-cols // bc)
+    padded = np.zeros((nbr * br, nbc * bc), dtype=m2.dtype)
+    padded[:rows, :cols] = m2
+    return padded.reshape(nbr, br, nbc, bc).transpose(0, 2, 1, 3)
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+def _shape_array(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a.shape, dtype=np.int64)
+
+
+def encode_bitmask(a: np.ndarray) -> Encoded:
+    v = view2d(a)
+    mask = nonzero(v)
+    counts = mask.sum(1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    arrays = {"shape": _shape_array(a), "compressed": v[mask],
+              "bitmask": np.packbits(mask, axis=-1, bitorder="little"), "row_offsets": offsets}
+    return Encoded("bitmask", arrays)
+
+
+def encode_slices(a: np.ndarray, axis: int) -> Encoded:
+    v = view2d(a, axis)
+    keep = nonzero(v).any(1)
+    moved = np.moveaxis(a, axis, 0)
+    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(moved[keep]),
+              "slice_mask": np.packbits(keep, bitorder="little")}
+    return Encoded("slices", arrays, {"axis": axis})
+
+
+def encode_blocks(a: np.ndarray, axis: int, block: tuple[int, int]) -> Encoded:
+    br, bc = block
+    tiles = _tiles(view2d(a, axis), br, bc)
+    keep = nonzero(tiles).any(axis=(2, 3))
+    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(tiles[keep]),
+              "block_mask": np.packbits(keep.reshape(-1), bitorder="little")}
+    return Encoded("blocks", arrays, {"axis": axis, "block": [br, bc]})
+
+
+def encode_nm(a: np.ndarray, axis: int, n: int, m: int) -> Encoded:
+    v = view2d(a, axis)
+    groups = v.reshape(v.shape[0], -1, m)
+    order = np.argsort(~nonzero(groups), axis=-1, kind="stable")  # kept positions first
+    idx = np.sort(order[..., :n], axis=-1)
+    values = np.take_along_axis(groups, idx, axis=-1).reshape(v.shape[0], -1)
+    bits = (idx.reshape(-1, 1) >> np.arange(_bits_of(m))) & 1
+    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(values),
+              "indices": np.packbits(bits.reshape(-1).astype(np.uint8), bitorder="little")}
+    return Encoded("nm", arrays, {"axis": axis, "n": n, "m": m})
+
+
+def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
+    """Encode ``a`` with ``candidate`` (default: the smallest applicable encoding)."""
+    c = candidate or choose(a)
+    p = c.params
+    if c.encoding == "bitmask":
+        return encode_bitmask(a)
+    if c.encoding == "slices":
+        return encode_slices(a, p["axis"])
+    if c.encoding == "blocks":
+        return encode_blocks(a, p["axis"], tuple(p["block"]))
+    if c.encoding == "nm":
+        return encode_nm(a, p["axis"], p["n"], p["m"])
+    return Encoded("dense", {"": np.ascontiguousarray(a)})
+
+
+# ----------------------------------------------------------------------------- decoders
+
+
+def _expect(cond: bool, name: str, what: str) -> None:
+    if not cond:
+        raise damaged(name, what)
+
+
+def _check_shape(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+    shape = info.get("shape")
+    _expect(isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape) and len(shape) <= 8,
+            name, f"recorded shape {shape!r} is not a list of sizes")
+    stored = arrays["shape"]
+    _expect(stored.ndim == 1 and stored.dtype.kind in "iu" and stored.tolist() == shape, name,
+            f"{name}.shape {stored.tolist()} does not match the recorded shape {shape}")
+    return tuple(shape)
+
+
+def _check_axis(name: str, info: dict[str, Any], shape: tuple[int, ...]) -> int:
+    axis = info.get("axis", 0)
+    _expect(isinstance(axis, int) and 0 <= axis < max(1, len(shape)) and (axis == 0 or len(shape) >= 2),
+            name, f"axis {axis!r} does not fit shape {list(shape)}")
+    return axis
+
+
+def _rows_cols(shape: tuple[int, ...], axis: int) -> tuple[int, int]:
+    if len(shape) < 2:
+        return 1, int(np.prod(shape, dtype=np.int64)) if shape else 1
+    rows = shape[axis]
+    return rows, int(np.prod(shape, dtype=np.int64)) // max(rows, 1) if rows else 0
+
+
+def _unpack(name: str, packed: np.ndarray, count: int, what: str) -> np.ndarray:
+    _expect(packed.dtype == np.uint8 and packed.ndim == 1 and packed.size == _ceil8(count), name,
+            f"{what} holds {packed.size} bytes but {count} bits need {_ceil8(count)}")
+    return np.unpackbits(packed, count=count, bitorder="little").astype(bool)
+
+
+def decode_bitmask(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    rows, cols = _rows_cols(shape, 0)
+    bitmask, values, offsets = arrays["bitmask"], arrays["compressed"], arrays["row_offsets"]
+    _expect(bitmask.dtype == np.uint8 and bitmask.shape == (rows, _ceil8(cols)), name,
+            f"bitmask shape {list(bitmask.shape)} does not fit {rows} rows x {cols} columns")
+    mask = np.unpackbits(bitmask, axis=-1, count=cols, bitorder="little").astype(bool)
+    counts = mask.sum(1)
+    _expect(values.ndim == 1 and values.size == int(counts.sum()), name,
+            f"the mask has {int(counts.sum())} set bits but {values.size} values are stored")
+    expected = np.concatenate([[0], np.cumsum(counts)[:-1]]) if rows else np.zeros(0)
+    _expect(offsets.ndim == 1 and offsets.dtype.kind in "iu" and offsets.shape == (rows,)
+            and np.array_equal(offsets, expected), name, "row_offsets are out of range or do not match the mask")
+    out = np.zeros((rows, cols), dtype=values.dtype)
+    out[mask] = values
+    return out.reshape(shape)
+
+
+def decode_slices(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    axis = _check_axis(name, info, shape)
+    _expect(len(shape) >= 1, name, "a slice encoding needs at least one dimension")
+    keep = _unpack(name, arrays["slice_mask"], shape[axis], "slice_mask")
+    rest = tuple(s for i, s in enumerate(shape) if i != axis)
+    values = arrays["compressed"]
+    _expect(values.shape == (int(keep.sum()),) + rest, name,
+            f"{int(keep.sum())} kept slices of {list(rest)} need compressed shape "
+            f"{[int(keep.sum()), *rest]}, found {list(values.shape)}")
+    out = np.zeros((shape[axis],) + rest, dtype=values.dtype)
+    out[keep] = values
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+
+
+def decode_blocks(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    axis = _check_axis(name, info, shape)
+    block = info.get("block")
+    _expect(isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block),
+            name, f"block {block!r} is not two positive sizes")
+    br, bc = block
+    rows, cols = _rows_cols(shape, axis)
+    nbr, nbc = -(-rows // br), -(-cols // bc)
+    keep = _unpack(name, arrays["block_mask"], nbr * nbc, "block_mask").reshape(nbr, nbc)
+    values = arrays["compressed"]
+    _expect(values.shape == (int(keep.sum()), br, bc), name,
+            f"{int(keep.sum())} kept {br}x{bc} blocks do not match compressed shape {list(values.shape)}")
+    tiles = np.zeros((nbr, nbc, br, bc), dtype=values.dtype)
+    tiles[keep] = values
+    mat = tiles.transpose(0, 2, 1, 3).reshape(nbr * br, nbc * bc)[:rows, :cols]
+    return _from2d(np.ascontiguousarray(mat), shape, axis)
+
+
+def decode_nm(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    axis = _check_axis(name, info, shape)
+    n, m = info.get("n"), info.get("m")
+    _expect(isinstance(n, int) and isinstance(m, int) and 1 <= n <= m <= 256, name, f"bad n:m {n}:{m}")
+    rows, cols = _rows_cols(shape, axis)
+    _expect(cols % m == 0, name, f"{cols} columns are not a multiple of m={m}")
+    values = arrays["compressed"]
+    _expect(values.shape == (rows, cols // m * n), name,
+            f"compressed shape {list(values.shape)} should be {[rows, cols // m * n]}")
+    bits = _bits_of(m)
+    flat = _unpack(name, arrays["indices"], values.size * bits, "indices").reshape(-1, bits)
+    idx = (flat.astype(np.int64) << np.arange(bits)).sum(1).reshape(rows, cols // m, n)
+    _expect(bool((idx < m).all()) and bool((np.diff(idx, axis=-1) > 0).all()), name,
+            "n:m indices are out of range or repeat inside a group")
+    groups = np.zeros((rows, cols // m, m), dtype=values.dtype)
+    np.put_along_axis(groups, idx, values.reshape(rows, cols // m, n), axis=-1)
+    return _from2d(groups.reshape(rows, cols), shape, axis)
+
+
+def decode_dense(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    return arrays[""]
+
+
+DECODERS: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], np.ndarray]] = {
+    "dense": decode_dense, "bitmask": decode_bitmask, "slices": decode_slices,
+    "blocks": decode_blocks, "nm": decode_nm,
+}
+
+
+def decode(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Rebuild the dense array of tensor ``name`` from its stored arrays (validated)."""
+    encoding = info.get("encoding", "dense")
+    if encoding not in DECODERS:
+        raise damaged(name, f"unknown encoding {encoding!r} (this gancompress reads {', '.join(ENCODINGS)})")
+    wanted = ("",) if encoding == "dense" else SUFFIXES[encoding]
+    missing = [f"{name}.{s}" if s else name for s in wanted if s not in arrays]
+    if missing:
+        raise damaged(name, f"missing arrays {', '.join(missing)}")
+    try:
+        return DECODERS[encoding](name, info, arrays)
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:
+        raise damaged(name, f"cannot be decoded ({exc})") from None

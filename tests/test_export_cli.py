@@ -1,0 +1,84 @@
+"""`gancompress export`: exit codes, messages, --force, --json, no half-written files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gancompress.api import load
+from gancompress.archs import ArchSpec, build
+from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.cli.main import app
+
+SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    g = build(SPEC).eval()
+    masks = {n: torch.rand(p.shape) > 0.9 for n, p in g.named_parameters() if p.ndim == 4}
+    path = tmp_path / "pruned.safetensors"
+    save_bundle(GanBundle(g, SPEC, masks=masks), path)
+    return path
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, ["export", *args])
+
+
+def test_export_json_and_overwrite_rules(tmp_path, checkpoint):
+    out = tmp_path / "g.safetensors"
+    r = _run(str(checkpoint), "-o", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["path"] == str(out) and doc["format"] == "sparse" and doc["ratio"] < 0.5
+    assert doc["file_bytes"] == out.stat().st_size
+    before = out.read_bytes()
+    r = _run(str(checkpoint), "-o", str(out), "--format", "dense")
+    assert r.exit_code == 2 and "already exists" in r.stderr and "--force" in r.stderr
+    assert out.read_bytes() == before
+    r = _run(str(checkpoint), "-o", str(out), "--format", "dense", "--force")
+    assert r.exit_code == 0 and "wrote" in r.output and "dense float32" in r.output
+    assert not list(tmp_path.glob(".*.tmp"))
+    load(out)
+
+
+@pytest.mark.parametrize("fmt", ["shrunk", "sparse"])
+def test_export_formats_and_dtype(tmp_path, checkpoint, fmt):
+    out = tmp_path / f"{fmt}.safetensors"
+    r = _run(str(checkpoint), "-o", str(out), "--format", fmt, "--dtype", "float16", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dtype"] == "float16"
+    assert next(load(out).parameters()).dtype == torch.float16
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "zip"], "unknown export format"),
+    (["--dtype", "int8"], "unknown dtype"),
+])
+def test_bad_options_exit_2(tmp_path, checkpoint, args, message):
+    out = tmp_path / "g.safetensors"
+    r = _run(str(checkpoint), "-o", str(out), *args)
+    assert r.exit_code == 2 and message in r.stderr
+    assert not out.exists()
+
+
+def test_missing_source_and_help(tmp_path):
+    r = _run(str(tmp_path / "nope.pt"), "-o", str(tmp_path / "g.safetensors"))
+    assert r.exit_code == 2 and "no such file" in r.stderr
+    r = _run("--help")
+    assert r.exit_code == 0 and "Example: gancompress export" in r.stdout
+
+
+def test_onnx_is_clear_about_its_extra(tmp_path, checkpoint):
+    out = tmp_path / "g.onnx"
+    r = _run(str(checkpoint), "-o", str(out), "--format", "onnx")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        assert r.exit_code == 2 and "pip install onnx" in r.stderr and not out.exists()
+    else:
+        assert r.exit_code == 0 and out.stat().st_size > 0
