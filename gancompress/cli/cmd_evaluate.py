@@ -1,11 +1,136 @@
-"""`gancompress evaluate` (placeholder until its issue lands)."""
+"""`gancompress evaluate SOURCE [--reference SRC ...]`: quality, fidelity to the dense model and cost."""
 from __future__ import annotations
 
-from ..errors import GanCompressError
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
 from .errors import handle_errors
+from .options import BatchSize, Device, Force, Json, Quiet, Seed, Source, TrustPickle
+from .output import human_console, human_size, print_json, progress_callback
+
+Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
+Real = Annotated[Optional[str], typer.Option("--real", help="Real images for FID/KID/PRC: a folder, or builtin:digits (the default for 16x16 one-channel digits models).")]
+Extractor = Annotated[Optional[str], typer.Option("--extractor", help="Feature extractor: digits (bundled, offline) or inception (needs its weights file). Default: digits for 16x16 one-channel models, else inception.")]
+InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS).")]
+Samples = Annotated[Optional[Path], typer.Option("--samples", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
+Out = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON report to this file.")]
+
+Fid = Annotated[bool, typer.Option("--fid", help="Frechet distance to the real data.")]
+Kid = Annotated[bool, typer.Option("--kid", help="Kernel (MMD) distance to the real data.")]
+Isc = Annotated[bool, typer.Option("--isc", help="Inception-style score from the extractor's logits.")]
+Prc = Annotated[bool, typer.Option("--prc", help="Precision and recall against the real data.")]
+NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model.")]
+Latency = Annotated[bool, typer.Option("--latency", help="Measure median batch-1 latency and throughput at --batch-size.")]
+MaxFid = Annotated[Optional[float], typer.Option("--max-fid", help="Gate: fail (exit 3) when the model's FID is above X.")]
+MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", help="Gate: fail when FID rises more than PCT percent over the first --reference.")]
+MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", help="Gate: fail when PSNR to the dense model is below X dB.")]
 
 
 @handle_errors
-def evaluate() -> None:
-    """Not implemented yet."""
-    raise GanCompressError("'evaluate' is not implemented yet in this version")
+def evaluate(
+    source: Source,
+    reference: Reference = None,
+    real: Real = None,
+    fid: Fid = False, kid: Kid = False, isc: Isc = False, prc: Prc = False,
+    extractor: Extractor = None,
+    inception_weights: InceptionWeights = None,
+    num_samples: NumSamples = 2000, batch_size: BatchSize = 64, seed: Seed = 0, device: Device = "auto",
+    latency: Latency = False,
+    samples: Samples = None,
+    json_out: Json = False,
+    out: Out = None,
+    max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
+    force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
+) -> None:
+    """Measure FID/KID/ISC/PRC, fidelity to the dense model (PSNR/SSIM) and cost of a generator.
+
+    Example: gancompress evaluate pruned.safetensors --reference builtin:digits-dcgan --fid --latency --samples grid.png --max-fid-increase 10
+    """
+    from ..evaluate import EvaluateConfig, evaluate as run_evaluate, progress_total
+
+    config = EvaluateConfig(
+        sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
+        num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
+        samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
+        min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
+    )
+    with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:
+        report = run_evaluate(config, on_progress=lambda done, total, info: update(done, info))
+    if json_out:
+        print_json(report.to_json())
+    else:
+        _print(report)
+    report.raise_for_gates()
+
+
+# (key, header, lower is better, format)
+COLUMNS: list[tuple[str, str, bool, str]] = [
+    ("fid", "FID", True, ".3f"), ("kid_mean", "KID", True, ".4f"), ("isc_mean", "ISC", False, ".3f"),
+    ("precision", "precision", False, ".3f"), ("recall", "recall", False, ".3f"),
+    ("psnr", "PSNR dB", False, ".2f"), ("ssim", "SSIM", False, ".4f"), ("parameters", "params", True, ","),
+    ("nonzeros", "nonzeros", True, ","), ("macs_dense", "MACs", True, ","), ("macs_effective", "eff. MACs", True, ","),
+    ("file_size", "size", True, "size"), ("latency_ms", "latency ms", True, ".3f"),
+    ("throughput", "samples/s", False, ",.0f"),
+]
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return human_size(value) if spec == "size" else format(value, spec)
+
+
+def _best(values: list[Any], lower: bool) -> Any:
+    present = [v for v in values if v is not None]
+    if len(present) < 2 or len(set(present)) == 1:
+        return None
+    return min(present) if lower else max(present)
+
+
+def _cell(value: Any, spec: str, best: Any) -> str:
+    text = _fmt(value, spec)
+    return f"[bold green]{text}[/]" if best is not None and value == best else text
+
+
+def _delta_cell(delta: dict | None) -> str:
+    if not delta or delta.get("pct") is None or math.isinf(delta["pct"]):
+        return ""
+    return f"[dim]{delta['pct']:+.1f}%[/]"
+
+
+def _table(report: Any):
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = [r.to_dict() for r in report.rows]
+    columns = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    table = Table(title="evaluate (best per column in green; dim rows: change vs the first reference)", title_justify="left")
+    table.add_column("model")
+    for _, header, _, _ in columns:
+        table.add_column(header, justify="right")
+    deltas = list(report.deltas.values())
+    for i, (row, model_row) in enumerate(zip(rows, report.rows)):
+        table.add_row(escape(model_row.label), *[_cell(row.get(k), spec, _best([r.get(k) for r in rows], low))
+                                                 for k, _, low, spec in columns])
+        delta = deltas[0 if i == 0 else i - 1] if i != 1 and deltas else None
+        if delta:
+            table.add_row("[dim]  vs reference[/]", *[_delta_cell(delta.get(k)) for k, _, _, _ in columns])
+    return table
+
+
+def _print(report: Any) -> None:
+    from rich.markup import escape
+
+    console = human_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    console.print(_table(report))
+    for note in report.notes:
+        console.print(f"note: {escape(note)}")
+    for gate in report.gates:
+        console.print(f"gate {gate.option} {gate.threshold:g}: {'passed' if gate.passed else 'FAILED'}")

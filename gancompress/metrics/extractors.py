@@ -1,0 +1,195 @@
+"""Feature extractors for FID/KID/ISC/PRC, registered both here and with torch-fidelity.
+
+Every extractor takes what torch-fidelity feeds it: ``uint8`` images ``(N, C, H, W)`` in
+``0..255``. Two are built in:
+
+- ``digits``: the bundled 16x16 digits classifier (:mod:`.digits_classifier`); its
+  penultimate activations are the features (FID, KID, PRC), its logits feed ISC. Works offline.
+- ``inception``: torch-fidelity's ``inception-v3-compat`` (the standard FID network). Its
+  weights file ``weights-inception-2015-12-05-6726825d.pth`` is taken from ``--inception-weights``,
+  then ``$GANCOMPRESS_INCEPTION_WEIGHTS``, then the torch hub cache
+  (``torch.hub.get_dir()/checkpoints``); nothing is ever downloaded.
+
+Your own: :func:`register_module_extractor` with a builder returning a module that has
+``features(x)`` (``x`` float in ``[-1, 1]``) and either a ``head`` (features -> logits) or a
+``forward`` returning logits. Registration is idempotent (same name -> the existing one).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+from ..errors import InputError
+from ..registry import Registry
+
+FIDELITY_PREFIX = "gancompress-"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_ENV = "GANCOMPRESS_INCEPTION_WEIGHTS"
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+
+
+@dataclass(frozen=True)
+class ExtractorOptions:
+    """What an extractor may need from the user (only Inception needs anything)."""
+
+    inception_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """One feature extractor: its torch-fidelity name and what it needs.
+
+    ``channels``: the channel count it wants (3 for Inception; ``None``: as generated).
+    ``fingerprint()``: identifies the weights, for the reference-statistics cache key.
+    ``fidelity_kwargs(options)``: extra ``calculate_metrics`` arguments; raises
+    :class:`InputError` (before any work) when something it needs is missing.
+    """
+
+    name: str
+    fidelity_name: str
+    channels: int | None = None
+    fingerprint: Callable[[], str] = field(default=lambda: "")
+    fidelity_kwargs: Callable[[ExtractorOptions], dict[str, Any]] = field(default=lambda options: {})
+
+
+EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
+
+
+class ModuleFeatureExtractor(FeatureExtractorBase):
+    """A torch-fidelity extractor around a module with ``features`` (and logits)."""
+
+    build: ClassVar[Callable[[], nn.Module]]
+    calls: ClassVar[int] = 0  # batches seen by this class (tests use it to see cache hits)
+
+    def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+        super().__init__(name, features_list)
+        self.net = type(self).build()
+        self.net.eval().requires_grad_(False)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "logits" if metric == "isc" else "features"
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.dtype != torch.uint8 or x.dim() != 4:
+            raise ValueError(f"expected uint8 images (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        type(self).calls += 1
+        images = x.float() / 127.5 - 1.0
+        feats = self.net.features(images)
+        out = {"features": feats.float()}
+        if "logits" in self.features_list:
+            head = getattr(self.net, "head", None)
+            out["logits"] = (head(feats) if head is not None else self.net(images)).float()
+        return tuple(out[name] for name in self.features_list)
+
+
+def register_module_extractor(name: str, build: Callable[[], nn.Module], *, channels: int | None = None,
+                              fingerprint: Callable[[], str] | None = None) -> Extractor:
+    """Register ``build``'s module as extractor ``name`` (torch-fidelity: ``gancompress-<name>``)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if name in EXTRACTORS:
+        return EXTRACTORS.get(name)
+    fidelity_name = FIDELITY_PREFIX + name
+    if fidelity_name not in FEATURE_EXTRACTORS_REGISTRY:
+        cls = type(f"FeatureExtractor_{name.replace('-', '_')}", (ModuleFeatureExtractor,),
+                   {"build": staticmethod(build), "calls": 0})
+        register_feature_extractor(fidelity_name, cls)
+    extractor = Extractor(name, fidelity_name, channels, fingerprint or (lambda: name))
+    EXTRACTORS.add(name, extractor)
+    return extractor
+
+
+def extractor_class(extractor: Extractor) -> type:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    return FEATURE_EXTRACTORS_REGISTRY[extractor.fidelity_name]
+
+
+def inception_candidates(explicit: str | None) -> list[tuple[str, Path]]:
+    """Where the Inception weights are looked for, in order: (what, path)."""
+    found: list[tuple[str, Path]] = []
+    if explicit:
+        found.append(("--inception-weights", Path(explicit).expanduser()))
+    if os.environ.get(INCEPTION_ENV):
+        found.append((INCEPTION_ENV, Path(os.environ[INCEPTION_ENV]).expanduser()))
+    found.append(("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE))
+    return found
+
+
+def find_inception_weights(explicit: str | None = None) -> Path:
+    """The Inception-v3 weights file, or an :class:`InputError` saying what to put where."""
+    candidates = inception_candidates(explicit)
+    for what, path in candidates[:-1]:
+        if not path.is_file():
+            raise InputError(f"{what} {path}: no such file; it must be torch-fidelity's {INCEPTION_FILE}")
+        return path
+    hub = candidates[-1][1]
+    if hub.is_file():
+        return hub
+    raise InputError(
+        f"--extractor inception needs the Inception-v3 weights {INCEPTION_FILE} and they cannot be downloaded "
+        f"here; put the file at {hub} or pass --inception-weights PATH (or set {INCEPTION_ENV}); get it from {INCEPTION_URL}"
+    )
+
+
+def _inception_kwargs(options: ExtractorOptions) -> dict[str, Any]:
+    return {"feature_extractor_weights_path": str(find_inception_weights(options.inception_weights))}
+
+
+@functools.lru_cache(maxsize=4)
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _digits_fingerprint() -> str:
+    from .digits_classifier import default_weights_path
+
+    path = default_weights_path()
+    return "digits:" + (file_digest(str(path)) if path.is_file() else "missing")
+
+
+def _load_digits() -> nn.Module:
+    from .digits_classifier import load_digits_classifier
+
+    try:
+        return load_digits_classifier()
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc}; or choose another --extractor") from None
+
+
+def register_builtin_extractors() -> None:
+    """Register ``digits`` and ``inception`` (safe to call any number of times)."""
+    register_module_extractor("digits", _load_digits, fingerprint=_digits_fingerprint)
+    if "inception" not in EXTRACTORS:
+        EXTRACTORS.add("inception", Extractor("inception", "inception-v3-compat", 3,
+                                              lambda: "inception-v3-compat:" + INCEPTION_FILE, _inception_kwargs))
+
+
+def get_extractor(name: str) -> Extractor:
+    """The registered extractor ``name`` (an :class:`InputError` listing the valid ones otherwise)."""
+    register_builtin_extractors()
+    return EXTRACTORS.get(name)
+
+
+register_builtin_extractors()
