@@ -48,3 +48,13 @@ def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
 
 def atomic_write_text(path: Path, text: str, *, force: bool = False) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
+
+
+def derived_output(source: str, tag: str, suffix: str = ".safetensors") -> Path:
+    """``<stem>.<tag><suffix>`` beside a local input; in the current directory for hf:// and builtin:."""
+    if source.startswith(("hf://", "builtin:")):
+        stem = source.rstrip("/").replace("builtin:", "").split("/")[-1].split("@")[0]
+        return Path.cwd() / f"{Path(stem).stem}.{tag}{suffix}"
+    path = Path(source).expanduser()
+    stem = path.name if path.is_dir() else path.stem
+    return path.parent / f"{stem}.{tag}{suffix}"

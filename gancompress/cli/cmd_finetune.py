@@ -1,11 +1,93 @@
-"""`gancompress finetune` (placeholder until its issue lands)."""
+"""`gancompress finetune`: recover a pruned generator with its discriminator as the judge."""
 from __future__ import annotations
 
-from ..errors import GanCompressError
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..finetune import defaults as D
 from .errors import handle_errors
+from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
+from .stdio import emit_written, source_from_stdin
+from .output import human_console, notice, print_json, progress_callback
+
+Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits (needed by every method that uses D).")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="The recovered checkpoint (.safetensors; default <stem>.ft.safetensors beside the input); log, samples and resume state go beside it.")]
+Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
+Disc = Annotated[Optional[str], typer.Option("--discriminator", help="Checkpoint holding the discriminator, when the input has none.")]
+Inputs = Annotated[Optional[str], typer.Option("--inputs", help="Input images for image-to-image generators (a folder).")]
+Method = Annotated[str, typer.Option("--method", help="hybrid, self-supervised, finetune, distill or none (one-shot prune, no training).")]
+Loss = Annotated[Optional[str], typer.Option("--loss", help="GAN loss profile: ns, hinge, lsgan, wgan-gp, ... (default: the architecture's).")]
+Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
+Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
+Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps.")]
+LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
+LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
+Sparsity = Annotated[Optional[float], typer.Option("--sparsity", help="Prune a dense input gradually (AGP) to this fraction of zeros.")]
+Granularity = Annotated[str, typer.Option("--granularity", help="Pruning granularity for --sparsity (element, vector, kernel, filter, block, nm).")]
+Ramp = Annotated[float, typer.Option("--ramp-fraction", help="Fraction of the steps over which sparsity rises to the target.")]
+PruneFL = Annotated[bool, typer.Option("--prune-first-last", help="Also prune the first and last layers.")]
+Freeze = Annotated[bool, typer.Option("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
+StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
+R1 = Annotated[float, typer.Option("--r1-gamma", help="R1 penalty on D (0: off).")]
+Amp = Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (no effect on the CPU).")]
+LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
+SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
+SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the state beside -o.")]
 
 
 @handle_errors
-def finetune() -> None:
-    """Not implemented yet."""
-    raise GanCompressError("'finetune' is not implemented yet in this version")
+def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = None, teacher: Teacher = None, discriminator: Disc = None,
+             inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
+             steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
+             sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
+             prune_first_last: PruneFL = False, freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
+             r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
+             json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False) -> None:
+    """Recover a pruned (or prune a dense) generator by self-supervised fine-tuning against its discriminator.
+
+    Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
+
+    Example: gancompress finetune builtin:digits-dcgan --sparsity 0.75 --data builtin:digits -o d75.safetensors
+    """
+    from ..finetune import FinetuneConfig, run_finetune
+    from ..io_utils import derived_output
+
+    source = source_from_stdin(source)
+    output = output or derived_output(source, "ft")
+    config = FinetuneConfig(
+        source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
+        method=method, loss=loss, lam=lam, mu=mu, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+        sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction, prune_first_last=prune_first_last,
+        freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
+        device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
+        resume=resume, force=force, trust_pickle=trust_pickle)
+    with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
+        result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
+    for note in result.notes:
+        notice(f"note: {note}", quiet=quiet or json_out)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    if not quiet:
+        _print(result.to_dict())
+    emit_written(Path(result.to_dict()["output"]))
+
+
+def _info(metrics: dict[str, float]) -> str:
+    labels = (("L_GC", "L_GC"), ("L_DC", "L_DC"), ("l1", "L1"), ("d_loss", "D"), ("sparsity", "sparsity"))
+    return "  ".join(f"{label} {metrics[key]:.4g}" for key, label in labels if key in metrics)
+
+
+def _print(result: dict[str, Any]) -> None:
+    console = human_console()
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items())
+    sp = result["sparsity"]
+    console.print(f"{result['method']} ({result['loss']} loss), {result['steps']} steps, {result['seconds']:.1f} s", markup=False)
+    console.print(f"final: {metrics or '-'}", markup=False)
+    console.print(f"sparsity: {sp['all']:.1%} of all conv/linear weights, {sp['pruned']:.1%} of pruned layers", markup=False)
+    if result["log"]:
+        console.print(f"log: {result['log']}", markup=False)

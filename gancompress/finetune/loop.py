@@ -1,0 +1,188 @@
+"""``run_finetune``: the recovery loop with logging, samples, checkpoints, resume and guards."""
+from __future__ import annotations
+
+import signal
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import GanCompressError, InputError, NonFiniteLoss
+from ..io_utils import check_writable
+from .config import FinetuneConfig, resolve_device
+from .outputs import RunLog, sample_grid, save_output, write_png
+from .setup import Setup, build_setup
+from .state import RunPaths, check_compatible, load_state, save_state
+from .trainer import NonFiniteStep, Trainer
+
+ProgressCallback = Callable[[int, dict[str, float]], None]
+SAMPLE_COUNT = 8
+
+
+class FinetuneInterrupted(GanCompressError):
+    """Ctrl-C: a resumable state was saved (exit code 130, like a shell's SIGINT)."""
+
+    exit_code = 130
+
+
+@dataclass
+class FinetuneResult:
+    output: Path
+    steps: int
+    method: str
+    loss: str
+    teacher: str
+    metrics: dict[str, float]
+    sparsity: dict[str, float]
+    target_sparsity: float | None
+    log: Path | None
+    samples: Path | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+def check_outputs(config: FinetuneConfig, paths: RunPaths) -> None:
+    """Refuse to clobber an output, an input, or an interrupted run's state (before any work)."""
+    source = Path(config.source)
+    if source.exists() and paths.output.exists() and source.resolve() == paths.output.resolve():
+        raise InputError(f"refusing to overwrite the input {paths.output}; choose another output with -o")
+    if config.resume:
+        return
+    if paths.state.exists() and not config.force:
+        raise InputError(f"an interrupted run left {paths.state}: pass --resume to continue it, or --force to start over")
+    if paths.output.exists() and not config.force:
+        raise InputError(f"{paths.output} already exists; pass --force to overwrite it or choose another -o")
+    check_writable(paths.output, force=config.force)
+
+
+def _clear_previous(paths: RunPaths) -> None:
+    paths.state.unlink(missing_ok=True)
+    if paths.samples.is_dir():
+        shutil.rmtree(paths.samples)
+
+
+@contextmanager
+def deferred_sigint() -> Iterator[dict[str, bool]]:
+    """Ctrl-C sets a flag checked between steps; a second Ctrl-C interrupts at once."""
+    flag = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag["hit"]:
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_finetune(config: FinetuneConfig, on_progress: ProgressCallback | None = None) -> FinetuneResult:
+    """Recover a pruned generator (see the package docstring). Writes nothing on bad input."""
+    started = time.perf_counter()
+    paths = RunPaths.for_output(config.output)
+    check_outputs(config, paths)
+    device = resolve_device(config.device)
+    setup = build_setup(config)
+    trainer = Trainer(setup, config, device)
+    metrics: dict[str, float] = {}
+    if config.resume:
+        state = load_state(paths.state)
+        check_compatible(state.config, config.resume_key(), paths.state)
+        trainer.load(state)
+        metrics = state.metrics
+    else:
+        _clear_previous(paths)
+        if config.method != "none":
+            trainer.begin()
+    if config.method != "none":
+        metrics = _train(trainer, setup, paths, on_progress, metrics)
+    else:
+        trainer.done = config.steps
+    trainer.finish_schedule()
+    save_output(paths.output, trainer, setup, metrics, completed=True)
+    paths.state.unlink(missing_ok=True)
+    return _result(trainer, setup, paths, metrics, time.perf_counter() - started)
+
+
+def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
+    notes = []
+    if config.amp and trainer.device.type != "cuda":
+        notes.append("--amp has no effect on the CPU (bf16 autocast is used on CUDA only)")
+    if config.freeze_discriminator and config.uses_discriminator:
+        notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
+    return notes
+
+
+def _result(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[str, float], seconds: float) -> FinetuneResult:
+    cfg = trainer.config
+    return FinetuneResult(
+        paths.output, trainer.done, cfg.method, setup.loss_name, setup.teacher_source, metrics, trainer.achieved(),
+        trainer.schedule.final if trainer.schedule else None,
+        paths.log if cfg.log_every and cfg.method != "none" else None,
+        paths.samples if cfg.sample_every and cfg.method != "none" else None, round(seconds, 3), _notes(cfg, trainer))
+
+
+def _due(every: int, k: int, steps: int) -> bool:
+    return bool(every) and (k % every == 0 or k == steps)
+
+
+def _train(trainer: Trainer, setup: Setup, paths: RunPaths, on_progress: ProgressCallback | None,
+           metrics: dict[str, float]) -> dict[str, float]:
+    cfg = trainer.config
+    log = RunLog(paths.log, resume_step=trainer.done if cfg.resume else None) if cfg.log_every else None
+    if log is not None and not cfg.resume:
+        log.write({"step": 0, "event": "start", "config": cfg.to_dict(), "loss": setup.loss_name,
+                   "teacher": setup.teacher_source, "device": str(trainer.device)})
+    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.sample_every else None
+    saved = trainer.done if cfg.resume else None
+    started = time.perf_counter()
+    with deferred_sigint() as flag:
+        while trainer.done < cfg.steps:
+            k = trainer.done + 1
+            batch = setup.sampler.draw(trainer.done, trainer.device)
+            try:
+                metrics = trainer.step(batch, monitor=_due(cfg.log_every, k, cfg.steps))
+            except NonFiniteStep as exc:
+                raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths)) from None
+            if log is not None and _due(cfg.log_every, k, cfg.steps):
+                log.write({"step": k, **metrics, "seconds": round(time.perf_counter() - started, 3)})
+            if fixed is not None and _due(cfg.sample_every, k, cfg.steps):
+                write_png(paths.samples / f"step_{k:06d}.png", sample_grid(trainer, fixed, setup.info.output_range))
+            if cfg.save_every and k % cfg.save_every == 0 and k < cfg.steps:
+                _checkpoint(trainer, setup, paths, metrics)
+                saved = k
+            try:
+                if on_progress is not None:
+                    on_progress(k, metrics)
+                if flag["hit"]:
+                    raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                _checkpoint(trainer, setup, paths, metrics)
+                raise FinetuneInterrupted(
+                    f"interrupted after step {k} of {cfg.steps}; state saved to {paths.state}: "
+                    "rerun the same command with --resume to continue") from None
+    return metrics
+
+
+def _checkpoint(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[str, float]) -> None:
+    save_state(paths.state, trainer.state(metrics))
+    save_output(paths.output, trainer, setup, metrics, completed=False)
+
+
+def _non_finite_message(k: int, exc: NonFiniteStep, saved: int | None, paths: RunPaths) -> str:
+    kept = (f"the last good checkpoint (step {saved}) is kept in {paths.output} and {paths.state}" if saved
+            else "nothing was written")
+    return (f"step {k}: the loss {exc.name} became {exc.value}; training stopped and {kept}. "
+            "Lower --lr-g/--lr-d, or try another --loss")

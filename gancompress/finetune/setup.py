@@ -1,0 +1,139 @@
+"""Everything a run needs before its first step: teacher, student, discriminator, loss, data."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..archs import ARCHITECTURES
+from ..checkpoint import GanBundle
+from ..errors import InputError
+from ..generation import GeneratorInfo, generator_info
+from ..losses import LossProfile, make_loss
+from ..loading import LoadOptions, load_bundle
+from .batches import Sampler, downsample
+from .config import FinetuneConfig
+
+
+@dataclass
+class Setup:
+    bundle: GanBundle                 # the input, as loaded
+    teacher: nn.Module                # G_O, frozen
+    teacher_source: str
+    student: nn.Module                # G_C
+    masks: dict[str, torch.Tensor]    # the input's masks (empty when dense)
+    discriminator: nn.Module | None
+    d_source: str | None
+    conditional: bool
+    info: GeneratorInfo
+    profile: LossProfile
+    loss_name: str
+    sampler: Sampler
+    notes: list[str] = field(default_factory=list)
+
+
+def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
+    try:
+        return load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle))
+    except InputError as exc:
+        raise InputError(f"{what} {source}: {exc}") from None
+
+
+def _teacher_source(bundle: GanBundle, config: FinetuneConfig) -> str | None:
+    if config.teacher:
+        return config.teacher
+    for key in ("pruning", "provenance"):
+        doc = bundle.meta.get(key)
+        src = doc.get("source") if isinstance(doc, dict) else None
+        if src and src != config.source:
+            return str(src)
+    return None
+
+
+def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module, str]:
+    """The dense generator G_O: ``--teacher``, else the input itself when dense, else its recorded source."""
+    if not config.teacher and not bundle.masks:
+        return copy.deepcopy(bundle.generator), config.source
+    source = _teacher_source(bundle, config)
+    if source is None:
+        raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
+    teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    if type(teacher) is not type(bundle.generator) or _shapes(teacher) != _shapes(bundle.generator):
+        raise InputError(f"the teacher {source} is not the same architecture as {config.source}; pass the matching dense checkpoint with --teacher")
+    return teacher, source
+
+
+def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
+    if config.discriminator:
+        other = _load(config.discriminator, config, "--discriminator")
+        if other.discriminator is None:
+            raise InputError(f"--discriminator {config.discriminator}: no discriminator found in it")
+        return other.discriminator, other.d_spec, config.discriminator
+    if bundle.discriminator is not None:
+        return bundle.discriminator, bundle.d_spec, config.source
+    if config.uses_discriminator:
+        raise InputError(f"{config.source} has no discriminator and method {config.method} needs one: "
+                         "pass --discriminator SOURCE (or use --method distill, which needs none)")
+    return None, None, None
+
+
+def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig) -> tuple[LossProfile, str]:
+    d_arch = ARCHITECTURES.get(d_spec.name) if d_spec is not None and d_spec.name in ARCHITECTURES else None
+    g_arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
+    name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
+    return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
+
+
+def is_conditional(d_spec: Any, info: GeneratorInfo) -> bool:
+    if d_spec is None or d_spec.name != "patchgan-d" or info.input_kind != "image":
+        return False
+    from ..archs.pix2pix import patchgan_conditional
+
+    return patchgan_conditional(d_spec.kwargs, info.input_shape[0], info.output_shape[0])
+
+
+def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Real images at the generator's output size/range, and input images for image generators."""
+    from ..data import load_real
+
+    c, h, w = info.output_shape
+    if h != w:
+        raise InputError(f"the generator makes {h}x{w} images; only square outputs are supported for training data")
+    real = load_real(config.data, size=h, channels=c, value_range=info.output_range) if config.data else None
+    if info.input_kind != "image":
+        return real, None
+    if config.inputs:
+        inputs = load_real(config.inputs, size=info.input_shape[-1], channels=info.input_shape[0], value_range=info.output_range)
+        if conditional and real is not None and inputs.shape[0] != real.shape[0]:
+            raise InputError(f"the conditional discriminator needs paired images: --inputs has {inputs.shape[0]}, --data {real.shape[0]}")
+        return real, inputs
+    if real is not None and info.input_shape[-1] < h and info.input_shape[0] == c:
+        return real, downsample(real, info.input_shape)
+    raise InputError("an image-to-image generator needs its input images: pass --inputs FOLDER "
+                     "(paired with --data by sorted file order when the discriminator is conditional)")
+
+
+def build_setup(config: FinetuneConfig) -> Setup:
+    """Load and check everything; writes nothing."""
+    bundle = _load(config.source, config, "input")
+    teacher, teacher_source = resolve_teacher(bundle, config)
+    discriminator, d_spec, d_source = resolve_discriminator(bundle, config)
+    if discriminator is not None and bundle.discriminator is not discriminator:
+        bundle.discriminator, bundle.d_spec = discriminator, d_spec
+    profile, loss_name = resolve_loss(bundle, d_spec, config)
+    info = generator_info(bundle)
+    conditional = is_conditional(d_spec, info)
+    real, inputs = load_images(config, info, conditional)
+    paired = conditional or (inputs is not None and not config.inputs)
+    sampler = Sampler(config.seed, config.batch_size, info.input_kind, info.input_shape, real, inputs, paired)
+    student = copy.deepcopy(bundle.generator)
+    masks = {k: v.to(torch.bool) for k, v in bundle.masks.items()}
+    return Setup(bundle, teacher, teacher_source, student, masks, discriminator, d_source, conditional,
+                 info, profile, loss_name, sampler)

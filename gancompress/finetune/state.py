@@ -1,0 +1,88 @@
+"""Files beside the output, and the resumable training state.
+
+For ``-o out.safetensors``: ``out.log.jsonl`` (JSON lines), ``out_samples/step_NNNNNN.png``
+(teacher row above student row on fixed inputs) and ``out.resume.pt`` (the state a
+``--resume`` continues from; deleted when the run completes).
+
+The state holds the step, the student and discriminator weights (with BatchNorm buffers), both
+Adam states, the masks, the current schedule sparsity and the resolved config. Randomness is
+derived from ``(seed, step)`` (see ``data.py``), so no RNG stream needs saving: a resumed run
+is bit-identical to an uninterrupted one on the CPU. It is a ``torch.save`` file of tensors
+and plain containers, loaded with ``weights_only=True`` (no code runs on load).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..io_utils import atomic_write
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    output: Path
+    log: Path
+    samples: Path
+    state: Path
+
+    @classmethod
+    def for_output(cls, output: Path) -> "RunPaths":
+        output = Path(output)
+        stem = output.with_suffix("") if output.suffix else output
+        return cls(output, Path(f"{stem}.log.jsonl"), Path(f"{stem}_samples"), Path(f"{stem}.resume.pt"))
+
+
+@dataclass
+class TrainState:
+    step: int
+    student: dict[str, torch.Tensor]
+    discriminator: dict[str, torch.Tensor] | None
+    opt_g: dict[str, Any] | None
+    opt_d: dict[str, Any] | None
+    masks: dict[str, torch.Tensor]
+    sparsity: float | None
+    config: dict[str, Any]
+    metrics: dict[str, float]
+
+
+def _cpu(sd: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    return None if sd is None else {k: v.detach().cpu().clone() for k, v in sd.items()}
+
+
+def save_state(path: Path, state: TrainState) -> Path:
+    payload = {
+        "version": STATE_VERSION, "step": state.step, "student": _cpu(state.student),
+        "discriminator": _cpu(state.discriminator), "opt_g": state.opt_g, "opt_d": state.opt_d,
+        "masks": _cpu(state.masks), "sparsity": state.sparsity,
+        "config": json.dumps(state.config, sort_keys=True), "metrics": json.dumps(state.metrics),
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp), force=True)
+
+
+def load_state(path: Path) -> TrainState:
+    if not path.is_file():
+        raise InputError(f"nothing to resume: {path} does not exist (it is removed when a run completes); run without --resume")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise InputError(f"{path}: unreadable resume state ({type(exc).__name__}); delete it and start over with --force") from None
+    if data.get("version") != STATE_VERSION:
+        raise InputError(f"{path}: resume state version {data.get('version')!r} is not supported; start over with --force")
+    return TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
+                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]))
+
+
+def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse a resume whose training options differ from the interrupted run's."""
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if diff:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff[:4])
+        raise InputError(f"--resume: the options differ from the interrupted run in {path} ({detail}); "
+                         "resume with the same options, or start over with --force")

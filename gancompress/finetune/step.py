@@ -1,0 +1,189 @@
+"""One training step, written so the methods share work.
+
+Per step, D sees the real batch once and, for the consistency methods, the teacher's and the
+student's fakes in ONE concatenated batch. Both updates come from that single forward: D's
+loss is backpropagated into D's parameters only and G_C's loss into G_C's parameters only
+(``backward(inputs=...)``), then both optimizers step (a simultaneous update). A plain GAN
+step (D(real), D(fake.detach()), D(fake)) also runs D on 3 batches, so the extra cost of the
+self-supervised step is mainly the teacher's no-grad forward.
+
+BatchNorm in D (PyTorch's DCGAN D): D runs in train mode on two batches, reals and fakes, as
+in that example's own training loop; the teacher's and student's fakes share one batch, so
+their batch statistics are pooled (a fake-only batch, twice as large). The teacher generator
+always runs in eval mode under ``no_grad``. The student runs in eval mode too by default
+(``student_mode="eval"``): its normalisation layers use running statistics, like the teacher
+and like inference, so the two are compared like for like; ``"train"`` lets BatchNorm use
+batch statistics and update its running averages.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+from torch import Tensor, nn
+
+from ..losses import LossProfile, consistency, r1_penalty, total
+from .batches import StepData
+
+CONSISTENCY_METHODS = ("self-supervised", "hybrid")
+
+
+@dataclass
+class StepOptions:
+    method: str
+    lam: float
+    mu: float
+    train_d: bool
+    r1_gamma: float = 0.0
+    r1_every: int = 4
+    conditional: bool = False
+    autocast: Callable[[], ContextManager] = nullcontext
+
+
+@dataclass
+class StepLosses:
+    g_loss: Tensor | None
+    d_loss: Tensor | None
+    metrics: dict[str, Tensor]
+
+
+def critic(d: nn.Module, cond: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """D as a function of images (a conditional D gets ``concat(input, image)``)."""
+    if cond is None:
+        return d
+    return lambda images: d(torch.cat([cond.to(images.dtype), images], dim=1))
+
+
+def l1_to_teacher(fake_c: Tensor, fake_o: Tensor) -> Tensor:
+    """Per-sample L1 between student and teacher outputs, normalised by mean |G_O(x)|."""
+    return (fake_c.float() - fake_o.float()).abs().mean() / (fake_o.float().abs().mean() + 1e-8)
+
+
+def _d_outputs(d: nn.Module, batch: StepData, fake_o: Tensor | None, fake_c: Tensor,
+               opts: StepOptions) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """D(real) once, and D on [fake_O; fake_C] as one batch (or on fake_C alone)."""
+    cond = batch.x if opts.conditional else None
+    d_real = None
+    if batch.real is not None and (opts.train_d or opts.method in CONSISTENCY_METHODS):
+        d_real = critic(d, batch.real_x if opts.conditional else None)(batch.real)
+    if fake_o is None:
+        return d_real, None, critic(d, cond)(fake_c)
+    both_cond = None if cond is None else torch.cat([cond, cond])
+    scores = critic(d, both_cond)(torch.cat([fake_o.to(fake_c.dtype), fake_c]))
+    n = fake_o.shape[0]
+    return d_real, scores[:n], scores[n:]
+
+
+def _consistency_losses(profile: LossProfile, d: nn.Module, batch: StepData, d_real: Tensor, d_fake_o: Tensor,
+                        d_fake_c: Tensor, fake_o: Tensor, fake_c: Tensor, cond: Tensor | None):
+    """(L_GC, L_DC, the student's D terms) for the consistency methods."""
+    crit = critic(d, cond)
+    l_gc = consistency(profile.g_terms(d_fake_o), profile.g_terms(d_fake_c))
+    m_o = profile.d_terms(d_real, d_fake_o, real=batch.real, fake=fake_o, discriminator=crit)
+    m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=crit)
+    return l_gc, consistency(m_o, m_c), m_c
+
+
+def _student_teacher(teacher: nn.Module, student: nn.Module, x: Tensor, need_teacher: bool):
+    fake_c = student(x)
+    if not need_teacher:
+        return None, fake_c
+    with torch.no_grad():
+        return teacher(x), fake_c
+
+
+def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, batch: StepData,
+                   profile: LossProfile, opts: StepOptions, step: int, *, monitor: bool = False) -> StepLosses:
+    """The method's G_C loss and (when D trains) D's loss, from one shared forward.
+
+    ``monitor`` also computes the normalised L1 to the teacher when the method does not.
+    """
+    method = opts.method
+    with opts.autocast():
+        fake_o, fake_c = _student_teacher(teacher, student, batch.x, method != "finetune" or monitor)
+        if method == "distill":
+            l1 = l1_to_teacher(fake_c, fake_o)
+            return StepLosses(l1, None, {"l1": l1})
+        r1_now = opts.train_d and opts.r1_gamma > 0 and batch.real is not None and step % opts.r1_every == 0
+        if r1_now:
+            batch.real = batch.real.detach().requires_grad_(True)
+        uses_o = method in CONSISTENCY_METHODS
+        d_real, d_fake_o, d_fake_c = _d_outputs(d, batch, fake_o if uses_o else None, fake_c, opts)
+        g_loss, m_c, metrics = _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts)
+        d_loss = None
+        if opts.train_d:
+            d_loss = total(m_c)
+            if r1_now:
+                d_loss = d_loss + opts.r1_every * r1_penalty(d_real, batch.real, opts.r1_gamma)
+            metrics["d_loss"] = d_loss
+    if fake_o is not None and "l1" not in metrics:
+        metrics["l1"] = l1_to_teacher(fake_c.detach(), fake_o)
+    metrics["g_loss"] = g_loss
+    return StepLosses(g_loss, d_loss, metrics)
+
+
+def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions):
+    cond = batch.x if opts.conditional else None
+    if opts.method in CONSISTENCY_METHODS:
+        l_gc, l_dc, m_c = _consistency_losses(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, cond)
+        g_loss, metrics = l_gc + opts.lam * l_dc, {"L_GC": l_gc, "L_DC": l_dc}
+        if opts.method == "hybrid" and opts.mu:
+            metrics["l1"] = l1_to_teacher(fake_c, fake_o)
+            g_loss = g_loss + opts.mu * metrics["l1"]
+        return g_loss, m_c, metrics
+    g_terms = profile.g_terms(d_fake_c)
+    m_c = None
+    if opts.train_d:
+        m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=critic(d, cond))
+    return total(g_terms), m_c, {}
+
+
+def first_non_finite(losses: StepLosses) -> tuple[str, float] | None:
+    """The name and value of the first NaN/Inf among the losses and metrics (one device sync)."""
+    items = [(k, v) for k, v in losses.metrics.items() if v is not None]
+    values = torch.stack([v.detach().float().reshape(()) for _, v in items])
+    if bool(torch.isfinite(values).all()):
+        return None
+    for (name, _), value in zip(items, values.tolist()):
+        if value != value or value in (float("inf"), float("-inf")):
+            return name, value
+    return None  # pragma: no cover
+
+
+def mask_gradients(model: nn.Module, masks: dict[str, Tensor]) -> None:
+    """Zero the gradients of pruned weights so Adam's moments never see them."""
+    for key, mask in masks.items():
+        grad = model.get_parameter(key).grad
+        if grad is not None:
+            grad.masked_fill_(~mask, 0)
+
+
+def mask_optimizer_state(opt: torch.optim.Optimizer, model: nn.Module, masks: dict[str, Tensor]) -> None:
+    """Clear Adam's moments at pruned positions (after the masks change)."""
+    for key, mask in masks.items():
+        for value in opt.state.get(model.get_parameter(key), {}).values():
+            if torch.is_tensor(value) and value.shape == mask.shape:
+                value.masked_fill_(~mask, 0)
+
+
+def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | None,
+                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
+                      masks: dict[str, Tensor]) -> None:
+    """D's loss into D only, G_C's loss into G_C only; both optimizers step; masks re-applied."""
+    from ..prune import apply_masks
+
+    g_params = [p for p in student.parameters() if p.requires_grad]
+    opt_g.zero_grad(set_to_none=True)
+    if opt_d is not None and losses.d_loss is not None:
+        opt_d.zero_grad(set_to_none=True)
+        d_params = [p for p in d.parameters() if p.requires_grad]
+        losses.d_loss.backward(inputs=d_params, retain_graph=losses.g_loss is not None)
+    if losses.g_loss is not None:
+        losses.g_loss.backward(inputs=g_params)
+        mask_gradients(student, masks)
+        opt_g.step()
+    if opt_d is not None and losses.d_loss is not None:
+        opt_d.step()
+    apply_masks(student, masks)

@@ -1,0 +1,148 @@
+"""The trainable state of a run (G_C, D, optimizers, masks, schedule) and one step of it."""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
+from .batches import seed_global
+from .config import FinetuneConfig
+from .setup import Setup
+from .state import TrainState
+from .step import StepOptions, backward_and_step, compute_losses, first_non_finite, mask_optimizer_state
+
+MASK_EVENTS = 20  # AGP mask updates over the ramp when --mask-every is not given
+
+
+class NonFiniteStep(Exception):
+    """Internal: a loss went NaN/Inf (the loop turns it into NonFiniteLoss)."""
+
+    def __init__(self, name: str, value: float) -> None:
+        super().__init__(f"{name} = {value}")
+        self.name, self.value = name, value
+
+
+@dataclass
+class Schedule:
+    """AGP: masks recomputed (with ``previous=``) every ``every`` steps until ``ramp_end``."""
+
+    prune: PruneConfig
+    total: int
+    final: float
+    initial: float
+    ramp_fraction: float
+    every: int
+
+    @property
+    def ramp_end(self) -> int:
+        return min(self.total, math.ceil(self.ramp_fraction * self.total))
+
+    def due(self, done: int) -> bool:
+        return done <= self.ramp_end and (done % self.every == 0 or done == self.ramp_end)
+
+    def target(self, done: int) -> float:
+        return agp_sparsity(done, self.total, self.final, self.initial, self.ramp_fraction)
+
+
+def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict) -> Schedule | None:
+    if config.sparsity is None:
+        return None
+    prune = PruneConfig(config.sparsity, granularity=config.granularity, scope=config.scope, include=config.include,
+                        exclude=config.exclude, prune_first_last=config.prune_first_last)
+    initial = config.initial_sparsity
+    if masks:
+        initial = max(initial, achieved_sparsity(student, masks)["pruned"])
+    initial = min(initial, prune.sparsity)
+    ramp_end = max(1, math.ceil(config.ramp_fraction * config.steps))
+    every = config.mask_every or max(1, round(ramp_end / MASK_EVENTS))
+    return Schedule(prune, config.steps, prune.sparsity, initial, config.ramp_fraction, every)
+
+
+class Trainer:
+    """Teacher (frozen), student, discriminator and their optimizers on one device."""
+
+    def __init__(self, setup: Setup, config: FinetuneConfig, device: torch.device) -> None:
+        self.setup, self.config, self.device = setup, config, device
+        self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
+        self.student = setup.student.to(device).train(config.student_mode == "train")
+        self.d = setup.discriminator.to(device) if setup.discriminator is not None and config.uses_discriminator else None
+        if self.d is not None:
+            self.d.train(config.trains_discriminator).requires_grad_(config.trains_discriminator)
+        self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.lr_g, betas=config.betas)
+        self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=config.betas)
+                      if self.d is not None and config.trains_discriminator else None)
+        self.masks = {k: v.to(device) for k, v in setup.masks.items()}
+        self.schedule = make_schedule(config, self.student, self.masks)
+        self.sparsity: float | None = None
+        self.done = 0
+        self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
+                                   config.r1_gamma, config.r1_every, setup.conditional, self._autocast())
+
+    def _autocast(self):
+        if self.config.amp and self.device.type == "cuda":
+            return partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext
+
+    def set_sparsity(self, sparsity: float) -> None:
+        """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
+        if self.schedule is None or sparsity == self.sparsity:
+            return
+        prune = PruneConfig(sparsity, granularity=self.schedule.prune.granularity, scope=self.schedule.prune.scope,
+                            include=self.schedule.prune.include, exclude=self.schedule.prune.exclude,
+                            prune_first_last=self.schedule.prune.prune_first_last)
+        new = compute_masks(self.student, prune, previous=self.masks or None)
+        self.masks = {k: v.to(self.device, torch.bool) for k, v in new.items()}
+        self.sparsity = sparsity
+        apply_masks(self.student, self.masks)
+        mask_optimizer_state(self.opt_g, self.student, self.masks)
+
+    def begin(self) -> None:
+        """Before step 1: the input's masks, or the schedule's initial sparsity."""
+        apply_masks(self.student, self.masks)
+        if self.schedule is not None:
+            self.set_sparsity(self.schedule.target(0))
+
+    def finish_schedule(self) -> None:
+        """Reach the target when the ramp did not end inside the run (``ramp_fraction`` 1)."""
+        if self.schedule is not None:
+            self.set_sparsity(self.schedule.final)
+
+    def step(self, batch, *, monitor: bool = False) -> dict[str, float]:
+        """One optimisation step; returns its metrics as floats."""
+        seed_global(self.config.seed, self.done)
+        losses = compute_losses(self.teacher, self.student, self.d, batch, self.setup.profile, self.options,
+                                self.done, monitor=monitor)
+        bad = first_non_finite(losses)
+        if bad is not None:
+            raise NonFiniteStep(*bad)
+        backward_and_step(losses, self.student, self.d, self.opt_g, self.opt_d, self.masks)
+        self.done += 1
+        if self.schedule is not None and self.schedule.due(self.done):
+            self.set_sparsity(self.schedule.target(self.done))
+        metrics = {k: float(v.detach()) for k, v in losses.metrics.items() if v is not None}
+        if self.sparsity is not None:
+            metrics["sparsity"] = self.sparsity
+        return metrics
+
+    def achieved(self) -> dict[str, float]:
+        return achieved_sparsity(self.student, self.masks)
+
+    def state(self, metrics: dict[str, float]) -> TrainState:
+        return TrainState(self.done, self.student.state_dict(), self.d.state_dict() if self.d is not None else None,
+                          self.opt_g.state_dict(), self.opt_d.state_dict() if self.opt_d is not None else None,
+                          self.masks, self.sparsity, self.config.resume_key(), metrics)
+
+    def load(self, state: TrainState) -> None:
+        self.student.load_state_dict(state.student)
+        if self.d is not None and state.discriminator is not None:
+            self.d.load_state_dict(state.discriminator)
+        self.opt_g.load_state_dict(state.opt_g)
+        if self.opt_d is not None and state.opt_d is not None:
+            self.opt_d.load_state_dict(state.opt_d)
+        self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
+        self.sparsity, self.done = state.sparsity, state.step
