@@ -89,6 +89,16 @@ def _discriminator_input_shape(bundle: GanBundle, g_out: tuple[int, ...] | None,
     return g_out
 
 
+def _size_on_disk(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    if path.is_file():
+        return path.stat().st_size
+    from .sources import checkpoint_files
+
+    return sum(p.stat().st_size for p in checkpoint_files(path))
+
+
 def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any]:
     """A JSON-ready description of a loaded checkpoint."""
     from .generation import generator_info
@@ -100,7 +110,7 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
         g_in, g_out, kind = None, None, None
     report: dict[str, Any] = {
         "source": bundle.source,
-        "file_size": path.stat().st_size if path is not None and path.is_file() else None,
+        "file_size": _size_on_disk(path),
         "generator": {"architecture": bundle.arch_name, "kwargs": bundle.g_spec.kwargs if bundle.g_spec else None,
                       "input_kind": kind, "input_shape": list(g_in) if g_in else None,
                       "output_shape": list(g_out) if g_out else None,

@@ -63,5 +63,8 @@ def test_help_and_version():
     assert r.exit_code == 0
     for cmd in ("inspect", "prune", "finetune", "evaluate", "export"):
         assert cmd in r.output
+    for cmd in ("inspect", "prune", "finetune", "evaluate", "export"):
+        r = runner.invoke(app, [cmd, "--help"])
+        assert r.exit_code == 0 and "Example:" in r.output, (cmd, r.output)
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.startswith("gancompress ")

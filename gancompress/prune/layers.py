@@ -1,0 +1,181 @@
+"""Which layers are prunable, and the true axes of their weights.
+
+Every prunable weight is viewed as a canonical 2-D matrix so each granularity is written
+once:
+
+* rows are the layer's *output units* (output channels / output features);
+* columns are ``in_slot * k1 * k2 ...`` in row-major order of ``(in_slot, *kernel)``, where
+  ``in_slot`` runs over the ``in_channels // groups`` input channels one output sees.
+
+Raw layouts: ``Conv{1,2,3}d`` weight is ``(out, in/groups, *k)`` (a plain reshape);
+``ConvTranspose{1,2,3}d`` weight is ``(in, out/groups, *k)``: output channels are dim 1 and,
+with groups, output channel ``g*(out/g)+j`` reads input channels ``g*(in/g) ... (g+1)*(in/g)-1``
+(a permute, so the canonical view of a transposed conv is a copy); ``Linear`` is ``(out, in)``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+CONV = "conv"
+CONV_TRANSPOSE = "conv_transpose"
+LINEAR = "linear"
+KINDS = (CONV, CONV_TRANSPOSE, LINEAR)
+
+# Where a module keeps the tensor to prune, most specific first: spectral_norm (old API) keeps
+# ``weight_orig``, parametrize keeps ``parametrizations.weight.original`` (weight_norm: ``original1``
+# is the direction ``v``), old weight_norm keeps ``weight_v``. Zeros in any of these stay zeros.
+_WEIGHT_NAMES = (
+    "parametrizations.weight.original1",
+    "parametrizations.weight.original",
+    "weight_orig",
+    "weight_v",
+    "weight",
+)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shape facts of one weight: ``out`` rows, ``slots`` inputs per group, kernel size."""
+
+    kind: str
+    shape: tuple[int, ...]
+    groups: int
+    out: int
+    slots: int
+    ksize: int  # prod(kernel), 1 for Linear
+    kw: int  # last kernel dim (a "vector" is one such line), 1 for Linear
+
+    @property
+    def cols(self) -> int:
+        return self.slots * self.ksize
+
+    @property
+    def in_channels(self) -> int:
+        return self.slots * self.groups
+
+
+def geometry(shape: tuple[int, ...] | torch.Size, kind: str = CONV, groups: int = 1) -> Geometry:
+    """Derive :class:`Geometry` from a raw weight shape of a layer of ``kind``."""
+    shape = tuple(int(s) for s in shape)
+    if kind not in KINDS:
+        raise ValueError(f"unknown layer kind {kind!r}; expected one of {KINDS}")
+    if len(shape) < 2 or groups < 1:
+        raise ValueError(f"not a prunable weight shape {shape} (groups={groups})")
+    kernel = shape[2:]
+    ksize, kw = math.prod(kernel), (kernel[-1] if kernel else 1)
+    if kind == CONV_TRANSPOSE:
+        if shape[0] % groups:
+            raise ValueError(f"in channels {shape[0]} not divisible by groups {groups}")
+        return Geometry(kind, shape, groups, shape[1] * groups, shape[0] // groups, ksize, kw)
+    if shape[0] % groups:
+        raise ValueError(f"out channels {shape[0]} not divisible by groups {groups}")
+    return Geometry(kind, shape, groups, shape[0], shape[1], ksize, kw)
+
+
+def to_canonical(weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """View ``weight`` as ``(out, slots*ksize)``; a view except for transposed convs."""
+    if geo.kind != CONV_TRANSPOSE:
+        return weight.reshape(geo.out, geo.cols)
+    g = geo.groups
+    w = weight.reshape(g, geo.slots, geo.out // g, geo.ksize)
+    return w.permute(0, 2, 1, 3).reshape(geo.out, geo.cols)
+
+
+def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Inverse of :func:`to_canonical`: a ``(out, cols)`` matrix back to the raw shape."""
+    if geo.kind != CONV_TRANSPOSE:
+        return mat.reshape(geo.shape)
+    g = geo.groups
+    m = mat.reshape(g, geo.out // g, geo.slots, geo.ksize)
+    return m.permute(0, 2, 1, 3).reshape(geo.shape)
+
+
+def is_prunable(module: nn.Module) -> bool:
+    """Conv, transposed conv and Linear modules that hold a weight."""
+    return isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and weight_name(module) is not None
+
+
+def layer_kind(module: nn.Module) -> tuple[str, int]:
+    """``(kind, groups)`` of a prunable module."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return (CONV_TRANSPOSE if module.transposed else CONV), int(module.groups)
+    if isinstance(module, nn.Linear):
+        return LINEAR, 1
+    raise TypeError(f"{type(module).__name__} is not a prunable layer")
+
+
+def weight_name(module: nn.Module) -> str | None:
+    """Local name of the parameter holding the weight to prune (see ``_WEIGHT_NAMES``)."""
+    params = dict(module.named_parameters(recurse=True))
+    for name in _WEIGHT_NAMES:
+        if name in params and params[name].dim() >= 2:
+            return name
+    return None
+
+
+def module_geometry(module: nn.Module) -> Geometry:
+    """Geometry of a prunable module's weight."""
+    kind, groups = layer_kind(module)
+    param = module.get_parameter(weight_name(module))
+    return geometry(param.shape, kind, groups)
+
+
+def param_key(module_name: str, module: nn.Module) -> str:
+    """Full parameter name (``"net.0.weight"``) of a module's prunable weight."""
+    local = weight_name(module)
+    return f"{module_name}.{local}" if module_name else local
+
+
+def _matches(name: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
+
+
+def _warn_unmatched(names: list[str], globs: tuple[str, ...], option: str) -> None:
+    for g in globs:
+        if not any(fnmatch.fnmatchcase(n, g) for n in names):
+            warnings.warn(
+                f"--{option} {g!r} matches no prunable layer; prunable layers are: "
+                f"{', '.join(names[:12])}{' ...' if len(names) > 12 else ''}",
+                stacklevel=3,
+            )
+
+
+def prunable_layers(
+    model: nn.Module,
+    include: tuple[str, ...] | list[str] = (),
+    exclude: tuple[str, ...] | list[str] = (),
+    prune_first_last: bool = False,
+) -> list[tuple[str, nn.Module]]:
+    """Selected ``(module_name, module)`` pairs, in ``named_modules`` order.
+
+    Conv/transposed-conv/Linear weights only. The first and last prunable layers stay dense
+    unless ``prune_first_last``. ``include``/``exclude`` are ``fnmatch`` globs on module names;
+    a glob matching nothing warns; an empty selection raises :class:`InputError`.
+    """
+    include, exclude = tuple(include), tuple(exclude)
+    layers = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
+    if not layers:
+        raise InputError("the model has no Conv/ConvTranspose/Linear layer to prune")
+    names = [n for n, _ in layers]
+    _warn_unmatched(names, include, "include")
+    _warn_unmatched(names, exclude, "exclude")
+    chosen = layers if prune_first_last else layers[1:-1]
+    chosen = [(n, m) for n, m in chosen if (not include or _matches(n, include)) and not _matches(n, exclude)]
+    if not chosen:
+        kept = "" if prune_first_last else (
+            f"; the first and last layers ({names[0]}, {names[-1]}) are kept dense, pass "
+            "--prune-first-last to prune them"
+        )
+        raise InputError(
+            f"no layer left to prune among {len(names)} prunable layers "
+            f"(include={list(include)}, exclude={list(exclude)}){kept}; relax --include/--exclude"
+        )
+    return chosen
