@@ -59,6 +59,9 @@ class EvaluateConfig:
     trust_pickle: bool = False
     real_limit: int | None = None
     grid_columns: int = 8
+    pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
+    inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
+    direction: str = "AtoB"
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
@@ -74,6 +77,10 @@ class EvaluateConfig:
 
             get_extractor(self.extractor)
         self._check_gates()
+        if self.direction not in ("AtoB", "BtoA"):
+            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+        if self.inputs is not None and self.pairs is None:
+            raise InputError("--inputs (A images) needs --pairs (the matching B images)")
 
     def _check_gates(self) -> None:
         if self.max_fid is not None and not self.fid:
@@ -218,7 +225,7 @@ def load_model(source: str, role: str, config: EvaluateConfig, device: torch.dev
     from .loading import LoadOptions, load_bundle
     from .sources import resolve
 
-    bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle))
+    bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction))
     bundle.generator.eval().to(device)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
@@ -273,14 +280,14 @@ def _is_digits(info: GeneratorInfo) -> bool:
     return tuple(info.output_shape) == DIGITS_SHAPE
 
 
-def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None) -> MetricPlan:
+def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None,
+                 test: "TestImages | None" = None) -> MetricPlan:
     from .metrics.extractors import ExtractorOptions, get_extractor
 
     if not config.wants_distribution:
         return MetricPlan()
     if info.input_kind != "noise":
-        raise InputError("FID/KID/ISC/PRC of image-to-image generators need paired data (not supported yet); "
-                         "drop --fid/--kid/--isc/--prc and compare with --reference instead")
+        return _plan_img2img(config, info, early, test)
     spec = config.real or ("builtin:digits" if _is_digits(info) else None)
     if config.needs_real and spec is None:
         raise InputError(
@@ -326,6 +333,170 @@ def real_set(spec: str, info: GeneratorInfo, limit: int | None):
         return load_real(spec, size=size, channels=channels, value_range=info.output_range, limit=count)
 
     return RealSet(load, count, f"{identity}|{size}|{channels}", tuple(info.output_range))
+
+
+# ---------------------------------------------------------------- image-to-image test data
+
+
+@dataclass
+class TestImages:
+    """Full-size test images of an image-to-image model: ``(name, input, target or None)`` per image
+    (batch-1 tensors in the output range) and the target-domain images for FID (``domain``)."""
+
+    kind: str
+    items: list[tuple[str, torch.Tensor, torch.Tensor | None]]
+    domain: list[torch.Tensor]
+    spec: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paired(self) -> bool:
+        return self.kind in ("paired", "sr")
+
+
+def test_kind(bundle: GanBundle) -> str:
+    """``sr`` for RRDBNet, ``unpaired`` for a CycleGAN (unconditional PatchGAN or a ``cyclegan`` fine-tune), else ``paired``."""
+    if bundle.g_spec is not None and bundle.g_spec.name == "rrdbnet-g":
+        return "sr"
+    ft = bundle.meta.get("finetune")
+    loss = ft.get("loss") if isinstance(ft, dict) else None
+    if loss in ("pix2pix", "cyclegan", "sr"):
+        return {"pix2pix": "paired", "cyclegan": "unpaired", "sr": "sr"}[loss]
+    d = bundle.d_spec
+    if d is not None and d.name == "patchgan-d" and bundle.g_spec is not None:
+        from .archs.pix2pix import patchgan_conditional
+
+        g_kw = bundle.g_spec.kwargs
+        if not patchgan_conditional(d.kwargs, g_kw.get("input_nc", 3), g_kw.get("output_nc", 3)):
+            return "unpaired"
+    return "paired"
+
+
+def load_test_images(config: EvaluateConfig, model: LoadedModel) -> TestImages:
+    from .data_pairs import eval_pairs, input_multiple, load_image_data
+
+    info = model.info
+    kind = test_kind(model.bundle)
+    scale = max(1, info.output_shape[-1] // info.input_shape[-1]) if kind == "sr" else 1
+    data = load_image_data(kind, str(config.pairs), info.input_shape[0], info.output_shape[0], inputs=config.inputs,
+                           direction=config.direction, scale=scale)
+    items = eval_pairs(data, info.output_range, input_multiple(model.bundle.g_spec))
+    domain = [t for _, _, t in items] if kind != "unpaired" else [
+        _to_range_batch(b, info.output_range) for b in data.b]
+    return TestImages(kind, items, domain, str(config.pairs), data.notes)
+
+
+def _to_range_batch(image: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    from .data_pairs import to_range
+
+    return to_range(image[None], value_range)
+
+
+def _fit_all(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    from .data import fit
+
+    return torch.stack([fit(t[0].float(), size) for t in images])
+
+
+def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None,
+                  test: TestImages | None) -> MetricPlan:
+    import hashlib
+
+    from .metrics.extractors import ExtractorOptions, get_extractor
+    from .metrics.fidelity import RealSet
+
+    if test is None:
+        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --pairs FOLDER "
+                         "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
+    size = info.output_shape[-1]
+    if config.real:
+        real = real_set(config.real, info, config.real_limit) if config.needs_real else None
+        spec = config.real
+    else:
+        targets = _fit_all(test.domain[:config.real_limit] if config.real_limit else test.domain, size)
+        digest = hashlib.sha256(to_bytes(targets)).hexdigest()[:16]
+        real = RealSet.from_tensor(targets, f"img2img:{test.spec}:{config.direction}:{digest}|{size}",
+                                   tuple(info.output_range))
+        spec = f"{test.spec} (target domain)"
+    extractor = get_extractor(config.extractor or "inception")
+    kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
+    return MetricPlan(extractor, kwargs, real if config.needs_real else None, spec if config.needs_real else None)
+
+
+def to_bytes(images: torch.Tensor) -> bytes:
+    return images.float().contiguous().numpy().tobytes()
+
+
+@torch.no_grad()
+def _img2img_outputs(model: LoadedModel, test: TestImages, device: torch.device) -> list[torch.Tensor]:
+    lo, hi = model.info.output_range
+    return [model.bundle.generator(x.to(device)).float().clamp(lo, hi).cpu() for _, x, _ in test.items]
+
+
+def _img2img_measure(row: ModelRow, model: LoadedModel, test: TestImages, plan: MetricPlan, dense: LoadedModel | None,
+                     config: EvaluateConfig, device: torch.device, tick: Callable[[int], None]) -> None:
+    """FID etc. of the outputs vs the target domain, PSNR/SSIM vs ground truth, fidelity to the dense model."""
+    import torch_fidelity
+
+    from .metrics.fidelity import METRIC_KEYS, MetricRequest, RealSet, _fidelity_kwargs
+    from .metrics.similarity import SimilarityAccumulator
+
+    lo, hi = model.info.output_range
+    outputs = _img2img_outputs(model, test, device)
+    tick(len(outputs))
+    if test.paired:
+        acc = SimilarityAccumulator(hi - lo)
+        for out, (_, _, target) in zip(outputs, test.items):
+            acc.update(out, target)
+        sim = acc.result()
+        row.metrics.update({"psnr_gt": sim.psnr, "ssim_gt": sim.ssim})
+    if dense is not None and dense is not model:
+        acc = SimilarityAccumulator(hi - lo)
+        for out, ref in zip(outputs, _img2img_outputs(dense, test, device)):
+            acc.update(out, ref)
+        row.similarity, row.similarity_to = acc.result(), dense.source
+    if plan.extractor is None:
+        return
+    fake = RealSet.from_tensor(_fit_all(outputs, model.info.output_shape[-1]), "outputs", (lo, hi))
+    request = MetricRequest(config.fid, config.kid, config.isc, config.prc, fake.count, config.batch_size,
+                            config.seed, str(device))
+    kwargs = _fidelity_kwargs(request, plan.real, plan.extractor, dict(plan.extractor_kwargs))
+    kwargs.pop("input1_model_num_samples", None)
+    Path(kwargs["cache_root"]).mkdir(parents=True, exist_ok=True)
+    raw = torch_fidelity.calculate_metrics(input1=fake.dataset(plan.extractor.channels), **kwargs)
+    row.metrics.update({METRIC_KEYS[k]: float(v) for k, v in raw.items() if k in METRIC_KEYS})
+
+
+@torch.no_grad()
+def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense: LoadedModel | None,
+                       test: TestImages, device: torch.device) -> Path:
+    """Rows: input | dense | compressed (and other references) | target, the same test images in every row."""
+    from .imagegrid import save_grid
+
+    info = models[0].info
+    size = min(info.output_shape[-1], 128)
+    items = test.items[:config.grid_columns]
+    c = info.output_shape[0]
+
+    def shown(images: list[torch.Tensor]) -> torch.Tensor:
+        out = []
+        for t in images:
+            t = t.float()
+            if t.shape[1] != c:
+                t = t.repeat(1, 3, 1, 1) if c == 3 else t.mean(dim=1, keepdim=True)
+            out.append(t)
+        return _fit_all(out, size)
+
+    order = ([dense] if dense is not None else []) + [m for m in models if m is not dense]
+    rows = [("input", shown([x for _, x, _ in items]))]
+    for m in order:
+        label = m.label if m is not dense else f"{m.label.split(' (')[0]} (dense)"
+        rows.append((label, shown([m.bundle.generator(x.to(device)).float().cpu() for _, x, _ in items])))
+    targets = [t for _, _, t in items if t is not None]
+    if test.paired and targets:
+        rows.append(("target", shown(targets)))
+    scale = max(1, min(8, 64 // max(1, size)))
+    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
 
 
 # ---------------------------------------------------------------- measuring
@@ -395,11 +566,14 @@ class _Progress:
 
 
 def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None, config: EvaluateConfig,
-                device: torch.device, progress: _Progress) -> ModelRow:
+                device: torch.device, progress: _Progress, test: TestImages | None = None) -> ModelRow:
     row = ModelRow(model.source, model.label, model.role)
     progress.info = model.label
-    _distribution(row, model, plan, config, device, progress.tick)
-    _similarity(row, model, dense, config, device)
+    if test is not None:
+        _img2img_measure(row, model, test, plan, dense, config, device, progress.tick)
+    else:
+        _distribution(row, model, plan, config, device, progress.tick)
+        _similarity(row, model, dense, config, device)
     _cost(row, model, config, device)
     progress.tick(1)
     return row
@@ -408,7 +582,7 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 # ---------------------------------------------------------------- report
 
 
-DELTA_KEYS = ("fid", "kid_mean", "isc_mean", "precision", "recall", "parameters", "nonzeros", "macs_dense",
+DELTA_KEYS = ("fid", "kid_mean", "isc_mean", "precision", "recall", "psnr_gt", "ssim_gt", "parameters", "nonzeros", "macs_dense",
               "macs_effective", "file_size", "latency_ms", "throughput")
 
 
@@ -497,15 +671,26 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     roles = ["model"] + ["reference"] * (len(config.sources) - 1)
     models = [load_model(s, r, config, device) for s, r in zip(config.sources, roles)]
     _check_compatible(models)
-    plan = plan_metrics(config, models[0].info, early)
+    test = None
+    if models[0].info.input_kind == "image" and config.pairs is not None:
+        test = load_test_images(config, models[0])
+    elif config.pairs is not None:
+        raise InputError("--pairs is for image-to-image generators; this one takes noise")
+    plan = plan_metrics(config, models[0].info, early, test)
     dense, note = (models[1], None) if len(models) > 1 else _teacher(config, models[0], device)
     if config.min_psnr is not None and dense is None:
         raise InputError(f"--min-psnr needs the dense model: pass --reference DENSE ({note})")
     progress = _Progress(progress_total(config), on_progress)
-    rows = [measure_row(m, plan, dense, config, device, progress) for m in models]
+    rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
     report = EvaluateReport(rows, deltas(rows), check_gates(config, rows), _settings(config, plan, device),
-                            [note] if note else [])
-    if config.samples_png is not None:
+                            ([note] if note else []) + (test.notes if test is not None else []))
+    if test is not None:
+        report.settings.update({"pairs": test.spec, "pairs_kind": test.kind, "pairs_count": len(test.items),
+                                "direction": config.direction,
+                                "psnr_gt": "PSNR/SSIM of full-size outputs (clamped to the output range) vs ground truth"})
+    if config.samples_png is not None and test is not None:
+        report.settings["samples_png"] = str(write_img2img_grid(config, models, dense, test, device))
+    elif config.samples_png is not None:
         shown = models + ([dense] if dense is not None and dense not in models else [])
         report.settings["samples_png"] = str(write_grid(config, shown))
     _write_report(config, report)

@@ -35,8 +35,11 @@ class LoadOptions:
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
+    direction: str = "AtoB"  # CycleGAN directories: AtoB loads G_A/D_A, BtoA loads G_B/D_B
 
     def __post_init__(self) -> None:
+        if self.direction not in ("AtoB", "BtoA"):
+            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
         if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
             raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
         if self.arch_kwargs is not None and self.arch is None:
@@ -183,19 +186,66 @@ def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | 
 
 def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
     """Load any supported SOURCE into a :class:`GanBundle` (generator + optional discriminator)."""
-    options = options or LoadOptions()
+    return _load_source(source, options or LoadOptions())[0]
+
+
+def load_with_partner(source: str, options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
+    """Like :func:`load_bundle`, plus CycleGAN's opposite-direction generator when SOURCE holds it.
+
+    A CycleGAN directory (``latest_net_G_A.pth``, ``latest_net_G_B.pth``, ``latest_net_D_A.pth``,
+    ...) or file with both generators gives ``G_A`` with ``D_A`` and partner ``G_B`` for
+    ``direction="AtoB"`` and the reverse for ``"BtoA"``; anything else gives ``None``.
+    """
+    return _load_source(source, options or LoadOptions(), partner=True)
+
+
+_CYCLE_SWAP = {"g_a": "g_b", "g_b": "g_a", "d_a": "d_b", "d_b": "d_a"}
+
+
+def _cycle_role(name: str) -> str | None:
+    low = name.lower().rsplit("net_", 1)[-1]
+    return low if low in _CYCLE_SWAP else None
+
+
+def _swap_directions(found: dict[str, Any]) -> dict[str, Any]:
+    """BtoA: rename G_A <-> G_B and D_A <-> D_B so the usual ranking picks the B->A networks."""
+    out = {}
+    for name, value in found.items():
+        role = _cycle_role(name)
+        out[name[: len(name) - len(role)] + _CYCLE_SWAP[role].upper() if role else name] = value
+    return dict(sorted(out.items()))  # D_A before D_B, as for files read in name order
+
+
+def _partner(found: dict[str, Any]) -> nn.Module | None:
+    for name, sd in found.items():
+        if _cycle_role(name) == "g_b":
+            if isinstance(sd, nn.Module):
+                return sd.eval()
+            spec = _generator_spec(sd)
+            if spec is not None:
+                module = build(spec)
+                load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
+                return module.eval()
+    return None
+
+
+def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
     path = resolve(source)
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
-        return bundle_from_tensors(raw_files[0].content, raw_files[0].metadata, source)
+        return bundle_from_tensors(raw_files[0].content, raw_files[0].metadata, source), None
     if len(raw_files) == 1 and raw_files[0].metadata.get("format", "").startswith("gancompress-"):
-        return _exported_bundle(raw_files[0].path, source, options)
+        return _exported_bundle(raw_files[0].path, source, options), None
     found = _collect(raw_files)
+    if options.direction == "BtoA":
+        found = _swap_directions(found)
     bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found)
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})
-    return bundle
+    if options.direction == "BtoA" and any(_cycle_role(k) for k in found):
+        bundle.meta["provenance"]["direction"] = "BtoA"
+    return bundle, (_partner(found) if partner and not options.arch else None)
 
 
 def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle:

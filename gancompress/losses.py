@@ -3,8 +3,12 @@
 A *loss profile* is the original GAN's objective split into named, already-weighted scalar
 terms, so the self-supervised losses can compare them term by term:
 
-- ``g_terms(d_fake) -> {name: scalar}``: the generator's adversarial terms for D's scores on
-  fakes;
+- ``g_terms(d_fake, *, fake=None, target=None, inputs=None, generator=None) -> {name: scalar}``:
+  the generator's terms for D's scores on fakes. Image-to-image profiles add terms that need
+  the images: ``fake`` (the generator's outputs for ``inputs``), ``target`` (ground truth for
+  ``inputs``, or target-domain images when unpaired) and ``generator`` (the network that made
+  ``fake``, for CycleGAN's cycle/identity terms). A term whose images are ``None`` is left out,
+  so the noise profiles ignore all four;
 - ``d_terms(d_real, d_fake, *, real=None, fake=None, discriminator=None) -> {name: scalar}``:
   the discriminator's terms. Terms that need the images or D itself (the WGAN gradient
   penalty) use ``real``/``fake``/``discriminator`` and are left out when those are ``None``.
@@ -49,6 +53,7 @@ class LossProfile:
     """Base class: converts D's outputs to logits and delegates to ``_g_terms``/``_d_terms``."""
 
     name = "base"
+    data_kind: str | None = None  # image-to-image profiles: "paired", "unpaired" or "sr"
 
     def __init__(self, d_output: str = "logits") -> None:
         if d_output not in ("logits", "probs"):
@@ -61,8 +66,16 @@ class LossProfile:
             return torch.logit(scores.clamp(PROB_EPS, 1.0 - PROB_EPS))
         return scores
 
-    def g_terms(self, d_fake: Tensor) -> Terms:
-        return self._g_terms(self.logits(d_fake))
+    def g_terms(self, d_fake: Tensor, *, fake: Tensor | None = None, target: Tensor | None = None,
+                inputs: Tensor | None = None, generator: Callable[[Tensor], Tensor] | None = None) -> Terms:
+        terms = self._g_terms(self.logits(d_fake))
+        terms.update(self._image_terms(fake, target, inputs, generator))
+        return terms
+
+    def _image_terms(self, fake: Tensor | None, target: Tensor | None, inputs: Tensor | None,
+                     generator: Callable[[Tensor], Tensor] | None) -> Terms:
+        """Extra generator terms computed on images (image-to-image profiles)."""
+        return {}
 
     def d_terms(self, d_real: Tensor, d_fake: Tensor, *, real: Tensor | None = None,
                 fake: Tensor | None = None, discriminator: Critic | None = None) -> Terms:
@@ -156,25 +169,187 @@ class WassersteinGP(LossProfile):
         return terms
 
 
-@LOSSES.register("pix2pix")
-class Pix2PixAdversarial(NonSaturating):
-    """pix2pix's GAN term (``gan_mode vanilla``: BCE with logits).
+def l1(a: Tensor, b: Tensor) -> Tensor:
+    return (a.float() - b.float()).abs().mean()
 
-    pix2pix's L1-to-target term needs paired ground truth and is not part of the profile;
-    the ``hybrid`` method's per-sample L1 to the teacher plays that role here.
+
+@LOSSES.register("pix2pix")
+class Pix2Pix(NonSaturating):
+    """pix2pix (Isola et al.; ``gan_mode vanilla``): G: BCE adversarial + ``lambda_l1`` * L1 to the target.
+
+    ``lambda_l1`` is 100 as in pix2pix. D's terms are halved as pix2pix does
+    (``(loss_D_real + loss_D_fake) * 0.5``). The adversarial and L1 terms are separate entries,
+    so ``L_GC`` normalises each by the teacher's own value; the L1 term needs the paired
+    ground truth (``target``) and is left out without it.
     """
 
     name = "pix2pix"
+    data_kind = "paired"
+
+    def __init__(self, d_output: str = "logits", lambda_l1: float = 100.0) -> None:
+        super().__init__(d_output)
+        self.lambda_l1 = lambda_l1
+
+    def _image_terms(self, fake, target, inputs, generator) -> Terms:
+        if fake is None or target is None or not self.lambda_l1:
+            return {}
+        return {"l1": self.lambda_l1 * l1(fake, target)}
+
+    def _d_terms(self, r, f, real, fake, discriminator) -> Terms:
+        return {k: 0.5 * v for k, v in super()._d_terms(r, f, real, fake, discriminator).items()}
+
+
+@LOSSES.register("cyclegan")
+class CycleGAN(LeastSquares):
+    """CycleGAN (Zhu et al.; ``gan_mode lsgan``) for one direction's generator G (A -> B).
+
+    G terms: ``adv`` = MSE(D(G(a)), 1); ``cycle_a`` = ``lambda_a`` |F(G(a)) - a|;
+    ``cycle_b`` = ``lambda_b`` |G(F(b)) - b|; ``idt`` = ``lambda_idt * lambda_b`` |G(b) - b|,
+    where F is the opposite-direction generator (:attr:`partner`, dense and frozen) and ``b``
+    real target-domain images (unpaired). Weights as in CycleGAN: 10, 10, 0.5. Without a
+    partner the cycle terms are left out (the identity term needs none); the identity term
+    needs the same channel count in both domains. D: 0.5 * (MSE(D(b), 1) + MSE(D(G(a)), 0)).
+    """
+
+    name = "cyclegan"
+    data_kind = "unpaired"
+
+    def __init__(self, d_output: str = "logits", lambda_a: float = 10.0, lambda_b: float = 10.0,
+                 lambda_idt: float = 0.5) -> None:
+        super().__init__(d_output)
+        self.lambda_a, self.lambda_b, self.lambda_idt = lambda_a, lambda_b, lambda_idt
+        self.partner: Callable[[Tensor], Tensor] | None = None
+
+    def _g_terms(self, f: Tensor) -> Terms:
+        return {"adv": (f - 1.0).pow(2).mean()}
+
+    def _d_terms(self, r, f, real, fake, discriminator) -> Terms:
+        return {"real": 0.5 * (r - 1.0).pow(2).mean(), "fake": 0.5 * f.pow(2).mean()}
+
+    def _image_terms(self, fake, target, inputs, generator) -> Terms:
+        terms: Terms = {}
+        partner = self.partner
+        if partner is not None and fake is not None and inputs is not None and self.lambda_a:
+            terms["cycle_a"] = self.lambda_a * l1(partner(fake), inputs)
+        if generator is None or target is None:
+            return terms
+        if partner is not None and self.lambda_b:
+            with torch.no_grad():
+                fake_a = partner(target)
+            terms["cycle_b"] = self.lambda_b * l1(generator(fake_a), target)
+        if self.lambda_idt and self.lambda_b and inputs is not None and inputs.shape[1] == target.shape[1]:
+            terms["idt"] = self.lambda_idt * self.lambda_b * l1(generator(target), target)
+        return terms
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# ESRGAN/Real-ESRGAN perceptual loss: VGG19 features before ReLU (torchvision ``features`` indices)
+VGG19_LAYERS = {"conv1_2": 2, "conv2_2": 7, "conv3_4": 16, "conv4_4": 25, "conv5_4": 34}
+VGG19_WEIGHTS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
+_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+
+
+class VGGFeatures(torch.nn.Module):
+    """VGG19's ``features`` (torchvision layout ``features.<i>.weight``) up to conv5_4, frozen.
+
+    Returns the pre-activation outputs of :data:`VGG19_LAYERS` for images in ``[0, 1]``
+    (normalised with the ImageNet mean and std first).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = []
+        cin = 3
+        for v in _VGG19_CFG:
+            if v == "M":
+                layers.append(torch.nn.MaxPool2d(2, 2))
+            else:
+                layers += [torch.nn.Conv2d(cin, v, 3, padding=1), torch.nn.ReLU(inplace=False)]
+                cin = v
+        self.features = torch.nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        x = (x - self.mean) / self.std
+        wanted = {i: name for name, i in VGG19_LAYERS.items()}
+        out = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in wanted:
+                out[wanted[i]] = x
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
+def load_vgg19(path: str) -> VGGFeatures:
+    """A torchvision-layout VGG19 state dict (``features.*``; ``classifier.*`` ignored) from ``path``."""
+    from pathlib import Path
+
+    from .archs import load_into
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"--perceptual-weights {path}: no such file (a VGG19 state dict, e.g. torchvision's "
+                         "vgg19-dcbbeb0d.pth; nothing is downloaded)")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd = load_file(str(file))
+    else:
+        try:
+            sd = torch.load(str(file), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise InputError(f"--perceptual-weights {path}: not a readable state dict ({exc})") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    sd = {k: v for k, v in sd.items() if k.startswith("features.")}
+    model = VGGFeatures()
+    wanted = {k: v for k, v in model.state_dict().items() if k.startswith("features.")}
+    sd = {k: v for k, v in sd.items() if k in wanted}  # layers past conv5_4 are not used
+    buffers = {k: v for k, v in model.state_dict().items() if not k.startswith("features.")}
+    load_into(model, {**buffers, **sd}, f"VGG19 perceptual network ({path})")
+    return model.eval().requires_grad_(False)
 
 
 @LOSSES.register("sr")
-class SuperResolutionAdversarial(NonSaturating):
-    """ESRGAN/Real-ESRGAN's GAN term (BCE with logits; their 0.1 weight cancels in L_GC).
+class SuperResolution(NonSaturating):
+    """ESRGAN/Real-ESRGAN: G: ``pixel`` L1 to the HR target (weight 1) + ``adv`` BCE (weight 0.1)
+    (+ ``perceptual``: weighted L1 between VGG19 features, weight 1, when :attr:`vgg` is set).
 
-    Their pixel and perceptual losses need the high-resolution ground truth and are left out.
+    Outputs and targets are in ``[0, 1]`` (RRDBNet's range). D: BCE real/fake, unweighted (as in
+    BasicSR). The pixel and perceptual terms need the ground truth (``target``).
     """
 
     name = "sr"
+    data_kind = "sr"
+
+    def __init__(self, d_output: str = "logits", pixel_weight: float = 1.0, gan_weight: float = 0.1,
+                 perceptual_weight: float = 1.0) -> None:
+        super().__init__(d_output)
+        self.pixel_weight, self.gan_weight, self.perceptual_weight = pixel_weight, gan_weight, perceptual_weight
+        self.vgg: VGGFeatures | None = None
+
+    def _g_terms(self, f: Tensor) -> Terms:
+        return {"adv": self.gan_weight * F.softplus(-f).mean()}
+
+    def _image_terms(self, fake, target, inputs, generator) -> Terms:
+        if fake is None or target is None:
+            return {}
+        terms = {"pixel": self.pixel_weight * l1(fake, target)}
+        if self.vgg is not None and self.perceptual_weight:
+            vgg = self.vgg.to(fake.device)
+            with torch.no_grad():
+                ref = vgg(target.float())
+            got = vgg(fake.float())
+            terms["perceptual"] = self.perceptual_weight * torch.stack(
+                [VGG19_WEIGHTS[k] * l1(got[k], ref[k]) for k in got]).sum()
+        return terms
 
 
 def make_loss(name: str, *, d_output: str = "logits") -> LossProfile:
@@ -209,5 +384,5 @@ def consistency(teacher: Terms, student: Terms, eps: float = CONSISTENCY_EPS) ->
 
 
 def generative_consistency(profile: LossProfile, d_fake_teacher: Tensor, d_fake_student: Tensor) -> Tensor:
-    """``L_GC`` over the profile's generator terms."""
+    """``L_GC`` over the profile's adversarial generator terms (no images)."""
     return consistency(profile.g_terms(d_fake_teacher), profile.g_terms(d_fake_student))

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, Quiet, Seed, Source, TrustPickle
+from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
 from .output import human_console, human_size, print_json, progress_callback
+from .stdio import source_from_stdin
 
 Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
 Real = Annotated[Optional[str], typer.Option("--real", help="Real images for FID/KID/PRC: a folder, or builtin:digits (the default for 16x16 one-channel digits models).")]
@@ -17,6 +18,10 @@ Extractor = Annotated[Optional[str], typer.Option("--extractor", help="Feature e
 InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS).")]
 Samples = Annotated[Optional[Path], typer.Option("--samples", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
 Out = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON report to this file.")]
+Pairs = Annotated[Optional[str], typer.Option("--pairs", help="Image-to-image test images (full size): pix2pix: side-by-side A|B images or A/ and B/ folders (matched by name); CycleGAN: A/ and B/ folders; super-resolution: high-resolution images (inputs made by bicubic downscaling). Gives FID vs the target domain, PSNR/SSIM vs ground truth where paired, and fidelity to the dense model on real inputs.")]
+PairInputs = Annotated[Optional[str], typer.Option("--inputs", help="Image-to-image: a folder of A images, matched by file name with the B images in --pairs.")]
+Direction = Annotated[str, typer.Option("--direction", help="AtoB or BtoA: which way the model translates (swaps A and B in --pairs; BtoA loads G_B/D_B from a CycleGAN directory).")]
+Markdown = Annotated[Optional[Path], typer.Option("--markdown", help="Also write the report as Markdown (metrics, deltas vs the reference, gates, sample grid path) for CI.")]
 
 Fid = Annotated[bool, typer.Option("--fid", help="Frechet distance to the real data.")]
 Kid = Annotated[bool, typer.Option("--kid", help="Kernel (MMD) distance to the real data.")]
@@ -31,7 +36,7 @@ MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", help="Gate: fail
 
 @handle_errors
 def evaluate(
-    source: Source,
+    source: OptSource = None,
     reference: Reference = None,
     real: Real = None,
     fid: Fid = False, kid: Kid = False, isc: Isc = False, prc: Prc = False,
@@ -42,23 +47,39 @@ def evaluate(
     samples: Samples = None,
     json_out: Json = False,
     out: Out = None,
+    markdown: Markdown = None,
+    pairs: Pairs = None, inputs: PairInputs = None, direction: Direction = "AtoB",
     max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
     force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
 ) -> None:
     """Measure FID/KID/ISC/PRC, fidelity to the dense model (PSNR/SSIM) and cost of a generator.
 
+    Reports go to stderr (stdout on a terminal; one JSON document on stdout with --json); a failed gate exits 3
+    after the reports are written.
+
     Example: gancompress evaluate pruned.safetensors --reference builtin:digits-dcgan --fid --latency --samples grid.png --max-fid-increase 10
+
+    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid --out report.json --markdown report.md
     """
     from ..evaluate import EvaluateConfig, evaluate as run_evaluate, progress_total
+
+    source = source_from_stdin(source)
 
     config = EvaluateConfig(
         sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
+        pairs=pairs, inputs=inputs, direction=direction,
     )
+    _check_markdown(markdown, config)
     with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:
         report = run_evaluate(config, on_progress=lambda done, total, info: update(done, info))
+    if markdown is not None:
+        from ..io_utils import atomic_write_text
+        from ..report_markdown import report_markdown
+
+        atomic_write_text(markdown, report_markdown(report.to_json()), force=force)
     if json_out:
         print_json(report.to_json())
     else:
@@ -66,10 +87,25 @@ def evaluate(
     report.raise_for_gates()
 
 
+def _check_markdown(markdown: Path | None, config: Any) -> None:
+    """--markdown is checked with the other outputs, before any model is loaded."""
+    from ..errors import InputError
+    from ..io_utils import check_writable
+
+    if markdown is None:
+        return
+    for option, other in (("--out", config.out), ("--samples", config.samples_png)):
+        if other is not None and Path(other).resolve() == Path(markdown).resolve():
+            raise InputError(f"--markdown and {option} name the same file; choose two different files")
+    inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))
+    check_writable(Path(markdown), force=config.force, inputs=inputs)
+
+
 # (key, header, lower is better, format)
 COLUMNS: list[tuple[str, str, bool, str]] = [
     ("fid", "FID", True, ".3f"), ("kid_mean", "KID", True, ".4f"), ("isc_mean", "ISC", False, ".3f"),
     ("precision", "precision", False, ".3f"), ("recall", "recall", False, ".3f"),
+    ("psnr_gt", "PSNR-GT dB", False, ".2f"), ("ssim_gt", "SSIM-GT", False, ".4f"),
     ("psnr", "PSNR dB", False, ".2f"), ("ssim", "SSIM", False, ".4f"), ("parameters", "params", True, ","),
     ("nonzeros", "nonzeros", True, ","), ("macs_dense", "MACs", True, ","), ("macs_effective", "eff. MACs", True, ","),
     ("file_size", "size", True, "size"), ("latency_ms", "latency ms", True, ".3f"),

@@ -12,11 +12,16 @@ from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, Tru
 from .stdio import emit_written, source_from_stdin
 from .output import human_console, notice, print_json, progress_callback
 
-Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits (needed by every method that uses D).")]
+Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits (needed by every method that uses D). Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="The recovered checkpoint (.safetensors; default <stem>.ft.safetensors beside the input); log, samples and resume state go beside it.")]
 Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
 Disc = Annotated[Optional[str], typer.Option("--discriminator", help="Checkpoint holding the discriminator, when the input has none.")]
-Inputs = Annotated[Optional[str], typer.Option("--inputs", help="Input images for image-to-image generators (a folder).")]
+Inputs = Annotated[Optional[str], typer.Option("--inputs", help="Image-to-image: a folder of A (input) images, matched by file name with the B images in --data.")]
+Crop = Annotated[Optional[int], typer.Option("--crop", help="Image-to-image: train on random CROP x CROP windows (output pixels; default the model's native size, 256 at most for super-resolution).")]
+Direction = Annotated[str, typer.Option("--direction", help="Image-to-image: AtoB or BtoA (swaps A and B in the data; BtoA compresses G_B of a CycleGAN directory).")]
+Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
+SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
+SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Gaussian noise std (in [0, 1] units) added to the low-resolution inputs.")]
 Method = Annotated[str, typer.Option("--method", help="hybrid, self-supervised, finetune, distill or none (one-shot prune, no training).")]
 Loss = Annotated[Optional[str], typer.Option("--loss", help="GAN loss profile: ns, hinge, lsgan, wgan-gp, ... (default: the architecture's).")]
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
@@ -46,12 +51,16 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              prune_first_last: PruneFL = False, freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
-             json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False) -> None:
+             json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
+             direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
+             sr_noise: SrNoise = 0.0) -> None:
     """Recover a pruned (or prune a dense) generator by self-supervised fine-tuning against its discriminator.
 
     Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
 
     Example: gancompress finetune builtin:digits-dcgan --sparsity 0.75 --data builtin:digits -o d75.safetensors
+
+    Example: gancompress finetune checkpoints/facades_pix2pix --sparsity 0.5 --data datasets/facades/train --crop 64 -o facades50.safetensors
     """
     from ..finetune import FinetuneConfig, run_finetune
     from ..io_utils import derived_output
@@ -64,7 +73,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction, prune_first_last=prune_first_last,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
-        resume=resume, force=force, trust_pickle=trust_pickle)
+        resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
+        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise)
     with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
         result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
     for note in result.notes:

@@ -65,6 +65,11 @@ class FinetuneConfig:
     resume: bool = False
     force: bool = False
     trust_pickle: bool = False
+    crop: int | None = None
+    direction: str = "AtoB"
+    perceptual_weights: str | None = None
+    sr_blur: float = 0.0
+    sr_noise: float = 0.0
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -100,6 +105,8 @@ def _check_choices(c: FinetuneConfig) -> None:
         LOSSES.get(c.loss)
     if c.student_mode not in STUDENT_MODES:
         raise InputError(f"--student-mode {c.student_mode!r}: choose eval or train")
+    if c.direction not in ("AtoB", "BtoA"):
+        raise InputError(f"--direction {c.direction!r}: choose AtoB or BtoA")
     if not _DEVICE.match(c.device):
         raise InputError(f"--device {c.device!r}: use auto, cpu, cuda or cuda:N")
     if c.uses_discriminator and not c.data:
@@ -128,6 +135,10 @@ def _check_numbers(c: FinetuneConfig) -> None:
     for name in ("log_every", "sample_every", "save_every"):
         _positive(name, getattr(c, name), integer=True, zero_ok=True)
     _positive("r1_every", c.r1_every, integer=True)
+    if c.crop is not None:
+        _positive("crop", c.crop, integer=True)
+    for name in ("sr_blur", "sr_noise"):
+        _positive(name, getattr(c, name), zero_ok=True)
     if c.mask_every is not None:
         _positive("mask_every", c.mask_every, integer=True)
     if len(c.betas) != 2 or not all(0.0 <= b < 1.0 for b in c.betas):

@@ -117,7 +117,7 @@ def run_finetune(config: FinetuneConfig, on_progress: ProgressCallback | None = 
 
 
 def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
-    notes = []
+    notes = list(trainer.setup.notes)
     if config.amp and trainer.device.type != "cuda":
         notes.append("--amp has no effect on the CPU (bf16 autocast is used on CUDA only)")
     if config.freeze_discriminator and config.uses_discriminator:

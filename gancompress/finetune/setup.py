@@ -13,7 +13,7 @@ from ..checkpoint import GanBundle
 from ..errors import InputError
 from ..generation import GeneratorInfo, generator_info
 from ..losses import LossProfile, make_loss
-from ..loading import LoadOptions, load_bundle
+from ..loading import LoadOptions, load_bundle, load_with_partner
 from .batches import Sampler, downsample
 from .config import FinetuneConfig
 
@@ -31,13 +31,25 @@ class Setup:
     info: GeneratorInfo
     profile: LossProfile
     loss_name: str
-    sampler: Sampler
+    sampler: Any                      # batches.Sampler (noise) or data_pairs.CropSampler (image-to-image)
     notes: list[str] = field(default_factory=list)
+    partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
+
+
+def _options(config: FinetuneConfig) -> LoadOptions:
+    return LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction)
 
 
 def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
     try:
-        return load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle))
+        return load_bundle(source, _options(config))
+    except InputError as exc:
+        raise InputError(f"{what} {source}: {exc}") from None
+
+
+def _load_partner(source: str, config: FinetuneConfig, what: str) -> tuple[GanBundle, nn.Module | None]:
+    try:
+        return load_with_partner(source, _options(config))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
@@ -84,10 +96,15 @@ def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn
     return None, None, None
 
 
-def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig) -> tuple[LossProfile, str]:
+def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, conditional: bool = False,
+                 partner: nn.Module | None = None) -> tuple[LossProfile, str]:
+    """``--loss``, else the architecture's profile; a pix2pix-family generator whose PatchGAN is
+    unconditional (or that came with an opposite-direction generator) is a CycleGAN: ``cyclegan``."""
     d_arch = ARCHITECTURES.get(d_spec.name) if d_spec is not None and d_spec.name in ARCHITECTURES else None
     g_arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
     name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
+    if config.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
+        name = "cyclegan"
     return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
 
 
@@ -122,14 +139,19 @@ def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) 
 
 def build_setup(config: FinetuneConfig) -> Setup:
     """Load and check everything; writes nothing."""
-    bundle = _load(config.source, config, "input")
+    bundle, partner = _load_partner(config.source, config, "input")
     teacher, teacher_source = resolve_teacher(bundle, config)
     discriminator, d_spec, d_source = resolve_discriminator(bundle, config)
     if discriminator is not None and bundle.discriminator is not discriminator:
         bundle.discriminator, bundle.d_spec = discriminator, d_spec
-    profile, loss_name = resolve_loss(bundle, d_spec, config)
     info = generator_info(bundle)
     conditional = is_conditional(d_spec, info)
+    if info.input_kind == "image":
+        from .img2img import image_setup
+
+        return image_setup(config, bundle, partner, teacher, teacher_source, discriminator, d_spec, d_source,
+                           info, conditional)
+    profile, loss_name = resolve_loss(bundle, d_spec, config)
     real, inputs = load_images(config, info, conditional)
     paired = conditional or (inputs is not None and not config.inputs)
     sampler = Sampler(config.seed, config.batch_size, info.input_kind, info.input_shape, real, inputs, paired)

@@ -40,6 +40,7 @@ class StepOptions:
     r1_every: int = 4
     conditional: bool = False
     autocast: Callable[[], ContextManager] = nullcontext
+    image_terms: bool = False  # image-to-image: the profile's G terms also see images and the generator
 
 
 @dataclass
@@ -76,11 +77,30 @@ def _d_outputs(d: nn.Module, batch: StepData, fake_o: Tensor | None, fake_c: Ten
     return d_real, scores[:n], scores[n:]
 
 
+def g_terms(profile: LossProfile, d_fake: Tensor, fake: Tensor, batch: StepData, generator: nn.Module | None,
+            *, teacher: bool = False):
+    """The profile's generator terms; image-to-image profiles also get the images and the generator.
+
+    ``target`` is ``batch.real``: the ground truth of ``batch.x`` when paired (pix2pix, SR), real
+    target-domain images when unpaired (CycleGAN). The teacher's terms are computed without a graph.
+    """
+    if generator is None:
+        return profile.g_terms(d_fake)
+    kwargs = dict(fake=fake, target=batch.real.detach() if batch.real is not None else None, inputs=batch.x,
+                  generator=generator)
+    if teacher:
+        with torch.no_grad():
+            return profile.g_terms(d_fake, **kwargs)
+    return profile.g_terms(d_fake, **kwargs)
+
+
 def _consistency_losses(profile: LossProfile, d: nn.Module, batch: StepData, d_real: Tensor, d_fake_o: Tensor,
-                        d_fake_c: Tensor, fake_o: Tensor, fake_c: Tensor, cond: Tensor | None):
+                        d_fake_c: Tensor, fake_o: Tensor, fake_c: Tensor, cond: Tensor | None,
+                        gens: tuple[nn.Module | None, nn.Module | None] = (None, None)):
     """(L_GC, L_DC, the student's D terms) for the consistency methods."""
     crit = critic(d, cond)
-    l_gc = consistency(profile.g_terms(d_fake_o), profile.g_terms(d_fake_c))
+    l_gc = consistency(g_terms(profile, d_fake_o, fake_o, batch, gens[0], teacher=True),
+                       g_terms(profile, d_fake_c, fake_c, batch, gens[1]))
     m_o = profile.d_terms(d_real, d_fake_o, real=batch.real, fake=fake_o, discriminator=crit)
     m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=crit)
     return l_gc, consistency(m_o, m_c), m_c
@@ -111,7 +131,8 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
             batch.real = batch.real.detach().requires_grad_(True)
         uses_o = method in CONSISTENCY_METHODS
         d_real, d_fake_o, d_fake_c = _d_outputs(d, batch, fake_o if uses_o else None, fake_c, opts)
-        g_loss, m_c, metrics = _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts)
+        g_loss, m_c, metrics = _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts,
+                                       (teacher, student) if opts.image_terms else (None, None))
         d_loss = None
         if opts.train_d:
             d_loss = total(m_c)
@@ -124,20 +145,21 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
     return StepLosses(g_loss, d_loss, metrics)
 
 
-def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions):
+def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions, gens=(None, None)):
     cond = batch.x if opts.conditional else None
     if opts.method in CONSISTENCY_METHODS:
-        l_gc, l_dc, m_c = _consistency_losses(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, cond)
+        l_gc, l_dc, m_c = _consistency_losses(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, cond,
+                                              gens)
         g_loss, metrics = l_gc + opts.lam * l_dc, {"L_GC": l_gc, "L_DC": l_dc}
         if opts.method == "hybrid" and opts.mu:
             metrics["l1"] = l1_to_teacher(fake_c, fake_o)
             g_loss = g_loss + opts.mu * metrics["l1"]
         return g_loss, m_c, metrics
-    g_terms = profile.g_terms(d_fake_c)
+    terms = g_terms(profile, d_fake_c, fake_c, batch, gens[1]) if opts.image_terms else profile.g_terms(d_fake_c)
     m_c = None
     if opts.train_d:
         m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=critic(d, cond))
-    return total(g_terms), m_c, {}
+    return total(terms), m_c, {}
 
 
 def first_non_finite(losses: StepLosses) -> tuple[str, float] | None:

@@ -70,6 +70,8 @@ class Trainer:
         self.setup, self.config, self.device = setup, config, device
         self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
         self.student = setup.student.to(device).train(config.student_mode == "train")
+        if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
+            setup.profile.partner = setup.profile.partner.to(device).eval().requires_grad_(False)
         self.d = setup.discriminator.to(device) if setup.discriminator is not None and config.uses_discriminator else None
         if self.d is not None:
             self.d.train(config.trains_discriminator).requires_grad_(config.trains_discriminator)
@@ -81,7 +83,8 @@ class Trainer:
         self.sparsity: float | None = None
         self.done = 0
         self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
-                                   config.r1_gamma, config.r1_every, setup.conditional, self._autocast())
+                                   config.r1_gamma, config.r1_every, setup.conditional, self._autocast(),
+                                   image_terms=setup.info.input_kind == "image")
 
     def _autocast(self):
         if self.config.amp and self.device.type == "cuda":

@@ -1,0 +1,440 @@
+"""Training and test data for image-to-image generators: paired, unpaired and super-resolution.
+
+Layouts (``folder`` is what ``--data`` names):
+
+- **paired** (pix2pix): either a folder of side-by-side ``A|B`` images, each exactly twice as
+  wide as it is high (the layout of the pytorch-CycleGAN-and-pix2pix datasets: the left half
+  is A, the right half B), or a folder with two sub-folders ``A/`` and ``B/`` whose files are
+  matched by file name (stem: ``A/0001.png`` pairs with ``B/0001.jpg``). ``--inputs A_FOLDER``
+  with ``--data B_FOLDER`` is the same as ``A/`` and ``B/``. Direction ``BtoA`` swaps the roles.
+- **unpaired** (CycleGAN): ``A/`` and ``B/`` sub-folders (or ``--inputs A --data B``); any
+  counts, no matching. ``BtoA`` swaps them.
+- **sr** (ESRGAN/Real-ESRGAN): a folder of high-resolution images. Low-resolution inputs are
+  made on the fly by bicubic downscaling with antialiasing (``torch.nn.functional.interpolate``,
+  ``mode="bicubic", antialias=True``) of each high-resolution crop, optionally after a Gaussian
+  blur (``blur``: sigma in HR pixels) and followed by Gaussian noise (``noise``: std in ``[0, 1]``
+  units), clamped to the value range.
+
+Images stay at their own size (stored as ``uint8``); training draws random crops of ``crop``
+pixels (the same window in A and B, and a random horizontal flip of both), deterministic in
+``(seed, step)``. Evaluation uses the full images. An image smaller than the crop is an error.
+
+Channels: every image is brought to the network's channel count. A grayscale image given to an
+RGB network is repeated over three channels; an RGB image given to a one-channel network is
+turned into luma (ITU-R 601: ``0.299 R + 0.587 G + 0.114 B``, as PIL's ``"L"``). Either
+conversion is reported once per data set (:attr:`ImageData.notes`). Alpha is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DATA_KINDS = ("paired", "unpaired", "sr")
+DIRECTIONS = ("AtoB", "BtoA")
+STREAM_ORDER_A, STREAM_ORDER_B, STREAM_CROP, STREAM_DEGRADE = 11, 12, 13, 14
+LUMA = (0.299, 0.587, 0.114)
+
+
+# ------------------------------------------------------------------ reading
+
+
+class Converter:
+    """Brings images to a channel count and remembers (once) that it had to."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self._seen: set[tuple[int, int]] = set()
+
+    def __call__(self, image: torch.Tensor, channels: int, where: str) -> torch.Tensor:
+        have = int(image.shape[0])
+        if have == channels:
+            return image
+        if (have, channels) not in self._seen:
+            self._seen.add((have, channels))
+            what = "grayscale images were given to an RGB model: each is repeated over 3 channels" if channels == 3 \
+                else "RGB images were given to a one-channel model: each is converted to luma (0.299 R + 0.587 G + 0.114 B)"
+            self.notes.append(f"{where}: {what}")
+        if channels == 3:
+            return image.expand(3, *image.shape[1:]).clone()
+        w = torch.tensor(LUMA).view(3, 1, 1)
+        return (image.float() * w).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
+def image_files(folder: Path, what: str) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(f"{what} {folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{what} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files
+
+
+def read_uint8(path: Path) -> torch.Tensor:
+    """One image as ``uint8`` ``(C, H, W)`` with C 1 (grayscale) or 3 (RGB; alpha and palettes resolved)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            im = im.convert("L" if gray else "RGB")
+            c, h, w = (1 if gray else 3), im.height, im.width
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+    return data.view(h, w, c).permute(2, 0, 1).contiguous()
+
+
+def _read_folder(folder: Path, channels: int, conv: Converter, what: str) -> tuple[list[torch.Tensor], list[str]]:
+    files = image_files(folder, what)
+    return [conv(read_uint8(p), channels, what) for p in files], [p.name for p in files]
+
+
+def _match_by_name(a_dir: Path, b_dir: Path, what_a: str, what_b: str) -> tuple[list[Path], list[Path]]:
+    a = {p.stem: p for p in image_files(a_dir, what_a)}
+    b = {p.stem: p for p in image_files(b_dir, what_b)}
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        parts = []
+        for label, names in ((what_a, only_a), (what_b, only_b)):
+            if names:
+                more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+                parts.append(f"{len(names)} only in {label} ({', '.join(names[:3])}{more})")
+        raise InputError(f"paired data: the A and B files do not match by name: {'; '.join(parts)}. "
+                         "Paired (pix2pix) data needs one B image per A image with the same file name")
+    keys = sorted(a)
+    return [a[k] for k in keys], [b[k] for k in keys]
+
+
+# ------------------------------------------------------------------ data sets
+
+
+@dataclass
+class ImageData:
+    """Inputs ``a`` and targets ``b`` (``uint8`` CHW, any sizes) for one kind of image-to-image task.
+
+    ``paired``: ``a[i]`` goes with ``b[i]``. ``unpaired``: independent lists. ``sr``: ``b`` holds
+    the high-resolution images and ``a`` is empty (inputs are made from ``b``; ``scale``).
+    """
+
+    kind: str
+    a: list[torch.Tensor]
+    b: list[torch.Tensor]
+    names: list[str]
+    scale: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.b) if self.kind == "sr" else len(self.a)
+
+
+def _ab_dirs(folder: Path) -> tuple[Path, Path] | None:
+    a, b = folder / "A", folder / "B"
+    return (a, b) if a.is_dir() and b.is_dir() else None
+
+
+def load_paired(data: str, in_channels: int, out_channels: int, *, inputs: str | None = None,
+                direction: str = "AtoB") -> ImageData:
+    """Paired A/B images (see the module docstring for the layouts)."""
+    _check_direction(direction)
+    folder = Path(data).expanduser()
+    conv = Converter()
+    if inputs is not None:
+        a_files, b_files = _match_by_name(Path(inputs).expanduser(), folder, "--inputs", "--data")
+        if direction == "BtoA":
+            a_files, b_files = b_files, a_files
+        a = [conv(read_uint8(p), in_channels, "inputs") for p in a_files]
+        b = [conv(read_uint8(p), out_channels, "targets") for p in b_files]
+        return _checked_pairs(ImageData("paired", a, b, [p.name for p in a_files], notes=conv.notes), a_files)
+    dirs = _ab_dirs(folder) if folder.is_dir() else None
+    if dirs is not None:
+        a_files, b_files = _match_by_name(dirs[0], dirs[1], "A/", "B/")
+        if direction == "BtoA":
+            a_files, b_files = b_files, a_files
+        a = [conv(read_uint8(p), in_channels, "inputs") for p in a_files]
+        b = [conv(read_uint8(p), out_channels, "targets") for p in b_files]
+        return _checked_pairs(ImageData("paired", a, b, [p.name for p in a_files], notes=conv.notes), a_files)
+    files = image_files(folder, "--data")
+    a, b = [], []
+    for p in files:
+        image = read_uint8(p)
+        h, w = image.shape[1:]
+        if w != 2 * h:
+            raise InputError(
+                f"--data {folder}: {p.name} is {w}x{h}, not a side-by-side A|B pair (twice as wide as high). "
+                "pix2pix needs paired data: side-by-side A|B images, or A/ and B/ sub-folders with matching "
+                "file names (unpaired folders are for CycleGAN)")
+        left, right = image[:, :, :h], image[:, :, h:]
+        if direction == "BtoA":
+            left, right = right, left
+        a.append(conv(left.contiguous(), in_channels, "inputs"))
+        b.append(conv(right.contiguous(), out_channels, "targets"))
+    return ImageData("paired", a, b, [p.name for p in files], notes=conv.notes)
+
+
+def _checked_pairs(data: ImageData, files: list[Path]) -> ImageData:
+    for name, a, b in zip(data.names, data.a, data.b):
+        if a.shape[1:] != b.shape[1:]:
+            raise InputError(f"paired data: {name} is {a.shape[2]}x{a.shape[1]} in A but {b.shape[2]}x{b.shape[1]} "
+                             "in B; each pair must have the same size")
+    return data
+
+
+def load_unpaired(data: str, in_channels: int, out_channels: int, *, inputs: str | None = None,
+                  direction: str = "AtoB") -> ImageData:
+    """Unpaired domains A and B (CycleGAN): ``A/`` and ``B/`` under ``data``, or ``--inputs A --data B``."""
+    _check_direction(direction)
+    folder = Path(data).expanduser()
+    conv = Converter()
+    if inputs is not None:
+        a_dir, b_dir = Path(inputs).expanduser(), folder
+    else:
+        dirs = _ab_dirs(folder) if folder.is_dir() else None
+        if dirs is None:
+            raise InputError(f"--data {folder}: unpaired (CycleGAN) data needs A/ and B/ sub-folders "
+                             "(or --inputs A_FOLDER with --data B_FOLDER)")
+        a_dir, b_dir = dirs
+    if direction == "BtoA":
+        a_dir, b_dir = b_dir, a_dir
+    a, names = _read_folder(a_dir, in_channels, conv, "inputs")
+    b, _ = _read_folder(b_dir, out_channels, conv, "targets")
+    return ImageData("unpaired", a, b, names, notes=conv.notes)
+
+
+def load_sr(data: str, channels: int, scale: int) -> ImageData:
+    """High-resolution images for a x``scale`` super-resolution model (inputs made by downscaling)."""
+    folder = Path(data).expanduser()
+    conv = Converter()
+    b, names = _read_folder(folder, channels, conv, "--data")
+    return ImageData("sr", [], b, names, scale=scale, notes=conv.notes)
+
+
+def load_image_data(kind: str, data: str, in_channels: int, out_channels: int, *, inputs: str | None = None,
+                    direction: str = "AtoB", scale: int = 1) -> ImageData:
+    if kind == "paired":
+        return load_paired(data, in_channels, out_channels, inputs=inputs, direction=direction)
+    if kind == "unpaired":
+        return load_unpaired(data, in_channels, out_channels, inputs=inputs, direction=direction)
+    if kind == "sr":
+        if inputs is not None:
+            raise InputError("super-resolution makes its low-resolution inputs from --data: drop --inputs")
+        return load_sr(data, out_channels, scale)
+    raise InputError(f"unknown image data kind {kind!r}; choose one of {', '.join(DATA_KINDS)}")
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise InputError(f"--direction {direction!r}: choose AtoB or BtoA")
+
+
+# ------------------------------------------------------------------ tensors
+
+
+def to_range(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """``uint8`` images -> float in ``value_range``."""
+    lo, hi = value_range
+    return images.float() / 255.0 * (hi - lo) + lo
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (radius 3 sigma, reflect padding) of ``(N, C, H, W)`` images."""
+    if sigma <= 0:
+        return images
+    radius = max(1, int(3 * sigma + 0.5))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = images.shape[1]
+    out = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """How SR inputs are made from HR images: blur (HR sigma), bicubic x1/scale, noise (std in [0, 1] units)."""
+
+    scale: int
+    blur: float = 0.0
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.blur < 0 or self.noise < 0:
+            raise InputError("--sr-blur and --sr-noise must be >= 0")
+
+    def __call__(self, hr: torch.Tensor, value_range: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
+        lo, hi = value_range
+        x = gaussian_blur(hr.float(), self.blur)
+        if self.scale > 1:
+            h, w = hr.shape[-2:]
+            x = F.interpolate(x, size=(h // self.scale, w // self.scale), mode="bicubic", antialias=True,
+                              align_corners=False)
+        if self.noise > 0:
+            x = x + torch.randn(x.shape, generator=generator).to(x) * self.noise * (hi - lo)
+        return x.clamp(lo, hi)
+
+
+def check_crop(data: ImageData, crop: int) -> None:
+    """Every image must hold a ``crop x crop`` window (and SR crops divide by the scale)."""
+    if not isinstance(crop, int) or isinstance(crop, bool) or crop <= 0:
+        raise InputError(f"--crop must be a positive integer, got {crop!r}")
+    if data.kind == "sr" and crop % data.scale:
+        raise InputError(f"--crop {crop} is not a multiple of the x{data.scale} scale; the crop is taken on the "
+                         f"high-resolution images, so use e.g. --crop {max(data.scale, crop - crop % data.scale)}")
+    for images, label in ((data.a, "input"), (data.b, "target")):
+        for i, image in enumerate(images):
+            h, w = image.shape[1:]
+            if h < crop or w < crop:
+                named = i < len(data.names) and (label == "input" or data.kind != "unpaired")
+                name = data.names[i] if named else f"#{i + 1}"
+                raise InputError(f"{label} image {name} is {w}x{h}, smaller than --crop {crop}; "
+                                 "pass a smaller --crop or use larger images")
+
+
+def _rng(seed: int, index: int, stream: int) -> torch.Generator:
+    from .finetune.batches import mix
+
+    return torch.Generator().manual_seed(mix(seed, index, stream))
+
+
+@dataclass
+class CropSampler:
+    """Random crops of image-to-image data for every step, derived from ``(seed, step)`` alone.
+
+    ``draw`` returns :class:`~gancompress.finetune.batches.StepData`: ``x`` the input crops,
+    ``real`` the target crops (the ground truth of ``x`` for paired and SR data, independent
+    target-domain crops for unpaired data) and ``real_x = x`` when paired.
+    """
+
+    seed: int
+    batch_size: int
+    data: ImageData
+    crop: int
+    value_range: tuple[float, float]
+    degradation: Degradation | None = None
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.data.n == 0 or (self.data.kind == "unpaired" and not self.data.b):
+            raise InputError("the data set is empty; point --data at a folder with images")
+        check_crop(self.data, self.crop)
+        self.n = self.data.n
+        self.size = min(self.batch_size, self.n)
+        if self.data.kind == "sr" and self.degradation is None:
+            self.degradation = Degradation(self.data.scale)
+
+    @property
+    def paired(self) -> bool:
+        return self.data.kind in ("paired", "sr")
+
+    def _order(self, step: int, n: int, stream: int) -> torch.Tensor:
+        per_epoch = max(1, n // self.size)
+        epoch, pos = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=_rng(self.seed, epoch, stream))
+        if n < self.size:
+            order = order.repeat(self.size // n + 1)
+        return order[pos * self.size:(pos + 1) * self.size]
+
+    def _crop(self, image: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor:
+        h, w = image.shape[1:]
+        top = int(torch.randint(0, h - self.crop + 1, (1,), generator=g))
+        left = int(torch.randint(0, w - self.crop + 1, (1,), generator=g))
+        out = image[:, top:top + self.crop, left:left + self.crop]
+        return out.flip(-1) if flip else out
+
+    def _flip(self, g: torch.Generator) -> bool:
+        return bool(self.flip and torch.rand((), generator=g) < 0.5)
+
+    def draw(self, step: int, device: torch.device):
+        from .finetune.batches import StepData
+
+        g = _rng(self.seed, step, STREAM_CROP)
+        kind = self.data.kind
+        if kind == "paired":
+            xs, ys = [], []
+            for i in self._order(step, self.n, STREAM_ORDER_A).tolist():
+                gi = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                flip = self._flip(gi)
+                state = gi.get_state()
+                xs.append(self._crop(self.data.a[i], gi, flip))
+                gi.set_state(state)  # the same window in B
+                ys.append(self._crop(self.data.b[i], gi, flip))
+            x = to_range(torch.stack(xs), self.value_range)
+            y = to_range(torch.stack(ys), self.value_range)
+            return StepData(x.to(device), y.to(device), x.to(device))
+        if kind == "sr":
+            hr = torch.stack([self._crop(self.data.b[i], g, self._flip(g)) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()])
+            hr = to_range(hr, self.value_range)
+            lr = self.degradation(hr, self.value_range, _rng(self.seed, step, STREAM_DEGRADE))
+            return StepData(lr.to(device), hr.to(device), lr.to(device))
+        xs = [self._crop(self.data.a[i], g, self._flip(g)) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()]
+        ys = [self._crop(self.data.b[i], g, self._flip(g)) for i in self._order(step, len(self.data.b), STREAM_ORDER_B).tolist()]
+        return StepData(to_range(torch.stack(xs), self.value_range).to(device),
+                        to_range(torch.stack(ys), self.value_range).to(device), None)
+
+    def fixed(self, n: int, device: torch.device) -> torch.Tensor:
+        """The same ``n`` centre-cropped inputs every time (for sample grids)."""
+        source = self.data.b if self.data.kind == "sr" else self.data.a
+        crops = []
+        for image in source[:n]:
+            h, w = image.shape[1:]
+            top, left = (h - self.crop) // 2, (w - self.crop) // 2
+            crops.append(image[:, top:top + self.crop, left:left + self.crop])
+        x = to_range(torch.stack(crops), self.value_range)
+        if self.data.kind == "sr":
+            x = self.degradation(x, self.value_range, _rng(self.seed, 0, STREAM_DEGRADE))
+        return x.to(device)
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def center_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Centre-crop ``(C, H, W)`` to the largest size that is a multiple of ``multiple``."""
+    h, w = image.shape[1:]
+    nh, nw = h - h % multiple, w - w % multiple
+    if nh == 0 or nw == 0:
+        raise InputError(f"an image of {w}x{h} is smaller than the {multiple}-pixel multiple this model needs")
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return image[:, top:top + nh, left:left + nw]
+
+
+def eval_pairs(data: ImageData, value_range: tuple[float, float], multiple: int = 1,
+               degradation: Degradation | None = None) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+    """Full-size ``(name, input (1,C,H,W), target or None)`` per input image, in the value range.
+
+    Sizes are centre-cropped to a multiple the model accepts (``multiple``; for SR, of the
+    high-resolution image). Unpaired data has no per-image target.
+    """
+    out = []
+    if data.kind == "sr":
+        deg = degradation or Degradation(data.scale)
+        for name, hr in zip(data.names, data.b):
+            hr = to_range(center_multiple(hr, multiple * data.scale)[None], value_range)
+            out.append((name, deg(hr, value_range, torch.Generator().manual_seed(0)), hr))
+        return out
+    for i, (name, a) in enumerate(zip(data.names, data.a)):
+        x = to_range(center_multiple(a, multiple)[None], value_range)
+        y = to_range(center_multiple(data.b[i], multiple)[None], value_range) if data.kind == "paired" else None
+        out.append((name, x, y))
+    return out
+
+
+def input_multiple(spec) -> int:
+    """The multiple an input side must be for a built-in image-to-image generator (1 when unknown)."""
+    if spec is None:
+        return 1
+    kw = spec.kwargs
+    if spec.name == "pix2pix-unet-g":
+        return 2 ** int(kw.get("num_downs", 8))
+    if spec.name == "pix2pix-resnet-g":
+        return 4
+    if spec.name == "rrdbnet-g":
+        return {4: 1, 2: 2, 1: 4}.get(int(kw.get("scale", 4)), 1)
+    return 1
