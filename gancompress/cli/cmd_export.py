@@ -1,4 +1,4 @@
-"""`gancompress export SOURCE -o FILE`: write the deployable generator."""
+"""`gancompress export [SOURCE] [-o FILE] [--push-to-hub OWNER/REPO]`: write the deployable generator."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,34 +7,72 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Force, Json, Source, TrustPickle
-from .output import human_console, human_size, print_json
+from .options import Arch, ArchKwargs, Force, Json, OptSource, Quiet, TrustPickle
+from .output import human_console, human_size, notice, print_json
+from .stdio import emit_written, source_from_stdin
 
 Format = Annotated[str, typer.Option("--format", help="sparse (default; smallest, exact), dense (plain safetensors), "
                                      "shrunk (pruned filters removed: a smaller, faster network) or onnx.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Cast floating tensors: float32, float16 or bfloat16 (default: keep).")]
-Out = Annotated[Path, typer.Option("--output", "-o", help="File to write (never overwrites without --force).")]
+Out = Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: <stem>.<format>.safetensors beside "
+                                             "the input, in the current directory for hf:// and builtin:; never overwrites without --force).")]
+PushTo = Annotated[Optional[str], typer.Option("--push-to-hub", help="Also upload the export and a generated model card to this "
+                                               "Hub model repository (OWNER/REPO; token from HF_TOKEN or `hf auth login`).")]
+Private = Annotated[bool, typer.Option("--private", help="Create the Hub repository as private (with --push-to-hub).")]
+Revision = Annotated[Optional[str], typer.Option("--revision", help="Push to this branch (created when missing; default main).")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate --out` JSON report to put in the model card.")]
+
+
+def default_output(source: str, fmt: str) -> Path:
+    """``<stem>.<format>.safetensors`` (``<stem>.onnx``) beside a local input, else in the current directory."""
+    suffix = ".onnx" if fmt == "onnx" else f".{fmt}.safetensors"
+    if source.startswith(("hf://", "builtin:")):
+        stem = source.rstrip("/").replace("builtin:", "").split("/")[-1].split("@")[0]
+        return Path.cwd() / f"{Path(stem).stem}{suffix}"
+    path = Path(source).expanduser()
+    stem = path.name if path.is_dir() else path.stem
+    return path.parent / f"{stem}{suffix}"
 
 
 @handle_errors
-def export(source: Source, output: Out, format: Format = "sparse", dtype: Dtype = None, force: Force = False,
-           json_out: Json = False, trust_pickle: TrustPickle = False, arch: Arch = None,
-           arch_kwargs: ArchKwargs = None) -> None:
-    """Export the (pruned) generator for deployment; load it back with gancompress.api.load(path).
+def export(source: OptSource = None, output: Out = None, format: Format = "sparse", dtype: Dtype = None,
+           push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
+           force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
+           arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
+    """Export the (pruned) generator for deployment; load it back with gancompress.load(path).
+
+    Prints the file written as the only stdout line (one JSON document with --json).
 
     Example: gancompress export pruned.safetensors -o generator.safetensors --format shrunk --dtype float16
+
+    Example: gancompress export pruned.safetensors --push-to-hub you/digits-pruned --report report.json
     """
+    from ..errors import InputError
     from ..export import ExportConfig
-    from ..export import export as run_export
+    from ..hub_push import PushConfig, export_and_push
     from ..loading import parse_arch_kwargs
 
-    config = ExportConfig(source=source, output=output, format=format, dtype=dtype, force=force,
-                          trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
-    result = run_export(config).to_dict()
+    if push_to_hub is None:
+        for flag, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
+            if given:
+                raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
+    push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
+    if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
+        from ..hub_push import check_push
+
+        check_push(push)
+    source = source_from_stdin(source)
+    config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
+                          force=force, trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
+    result = export_and_push(config, push)
     if json_out:
         print_json(result)
-    else:
+        return
+    if not quiet:
         _print(result)
+    if result.get("hub"):
+        notice(f"pushed to {result['hub']['hf_uri']} (commit {result['hub']['commit']})", quiet=quiet)
+    emit_written(result["path"])
 
 
 def _print(r: dict[str, Any]) -> None:

@@ -4,21 +4,25 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Json, Source, TrustPickle
+from .options import Arch, ArchKwargs, Json, OptSource, TrustPickle
 from .output import human_console, human_size, print_json, table
+from .stdio import source_from_stdin
 
 
 @handle_errors
-def inspect(source: Source, json_out: Json = False, trust_pickle: TrustPickle = False,
+def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: TrustPickle = False,
             arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
     """Show the layers, sparsity, structure and cost of a checkpoint's generator and discriminator.
 
     Example: gancompress inspect builtin:digits-dcgan --json
+
+    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress inspect
     """
     from ..inspection import inspect_bundle
     from ..loading import LoadOptions, load_bundle, parse_arch_kwargs
     from ..sources import resolve
 
+    source = source_from_stdin(source)
     options = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
     bundle = load_bundle(source, options)
     report = inspect_bundle(bundle, resolve(source))

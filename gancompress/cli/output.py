@@ -15,17 +15,30 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _console(stream) -> Console:
+    """A console that is a terminal only when the stream is one: pipes and files never get ANSI codes
+    (even with FORCE_COLOR set); NO_COLOR turns colours off on a terminal too."""
+    return Console(file=stream, force_terminal=_isatty(stream), no_color=_no_color(), highlight=False, soft_wrap=True)
+
+
 def stdout_console() -> Console:
-    return Console(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=True)
+    return _console(sys.stdout)
 
 
 def stderr_console() -> Console:
-    return Console(file=sys.stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+    return _console(sys.stderr)
 
 
 def human_console() -> Console:
     """Tables go to stdout on a terminal, to stderr when stdout is a pipe or file."""
-    return stdout_console() if sys.stdout.isatty() else stderr_console()
+    return stdout_console() if _isatty(sys.stdout) else stderr_console()
 
 
 def print_json(document: Any) -> None:

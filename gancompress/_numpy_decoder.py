@@ -1,0 +1,85 @@
+# The numpy-only decoder of docs/sparse_format.md ("Decoding with numpy alone"), kept
+# byte-identical to the documented snippet (tests/test_hub_push.py checks it). The model card
+# that `gancompress export --push-to-hub` writes embeds everything below the marker line.
+# --- snippet ---
+import json
+import struct
+
+import numpy as np
+
+ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+             "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    arrays = {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        arr = np.frombuffer(data[start:end], dtype=ST_DTYPES[info["dtype"]])
+        arrays[name] = arr.reshape(info["shape"])
+    return arrays, meta
+
+
+def axis_view_shape(shape, axis):
+    return [shape[axis]] + [s for i, s in enumerate(shape) if i != axis]
+
+
+def from_axis_view(mat, shape, axis):
+    return np.moveaxis(mat.reshape(axis_view_shape(shape, axis)), 0, axis)
+
+
+def unpack(packed, count):
+    return np.unpackbits(packed, count=count, bitorder="little").astype(bool)
+
+
+def decode_tensor(name, info, a):
+    shape, axis, enc = info["shape"], info.get("axis", 0), info["encoding"]
+    vals = a[name + ".compressed"]
+    size = int(np.prod(shape))
+    if enc == "bitmask":
+        rows = shape[0] if len(shape) > 1 else 1
+        cols = size // rows
+        mask = np.unpackbits(a[name + ".bitmask"], axis=-1, count=cols, bitorder="little").astype(bool)
+        out = np.zeros((rows, cols), vals.dtype)
+        out[mask] = vals
+        return out.reshape(shape)
+    if enc == "slices":
+        out = np.zeros(axis_view_shape(shape, axis), vals.dtype)
+        out[unpack(a[name + ".slice_mask"], shape[axis])] = vals
+        return np.moveaxis(out, 0, axis)
+    rows = shape[axis]
+    cols = size // rows
+    if enc == "blocks":
+        br, bc = info["block"]
+        nbr, nbc = -(-rows // br), -(-cols // bc)
+        tiles = np.zeros((nbr * nbc, br, bc), vals.dtype)
+        tiles[unpack(a[name + ".block_mask"], nbr * nbc)] = vals
+        mat = tiles.reshape(nbr, nbc, br, bc).transpose(0, 2, 1, 3).reshape(nbr * br, nbc * bc)
+        return from_axis_view(mat[:rows, :cols], shape, axis)
+    if enc == "nm":
+        n, m = info["n"], info["m"]
+        bits = max(1, int(np.ceil(np.log2(m))))
+        flat = unpack(a[name + ".indices"], vals.size * bits).reshape(-1, bits)
+        idx = (flat.astype(np.int64) << np.arange(bits)).sum(1).reshape(rows, cols // m, n)
+        groups = np.zeros((rows, cols // m, m), vals.dtype)
+        np.put_along_axis(groups, idx, vals.reshape(rows, cols // m, n), axis=-1)
+        return from_axis_view(groups.reshape(rows, cols), shape, axis)
+    raise ValueError(f"unknown encoding {enc}")
+
+
+def load_state(path):
+    """{name: numpy array} of a gancompress-sparse (or -dense) file."""
+    arrays, meta = read_safetensors(path)
+    assert meta["format"] in ("gancompress-sparse", "gancompress-dense"), meta.get("format")
+    assert meta["format_version"] == "1", meta["format_version"]
+    table = json.loads(meta.get("tensors", "{}"))
+    state = {name: decode_tensor(name, info, arrays) for name, info in table.items()}
+    stored = {f"{name}.{s}" for name in table for s in ("shape", "compressed", "bitmask", "row_offsets",
+                                                         "slice_mask", "block_mask", "indices")}
+    state.update({k: v for k, v in arrays.items() if k not in stored})
+    return state
