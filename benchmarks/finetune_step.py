@@ -5,8 +5,10 @@ Same generator, discriminator and batch for every row: PyTorch's DCGAN at 64x64 
 ngf = ndf = 32, nz 100, batch 32; D with BatchNorm and Sigmoid, the ``ns`` profile on
 probabilities). The plain step is the DCGAN example's: D(real), D(fake.detach()) -> D step,
 then D(fake) -> G step. The methods' steps are gancompress's own (``finetune.step``): D(real)
-once, teacher+student fakes through D in one batch, simultaneous G/D updates, masks applied.
-Prints a markdown table (median ms over ``--repeats`` after ``--warmup``) and the ratios.
+and D(student's fakes) once each with autograd, the teacher's fakes through D under no_grad
+(reference values only), simultaneous G/D updates, masks applied. Prints a markdown table
+(median ms over ``--repeats`` after ``--warmup``) and the ratios. On a shared CPU machine use
+``--threads 1 --clock cpu`` and compare ratios, not milliseconds.
 
     python benchmarks/finetune_step.py                       # CPU
     python benchmarks/finetune_step.py --device cuda --amp   # bf16 autocast on a GPU

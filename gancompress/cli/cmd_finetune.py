@@ -61,8 +61,11 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     Example: gancompress finetune builtin:digits-dcgan --sparsity 0.75 --data builtin:digits -o d75.safetensors
 
     Example: gancompress finetune checkpoints/facades_pix2pix --sparsity 0.5 --data datasets/facades/train --crop 64 -o facades50.safetensors
+
+    Example (data-parallel, 4 processes; --batch-size is the global batch): torchrun --nproc_per_node 4 -m gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors
     """
     from ..finetune import FinetuneConfig, run_finetune
+    from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
 
     source = source_from_stdin(source)
@@ -75,6 +78,9 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
         perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise)
+    if not is_main_process():  # torchrun: only rank 0 reports
+        run_finetune(config)
+        return
     with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
         result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
     for note in result.notes:

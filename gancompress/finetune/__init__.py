@@ -16,6 +16,9 @@ Pruning: the input's masks, or with ``sparsity`` on a dense input, AGP (Zhu & Gu
 to the target by ``ramp_fraction`` of the steps, masks recomputed monotonically every few
 steps. Masks are re-applied after every optimizer step and pruned weights' gradients and Adam
 moments are zeroed, so pruned weights stay exactly zero.
+
+Multi-process: ``torchrun --nproc_per_node N -m gancompress finetune ...`` trains
+data-parallel (``--batch-size`` stays the global batch; see :mod:`.distributed`).
 """
 from importlib import import_module
 from typing import Any

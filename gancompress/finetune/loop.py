@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 from ..errors import GanCompressError, InputError, NonFiniteLoss
 from ..io_utils import check_writable
 from .config import FinetuneConfig, resolve_device
+from .distributed import World, activated, any_rank, barrier, device_for, has_batchnorm, init_world
 from .outputs import RunLog, sample_grid, save_output, write_png
 from .setup import Setup, build_setup
 from .state import RunPaths, check_compatible, load_state, save_state
@@ -89,13 +90,26 @@ def deferred_sigint() -> Iterator[dict[str, bool]]:
 
 
 def run_finetune(config: FinetuneConfig, on_progress: ProgressCallback | None = None) -> FinetuneResult:
-    """Recover a pruned generator (see the package docstring). Writes nothing on bad input."""
+    """Recover a pruned generator (see the package docstring). Writes nothing on bad input.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1, or an initialised process group) every process
+    calls this; they train data-parallel on slices of the global batch and rank 0 writes the
+    files and calls ``on_progress`` (see :mod:`.distributed`).
+    """
     started = time.perf_counter()
     paths = RunPaths.for_output(config.output)
     check_outputs(config, paths)
     device = resolve_device(config.device)
+    with activated(init_world(config.device)) as world:
+        device = device_for(world, device)
+        return _run(config, paths, device, world, on_progress, started)
+
+
+def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None, on_progress: ProgressCallback | None,
+         started: float) -> FinetuneResult:
+    main = world is None or world.is_main
     setup = build_setup(config)
-    trainer = Trainer(setup, config, device)
+    trainer = Trainer(setup, config, device, world)
     metrics: dict[str, float] = {}
     if config.resume:
         state = load_state(paths.state)
@@ -103,16 +117,19 @@ def run_finetune(config: FinetuneConfig, on_progress: ProgressCallback | None = 
         trainer.load(state)
         metrics = state.metrics
     else:
-        _clear_previous(paths)
+        if main:
+            _clear_previous(paths)
         if config.method != "none":
             trainer.begin()
     if config.method != "none":
-        metrics = _train(trainer, setup, paths, on_progress, metrics)
+        metrics = _train(trainer, setup, paths, on_progress if main else None, metrics)
     else:
         trainer.done = config.steps
     trainer.finish_schedule()
-    save_output(paths.output, trainer, setup, metrics, completed=True)
-    paths.state.unlink(missing_ok=True)
+    if main:
+        save_output(paths.output, trainer, setup, metrics, completed=True)
+        paths.state.unlink(missing_ok=True)
+    barrier()  # every rank returns once the output exists
     return _result(trainer, setup, paths, metrics, time.perf_counter() - started)
 
 
@@ -122,6 +139,17 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
         notes.append("--amp has no effect on the CPU (bf16 autocast is used on CUDA only)")
     if config.freeze_discriminator and config.uses_discriminator:
         notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
+    world = trainer.world
+    if world is not None:
+        per = -(-trainer.setup.sampler.size // world.size)
+        notes.append(f"trained on {world.size} processes (torch.distributed); the global batch of "
+                     f"{trainer.setup.sampler.size} was split into slices of up to {per}")
+        per_slice = [name for name, net, trained in (("discriminator", trainer.d, config.trains_discriminator),
+                                                     ("student", trainer.student, config.student_mode == "train"))
+                     if trained and has_batchnorm(net)]
+        if per_slice and trainer.device.type != "cuda":
+            notes.append(f"BatchNorm in the {' and '.join(per_slice)} in train mode: each process normalised its "
+                         "own slice (SyncBatchNorm needs GPUs), so results differ slightly from one process")
     return notes
 
 
@@ -141,11 +169,14 @@ def _due(every: int, k: int, steps: int) -> bool:
 def _train(trainer: Trainer, setup: Setup, paths: RunPaths, on_progress: ProgressCallback | None,
            metrics: dict[str, float]) -> dict[str, float]:
     cfg = trainer.config
-    log = RunLog(paths.log, resume_step=trainer.done if cfg.resume else None) if cfg.log_every else None
+    world = trainer.world
+    main = world is None or world.is_main
+    log = RunLog(paths.log, resume_step=trainer.done if cfg.resume else None) if cfg.log_every and main else None
     if log is not None and not cfg.resume:
         log.write({"step": 0, "event": "start", "config": cfg.to_dict(), "loss": setup.loss_name,
-                   "teacher": setup.teacher_source, "device": str(trainer.device)})
-    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.sample_every else None
+                   "teacher": setup.teacher_source, "device": str(trainer.device),
+                   **({"world_size": world.size} if world is not None else {})})
+    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.sample_every and main else None
     saved = trainer.done if cfg.resume else None
     started = time.perf_counter()
     with deferred_sigint() as flag:
@@ -161,15 +192,21 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, on_progress: Progres
             if fixed is not None and _due(cfg.sample_every, k, cfg.steps):
                 write_png(paths.samples / f"step_{k:06d}.png", sample_grid(trainer, fixed, setup.info.output_range))
             if cfg.save_every and k % cfg.save_every == 0 and k < cfg.steps:
-                _checkpoint(trainer, setup, paths, metrics)
+                if main:
+                    _checkpoint(trainer, setup, paths, metrics)
                 saved = k
             try:
                 if on_progress is not None:
                     on_progress(k, metrics)
-                if flag["hit"]:
-                    raise KeyboardInterrupt
+                stop = flag["hit"]
             except KeyboardInterrupt:
-                _checkpoint(trainer, setup, paths, metrics)
+                stop = True
+            if world is not None:
+                stop = any_rank(stop, trainer.device)  # every rank stops after the same step
+            if stop:
+                if main:
+                    _checkpoint(trainer, setup, paths, metrics)
+                barrier()
                 raise FinetuneInterrupted(
                     f"interrupted after step {k} of {cfg.steps}; state saved to {paths.state}: "
                     "rerun the same command with --resume to continue") from None

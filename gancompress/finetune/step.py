@@ -1,31 +1,49 @@
 """One training step, written so the methods share work.
 
-Per step, D sees the real batch once and, for the consistency methods, the teacher's and the
-student's fakes in ONE concatenated batch. Both updates come from that single forward: D's
-loss is backpropagated into D's parameters only and G_C's loss into G_C's parameters only
-(``backward(inputs=...)``), then both optimizers step (a simultaneous update). A plain GAN
-step (D(real), D(fake.detach()), D(fake)) also runs D on 3 batches, so the extra cost of the
-self-supervised step is mainly the teacher's no-grad forward.
+Per step D sees the real batch once and the student's fakes once, with autograd; for the
+consistency methods it also sees the teacher's fakes once, under ``no_grad`` (the teacher's D
+terms are only reference values: the consistency losses detach them). D's loss is
+backpropagated into D's parameters only and G_C's loss into G_C's parameters only
+(``backward(inputs=...)``), then both optimizers step (a simultaneous update). So D's graph
+holds 2N samples (reals and the student's fakes), D's backward covers those 2N (weight
+gradients) and G_C's backward goes through D on the N student fakes (input gradients). A
+plain GAN step (D(real), D(fake.detach()), D(fake)) also runs D on 3 batches and
+backpropagates 3 batches through it, so the extra cost of the self-supervised step is the
+teacher's no-grad forward.
 
-BatchNorm in D (PyTorch's DCGAN D): D runs in train mode on two batches, reals and fakes, as
-in that example's own training loop; the teacher's and student's fakes share one batch, so
-their batch statistics are pooled (a fake-only batch, twice as large). The teacher generator
-always runs in eval mode under ``no_grad``. The student runs in eval mode too by default
-(``student_mode="eval"``): its normalisation layers use running statistics, like the teacher
-and like inference, so the two are compared like for like; ``"train"`` lets BatchNorm use
-batch statistics and update its running averages.
+D's state during the teacher's pass: the teacher's fakes are judged by the *same* D function
+as the student's, and leave no trace in D. That pass runs after the student's; BatchNorm
+layers use the batch statistics of the teacher's fakes (each batch is normalised by its own
+statistics, as in the DCGAN example's own loop, where reals and fakes are separate batches)
+without updating the running averages, and spectral-norm power iterations are not advanced
+(the teacher's fakes see the weights the student's fakes saw). D's running statistics thus
+see exactly what a plain GAN step shows them: reals and G_C's fakes. (Before, the teacher's
+and the student's fakes went through D as one concatenated batch, pooling their BatchNorm
+statistics and back-propagating D over 2N fakes twice.)
+
+The teacher generator always runs in eval mode under ``no_grad``. The student runs in eval
+mode too by default (``student_mode="eval"``): its normalisation layers use running
+statistics, like the teacher and like inference, so the two are compared like for like;
+``"train"`` lets BatchNorm use batch statistics and update its running averages.
+
+Multi-process runs (:mod:`.distributed`): every batch mean that enters a loss is made global
+(one all-reduce per group of terms) before the non-linear consistency losses are formed, so
+each rank computes the single-process loss; the step functions are otherwise unchanged.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import _SpectralNorm
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..losses import LossProfile, consistency, r1_penalty, total
 from .batches import StepData
+from .distributed import global_means, global_terms, unwrap
 
 CONSISTENCY_METHODS = ("self-supervised", "hybrid")
 
@@ -58,23 +76,54 @@ def critic(d: nn.Module, cond: Tensor | None) -> Callable[[Tensor], Tensor]:
 
 
 def l1_to_teacher(fake_c: Tensor, fake_o: Tensor) -> Tensor:
-    """Per-sample L1 between student and teacher outputs, normalised by mean |G_O(x)|."""
-    return (fake_c.float() - fake_o.float()).abs().mean() / (fake_o.float().abs().mean() + 1e-8)
+    """Per-sample L1 between student and teacher outputs, normalised by mean |G_O(x)|.
+
+    Both means are over the global batch in a multi-process run.
+    """
+    num = (fake_c.float() - fake_o.float()).abs().mean()
+    den = fake_o.float().abs().mean()
+    num, den = global_means([num, den], fake_c.shape[0])
+    return num / (den + 1e-8)
+
+
+def _is_spectral_norm(module: nn.Module) -> bool:
+    return isinstance(module, _SpectralNorm) or any(isinstance(h, SpectralNorm) for h in module._forward_pre_hooks.values())
+
+
+@contextmanager
+def reference_pass(d: nn.Module | None) -> Iterator[None]:
+    """D judges without changing its state: BatchNorm layers in train mode use the batch's
+    statistics but do not update their running averages, and spectral-norm power iterations
+    are not advanced. Everything else keeps its mode. Restored on exit."""
+    changed: list[tuple[nn.Module, str]] = []
+    for m in d.modules() if d is not None else ():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
+            m.track_running_stats = False
+            changed.append((m, "track_running_stats"))
+        elif m.training and _is_spectral_norm(m):
+            m.training = False
+            changed.append((m, "training"))
+    try:
+        yield
+    finally:
+        for m, attr in changed:
+            setattr(m, attr, True)
 
 
 def _d_outputs(d: nn.Module, batch: StepData, fake_o: Tensor | None, fake_c: Tensor,
                opts: StepOptions) -> tuple[Tensor | None, Tensor | None, Tensor]:
-    """D(real) once, and D on [fake_O; fake_C] as one batch (or on fake_C alone)."""
+    """D(real) and D(fake_C) with autograd; D(fake_O), when needed, without (see the module docstring)."""
     cond = batch.x if opts.conditional else None
     d_real = None
     if batch.real is not None and (opts.train_d or opts.method in CONSISTENCY_METHODS):
         d_real = critic(d, batch.real_x if opts.conditional else None)(batch.real)
+    d_fake_c = critic(d, cond)(fake_c)
     if fake_o is None:
-        return d_real, None, critic(d, cond)(fake_c)
-    both_cond = None if cond is None else torch.cat([cond, cond])
-    scores = critic(d, both_cond)(torch.cat([fake_o.to(fake_c.dtype), fake_c]))
-    n = fake_o.shape[0]
-    return d_real, scores[:n], scores[n:]
+        return d_real, None, d_fake_c
+    raw = unwrap(d)
+    with torch.no_grad(), reference_pass(raw):
+        d_fake_o = critic(raw, cond)(fake_o.to(fake_c.dtype))
+    return d_real, d_fake_o, d_fake_c
 
 
 def g_terms(profile: LossProfile, d_fake: Tensor, fake: Tensor, batch: StepData, generator: nn.Module | None,
@@ -97,13 +146,21 @@ def g_terms(profile: LossProfile, d_fake: Tensor, fake: Tensor, batch: StepData,
 def _consistency_losses(profile: LossProfile, d: nn.Module, batch: StepData, d_real: Tensor, d_fake_o: Tensor,
                         d_fake_c: Tensor, fake_o: Tensor, fake_c: Tensor, cond: Tensor | None,
                         gens: tuple[nn.Module | None, nn.Module | None] = (None, None)):
-    """(L_GC, L_DC, the student's D terms) for the consistency methods."""
-    crit = critic(d, cond)
-    l_gc = consistency(g_terms(profile, d_fake_o, fake_o, batch, gens[0], teacher=True),
-                       g_terms(profile, d_fake_c, fake_c, batch, gens[1]))
-    m_o = profile.d_terms(d_real, d_fake_o, real=batch.real, fake=fake_o, discriminator=crit)
-    m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=crit)
-    return l_gc, consistency(m_o, m_c), m_c
+    """(L_GC, L_DC, the student's D terms) for the consistency methods.
+
+    The teacher's terms are reference values: computed without a graph, D left untouched
+    (:func:`reference_pass`; a gradient penalty still differentiates D inside). All terms are
+    batch means, made global in one all-reduce in a multi-process run before the
+    normalised differences are taken.
+    """
+    g_o = g_terms(profile, d_fake_o, fake_o, batch, gens[0], teacher=True)
+    g_c = g_terms(profile, d_fake_c, fake_c, batch, gens[1])
+    raw = unwrap(d)
+    with torch.no_grad(), reference_pass(raw):
+        m_o = profile.d_terms(d_real.detach(), d_fake_o, real=batch.real, fake=fake_o, discriminator=critic(raw, cond))
+    m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=critic(d, cond))
+    g_o, g_c, m_o, m_c = global_terms(g_o, g_c, m_o, m_c, n=fake_c.shape[0])
+    return consistency(g_o, g_c), consistency(m_o, m_c), m_c
 
 
 def _student_teacher(teacher: nn.Module, student: nn.Module, x: Tensor, need_teacher: bool):
@@ -137,7 +194,8 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
         if opts.train_d:
             d_loss = total(m_c)
             if r1_now:
-                d_loss = d_loss + opts.r1_every * r1_penalty(d_real, batch.real, opts.r1_gamma)
+                (r1,) = global_means([r1_penalty(d_real, batch.real, opts.r1_gamma)], batch.real.shape[0])
+                d_loss = d_loss + opts.r1_every * r1
             metrics["d_loss"] = d_loss
     if fake_o is not None and "l1" not in metrics:
         metrics["l1"] = l1_to_teacher(fake_c.detach(), fake_o)
@@ -159,6 +217,9 @@ def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts:
     m_c = None
     if opts.train_d:
         m_c = profile.d_terms(d_real, d_fake_c, real=batch.real, fake=fake_c, discriminator=critic(d, cond))
+        terms, m_c = global_terms(terms, m_c, n=fake_c.shape[0])
+    else:
+        (terms,) = global_terms(terms, n=fake_c.shape[0])
     return total(terms), m_c, {}
 
 
@@ -193,7 +254,11 @@ def mask_optimizer_state(opt: torch.optim.Optimizer, model: nn.Module, masks: di
 def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | None,
                       opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
                       masks: dict[str, Tensor]) -> None:
-    """D's loss into D only, G_C's loss into G_C only; both optimizers step; masks re-applied."""
+    """D's loss into D only, G_C's loss into G_C only; both optimizers step; masks re-applied.
+
+    ``student``/``d`` may be ``DistributedDataParallel`` wrappers (their gradients are averaged
+    over the ranks during the backward passes).
+    """
     from ..prune import apply_masks
 
     g_params = [p for p in student.parameters() if p.requires_grad]
@@ -204,8 +269,8 @@ def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | Non
         losses.d_loss.backward(inputs=d_params, retain_graph=losses.g_loss is not None)
     if losses.g_loss is not None:
         losses.g_loss.backward(inputs=g_params)
-        mask_gradients(student, masks)
+        mask_gradients(unwrap(student), masks)
         opt_g.step()
     if opt_d is not None and losses.d_loss is not None:
         opt_d.step()
-    apply_masks(student, masks)
+    apply_masks(unwrap(student), masks)

@@ -9,9 +9,11 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from .batches import seed_global
 from .config import FinetuneConfig
+from .distributed import World, shard, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .step import StepOptions, backward_and_step, compute_losses, first_non_finite, mask_optimizer_state
@@ -64,10 +66,19 @@ def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict) -> Sc
 
 
 class Trainer:
-    """Teacher (frozen), student, discriminator and their optimizers on one device."""
+    """Teacher (frozen), student, discriminator and their optimizers on one device.
 
-    def __init__(self, setup: Setup, config: FinetuneConfig, device: torch.device) -> None:
-        self.setup, self.config, self.device = setup, config, device
+    In a multi-process run (``world``) the trained networks are also held as
+    ``DistributedDataParallel`` wrappers (``student_net``, ``d_net``; the plain modules stay in
+    ``student``/``d`` for masks, state and outputs) and each step trains on this rank's slice
+    of the global batch (see :mod:`.distributed`).
+    """
+
+    def __init__(self, setup: Setup, config: FinetuneConfig, device: torch.device, world: World | None = None) -> None:
+        self.setup, self.config, self.device, self.world = setup, config, device, world
+        if world is not None and setup.sampler.size < world.size:
+            raise InputError(f"the global batch ({setup.sampler.size}) is smaller than the {world.size} processes; "
+                             "raise --batch-size or start fewer processes")
         self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
         self.student = setup.student.to(device).train(config.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
@@ -75,6 +86,10 @@ class Trainer:
         self.d = setup.discriminator.to(device) if setup.discriminator is not None and config.uses_discriminator else None
         if self.d is not None:
             self.d.train(config.trains_discriminator).requires_grad_(config.trains_discriminator)
+        self.student_net = wrap(self.student, world, device, sync_bn=config.student_mode == "train")
+        self.student = unwrap(self.student_net)
+        self.d_net = wrap(self.d, world, device, sync_bn=True) if self.d is not None else None
+        self.d = unwrap(self.d_net)
         self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=config.betas)
                       if self.d is not None and config.trains_discriminator else None)
@@ -118,12 +133,13 @@ class Trainer:
     def step(self, batch, *, monitor: bool = False) -> dict[str, float]:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.seed, self.done)
-        losses = compute_losses(self.teacher, self.student, self.d, batch, self.setup.profile, self.options,
+        batch = shard(batch, self.world)
+        losses = compute_losses(self.teacher, self.student_net, self.d_net, batch, self.setup.profile, self.options,
                                 self.done, monitor=monitor)
-        bad = first_non_finite(losses)
+        bad = first_non_finite(losses)  # the losses are global, so every rank agrees
         if bad is not None:
             raise NonFiniteStep(*bad)
-        backward_and_step(losses, self.student, self.d, self.opt_g, self.opt_d, self.masks)
+        backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks)
         self.done += 1
         if self.schedule is not None and self.schedule.due(self.done):
             self.set_sparsity(self.schedule.target(self.done))
