@@ -43,24 +43,12 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
-@torch.no_grad()
 def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
     """Dense multiply-accumulates for one sample (flop_counter's FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from .metrics.cost import flop_counts
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(torch.zeros(1, *input_shape, device=device))
-        return int(counter.get_total_flops() // 2)
-    except Exception:  # noqa: BLE001 - a custom module may not trace; MACs are then unknown
-        return None
-    finally:
-        model.train(was_training)
+    counted = flop_counts(model, input_shape)
+    return None if counted is None else counted[0] // 2
 
 
 def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:

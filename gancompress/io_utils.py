@@ -58,3 +58,13 @@ def derived_output(source: str, tag: str, suffix: str = ".safetensors") -> Path:
     path = Path(source).expanduser()
     stem = path.name if path.is_dir() else path.stem
     return path.parent / f"{stem}.{tag}{suffix}"
+
+
+def human_size(n: float) -> str:
+    """1536 -> '1.5 KB' (binary units)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

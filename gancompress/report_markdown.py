@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .io_utils import human_size
 
 # (key, header, format); only columns with at least one value are shown
 COLUMNS: list[tuple[str, str, str]] = [
@@ -38,15 +39,6 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _size(n: float) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 def fmt(value: Any, spec: str = ".4g") -> str:
     if value is None:
         return "-"
@@ -55,7 +47,7 @@ def fmt(value: Any, spec: str = ".4g") -> str:
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     if spec == "size":
-        return _size(value)
+        return human_size(value)
     try:
         return format(value, spec)
     except (TypeError, ValueError):

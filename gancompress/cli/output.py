@@ -10,6 +10,8 @@ from typing import Any, Iterator
 from rich.console import Console
 from rich.table import Table
 
+from ..io_utils import human_size  # noqa: F401  (re-exported for the commands)
+
 
 def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
@@ -77,12 +79,3 @@ def progress_callback(description: str, total: int, *, quiet: bool = False) -> I
             bar.update(task, completed=done, info=info or "")
 
         yield update
-
-
-def human_size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"

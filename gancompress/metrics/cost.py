@@ -49,7 +49,8 @@ def layer_density(module: nn.Module) -> float:
 
 
 @torch.no_grad()
-def _flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int]] | None:
+def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, dict[str, int]] | None:
+    """(total FLOPs, FLOPs per module name) of one sample, or None when the model cannot be traced."""
     from torch.utils.flop_counter import FlopCounterMode
 
     param = next(model.parameters(), None)
@@ -70,7 +71,7 @@ def _flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, d
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCount | None:
     """Dense and effective MACs for one sample (``None`` when the model cannot be traced)."""
-    counted = _flop_counts(model, input_shape)
+    counted = flop_counts(model, input_shape)
     if counted is None:
         return None
     total, per_module = counted
