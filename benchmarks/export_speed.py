@@ -1,12 +1,21 @@
-"""Dense vs shrunk CPU latency and file sizes of every export format.
+"""Dense vs shrunk CPU latency and file sizes of every export format, on the real pix2pix ResNet-9.
 
-The pix2pix ResNet-9 generator (256x256, ngf 64) has residual skips, which ``--format shrunk``
-does not handle yet, so this uses a *sequential stand-in* of the same layers and size (the
-nine residual blocks' convolutions in a row, no skip additions, instance norm). Filter
-pruning removes exactly 25/50/75% of the output filters of every layer but the last.
+Model: ``pix2pix-resnet-g`` (ngf 64, 9 residual blocks, instance norm, 256x256 input; random
+weights, so the numbers say nothing about image quality). Two kinds of filter masks at
+25/50/75% filter sparsity:
 
-Run: ``python benchmarks/export_speed.py [--repeats 3] [--size 256]``. The CPU is shared, so
-expect noise of 10-20%; the median of ``--repeats`` runs is printed.
+* ``per-layer``: the library pruner, ``compute_masks(PruneConfig(s, granularity="filter"))``
+  (first and last conv dense). Each layer picks its own filters, so a residual channel is
+  almost never pruned in all ten convs that add into it: the 256-wide stream stays whole.
+* ``grouped``: whole residual channels pruned together (:func:`filter_groups`: the stream's
+  producers share a group, scored by the summed L2 norm of its filters) and the other
+  filters per layer; what a group-aware pruner would give. Same sparsity per layer.
+
+Run: ``python benchmarks/export_speed.py [--repeats 3] [--size 256] [--kinds per-layer grouped]``.
+The CPU is shared, so expect noise of 10-20% (far more on a loaded machine): the median of
+``--repeats`` runs is printed, dense is re-timed next to every shrunk model and each ratio
+uses that neighbouring dense time; process CPU time (all threads) is printed next to wall
+time because it moves much less when other jobs compete for the cores.
 """
 from __future__ import annotations
 
@@ -20,99 +29,115 @@ import torch
 from torch import nn
 
 from gancompress.api import load
-from gancompress.archs import ARCHITECTURES, ArchSpec
-from gancompress.archs.base import Architecture, register_architecture
+from gancompress.archs import ArchSpec, build
 from gancompress.checkpoint import GanBundle
+from gancompress.errors import InputError
 from gancompress.export import ExportConfig, export_bundle, masked_generator
+from gancompress.export.shrink_graph import filter_groups
+from gancompress.prune import PruneConfig, compute_masks
 
-NAME = "bench-seq-resnet-g"
-
-
-class SequentialResnetStandIn(nn.Module):
-    """pix2pix ResNet generator layers in one Sequential (residual additions left out)."""
-
-    def __init__(self, ngf: int = 64, n_blocks: int = 9) -> None:
-        super().__init__()
-        def norm(c: int) -> nn.Module:
-            return nn.InstanceNorm2d(c)
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), norm(ngf), nn.ReLU()]
-        for mult in (1, 2):
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 2, 1), norm(ngf * mult * 2), nn.ReLU()]
-        for _ in range(n_blocks):
-            for act in (True, False):
-                layers += [nn.ReflectionPad2d(1), nn.Conv2d(ngf * 4, ngf * 4, 3), norm(ngf * 4)]
-                layers += [nn.ReLU()] if act else []
-        for mult in (4, 2):
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, 2, 1, output_padding=1),
-                       norm(ngf * mult // 2), nn.ReLU()]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.model(x)
+SPEC = ArchSpec("pix2pix-resnet-g", {"input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 9,
+                                     "norm": "instance", "use_dropout": False})
 
 
-def register(size: int) -> None:
-    if NAME not in ARCHITECTURES:
-        register_architecture(Architecture(name=NAME, role="generator", build=SequentialResnetStandIn,
-                                           infer=lambda sd: None, input_kind="image",
-                                           input_shape=lambda kw: (3, size, size)))
+def per_layer_masks(model: nn.Module, s: float) -> dict[str, torch.Tensor]:
+    return compute_masks(model, PruneConfig(s, granularity="filter"))
 
 
-def filter_masks(model: nn.Module, s: float) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    masks = {}
-    for name, m in convs[:-1]:
-        dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
-        n = m.weight.shape[dim]
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[torch.randperm(n, generator=gen)[: round(s * n)]] = False
-        shape = [1] * 4
-        shape[dim] = n
-        masks[f"{name}.weight"] = keep.view(shape).expand_as(m.weight).clone()
+def grouped_masks(model: nn.Module, s: float, size: int) -> dict[str, torch.Tensor]:
+    """Prune ``s`` of the filter groups of each family (groups spanning the same layers), lowest L2 first."""
+    template = per_layer_masks(model, s)  # which layers the library prunes
+    masks = {k: torch.ones_like(v) for k, v in template.items()}
+    modules = dict(model.named_modules())
+    families: dict[tuple[str, ...], list[list[tuple[str, int]]]] = {}
+    for group in filter_groups(model, (3, size, size)):
+        layers = tuple(sorted({name for name, _ in group}))
+        if all(f"{name}.weight" in masks for name in layers):
+            families.setdefault(layers, []).append(group)
+
+    def norm(name: str, c: int) -> float:
+        m = modules[name]
+        return float(m.weight.detach().select(1 if isinstance(m, nn.ConvTranspose2d) else 0, c).norm())
+
+    for groups in families.values():
+        scores = torch.tensor([sum(norm(n, c) for n, c in g) for g in groups])
+        for k in scores.argsort()[: round(s * len(groups))].tolist():
+            for name, c in groups[k]:
+                m = modules[name]
+                masks[f"{name}.weight"].select(1 if isinstance(m, nn.ConvTranspose2d) else 0, c).fill_(False)
     return masks
 
 
-def latency(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
+def latency(model: nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process-CPU seconds of one forward (CPU time is steadier on a shared machine)."""
     with torch.no_grad():
         model(x)
-        times = []
+        wall, cpu = [], []
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             model(x)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def run(repeats: int, size: int) -> None:
-    register(size)
+def export_all(bundle: GanBundle, tmp: Path, tag: str) -> dict[str, int]:
+    sizes = {}
+    for fmt in ("dense", "sparse", "shrunk", "onnx"):
+        suffix = "onnx" if fmt == "onnx" else "safetensors"
+        try:
+            r = export_bundle(bundle, ExportConfig("bench", tmp / f"{tag}-{fmt}.{suffix}", format=fmt))
+        except InputError as exc:  # onnx without the onnx package
+            if fmt != "onnx":
+                raise
+            print(f"  (onnx skipped: {str(exc).split(';')[0]})")
+            continue
+        sizes[fmt] = r.file_bytes
+        if fmt == "shrunk":
+            print(f"  shrink: widths {r.shrink['widths_before']} -> {r.shrink['widths_after']}; "
+                  f"kept for exactness {r.shrink['kept_for_exactness']}")
+    return sizes
+
+
+def run(repeats: int, size: int, kinds: list[str]) -> None:
     torch.manual_seed(0)
-    spec = ArchSpec(NAME, {})
-    g = SequentialResnetStandIn().eval()
+    g = build(SPEC).eval()
     x = torch.randn(1, 3, size, size)
-    print(f"stand-in: sequential pix2pix ResNet-9 layers, {sum(p.numel() for p in g.parameters()):,} params, "
-          f"input 1x3x{size}x{size}, torch threads {torch.get_num_threads()}, median of {repeats}")
-    dense_ms = latency(g, x, repeats) * 1e3
-    print(f"dense: {dense_ms:.0f} ms")
+    print(f"pix2pix-resnet-g ngf 64, 9 blocks, instance norm: {sum(p.numel() for p in g.parameters()):,} params; "
+          f"input 1x3x{size}x{size}; torch threads {torch.get_num_threads()}; median of {repeats}")
+    dense_ms, dense_cpu = (t * 1e3 for t in latency(g, x, repeats))
+    print(f"dense: {dense_ms:.0f} ms wall, {dense_cpu:.0f} ms CPU")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for s in (0.25, 0.5, 0.75):
-            bundle = GanBundle(g, spec, masks=filter_masks(g, s), source="stand-in")
-            sizes = {}
-            for fmt in ("dense", "sparse", "shrunk"):
-                r = export_bundle(bundle, ExportConfig("stand-in", Path(tmp) / f"{fmt}{s}.safetensors", format=fmt))
-                sizes[fmt] = r.file_bytes
-            small = load(Path(tmp) / f"shrunk{s}.safetensors")
-            with torch.no_grad():
-                err = float((small(x) - masked_generator(bundle)(x)).abs().max())
-            ms = latency(small, x, repeats) * 1e3
-            print(f"filter {s:.0%}: shrunk {ms:.0f} ms = {ms / dense_ms:.2f}x dense (max |diff| {err:.1e}); files "
-                  + ", ".join(f"{k} {v / 2**20:.1f} MiB ({v / sizes['dense']:.3f}x)" for k, v in sizes.items()))
-
+        for kind in kinds:
+            for s in (0.25, 0.5, 0.75):
+                masks = per_layer_masks(g, s) if kind == "per-layer" else grouped_masks(g, s, size)
+                bundle = GanBundle(g, SPEC, masks=masks, source="bench")
+                print(f"{kind} {s:.0%}:")
+                sizes = export_all(bundle, Path(tmp), f"{kind}{s}")
+                small = load(Path(tmp) / f"{kind}{s}-shrunk.safetensors")
+                masked = masked_generator(bundle)
+                with torch.no_grad():
+                    err = float((small(x) - masked(x)).abs().max())
+                ms, cpu = (t * 1e3 for t in latency(small, x, repeats))
+                dms, dcpu = (t * 1e3 for t in latency(g, x, repeats))
+                params = sum(p.numel() for p in small.parameters())
+                rows.append((kind, s, ms, dms, cpu, dcpu, err, params, sizes))
+                print(f"  shrunk {ms:.0f} ms vs dense {dms:.0f} ms wall = {ms / dms:.2f}x; CPU {cpu:.0f} vs {dcpu:.0f} ms "
+                      f"= {cpu / dcpu:.2f}x (max |diff| {err:.1e}, {params:,} params); files "
+                      + ", ".join(f"{k} {v / 2**20:.1f} MiB ({v / sizes['dense']:.3f}x)" for k, v in sizes.items()))
+    print("\n| masks | filter sparsity | dense ms (wall / CPU) | shrunk ms (wall / CPU) | shrunk/dense wall | "
+          "shrunk/dense CPU | max abs diff | params | dense MiB | sparse MiB | shrunk MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, s, ms, dms, cpu, dcpu, err, params, sizes in rows:
+        print(f"| {kind} | {s:.0%} | {dms:.0f} / {dcpu:.0f} | {ms:.0f} / {cpu:.0f} | {ms / dms:.2f}x | {cpu / dcpu:.2f}x | "
+              f"{err:.1e} | {params:,} | {sizes['dense'] / 2**20:.1f} | {sizes['sparse'] / 2**20:.1f} | "
+              f"{sizes['shrunk'] / 2**20:.1f} |")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--kinds", nargs="+", default=["per-layer", "grouped"], choices=["per-layer", "grouped"])
     args = parser.parse_args()
-    run(args.repeats, args.size)
+    run(args.repeats, args.size, args.kinds)

@@ -244,13 +244,16 @@ def test_shrunk_folds_uniform_constants_into_a_new_bias():
         assert float((small(x) - net(x)).abs().max()) <= 1e-5
 
 
-def test_shrunk_refuses_skip_connections(tmp_path):
+def test_shrunk_handles_skip_connections(tmp_path):
     spec = ArchSpec("pix2pix-resnet-g", {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_blocks": 1,
                                          "norm": "instance", "use_dropout": False})
     g = build(spec).eval()
-    with pytest.raises(InputError, match="skip connections"):
-        _export(GanBundle(g, spec), tmp_path / "r.safetensors", "shrunk")
-    assert not (tmp_path / "r.safetensors").exists()
+    bundle = GanBundle(g, spec, masks=_filter_masks(g, 0.5))
+    r = _export(bundle, tmp_path / "r.safetensors", "shrunk")  # graph path: tests/test_shrink_graph.py
+    assert r.architecture == "shrunk:pix2pix-resnet-g" and r.file_bytes < r.dense_float32_bytes
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert float((load(tmp_path / "r.safetensors")(x) - masked_generator(bundle)(x)).abs().max()) <= 1e-5
 
 
 # ----------------------------------------------------------------------------- loading, damage

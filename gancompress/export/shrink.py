@@ -1,7 +1,11 @@
 """Physically smaller generators for filter (output-channel) pruning: ``--format shrunk``.
 
-Works on sequential generators (one ``nn.Sequential`` doing the whole forward, e.g. the
-DCGAN and digits generators). A per-layer-type table says how to cut a layer's outputs
+This module walks sequential generators (one ``nn.Sequential`` doing the whole forward, e.g.
+the DCGAN and digits generators); everything else (residual additions, U-Net and dense-block
+concatenations, pixel (un)shuffle, interpolation: pix2pix ResNet/U-Net, RRDBNet) goes through
+the torch.fx channel-dependency graph of :mod:`.shrink_graph`, whose spec is a ``graph``.
+
+A per-layer-type table says how to cut a layer's outputs
 (producers: convolutions, linear), its inputs, or its per-channel parameters (norms;
 activations and paddings have none). The walk goes producer by producer: the output
 channels whose filter is all zero are removed there, in every per-channel layer after it
@@ -173,6 +177,7 @@ class ShrinkReport:
     kept_for_exactness: int = 0
     folded_into_bias: int = 0
     constant_maps: int = 0
+    ones_channels: int = 0  # graph shrinking: consumers given one channel of ones for removed uniform constants
 
 
 def sequential_chain(model: nn.Module) -> tuple[str, nn.Sequential]:
@@ -341,8 +346,16 @@ class ShrunkGenerator(nn.Module):
         return getattr(self, self.chain_name)(x)
 
 
-def build_shrunk(layers: list[dict[str, Any]], container: str = "net", **_: Any) -> nn.Module:
-    """Build a shrunk generator from its layer list (``describe`` documents)."""
+def build_shrunk(layers: list[dict[str, Any]] | None = None, container: str = "net",
+                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None, **_: Any) -> nn.Module:
+    """Build a shrunk generator from its layer list (``describe`` documents) or its ``graph``."""
+    if graph is not None:
+        from .shrink_graph import ShrunkGraph
+
+        return ShrunkGraph(graph, input_shape)
+    if not isinstance(layers, list) or not isinstance(container, str):
+        raise InputError("the shrunk architecture spec has neither a layer list nor a graph; it is damaged, "
+                         "export the generator again")
     modules = [construct(d) for d in layers]
     return ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
 
@@ -375,6 +388,8 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     shape = input_shape_of(spec)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
     fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
+    if not is_sequential(model):
+        return _shrink_graph_generator(model.eval(), spec, shape, base, fixed)
     container, layers, report = shrink_sequential(model.eval(), shape, fixed)
     kwargs = {"container": container, "layers": [describe(m) for m in layers], "input_shape": list(shape),
               "base": base, "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
@@ -384,6 +399,29 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     holder = ShrunkGenerator(container, layers) if container else nn.Sequential(*layers)
     small.load_state_dict(holder.state_dict())  # rebuilt from the spec alone, as load() will
     _verify(model, small.eval(), shape)
+    return small, new_spec, report
+
+
+def is_sequential(model: nn.Module) -> bool:
+    """Whether the sequential walk handles ``model`` (else the graph path does)."""
+    try:
+        sequential_chain(model)
+    except InputError:
+        return False
+    return True
+
+
+def _shrink_graph_generator(model: nn.Module, spec: ArchSpec, shape: tuple[int, ...], base: str,
+                            fixed: bool) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
+    from .shrink_graph import build_graph, shrink_graph, verify
+
+    graph, report = shrink_graph(model, shape, fixed)
+    small, gspec = build_graph(graph, shape)  # rebuilt from the spec alone, as load() will
+    verify(model, small, shape, fixed)
+    kwargs = {"graph": gspec, "input_shape": list(shape), "base": base,
+              "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
+    new_spec = ArchSpec(f"shrunk:{base}", kwargs)
+    ensure_shrunk_arch(new_spec.name)
     return small, new_spec, report
 
 
