@@ -43,7 +43,7 @@ def project(tmp_path):
 
 
 def config(p, **kw) -> FinetuneConfig:
-    base = dict(source=str(p["pruned"]), output=p["out"], data=str(p["images"]), steps=4, batch_size=8,
+    base = dict(source=str(p["pruned"]), output=p["out"], data=str(p["images"]), method="hybrid", steps=4, batch_size=8,
                 log_every=2, sample_every=0, save_every=0, device="cpu")
     return FinetuneConfig(**{**base, **kw})
 

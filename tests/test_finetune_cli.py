@@ -57,7 +57,7 @@ def test_bad_options_exit_2_with_one_line(project, extra, needle):
 
 def test_missing_discriminator(tmp_path):
     p = make_project(tmp_path, with_d=False)
-    result = invoke(p)
+    result = invoke(p, "--method", "hybrid")  # the default, distill, needs no discriminator
     assert result.exit_code == 2 and "--discriminator" in result.stderr
     assert not p["out"].exists()
 

@@ -1,17 +1,41 @@
 """Default options of a fine-tuning run, in one torch-free place (the CLI imports it for --help).
 
-The lead sets the final values from the reproduction benchmark.
+Settled by ``benchmarks/reproduce_paper.py`` on the bundled digits DCGAN (230k-parameter
+generator trained 2,500 steps; dense digits-FID 13.90 at 2,000 samples): sparsity of ALL conv
+weights (output layer dense), a 375-step budget (15% of training), AGP schedule, lr_g 5e-4,
+FID mean ± std over seeds (n):
+
+  sparsity            50%                75%                90%
+  distill        14.47 ± 0.25 (2)   14.95 ± 0.38 (2)   18.86 ± 0.31 (4)   <- DEFAULT_METHOD
+  hybrid (mu 1)  17.14 ± 0.32 (2)   20.17 ± 1.04 (2)   19.27 ± 1.44 (4)
+  self-supervised (the paper's loss)                   68.7 ± 13.3 (2)
+  finetune (plain GAN)                                 68.0 ± 5.7 (2)
+  one-shot prune, no recovery        15.98 (50%)       136.9 (90%)
+
+So the per-sample L1 to the teacher does the recovering; the paper's adversarial consistency
+terms add noise at this budget (at 50% the hybrid at lr_g 5e-4 ends worse than no training;
+at lr_g 1e-4 it reaches 14.49 at 50% but 29.9 at 90%, one seed). distill is also ~1.4x faster
+per step and needs no discriminator or data. At 90% distill and hybrid are tied within the
+noise (the same hybrid seed gave 17.9 at 1 torch thread and 23.1 at 2). Other levers (90%,
+one-shot, one seed): mu 10 21.6 vs 20.2 at mu 1; lr_g 1e-3 21.5 (hybrid) / 19.0 (distill).
+AGP beat one-shot at 90%: hybrid 18.39 vs 20.15, distill 18.95 vs 20.39 (2 seeds).
+The 1.10x-of-dense goal is met at 50% and 75% (1.04x, 1.08x), NOT at 90% (1.36x).
 """
 METHOD_NAMES = ("self-supervised", "finetune", "distill", "hybrid", "none")
-DEFAULT_METHOD = "hybrid"
-DEFAULT_STEPS = 750
+DEFAULT_METHOD = "distill"
+DEFAULT_STEPS = 750  # not re-measured here; the benchmark's budget is 375 (15% of 2,500)
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR_G = 5e-4
 DEFAULT_LR_D = 2e-4
 DEFAULT_BETAS = (0.5, 0.999)
 DEFAULT_LAMBDA = 0.5
-DEFAULT_MU = 1.0
+DEFAULT_MU = 1.0  # hybrid only; 10 was worse (above)
 DEFAULT_RAMP_FRACTION = 0.5
+# How sweep/demo/benchmark reach the target sparsity: "agp" prunes the dense model gradually
+# while it recovers (5% -> target by DEFAULT_RAMP_FRACTION of the steps, the paper's schedule);
+# "oneshot" prunes first and recovers the pruned model with fixed masks.
+SCHEDULES = ("agp", "oneshot")
+DEFAULT_SCHEDULE = "agp"
 DEFAULT_INITIAL_SPARSITY = 0.05
 DEFAULT_LOG_EVERY = 10
 DEFAULT_SAMPLE_EVERY = 250

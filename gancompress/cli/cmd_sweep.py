@@ -1,0 +1,84 @@
+"""`gancompress sweep SOURCE --data DATA --sparsity ... --granularity ... --method ...`: a resumable grid."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..finetune import defaults as D
+from .errors import handle_errors
+from .options import BatchSize, Device, Json, OptSource, Quiet
+from .output import human_console, notice, print_json
+from .stdio import emit_written, source_from_stdin
+
+Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits.")]
+Sparsity = Annotated[str, typer.Option("--sparsity", "-s", help="Comma-separated overall sparsities, e.g. 0.25,0.5,0.75,0.9.")]
+Granularity = Annotated[str, typer.Option("--granularity", "-g", help="Comma-separated granularities, e.g. element,filter.")]
+Method = Annotated[str, typer.Option("--method", help="Comma-separated recovery methods (hybrid, self-supervised, finetune, distill, none).")]
+Seeds = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; the table shows mean and spread over them.")]
+Steps = Annotated[int, typer.Option("--steps", help="Recovery steps per cell.")]
+OutDir = Annotated[Path, typer.Option("--out-dir", help="Folder for the cells, sweep.json (resume record), results.md/.json and the plot.")]
+Samples = Annotated[int, typer.Option("--num-samples", help="Generated samples per FID.")]
+Schedule = Annotated[str, typer.Option("--schedule", help="oneshot (prune, then recover) or agp (prune gradually while recovering).")]
+
+
+def _split(text: str, cast, option: str) -> tuple:
+    from ..errors import InputError
+
+    try:
+        return tuple(cast(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give comma-separated values") from None
+
+
+@handle_errors
+def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.25,0.5,0.75,0.9",
+          granularity: Granularity = "element", method: Method = D.DEFAULT_METHOD, seeds: Seeds = "0",
+          steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: Samples = 2000,
+          schedule: Schedule = D.DEFAULT_SCHEDULE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
+          lr_g: Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")] = D.DEFAULT_LR_G,
+          lr_d: Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")] = D.DEFAULT_LR_D,
+          mu: Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")] = D.DEFAULT_MU,
+          device: Device = "auto", quiet: Quiet = False, json_out: Json = False) -> None:
+    """Prune + recover + evaluate every sparsity x granularity x method x seed; re-runs skip finished cells.
+
+    Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
+
+    Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
+    """
+    from ..sweep import SweepConfig
+    from ..sweep import sweep as run_sweep
+
+    source = source_from_stdin(source)
+    config = SweepConfig(source=source, out_dir=out_dir, data=data,
+                         sparsities=_split(sparsity, float, "--sparsity"),
+                         granularities=_split(granularity, str, "--granularity"),
+                         methods=_split(method, str, "--method"), seeds=_split(seeds, int, "--seeds"),
+                         steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, mu=mu, schedule=schedule,
+                         num_samples=num_samples, device=device)
+    show = not (quiet or json_out)
+
+    def progress(event: str, info: dict) -> None:
+        if not show or event == "step":
+            return
+        if event == "cell-done":
+            r = info["record"]
+            notice(f"[{info['index']}/{info['total']}] {info['cell']}: FID {r['fid']:.2f}, "
+                   f"{100 * r['achieved_sparsity']:.1f}% zeros, {r['seconds']:.0f} s")
+        elif event == "cell-skip":
+            notice(f"[{info['index']}/{info['total']}] {info['cell']}: already done, skipped")
+        elif event == "cell-start":
+            notice(f"[{info['index']}/{info['total']}] {info['cell']}: {info['steps']} steps...")
+        elif event == "dense":
+            notice("measuring the dense model...")
+
+    result = run_sweep(config, on_progress=progress)
+    if json_out:
+        print_json(result.to_json())
+        return
+    if not quiet:
+        console = human_console()
+        console.print(Path(result.files["markdown"]).read_text(), markup=False)
+        console.print(f"{result.ran} cell(s) run, {result.skipped} reused; plot: {result.files['plot']}", markup=False)
+    emit_written(result.out_dir)

@@ -1,0 +1,211 @@
+"""``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
+
+inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
+:func:`gancompress.sweep.overall_prune_config`) -> recover with the default method and
+schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
+recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
+evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
+PSNR to dense, nonzeros, generator file size) -> export the recovered generator as a sparse
+file. Writes, in ``out_dir``: ``pruned.safetensors``, ``recovered.safetensors`` (project
+checkpoints), ``recovered.sparse.safetensors`` (the deployable export), ``samples.png`` (one
+labelled row per model, same latents) and ``demo.json`` (every number). Needs no download.
+
+The library never imports typer/rich: progress goes to ``on_progress(stage, done, total)``.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, SCHEDULES
+
+DEMO_SOURCE = "builtin:digits-dcgan"
+DEMO_DATA = "builtin:digits"
+DEMO_DIR = "gancompress-demo"
+# 15% of the bundled GAN's 2,500 training steps (the benchmark's budget). Measured: ~0.12 s per
+# hybrid step at 1 thread on a lightly shared 2-core CPU (~45 s for 375 steps); the whole demo
+# took 5.6 min with 400 steps when the 2 cores were shared with ~6 other busy processes.
+DEMO_STEPS = 375
+DEMO_SAMPLES = 2000
+STAGES = ("inspect", "prune", "finetune", "evaluate", "export")
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class DemoConfig:
+    out_dir: Path | None = None  # None: ./gancompress-demo, or the next free numbered folder
+    sparsity: float = 0.9
+    granularity: str = "element"
+    steps: int = DEMO_STEPS
+    method: str = DEFAULT_METHOD
+    schedule: str = DEFAULT_SCHEDULE
+    seed: int = 0
+    device: str = "auto"
+    num_samples: int = DEMO_SAMPLES
+    grid_columns: int = 12
+    source: str = DEMO_SOURCE
+    data: str = DEMO_DATA
+
+    def __post_init__(self) -> None:
+        from .finetune.defaults import METHOD_NAMES
+        from .prune import GRANULARITIES, check_sparsity
+
+        check_sparsity(self.sparsity)
+        if not self.sparsity:
+            raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
+        GRANULARITIES.get(self.granularity)
+        if self.granularity == "nm":
+            raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
+        if self.method not in METHOD_NAMES or self.method == "none":
+            raise InputError(f"--method {self.method!r}: choose one of {', '.join(m for m in METHOD_NAMES if m != 'none')}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        for name in ("steps", "num_samples", "grid_columns"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class DemoRow:
+    label: str
+    path: str
+    fid: float | None
+    psnr: float | None
+    nonzeros: int
+    parameters: int
+    sparsity: float
+    file_bytes: int
+    file_kind: str
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    rows: list[DemoRow]
+    files: dict[str, str]
+    inspect: dict[str, Any]
+    settings: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def row(self, label: str) -> DemoRow:
+        return next(r for r in self.rows if r.label == label)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "settings": self.settings, "seconds": self.seconds,
+                "rows": [vars(r) for r in self.rows], "files": self.files,
+                "inspect": {k: self.inspect[k] for k in ("source", "generator_parameters", "has_discriminator")}}
+
+
+def fresh_dir(requested: Path | None) -> Path:
+    """``requested`` (default ``./gancompress-demo``) if it does not exist or is empty, else ``<name>-2``, ``-3``, ..."""
+    base = Path(requested) if requested is not None else Path.cwd() / DEMO_DIR
+    if base.exists() and not base.is_dir():
+        raise InputError(f"--out-dir {base} is a file; give a folder")
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    candidate.mkdir(parents=True, exist_ok=True)
+    return candidate
+
+
+def _export_size(source: Path, fmt: str, dest: Path | None = None) -> tuple[int, int]:
+    """(bytes of the ``fmt`` export, bytes of the dense float32 export); writes ``dest`` when given."""
+    from .export import ExportConfig, export
+
+    if dest is not None:
+        r = export(ExportConfig(str(source), dest, format=fmt))
+        return r.file_bytes, r.dense_float32_bytes
+    with tempfile.TemporaryDirectory() as tmp:
+        r = export(ExportConfig(str(source), Path(tmp) / "g.safetensors", format=fmt))
+        return r.file_bytes, r.dense_float32_bytes
+
+
+def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoResult:
+    """Run the pipeline (see the module docstring); never overwrites anything."""
+    import torch
+
+    from .finetune import FinetuneConfig, run_finetune
+    from .inspection import inspect_bundle
+    from .loading import load_bundle
+    from .prune import achieved_sparsity
+    from .pruning import PruneJob, prune_checkpoint
+    from .sweep import measure, overall_prune_config, write_samples
+
+    emit = on_progress or (lambda stage, done, total: None)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 2)
+        clock = now
+
+    out = fresh_dir(config.out_dir)
+    files = {"pruned": out / "pruned.safetensors", "recovered": out / "recovered.safetensors",
+             "export": out / "recovered.sparse.safetensors", "samples": out / "samples.png", "report": out / "demo.json"}
+
+    emit("inspect", 0, 1)
+    dense = load_bundle(config.source)
+    report = inspect_bundle(dense)
+    report["generator_parameters"] = report["generator"]["parameters"]
+    emit("inspect", 1, 1)
+    lap("inspect")
+
+    emit("prune", 0, 1)
+    torch.manual_seed(config.seed)
+    pconf = overall_prune_config(dense.generator, config.sparsity, config.granularity)
+    prune_checkpoint(PruneJob(config.source, pconf, files["pruned"]))
+    emit("prune", 1, 1)
+    lap("prune")
+
+    emit("finetune", 0, config.steps)
+    if config.schedule == "agp":  # prune gradually while recovering, from the dense model (the paper's schedule)
+        start = {"source": config.source, "sparsity": pconf.sparsity, "granularity": pconf.granularity,
+                 "prune_first_last": True, "exclude": pconf.exclude}
+    else:  # recover the one-shot pruned checkpoint
+        start = {"source": str(files["pruned"])}
+    ft = FinetuneConfig(output=files["recovered"], data=config.data, method=config.method, steps=config.steps,
+                        seed=config.seed, device=config.device, log_every=0, sample_every=0, save_every=0, **start)
+    run_finetune(ft, on_progress=lambda k, m: emit("finetune", k, config.steps))
+    lap("finetune")
+
+    models = [("dense", config.source), ("pruned, no recovery", files["pruned"]),
+              (f"pruned + {config.method}", files["recovered"])]
+    rows = []
+    for i, (label, path) in enumerate(models):
+        emit("evaluate", i, len(models) + 1)
+        numbers = measure(path, config.source, config.num_samples, config.seed, config.device)
+        bundle = dense if path == config.source else load_bundle(str(path))
+        rows.append([label, str(path), numbers, achieved_sparsity(bundle.generator, bundle.masks)["all"]])
+    write_samples([(label, path) for label, path in models], files["samples"], config.grid_columns, config.seed)
+    emit("evaluate", len(models) + 1, len(models) + 1)
+    lap("evaluate")
+
+    emit("export", 0, 1)
+    pruned_bytes, dense_bytes = _export_size(files["pruned"], "sparse")
+    export_bytes, _ = _export_size(files["recovered"], "sparse", files["export"])
+    emit("export", 1, 1)
+    lap("export")
+
+    sizes = [(dense_bytes, "dense f32"), (pruned_bytes, "sparse"), (export_bytes, "sparse")]
+    result_rows = [DemoRow(label, path, n["fid"], n["psnr"], int(n["nonzeros"]), int(n["parameters"]), sp, size, kind)
+                   for (label, path, n, sp), (size, kind) in zip(rows, sizes)]
+    settings = {"source": config.source, "data": config.data, "sparsity_target": config.sparsity,
+                "granularity": config.granularity, "method": config.method, "schedule": config.schedule, "steps": config.steps,
+                "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
+                "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
+                "dense_layers": list(pconf.exclude), "per_layer_sparsity": pconf.sparsity}
+    result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, settings, seconds)
+    from .io_utils import atomic_write_text
+
+    atomic_write_text(files["report"], json.dumps(result.to_json(), indent=2) + "\n")
+    return result

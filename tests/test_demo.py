@@ -1,0 +1,94 @@
+"""`gancompress demo` end to end on the bundled GAN, with a tiny budget."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gancompress.demo import DemoConfig, fresh_dir, run_demo
+from gancompress.errors import InputError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions: one thread avoids OpenMP spin-waits on a busy 2-core machine (3-5x faster here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def demo_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    return run_demo(DemoConfig(out_dir=out, steps=40, num_samples=400, device="cpu"))
+
+
+def test_demo_writes_every_file(demo_result):
+    for key in ("pruned", "recovered", "export", "samples", "report"):
+        assert Path(demo_result.files[key]).is_file(), key
+    doc = json.loads(Path(demo_result.files["report"]).read_text())
+    from gancompress.finetune.defaults import DEFAULT_METHOD
+
+    assert [r["label"] for r in doc["rows"]] == ["dense", "pruned, no recovery", f"pruned + {DEFAULT_METHOD}"]
+
+
+def test_demo_table_rows_and_recovery_helps(demo_result):
+    dense, pruned, recovered = demo_result.rows
+    assert dense.label == "dense" and dense.sparsity == 0 and dense.psnr is None
+    # 90% of ALL conv weights are zero (the 288-weight output layer stays dense)
+    assert abs(pruned.sparsity - 0.9) < 0.002 and abs(recovered.sparsity - 0.9) < 0.002
+    assert abs(recovered.nonzeros - pruned.nonzeros) <= 0.01 * pruned.nonzeros and pruned.nonzeros < dense.nonzeros / 5
+    assert recovered.fid < pruned.fid  # the whole point
+    assert recovered.psnr > pruned.psnr
+    assert recovered.file_bytes < dense.file_bytes / 2  # the sparse export
+
+
+def test_demo_export_loads_and_matches_the_recovered_checkpoint(demo_result):
+    import torch
+
+    import gancompress
+    from gancompress.loading import load_bundle
+
+    g = gancompress.load(demo_result.files["export"]).eval()
+    ref = load_bundle(demo_result.files["recovered"]).generator.eval()
+    z = torch.randn(4, 32, 1, 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(g(z), ref(z), atol=1e-5)
+
+
+def test_fresh_dir_never_reuses_a_non_empty_folder(tmp_path):
+    base = tmp_path / "gancompress-demo"
+    assert fresh_dir(base) == base  # created
+    assert fresh_dir(base) == base  # still empty: reused
+    (base / "x").write_text("keep me")
+    second = fresh_dir(base)
+    assert second == tmp_path / "gancompress-demo-2" and second.is_dir()
+    (second / "y").write_text("")
+    assert fresh_dir(base) == tmp_path / "gancompress-demo-3"
+    assert (base / "x").read_text() == "keep me"
+
+
+def test_demo_rejects_bad_options(tmp_path):
+    with pytest.raises(InputError):
+        DemoConfig(out_dir=tmp_path, sparsity=1.5)
+    with pytest.raises(InputError):
+        DemoConfig(out_dir=tmp_path, method="none")
+    with pytest.raises(InputError):
+        DemoConfig(out_dir=tmp_path, steps=0)
+
+
+def test_demo_cli_prints_the_folder_only_on_stdout(tmp_path):
+    from typer.testing import CliRunner
+
+    from gancompress.cli.main import app
+
+    out = tmp_path / "cli-demo"
+    result = CliRunner().invoke(app, ["demo", "--out-dir", str(out), "--steps", "3", "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert (out / "samples.png").is_file() and (out / "recovered.sparse.safetensors").is_file()
+    bad = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path / "b"), "--sparsity", "2"])
+    assert bad.exit_code == 2
