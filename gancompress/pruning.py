@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ def _config_record(config: PruneConfig) -> dict[str, Any]:
     record = asdict(config)
     record["block"], record["nm"] = list(config.block), list(config.nm)
     record["include"], record["exclude"] = list(config.include), list(config.exclude)
+    record["input_shape"] = list(config.input_shape) if config.input_shape is not None else None
     return record
 
 
@@ -69,13 +70,18 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
     bundle = load_bundle(job.source, job.load)
     if bundle.g_spec is None:
         raise InputError("this checkpoint holds a TorchScript or pickled module; prune needs a state dict it can rebuild")
+    config = job.config
+    if config.coupled and config.input_shape is None:  # coupled traces the generator at its input shape
+        from .generation import generator_info
+
+        config = replace(config, input_shape=generator_info(bundle).input_shape)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = compute_masks(bundle.generator, job.config, previous=bundle.masks or None)
+        masks = compute_masks(bundle.generator, config, previous=bundle.masks or None)
     apply_masks(bundle.generator, masks)
-    layers = layer_report(bundle.generator, masks, job.config)
+    layers = layer_report(bundle.generator, masks, config)
     sparsity = achieved_sparsity(bundle.generator, masks)
-    record = {**_config_record(job.config), "source": teacher_source(bundle, job.source),
+    record = {**_config_record(config), "source": teacher_source(bundle, job.source),
               "layers": sorted(masks), "achieved": sparsity}
     bundle.masks = masks
     bundle.meta["pruning"] = record

@@ -24,6 +24,7 @@ def prune(
     include: Annotated[Optional[list[str]], typer.Option("--include", help="Only prune layers whose name matches this glob (repeatable).")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Never prune layers whose name matches this glob (repeatable).")] = None,
     prune_first_last: Annotated[bool, typer.Option("--prune-first-last", help="Also prune the first and last layers (kept dense by default).")] = False,
+    coupled: Annotated[bool, typer.Option("--coupled", help="With --granularity filter, prune filters joined by residual additions together so export --format shrunk can remove them.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the per-layer plan; write nothing.")] = False,
     output: Output = None,
     force: Force = False,
@@ -43,7 +44,8 @@ def prune(
 
     source = source_from_stdin(source)
     config = PruneConfig(sparsity=_number(sparsity), granularity=granularity, scope=scope, block=block, nm=nm,
-                         include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last)
+                         include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last,
+                         coupled=coupled)
     load = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
     result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
     for message in result.warnings:

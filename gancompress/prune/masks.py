@@ -39,6 +39,18 @@ def _globs(value: Any, option: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = ()
+    if not shape or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise InputError(f"input_shape must be a per-sample shape of positive integers, got {value!r}")
+    return shape
+
+
 @dataclass
 class PruneConfig:
     """What to prune and how; validates itself (raises :class:`InputError`)."""
@@ -51,6 +63,8 @@ class PruneConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     prune_first_last: bool = False
+    coupled: bool = False  # filter only: prune filter groups joined by additions together (.coupled)
+    input_shape: tuple[int, ...] | None = None  # per-sample input, to trace the model for ``coupled``
 
     def __post_init__(self) -> None:
         if not isinstance(self.granularity, str):
@@ -61,6 +75,12 @@ class PruneConfig:
         self.block, self.nm = parse_block(self.block), parse_nm(self.nm)
         self.include, self.exclude = _globs(self.include, "include"), _globs(self.exclude, "exclude")
         self.sparsity = self._checked_sparsity()
+        if not isinstance(self.coupled, bool):
+            raise InputError(f"coupled must be true or false, got {self.coupled!r}")
+        if self.coupled and self.granularity != "filter":
+            raise InputError(f"--coupled prunes whole filters joined by residual additions; it needs "
+                             f"--granularity filter, not {self.granularity!r}")
+        self.input_shape = _shape(self.input_shape)
 
     def _checked_sparsity(self) -> float:
         if self.granularity != "nm":
@@ -107,7 +127,17 @@ def _entries(model: nn.Module, config: PruneConfig, previous: dict | None) -> li
 
 def compute_masks(model: nn.Module, config: PruneConfig,
                   previous: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Bool keep-masks for the selected layers (plus unselected ``previous`` masks, unchanged)."""
+    """Bool keep-masks for the selected layers (plus unselected ``previous`` masks, unchanged).
+
+    ``config.coupled`` (filter granularity) prunes filter groups joined by residual additions
+    together, ranked globally; it traces the model at ``config.input_shape`` (or the model's
+    ``input_shape`` attribute); see :mod:`.coupled`.
+    """
+    if config.coupled:
+        from .coupled import coupled_masks
+
+        masks = coupled_masks(model, config, previous)
+        return {**{k: v.to(torch.bool) for k, v in (previous or {}).items() if k not in masks}, **masks}
     entries = _entries(model, config, previous)
     gran = GRANULARITIES.get(config.granularity)
     if config.scope == "global" and config.granularity != "nm":
