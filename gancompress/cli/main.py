@@ -7,7 +7,13 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from .cmd_demo import demo
+from .cmd_evaluate import evaluate
+from .cmd_export import export
+from .cmd_finetune import finetune
 from .cmd_inspect import inspect
+from .cmd_prune import prune
+from .cmd_sweep import sweep
 
 app = typer.Typer(
     name="gancompress",
@@ -36,20 +42,9 @@ def main(
 
 
 app.command("inspect")(inspect)
-
-
-def _register_optional() -> None:
-    """Commands whose modules land in their own steps."""
-    import importlib
-
-    for name in ("prune", "finetune", "evaluate", "export", "demo", "sweep"):
-        try:
-            module = importlib.import_module(f"gancompress.cli.cmd_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gancompress.cli.cmd_{name}":
-                raise
-            continue
-        app.command(name)(getattr(module, name))
-
-
-_register_optional()
+app.command("prune")(prune)
+app.command("finetune")(finetune)
+app.command("evaluate")(evaluate)
+app.command("export")(export)
+app.command("demo")(demo)
+app.command("sweep")(sweep)
