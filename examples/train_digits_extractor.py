@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--feature-dim", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (the bundled files by default)")
     args = p.parse_args(argv)
+    existing = [str(o) for o in (args.out,) if o.exists()]
+    if existing and not args.force:
+        p.error(f"{', '.join(existing)} already exist(s); pass --force to overwrite (or choose --out)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(args.out, lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=True)
+    atomic_write(args.out, lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=args.force)
     print(f"test accuracy {test_acc:.4f} ({len(te)} held-out digits); {n_params} params; "
           f"{time.time() - t0:.0f}s; wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
     return 0

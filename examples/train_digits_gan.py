@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--samples-png", type=Path, default=DEFAULT_PNG)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (the bundled files by default)")
     args = p.parse_args(argv)
+    existing = [str(o) for o in (args.out, args.samples_png,) if o.exists()]
+    if existing and not args.force:
+        p.error(f"{', '.join(existing)} already exist(s); pass --force to overwrite (or choose --out)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = GanBundle(g, ArchSpec("digits-dcgan-g", {"nz": args.nz, "ngf": args.ngf, "nc": 1}),
                        d, ArchSpec("digits-dcgan-d", {"ndf": args.ndf, "nc": 1}),
                        meta={"provenance": provenance})
-    save_bundle(bundle, args.out, force=True)
+    save_bundle(bundle, args.out, force=args.force)
     save_grid(generate(g, 64, args.nz, seed=123), args.samples_png)
     print(f"best digits-FID {best['fid']:.3f} at step {best['step']}; trained {train_s:.0f}s; "
           f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB) and {args.samples_png}")
