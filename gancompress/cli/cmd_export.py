@@ -25,13 +25,9 @@ Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate -
 
 def default_output(source: str, fmt: str) -> Path:
     """``<stem>.<format>.safetensors`` (``<stem>.onnx``) beside a local input, else in the current directory."""
-    suffix = ".onnx" if fmt == "onnx" else f".{fmt}.safetensors"
-    if source.startswith(("hf://", "builtin:")):
-        stem = source.rstrip("/").replace("builtin:", "").split("/")[-1].split("@")[0]
-        return Path.cwd() / f"{Path(stem).stem}{suffix}"
-    path = Path(source).expanduser()
-    stem = path.name if path.is_dir() else path.stem
-    return path.parent / f"{stem}{suffix}"
+    from ..io_utils import derived_output
+
+    return derived_output(source, "onnx", "") if fmt == "onnx" else derived_output(source, fmt)
 
 
 @handle_errors
