@@ -11,13 +11,7 @@ from gancompress.demo import DemoConfig, fresh_dir, run_demo
 from gancompress.errors import InputError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions: one thread avoids OpenMP spin-waits on a busy 2-core machine (3-5x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,12 @@ from test_metrics import register_tiny
 register_tiny()
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture(autouse=True)
-def _one_thread(tmp_path, monkeypatch):
-    """Tiny convs on a shared 2-core machine are far faster on one thread."""
+def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GANCOMPRESS_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cfg(tmp_path, source, data, **kw) -> FinetuneConfig:

@@ -16,13 +16,7 @@ G_SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})
 D_SPEC = ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions: one thread avoids OpenMP spin-waits on a busy 2-core machine (3-5x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
