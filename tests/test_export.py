@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from mask_helpers import random_filter_masks
+
 from gancompress.api import load, read_export
 from gancompress.archs import ArchSpec, build
 from gancompress.checkpoint import GanBundle, save_bundle
@@ -78,20 +80,6 @@ def _masks(model: nn.Module, granularity: str, s: float, seed: int = 0) -> dict[
     return masks
 
 
-def _filter_masks(model: nn.Module, s: float, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Exactly ``s`` of the output filters of every layer but the last (image) layer."""
-    gen = torch.Generator().manual_seed(seed)
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    masks = {}
-    for name, m in convs[:-1]:
-        dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
-        n = m.weight.shape[dim]
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[torch.randperm(n, generator=gen)[: round(s * n)]] = False
-        view = [1] * 4
-        view[dim] = n
-        masks[f"{name}.weight"] = keep.view(view).expand_as(m.weight).clone()
-    return masks
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
@@ -215,7 +203,7 @@ def test_sizes_at_90_percent_follow_the_arithmetic(tmp_path, dcgan64):
 @pytest.mark.parametrize("sparsity", [0.25, 0.5, 0.75])
 def test_shrunk_equals_masked_model_and_is_smaller(tmp_path, spec, sparsity):
     g = _generator(spec, seed=int(sparsity * 4))
-    bundle = GanBundle(g, spec, masks=_filter_masks(g, sparsity))
+    bundle = GanBundle(g, spec, masks=random_filter_masks(g, sparsity))
     r = _export(bundle, tmp_path / "s.safetensors", "shrunk")
     small = load(tmp_path / "s.safetensors")
     assert small.training is False and r.shrink["removed"] > 0
@@ -248,7 +236,7 @@ def test_shrunk_handles_skip_connections(tmp_path):
     spec = ArchSpec("pix2pix-resnet-g", {"input_nc": 3, "output_nc": 3, "ngf": 4, "n_blocks": 1,
                                          "norm": "instance", "use_dropout": False})
     g = build(spec).eval()
-    bundle = GanBundle(g, spec, masks=_filter_masks(g, 0.5))
+    bundle = GanBundle(g, spec, masks=random_filter_masks(g, 0.5))
     r = _export(bundle, tmp_path / "r.safetensors", "shrunk")  # graph path: tests/test_shrink_graph.py
     assert r.architecture == "shrunk:pix2pix-resnet-g" and r.file_bytes < r.dense_float32_bytes
     x = torch.randn(1, 3, 64, 64)

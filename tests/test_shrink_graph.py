@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from mask_helpers import random_filter_masks
+
 from gancompress.api import load
 from gancompress.archs import ArchSpec, build
 from gancompress.archs.base import ARCHITECTURES, Architecture, register_architecture
@@ -58,20 +60,6 @@ def _generator(spec: ArchSpec, seed: int) -> nn.Module:
     return g
 
 
-def _filter_masks(model: nn.Module, s: float, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Exactly ``s`` of the output filters of every conv but the last (image) one, independently per layer."""
-    gen = torch.Generator().manual_seed(seed)
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    masks = {}
-    for name, m in convs[:-1]:
-        dim = 1 if isinstance(m, nn.ConvTranspose2d) else 0
-        n = m.weight.shape[dim]
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[torch.randperm(n, generator=gen)[: round(s * n)]] = False
-        view = [1] * 4
-        view[dim] = n
-        masks[f"{name}.weight"] = keep.view(view).expand_as(m.weight).clone()
-    return masks
 
 
 def _export(bundle: GanBundle, path: Path, fmt: str = "shrunk"):
@@ -95,7 +83,7 @@ def test_shrunk_equals_masked(case, sparsity):
     """The export's shrink step (trace, cut, rebuild from the spec, verify) at a small input size."""
     spec = CASES[case]
     g = _generator(spec, seed=int(sparsity * 4))
-    masked = masked_generator(GanBundle(g, spec, masks=_filter_masks(g, sparsity)))
+    masked = masked_generator(GanBundle(g, spec, masks=random_filter_masks(g, sparsity)))
     shape = SMALL[spec.name]
     graph, report = shrink_graph(masked, shape, fixed_size=False)
     small, _ = build_graph(graph, shape)
@@ -113,7 +101,7 @@ def test_shrunk_equals_masked(case, sparsity):
 def test_shrunk_file_is_smaller_and_loads_without_flags(tmp_path, case):
     spec = CASES[case]
     g = _generator(spec, seed=2)
-    bundle = GanBundle(g, spec, masks=_filter_masks(g, 0.5))
+    bundle = GanBundle(g, spec, masks=random_filter_masks(g, 0.5))
     r = _export(bundle, tmp_path / "s.safetensors")
     small = load(tmp_path / "s.safetensors")
     assert small.training is False and isinstance(small, ShrunkGraph)
@@ -144,7 +132,7 @@ def test_unet_with_instance_norm_and_the_library_pruner(tmp_path):
 def test_other_input_sizes_stay_exact():
     spec = resnet(6, "batch")
     g = _generator(spec, seed=5)
-    bundle = GanBundle(g, spec, masks=_filter_masks(g, 0.5))
+    bundle = GanBundle(g, spec, masks=random_filter_masks(g, 0.5))
     masked = masked_generator(bundle)
     graph, report = shrink_graph(masked, (3, 64, 64), fixed_size=False)
     small, _ = build_graph(graph, (3, 64, 64))
@@ -158,7 +146,7 @@ def test_other_input_sizes_stay_exact():
 def test_fixed_size_graph_path_matches_the_sequential_walk():
     spec = ArchSpec("dcgan-g", {"widths": [16, 32, 16, 8, 3]})
     g = _generator(spec, seed=0)
-    masked = masked_generator(GanBundle(g, spec, masks=_filter_masks(g, 0.5)))
+    masked = masked_generator(GanBundle(g, spec, masks=random_filter_masks(g, 0.5)))
     graph, report = shrink_graph(masked, (16, 1, 1), fixed_size=True)
     small, _ = build_graph(graph, (16, 1, 1))
     z = torch.randn(4, 16, 1, 1)
@@ -184,7 +172,7 @@ def test_residual_filters_are_grouped():
 def test_residual_channels_go_when_pruned_together():
     spec = resnet(6, "instance")
     g = _generator(spec, seed=2)
-    masks = _filter_masks(g, 0.5)
+    masks = random_filter_masks(g, 0.5)
     shape = (3, 48, 48)
     gone = [grp for grp in filter_groups(g, shape) if len(grp) > 1][:6]
     for grp in gone:  # prune 6 whole residual channels across every producer of the stream
@@ -200,7 +188,7 @@ def test_residual_channels_go_when_pruned_together():
 def test_state_dict_keeps_the_original_names(tmp_path):
     spec = rrdb(2)
     g = _generator(spec, seed=1)
-    _export(GanBundle(g, spec, masks=_filter_masks(g, 0.5)), tmp_path / "r.safetensors")
+    _export(GanBundle(g, spec, masks=random_filter_masks(g, 0.5)), tmp_path / "r.safetensors")
     small = load(tmp_path / "r.safetensors")
     keys = set(small.state_dict())
     assert "body.0.rdb1.conv1.weight" in keys and "conv_last.bias" in keys
@@ -245,7 +233,7 @@ def shrunk_file(tmp_path_factory) -> Path:
     spec = rrdb(2)
     g = _generator(spec, seed=0)
     path = tmp_path_factory.mktemp("shrunk") / "g.safetensors"
-    _export(GanBundle(g, spec, masks=_filter_masks(g, 0.5)), path)
+    _export(GanBundle(g, spec, masks=random_filter_masks(g, 0.5)), path)
     return path
 
 
