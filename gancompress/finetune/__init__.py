@@ -7,7 +7,7 @@ frozen; never pruned). ``--method``:
 - ``self-supervised``: G_C minimises ``L_GC + lambda * L_DC`` (the paper's loss, see
   :mod:`gancompress.losses`);
 - ``hybrid``: that plus ``mu * mean|G_C(x) - G_O(x)| / mean|G_O(x)|`` (recovered quality
-  best in the earlier probes of docs/results.md, tied with distill on the bundled GAN);
+  best in the probes of shared/method.md, tied with distill on the bundled GAN: README "Results");
 - ``finetune``: ordinary GAN fine-tuning of G_C with the profile's generator loss;
 - ``distill``: only the per-sample L1 to the teacher (no D); the default, best or tied in
   ``benchmarks/reproduce_paper.py`` on the bundled GAN (see ``defaults.py``);
