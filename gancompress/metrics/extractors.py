@@ -153,8 +153,27 @@ def find_inception_weights(explicit: str | None = None) -> Path:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def check_weights_file(path: Path) -> Path:
+    """torch-fidelity unpickles the weights file with ``weights_only=False``; refuse any file
+    that is not a plain state dict before it gets there (a pickle could run code)."""
+    import pickle
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path}: this weights file pickles more than tensors and loading it would run code; "
+                         f"use torch-fidelity's {INCEPTION_FILE}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable weights file ({str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: not a state dict of tensors; use torch-fidelity's {INCEPTION_FILE}")
+    return path
+
+
 def _inception_kwargs(options: ExtractorOptions) -> dict[str, Any]:
-    return {"feature_extractor_weights_path": str(find_inception_weights(options.inception_weights))}
+    path = check_weights_file(find_inception_weights(options.inception_weights))
+    return {"feature_extractor_weights_path": str(path)}
 
 
 @functools.lru_cache(maxsize=4)
