@@ -1,6 +1,8 @@
 """The trainable state of a run (G_C, D, optimizers, masks, schedule) and one step of it."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -110,9 +112,7 @@ class Trainer:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
         if self.schedule is None or sparsity == self.sparsity:
             return
-        prune = PruneConfig(sparsity, granularity=self.schedule.prune.granularity, scope=self.schedule.prune.scope,
-                            include=self.schedule.prune.include, exclude=self.schedule.prune.exclude,
-                            prune_first_last=self.schedule.prune.prune_first_last)
+        prune = dataclasses.replace(self.schedule.prune, sparsity=sparsity)
         new = compute_masks(self.student, prune, previous=self.masks or None)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in new.items()}
         self.sparsity = sparsity
