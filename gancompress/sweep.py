@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .finetune.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_METHOD,
+from .finetune.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
                                 DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS, METHOD_NAMES, SCHEDULES)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -40,7 +40,7 @@ CELL_RESULT = "result.json"
 SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the weights stays dense
 MAX_LAYER_SPARSITY = 0.995
 # Settings that must match for a re-run to reuse recorded cells.
-RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "mu", "lam",
+RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_last_dense")
 
 
@@ -90,6 +90,7 @@ class SweepConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     lr_g: float = DEFAULT_LR_G
     lr_d: float = DEFAULT_LR_D
+    lr_schedule: str = DEFAULT_LR_SCHEDULE
     mu: float = DEFAULT_MU
     lam: float = DEFAULT_LAMBDA
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
@@ -217,7 +218,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
         seconds_ft = 0.0
     else:
         ft = FinetuneConfig(source=src, output=model_path, data=config.data, method=method, steps=config.steps,
-                            batch_size=config.batch_size, lr_g=config.lr_g, lr_d=config.lr_d, mu=config.mu,
+                            batch_size=config.batch_size, lr_g=config.lr_g, lr_d=config.lr_d, lr_schedule=config.lr_schedule, mu=config.mu,
                             lam=config.lam, seed=cell["seed"], device=config.device, force=True, log_every=0,
                             sample_every=0, save_every=0, teacher=config.source, **sparsity_kw)
         seconds_ft = run_finetune(ft, on_progress=on_step).seconds

@@ -91,6 +91,37 @@ def test_agp_reaches_target_at_half_the_steps_and_holds(project):
     assert meta["pruning"]["source"] == str(project["dense"]) and meta["finetune"]["completed"] is True
 
 
+def test_lr_factor_holds_during_the_ramp_then_anneals_to_zero():
+    from gancompress.finetune.trainer import lr_factor
+
+    assert [lr_factor("constant", d, 10, 5) for d in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    assert [lr_factor("cosine", d, 10, 5) for d in range(5)] == [1.0] * 5
+    tail = [lr_factor("cosine", d, 10, 5) for d in range(5, 11)]
+    assert tail[0] == 1.0 and tail[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(tail, tail[1:]))
+    assert lr_factor("cosine", 5, 10, 0) == pytest.approx(0.5)  # no ramp: the whole run anneals
+
+
+def test_cosine_schedule_drives_the_generator_learning_rate(project, monkeypatch):
+    import gancompress.finetune.trainer as trainer_mod
+
+    lrs = []
+    original = trainer_mod.Trainer.step
+
+    def spy(self, batch, **kw):
+        out = original(self, batch, **kw)
+        lrs.append(self.opt_g.param_groups[0]["lr"])
+        if self.opt_d is not None:
+            assert self.opt_d.param_groups[0]["lr"] == 1e-3  # D's rate is never scheduled
+        return out
+
+    monkeypatch.setattr(trainer_mod.Trainer, "step", spy)
+    run_finetune(config(project, source=str(project["dense"]), sparsity=0.5, steps=8, lr_g=0.01, lr_d=1e-3,
+                        lr_schedule="cosine"))
+    assert lrs[:5] == [0.01] * 5  # held while AGP prunes (steps 1-4), annealing starts from it at step 5
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.002
+
+
 @pytest.mark.parametrize("frozen", [False, True])
 def test_discriminator_trains_unless_frozen(project, frozen):
     result = run_finetune(config(project, steps=2, freeze_discriminator=frozen))
@@ -128,7 +159,8 @@ def _interrupt_at(step):
 
 
 def test_resume_after_ctrl_c_is_bit_identical(project, tmp_path):
-    kw = dict(source=str(project["dense"]), sparsity=0.7, steps=6, mask_every=1, method="hybrid", log_every=1)
+    kw = dict(source=str(project["dense"]), sparsity=0.7, steps=6, mask_every=1, method="hybrid", log_every=1,
+              lr_schedule="cosine")
     full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
     part = config(project, output=tmp_path / "part.safetensors", **kw)
     with pytest.raises(FinetuneInterrupted, match="--resume") as info:
@@ -233,7 +265,7 @@ def test_pruned_input_without_a_recorded_source_needs_teacher(project, tmp_path)
 
 @pytest.mark.parametrize("kw,match", [({"steps": 0}, "--steps"), ({"method": "magic"}, "unknown method"),
                                       ({"loss": "nope"}, "loss profile"), ({"lr_g": -1.0}, "--lr-g"),
-                                      ({"device": "tpu"}, "--device")])
+                                      ({"device": "tpu"}, "--device"), ({"lr_schedule": "linear"}, "--lr-schedule")])
 def test_config_validates_itself(project, kw, match):
     with pytest.raises(InputError, match=match):
         config(project, **kw)

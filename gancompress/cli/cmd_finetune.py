@@ -29,6 +29,7 @@ Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to 
 Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
+LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: constant, or cosine (held while AGP prunes, then annealed to 0).")]
 Sparsity = Annotated[Optional[float], typer.Option("--sparsity", help="Prune a dense input gradually (AGP) to this fraction of zeros.")]
 Granularity = Annotated[str, typer.Option("--granularity", help="Pruning granularity for --sparsity (element, vector, kernel, filter, block, nm).")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="Fraction of the steps over which sparsity rises to the target.")]
@@ -47,6 +48,7 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted 
 def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = None, teacher: Teacher = None, discriminator: Disc = None,
              inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
+             lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
              prune_first_last: PruneFL = False, freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
@@ -73,7 +75,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     config = FinetuneConfig(
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
         method=method, loss=loss, lam=lam, mu=mu, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction, prune_first_last=prune_first_last,
+        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction, prune_first_last=prune_first_last,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,

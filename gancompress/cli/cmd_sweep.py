@@ -39,6 +39,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
           schedule: Schedule = D.DEFAULT_SCHEDULE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
           lr_g: Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")] = D.DEFAULT_LR_G,
           lr_d: Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")] = D.DEFAULT_LR_D,
+          lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="lr_g over each run: constant, or cosine (held while AGP prunes, then annealed to 0).")] = D.DEFAULT_LR_SCHEDULE,
           mu: Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")] = D.DEFAULT_MU,
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False) -> None:
     """Prune + recover + evaluate every sparsity x granularity x method x seed; re-runs skip finished cells.
@@ -55,7 +56,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
                          sparsities=_split(sparsity, float, "--sparsity"),
                          granularities=_split(granularity, str, "--granularity"),
                          methods=_split(method, str, "--method"), seeds=_split(seeds, int, "--seeds"),
-                         steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, mu=mu, schedule=schedule,
+                         steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, mu=mu, schedule=schedule,
                          num_samples=num_samples, device=device)
     show = not (quiet or json_out)
 

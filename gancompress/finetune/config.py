@@ -14,9 +14,9 @@ import torch
 
 from ..errors import InputError
 from .defaults import (DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
-                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_R1_EVERY,
+                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_R1_EVERY,
                        DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
-                       DEFAULT_STUDENT_MODE, METHOD_NAMES, STUDENT_MODES)
+                       DEFAULT_STUDENT_MODE, LR_SCHEDULES, METHOD_NAMES, STUDENT_MODES)
 
 # Options that may differ between an interrupted run and its --resume.
 RESUME_FREE = ("output", "resume", "force", "device", "amp", "log_every", "sample_every", "save_every",
@@ -43,6 +43,7 @@ class FinetuneConfig:
     lr_g: float = DEFAULT_LR_G
     lr_d: float = DEFAULT_LR_D
     betas: tuple[float, float] = DEFAULT_BETAS
+    lr_schedule: str = DEFAULT_LR_SCHEDULE
     sparsity: float | None = None
     granularity: str = "element"
     scope: str = "layer"
@@ -103,6 +104,8 @@ def _check_choices(c: FinetuneConfig) -> None:
         from ..losses import LOSSES
 
         LOSSES.get(c.loss)
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise InputError(f"--lr-schedule {c.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if c.student_mode not in STUDENT_MODES:
         raise InputError(f"--student-mode {c.student_mode!r}: choose eval or train")
     if c.direction not in ("AtoB", "BtoA"):

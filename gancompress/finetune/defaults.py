@@ -28,6 +28,10 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR_G = 5e-4
 DEFAULT_LR_D = 2e-4
 DEFAULT_BETAS = (0.5, 0.999)
+# lr_g over the run: "constant", or "cosine" (held while AGP prunes, then cosine-annealed to 0
+# over the remaining steps; the whole run when the input is already pruned).
+LR_SCHEDULES = ("constant", "cosine")
+DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_LAMBDA = 0.5
 DEFAULT_MU = 1.0  # hybrid only; 10 was worse (above)
 DEFAULT_RAMP_FRACTION = 0.5

@@ -53,6 +53,16 @@ class Schedule:
         return agp_sparsity(done, self.total, self.final, self.initial, self.ramp_fraction)
 
 
+def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
+    """The multiplier of lr_g for step ``done + 1``: 1 for ``constant``; for ``cosine`` 1 until
+    step ``hold`` (the end of the AGP ramp), then 0.5 (1 + cos(pi p)) with p the fraction of the
+    remaining steps done, reaching 0 after the last step."""
+    if kind == "constant" or done < hold:
+        return 1.0
+    span = max(1, total - hold)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
+
+
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict) -> Schedule | None:
     if config.sparsity is None:
         return None
@@ -133,6 +143,7 @@ class Trainer:
     def step(self, batch, *, monitor: bool = False) -> dict[str, float]:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.seed, self.done)
+        self._set_lr()
         batch = shard(batch, self.world)
         losses = compute_losses(self.teacher, self.student_net, self.d_net, batch, self.setup.profile, self.options,
                                 self.done, monitor=monitor)
@@ -147,6 +158,12 @@ class Trainer:
         if self.sparsity is not None:
             metrics["sparsity"] = self.sparsity
         return metrics
+
+    def _set_lr(self) -> None:
+        hold = self.schedule.ramp_end if self.schedule is not None else 0
+        lr = self.config.lr_g * lr_factor(self.config.lr_schedule, self.done, self.config.steps, hold)
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr
 
     def achieved(self) -> dict[str, float]:
         return achieved_sparsity(self.student, self.masks)
