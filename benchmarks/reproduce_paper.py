@@ -10,7 +10,7 @@ on the same latents; mean and sample std over seeds):
   c  element vs filter pruning at equal sparsity, default recovery (the paper's Section 6)
   d  every method, hybrid included, at 50/75/90%
 
-The budget defaults to 15% of the steps the bundled GAN was trained for (its recorded
+The budget defaults to 10% of the steps the bundled GAN was trained for (its recorded
 ``best_step``), the paper's "about 10% of the original training". Cells are shared between
 sections and recorded as they finish (``gancompress.sweep``), so an interrupted run resumes,
 and ``--shard K/N`` lets N processes share one output folder (run them, then once more
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SOURCE, DATA = "builtin:digits-dcgan", "builtin:digits"
-BUDGET_FRACTION = 0.15
+BUDGET_FRACTION = 0.10
 
 FULL = {
     "a": {"sparsities": (0.25, 0.5, 0.75, 0.9), "granularities": ("element",), "methods": None},

@@ -12,7 +12,7 @@ to ``gancompress/assets/digits_dcgan.safetensors`` and an 8x8 sample grid to
 
 Run ``examples/train_digits_extractor.py`` first (the FID needs the classifier).
 
-    python examples/train_digits_gan.py                 # defaults: seed 0, ngf 32
+    python examples/train_digits_gan.py                 # the bundled model: seed 0, ngf 64, 8,000 steps (~21 min, 1 thread)
 """
 from __future__ import annotations
 
@@ -93,17 +93,17 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, upscale: int = 4,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=5000, help="generator/discriminator steps (default 5000)")
+    p.add_argument("--steps", type=int, default=8000, help="generator/discriminator steps (default 8000)")
     p.add_argument("--nz", type=int, default=32)
-    p.add_argument("--ngf", type=int, default=32, help="generator width (default 32, ~0.23M params; 64 ~ 0.79M, ~2x slower per step)")
+    p.add_argument("--ngf", type=int, default=64, help="generator width (default 64, 0.79M params; 32: 0.23M, ~2x faster per step)")
     p.add_argument("--ndf", type=int, default=32)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--r1-gamma", type=float, default=1.0)
     p.add_argument("--r1-every", type=int, default=4)
-    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--fid-samples", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--samples-png", type=Path, default=DEFAULT_PNG)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs (the bundled files by default)")
