@@ -27,10 +27,9 @@ from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, SCHEDULES
 DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
 DEMO_DIR = "gancompress-demo"
-# 15% of the bundled GAN's 2,500 training steps (the benchmark's budget). Measured: ~0.12 s per
-# hybrid step at 1 thread on a lightly shared 2-core CPU (~45 s for 375 steps); the whole demo
-# took 5.6 min with 400 steps when the 2 cores were shared with ~6 other busy processes.
-DEMO_STEPS = 375
+# 10% of the bundled GAN's 7,500 training steps, the reproduction benchmark's budget (distill
+# at 1 torch thread: ~0.16 s per step with the other core busy, ~120 s for 750 steps).
+DEMO_STEPS = 750
 DEMO_SAMPLES = 2000
 STAGES = ("inspect", "prune", "finetune", "evaluate", "export")
 
