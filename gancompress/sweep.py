@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .finetune.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
-                                DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS, METHOD_NAMES, SCHEDULES)
+from .finetune.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE,
+                                DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS, LR_SCHEDULES, METHOD_NAMES,
+                                SCHEDULES)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
@@ -124,6 +125,8 @@ class SweepConfig:
                 raise InputError(f"unknown method {m!r}; choose from: {', '.join(METHOD_NAMES)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         for name in ("steps", "batch_size", "num_samples", "grid_columns"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):

@@ -80,6 +80,8 @@ def test_sweep_cli_resumes(dense, tmp_path):
     assert doc["ran"] == 0 and doc["skipped"] == 2
     bad = CliRunner().invoke(app, ["sweep", str(dense), "--method", "hybrid", "--out-dir", str(tmp_path / "x")])
     assert bad.exit_code == 2  # hybrid needs --data
+    bad = CliRunner().invoke(app, args[:-4] + ["--lr-schedule", "step", "--out-dir", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "--lr-schedule" in bad.stderr and not (tmp_path / "y").exists()
 
 
 def test_overall_prune_config_hits_the_overall_target():
