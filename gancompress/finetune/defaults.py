@@ -6,17 +6,17 @@ weights (output layer dense), AGP, a 750-step budget (10% of training), the same
 settings for every method (lr_g 2e-3 held during the AGP ramp then cosine-annealed to 0, lr_d
 2e-4, mu 10), FID mean ± std over 3 seeds:
 
-  sparsity              50%            75%            90%
-  distill          6.52 ± 0.04    6.59 ± 0.01    7.04 ± 0.04   <- DEFAULT_METHOD (1.09x dense at 90%)
-  hybrid (mu 10)   HYB50    HYB75    HYB90
-  self-supervised  17.56 ± 1.19   SS75   27.44 ± 2.83  (23.09 ± 2.19 at lr_g 2e-4 constant)
-  finetune         324.7 (collapsed)  FT75   287.2 (30.02 ± 4.01 at lr_g 2e-4 constant)
-  none (one-shot)  6.86           NONE75         75.88
+  sparsity              50%             75%              90%
+  distill          6.52 ± 0.03     6.59 ± 0.01      7.05 ± 0.04   <- DEFAULT_METHOD (1.09x dense at 90%)
+  hybrid (mu 10)   6.75 ± 0.11     6.90 ± 0.14      7.78 ± 0.10
+  self-supervised  17.56 ± 1.16    45.05 ± 43.24    27.44 ± 2.84  (23.09 ± 2.19 at lr_g 2e-4 constant)
+  finetune         324.7 ± 11.0    314.8 ± 19.6     287.2 ± 4.7   (30.02 ± 4.01 at lr_g 2e-4 constant)
+  none (one-shot)  6.86            15.04            75.88
 
 So the per-sample L1 to the teacher does the recovering; the paper's consistency terms add
-noise (hybrid) or do not recover (self-supervised alone). distill is also ~2x cheaper per step
-and needs no discriminator or data. The schedule is the other lever: at 90%, 750 steps, lr_g
-5e-4 constant gave 7.62 (2 seeds) against 7.04 annealed from 2e-3; on the earlier 230k-parameter
+noise (hybrid) or do not recover (self-supervised alone). distill is also cheaper per step (no
+discriminator passes) and needs neither a discriminator nor data. The schedule is the other
+lever: at 90%, 750 steps, lr_g 5e-4 constant gave 7.62 (2 seeds) against 7.05 annealed from 2e-3; on the earlier 230k-parameter
 bundled GAN (375 steps, 2,000 samples, dense 13.90) 18.86 ± 0.31 against 16.05 ± 0.13 (4 seeds).
 lr_g 4e-3 did as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at
 1.15x of dense at 90% with this recipe, the 788k model reaches 1.09x.
