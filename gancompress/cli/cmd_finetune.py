@@ -75,7 +75,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     config = FinetuneConfig(
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
         method=method, loss=loss, lam=lam, mu=mu, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction, prune_first_last=prune_first_last,
+        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
+        prune_first_last=prune_first_last,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
