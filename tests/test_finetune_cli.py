@@ -47,7 +47,8 @@ def test_json_output_is_one_document(project):
 
 @pytest.mark.parametrize("extra,needle", [(("--steps", "0"), "--steps"), (("--method", "magic"), "unknown method"),
                                           (("--loss", "nope"), "unknown loss profile"),
-                                          (("--lr-schedule", "linear"), "--lr-schedule")])
+                                          (("--lr-schedule", "linear"), "--lr-schedule"),
+                                          (("--sparsity", "0.5", "--coupled"), "--granularity filter")])
 def test_bad_options_exit_2_with_one_line(project, extra, needle):
     result = invoke(project, *extra)
     assert result.exit_code == 2

@@ -176,3 +176,33 @@ def test_cli_coupled(tmp_path):
     r = runner.invoke(app, ["prune", str(src), "-s", "0.5", "--coupled", "-o", str(tmp_path / "x.safetensors")])
     assert r.exit_code != 0 and "--granularity filter" in r.output
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_finetune_coupled_agp_keeps_groups_whole_so_export_can_shrink(tmp_path, monkeypatch):
+    """``finetune --sparsity --granularity filter --coupled``: every AGP mask update prunes whole
+    residual groups, so the recovered model shrinks further than a per-layer filter run."""
+    from img2img_fixtures import pix2pix_dir, side_by_side
+
+    from gancompress.finetune import FinetuneConfig, run_finetune
+
+    monkeypatch.setenv("GANCOMPRESS_CACHE", str(tmp_path / "cache"))
+    src, data = pix2pix_dir(tmp_path / "ckpt", SPEC), side_by_side(tmp_path / "data")
+    widths = {}
+    for coupled in (True, False):
+        out = tmp_path / f"ft-{coupled}.safetensors"
+        result = run_finetune(FinetuneConfig(
+            source=str(src), output=out, data=str(data), method="distill", steps=4, batch_size=2, crop=32,
+            sparsity=0.5, granularity="filter", coupled=coupled, mask_every=1, log_every=0, sample_every=0,
+            save_every=0, device="cpu"))
+        assert result.sparsity["pruned"] == pytest.approx(0.5, abs=0.1)
+        bundle = load_bundle(str(out))
+        if coupled:
+            kept = _kept_filters(bundle.generator, bundle.masks)
+            for group in filter_groups(bundle.generator, SHAPE):
+                states = {bool(kept[n][c]) if n in kept else True for n, c in group}
+                assert len(states) == 1, group  # all members pruned or none
+        res = export_bundle(bundle, ExportConfig(source=str(out), output=tmp_path / f"s-{coupled}.safetensors",
+                                                 format="shrunk"))
+        assert res.shrink["removed"] > 0  # the exporter verified the shrunk model against the masked one
+        widths[coupled] = load(tmp_path / f"s-{coupled}.safetensors").get_submodule(STREAM).out_channels
+    assert widths[True] < widths[False]

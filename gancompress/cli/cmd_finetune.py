@@ -34,6 +34,7 @@ Sparsity = Annotated[Optional[float], typer.Option("--sparsity", help="Prune a d
 Granularity = Annotated[str, typer.Option("--granularity", help="Pruning granularity for --sparsity (element, vector, kernel, filter, block, nm).")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="Fraction of the steps over which sparsity rises to the target.")]
 PruneFL = Annotated[bool, typer.Option("--prune-first-last", help="Also prune the first and last layers.")]
+Coupled = Annotated[bool, typer.Option("--coupled", help="With --sparsity and --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 Freeze = Annotated[bool, typer.Option("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
 R1 = Annotated[float, typer.Option("--r1-gamma", help="R1 penalty on D (0: off).")]
@@ -50,7 +51,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
-             prune_first_last: PruneFL = False, freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
+             prune_first_last: PruneFL = False, coupled: Coupled = False,
+             freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
@@ -76,7 +78,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
         method=method, loss=loss, lam=lam, mu=mu, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
-        prune_first_last=prune_first_last,
+        prune_first_last=prune_first_last, coupled=coupled,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,

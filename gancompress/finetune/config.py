@@ -49,6 +49,7 @@ class FinetuneConfig:
     granularity: str = "element"
     scope: str = "layer"
     prune_first_last: bool = False
+    coupled: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     ramp_fraction: float = DEFAULT_RAMP_FRACTION
@@ -119,7 +120,7 @@ def _check_choices(c: FinetuneConfig) -> None:
         from ..prune import PruneConfig
 
         PruneConfig(c.sparsity, granularity=c.granularity, scope=c.scope, include=c.include,
-                    exclude=c.exclude, prune_first_last=c.prune_first_last)
+                    exclude=c.exclude, prune_first_last=c.prune_first_last, coupled=c.coupled)
 
 
 def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:

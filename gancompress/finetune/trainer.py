@@ -63,11 +63,16 @@ def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
 
 
-def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict) -> Schedule | None:
+def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
+                  input_shape: tuple[int, ...] | None = None) -> Schedule | None:
+    """The AGP schedule of a ``--sparsity`` run (``input_shape``: the per-sample input that
+    ``--coupled`` traces the generator at)."""
     if config.sparsity is None:
         return None
+    traced = tuple(input_shape) if config.coupled and input_shape is not None else None
     prune = PruneConfig(config.sparsity, granularity=config.granularity, scope=config.scope, include=config.include,
-                        exclude=config.exclude, prune_first_last=config.prune_first_last)
+                        exclude=config.exclude, prune_first_last=config.prune_first_last, coupled=config.coupled,
+                        input_shape=traced)
     initial = config.initial_sparsity
     if masks:
         initial = max(initial, achieved_sparsity(student, masks)["pruned"])
@@ -106,7 +111,7 @@ class Trainer:
         self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=config.betas)
                       if self.d is not None and config.trains_discriminator else None)
         self.masks = {k: v.to(device) for k, v in setup.masks.items()}
-        self.schedule = make_schedule(config, self.student, self.masks)
+        self.schedule = make_schedule(config, self.student, self.masks, setup.info.input_shape)
         self.sparsity: float | None = None
         self.done = 0
         self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
