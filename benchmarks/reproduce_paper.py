@@ -63,18 +63,18 @@ def bundled_training_steps() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gancompress.finetune.defaults import (DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
-                                               DEFAULT_SCHEDULE, SCHEDULES)
+    from gancompress.finetune.defaults import (DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
+                                               DEFAULT_MU, DEFAULT_SCHEDULE, LR_SCHEDULES, SCHEDULES)
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help="2 seeds, 2,000 samples per FID, the reduced grid")
     p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick 0,1)")
-    p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION:.0%} of the bundled GAN's training steps)")
+    p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION * 100:.0f}%% of the bundled GAN's training steps)")
     p.add_argument("--samples", type=int, default=None, help="samples per FID (default 5000; --quick 2000)")
     p.add_argument("--lr-g", type=float, default=DEFAULT_LR_G)
     p.add_argument("--lr-d", type=float, default=DEFAULT_LR_D)
-    p.add_argument("--lr-schedule", default=DEFAULT_LR_SCHEDULE, choices=("constant", "cosine"))
+    p.add_argument("--lr-schedule", default=DEFAULT_LR_SCHEDULE, choices=LR_SCHEDULES)
     p.add_argument("--mu", type=float, default=DEFAULT_MU)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=SCHEDULES)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is often fastest on a shared CPU)")
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "runs" / ("reproduce-quick" if args.quick else "reproduce")
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     common = dict(source=SOURCE, data=DATA, out_dir=out, seeds=seeds, steps=steps, num_samples=samples,
-                  lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, mu=args.mu, schedule=args.schedule, device=args.device,
+                  lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, mu=args.mu, schedule=args.schedule,
+                  device=args.device,
                   keep_checkpoints=False)
     started = time.perf_counter()
 
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     all_rows = summarise(list(cells.values()), dense)
     doc = {"source": SOURCE, "trained_steps": trained, "steps": steps, "seeds": list(seeds), "samples": samples,
-           "lr_g": args.lr_g, "lr_schedule": args.lr_schedule, "lr_d": args.lr_d, "mu": args.mu, "schedule": args.schedule, "quick": args.quick,
+           "lr_g": args.lr_g, "lr_schedule": args.lr_schedule, "lr_d": args.lr_d, "mu": args.mu,
+           "schedule": args.schedule, "quick": args.quick,
            "dense": dense, "sections": sections, "all": all_rows, "cells": list(cells.values()),
            "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
     (out / "benchmark.json").write_text(json.dumps(doc, indent=2) + "\n")
