@@ -16,9 +16,9 @@ settings for every method (lr_g 2e-3 held during the AGP ramp then cosine-anneal
 So the per-sample L1 to the teacher does the recovering; the paper's consistency terms add
 noise (hybrid) or do not recover (self-supervised alone). distill is also cheaper per step (no
 discriminator passes) and needs neither a discriminator nor data. The schedule is the other
-lever: at 90%, 750 steps, lr_g 5e-4 constant gave 7.62 (2 seeds) against 7.05 annealed from 2e-3; on the earlier 230k-parameter
-bundled GAN (375 steps, 2,000 samples, dense 13.90) 18.86 ± 0.31 against 16.05 ± 0.13 (4 seeds).
-lr_g 4e-3 did as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at
+lever: at 90%, 750 steps, lr_g 5e-4 constant gave 7.62 (2 seeds) against 7.05 annealed from
+2e-3; on the earlier 230k-parameter bundled GAN (375 steps, 2,000 samples, dense 13.90) 18.86 ±
+0.31 against 16.05 ± 0.13 (4 seeds). lr_g 4e-3 did as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at
 1.15x of dense at 90% with this recipe, the 788k model reaches 1.09x.
 """
 METHOD_NAMES = ("self-supervised", "finetune", "distill", "hybrid", "none")
