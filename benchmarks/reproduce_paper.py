@@ -6,9 +6,10 @@ the tiny output layer dense; recovery for the same step budget; FID with the dig
 on the same latents; mean and sample std over seeds):
 
   a  FID at 0/25/50/75/90% element sparsity after the default recovery (the paper's Table 2)
-  b  at 50% and 90%: self-supervised vs finetune vs distill vs none (the paper's Table 1)
+  b  at 50% and 90%: self-supervised vs finetune vs distill vs none (the paper's Table 1), and
+     distill-adv (ours)
   c  element vs filter pruning at equal sparsity, default recovery (the paper's Section 6)
-  d  every method, hybrid included, at 50/75/90%
+  d  every method, hybrid and distill-adv included, at 50/75/90%
 
 The budget defaults to 10% of the steps the bundled GAN was trained for (its recorded
 ``best_step``), the paper's "about 10% of the original training". Cells are shared between
@@ -38,16 +39,18 @@ BUDGET_FRACTION = 0.10
 
 FULL = {
     "a": {"sparsities": (0.25, 0.5, 0.75, 0.9), "granularities": ("element",), "methods": None},
-    "b": {"sparsities": (0.5, 0.9), "granularities": ("element",), "methods": ("self-supervised", "finetune", "distill", "none")},
+    "b": {"sparsities": (0.5, 0.9), "granularities": ("element",),
+          "methods": ("distill-adv", "self-supervised", "finetune", "distill", "none")},
     "c": {"sparsities": (0.25, 0.5, 0.75, 0.9), "granularities": ("element", "filter"), "methods": None},
     "d": {"sparsities": (0.5, 0.75, 0.9), "granularities": ("element",),
-          "methods": ("hybrid", "self-supervised", "finetune", "distill", "none")},
+          "methods": ("distill-adv", "hybrid", "self-supervised", "finetune", "distill", "none")},
 }
 QUICK = {
     "a": {"sparsities": (0.5, 0.9), "granularities": ("element",), "methods": None},
-    "b": {"sparsities": (0.9,), "granularities": ("element",), "methods": ("self-supervised", "finetune", "distill", "none")},
+    "b": {"sparsities": (0.9,), "granularities": ("element",),
+          "methods": ("distill-adv", "self-supervised", "finetune", "distill", "none")},
     "c": {"sparsities": (0.9,), "granularities": ("element", "filter"), "methods": None},
-    "d": {"sparsities": (0.9,), "granularities": ("element",), "methods": ("hybrid", "self-supervised", "distill")},
+    "d": {"sparsities": (0.9,), "granularities": ("element",), "methods": ("distill-adv", "hybrid", "self-supervised", "distill")},
 }
 TITLES = {"a": "a: sparsity sweep, default recovery (Table 2 analog)",
           "b": "b: recovery methods (Table 1 analog)",
@@ -63,7 +66,7 @@ def bundled_training_steps() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gancompress.finetune.defaults import (DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
+    from gancompress.finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
                                                DEFAULT_MU, DEFAULT_SCHEDULE, LR_SCHEDULES, SCHEDULES)
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
@@ -75,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr-g", type=float, default=DEFAULT_LR_G)
     p.add_argument("--lr-d", type=float, default=DEFAULT_LR_D)
     p.add_argument("--lr-schedule", default=DEFAULT_LR_SCHEDULE, choices=LR_SCHEDULES)
-    p.add_argument("--mu", type=float, default=DEFAULT_MU)
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help="hybrid's weight of the L1 to the teacher")
+    p.add_argument("--adv-weight", type=float, default=DEFAULT_ADV_WEIGHT, help="distill-adv's weight of the GAN loss")
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=SCHEDULES)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is often fastest on a shared CPU)")
     p.add_argument("--shard", default=None, help="K/N: run only every N-th cell starting at K (several processes, one --out)")
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "runs" / ("reproduce-quick" if args.quick else "reproduce")
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     common = dict(source=SOURCE, data=DATA, out_dir=out, seeds=seeds, steps=steps, num_samples=samples,
-                  lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, mu=args.mu, schedule=args.schedule,
+                  lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, mu=args.mu, adv_weight=args.adv_weight,
+                  schedule=args.schedule,
                   device=args.device,
                   keep_checkpoints=False)
     started = time.perf_counter()
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     md = [f"Bundled GAN ({SOURCE}, trained {trained} steps), recovery budget {steps} steps "
           f"({steps / trained:.0%} of training), seeds {list(seeds)}, {samples:,} samples per FID, "
-          f"lr_g {args.lr_g:g} ({args.lr_schedule}), lr_d {args.lr_d:g}, mu {args.mu:g}, {args.schedule} pruning; FID mean ± std over seeds.", "",
+          f"lr_g {args.lr_g:g} ({args.lr_schedule}), lr_d {args.lr_d:g}, mu {args.mu:g}, adv weight {args.adv_weight:g}, {args.schedule} pruning; FID mean ± std over seeds.", "",
           "| section | granularity | method | target | achieved | FID | x dense | PSNR dB | nonzeros | n |",
           "|---|---|---|---|---|---|---|---|---|---|",
           f"| - | dense | - | 0% | 0.0% | {dense['fid']:.2f} | 1.00 | - | {int(dense['nonzeros']):,} | 1 |"]
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     all_rows = summarise(list(cells.values()), dense)
     doc = {"source": SOURCE, "trained_steps": trained, "steps": steps, "seeds": list(seeds), "samples": samples,
-           "lr_g": args.lr_g, "lr_schedule": args.lr_schedule, "lr_d": args.lr_d, "mu": args.mu,
+           "lr_g": args.lr_g, "lr_schedule": args.lr_schedule, "lr_d": args.lr_d, "mu": args.mu, "adv_weight": args.adv_weight,
            "schedule": args.schedule, "quick": args.quick,
            "dense": dense, "sections": sections, "all": all_rows, "cells": list(cells.values()),
            "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .finetune.defaults import (DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE,
-                                DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS, LR_SCHEDULES, METHOD_NAMES,
-                                SCHEDULES)
+from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
+                                DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
+                                DISCRIMINATOR_METHODS, LR_SCHEDULES, METHOD_NAMES, SCHEDULES)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
@@ -42,7 +42,10 @@ SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the w
 MAX_LAYER_SPARSITY = 0.995
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_last_dense")
+               "schedule", "keep_last_dense", "adv_weight")
+# Settings added after sweeps were first recorded: a record without one predates it, and so holds
+# no cell that depends on it (adv_weight only shapes distill-adv cells).
+LATER_KEYS = ("adv_weight",)
 
 
 # --------------------------------------------------------------------------- pruning helper
@@ -93,6 +96,7 @@ class SweepConfig:
     lr_d: float = DEFAULT_LR_D
     lr_schedule: str = DEFAULT_LR_SCHEDULE
     mu: float = DEFAULT_MU
+    adv_weight: float = DEFAULT_ADV_WEIGHT
     lam: float = DEFAULT_LAMBDA
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_last_dense: bool = True
@@ -131,8 +135,8 @@ class SweepConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if any(m in ("self-supervised", "finetune", "hybrid") for m in self.methods) and not self.data:
-            raise InputError("the methods self-supervised, finetune and hybrid need real images: pass --data")
+        if any(m in DISCRIMINATOR_METHODS for m in self.methods) and not self.data:
+            raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "method": m, "seed": seed}
@@ -222,6 +226,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
     else:
         ft = FinetuneConfig(source=src, output=model_path, data=config.data, method=method, steps=config.steps,
                             batch_size=config.batch_size, lr_g=config.lr_g, lr_d=config.lr_d, lr_schedule=config.lr_schedule, mu=config.mu,
+                            adv_weight=config.adv_weight,
                             lam=config.lam, seed=cell["seed"], device=config.device, force=True, log_every=0,
                             sample_every=0, save_every=0, teacher=config.source, **sparsity_kw)
         seconds_ft = run_finetune(ft, on_progress=on_step).seconds
@@ -278,6 +283,7 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
+    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **old}
     changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

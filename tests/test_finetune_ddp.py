@@ -21,10 +21,12 @@ pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this torch buil
 
 WORLD = 2
 # (method, extra options): the pruned input with an uneven global batch (7 = 4 + 3); and a dense
-# input pruned by AGP during the run, with the R1 penalty on D every second step.
+# input pruned by AGP during the run, with the R1 penalty on D every second step; distill-adv
+# (L1 to the teacher + the GAN loss) with the uneven batch.
 RUNS = {
     "self-supervised": dict(method="self-supervised", batch_size=7),
     "hybrid": dict(method="hybrid", sparsity=0.7, mask_every=1, r1_gamma=1.0, r1_every=2),
+    "distill-adv": dict(method="distill-adv", batch_size=7, adv_weight=0.5),
 }
 
 

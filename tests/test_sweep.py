@@ -60,6 +60,16 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     # other settings in the same folder are refused instead of mixing results
     with pytest.raises(InputError, match="other settings"):
         sweep(config(dense, out, steps=4))
+    with pytest.raises(InputError, match="adv_weight"):
+        sweep(config(dense, out, adv_weight=1.0))
+
+    # a record from before adv_weight existed is still reused, and records it from then on
+    state = json.loads((out / "sweep.json").read_text())
+    del state["config"]["adv_weight"]
+    (out / "sweep.json").write_text(json.dumps(state))
+    again = sweep(config(dense, out, sparsities=(0.5, 0.25), granularities=("element",)))
+    assert again.skipped == 1 and again.ran == 1
+    assert json.loads((out / "sweep.json").read_text())["config"]["adv_weight"] == config(dense, out).adv_weight
 
 
 def test_sweep_cli_resumes(dense, tmp_path):

@@ -22,10 +22,11 @@ Direction = Annotated[str, typer.Option("--direction", help="Image-to-image: Ato
 Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
 SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
 SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Gaussian noise std (in [0, 1] units) added to the low-resolution inputs.")]
-Method = Annotated[str, typer.Option("--method", help="hybrid, self-supervised, finetune, distill or none (one-shot prune, no training).")]
+Method = Annotated[str, typer.Option("--method", help="distill (L1 to the teacher), distill-adv (that L1 plus the GAN's own G loss against the training D), self-supervised (the paper's), hybrid, finetune, or none (one-shot prune, no training).")]
 Loss = Annotated[Optional[str], typer.Option("--loss", help="GAN loss profile: ns, hinge, lsgan, wgan-gp, ... (default: the architecture's).")]
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
+AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
 Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
@@ -48,6 +49,7 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted 
 @handle_errors
 def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = None, teacher: Teacher = None, discriminator: Disc = None,
              inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
+             adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
@@ -76,7 +78,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     output = output or derived_output(source, "ft")
     config = FinetuneConfig(
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
-        method=method, loss=loss, lam=lam, mu=mu, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+        method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
         prune_first_last=prune_first_last, coupled=coupled,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,

@@ -15,7 +15,7 @@ from .stdio import emit_written, source_from_stdin
 Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits.")]
 Sparsity = Annotated[str, typer.Option("--sparsity", "-s", help="Comma-separated overall sparsities, e.g. 0.25,0.5,0.75,0.9.")]
 Granularity = Annotated[str, typer.Option("--granularity", "-g", help="Comma-separated granularities, e.g. element,filter.")]
-Method = Annotated[str, typer.Option("--method", help="Comma-separated recovery methods (hybrid, self-supervised, finetune, distill, none).")]
+Method = Annotated[str, typer.Option("--method", help="Comma-separated recovery methods (distill, distill-adv, self-supervised, hybrid, finetune, none).")]
 Seeds = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; the table shows mean and spread over them.")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery steps per cell.")]
 OutDir = Annotated[Path, typer.Option("--out-dir", help="Folder for the cells, sweep.json (resume record), results.md/.json and the plot.")]
@@ -41,6 +41,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
           lr_d: Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")] = D.DEFAULT_LR_D,
           lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="lr_g over each run: constant, or cosine (held while AGP prunes, then annealed to 0).")] = D.DEFAULT_LR_SCHEDULE,
           mu: Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")] = D.DEFAULT_MU,
+          adv_weight: Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")] = D.DEFAULT_ADV_WEIGHT,
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False) -> None:
     """Prune + recover + evaluate every sparsity x granularity x method x seed; re-runs skip finished cells.
 
@@ -56,7 +57,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
                          sparsities=_split(sparsity, float, "--sparsity"),
                          granularities=_split(granularity, str, "--granularity"),
                          methods=_split(method, str, "--method"), seeds=_split(seeds, int, "--seeds"),
-                         steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, mu=mu, schedule=schedule,
+                         steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, mu=mu,
+                         adv_weight=adv_weight, schedule=schedule,
                          num_samples=num_samples, device=device)
     show = not (quiet or json_out)
 

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from .defaults import (DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
+from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_R1_EVERY,
                        DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
-                       DEFAULT_STUDENT_MODE, LR_SCHEDULES, METHOD_NAMES, STUDENT_MODES)
+                       DEFAULT_STUDENT_MODE, DISCRIMINATOR_METHODS, LR_SCHEDULES, METHOD_NAMES, STUDENT_MODES)
 
 # Options that may differ between an interrupted run and its --resume.
 RESUME_FREE = ("output", "resume", "force", "device", "amp", "log_every", "sample_every", "save_every",
@@ -39,6 +39,7 @@ class FinetuneConfig:
     loss: str | None = None
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
+    adv_weight: float = DEFAULT_ADV_WEIGHT
     steps: int = DEFAULT_STEPS
     batch_size: int = DEFAULT_BATCH_SIZE
     lr_g: float = DEFAULT_LR_G
@@ -83,7 +84,7 @@ class FinetuneConfig:
 
     @property
     def uses_discriminator(self) -> bool:
-        return self.method in ("self-supervised", "finetune", "hybrid")
+        return self.method in DISCRIMINATOR_METHODS
 
     @property
     def trains_discriminator(self) -> bool:
@@ -135,7 +136,7 @@ def _check_numbers(c: FinetuneConfig) -> None:
     _positive("batch_size", c.batch_size, integer=True)
     for name in ("lr_g", "lr_d"):
         _positive(name, getattr(c, name))
-    for name in ("lam", "mu", "r1_gamma"):
+    for name in ("lam", "mu", "adv_weight", "r1_gamma"):
         _positive(name, getattr(c, name), zero_ok=True)
     for name in ("log_every", "sample_every", "save_every"):
         _positive(name, getattr(c, name), integer=True, zero_ok=True)

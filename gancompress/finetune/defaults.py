@@ -21,7 +21,9 @@ lever: at 90%, 750 steps, lr_g 5e-4 constant gave 7.62 (2 seeds) against 7.05 an
 0.31 against 16.05 ± 0.13 (4 seeds). lr_g 4e-3 did as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at
 1.15x of dense at 90% with this recipe, the 788k model reaches 1.09x.
 """
-METHOD_NAMES = ("self-supervised", "finetune", "distill", "hybrid", "none")
+METHOD_NAMES = ("self-supervised", "finetune", "distill", "hybrid", "distill-adv", "none")
+# The methods that train against the discriminator (and so need real images).
+DISCRIMINATOR_METHODS = ("self-supervised", "finetune", "hybrid", "distill-adv")
 DEFAULT_METHOD = "distill"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
 DEFAULT_BATCH_SIZE = 64
@@ -34,6 +36,7 @@ LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR_SCHEDULE = "cosine"
 DEFAULT_LAMBDA = 0.5
 DEFAULT_MU = 10.0  # hybrid only
+DEFAULT_ADV_WEIGHT = 0.3  # distill-adv only: weight of the GAN's own G loss beside the L1 to the teacher
 DEFAULT_RAMP_FRACTION = 0.5
 # How sweep/demo/benchmark reach the target sparsity: "agp" prunes the dense model gradually
 # while it recovers (5% -> target by DEFAULT_RAMP_FRACTION of the steps, the paper's schedule);

@@ -59,6 +59,7 @@ class StepOptions:
     conditional: bool = False
     autocast: Callable[[], ContextManager] = nullcontext
     image_terms: bool = False  # image-to-image: the profile's G terms also see images and the generator
+    adv_weight: float = 0.0  # distill-adv: weight of the GAN's own G loss beside the L1 to the teacher
 
 
 @dataclass
@@ -213,6 +214,15 @@ def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts:
             metrics["l1"] = l1_to_teacher(fake_c, fake_o)
             g_loss = g_loss + opts.mu * metrics["l1"]
         return g_loss, m_c, metrics
+    g_loss, m_c = _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts, gens, cond)
+    if opts.method == "distill-adv":
+        l1 = l1_to_teacher(fake_c, fake_o)
+        return l1 + opts.adv_weight * g_loss, m_c, {"l1": l1, "adv": g_loss}
+    return g_loss, m_c, {}
+
+
+def _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts: StepOptions, gens, cond):
+    """The GAN's own G loss on the student's fakes (and D's terms when D trains): plain fine-tuning."""
     terms = g_terms(profile, d_fake_c, fake_c, batch, gens[1]) if opts.image_terms else profile.g_terms(d_fake_c)
     m_c = None
     if opts.train_d:
@@ -220,7 +230,7 @@ def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts:
         terms, m_c = global_terms(terms, m_c, n=fake_c.shape[0])
     else:
         (terms,) = global_terms(terms, n=fake_c.shape[0])
-    return total(terms), m_c, {}
+    return total(terms), m_c
 
 
 def first_non_finite(losses: StepLosses) -> tuple[str, float] | None:

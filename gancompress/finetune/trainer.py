@@ -116,7 +116,7 @@ class Trainer:
         self.done = 0
         self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
                                    config.r1_gamma, config.r1_every, setup.conditional, self._autocast(),
-                                   image_terms=setup.info.input_kind == "image")
+                                   image_terms=setup.info.input_kind == "image", adv_weight=config.adv_weight)
 
     def _autocast(self):
         if self.config.amp and self.device.type == "cuda":
