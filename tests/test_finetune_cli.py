@@ -59,9 +59,18 @@ def test_bad_options_exit_2_with_one_line(project, extra, needle):
 
 def test_missing_discriminator(tmp_path):
     p = make_project(tmp_path, with_d=False)
-    result = invoke(p, "--method", "hybrid")  # the default, distill, needs no discriminator
-    assert result.exit_code == 2 and "--discriminator" in result.stderr
+    result = invoke(p)  # the default, distill-adv, trains against D
+    assert result.exit_code == 2 and "--discriminator" in result.stderr and "--method distill" in result.stderr
     assert not p["out"].exists()
+    result = invoke(p, "--method", "distill")  # needs no discriminator
+    assert result.exit_code == 0, result.output
+
+
+def test_default_method_without_data_says_what_to_pass(project):
+    result = runner.invoke(app, ["finetune", str(project["pruned"]), "-o", str(project["out"]), "--steps", "1"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--data" in result.stderr and "--method distill" in result.stderr
+    assert not project["out"].exists()
 
 
 def test_existing_output_without_force(project):

@@ -171,6 +171,14 @@ def test_finetune_method_uses_the_ground_truth_terms(tmp_path):
     assert seen[-1]["g_loss"] > 5  # 100 * L1 to a target that random weights do not produce
 
 
+def test_distill_adv_adds_the_profiles_full_g_loss_to_the_l1(tmp_path):
+    src, data = pix2pix_dir(tmp_path / "ckpt"), side_by_side(tmp_path / "data")
+    _, seen = run(tmp_path, src, data, method="distill-adv", adv_weight=0.5, steps=1)
+    last = seen[-1]
+    assert last["adv"] > 5  # the pix2pix G loss, ground-truth L1 term included
+    assert last["g_loss"] == pytest.approx(last["l1"] + 0.5 * last["adv"], rel=1e-5)
+
+
 # ------------------------------------------------------------------ bad input
 
 

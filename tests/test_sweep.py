@@ -61,7 +61,7 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     with pytest.raises(InputError, match="other settings"):
         sweep(config(dense, out, steps=4))
     with pytest.raises(InputError, match="adv_weight"):
-        sweep(config(dense, out, adv_weight=1.0))
+        sweep(config(dense, out, adv_weight=config(dense, out).adv_weight + 0.5))
 
     # a record from before adv_weight existed is still reused, and records it from then on
     state = json.loads((out / "sweep.json").read_text())

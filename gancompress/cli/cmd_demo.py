@@ -17,7 +17,7 @@ OutDir = Annotated[Optional[Path], typer.Option("--out-dir", help=f"Folder for e
 Sparsity = Annotated[float, typer.Option("--sparsity", "-s", help="Fraction of ALL conv weights to zero (the tiny output layer stays dense).")]
 Granularity = Annotated[str, typer.Option("--granularity", "-g", help="element, vector, kernel, filter, channel or block.")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery steps (the default takes about 2 minutes on a 2-core CPU).")]
-Method = Annotated[str, typer.Option("--method", help="Recovery method: hybrid, self-supervised, finetune or distill.")]
+Method = Annotated[str, typer.Option("--method", help="Recovery method: distill-adv (the default), distill, self-supervised, hybrid or finetune.")]
 Schedule = Annotated[str, typer.Option("--schedule", help="agp (prune gradually while recovering) or oneshot (recover the one-shot pruned model).")]
 
 

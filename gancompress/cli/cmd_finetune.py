@@ -22,7 +22,7 @@ Direction = Annotated[str, typer.Option("--direction", help="Image-to-image: Ato
 Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
 SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
 SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Gaussian noise std (in [0, 1] units) added to the low-resolution inputs.")]
-Method = Annotated[str, typer.Option("--method", help="distill (L1 to the teacher), distill-adv (that L1 plus the GAN's own G loss against the training D), self-supervised (the paper's), hybrid, finetune, or none (one-shot prune, no training).")]
+Method = Annotated[str, typer.Option("--method", help="distill-adv (the default: per-sample L1 to the teacher plus the GAN's own G loss against the training D), distill (the L1 alone; needs no D or data), self-supervised (the paper's), hybrid, finetune, or none (one-shot prune, no training).")]
 Loss = Annotated[Optional[str], typer.Option("--loss", help="GAN loss profile: ns, hinge, lsgan, wgan-gp, ... (default: the architecture's).")]
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]

@@ -116,7 +116,8 @@ def _check_choices(c: FinetuneConfig) -> None:
     if not _DEVICE.match(c.device):
         raise InputError(f"--device {c.device!r}: use auto, cpu, cuda or cuda:N")
     if c.uses_discriminator and not c.data:
-        raise InputError(f"method {c.method} trains against the discriminator and needs real images: pass --data FOLDER or builtin:digits")
+        raise InputError(f"method {c.method} trains against the discriminator and needs real images: pass --data FOLDER "
+                         "(or builtin:digits), or use --method distill, which needs neither images nor a discriminator")
     if c.sparsity is not None:
         from ..prune import PruneConfig
 
