@@ -76,7 +76,7 @@ def plain_step(g, d, opt_g, opt_d, z, real, autocast):
 
 
 def method_step(method, teacher, g, d, opt_g, opt_d, z, real, masks, autocast):
-    opts = StepOptions(method, 0.5, 1.0, train_d=method != "distill", autocast=autocast)
+    opts = StepOptions(method, 0.5, 1.0, train_d=method != "distill", autocast=autocast, adv_weight=0.3)
     losses = compute_losses(teacher, g, d, StepData(z, real), make_loss("ns", d_output="probs"), opts, 0)
     backward_and_step(losses, g, d if method != "distill" else None, opt_g, opt_d if method != "distill" else None, masks)
 
@@ -99,7 +99,7 @@ def run(args) -> dict:
     autocast = partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16) if args.amp and device.type == "cuda" else nullcontext
     g, d, teacher, masks, z, real = build(args, device)
     fns = {}
-    for name in ("plain GAN step", "finetune", "self-supervised", "hybrid", "distill"):
+    for name in ("plain GAN step", "finetune", "self-supervised", "hybrid", "distill-adv", "distill"):
         gg, dd = copy.deepcopy(g).eval(), copy.deepcopy(d)
         opt_g = torch.optim.Adam(gg.parameters(), 2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(dd.parameters(), 2e-4, betas=(0.5, 0.999))

@@ -27,8 +27,8 @@ from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, SCHEDULES
 DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
 DEMO_DIR = "gancompress-demo"
-# 10% of the bundled GAN's 7,500 training steps, the reproduction benchmark's budget (distill
-# at 1 torch thread: ~0.16 s per step with the other core busy, ~120 s for 750 steps).
+# 10% of the bundled GAN's 7,500 training steps, the reproduction benchmark's budget (the
+# default distill-adv: 84 s for 750 steps on an idle 2-core machine; the whole demo 94 s).
 DEMO_STEPS = 750
 DEMO_SAMPLES = 2000
 STAGES = ("inspect", "prune", "finetune", "evaluate", "export")
