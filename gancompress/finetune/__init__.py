@@ -6,10 +6,12 @@ frozen; never pruned). ``--method``:
 
 - ``self-supervised``: G_C minimises ``L_GC + lambda * L_DC`` (the paper's loss, see
   :mod:`gancompress.losses`);
-- ``hybrid``: that plus ``mu * mean|G_C(x) - G_O(x)| / mean|G_O(x)|`` (recovered quality
-  best in the probes of shared/method.md, tied with distill on the bundled GAN: README "Results");
+- ``hybrid``: that plus ``mu * mean|G_C(x) - G_O(x)| / mean|G_O(x)|`` (best in the probes of
+  shared/method.md; behind distill on the bundled GAN: README "Results");
 - ``finetune``: ordinary GAN fine-tuning of G_C with the profile's generator loss;
-- ``distill``: only the per-sample L1 to the teacher (no D); the default, best or tied in
+- ``distill``: only the per-sample L1 to the teacher (needs no D and no data);
+- ``distill-adv``: that L1 plus ``adv_weight`` times the profile's generator loss on G_C's
+  fakes, with D training as in ``finetune``; the default, best at every sparsity in
   ``benchmarks/reproduce_paper.py`` on the bundled GAN (see ``defaults.py``);
 - ``none``: the pruning applied without training (a one-shot prune at the target).
 

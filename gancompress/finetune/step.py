@@ -9,7 +9,8 @@ holds 2N samples (reals and the student's fakes), D's backward covers those 2N (
 gradients) and G_C's backward goes through D on the N student fakes (input gradients). A
 plain GAN step (D(real), D(fake.detach()), D(fake)) also runs D on 3 batches and
 backpropagates 3 batches through it, so the extra cost of the self-supervised step is the
-teacher's no-grad forward.
+teacher's no-grad forward. ``distill-adv`` is the ``finetune`` step plus the per-sample L1 to
+the teacher (the teacher's fakes are not shown to D).
 
 D's state during the teacher's pass: the teacher's fakes are judged by the *same* D function
 as the student's, and leave no trace in D. That pass runs after the student's; BatchNorm
