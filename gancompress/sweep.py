@@ -135,6 +135,12 @@ class SweepConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        from .finetune.config import check_positive
+
+        for name in ("lr_g", "lr_d"):
+            check_positive(name, getattr(self, name))
+        for name in ("mu", "lam", "adv_weight"):
+            check_positive(name, getattr(self, name), zero_ok=True)
         if any(m in DISCRIMINATOR_METHODS for m in self.methods) and not self.data:
             raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
 

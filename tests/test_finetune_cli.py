@@ -48,6 +48,7 @@ def test_json_output_is_one_document(project):
 @pytest.mark.parametrize("extra,needle", [(("--steps", "0"), "--steps"), (("--method", "magic"), "unknown method"),
                                           (("--loss", "nope"), "unknown loss profile"),
                                           (("--lr-schedule", "linear"), "--lr-schedule"),
+                                          (("--adv-weight", "-0.5"), "--adv-weight"),
                                           (("--sparsity", "0.5", "--coupled"), "--granularity filter")])
 def test_bad_options_exit_2_with_one_line(project, extra, needle):
     result = invoke(project, *extra)

@@ -92,6 +92,9 @@ def test_sweep_cli_resumes(dense, tmp_path):
     assert bad.exit_code == 2  # hybrid needs --data
     bad = CliRunner().invoke(app, args[:-4] + ["--lr-schedule", "step", "--out-dir", str(tmp_path / "y")])
     assert bad.exit_code == 2 and "--lr-schedule" in bad.stderr and not (tmp_path / "y").exists()
+    bad = CliRunner().invoke(app, args[:-4] + ["--adv-weight", "-1", "--out-dir", str(tmp_path / "z")])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--adv-weight" in bad.stderr
+    assert not (tmp_path / "z").exists()
 
 
 def test_overall_prune_config_hits_the_overall_target():

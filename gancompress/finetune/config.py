@@ -125,7 +125,7 @@ def _check_choices(c: FinetuneConfig) -> None:
                     exclude=c.exclude, prune_first_last=c.prune_first_last, coupled=c.coupled)
 
 
-def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
+def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
     bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
     if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
         need = "a non-negative" if zero_ok else "a positive"
@@ -133,21 +133,21 @@ def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = F
 
 
 def _check_numbers(c: FinetuneConfig) -> None:
-    _positive("steps", c.steps, integer=True)
-    _positive("batch_size", c.batch_size, integer=True)
+    check_positive("steps", c.steps, integer=True)
+    check_positive("batch_size", c.batch_size, integer=True)
     for name in ("lr_g", "lr_d"):
-        _positive(name, getattr(c, name))
+        check_positive(name, getattr(c, name))
     for name in ("lam", "mu", "adv_weight", "r1_gamma"):
-        _positive(name, getattr(c, name), zero_ok=True)
+        check_positive(name, getattr(c, name), zero_ok=True)
     for name in ("log_every", "sample_every", "save_every"):
-        _positive(name, getattr(c, name), integer=True, zero_ok=True)
-    _positive("r1_every", c.r1_every, integer=True)
+        check_positive(name, getattr(c, name), integer=True, zero_ok=True)
+    check_positive("r1_every", c.r1_every, integer=True)
     if c.crop is not None:
-        _positive("crop", c.crop, integer=True)
+        check_positive("crop", c.crop, integer=True)
     for name in ("sr_blur", "sr_noise"):
-        _positive(name, getattr(c, name), zero_ok=True)
+        check_positive(name, getattr(c, name), zero_ok=True)
     if c.mask_every is not None:
-        _positive("mask_every", c.mask_every, integer=True)
+        check_positive("mask_every", c.mask_every, integer=True)
     if len(c.betas) != 2 or not all(0.0 <= b < 1.0 for b in c.betas):
         raise InputError(f"Adam betas must be two numbers in [0, 1), got {c.betas}")
     if not 0.0 < c.ramp_fraction <= 1.0:
