@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gancompress.archs.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from gancompress.finetune.batches import StepData  # noqa: E402
+from gancompress.finetune.defaults import DEFAULT_ADV_WEIGHT  # noqa: E402
 from gancompress.finetune.step import StepOptions, backward_and_step, compute_losses  # noqa: E402
 from gancompress.losses import make_loss  # noqa: E402
 from gancompress.prune import PruneConfig, apply_masks, compute_masks  # noqa: E402
@@ -76,7 +77,7 @@ def plain_step(g, d, opt_g, opt_d, z, real, autocast):
 
 
 def method_step(method, teacher, g, d, opt_g, opt_d, z, real, masks, autocast):
-    opts = StepOptions(method, 0.5, 1.0, train_d=method != "distill", autocast=autocast, adv_weight=0.3)
+    opts = StepOptions(method, 0.5, 1.0, train_d=method != "distill", autocast=autocast, adv_weight=DEFAULT_ADV_WEIGHT)
     losses = compute_losses(teacher, g, d, StepData(z, real), make_loss("ns", d_output="probs"), opts, 0)
     backward_and_step(losses, g, d if method != "distill" else None, opt_g, opt_d if method != "distill" else None, masks)
 
