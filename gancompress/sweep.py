@@ -33,7 +33,7 @@ from typing import Any, Callable
 from .errors import InputError
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
-                                DISCRIMINATOR_METHODS, LR_SCHEDULES, METHOD_NAMES, SCHEDULES)
+                                DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
@@ -129,18 +129,13 @@ class SweepConfig:
                 raise InputError(f"unknown method {m!r}; choose from: {', '.join(METHOD_NAMES)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         for name in ("steps", "batch_size", "num_samples", "grid_columns"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        from .finetune.config import check_positive
+        from .finetune.config import check_recovery_settings
 
-        for name in ("lr_g", "lr_d"):
-            check_positive(name, getattr(self, name))
-        for name in ("mu", "lam", "adv_weight"):
-            check_positive(name, getattr(self, name), zero_ok=True)
+        check_recovery_settings(self)
         if any(m in DISCRIMINATOR_METHODS for m in self.methods) and not self.data:
             raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
 

@@ -107,8 +107,6 @@ def _check_choices(c: FinetuneConfig) -> None:
         from ..losses import LOSSES
 
         LOSSES.get(c.loss)
-    if c.lr_schedule not in LR_SCHEDULES:
-        raise InputError(f"--lr-schedule {c.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if c.student_mode not in STUDENT_MODES:
         raise InputError(f"--student-mode {c.student_mode!r}: choose eval or train")
     if c.direction not in ("AtoB", "BtoA"):
@@ -125,29 +123,38 @@ def _check_choices(c: FinetuneConfig) -> None:
                     exclude=c.exclude, prune_first_last=c.prune_first_last, coupled=c.coupled)
 
 
-def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
+def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
     bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
     if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
         need = "a non-negative" if zero_ok else "a positive"
         raise InputError(f"--{name.replace('_', '-')} must be {need} {'integer' if integer else 'number'}, got {value!r}")
 
 
-def _check_numbers(c: FinetuneConfig) -> None:
-    check_positive("steps", c.steps, integer=True)
-    check_positive("batch_size", c.batch_size, integer=True)
+def check_recovery_settings(c: Any) -> None:
+    """The settings a fine-tuning run and a sweep share: ``lr_g``, ``lr_d``, ``lr_schedule`` and
+    the loss weights ``lam``, ``mu``, ``adv_weight`` (``c``: a FinetuneConfig or SweepConfig)."""
+    if c.lr_schedule not in LR_SCHEDULES:
+        raise InputError(f"--lr-schedule {c.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     for name in ("lr_g", "lr_d"):
-        check_positive(name, getattr(c, name))
-    for name in ("lam", "mu", "adv_weight", "r1_gamma"):
-        check_positive(name, getattr(c, name), zero_ok=True)
+        _positive(name, getattr(c, name))
+    for name in ("lam", "mu", "adv_weight"):
+        _positive(name, getattr(c, name), zero_ok=True)
+
+
+def _check_numbers(c: FinetuneConfig) -> None:
+    _positive("steps", c.steps, integer=True)
+    _positive("batch_size", c.batch_size, integer=True)
+    check_recovery_settings(c)
+    _positive("r1_gamma", c.r1_gamma, zero_ok=True)
     for name in ("log_every", "sample_every", "save_every"):
-        check_positive(name, getattr(c, name), integer=True, zero_ok=True)
-    check_positive("r1_every", c.r1_every, integer=True)
+        _positive(name, getattr(c, name), integer=True, zero_ok=True)
+    _positive("r1_every", c.r1_every, integer=True)
     if c.crop is not None:
-        check_positive("crop", c.crop, integer=True)
+        _positive("crop", c.crop, integer=True)
     for name in ("sr_blur", "sr_noise"):
-        check_positive(name, getattr(c, name), zero_ok=True)
+        _positive(name, getattr(c, name), zero_ok=True)
     if c.mask_every is not None:
-        check_positive("mask_every", c.mask_every, integer=True)
+        _positive("mask_every", c.mask_every, integer=True)
     if len(c.betas) != 2 or not all(0.0 <= b < 1.0 for b in c.betas):
         raise InputError(f"Adam betas must be two numbers in [0, 1), got {c.betas}")
     if not 0.0 < c.ramp_fraction <= 1.0:
