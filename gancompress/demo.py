@@ -52,7 +52,7 @@ class DemoConfig:
     data: str = DEMO_DATA
 
     def __post_init__(self) -> None:
-        from .finetune.defaults import METHOD_NAMES
+        from .finetune.methods import get_method, names
         from .prune import GRANULARITIES, check_sparsity
 
         check_sparsity(self.sparsity)
@@ -61,8 +61,9 @@ class DemoConfig:
         GRANULARITIES.get(self.granularity)
         if self.granularity == "nm":
             raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
-        if self.method not in METHOD_NAMES or self.method == "none":
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(m for m in METHOD_NAMES if m != 'none')}")
+        if not get_method(self.method).trains_generator:
+            trained = [m for m in names() if get_method(m).trains_generator]
+            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         for name in ("steps", "num_samples", "grid_columns"):

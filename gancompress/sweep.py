@@ -33,7 +33,8 @@ from .errors import InputError
 from .recipe import measure, overall_prune_config, write_samples
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
-                                DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
+                                SCHEDULES)
+from .finetune.methods import METHODS, get_method
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
@@ -99,8 +100,7 @@ class SweepConfig:
         for g in self.granularities:
             GRANULARITIES.get(g)
         for m in self.methods:
-            if m not in METHOD_NAMES:
-                raise InputError(f"unknown method {m!r}; choose from: {', '.join(METHOD_NAMES)}")
+            get_method(m)
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         for name in ("steps", "batch_size", "num_samples", "grid_columns"):
@@ -110,8 +110,9 @@ class SweepConfig:
         from .finetune.config import check_recovery_settings
 
         check_recovery_settings(self)
-        if any(m in DISCRIMINATOR_METHODS for m in self.methods) and not self.data:
-            raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
+        if any(get_method(m).uses_d for m in self.methods) and not self.data:
+            uses_d = [name for name, m in METHODS.items() if m.uses_d]
+            raise InputError(f"the methods {', '.join(uses_d)} need real images: pass --data")
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "method": m, "seed": seed}
@@ -147,13 +148,14 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
     pruned_path, model_path = folder / "pruned.safetensors", folder / "model.safetensors"
     method = cell["method"]
     torch.manual_seed(cell["seed"])
-    if config.schedule == "agp" and method != "none":
+    trains = get_method(method).trains_generator
+    if config.schedule == "agp" and trains:
         src, sparsity_kw = config.source, {"sparsity": pconf.sparsity, "granularity": pconf.granularity,
                                             "prune_first_last": True, "exclude": pconf.exclude}
     else:
         prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True))
         src, sparsity_kw = str(pruned_path), {}
-    if method == "none":
+    if not trains:
         model_path = pruned_path
         seconds_ft = 0.0
     else:
