@@ -16,25 +16,42 @@ from ..errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(folder: Path, what: str = "--data") -> list[Path]:
+    """Every image under ``folder``, searched recursively, in sorted relative-path order.
+
+    The one search used for every kind of data (real-image folders, pix2pix/CycleGAN ``A/`` and
+    ``B/`` folders, super-resolution folders). Files and folders whose names start with ``.``
+    (``.ipynb_checkpoints``, ``.DS_Store``) are skipped.
+    """
+    if not folder.is_dir():
+        raise InputError(f"{what} {folder}: not a folder; give a folder of images")
+    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+                   key=lambda p: p.relative_to(folder).as_posix())
     if not files:
-        raise InputError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; point --data at a folder of images or use builtin:digits")
+        raise InputError(f"{what} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found; "
+                         "point it at a folder of images (sub-folders are searched too)")
     return files
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """One image as (C, H, W) float in [0, 1], converted to ``channels`` (1 or 3)."""
+def read_image(path: Path, channels: int | None = None) -> torch.Tensor:
+    """One image as ``uint8`` ``(C, H, W)``; alpha and palettes resolved.
+
+    ``channels`` 1 or 3 converts with PIL (``"L"``: ITU-R 601 luma, or ``"RGB"``); ``None`` keeps
+    the file's own count: 1 for grayscale modes, else 3.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if channels is None:
+                channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
             im = im.convert("L" if channels == 1 else "RGB")
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
             h, w = im.height, im.width
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
-    return data.view(h, w, channels).permute(2, 0, 1).float() / 255.0
+    return data.view(h, w, channels).permute(2, 0, 1).contiguous()
 
 
 def fit(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,7 +86,8 @@ def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, 
         if not folder.is_dir():
             raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
         files = image_files(folder)[:limit]
-        images = to_range(torch.stack([fit(read_image(p, channels), size) for p in files]), value_range)
+        images = to_range(torch.stack([fit(to_range(read_image(p, channels), (0.0, 1.0)), size) for p in files]),
+                          value_range)
     return images[:limit] if limit else images
 
 

@@ -1,11 +1,13 @@
 """Training and test data for image-to-image generators: paired, unpaired and super-resolution.
 
-Layouts (``folder`` is what ``--data`` names):
+Layouts (``folder`` is what ``--data`` names; every folder is searched recursively, as
+:func:`~gancompress.data.images.image_files` describes):
 
 - **paired** (pix2pix): either a folder of side-by-side ``A|B`` images, each exactly twice as
   wide as it is high (the layout of the pytorch-CycleGAN-and-pix2pix datasets: the left half
   is A, the right half B), or a folder with two sub-folders ``A/`` and ``B/`` whose files are
-  matched by file name (stem: ``A/0001.png`` pairs with ``B/0001.jpg``). ``--inputs A_FOLDER``
+  matched by path without the suffix (``A/0001.png`` pairs with ``B/0001.jpg``,
+  ``A/day/0001.png`` with ``B/day/0001.png``). ``--inputs A_FOLDER``
   with ``--data B_FOLDER`` is the same as ``A/`` and ``B/``. Direction ``BtoA`` swaps the roles.
 - **unpaired** (CycleGAN): ``A/`` and ``B/`` sub-folders (or ``--inputs A --data B``); any
   counts, no matching. ``BtoA`` swaps them.
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .images import IMAGE_SUFFIXES, to_range
+from .images import image_files, read_image, to_range
 
 DATA_KINDS = ("paired", "unpaired", "sr")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -66,38 +68,24 @@ class Converter:
         return (image.float() * w).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-def image_files(folder: Path, what: str) -> list[Path]:
-    if not folder.is_dir():
-        raise InputError(f"{what} {folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"{what} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    return files
-
-
-def read_uint8(path: Path) -> torch.Tensor:
-    """One image as ``uint8`` ``(C, H, W)`` with C 1 (grayscale) or 3 (RGB; alpha and palettes resolved)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            im = im.convert("L" if gray else "RGB")
-            c, h, w = (1 if gray else 3), im.height, im.width
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
-    return data.view(h, w, c).permute(2, 0, 1).contiguous()
-
-
 def _read_folder(folder: Path, channels: int, conv: Converter, what: str) -> tuple[list[torch.Tensor], list[str]]:
     files = image_files(folder, what)
-    return [conv(read_uint8(p), channels, what) for p in files], [p.name for p in files]
+    return [conv(read_image(p), channels, what) for p in files], _names(files, folder)
+
+
+def _names(files: list[Path], folder: Path) -> list[str]:
+    """Display names: the path below ``folder`` (``0001.png``, ``day/0001.png``)."""
+    return [p.relative_to(folder).as_posix() for p in files]
+
+
+def _key(path: Path, folder: Path) -> str:
+    """What pairs an A file with its B file: the path below its folder without the suffix."""
+    return path.relative_to(folder).with_suffix("").as_posix()
 
 
 def _match_by_name(a_dir: Path, b_dir: Path, what_a: str, what_b: str) -> tuple[list[Path], list[Path]]:
-    a = {p.stem: p for p in image_files(a_dir, what_a)}
-    b = {p.stem: p for p in image_files(b_dir, what_b)}
+    a = {_key(p, a_dir): p for p in image_files(a_dir, what_a)}
+    b = {_key(p, b_dir): p for p in image_files(b_dir, what_b)}
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if only_a or only_b:
         parts = []
@@ -146,28 +134,19 @@ def load_paired(data: str, in_channels: int, out_channels: int, *, inputs: str |
     folder = Path(data).expanduser()
     conv = Converter()
     if inputs is not None:
-        a_files, b_files = _match_by_name(Path(inputs).expanduser(), folder, "--inputs", "--data")
-        if direction == "BtoA":
-            a_files, b_files = b_files, a_files
-        a = [conv(read_uint8(p), in_channels, "inputs") for p in a_files]
-        b = [conv(read_uint8(p), out_channels, "targets") for p in b_files]
-        return _checked_pairs(ImageData("paired", a, b, [p.name for p in a_files], notes=conv.notes), a_files)
+        return _paired_folders(Path(inputs).expanduser(), folder, ("--inputs", "--data"), in_channels, out_channels,
+                               direction, conv)
     dirs = _ab_dirs(folder) if folder.is_dir() else None
     if dirs is not None:
-        a_files, b_files = _match_by_name(dirs[0], dirs[1], "A/", "B/")
-        if direction == "BtoA":
-            a_files, b_files = b_files, a_files
-        a = [conv(read_uint8(p), in_channels, "inputs") for p in a_files]
-        b = [conv(read_uint8(p), out_channels, "targets") for p in b_files]
-        return _checked_pairs(ImageData("paired", a, b, [p.name for p in a_files], notes=conv.notes), a_files)
+        return _paired_folders(dirs[0], dirs[1], ("A/", "B/"), in_channels, out_channels, direction, conv)
     files = image_files(folder, "--data")
     a, b = [], []
     for p in files:
-        image = read_uint8(p)
+        image = read_image(p)
         h, w = image.shape[1:]
         if w != 2 * h:
             raise InputError(
-                f"--data {folder}: {p.name} is {w}x{h}, not a side-by-side A|B pair (twice as wide as high). "
+                f"--data {folder}: {p.relative_to(folder).as_posix()} is {w}x{h}, not a side-by-side A|B pair (twice as wide as high). "
                 "pix2pix needs paired data: side-by-side A|B images, or A/ and B/ sub-folders with matching "
                 "file names (unpaired folders are for CycleGAN)")
         left, right = image[:, :, :h], image[:, :, h:]
@@ -175,10 +154,21 @@ def load_paired(data: str, in_channels: int, out_channels: int, *, inputs: str |
             left, right = right, left
         a.append(conv(left.contiguous(), in_channels, "inputs"))
         b.append(conv(right.contiguous(), out_channels, "targets"))
-    return ImageData("paired", a, b, [p.name for p in files], notes=conv.notes)
+    return ImageData("paired", a, b, _names(files, folder), notes=conv.notes)
 
 
-def _checked_pairs(data: ImageData, files: list[Path]) -> ImageData:
+def _paired_folders(a_dir: Path, b_dir: Path, labels: tuple[str, str], in_channels: int, out_channels: int,
+                    direction: str, conv: Converter) -> ImageData:
+    """Pairs matched by path below ``a_dir`` and ``b_dir`` (without the suffix); ``BtoA`` swaps roles."""
+    a_files, b_files = _match_by_name(a_dir, b_dir, *labels)
+    if direction == "BtoA":
+        (a_files, a_dir), (b_files, b_dir) = (b_files, b_dir), (a_files, a_dir)
+    a = [conv(read_image(p), in_channels, "inputs") for p in a_files]
+    b = [conv(read_image(p), out_channels, "targets") for p in b_files]
+    return _checked_pairs(ImageData("paired", a, b, _names(a_files, a_dir), notes=conv.notes))
+
+
+def _checked_pairs(data: ImageData) -> ImageData:
     for name, a, b in zip(data.names, data.a, data.b):
         if a.shape[1:] != b.shape[1:]:
             raise InputError(f"paired data: {name} is {a.shape[2]}x{a.shape[1]} in A but {b.shape[2]}x{b.shape[1]} "
