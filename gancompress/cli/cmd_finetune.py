@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
+from .options import BatchSize, Device, Force, Json, OptSource, ProgressInterval, Quiet, Seed, TrustPickle, Workers
 from .stdio import emit_written, source_from_stdin
 from . import progress as cli_progress
 from .output import human_console, notice, print_json
@@ -60,7 +60,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
-             sr_noise: SrNoise = 0.0) -> None:
+             sr_noise: SrNoise = 0.0, workers: Workers = 2,
+             progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Recover a pruned (or prune a dense) generator by self-supervised fine-tuning against its discriminator.
 
     Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
@@ -93,12 +94,13 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
                       save_every=save_every, resume=resume, force=force),
         recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
-        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise))
+        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))
     with cli_progress.stop_signals() as should_stop:
         if not is_main_process():  # torchrun: only rank 0 reports
             run_finetune(config, should_stop=should_stop)
             return
-        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info)) as bars:
+        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info),
+                                    interval=progress_interval) as bars:
             result = run_finetune(config, on_event=bars, should_stop=should_stop)
     for note in result.notes:
         notice(f"note: {note}", quiet=quiet or json_out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from ..errors import InputError
 
@@ -36,23 +37,30 @@ class StepData:
     x: torch.Tensor
     real: torch.Tensor | None = None
     real_x: torch.Tensor | None = None
+    sharded: bool = False  # already this process's slice of the global batch (streamed data)
 
 
 @dataclass
 class Sampler:
-    """Draws :class:`StepData` for a step: noise or input images, plus shuffled real images."""
+    """Draws :class:`StepData` for a step: noise or input images, plus shuffled real images.
+
+    ``real`` is a tensor (in memory) or a lazily decoding dataset (a folder), which is streamed by
+    ``workers`` DataLoader processes (:mod:`.stream`); both give the same batch for a step.
+    """
 
     seed: int
     batch_size: int
     input_kind: str
     input_shape: tuple[int, ...]
-    real: torch.Tensor | None = None
+    real: torch.Tensor | Dataset | None = None
     inputs: torch.Tensor | None = None
     paired: bool = False
+    workers: int = 2
 
     def __post_init__(self) -> None:
         pool = self.real if self.real is not None else self.inputs
-        self.n = int(pool.shape[0]) if pool is not None else 0
+        self.n = len(pool) if pool is not None else 0
+        self.stream, self.bounds = None, None
         if pool is not None and self.n == 0:
             raise InputError("the data set is empty; point --data at a folder with images")
         self.size = min(self.batch_size, self.n) if self.n else self.batch_size
@@ -65,14 +73,35 @@ class Sampler:
         order = torch.randperm(self.n, generator=rng(self.seed, epoch, STREAM_ORDER))
         return order[pos * self.size:(pos + 1) * self.size]
 
+    @property
+    def streams(self) -> bool:
+        return self.real is not None and not isinstance(self.real, torch.Tensor)
+
+    def place(self, device: torch.device, bounds: tuple[int, int] | None = None) -> None:
+        """Stream to ``device`` (pinned memory on CUDA); ``bounds``: this rank's slice of every batch."""
+        if self.streams:
+            from .stream import StepStream
+
+            self.bounds = bounds
+            self.stream = StepStream(self.real, self.indices, workers=self.workers, pin_memory=device.type == "cuda",
+                                     bounds=bounds)
+
     def draw(self, step: int, device: torch.device) -> StepData:
+        if self.streams and self.stream is None:
+            self.place(device)
         idx = self.indices(step) if self.n else None
-        real = self.real[idx].to(device) if self.real is not None else None
+        if self.stream is not None:
+            real = self.stream.batch(step).to(device, non_blocking=True)
+        else:
+            real = self.real[idx].to(device) if self.real is not None else None
         if self.input_kind == "noise":
             x = torch.randn(self.size, *self.input_shape, generator=rng(self.seed, step, STREAM_NOISE)).to(device)
         else:
             x = self._inputs_at(idx, step).to(device)
-        return StepData(x, real, x if self.paired else None)
+        if self.bounds is None:
+            return StepData(x, real, x if self.paired else None)
+        x = x[self.bounds[0]:self.bounds[1]]
+        return StepData(x, real, x if self.paired else None, sharded=True)
 
     def _inputs_at(self, idx: torch.Tensor | None, step: int) -> torch.Tensor:
         assert self.inputs is not None

@@ -82,13 +82,28 @@ def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, 
     elif spec.startswith("builtin:"):
         raise InputError(f"unknown builtin data set {spec!r}; available: builtin:digits")
     else:
-        folder = Path(spec).expanduser()
-        if not folder.is_dir():
-            raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
-        files = image_files(folder)[:limit]
+        files = image_files(data_folder(spec))[:limit]
         images = to_range(torch.stack([fit(to_range(read_image(p, channels), (0.0, 1.0)), size) for p in files]),
                           value_range)
     return images[:limit] if limit else images
+
+
+def data_folder(spec: str) -> Path:
+    """The folder ``--data`` names (an :class:`InputError` when it is not one)."""
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
+    return folder
+
+
+def open_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0)):
+    """``spec``'s real images without decoding a folder: a lazy :class:`~.stream.ImageFolder` for a
+    folder (streamed), the tensor of a builtin set (small, in memory)."""
+    if spec.startswith("builtin:"):
+        return load_real(spec, size=size, channels=channels, value_range=value_range)
+    from .stream import ImageFolder
+
+    return ImageFolder(data_folder(spec), size=size, channels=channels, value_range=value_range)
 
 
 def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

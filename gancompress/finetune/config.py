@@ -139,10 +139,12 @@ class DataConfig:
     crop: int | None = None
     sr_blur: float = 0.0
     sr_noise: float = 0.0
+    workers: int = 2  # DataLoader processes decoding a streamed folder (0: in the main process)
 
     def __post_init__(self) -> None:
         if self.crop is not None:
             check_positive("crop", self.crop, integer=True)
+        check_positive("workers", self.workers, integer=True, zero_ok=True)
         for name in ("sr_blur", "sr_noise"):
             check_positive(name, getattr(self, name), zero_ok=True)
 
@@ -173,7 +175,7 @@ class RunConfig:
 
 # The parts of a run that an interrupted run and its --resume may change.
 RESUME_FREE = {"run": ("output", "device", "amp", "log_every", "sample_every", "save_every", "resume", "force"),
-               "load": ("trust_pickle",)}
+               "load": ("trust_pickle",), "data": ("workers",)}
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "schedule": _names(PruneSchedule),
     "recovery": _names(RecoveryConfig, ("weights", "rates", "schedule")),
     "prune": ("sparsity", "granularity", "scope", "block", "nm", "include", "exclude", "prune_first_last", "coupled"),
-    "data": ("data", "inputs", "crop", "sr_blur", "sr_noise"),
+    "data": ("data", "inputs", "crop", "sr_blur", "sr_noise", "workers"),
 }
 
 

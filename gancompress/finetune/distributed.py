@@ -200,7 +200,7 @@ def shard_bounds(n: int, world: World | None) -> tuple[int, int]:
 
 def shard(batch, world: World | None):
     """This rank's slice of a global :class:`~.batches.StepData`."""
-    if world is None:
+    if world is None or getattr(batch, "sharded", False):
         return batch
     n = batch.x.shape[0]
     lo, hi = shard_bounds(n, world)

@@ -13,16 +13,18 @@ from .img2img import image_setup
 from .resolve import Setup, is_conditional, load_partner, resolve_discriminator, resolve_loss, resolve_teacher
 
 
-def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Real images at the generator's output size/range, and input images for image generators."""
-    from ..data.images import load_real
+def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[object, torch.Tensor | None]:
+    """Real images at the generator's output size/range (a streamed dataset for a folder when the
+    generator takes noise), and input images for image generators."""
+    from ..data.images import load_real, open_real
 
     c, h, w = info.output_shape
     if h != w:
         raise InputError(f"the generator makes {h}x{w} images; only square outputs are supported for training data")
+    if info.input_kind != "image":  # a folder streams (decoded a batch at a time)
+        return (open_real(config.data.source, size=h, channels=c, value_range=info.output_range)
+                if config.data.source else None), None
     real = load_real(config.data.source, size=h, channels=c, value_range=info.output_range) if config.data.source else None
-    if info.input_kind != "image":
-        return real, None
     if config.data.inputs:
         inputs = load_real(config.data.inputs, size=info.input_shape[-1], channels=info.input_shape[0], value_range=info.output_range)
         if conditional and real is not None and inputs.shape[0] != real.shape[0]:
@@ -49,7 +51,8 @@ def build_setup(config: FinetuneConfig) -> Setup:
     profile, loss_name = resolve_loss(bundle, d_spec, config)
     real, inputs = load_images(config, info, conditional)
     paired = conditional or (inputs is not None and not config.data.inputs)
-    sampler = Sampler(config.run.seed, config.recovery.batch_size, info.input_kind, info.input_shape, real, inputs, paired)
+    sampler = Sampler(config.run.seed, config.recovery.batch_size, info.input_kind, info.input_shape, real, inputs, paired,
+                      workers=config.data.workers)
     student = copy.deepcopy(bundle.generator)
     masks = {k: v.to(torch.bool) for k, v in bundle.masks.items()}
     return Setup(bundle, teacher, teacher_source, student, masks, discriminator, d_source, conditional,

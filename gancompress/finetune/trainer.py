@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
 from .config import FinetuneConfig
-from .distributed import World, shard, unwrap, wrap
+from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .step import StepOptions, backward_and_step, compute_losses, first_non_finite, mask_optimizer_state
@@ -94,6 +94,8 @@ class Trainer:
         if world is not None and setup.sampler.size < world.size:
             raise InputError(f"the global batch ({setup.sampler.size}) is smaller than the {world.size} processes; "
                              "raise --batch-size or start fewer processes")
+        if hasattr(setup.sampler, "place"):  # streamed folders: each rank decodes only its slice
+            setup.sampler.place(device, shard_bounds(setup.sampler.size, world) if world is not None else None)
         self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
         self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen

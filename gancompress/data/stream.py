@@ -1,0 +1,76 @@
+"""Real images streamed from a folder: decoded lazily, a step's batch at a time, by DataLoader workers.
+
+:class:`ImageFolder` decodes one image per ``__getitem__`` (nothing reads the whole folder into
+memory). :class:`StepStream` feeds a ``torch.utils.data.DataLoader`` a batch sampler whose batch
+for step ``k`` is ``order(k)``, the indices the in-memory path draws from ``(seed, k)`` alone, cut
+to this process's slice ``bounds`` under torchrun (the ``DistributedSampler`` role: each rank
+decodes only its own images). Workers prefetch the following steps; a step out of sequence
+(``--resume``) restarts the loader there. Streamed batches equal the in-memory ones exactly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Sampler as TorchSampler
+
+from .images import fit, image_files, read_image, to_range
+
+DEFAULT_WORKERS = 2
+
+
+class ImageFolder(Dataset):
+    """The images of a folder (see :func:`.images.image_files`) at ``size`` px, scaled to ``value_range``."""
+
+    def __init__(self, folder: Path, *, size: int, channels: int, value_range: tuple[float, float]) -> None:
+        self.files = image_files(folder)
+        self.size, self.channels, self.value_range = size, channels, tuple(value_range)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        image = fit(to_range(read_image(self.files[i], self.channels), (0.0, 1.0)), self.size)
+        return to_range(image, self.value_range)
+
+
+class _StepBatches(TorchSampler):
+    """Index lists for steps ``start, start + 1, ...`` (endless), each cut to ``bounds``."""
+
+    def __init__(self, order: Callable[[int], torch.Tensor], start: int, bounds: tuple[int, int] | None) -> None:
+        self.order, self.start, self.bounds = order, start, bounds
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start
+        while True:
+            idx = self.order(step)
+            if self.bounds is not None:
+                idx = idx[self.bounds[0]:self.bounds[1]]
+            yield idx.tolist()
+            step += 1
+
+
+class StepStream:
+    """``batch(step)``: the images ``order(step)`` (this rank's slice), decoded by ``workers`` processes."""
+
+    def __init__(self, dataset: Dataset, order: Callable[[int], torch.Tensor], *, workers: int = DEFAULT_WORKERS,
+                 pin_memory: bool = False, bounds: tuple[int, int] | None = None) -> None:
+        self.dataset, self.order, self.workers, self.pin_memory, self.bounds = dataset, order, workers, pin_memory, bounds
+        self._next, self._it = None, None
+
+    def _start(self, step: int) -> None:
+        loader = DataLoader(self.dataset, batch_sampler=_StepBatches(self.order, step, self.bounds),
+                            num_workers=self.workers, pin_memory=self.pin_memory,
+                            persistent_workers=False, prefetch_factor=2 if self.workers else None)
+        self._it, self._next = iter(loader), step
+
+    def batch(self, step: int) -> torch.Tensor:
+        if self._next != step:
+            self._start(step)
+        self._next += 1
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it, self._next = None, None
