@@ -9,7 +9,7 @@ import typer
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
-from .options import Device, Json, Quiet, Seed
+from .options import Device, Json, ProgressInterval, Quiet, Seed
 from . import progress as cli_progress
 from .output import human_console, human_size, print_json, table
 from .stdio import emit_written
@@ -26,7 +26,8 @@ Schedule = Annotated[str, typer.Option("--schedule", help="agp (prune gradually 
 def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granularity = "element",
          steps: Steps = DEMO_STEPS, method: Method = DEFAULT_METHOD,
          schedule: Schedule = DEFAULT_SCHEDULE, device: Device = "auto", seed: Seed = 0,
-         quiet: Quiet = False, json_out: Json = False) -> None:
+         quiet: Quiet = False, json_out: Json = False,
+         progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Compress the bundled digits GAN end to end: inspect, prune, recover, evaluate, export.
 
     Needs no download; about 3 minutes on a 2-core CPU. Prints a dense / pruned / recovered comparison and writes everything (checkpoints, the sparse export, a sample grid, demo.json) into a fresh folder, whose path is the only stdout line.
@@ -39,7 +40,7 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
                         schedule=schedule, seed=seed, device=device)
     labels = {stage: f"{n}/{len(STAGES)} {stage}" for n, stage in enumerate(STAGES, start=1)}
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
-            quiet=quiet or json_out, lines=True, labels=labels) as bars:
+            quiet=quiet or json_out, lines=True, labels=labels, interval=progress_interval) as bars:
         result = run_demo(config, on_event=bars, should_stop=should_stop)
     if json_out:
         print_json(result.to_json())

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
+from .options import BatchSize, Device, Force, Json, OptSource, ProgressInterval, Quiet, Seed, TrustPickle
 from . import progress as cli_progress
 from .output import human_console, human_size, print_json
 from .stdio import source_from_stdin
@@ -52,6 +52,7 @@ def evaluate(
     pairs: Pairs = None, inputs: PairInputs = None, direction: Direction = "AtoB",
     max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
     force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
+    progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL,
 ) -> None:
     """Measure FID/KID/ISC/PRC, fidelity to the dense model (PSNR/SSIM) and cost of a generator.
 
@@ -75,7 +76,8 @@ def evaluate(
     )
     _check_markdown(markdown, config)
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
-            quiet=quiet or json_out, labels={"evaluate": "evaluating"}, info=lambda e: e.info.get("model", "")) as bars:
+            quiet=quiet or json_out, labels={"evaluate": "evaluating"}, info=lambda e: e.info.get("model", ""),
+            interval=progress_interval) as bars:
         report = run_evaluate(config, on_event=bars, should_stop=should_stop)
     if markdown is not None:
         from ..io_utils import atomic_write_text

@@ -8,9 +8,9 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import BatchSize, Device, Json, OptSource, Quiet
+from .options import BatchSize, Device, Json, OptSource, ProgressInterval, Quiet
 from . import progress as cli_progress
-from .output import human_console, notice, print_json
+from .output import human_console, notice, print_json, stderr_console
 from .stdio import emit_written, source_from_stdin
 
 Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits.")]
@@ -43,7 +43,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
           lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="lr_g over each run: constant, or cosine (held while AGP prunes, then annealed to 0).")] = D.DEFAULT_LR_SCHEDULE,
           mu: Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")] = D.DEFAULT_MU,
           adv_weight: Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")] = D.DEFAULT_ADV_WEIGHT,
-          device: Device = "auto", quiet: Quiet = False, json_out: Json = False) -> None:
+          device: Device = "auto", quiet: Quiet = False, json_out: Json = False,
+          progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Prune + recover + evaluate every sparsity x granularity x method x seed; re-runs skip finished cells.
 
     Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
@@ -62,7 +63,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
         device=device)
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
-        result = run_sweep(config, on_event=_reporter(show), should_stop=should_stop)
+        result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)
     if json_out:
         print_json(result.to_json())
         return
@@ -73,11 +74,15 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
     emit_written(result.out_dir)
 
 
-def _reporter(show: bool):
-    """One line per cell (its FID, zeros and time when done); the fine-tuning steps are not shown."""
+def _reporter(show: bool, interval: float):
+    """One line per cell (its FID, zeros and time when done); without a terminal, the steps inside a
+    cell as plain progress lines every ``interval`` seconds."""
+    plain = None if stderr_console().is_terminal else cli_progress.PlainLines(interval)
 
     def report(event) -> None:
         info = event.info
+        if show and plain is not None and event.stage != "sweep":
+            plain(event)
         if not show or event.stage != "sweep":
             return
         where = f"[{info.get('index', event.done)}/{event.total}] {info.get('cell', '')}"
