@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gancompress"
 
 # bottom to top; a module belongs to the layer of its longest listed prefix
 LAYERS: list[tuple[str, ...]] = [
-    ("version", "errors", "registry", "io_utils", "progress"),
+    ("version", "errors", "registry", "io_utils", "progress", "devices"),
     ("layer_table", "archs"),
     ("formats",),
     ("sources", "loading", "generation"),

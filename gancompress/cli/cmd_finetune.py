@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, OptSource, ProgressInterval, Quiet, Seed, TrustPickle, Workers
+from .options import Amp, BatchSize, Device, Force, Json, OptSource, ProgressInterval, Quiet, Seed, TrustPickle, Workers
 from .stdio import emit_written, source_from_stdin
 from . import progress as cli_progress
 from .output import human_console, notice, print_json
@@ -40,7 +40,8 @@ Coupled = Annotated[bool, typer.Option("--coupled", help="With --sparsity and --
 Freeze = Annotated[bool, typer.Option("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
 R1 = Annotated[float, typer.Option("--r1-gamma", help="R1 penalty on D (0: off).")]
-Amp = Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (no effect on the CPU).")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
@@ -56,12 +57,13 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
              prune_first_last: PruneFL = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
-             r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
              sr_noise: SrNoise = 0.0, workers: Workers = 2,
-             progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+             progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL, channels_last: ChannelsLast = False,
+             compile_: Compile = False) -> None:
     """Recover a pruned (or prune a dense) generator by self-supervised fine-tuning against its discriminator.
 
     Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
@@ -91,7 +93,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              if sparsity is not None else None)
     config = FinetuneConfig(
         load=LoadOptions(source, trust_pickle=trust_pickle, direction=direction),
-        run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
+        run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_, log_every=log_every, sample_every=sample_every,
                       save_every=save_every, resume=resume, force=force),
         recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
         data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from ..devices import resolve_device  # noqa: F401  (re-exported for run and grids)
 from ..errors import InputError
 from ..loading import LoadOptions
 
@@ -80,18 +79,6 @@ class EvaluateConfig:
 def _positive(option: str, value: int, minimum: int = 1) -> None:
     if value < minimum:
         raise InputError(f"{option} must be at least {minimum}, got {value}")
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise InputError(f"--device {spec}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {spec}: CUDA is not available here; use --device cpu")
-    return device
 
 
 def check_outputs(config: EvaluateConfig) -> None:

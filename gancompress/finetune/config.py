@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ..devices import check_amp, resolve_device  # noqa: F401  (resolve_device: re-exported)
 from ..errors import InputError
 from ..loading import LoadOptions
 from ..prune import PruneConfig
@@ -29,7 +28,7 @@ from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DE
                        DEFAULT_STUDENT_MODE, LR_SCHEDULES, STUDENT_MODES)
 from .methods import Method, get_method
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
@@ -156,7 +155,9 @@ class RunConfig:
     output: Path
     seed: int = 0
     device: str = "auto"
-    amp: bool = False
+    amp: str = "none"  # none, bf16 or fp16 (with a gradient scaler)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile G_C, G_O and D (eager, with a note, when it fails)
     log_every: int = DEFAULT_LOG_EVERY
     sample_every: int = DEFAULT_SAMPLE_EVERY
     save_every: int = DEFAULT_SAVE_EVERY
@@ -166,7 +167,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
         if not _DEVICE.match(str(self.device)):
-            raise InputError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
+            raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        check_amp(self.amp)
         for name in ("log_every", "sample_every", "save_every"):
             check_positive(name, getattr(self, name), integer=True, zero_ok=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
@@ -174,7 +176,7 @@ class RunConfig:
 
 
 # The parts of a run that an interrupted run and its --resume may change.
-RESUME_FREE = {"run": ("output", "device", "amp", "log_every", "sample_every", "save_every", "resume", "force"),
+RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force"),
                "load": ("trust_pickle",), "data": ("workers",)}
 
 
@@ -264,15 +266,3 @@ _PARTS: dict[str, tuple[str, ...]] = {
 def _take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {k: options.pop(k) for k in names if k in options}
 
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda[:N]`` must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: no CUDA device is available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return device

@@ -222,7 +222,14 @@ def wrap(module: nn.Module, world: World | None, device: torch.device, *, sync_b
 
 
 def unwrap(module: nn.Module | None) -> nn.Module | None:
-    return getattr(module, "module", module) if module is not None else None
+    """The plain module inside ``DistributedDataParallel`` and/or ``--compile``'s wrapper."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from ..devices import CompiledOrEager
+
+    while isinstance(module, (DistributedDataParallel, CompiledOrEager)):
+        module = module.module
+    return module
 
 
 def has_batchnorm(module: nn.Module | None) -> bool:

@@ -115,8 +115,9 @@ def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None,
 
 def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     notes = list(trainer.setup.notes)
-    if config.run.amp and trainer.device.type != "cuda":
-        notes.append("--amp has no effect on the CPU (bf16 autocast is used on CUDA only)")
+    notes += trainer.speed_notes
+    if config.run.amp != "none" and trainer.device.type == "cpu":
+        notes.append(f"--amp {config.run.amp} on the CPU: autocast runs, but is usually slower than float32 there")
     if config.recovery.freeze_discriminator and config.uses_discriminator:
         notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
     world = trainer.world

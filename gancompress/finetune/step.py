@@ -264,24 +264,35 @@ def mask_optimizer_state(opt: torch.optim.Optimizer, model: nn.Module, masks: di
 
 def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | None,
                       opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
-                      masks: dict[str, Tensor]) -> None:
+                      masks: dict[str, Tensor], scaler: torch.amp.GradScaler | None = None) -> None:
     """D's loss into D only, G_C's loss into G_C only; both optimizers step; masks re-applied.
 
     ``student``/``d`` may be ``DistributedDataParallel`` wrappers (their gradients are averaged
-    over the ranks during the backward passes).
+    over the ranks during the backward passes). ``scaler`` (fp16): both losses are scaled before
+    the backward passes, a step whose gradients overflowed is skipped, and the scale is updated once.
     """
     from ..prune import apply_masks
 
+    scale = scaler.scale if scaler is not None else (lambda loss: loss)
     g_params = [p for p in student.parameters() if p.requires_grad]
     opt_g.zero_grad(set_to_none=True)
     if opt_d is not None and losses.d_loss is not None:
         opt_d.zero_grad(set_to_none=True)
         d_params = [p for p in d.parameters() if p.requires_grad]
-        losses.d_loss.backward(inputs=d_params, retain_graph=losses.g_loss is not None)
+        scale(losses.d_loss).backward(inputs=d_params, retain_graph=losses.g_loss is not None)
     if losses.g_loss is not None:
-        losses.g_loss.backward(inputs=g_params)
+        scale(losses.g_loss).backward(inputs=g_params)
         mask_gradients(unwrap(student), masks)
-        opt_g.step()
+        _step(opt_g, scaler)
     if opt_d is not None and losses.d_loss is not None:
-        opt_d.step()
+        _step(opt_d, scaler)
+    if scaler is not None:
+        scaler.update()
     apply_masks(unwrap(student), masks)
+
+
+def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is None:
+        opt.step()
+    else:
+        scaler.step(opt)

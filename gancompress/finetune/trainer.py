@@ -4,13 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import nn
 
+from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_channels_last, batch_channels_last
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
@@ -96,7 +95,10 @@ class Trainer:
                              "raise --batch-size or start fewer processes")
         if hasattr(setup.sampler, "place"):  # streamed folders: each rank decodes only its slice
             setup.sampler.place(device, shard_bounds(setup.sampler.size, world) if world is not None else None)
-        self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
+        run = config.run
+        enable_tf32(device)
+        self.speed_notes: list[str] = []
+        self.teacher = to_channels_last(setup.teacher.to(device).eval().requires_grad_(False), run.channels_last)
         self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
             setup.profile.partner = setup.profile.partner.to(device).eval().requires_grad_(False)
@@ -107,6 +109,12 @@ class Trainer:
         self.student = unwrap(self.student_net)
         self.d_net = wrap(self.d, world, device, sync_bn=True) if self.d is not None else None
         self.d = unwrap(self.d_net)
+        to_channels_last(self.student, run.channels_last)
+        to_channels_last(self.d, run.channels_last)
+        self.teacher_net = maybe_compile(self.teacher, "G_O", run.compile, self.speed_notes)
+        self.student_net = maybe_compile(self.student_net, "G_C", run.compile, self.speed_notes)
+        self.d_net = maybe_compile(self.d_net, "D", run.compile, self.speed_notes)
+        self.scaler = grad_scaler(run.amp, device)
         self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.recovery.rates.lr_g, betas=config.recovery.rates.betas)
         self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.recovery.rates.lr_d, betas=config.recovery.rates.betas)
                       if self.d is not None and config.trains_discriminator else None)
@@ -115,13 +123,9 @@ class Trainer:
         self.sparsity: float | None = None
         self.done = 0
         self.options = StepOptions(config.recovery.method, config.recovery.weights.lam, config.recovery.weights.mu, config.trains_discriminator,
-                                   config.recovery.weights.r1_gamma, config.recovery.weights.r1_every, setup.conditional, self._autocast(),
+                                   config.recovery.weights.r1_gamma, config.recovery.weights.r1_every, setup.conditional,
+                                   autocast(run.amp, device),
                                    image_terms=setup.info.input_kind == "image", adv_weight=config.recovery.weights.adv_weight)
-
-    def _autocast(self):
-        if self.config.run.amp and self.device.type == "cuda":
-            return partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
@@ -149,13 +153,13 @@ class Trainer:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.run.seed, self.done)
         self._set_lr()
-        batch = shard(batch, self.world)
-        losses = compute_losses(self.teacher, self.student_net, self.d_net, batch, self.setup.profile, self.options,
+        batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
+        losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
                                 self.done, monitor=monitor)
         bad = first_non_finite(losses)  # the losses are global, so every rank agrees
         if bad is not None:
             raise NonFiniteStep(*bad)
-        backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks)
+        backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler)
         self.done += 1
         if self.schedule is not None and self.schedule.due(self.done):
             self.set_sparsity(self.schedule.target(self.done))
@@ -187,3 +191,11 @@ class Trainer:
             self.opt_d.load_state_dict(state.opt_d)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
         self.sparsity, self.done = state.sparsity, state.step
+
+
+def _channels_last(batch, enabled: bool):
+    """The step's image tensors in NHWC memory order (``--channels-last``)."""
+    if not enabled:
+        return batch
+    return dataclasses.replace(batch, x=batch_channels_last(batch.x, True), real=batch_channels_last(batch.real, True),
+                               real_x=batch_channels_last(batch.real_x, True))
