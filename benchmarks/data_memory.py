@@ -37,7 +37,7 @@ def child(folder: str, steps: int, batch_size: int, workers: int, size: int) -> 
     import torch
 
     from gancompress.data.batches import Sampler
-    from gancompress.data.images import open_real
+    from gancompress.data.stream import open_real
 
     torch.set_num_threads(1)
     real = open_real(folder, size=size, channels=3)

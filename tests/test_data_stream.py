@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from gancompress.data.batches import Sampler
-from gancompress.data.images import load_real, open_real
-from gancompress.data.stream import ImageFolder
+from gancompress.data.images import load_real
+from gancompress.data.stream import ImageFolder, open_real
 
 
 def _folder(root: Path, n: int = 11) -> Path:

@@ -96,16 +96,6 @@ def data_folder(spec: str) -> Path:
     return folder
 
 
-def open_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0)):
-    """``spec``'s real images without decoding a folder: a lazy :class:`~.stream.ImageFolder` for a
-    folder (streamed), the tensor of a builtin set (small, in memory)."""
-    if spec.startswith("builtin:"):
-        return load_real(spec, size=size, channels=channels, value_range=value_range)
-    from .stream import ImageFolder
-
-    return ImageFolder(data_folder(spec), size=size, channels=channels, value_range=value_range)
-
-
 def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless shuffled mini-batches (reshuffled every epoch, drop-last when possible)."""
     n = images.shape[0]

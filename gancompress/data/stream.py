@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import Sampler as TorchSampler
 
-from .images import fit, image_files, read_image, to_range
+from .images import data_folder, fit, image_files, load_real, read_image, to_range
 
 DEFAULT_WORKERS = 2
 
@@ -74,3 +74,11 @@ class StepStream:
 
     def close(self) -> None:
         self._it, self._next = None, None
+
+
+def open_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0)):
+    """``spec``'s real images without decoding a folder: a lazy :class:`ImageFolder` for a folder
+    (streamed), the tensor of a builtin set (small, in memory)."""
+    if spec.startswith("builtin:"):
+        return load_real(spec, size=size, channels=channels, value_range=value_range)
+    return ImageFolder(data_folder(spec), size=size, channels=channels, value_range=value_range)

@@ -16,7 +16,8 @@ from .resolve import Setup, is_conditional, load_partner, resolve_discriminator,
 def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[object, torch.Tensor | None]:
     """Real images at the generator's output size/range (a streamed dataset for a folder when the
     generator takes noise), and input images for image generators."""
-    from ..data.images import load_real, open_real
+    from ..data.images import load_real
+    from ..data.stream import open_real
 
     c, h, w = info.output_shape
     if h != w:
