@@ -25,7 +25,7 @@ PREFIXES = {
     "G.": "G", "D.": "D", "GE.": "GE", "generator.": "generator", "discriminator.": "discriminator",
     "netG.": "netG", "netD.": "netD", "gen.": "gen", "disc.": "disc",
 }
-_G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge", "g_b")
+_G_HINTS = ("params_ema", "g_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge", "g_b")
 
 
 @dataclass(frozen=True)
