@@ -108,3 +108,36 @@ def test_noise_modes_and_truncation(parity):
     g.set_truncation(1.0)
     with torch.no_grad():
         assert torch.equal(g(z), const)
+
+
+def test_training_checkpoint_with_options_and_optimizers(parity, tmp_path):
+    """train.py's checkpoints also hold Adam states, an argparse.Namespace of options and ada_aug_p."""
+    import argparse
+
+    g, d = _split(parity, "g_ema."), _split(parity, "d.")
+    param = torch.nn.Parameter(torch.zeros(3))
+    adam = torch.optim.Adam([param])
+    param.grad = torch.ones(3)
+    adam.step()
+    path = tmp_path / "010000.pt"
+    torch.save({"g": g, "d": d, "g_ema": g, "g_optim": adam.state_dict(), "d_optim": adam.state_dict(),
+                "args": argparse.Namespace(size=32, r1=10.0, path_regularize=2.0), "ada_aug_p": 0.0}, path)
+    bundle = load_bundle(str(path))
+    assert bundle.g_spec.name == "stylegan2-g" and bundle.d_spec.name == "stylegan2-d"
+    with torch.no_grad():
+        assert (bundle.generator(parity["z"]) - parity["images"]).abs().max() < TOL
+
+
+@pytest.mark.parametrize("pickled", [
+    b"\x80\x03cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01}q\x02b.",  # TensorFlow StyleGAN2 (protocol 3)
+    b"\x80\x04\x95\x30\x00\x00\x00\x00\x00\x00\x00\x8c\x17torch_utils.persistence\x94\x8c\x1c_reconstruct_persistent_obj\x94\x93\x94.",
+])
+@pytest.mark.parametrize("trust", [False, True])
+def test_nvidia_pickles_are_never_unpickled(tmp_path, pickled, trust):
+    from gancompress.errors import InputError
+    from gancompress.sources import read_file
+
+    path = tmp_path / "stylegan2-ffhq-config-f.pkl"
+    path.write_bytes(pickled)
+    with pytest.raises(InputError, match="convert_weight.py"):
+        read_file(path, trust_pickle=trust)
