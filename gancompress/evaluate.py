@@ -62,9 +62,12 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    truncation: float = 1.0  # StyleGAN2's psi: samples (and FID) at w_avg + psi * (w - w_avg)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
+        if not 0.0 <= self.truncation <= 1.0:
+            raise InputError(f"--truncation {self.truncation}: psi must be in [0, 1] (1 = no truncation)")
         if not self.sources:
             raise InputError("give the SOURCE to evaluate (and --reference models to compare with)")
         _positive("--num-samples", self.num_samples, 2 if self.wants_distribution else 1)
@@ -221,12 +224,14 @@ def _label(source: str, role: str) -> str:
 
 
 def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
-    from .generation import generator_info
+    from .generation import generator_info, set_truncation
     from .loading import LoadOptions, load_bundle
     from .sources import resolve
 
     bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction))
     bundle.generator.eval().to(device)
+    if config.truncation != 1.0:
+        set_truncation(bundle.generator, config.truncation, source)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
 
@@ -636,6 +641,7 @@ def check_gates(config: EvaluateConfig, rows: list[ModelRow]) -> list[GateResult
 
 def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
     return {"num_samples": config.num_samples, "batch_size": config.batch_size, "seed": config.seed,
+            "truncation": config.truncation,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
             "real": plan.real_spec, "real_count": plan.real.count if plan.real else None,
             "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config, m)],

@@ -53,3 +53,12 @@ def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.d
     """Fixed latents for ``seed``: drawn on the CPU so every device sees the same z."""
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, *input_shape, generator=g).to(device)
+
+
+def set_truncation(generator: nn.Module, psi: float, source: str = "the generator") -> None:
+    """Sample ``generator`` with truncation ``psi`` (StyleGAN2's ``w_avg + psi (w - w_avg)``)."""
+    setter = getattr(generator, "set_truncation", None)
+    if setter is None:
+        raise InputError(f"--truncation needs a generator with a mapping network (StyleGAN2); {source} has none: "
+                         "leave --truncation out")
+    setter(psi)
