@@ -12,6 +12,12 @@ from .checkpoint import GanBundle
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 
 
+def declared_kind(module: nn.Module) -> str | None:
+    from .prune.layers import declared_kind as kind
+
+    return kind(module)
+
+
 def _structure(module: nn.Module) -> str:
     from .prune import module_structure
 
@@ -31,7 +37,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
             weight = getattr(module, "weight_orig", None)  # spectral norm
         numel = sum(p.numel() for _, p in params)
         zeros = sum(int((p == 0).sum()) for _, p in params)
-        is_weight_layer = isinstance(module, WEIGHT_LAYERS) and isinstance(weight, torch.Tensor)
+        is_weight_layer = (isinstance(module, WEIGHT_LAYERS) or declared_kind(module) is not None) and isinstance(weight, torch.Tensor)
         rows.append({
             "name": name or "(root)",
             "type": type(module).__name__,

@@ -64,7 +64,7 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channels, size, size))
 
     def forward(self, batch: int) -> Tensor:
-        return self.input.expand(batch, -1, -1, -1)
+        return self.input.repeat(batch, 1, 1, 1)  # a copy: a no-grad view of a parameter confuses hooks
 
 
 class StyledConv(nn.Module):
@@ -88,6 +88,7 @@ class ToRGB(nn.Module):
         if upsample:
             self.upsample = Upsample(taps)
         self.conv = ModulatedConv2d(cin, rgb, 1, style_dim, demodulate=False)
+        self.conv.prune_by_default = False  # ToRGB stays dense unless --include names it
         self.bias = nn.Parameter(torch.zeros(1, rgb, 1, 1))
 
     def forward(self, x: Tensor, w: Tensor, skip: Tensor | None = None) -> Tensor:

@@ -43,8 +43,10 @@ def upfirdn2d(x: Tensor, kernel: Tensor, *, up: int = 1, down: int = 1, pad: tup
     if before < 0 or after < 0:
         hh, ww = x.shape[-2:]
         x = x[:, :, max(-before, 0): hh - max(-after, 0), max(-before, 0): ww - max(-after, 0)]
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=c)
+    hh, ww = x.shape[-2:]
+    # every channel as its own image: the filter keeps a static shape (ONNX export needs one)
+    x = F.conv2d(x.reshape(-1, 1, hh, ww), torch.flip(kernel, [0, 1]).to(x.dtype)[None, None])
+    x = x.reshape(n, c, *x.shape[-2:])
     return x[:, :, ::down, ::down] if down > 1 else x
 
 
@@ -74,7 +76,14 @@ class PixelNorm(nn.Module):
 
 
 class EqualLinear(nn.Module):
-    """Linear layer with equalized learning rate (keys ``weight [out, in]``, ``bias [out]``)."""
+    """Linear layer with equalized learning rate (keys ``weight [out, in]``, ``bias [out]``).
+
+    Prunable as a linear layer, but only when named by ``--include`` (the mapping network and
+    the style affines stay dense by default).
+    """
+
+    weight_kind = "linear"
+    prune_by_default = False
 
     def __init__(self, in_dim: int, out_dim: int, *, bias_init: float = 0.0, lr_mul: float = 1.0,
                  activate: bool = False) -> None:
@@ -93,6 +102,8 @@ class EqualLinear(nn.Module):
 
 class EqualConv2d(nn.Module):
     """Conv2d with equalized learning rate (keys ``weight``, optional ``bias``)."""
+
+    weight_kind = "conv"
 
     def __init__(self, cin: int, cout: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
                  bias: bool = True) -> None:

@@ -58,8 +58,8 @@ class FinetuneConfig:
     mask_every: int | None = None
     freeze_discriminator: bool = False
     student_mode: str = DEFAULT_STUDENT_MODE
-    r1_gamma: float = 0.0
-    r1_every: int = DEFAULT_R1_EVERY
+    r1_gamma: float | None = None  # None: the loss profile's own (StyleGAN2: 10), else off
+    r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -145,10 +145,12 @@ def _check_numbers(c: FinetuneConfig) -> None:
     _positive("steps", c.steps, integer=True)
     _positive("batch_size", c.batch_size, integer=True)
     check_recovery_settings(c)
-    _positive("r1_gamma", c.r1_gamma, zero_ok=True)
+    if c.r1_gamma is not None:
+        _positive("r1_gamma", c.r1_gamma, zero_ok=True)
     for name in ("log_every", "sample_every", "save_every"):
         _positive(name, getattr(c, name), integer=True, zero_ok=True)
-    _positive("r1_every", c.r1_every, integer=True)
+    if c.r1_every is not None:
+        _positive("r1_every", c.r1_every, integer=True)
     if c.crop is not None:
         _positive("crop", c.crop, integer=True)
     for name in ("sr_blur", "sr_noise"):
@@ -163,6 +165,13 @@ def _check_numbers(c: FinetuneConfig) -> None:
         raise InputError(f"initial sparsity must be in [0, 1), got {c.initial_sparsity}")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**31:
         raise InputError(f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
+
+
+def resolve_r1(c: FinetuneConfig, profile: Any) -> tuple[float, int]:
+    """(gamma, every) of R1 on D: the options when given, else the loss profile's own."""
+    gamma = c.r1_gamma if c.r1_gamma is not None else float(getattr(profile, "r1_gamma", 0.0))
+    every = c.r1_every if c.r1_every is not None else (getattr(profile, "r1_every", None) or DEFAULT_R1_EVERY)
+    return gamma, every
 
 
 def resolve_device(name: str) -> torch.device:

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from .batches import seed_global
-from .config import FinetuneConfig
+from .config import FinetuneConfig, resolve_r1
 from .distributed import World, shard, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
@@ -115,7 +115,7 @@ class Trainer:
         self.sparsity: float | None = None
         self.done = 0
         self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
-                                   config.r1_gamma, config.r1_every, setup.conditional, self._autocast(),
+                                   *resolve_r1(config, setup.profile), setup.conditional, self._autocast(),
                                    image_terms=setup.info.input_kind == "image", adv_weight=config.adv_weight)
 
     def _autocast(self):

@@ -14,6 +14,7 @@ with groups, output channel ``g*(out/g)+j`` reads input channels ``g*(in/g) ... 
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import warnings
@@ -27,7 +28,8 @@ from ..errors import InputError
 CONV = "conv"
 CONV_TRANSPOSE = "conv_transpose"
 LINEAR = "linear"
-KINDS = (CONV, CONV_TRANSPOSE, LINEAR)
+MODULATED_CONV = "modulated_conv"  # StyleGAN2: a conv weight stored as (1, out, in, *k)
+KINDS = (CONV, CONV_TRANSPOSE, LINEAR, MODULATED_CONV)
 
 # Where a module keeps the tensor to prune, most specific first: spectral_norm (old API) keeps
 # ``weight_orig``, parametrize keeps ``parametrizations.weight.original`` (weight_norm: ``original1``
@@ -67,6 +69,10 @@ def geometry(shape: tuple[int, ...] | torch.Size, kind: str = CONV, groups: int 
     shape = tuple(int(s) for s in shape)
     if kind not in KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; expected one of {KINDS}")
+    if kind == MODULATED_CONV:
+        if len(shape) < 4 or shape[0] != 1:
+            raise ValueError(f"a modulated conv weight is (1, out, in, *kernel), not {shape}")
+        return dataclasses.replace(geometry(shape[1:], CONV, groups), kind=kind, shape=shape)
     if len(shape) < 2 or groups < 1:
         raise ValueError(f"not a prunable weight shape {shape} (groups={groups})")
     kernel = shape[2:]
@@ -98,13 +104,23 @@ def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return m.permute(0, 2, 1, 3).reshape(geo.shape)
 
 
+def declared_kind(module: nn.Module) -> str | None:
+    """The layout a module declares for its ``weight`` (``weight_kind``, one of :data:`KINDS`):
+    custom layers such as StyleGAN2's equalized-learning-rate and modulated convs use it."""
+    kind = getattr(module, "weight_kind", None)
+    return kind if kind in KINDS else None
+
+
 def is_prunable(module: nn.Module) -> bool:
-    """Conv, transposed conv and Linear modules that hold a weight."""
-    return isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and weight_name(module) is not None
+    """Conv, transposed conv and Linear modules (or modules declaring ``weight_kind``) that hold a weight."""
+    known = isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) or declared_kind(module) is not None
+    return known and weight_name(module) is not None
 
 
 def layer_kind(module: nn.Module) -> tuple[str, int]:
     """``(kind, groups)`` of a prunable module."""
+    if declared_kind(module) is not None:
+        return declared_kind(module), 1  # type: ignore[return-value]
     if isinstance(module, nn.modules.conv._ConvNd):
         return (CONV_TRANSPOSE if module.transposed else CONV), int(module.groups)
     if isinstance(module, nn.Linear):
@@ -138,6 +154,12 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
+def _selected(name: str, module: nn.Module, include: tuple[str, ...]) -> bool:
+    if include:
+        return _matches(name, include)
+    return getattr(module, "prune_by_default", True)
+
+
 def _warn_unmatched(names: list[str], globs: tuple[str, ...], option: str) -> None:
     for g in globs:
         if not any(fnmatch.fnmatchcase(n, g) for n in names):
@@ -158,7 +180,9 @@ def prunable_layers(
 
     Conv/transposed-conv/Linear weights only. The first and last prunable layers stay dense
     unless ``prune_first_last``. ``include``/``exclude`` are ``fnmatch`` globs on module names;
-    a glob matching nothing warns; an empty selection raises :class:`InputError`.
+    a glob matching nothing warns; an empty selection raises :class:`InputError`. A layer whose
+    module says ``prune_by_default = False`` (StyleGAN2's mapping, style affines and ToRGB) is
+    pruned only when an ``include`` glob names it.
     """
     include, exclude = tuple(include), tuple(exclude)
     layers = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
@@ -168,7 +192,7 @@ def prunable_layers(
     _warn_unmatched(names, include, "include")
     _warn_unmatched(names, exclude, "exclude")
     chosen = layers if prune_first_last else layers[1:-1]
-    chosen = [(n, m) for n, m in chosen if (not include or _matches(n, include)) and not _matches(n, exclude)]
+    chosen = [(n, m) for n, m in chosen if _selected(n, m, include) and not _matches(n, exclude)]
     if not chosen:
         kept = "" if prune_first_last else (
             f"; the first and last layers ({names[0]}, {names[-1]}) are kept dense, pass "
