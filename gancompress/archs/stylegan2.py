@@ -47,6 +47,11 @@ def config_f_channels(size: int, channel_multiplier: int = 2) -> list[int]:
     return [table[2 ** i] * (1 if 2 ** i <= 32 else channel_multiplier) for i in range(2, int(math.log2(size)) + 1)]
 
 
+def layer_widths(channels: list[int]) -> list[int]:
+    """Output width of every styled conv (``conv1``, ``convs.0``, ...) for per-resolution ``channels``."""
+    return [channels[0]] + [c for c in channels[1:] for _ in range(2)]
+
+
 class NoiseInjection(nn.Module):
     """Adds ``weight * noise`` (one learned scalar; noise has one channel, broadcast)."""
 
@@ -100,7 +105,7 @@ class StyleGAN2Generator(nn.Module):
     """Mapping network + synthesis network; ``forward(z) -> images`` (see the module docstring)."""
 
     def __init__(self, size: int = 256, style_dim: int = 512, n_mlp: int = 8, channels: list[int] | None = None,
-                 rgb: int = 3, lr_mlp: float = 0.01) -> None:
+                 rgb: int = 3, lr_mlp: float = 0.01, conv_widths: list[int] | None = None) -> None:
         super().__init__()
         log_size = int(math.log2(size))
         if size < 4 or 2 ** log_size != size:
@@ -109,16 +114,19 @@ class StyleGAN2Generator(nn.Module):
         if len(channels) != log_size - 1:
             raise ValueError(f"need {log_size - 1} channel widths (4 px to {size} px), got {len(channels)}")
         self.size, self.style_dim, self.n_layers = size, style_dim, 2 * (log_size - 2) + 1
+        widths = list(conv_widths) if conv_widths is not None else layer_widths(channels)
+        if len(widths) != self.n_layers:
+            raise ValueError(f"need {self.n_layers} styled-conv widths, got {len(widths)}")
         self.style = nn.Sequential(PixelNorm(), *[
             EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)])
         self.input = ConstantInput(channels[0])
-        self.conv1 = StyledConv(channels[0], channels[0], style_dim)
-        self.to_rgb1 = ToRGB(channels[0], style_dim, rgb=rgb, upsample=False)
+        self.conv1 = StyledConv(channels[0], widths[0], style_dim)
+        self.to_rgb1 = ToRGB(widths[0], style_dim, rgb=rgb, upsample=False)
         self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList()
-        for cin, cout in zip(channels[:-1], channels[1:]):
-            self.convs.append(StyledConv(cin, cout, style_dim, upsample=True))
-            self.convs.append(StyledConv(cout, cout, style_dim))
-            self.to_rgbs.append(ToRGB(cout, style_dim, rgb=rgb))
+        for j in range(1, self.n_layers, 2):
+            self.convs.append(StyledConv(widths[j - 1], widths[j], style_dim, upsample=True))
+            self.convs.append(StyledConv(widths[j], widths[j + 1], style_dim))
+            self.to_rgbs.append(ToRGB(widths[j + 1], style_dim, rgb=rgb))
         self.noises = nn.Module()
         for j in range(self.n_layers):
             side = 2 ** ((j + 5) // 2)
@@ -129,6 +137,27 @@ class StyleGAN2Generator(nn.Module):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.style_dim,)
+
+    def styled_convs(self) -> list[StyledConv]:
+        return [self.conv1, *self.convs]
+
+    def channel_readers(self) -> dict[str, tuple[int, list[tuple[str, int]]]]:
+        """For each styled conv weight: its output-channel axis and the weights (key, input axis)
+        that read those channels (the next styled conv and the ToRGB at that resolution)."""
+        names = ["conv1"] + [f"convs.{i}" for i in range(len(self.convs))]
+        rgbs = {0: "to_rgb1", **{2 * i + 2: f"to_rgbs.{i}" for i in range(len(self.to_rgbs))}}
+        links = {}
+        for j, name in enumerate(names):
+            readers = [(f"{names[j + 1]}.conv.weight", 2)] if j + 1 < len(names) else []
+            readers += [(f"{rgbs[j]}.conv.weight", 2)] if j in rgbs else []
+            links[f"{name}.conv.weight"] = (1, readers)
+        return links
+
+    def shrunk_copy(self, kwargs: dict) -> tuple["StyleGAN2Generator", dict, list[int], list[int]]:
+        """A thinner copy without the channels no weight reads (see :mod:`.stylegan2_shrink`)."""
+        from .stylegan2_shrink import shrink
+
+        return shrink(self, kwargs)
 
     def set_truncation(self, psi: float, w_avg: Tensor | None = None) -> None:
         """Sample with truncation ``psi``; ``w_avg`` defaults to the mapping's mean over

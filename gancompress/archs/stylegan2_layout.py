@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from .base import Architecture, StateDict, register_architecture
-from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, layer_widths
 
 _STYLE = re.compile(r"style\.(\d+)\.weight$")
 _G_CONV = re.compile(r"convs\.(\d+)\.conv\.weight$")
@@ -37,13 +37,17 @@ def infer_generator(sd: StateDict) -> dict | None:
     channels += [int(sd[f"convs.{i}.conv.weight"].shape[1]) for i in range(0, len(convs), 2)]
     if not _blur_ok(sd, [f"convs.{i}.conv.blur.kernel" for i in range(0, len(convs), 2)]):
         return None
-    return {
+    kwargs = {
         "size": 4 * 2 ** (len(convs) // 2),
         "style_dim": int(sd["style.1.weight"].shape[1]),
         "n_mlp": len(mlp),
         "channels": channels,
         "rgb": int(sd["to_rgb1.conv.weight"].shape[1]),
     }
+    widths = [int(sd["conv1.conv.weight"].shape[1])] + [int(sd[f"convs.{i}.conv.weight"].shape[1]) for i in convs]
+    if widths != layer_widths(channels):  # a thinned (filter-pruned and shrunk) generator
+        kwargs["conv_widths"] = widths
+    return kwargs
 
 
 def infer_discriminator(sd: StateDict) -> dict | None:

@@ -386,6 +386,8 @@ def input_shape_of(spec: ArchSpec | None) -> tuple[int, ...]:
 def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec."""
     shape = input_shape_of(spec)
+    if hasattr(model, "shrunk_copy"):  # an architecture with its own exact channel surgery (StyleGAN2)
+        return _own_rule(model.eval(), spec, shape)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
     fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
     if not is_sequential(model):
@@ -400,6 +402,15 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     small.load_state_dict(holder.state_dict())  # rebuilt from the spec alone, as load() will
     _verify(model, small.eval(), shape)
     return small, new_spec, report
+
+
+def _own_rule(model: nn.Module, spec: ArchSpec, shape: tuple[int, ...]) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
+    """``model.shrunk_copy(kwargs) -> (small, kwargs, widths before, widths after)``: the same
+    architecture, thinner; checked against the masked model like every shrunk export."""
+    small, kwargs, before, after = model.shrunk_copy(dict(spec.kwargs))
+    _verify(model, small.eval(), shape)
+    report = ShrinkReport(widths_before=before, widths_after=after, removed=sum(before) - sum(after))
+    return small, ArchSpec(spec.name, kwargs), report
 
 
 def is_sequential(model: nn.Module) -> bool:
