@@ -71,3 +71,37 @@ def test_truncation_out_of_range_is_one_line_usage_error(tiny_sg2, psi):
 def test_truncation_on_a_generator_without_mapping_network():
     result = evaluate("builtin:digits-dcgan", "--truncation", "0.7", *FAST)
     assert result.exit_code == 2 and "mapping network" in result.stderr
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.stderr)
+    return result
+
+
+def test_whole_chain_inspect_prune_finetune_evaluate_export_load(tiny_sg2, tmp_path):
+    """Filter pruning at 50%, recovery with the default method against the checkpoint's D, then
+    sparse (exact) and shrunk (thinner, equal to the masked generator) exports that load back."""
+    import gancompress
+
+    doc = json.loads(cli("inspect", tiny_sg2, "--json").stdout)
+    assert doc["generator"]["architecture"] == "stylegan2-g" and doc["discriminator"]["architecture"] == "stylegan2-d"
+    assert doc["generator"]["input_shape"] == [16] and doc["generator"]["output_shape"] == [3, 32, 32]
+    pruned, tuned = tmp_path / "p.safetensors", tmp_path / "t.safetensors"
+    cli("prune", tiny_sg2, "-s", "0.5", "-g", "filter", "-o", str(pruned), "-q")
+    cli("finetune", str(pruned), "--data", "builtin:digits", "--steps", "2", "--batch-size", "4", "-o", str(tuned),
+        "--device", "cpu", "-q")
+    report = json.loads(cli("evaluate", str(tuned), "--fid", "--json", "--samples", str(tmp_path / "g.png"), *FAST).stdout)
+    assert report["rows"][0]["fid"] > 0 and (tmp_path / "g.png").is_file()
+    masked = gancompress.load(tuned)
+    z = torch.randn(6, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = masked(z)
+        for fmt in ("sparse", "shrunk"):
+            out = tmp_path / f"{fmt}.safetensors"
+            cli("export", str(tuned), "--format", fmt, "-o", str(out), "-q")
+            loaded = gancompress.load(out)
+            assert (loaded(z) - expected).abs().max() < 1e-4, fmt
+    thin = gancompress.load(tmp_path / "shrunk.safetensors")
+    assert thin.conv1.conv.weight.shape[1] == 8 and thin.convs[5].conv.weight.shape[1] == 3  # half of 16 and 6
+    assert sum(p.numel() for p in thin.parameters()) < 0.5 * sum(p.numel() for p in masked.parameters())
