@@ -87,9 +87,41 @@ def test_modulated_weights_prune_at_every_granularity(nets, granularity):
     g = nets[0]
     masks = compute_masks(g, PruneConfig(0.5, granularity=granularity))
     mask = masks["convs.0.conv.weight"]
-    assert mask.shape == (1, 12, 16, 3, 3) and 0.4 < 1 - mask.float().mean() < 0.6
+    density = 0.25 if granularity == "filter" else 0.5  # filter: half the outputs of half the inputs
+    assert mask.shape == (1, 12, 16, 3, 3) and abs(float(mask.float().mean()) - density) < 0.1
     units = {"element": torch.ones_like(mask), "kernel": mask.all(dim=(3, 4)) | ~mask.any(dim=(3, 4)),
-             "filter": mask.flatten(2).all(2) | ~mask.flatten(2).any(2)}[granularity]
-    assert units.all()  # every kernel / filter is wholly kept or wholly removed
-    if granularity == "filter":
-        assert int((~mask.flatten(2).any(2)).sum()) == 6  # 6 of 12 output filters
+             "filter": torch.ones_like(mask)}[granularity]
+    assert units.all()  # every kernel is wholly kept or wholly removed
+    if granularity == "filter":  # 6 of 12 filters go, and the inputs from conv1's 8 removed filters
+        dead_in = ~masks["conv1.conv.weight"][0].flatten(1).any(1)
+        dead_out = ~mask[0].flatten(1).any(1)
+        assert int(dead_out.sum()) == 6 and int(dead_in.sum()) == 8
+        expected = (~dead_out)[:, None, None, None] & (~dead_in)[None, :, None, None]
+        assert torch.equal(mask[0], expected.expand_as(mask[0]))
+        rgb = masks["to_rgb1.conv.weight"]  # ToRGB is not pruned, but ignores conv1's removed channels
+        assert torch.equal(rgb[0, :, :, 0, 0], (~dead_in)[None].expand(3, -1))
+
+
+@pytest.mark.parametrize("method", ["finetune", "self-supervised", "hybrid", "distill-adv", "distill"])
+def test_every_method_steps_on_stylegan2(nets, method):
+    """One step with R1 due (step 0): finite losses, the student moves, masked weights stay zero."""
+    from gancompress.finetune.step import backward_and_step
+
+    g, d, z, real = nets
+    student, d = copy.deepcopy(g).requires_grad_(True), copy.deepcopy(d)
+    masks = compute_masks(student, PruneConfig(0.5, granularity="filter"))
+    from gancompress.prune import apply_masks
+
+    apply_masks(student, masks)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    uses_d = method != "distill"
+    opts = StepOptions(method, 0.5, 1.0, uses_d, 10.0, 16, adv_weight=1.0)
+    losses = compute_losses(g, student, d if uses_d else None, StepData(z, real.clone()), make_loss("stylegan2"),
+                            opts, 0)
+    assert torch.isfinite(losses.g_loss) and (losses.d_loss is None or torch.isfinite(losses.d_loss))
+    opt_g = torch.optim.Adam(student.parameters(), 1e-3)
+    opt_d = torch.optim.Adam(d.parameters(), 1e-3) if uses_d else None
+    backward_and_step(losses, student, d if uses_d else None, opt_g, opt_d, masks)
+    assert any(not torch.equal(before[k], v) for k, v in student.state_dict().items())
+    for key, mask in masks.items():
+        assert not student.get_parameter(key)[~mask].any()
