@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from finetune_step import timed  # noqa: E402
 from gancompress.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator  # noqa: E402
-from gancompress.finetune.batches import StepData  # noqa: E402
+from gancompress.data.batches import StepData  # noqa: E402
 from gancompress.finetune.defaults import DEFAULT_ADV_WEIGHT  # noqa: E402
 from gancompress.finetune.step import StepOptions, backward_and_step, compute_losses  # noqa: E402
 from gancompress.losses import make_loss  # noqa: E402

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from gancompress.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from gancompress.finetune.batches import StepData
+from gancompress.data.batches import StepData
 from gancompress.finetune.config import FinetuneConfig, resolve_r1
 from gancompress.finetune.defaults import DEFAULT_R1_EVERY
 from gancompress.finetune.step import StepOptions, compute_losses

@@ -24,12 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-
-CONV = "conv"
-CONV_TRANSPOSE = "conv_transpose"
-LINEAR = "linear"
-MODULATED_CONV = "modulated_conv"  # StyleGAN2: a conv weight stored as (1, out, in, *k)
-KINDS = (CONV, CONV_TRANSPOSE, LINEAR, MODULATED_CONV)
+from ..layer_table import CONV, CONV_TRANSPOSE, KINDS, MODULATED_CONV, weight_layer
 
 # Where a module keeps the tensor to prune, most specific first: spectral_norm (old API) keeps
 # ``weight_orig``, parametrize keeps ``parametrizations.weight.original`` (weight_norm: ``original1``
@@ -104,28 +99,17 @@ def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return m.permute(0, 2, 1, 3).reshape(geo.shape)
 
 
-def declared_kind(module: nn.Module) -> str | None:
-    """The layout a module declares for its ``weight`` (``weight_kind``, one of :data:`KINDS`):
-    custom layers such as StyleGAN2's equalized-learning-rate and modulated convs use it."""
-    kind = getattr(module, "weight_kind", None)
-    return kind if kind in KINDS else None
-
-
 def is_prunable(module: nn.Module) -> bool:
     """Conv, transposed conv and Linear modules (or modules declaring ``weight_kind``) that hold a weight."""
-    known = isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) or declared_kind(module) is not None
-    return known and weight_name(module) is not None
+    return weight_layer(module) is not None and weight_name(module) is not None
 
 
 def layer_kind(module: nn.Module) -> tuple[str, int]:
     """``(kind, groups)`` of a prunable module."""
-    if declared_kind(module) is not None:
-        return declared_kind(module), 1  # type: ignore[return-value]
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return (CONV_TRANSPOSE if module.transposed else CONV), int(module.groups)
-    if isinstance(module, nn.Linear):
-        return LINEAR, 1
-    raise TypeError(f"{type(module).__name__} is not a prunable layer")
+    entry = weight_layer(module)
+    if entry is None:
+        raise TypeError(f"{type(module).__name__} is not a prunable layer")
+    return entry.kind, int(getattr(module, "groups", 1))
 
 
 def weight_name(module: nn.Module) -> str | None:
