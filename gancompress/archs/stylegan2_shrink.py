@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-from .stylegan2 import StyleGAN2Generator
 
-
-def read_channels(g: StyleGAN2Generator) -> list[torch.Tensor]:
+def read_channels(g: nn.Module) -> list[torch.Tensor]:
     """Per styled conv: bool per output channel, True where some reader uses it."""
     keeps = []
     for key, (axis, readers) in g.channel_readers().items():
@@ -33,7 +32,7 @@ def read_channels(g: StyleGAN2Generator) -> list[torch.Tensor]:
     return keeps
 
 
-def _layer_slices(g: StyleGAN2Generator, keeps: list[torch.Tensor]) -> dict[str, tuple[int, torch.Tensor]]:
+def _layer_slices(g: nn.Module, keeps: list[torch.Tensor]) -> dict[str, tuple[int, torch.Tensor]]:
     """Tensor key -> (axis, kept indices) for every tensor that changes width."""
     const = torch.ones(g.input.input.shape[1], dtype=torch.bool)
     names = ["conv1"] + [f"convs.{i}" for i in range(len(g.convs))]
@@ -52,13 +51,14 @@ def _layer_slices(g: StyleGAN2Generator, keeps: list[torch.Tensor]) -> dict[str,
     return cuts  # type: ignore[return-value]
 
 
-def shrink(g: StyleGAN2Generator, kwargs: dict) -> tuple[StyleGAN2Generator, dict, list[int], list[int]]:
-    """(thin generator, its constructor kwargs, widths before, widths after)."""
+def shrink(g: nn.Module, kwargs: dict) -> tuple[nn.Module, dict, list[int], list[int]]:
+    """(thin generator, its constructor kwargs, widths before, widths after) for a
+    ``StyleGAN2Generator`` ``g`` built from ``kwargs``."""
     keeps = read_channels(g)
     before = [int(k.numel()) for k in keeps]
     after = [int(k.sum()) for k in keeps]
     new_kwargs = {**kwargs, "conv_widths": after}
-    small = StyleGAN2Generator(**new_kwargs)
+    small = type(g)(**new_kwargs)
     cuts = _layer_slices(g, keeps)
     state = {}
     for key, value in g.state_dict().items():
