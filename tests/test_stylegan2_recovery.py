@@ -125,3 +125,11 @@ def test_every_method_steps_on_stylegan2(nets, method):
     assert any(not torch.equal(before[k], v) for k, v in student.state_dict().items())
     for key, mask in masks.items():
         assert not student.get_parameter(key)[~mask].any()
+
+
+def test_coupled_filter_pruning_is_the_readers_rule(nets):
+    """--coupled needs no trace on StyleGAN2: the readers' masks already couple the channels."""
+    g = nets[0]
+    plain = compute_masks(g, PruneConfig(0.5, granularity="filter"))
+    coupled = compute_masks(g, PruneConfig(0.5, granularity="filter", coupled=True))
+    assert plain.keys() == coupled.keys() and all(torch.equal(plain[k], coupled[k]) for k in plain)
