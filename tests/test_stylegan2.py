@@ -141,3 +141,15 @@ def test_nvidia_pickles_are_never_unpickled(tmp_path, pickled, trust):
     path.write_bytes(pickled)
     with pytest.raises(InputError, match="convert_weight.py"):
         read_file(path, trust_pickle=trust)
+
+
+def test_forged_layer_count_builds_nothing_big(parity):
+    """40 fake styled convs would mean a 4M-pixel generator; without the noise maps such a size
+    implies, the layout is not taken (nothing is built) and detection fails cleanly."""
+    from gancompress.errors import InputError
+
+    sd = _split(parity, "g_ema.")
+    sd.update({f"convs.{i}.conv.weight": torch.zeros(1, 6, 6, 3, 3) for i in range(6, 40)})
+    assert ARCHITECTURES.get("stylegan2-g").infer(sd) is None
+    with pytest.raises(InputError, match="matches no built-in architecture"):
+        detect(sd, "generator")

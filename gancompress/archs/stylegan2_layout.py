@@ -27,11 +27,24 @@ def _blur_ok(sd: StateDict, keys: list[str]) -> bool:
     return all(k not in sd or tuple(sd[k].shape) == (4, 4) for k in keys)
 
 
+def _noise_maps_present(sd: StateDict, n_layers: int) -> bool:
+    """Every stored noise map at its resolution: the file itself holds tensors as large as the
+    buffers the generator would allocate, so a forged key count cannot make us build a giant."""
+    for j in range(n_layers):
+        side = 2 ** ((j + 5) // 2)
+        value = sd.get(f"noises.noise_{j}")
+        if value is None or tuple(value.shape) != (1, 1, side, side):
+            return False
+    return True
+
+
 def infer_generator(sd: StateDict) -> dict | None:
     if not {"input.input", "conv1.conv.weight", "to_rgb1.conv.weight", "style.1.weight"} <= set(sd):
         return None
     mlp, convs = _count(sd, _STYLE), _count(sd, _G_CONV)
     if mlp != list(range(1, len(mlp) + 1)) or convs != list(range(len(convs))) or len(convs) % 2:
+        return None
+    if not _noise_maps_present(sd, len(convs) + 1):
         return None
     channels = [int(sd["input.input"].shape[1])]
     channels += [int(sd[f"convs.{i}.conv.weight"].shape[1]) for i in range(0, len(convs), 2)]
