@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from gancompress.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from gancompress.data.batches import StepData
-from gancompress.finetune.config import FinetuneConfig, resolve_r1
+from gancompress.finetune.config import LossWeights, resolve_r1
 from gancompress.finetune.defaults import DEFAULT_R1_EVERY
 from gancompress.finetune.step import StepOptions, compute_losses
 from gancompress.losses import make_loss
@@ -29,21 +29,17 @@ def nets():
     return g, d, t["z"], torch.tanh(t["images"])
 
 
-def _config(tmp_path, **kw):
-    return FinetuneConfig(source="x", output=tmp_path / "o.safetensors", data="builtin:digits", **kw)
-
-
-def test_r1_defaults_come_from_the_loss_profile(tmp_path):
+def test_r1_defaults_come_from_the_loss_profile():
     sg2 = make_loss("stylegan2")
-    assert resolve_r1(_config(tmp_path), sg2) == (10.0, 16)
-    assert resolve_r1(_config(tmp_path, r1_gamma=0.0), sg2) == (0.0, 16)  # --r1-gamma 0 turns it off
-    assert resolve_r1(_config(tmp_path, r1_gamma=2.0, r1_every=4), sg2) == (2.0, 4)
-    assert resolve_r1(_config(tmp_path), make_loss("ns")) == (0.0, DEFAULT_R1_EVERY)
+    assert resolve_r1(LossWeights(), sg2) == (10.0, 16)
+    assert resolve_r1(LossWeights(r1_gamma=0.0), sg2) == (0.0, 16)  # --r1-gamma 0 turns it off
+    assert resolve_r1(LossWeights(r1_gamma=2.0, r1_every=4), sg2) == (2.0, 4)
+    assert resolve_r1(LossWeights(), make_loss("ns")) == (0.0, DEFAULT_R1_EVERY)
 
 
 def _d_loss(nets, step: int) -> torch.Tensor:
     g, d, z, real = nets
-    opts = StepOptions("finetune", 0.5, 0.0, True, *resolve_r1(_config(Path("/tmp")), make_loss("stylegan2")))
+    opts = StepOptions("finetune", 0.5, 0.0, True, *resolve_r1(LossWeights(), make_loss("stylegan2")))
     losses = compute_losses(g, copy.deepcopy(g), d, StepData(z, real.clone()), make_loss("stylegan2"), opts, step)
     return losses.d_loss.detach()
 
