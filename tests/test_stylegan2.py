@@ -153,3 +153,19 @@ def test_forged_layer_count_builds_nothing_big(parity):
     assert ARCHITECTURES.get("stylegan2-g").infer(sd) is None
     with pytest.raises(InputError, match="matches no built-in architecture"):
         detect(sd, "generator")
+
+
+def test_thinned_state_dict_is_detected_with_per_layer_widths(parity):
+    """A filter-pruned and shrunk generator in the same layout: every styled conv's width is read back."""
+    from gancompress.prune import PruneConfig, apply_masks, compute_masks
+
+    g = StyleGAN2Generator(32, 16, 2, channels=[16, 12, 8, 6]).eval()
+    g.load_state_dict(_split(parity, "g_ema."))
+    apply_masks(g, compute_masks(g, PruneConfig(0.5, granularity="filter")))
+    kwargs = {"size": 32, "style_dim": 16, "n_mlp": 2, "channels": [16, 12, 8, 6], "rgb": 3}
+    small, new_kwargs, before, after = g.shrunk_copy(kwargs)
+    assert before == [16, 12, 12, 8, 8, 6, 6] and after == [8, 6, 6, 4, 4, 3, 3]
+    spec = detect(small.state_dict(), "generator")
+    assert new_kwargs["conv_widths"] == after and spec.kwargs["conv_widths"] == after and spec.kwargs["size"] == 32
+    with torch.no_grad():
+        assert (small(parity["z"]) - g(parity["z"])).abs().max() < TOL
