@@ -138,14 +138,15 @@ class StyleGAN2Generator(nn.Module):
     def input_shape(self) -> tuple[int, ...]:
         return (self.style_dim,)
 
-    def styled_convs(self) -> list[StyledConv]:
-        return [self.conv1, *self.convs]
+    def conv_names(self) -> tuple[list[str], dict[int, str]]:
+        """The styled convs' module names in forward order, and the ToRGB reading the j-th one."""
+        names = ["conv1"] + [f"convs.{i}" for i in range(len(self.convs))]
+        return names, {0: "to_rgb1", **{2 * i + 2: f"to_rgbs.{i}" for i in range(len(self.to_rgbs))}}
 
     def channel_readers(self) -> dict[str, tuple[int, list[tuple[str, int]]]]:
         """For each styled conv weight: its output-channel axis and the weights (key, input axis)
         that read those channels (the next styled conv and the ToRGB at that resolution)."""
-        names = ["conv1"] + [f"convs.{i}" for i in range(len(self.convs))]
-        rgbs = {0: "to_rgb1", **{2 * i + 2: f"to_rgbs.{i}" for i in range(len(self.to_rgbs))}}
+        names, rgbs = self.conv_names()
         links = {}
         for j, name in enumerate(names):
             readers = [(f"{names[j + 1]}.conv.weight", 2)] if j + 1 < len(names) else []

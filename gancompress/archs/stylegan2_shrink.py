@@ -32,11 +32,10 @@ def read_channels(g: nn.Module) -> list[torch.Tensor]:
     return keeps
 
 
-def _layer_slices(g: nn.Module, keeps: list[torch.Tensor]) -> dict[str, tuple[int, torch.Tensor]]:
+def _layer_slices(g: nn.Module, keeps: list[torch.Tensor]) -> dict[str, list[tuple[int, torch.Tensor]]]:
     """Tensor key -> (axis, kept indices) for every tensor that changes width."""
     const = torch.ones(g.input.input.shape[1], dtype=torch.bool)
-    names = ["conv1"] + [f"convs.{i}" for i in range(len(g.convs))]
-    rgbs = {0: "to_rgb1", **{2 * i + 2: f"to_rgbs.{i}" for i in range(len(g.to_rgbs))}}
+    names, rgbs = g.conv_names()
     cuts: dict[str, list[tuple[int, torch.Tensor]]] = {}
     for j, name in enumerate(names):
         inputs = const if j == 0 else keeps[j - 1]
@@ -48,7 +47,7 @@ def _layer_slices(g: nn.Module, keeps: list[torch.Tensor]) -> dict[str, tuple[in
             cuts[f"{rgbs[j]}.conv.weight"] = [(2, keeps[j])]
             cuts[f"{rgbs[j]}.conv.modulation.weight"] = [(0, keeps[j])]
             cuts[f"{rgbs[j]}.conv.modulation.bias"] = [(0, keeps[j])]
-    return cuts  # type: ignore[return-value]
+    return cuts
 
 
 def shrink(g: nn.Module, kwargs: dict) -> tuple[nn.Module, dict, list[int], list[int]]:
