@@ -43,6 +43,7 @@ from gancompress.metrics.cost import count_macs  # noqa: E402
 from gancompress.prune import PruneConfig, apply_masks, compute_masks  # noqa: E402
 
 METHODS = ("finetune", "self-supervised", "hybrid", "distill-adv", "distill")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def pruned_pair(g: StyleGAN2Generator, sparsity: float) -> tuple[StyleGAN2Generator, StyleGAN2Generator, dict]:
@@ -60,10 +61,10 @@ def pruned_pair(g: StyleGAN2Generator, sparsity: float) -> tuple[StyleGAN2Genera
     return masked, small, masks
 
 
-def latency_ms(g, device, repeats: int, warmup: int) -> float:
+def latency_ms(g, device, repeats: int, warmup: int, clock=time.perf_counter) -> float:
     z = torch.randn(1, g.style_dim, device=device)
     with torch.no_grad():
-        return timed({"g": lambda: g(z)}, device, warmup, repeats)["g"]
+        return timed({"g": lambda: g(z)}, device, warmup, repeats, clock)["g"]
 
 
 def size_rows(args, device) -> list[dict]:
@@ -79,7 +80,7 @@ def size_rows(args, device) -> list[dict]:
         out.append({"model": name, "params": sum(p.numel() for p in model.parameters()),
                     "nonzeros": sum(int((p != 0).sum()) for p in model.parameters()),
                     "gmacs": macs.dense / 1e9 if macs else None,
-                    "latency_ms": latency_ms(model, device, args.repeats, args.warmup)})
+                    "latency_ms": latency_ms(model, device, args.repeats, args.warmup, CLOCKS[args.clock])})
     return out
 
 
@@ -139,6 +140,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                    help="latency clock; cpu: process CPU time (steadier on a shared machine, with --threads 1)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     if args.threads:
@@ -147,7 +150,7 @@ def main() -> None:
     started = time.time()
     rows = size_rows(args, device)
     print(f"StyleGAN2 config F {args.size} px, random weights, device {args.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, latency: median of {args.repeats} at batch 1\n")
+          f"{torch.get_num_threads()} threads, latency ({args.clock} clock): median of {args.repeats} at batch 1\n")
     dense = rows[0]
     print("| generator | parameters | nonzeros | GMACs/sample | vs dense | latency ms | vs dense |\n|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
