@@ -93,8 +93,16 @@ LAYER_TYPES: dict[type, LayerType] = {
     nn.ReplicationPad2d: LayerType(_attrs("padding")),
     nn.ZeroPad2d: LayerType(_attrs("padding")),
     nn.Upsample: LayerType(_attrs("size", "scale_factor", "mode")),
+    nn.PReLU: LayerType(_attrs("num_parameters"), channel_params=("weight",), width_args=("num_parameters",)),
 }
 TYPES_BY_NAME = {t.__name__: t for t in LAYER_TYPES}
+
+
+def per_channel(m: nn.Module, lt: LayerType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(channel_params, width_args) of ``m``: none for a PReLU whose one slope serves every channel."""
+    if isinstance(m, nn.PReLU) and m.num_parameters == 1:
+        return (), ()
+    return lt.channel_params, lt.width_args
 
 
 def describe(m: nn.Module) -> dict[str, Any]:
@@ -144,14 +152,14 @@ def cut_in(m: nn.Module, keep: torch.Tensor) -> nn.Module:
 
 def cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
     """Keep channels ``keep`` of a per-channel layer (norm parameters, running stats, maps)."""
-    lt = LAYER_TYPES[type(m)]
-    if not lt.channel_params:
+    params, widths = per_channel(m, LAYER_TYPES[type(m)])
+    if not params:
         return m
     sd = m.state_dict()
-    for name in lt.channel_params:
+    for name in params:
         if name in sd and sd[name] is not None:
             sd[name] = sd[name].index_select(0, keep)
-    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
+    changes: dict[str, Any] = {k: len(keep) for k in widths}
     if isinstance(m, ConstantMap):
         changes["shape"] = [len(keep)] + list(m.value.shape[1:])
     return _rebuild(m, changes, sd)

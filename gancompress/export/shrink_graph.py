@@ -55,7 +55,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from ..errors import GanCompressError, InputError
-from .shrink import LAYER_TYPES, ConstantMap, LayerType, ShrinkReport, _attrs
+from .shrink import LAYER_TYPES, ConstantMap, LayerType, ShrinkReport, _attrs, per_channel
 
 GRAPH_VERSION = 1
 TOLERANCE = 1e-5  # refuse a shrunk network whose output differs more than this (times max(1, |output|))
@@ -659,12 +659,12 @@ def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tenso
 
 
 def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    lt = GRAPH_TYPES[type(m)]
+    params, widths = per_channel(m, GRAPH_TYPES[type(m)])
     sd = m.state_dict()
-    for name in lt.channel_params:
+    for name in params:
         if name in sd:
             sd[name] = sd[name].index_select(0, keep)
-    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
+    changes: dict[str, Any] = {k: len(keep) for k in widths}
     if isinstance(m, ConstantMap):
         changes["shape"] = [len(keep)] + list(m.value.shape[1:])
     return _rebuild(m, changes, sd)
@@ -935,7 +935,7 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
         if kind == "ones":
             return ws[0] + 1
         op, factor = kind, getattr(m, "upscale_factor", getattr(m, "downscale_factor", None))
-        declared = [getattr(m, a) for a in lt.width_args] + ([m.value.shape[0]] if isinstance(m, ConstantMap) else [])
+        declared = [getattr(m, a) for a in per_channel(m, lt)[1]] + ([m.value.shape[0]] if isinstance(m, ConstantMap) else [])
         if any(d != ws[0] for d in declared):
             raise ValueError(f"{node['name']} is {declared[0]} channels wide, gets {ws[0]}")
     if op in ("shuffle", "pixel_shuffle"):
