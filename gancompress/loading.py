@@ -221,6 +221,25 @@ def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
     return _load_source(source, options or LoadOptions())[0]
 
 
+def load_discriminator(source: str, options: LoadOptions | None = None,
+                       probes: list[tuple[int, ...]] | None = None) -> tuple[nn.Module, ArchSpec | None]:
+    """The discriminator of SOURCE: a file holding only one, or the one beside a generator.
+
+    ``probes`` (per-sample shapes of what it must judge, e.g. from
+    :func:`~gancompress.archs.probe.discriminator_probes`) confirm a lone discriminator fits.
+    """
+    try:
+        bundle = load_bundle(source, options)
+    except DiscriminatorOnly as only:
+        spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
+        module = build(spec)
+        load_into(module, prepare(ARCHITECTURES.get(spec.name), only.state_dict), f"discriminator {spec.name}")
+        return module.eval(), spec
+    if bundle.discriminator is None:
+        raise InputError("no discriminator found in it")
+    return bundle.discriminator, bundle.d_spec
+
+
 def load_with_partner(source: str, options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
     """Like :func:`load_bundle`, plus CycleGAN's opposite-direction generator when SOURCE holds it.
 

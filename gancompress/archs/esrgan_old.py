@@ -11,11 +11,12 @@ Old-arch files with another number of upsampling steps (x2, x8) are not this lay
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import torch
 
-from .base import Architecture, StateDict, register_architecture
-from .esrgan import RRDBNet
+from .base import ARCHITECTURES, StateDict, register_architecture
+from . import esrgan  # noqa: F401  (registers rrdbnet-g, reused below)
 from .pix2pix import strip_module_prefix
 
 _FIXED = {"model.0": "conv_first", "model.3": "conv_up1", "model.6": "conv_up2", "model.8": "conv_hr",
@@ -60,19 +61,10 @@ def _infer(sd: StateDict):
             "num_grow_ch": int(sd["model.1.sub.0.RDB1.conv1.0.weight"].shape[0])}
 
 
-register_architecture(
-    Architecture(
-        name="esrgan-old-g",
-        role="generator",
-        build=RRDBNet,
-        infer=_infer,
-        default_kwargs={"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 64, "num_block": 23, "num_grow_ch": 32},
-        input_kind="image",
-        input_shape=lambda kw: (kw["num_in_ch"], 128, 128),
-        output_shape=lambda kw: (kw["num_out_ch"], 512, 512),
-        output_range=(0.0, 1.0),
-        loss="sr",
-        prepare_state_dict=rename_old_keys,
-        description="original ESRGAN x4 in the old-arch keys (RRDB_ESRGAN_x4.pth), rebuilt as RRDBNet; outputs in [0, 1]",
-    )
-)
+register_architecture(replace(  # RRDBNet x4 in every respect but how its keys are named
+    ARCHITECTURES.get("rrdbnet-g"),
+    name="esrgan-old-g",
+    infer=_infer,
+    prepare_state_dict=rename_old_keys,
+    description="original ESRGAN x4 in the old-arch keys (RRDB_ESRGAN_x4.pth), rebuilt as RRDBNet; outputs in [0, 1]",
+))

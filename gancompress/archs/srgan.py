@@ -13,7 +13,8 @@ import re
 import torch
 from torch import nn
 
-from .base import Architecture, StateDict, register_architecture
+from .base import StateDict, register_architecture
+from .esrgan import sr_generator
 from .pix2pix import strip_module_prefix
 
 
@@ -91,19 +92,8 @@ def _infer(sd: StateDict):
             "num_block": len(blocks), "upscale": 2**steps}
 
 
-register_architecture(
-    Architecture(
-        name="srgan-g",
-        role="generator",
-        build=SRGANGenerator,
-        infer=_infer,
-        default_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 5, "upscale": 4},
-        input_kind="image",
-        input_shape=lambda kw: (kw["num_in_ch"], 64, 64),
-        output_shape=lambda kw: (kw["num_out_ch"], 64 * kw["upscale"], 64 * kw["upscale"]),
-        output_range=(0.0, 1.0),
-        loss="sr",
-        prepare_state_dict=strip_module_prefix,
-        description="SRGAN generator, common public layout (residual blocks, PixelShuffle upsampling), outputs in [0, 1]",
-    )
-)
+register_architecture(sr_generator(
+    "srgan-g", SRGANGenerator, _infer,
+    {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 5, "upscale": 4},
+    "SRGAN generator, common public layout (residual blocks, PixelShuffle upsampling), outputs in [0, 1]",
+))

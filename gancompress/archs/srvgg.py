@@ -18,7 +18,8 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Architecture, StateDict, register_architecture
+from .base import StateDict, register_architecture
+from .esrgan import sr_generator
 from .pix2pix import strip_module_prefix
 
 
@@ -71,19 +72,8 @@ def _infer(sd: StateDict):
             "num_conv": len(convs) - 2, "upscale": upscale, "act_type": "prelu"}
 
 
-register_architecture(
-    Architecture(
-        name="srvgg-g",
-        role="generator",
-        build=SRVGGNetCompact,
-        infer=_infer,
-        default_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 16, "upscale": 4, "act_type": "prelu"},
-        input_kind="image",
-        input_shape=lambda kw: (kw["num_in_ch"], 64, 64),
-        output_shape=lambda kw: (kw["num_out_ch"], 64 * kw["upscale"], 64 * kw["upscale"]),
-        output_range=(0.0, 1.0),
-        loss="sr",
-        prepare_state_dict=strip_module_prefix,
-        description="Real-ESRGAN SRVGGNetCompact (realesr-animevideov3, realesr-general-x4v3), outputs in [0, 1]",
-    )
-)
+register_architecture(sr_generator(
+    "srvgg-g", SRVGGNetCompact, _infer,
+    {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 16, "upscale": 4, "act_type": "prelu"},
+    "Real-ESRGAN SRVGGNetCompact (realesr-animevideov3, realesr-general-x4v3), outputs in [0, 1]",
+))
