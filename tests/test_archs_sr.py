@@ -268,3 +268,26 @@ def test_each_layout_is_claimed_by_its_own_family_only():
     for name, sd in layouts.items():
         claims = [n for n, a in ARCHITECTURES.items() if a.detectable and matches(a, sd) is not None]
         assert claims == [name]
+
+
+def test_compact_model_through_the_commands(tmp_path):
+    """inspect -> prune -> export shrunk -> inspect, on a {"params": ...} file as Real-ESRGAN releases them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from gancompress.cli.main import app
+
+    ref, wrap, name = _srvgg()
+    torch.save(wrap(ref.state_dict()), tmp_path / name)
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    shown = run("inspect", tmp_path / name, "--json")
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
+    assert report["generator"]["architecture"] == "srvgg-g" and report["generator"]["output_shape"] == [3, 256, 256]
+    assert run("prune", tmp_path / name, "-s", "0.5", "--granularity", "filter", "-o", tmp_path / "p.safetensors").exit_code == 0
+    exported = run("export", tmp_path / "p.safetensors", "--format", "shrunk", "-o", tmp_path / "s.safetensors")
+    assert exported.exit_code == 0, exported.output
+    small = json.loads(run("inspect", tmp_path / "s.safetensors", "--json").stdout)
+    assert small["generator"]["architecture"] == "shrunk:srvgg-g"
+    assert small["generator"]["parameters"] < report["generator"]["parameters"]
