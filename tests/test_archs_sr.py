@@ -13,8 +13,7 @@ from mask_helpers import random_filter_masks
 
 from gancompress.api import load
 from gancompress.archs import ARCHITECTURES
-from gancompress.checkpoint import GanBundle
-from gancompress.export import ExportConfig, export_bundle, masked_generator
+from gancompress.export import ExportConfig, export_bundle
 from gancompress.generation import generator_info
 from gancompress.loading import load_bundle
 
@@ -191,7 +190,7 @@ def test_pruned_export_sparse_and_shrunk_round_trip(released, tmp_path):
     name, _, _, path = released
     bundle = load_bundle(str(path))
     bundle.masks = random_filter_masks(bundle.generator, 0.5, seed=1)
-    masked = masked_generator(bundle)
+    masked = bundle.masked_generator()
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         want = masked(x)
