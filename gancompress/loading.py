@@ -17,7 +17,7 @@ from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
 from .archs.base import prepare
-from .archs.probe import discriminator_probes, output_shape_of, try_architecture
+from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
@@ -226,7 +226,7 @@ def load_discriminator(source: str, options: LoadOptions | None = None,
     """The discriminator of SOURCE: a file holding only one, or the one beside a generator.
 
     ``probes`` (per-sample shapes of what it must judge, e.g. from
-    :func:`~gancompress.archs.probe.discriminator_probes`) confirm a lone discriminator fits.
+    :func:`~gancompress.archs.detection.discriminator_probes`) confirm a lone discriminator fits.
     """
     try:
         bundle = load_bundle(source, options)

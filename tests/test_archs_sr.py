@@ -257,7 +257,7 @@ def test_pruned_shrunk_prelu_widths_follow_the_cut(tmp_path):
 
 
 def test_each_layout_is_claimed_by_its_own_family_only():
-    from gancompress.archs.base import matches
+    from gancompress.archs.detection import matches
     from gancompress.archs.dcgan import DCGANGenerator
     from gancompress.archs.esrgan import RRDBNet
 

@@ -124,7 +124,7 @@ def test_a_64px_discriminator_beside_a_32px_generator_is_not_attached(tmp_path):
 def test_a_generator_whose_output_is_not_an_image_is_not_accepted():
     """Same keys as dcgan-g, but the probe checks the output is C x 32 x 32."""
     from gancompress.archs import ARCHITECTURES
-    from gancompress.archs.probe import try_architecture
+    from gancompress.archs.detection import try_architecture
 
     arch = ARCHITECTURES.get("dcgan-g")
     sd = DCGANGenerator([16, 32, 16, 8, 3]).state_dict()

@@ -83,7 +83,7 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
-        from ..archs.probe import discriminator_probes
+        from ..archs.detection import discriminator_probes
         from ..generation import generator_info
 
         info = generator_info(bundle)
