@@ -161,6 +161,7 @@ def test_inspect_shows_a_discriminator_only_file(d_only):
     assert report["discriminator"]["input_shape"] == [3, 32, 32]
     text = CliRunner().invoke(app, ["inspect", str(d_only)])
     assert text.exit_code == 0 and "discriminator: dcgan-d" in text.output and "give the generator too" in text.output
+    assert "input 3x32x32 assumed from the layers" in text.output
 
 
 @pytest.mark.parametrize("argv", [
@@ -187,3 +188,12 @@ def test_no_match_names_the_nearest_layout_and_what_to_do():
     message = str(info.value)
     assert "tried dcgan-g, digits-dcgan-g" in message and "dcgan-g: keys do not load (unexpected: main.99.weight)" in message
     assert message.endswith("see docs/custom_networks.md")
+
+
+def test_hostile_shapes_are_refused_not_crashed_on():
+    """Keys of a known layout with shapes no network has (zero channels, 1-d convs)."""
+    bad = {"body.0.weight": torch.zeros(8, 0, 3, 3), "body.1.weight": torch.zeros(8), "body.2.weight": torch.zeros(48, 8, 3, 3)}
+    with pytest.raises(InputError, match="matches no built-in layout"):
+        detect(bad, "generator")
+    with pytest.raises(InputError, match="matches no built-in layout"):
+        detect({"main.0.weight": torch.zeros(3), "main.3.weight": torch.zeros(2, 2)}, None)
