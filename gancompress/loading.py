@@ -15,8 +15,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
-from .archs.base import prepare
+from .archs import ARCHITECTURES, ArchSpec, detect, load_into
+from .archs.base import build_loaded
 from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
@@ -144,9 +144,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[
                 spec = detect(sd, "discriminator", probes)
             except InputError:
                 continue
-            module = build(spec)
-            load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
-            bundle.discriminator, bundle.d_spec = module.eval(), spec
+            bundle.discriminator, bundle.d_spec = build_loaded(spec, sd, "discriminator"), spec
             return
 
 
@@ -159,13 +157,11 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     for name, sd in found.items():
         match = _generator_match(sd)
         if match is not None:
-            generators.append((_hint_rank(name), name, *match))
+            generators.append((_hint_rank(name), name, match[0], sd, match[1]))
     if not generators:
         _raise_without_generator(found)
     _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
-    module = build(spec)
-    load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-    bundle = GanBundle(module.eval(), spec)
+    bundle = GanBundle(build_loaded(spec, sd, "generator"), spec)
     arch = ARCHITECTURES.get(spec.name)
     probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
     _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
@@ -186,15 +182,15 @@ def _raise_without_generator(found: dict[str, Any]) -> None:
     detect(max(dicts, key=len), "generator")  # raises, saying what was tried
 
 
-def _generator_match(sd: Any) -> tuple[ArchSpec, Mapping, tuple[int, ...] | None] | None:
-    """(spec, state dict, per-sample output shape) of the built-in generator ``sd`` is, or None."""
+def _generator_match(sd: Any) -> tuple[ArchSpec, tuple[int, ...] | None] | None:
+    """(spec, per-sample output shape) of the built-in generator ``sd`` is, or None."""
     if not isinstance(sd, Mapping):
         return None
     for _, arch in ARCHITECTURES.items():
         if arch.role == "generator" and arch.detectable:
             trial = try_architecture(arch, sd)
             if trial.spec is not None:
-                return trial.spec, sd, trial.output_shape
+                return trial.spec, trial.output_shape
     return None
 
 
@@ -232,9 +228,7 @@ def load_discriminator(source: str, options: LoadOptions | None = None,
         bundle = load_bundle(source, options)
     except DiscriminatorOnly as only:
         spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
-        module = build(spec)
-        load_into(module, prepare(ARCHITECTURES.get(spec.name), only.state_dict), f"discriminator {spec.name}")
-        return module.eval(), spec
+        return build_loaded(spec, only.state_dict, "discriminator"), spec
     if bundle.discriminator is None:
         raise InputError("no discriminator found in it")
     return bundle.discriminator, bundle.d_spec
@@ -274,10 +268,7 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
                 return sd.eval()
             match = _generator_match(sd)
             if match is not None:
-                spec = match[0]
-                module = build(spec)
-                load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-                return module.eval()
+                return build_loaded(match[0], sd, "generator")
     return None
 
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from mask_helpers import random_filter_masks
+from torch import nn
 
 from gancompress.api import load
 from gancompress.archs import ARCHITECTURES
 from gancompress.export import ExportConfig, export_bundle
 from gancompress.generation import generator_info
 from gancompress.loading import load_bundle
-
 
 # ----------------------------------------------------------------------------- references
 
@@ -81,7 +79,7 @@ class Shortcut(nn.Module):
 def ref_old_esrgan(nf=8, nb=2, gc=4, cin=3, cout=3):
     """The flattened ``model`` sequence of the original repository's RRDB_Net (x4, upconv)."""
     trunk = nn.Sequential(*[RefOldRRDB(nf, gc) for _ in range(nb)], nn.Conv2d(nf, nf, 3, 1, 1))
-    up = lambda: [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(nf, nf, 3, 1, 1), nn.LeakyReLU(0.2)]  # noqa: E731
+    up = lambda: [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(nf, nf, 3, 1, 1), nn.LeakyReLU(0.2)]
     model = nn.Sequential(nn.Conv2d(cin, nf, 3, 1, 1), Shortcut(trunk), *up(), *up(),
                           nn.Conv2d(nf, nf, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(nf, cout, 3, 1, 1))
     holder = nn.Module()
@@ -257,8 +255,8 @@ def test_pruned_shrunk_prelu_widths_follow_the_cut(tmp_path):
 
 
 def test_each_layout_is_claimed_by_its_own_family_only():
-    from gancompress.archs.detection import matches
     from gancompress.archs.dcgan import DCGANGenerator
+    from gancompress.archs.detection import matches
     from gancompress.archs.esrgan import RRDBNet
 
     layouts = {name: make()[0].state_dict() for name, (make, _) in CASES.items()}
@@ -279,7 +277,7 @@ def test_compact_model_through_the_commands(tmp_path):
 
     ref, wrap, name = _srvgg()
     torch.save(wrap(ref.state_dict()), tmp_path / name)
-    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])
     shown = run("inspect", tmp_path / name, "--json")
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.stdout)

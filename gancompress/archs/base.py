@@ -132,3 +132,9 @@ def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -
         detail = describe_mismatch(*shape_mismatches(module, state_dict)) or str(exc).splitlines()[0]
         raise InputError(f"the checkpoint does not fit the {what}: {detail}") from None
     return module
+
+
+def build_loaded(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
+    """``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
+    arch = ARCHITECTURES.get(spec.name)
+    return load_into(build(spec), prepare(arch, state_dict), f"{role} {spec.name}").eval()

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .base import ARCHITECTURES, Architecture, ArchSpec, Role, StateDict, describe_mismatch, prepare, shape_mismatches
+from .base import (ARCHITECTURES, Architecture, ArchSpec, Role, StateDict, describe_mismatch, prepare,
+                   shape_mismatches)
 
 Shape = tuple[int, ...]
 

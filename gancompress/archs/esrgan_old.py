@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import torch
 
-from .base import ARCHITECTURES, StateDict, register_architecture
 from . import esrgan  # noqa: F401  (registers rrdbnet-g, reused below)
+from .base import ARCHITECTURES, StateDict, register_architecture
 from .pix2pix import strip_module_prefix
 
 _FIXED = {"model.0": "conv_first", "model.3": "conv_up1", "model.6": "conv_up2", "model.8": "conv_hr",

@@ -379,7 +379,6 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
     factor = node.get("factor")
     if m is not None:
         kind = node_kind(m)
-        lt = LAYER_TYPES[type(m)]
         if kind == "producer":
             side = "features" if isinstance(m, nn.Linear) else "channels"
             if getattr(m, f"in_{side}") != ws[0]:
