@@ -121,10 +121,10 @@ def inspect_discriminator_only(spec: ArchSpec, state_dict: Mapping[str, torch.Te
                                path: Path | None = None) -> dict[str, Any]:
     """The report for a file that holds a recognised discriminator and no generator."""
     from .archs import ARCHITECTURES
-    from .archs.base import build_loaded
+    from .archs.base import build_detected
 
     arch = ARCHITECTURES.get(spec.name)
-    module = build_loaded(spec, state_dict, "discriminator")
+    module = build_detected(spec, state_dict, "discriminator")
     d_in = tuple(arch.probe_shape(spec.kwargs)) if arch.probe_shape else None
     return {
         "source": source,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec, detect, load_into
-from .archs.base import build_loaded
+from .archs.base import build_detected
 from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
@@ -144,7 +144,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[
                 spec = detect(sd, "discriminator", probes)
             except InputError:
                 continue
-            bundle.discriminator, bundle.d_spec = build_loaded(spec, sd, "discriminator"), spec
+            bundle.discriminator, bundle.d_spec = build_detected(spec, sd, "discriminator"), spec
             return
 
 
@@ -161,7 +161,7 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     if not generators:
         _raise_without_generator(found)
     _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
-    bundle = GanBundle(build_loaded(spec, sd, "generator"), spec)
+    bundle = GanBundle(build_detected(spec, sd, "generator"), spec)
     arch = ARCHITECTURES.get(spec.name)
     probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
     _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
@@ -228,7 +228,7 @@ def load_discriminator(source: str, options: LoadOptions | None = None,
         bundle = load_bundle(source, options)
     except DiscriminatorOnly as only:
         spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
-        return build_loaded(spec, only.state_dict, "discriminator"), spec
+        return build_detected(spec, only.state_dict, "discriminator"), spec
     if bundle.discriminator is None:
         raise InputError("no discriminator found in it")
     return bundle.discriminator, bundle.d_spec
@@ -268,7 +268,7 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
                 return sd.eval()
             match = _generator_match(sd)
             if match is not None:
-                return build_loaded(match[0], sd, "generator")
+                return build_detected(match[0], sd, "generator")
     return None
 
 

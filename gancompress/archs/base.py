@@ -134,7 +134,7 @@ def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -
     return module
 
 
-def build_loaded(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
-    """``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
+def build_detected(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
+    """A detected ``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
     arch = ARCHITECTURES.get(spec.name)
     return load_into(build(spec), prepare(arch, state_dict), f"{role} {spec.name}").eval()
