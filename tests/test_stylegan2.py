@@ -151,7 +151,7 @@ def test_forged_layer_count_builds_nothing_big(parity):
     sd = _split(parity, "g_ema.")
     sd.update({f"convs.{i}.conv.weight": torch.zeros(1, 6, 6, 3, 3) for i in range(6, 40)})
     assert ARCHITECTURES.get("stylegan2-g").infer(sd) is None
-    with pytest.raises(InputError, match="matches no built-in architecture"):
+    with pytest.raises(InputError, match="matches no built-in layout"):
         detect(sd, "generator")
 
 
