@@ -74,7 +74,7 @@ def test_default_output_name_and_no_overwrite(ckpt, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "not a number"),
+    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "valid number"),
     (["-s", "0.5", "-g", "foo"], "unknown granularity"), (["-g", "nm", "--nm", "3:2"], "N:M"),
     (["-g", "block", "--block", "4x0", "-s", "0.5"], "4x0"), (["-g", "block", "--block", "64x64", "-s", "0.5"], "larger than layer"),
     (["-s", "0.5", "--exclude", "main.*"], "no layer left"), (["-g", "nm", "-s", "0.9"], "conflicts"),
