@@ -88,6 +88,15 @@ def test_bad_input_exit_2_nothing_written(ckpt, tmp_path, args, needle):
     assert not out.exists() and not list(tmp_path.glob(".never*"))
 
 
+def test_missing_sparsity_says_the_option_is_required(ckpt, tmp_path):
+    r = runner.invoke(app, ["prune", str(ckpt), "-o", str(tmp_path / "never.safetensors")])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--sparsity is required" in lines[0] and "None" not in lines[0]
+    assert not (tmp_path / "never.safetensors").exists()
+    r = runner.invoke(app, ["prune", str(ckpt), "-g", "nm", "-o", str(tmp_path / "nm.safetensors")])
+    assert r.exit_code == 0, r.stderr  # N:M implies its sparsity
+
+
 def test_dry_run_writes_nothing(ckpt, tmp_path):
     out = tmp_path / "d.safetensors"
     r = runner.invoke(app, ["prune", str(ckpt), "-s", "0.5", "-g", "kernel", "--dry-run", "-o", str(out)])

@@ -83,6 +83,9 @@ class PruneConfig:
         self.input_shape = _shape(self.input_shape)
 
     def _checked_sparsity(self) -> float:
+        if self.sparsity is None and self.granularity != "nm":
+            raise InputError("--sparsity is required: give the fraction of weights to zero, e.g. -s 0.9 "
+                             "(only --granularity nm implies it)")
         if self.granularity != "nm":
             return check_sparsity(self.sparsity)
         implied = implied_sparsity(self.nm)
