@@ -28,7 +28,7 @@ def _run(args, env, cwd, stdin=None):
 def pruned(tmp_path_factory) -> Path:
     """A pruned tiny digits GAN (project format) and an evaluate report beside it."""
     from gancompress.archs import ArchSpec, build
-    from gancompress.checkpoint import GanBundle, save_bundle
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
 
     folder = tmp_path_factory.mktemp("push")
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def test_push_then_pull_round_trip(hub, pruned, tmp_path):
                    "| FID |", "--max-fid-increase", 'gancompress.load("hf://alice/digits-pruned")',
                    'hf_hub_download("alice/digits-pruned", "model.safetensors")', "def load_state"):
         assert needle in card, needle
-    from gancompress.hub_push import REPOSITORY_URL
+    from gancompress.export.hub import REPOSITORY_URL
 
     assert f"[gancompress]({REPOSITORY_URL})" in card and "pypi.org" not in card  # not published on the index
     assert f"git+{REPOSITORY_URL}" in card
@@ -169,6 +169,6 @@ def test_bad_push_options_exit_2(pruned, tmp_path, monkeypatch, args, needle):
 def test_card_decoder_is_the_documented_one():
     doc = (REPO / "docs" / "sparse_format.md").read_text(encoding="utf-8")
     documented = re.search(r"<!-- decoder-snippet -->\s*```python\n(.*?)```", doc, re.S).group(1)
-    from gancompress.hub_push import _decoder_snippet
+    from gancompress.export.hub import _decoder_snippet
 
     assert _decoder_snippet() == documented

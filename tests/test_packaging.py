@@ -88,7 +88,7 @@ def test_demo_runs_from_the_installed_wheel(venv, tmp_path):
 def test_the_model_card_and_the_package_metadata_name_the_same_repository():
     import tomllib
 
-    from gancompress.hub_push import REPOSITORY_URL
+    from gancompress.export.hub import REPOSITORY_URL
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["urls"]["Repository"] == REPOSITORY_URL
