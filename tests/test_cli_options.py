@@ -162,3 +162,29 @@ def test_bad_arch_kwargs_are_refused_everywhere():
     for command in LOADERS:
         r = runner.invoke(app, [command, "builtin:digits-dcgan", "--arch", "m:G", "--arch-kwargs", "{bad"])
         assert r.exit_code == 2 and "--arch-kwargs is not valid JSON" in r.stderr, (command, r.stderr)
+
+
+UNKNOWN = re.compile(r"^error: unknown [\w (),-]+ '[^']+'( \(did you mean [^)]+\?\))?; choose one of: .+$")
+
+
+@pytest.mark.parametrize("args,kind,suggestion", [
+    (["prune", "builtin:digits-dcgan", "-s", "0.5", "--scope", "globl"], "scope", "global"),
+    (["prune", "builtin:digits-dcgan", "-s", "0.5", "-g", "fliter"], "granularity", "filter"),
+    (["export", "builtin:digits-dcgan", "--format", "sparce"], "export format", "sparse"),
+    (["export", "builtin:digits-dcgan", "--dtype", "float61"], "dtype", "float16"),
+    (["finetune", "builtin:digits-dcgan", "--method", "distil"], "method", "distill"),
+    (["finetune", "builtin:digits-dcgan", "--lr-schedule", "cosin", "--method", "distill"], "--lr-schedule", "cosine"),
+    (["finetune", "builtin:digits-dcgan", "--direction", "AtoC"], "direction", "AtoB"),
+    (["finetune", "builtin:digits-dcgan", "--loss", "hinje", "--method", "distill"], "loss profile", "hinge"),
+    (["evaluate", "builtin:digits-dcgan", "--fid", "--extractor", "digit"], "feature extractor", "digits"),
+    (["demo", "--schedule", "onshot"], "schedule", "oneshot"),
+    (["sweep", "builtin:digits-dcgan", "--granularity", "element,blok"], "granularity", "block"),
+    (["inspect", "builtin:digits-dcgn"], "builtin model", "builtin:digits-dcgan"),
+])
+def test_every_unknown_choice_is_worded_the_same(tmp_path, monkeypatch, args, kind, suggestion):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, args)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert UNKNOWN.match(lines[0]) and kind in lines[0] and f"did you mean {suggestion}" in lines[0], lines[0]
+    assert not list(tmp_path.iterdir())  # refused before anything is written

@@ -49,9 +49,9 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     from ..export.hub import PushConfig, export_and_push
 
     if push_to_hub is None:
-        for flag, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
+        for option, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
             if given:
-                raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
+                raise InputError(f"{option} only applies with --push-to-hub OWNER/REPO")
     push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
     if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
         from ..export.hub import check_push

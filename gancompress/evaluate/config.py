@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 
 
 @dataclass
@@ -54,7 +55,7 @@ class EvaluateConfig:
             get_extractor(self.extractor)
         self._check_gates()
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         if self.inputs is not None and self.pairs is None:
             raise InputError("--inputs (A images) needs --pairs (the matching B images)")
 

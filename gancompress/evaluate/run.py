@@ -24,6 +24,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import InputError
+from ..data.images import BUILTIN_DATA
+from ..registry import unknown_choice
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
 from .config import EvaluateConfig, check_outputs, resolve_device
@@ -104,7 +106,7 @@ def real_set(spec: str, info: GeneratorInfo, limit: int | None):
 
         count, identity = N_DIGITS, spec
     elif spec.startswith("builtin:"):
-        raise InputError(f"--real {spec}: unknown builtin data set; available: builtin:digits")
+        raise unknown_choice("builtin data set", spec, BUILTIN_DATA)
     else:
         folder = Path(spec).expanduser()
         if not folder.is_dir():
