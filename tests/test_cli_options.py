@@ -66,8 +66,10 @@ def test_shared_spellings():
 def test_evaluate_keeps_real_and_pairs_as_hidden_spellings():
     opts = options_of("evaluate")
     assert "--real" not in opts and "--pairs" not in opts and "--out" in opts
-    r = runner.invoke(app, ["evaluate", "x.safetensors", "--data", "a", "--real", "b"])
-    assert r.exit_code == 2 and r.stderr.startswith("error: --data and its older spellings")
+    r = runner.invoke(app, ["evaluate", "x.safetensors", "--data", "a", "--pairs", "b"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: --data and --pairs (its older spelling)")
+    r = runner.invoke(app, ["evaluate", "builtin:digits-dcgan", "--fid", "--data", "builtin:digits", "--real", "b"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: --data and --real (its older spelling)")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

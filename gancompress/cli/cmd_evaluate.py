@@ -67,13 +67,12 @@ def evaluate(
                         d_arch_kwargs=d_arch_kwargs)
     require_plain_loading(load, "evaluate")
     source = source_from_stdin(source)
-    real, pairs = _data_roles(data, real, pairs)
     config = EvaluateConfig(
         sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
-        pairs=pairs, inputs=inputs, direction=direction,
+        pairs=pairs, inputs=inputs, direction=direction, data=data,
     )
     _check_markdown(markdown, config)
     with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:
@@ -88,16 +87,6 @@ def evaluate(
     else:
         _print(report)
     report.raise_for_gates()
-
-
-def _data_roles(data: str | None, real: str | None, pairs: str | None) -> tuple[str | None, str | None]:
-    """HOOK(evaluate --data): --data is the real images (noise-input models) or the test images (image-to-image);
-    until EvaluateConfig takes one ``data`` and picks its role by the model's input kind, --data means --real."""
-    from ..errors import InputError
-
-    if data is not None and (real is not None or pairs is not None):
-        raise InputError("--data and its older spellings --real/--pairs name the same thing; give one")
-    return (data if data is not None else real), pairs
 
 
 def _check_markdown(markdown: Path | None, config: Any) -> None:

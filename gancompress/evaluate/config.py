@@ -1,7 +1,7 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +39,7 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
@@ -56,8 +57,10 @@ class EvaluateConfig:
         self._check_gates()
         if self.direction not in ("AtoB", "BtoA"):
             raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
-        if self.inputs is not None and self.pairs is None:
-            raise InputError("--inputs (A images) needs --pairs (the matching B images)")
+        if self.data is not None and self.pairs is not None:
+            raise InputError("--data and --pairs (its older spelling) both name the test images; give one")
+        if self.inputs is not None and self.pairs is None and self.data is None:
+            raise InputError("--inputs (A images) needs --data (the matching B images)")
 
     def _check_gates(self) -> None:
         if self.max_fid is not None and not self.fid:
@@ -74,6 +77,18 @@ class EvaluateConfig:
     @property
     def needs_real(self) -> bool:
         return self.fid or self.kid or self.prc
+
+
+def with_data_role(config: EvaluateConfig, input_kind: str) -> EvaluateConfig:
+    """``--data`` is the real images of a noise-input model (``real``) and the test images of an
+    image-to-image one (``pairs``; ``real`` then still overrides the FID target set)."""
+    if config.data is None:
+        return config
+    if input_kind == "image":
+        return replace(config, pairs=config.data, data=None)
+    if config.real is not None:
+        raise InputError("--data and --real (its older spelling) both name the real images; give one")
+    return replace(config, real=config.data, data=None)
 
 
 def _positive(option: str, value: int, minimum: int = 1) -> None:

@@ -28,7 +28,7 @@ from ..data.images import BUILTIN_DATA
 from ..registry import unknown_choice
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
-from .config import EvaluateConfig, check_outputs, resolve_device
+from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
 from .models import LoadedModel, TestImages, check_compatible, load_model, model_inputs, teacher_model
 from .report import EvaluateReport, ModelRow, check_gates, deltas, write_report
@@ -78,7 +78,7 @@ def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, A
     if config.needs_real and spec is None:
         raise InputError(
             f"--fid/--kid/--prc need real images for this {'x'.join(map(str, info.output_shape))} generator: "
-            "pass --real FOLDER (a folder of images; builtin:digits only suits 16x16 one-channel digits models)")
+            "pass --data FOLDER (a folder of images; builtin:digits only suits 16x16 one-channel digits models)")
     real = real_set(spec, info, config.real_limit) if config.needs_real else None
     extractor = get_extractor(config.extractor or ("digits" if _is_digits(info) else "inception"))
     kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
@@ -170,7 +170,7 @@ def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, 
     from ..metrics.fidelity import RealSet
 
     if test is None:
-        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --pairs FOLDER "
+        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --data FOLDER "
                          "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
     size = info.output_shape[-1]
     if config.real:
@@ -321,11 +321,13 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     roles = ["model"] + ["reference"] * (len(config.sources) - 1)
     models = [load_model(s, r, config, device) for s, r in zip(config.sources, roles)]
     check_compatible(models)
+    config = with_data_role(config, models[0].info.input_kind)
     test = None
     if models[0].info.input_kind == "image" and config.pairs is not None:
         test = load_test_images(config, models[0])
     elif config.pairs is not None:
-        raise InputError("--pairs is for image-to-image generators; this one takes noise")
+        raise InputError("--pairs (test images) is for image-to-image generators; this one takes noise: "
+                         "pass its real images with --data")
     plan = plan_metrics(config, models[0].info, early, test)
     dense, note = (models[1], None) if len(models) > 1 else teacher_model(config, models[0], device)
     if config.min_psnr is not None and dense is None:
