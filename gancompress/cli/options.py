@@ -56,7 +56,7 @@ Arch = Annotated[Optional[str], typer.Option("--arch", metavar="MODULE:CALLABLE"
 ArchKwargs = Annotated[Optional[str], typer.Option("--arch-kwargs", metavar="JSON", help="Keyword arguments for --arch, e.g. '{\"nz\": 64}'.")]
 DArch = Annotated[Optional[str], typer.Option("--d-arch", metavar="MODULE:CALLABLE", help="Your own discriminator class, when the checkpoint's D is not built in.")]
 DArchKwargs = Annotated[Optional[str], typer.Option("--d-arch-kwargs", metavar="JSON", help="Keyword arguments for --d-arch, e.g. '{\"ndf\": 64}'.")]
-Data = Annotated[Optional[str], typer.Option("--data", metavar="DIR", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
+Data = Annotated[Optional[str], typer.Option("--data", metavar="PATH", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="DIR", help="Image-to-image: a folder of A (input) images, matched by file name with the B images in --data.")]
 Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help="Image-to-image: which way the model translates (swaps A and B in --data; BtoA loads G_B/D_B from a CycleGAN directory).")]
 
