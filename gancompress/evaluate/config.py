@@ -8,6 +8,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import unknown_choice
+from ..loading import LoadOptions
 
 
 @dataclass
@@ -40,6 +41,7 @@ class EvaluateConfig:
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
     data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
+    load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
