@@ -97,7 +97,7 @@ def _check_markdown(markdown: Path | None, config: Any) -> None:
 
     if markdown is None:
         return
-    for option, other in (("--out", config.out), ("--samples", config.samples_png)):
+    for option, other in (("-o/--output", config.out), ("--samples", config.samples_png)):
         if other is not None and Path(other).resolve() == Path(markdown).resolve():
             raise InputError(f"--markdown and {option} name the same file; choose two different files")
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))

@@ -20,7 +20,7 @@ PushTo = Annotated[Optional[str], typer.Option("--push-to-hub", help="Also uploa
                                                "Hub model repository (OWNER/REPO; token from HF_TOKEN or `hf auth login`).")]
 Private = Annotated[bool, flag("--private", help="Create the Hub repository as private (with --push-to-hub).")]
 Revision = Annotated[Optional[str], typer.Option("--revision", help="Push to this branch (created when missing; default main).")]
-Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate --out` JSON report to put in the model card.")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate -o` JSON report to put in the model card.")]
 
 
 def default_output(source: str, fmt: str) -> Path:

@@ -116,6 +116,6 @@ def check_outputs(config: EvaluateConfig) -> None:
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))
     outputs = [p for p in (config.out, config.samples_png) if p is not None]
     if len(outputs) == 2 and Path(outputs[0]).resolve() == Path(outputs[1]).resolve():
-        raise InputError("--out and --samples name the same file; choose two different files")
+        raise InputError("-o/--output and --samples name the same file; choose two different files")
     for path in outputs:
         check_writable(Path(path), force=config.force, inputs=inputs)

@@ -110,7 +110,7 @@ def real_set(spec: str, info: GeneratorInfo, limit: int | None):
     else:
         folder = Path(spec).expanduser()
         if not folder.is_dir():
-            raise InputError(f"--real {spec}: not a folder; give a folder of images or builtin:digits")
+            raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
         files = image_files(folder)
         count, identity = len(files), _folder_identity(files, folder)
     count = min(count, limit) if limit else count
