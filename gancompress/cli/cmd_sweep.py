@@ -48,7 +48,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "sweep", trust_pickle=False)
+    require_plain_loading(load, "sweep")
     source = source_from_stdin(source)
     config = SweepConfig.from_options(
         source=source, out_dir=out_dir, data=data, sparsities=_split(sparsity, float, "--sparsity"),

@@ -49,8 +49,7 @@ def flag(*names: str, help: str) -> typer.models.OptionInfo:
 
 
 # --- what to read -------------------------------------------------------------------------
-Source = Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH], or builtin:digits-dcgan.")]
-OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint (file, directory, hf://..., builtin:...); '-' or omitted reads the path from stdin.")]
+OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH] or builtin:digits-dcgan; '-' or omitted reads the path from stdin.")]
 TrustPickle = Annotated[bool, flag("--trust-pickle", help="Allow pickles that run code on load (whole-module checkpoints). Only for files you trust.")]
 Arch = Annotated[Optional[str], typer.Option("--arch", metavar="MODULE:CALLABLE", help="Your own generator class, for networks not built in (built in and recognised without it: {choices:arch}).")]
 ArchKwargs = Annotated[Optional[str], typer.Option("--arch-kwargs", metavar="JSON", help="Keyword arguments for --arch, e.g. '{\"nz\": 64}'.")]
@@ -112,14 +111,11 @@ def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | Non
                        d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
 
 
-def require_plain_loading(load, command: str, *, trust_pickle: bool = True) -> None:
-    """HOOK(LoadOptions): ``command``'s library config does not take LoadOptions yet (sweep); refuse --arch/--d-arch
-    (and --trust-pickle where it cannot reach the loader) rather than ignore them. Remove once it does."""
+def require_plain_loading(load, command: str) -> None:
+    """HOOK(LoadOptions): ``command``'s library config (sweep's) does not take LoadOptions yet: refuse --arch,
+    --d-arch and --trust-pickle rather than ignore them. Remove once it does."""
     from ..errors import InputError
 
-    unsupported = [("--arch", load.arch), ("--d-arch", getattr(load, "d_arch", None))]
-    if not trust_pickle:
-        unsupported.append(("--trust-pickle", load.trust_pickle or None))
-    for option, value in unsupported:
-        if value is not None:
+    for option, given in (("--arch", load.arch), ("--d-arch", load.d_arch), ("--trust-pickle", load.trust_pickle)):
+        if given:
             raise InputError(f"{option} is not supported by `gancompress {command}` in this build yet")
