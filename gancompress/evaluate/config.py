@@ -1,11 +1,12 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..devices import resolve_device  # noqa: F401  (re-exported for run and grids)
 from ..errors import InputError
+from ..registry import unknown_choice
 from ..loading import LoadOptions
 
 
@@ -38,10 +39,14 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
     load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
+    truncation: float = 1.0  # StyleGAN2's psi: samples (and FID) at w_avg + psi * (w - w_avg)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
+        if not 0.0 <= self.truncation <= 1.0:
+            raise InputError(f"--truncation {self.truncation}: psi must be in [0, 1] (1 = no truncation)")
         if not self.sources:
             raise InputError("give the SOURCE to evaluate (and --reference models to compare with)")
         _positive("--num-samples", self.num_samples, 2 if self.wants_distribution else 1)
@@ -55,9 +60,11 @@ class EvaluateConfig:
             get_extractor(self.extractor)
         self._check_gates()
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.inputs is not None and self.pairs is None:
-            raise InputError("--inputs (A images) needs --pairs (the matching B images)")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
+        if self.data is not None and self.pairs is not None:
+            raise InputError("--data and --pairs (its older spelling) both name the test images; give one")
+        if self.inputs is not None and self.pairs is None and self.data is None:
+            raise InputError("--inputs (A images) needs --data (the matching B images)")
 
     def _check_gates(self) -> None:
         if self.max_fid is not None and not self.fid:
@@ -76,6 +83,18 @@ class EvaluateConfig:
         return self.fid or self.kid or self.prc
 
 
+def with_data_role(config: EvaluateConfig, input_kind: str) -> EvaluateConfig:
+    """``--data`` is the real images of a noise-input model (``real``) and the test images of an
+    image-to-image one (``pairs``; ``real`` then still overrides the FID target set)."""
+    if config.data is None:
+        return config
+    if input_kind == "image":
+        return replace(config, pairs=config.data, data=None)
+    if config.real is not None:
+        raise InputError("--data and --real (its older spelling) both name the real images; give one")
+    return replace(config, real=config.data, data=None)
+
+
 def _positive(option: str, value: int, minimum: int = 1) -> None:
     if value < minimum:
         raise InputError(f"{option} must be at least {minimum}, got {value}")
@@ -87,6 +106,6 @@ def check_outputs(config: EvaluateConfig) -> None:
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))
     outputs = [p for p in (config.out, config.samples_png) if p is not None]
     if len(outputs) == 2 and Path(outputs[0]).resolve() == Path(outputs[1]).resolve():
-        raise InputError("--out and --samples name the same file; choose two different files")
+        raise InputError("-o/--output and --samples name the same file; choose two different files")
     for path in outputs:
         check_writable(Path(path), force=config.force, inputs=inputs)

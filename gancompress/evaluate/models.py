@@ -24,19 +24,24 @@ class LoadedModel:
 
 
 def _label(source: str, role: str) -> str:
+    """The file name without ``.safetensors``; a long one keeps its start and its end (where default
+    names differ: ``m.block90`` vs ``m.block90.ft``)."""
     name = source.rstrip("/").rsplit("/", 1)[-1] or source
-    name = name if len(name) <= 28 else name[:25] + "..."
+    name = name.removesuffix(".safetensors") if name != ".safetensors" else name
+    name = name if len(name) <= 32 else name[:12] + "..." + name[-17:]
     return name if role == "model" else f"{name} ({role})"
 
 
 def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
-    from ..generation import generator_info
+    from ..generation import generator_info, set_truncation
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
     bundle = load_bundle(options.for_source(source))
     bundle.generator.eval().to(device)
+    if config.truncation != 1.0:
+        set_truncation(bundle.generator, config.truncation, source)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
 
@@ -65,13 +70,15 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
 
 
 def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """The same seeded inputs for every model: latents, or random images for image-to-image models."""
+    """The same seeded inputs for every model: latents, or random images (in the model's value range)
+    for image-to-image models."""
     from ..generation import noise
 
     if info.input_kind == "noise":
         data = noise(n, info.input_shape, seed, device="cpu")
     else:
-        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        lo, hi = info.output_range
+        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * (hi - lo) + lo
     for start in range(0, n, batch_size):
         yield data[start:start + batch_size].to(device)
 

@@ -13,7 +13,7 @@ from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_chan
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
-from .config import FinetuneConfig
+from .config import FinetuneConfig, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
@@ -122,10 +122,10 @@ class Trainer:
         self.schedule = make_schedule(config, self.student, self.masks, setup.info.input_shape)
         self.sparsity: float | None = None
         self.done = 0
-        self.options = StepOptions(config.recovery.method, config.recovery.weights.lam, config.recovery.weights.mu, config.trains_discriminator,
-                                   config.recovery.weights.r1_gamma, config.recovery.weights.r1_every, setup.conditional,
-                                   autocast(run.amp, device),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=config.recovery.weights.adv_weight)
+        weights = config.recovery.weights
+        self.options = StepOptions(config.recovery.method, weights.lam, weights.mu, config.trains_discriminator,
+                                   *resolve_r1(weights, setup.profile), setup.conditional, autocast(run.amp, device),
+                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight)
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
