@@ -69,14 +69,14 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     from ..finetune.config import (DataConfig, FinetuneConfig, LossWeights, PruneSchedule, Rates, RecoveryConfig,
                                    RunConfig)
     from ..finetune import run_finetune
-    from ..finetune.distributed import is_main_process
+    from ..finetune.distributed import from_rank0, is_main_process
     from ..io_utils import derived_output
     from dataclasses import replace
     from ..prune import PruneConfig
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    source = source_from_stdin(source)
+    source = from_rank0(lambda: source_from_stdin(source), device)  # torchrun: only rank 0 reads stdin
     output = output or derived_output(source, "ft")
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,

@@ -180,6 +180,8 @@ class RunConfig:
         object.__setattr__(self, "output", Path(self.output))
         if not _DEVICE.match(str(self.device)):
             raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        if isinstance(self.amp, bool):  # the library's former on/off switch: on meant bf16
+            object.__setattr__(self, "amp", "bf16" if self.amp else "none")
         check_amp(self.amp)
         for name in ("log_every", "sample_every", "save_every"):
             check_positive(name, getattr(self, name), integer=True, zero_ok=True)

@@ -39,7 +39,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -88,8 +88,7 @@ def init_world(device_name: str) -> World | None:
         raise InputError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     owns = False
     if not initialised:
-        cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+        _init_group(device_name)
         owns = True
     if dist.get_world_size() <= 1:
         if owns:
@@ -97,6 +96,40 @@ def init_world(device_name: str) -> World | None:
         return None
     local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
     return World(dist.get_rank(), dist.get_world_size(), local, owns, dist.new_group())
+
+
+def _init_group(device_name: str) -> None:
+    import torch.distributed as dist
+
+    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+
+
+def from_rank0(read: Callable[[], str], device_name: str) -> str:
+    """``read()`` on rank 0 only and its result (or its :class:`InputError`) on every rank of a
+    torchrun launch, so that only rank 0 consumes stdin; ``read()`` itself when not distributed.
+
+    Starts the process group when needed (the run then uses it; it is closed at exit).
+    """
+    if env_world_size() <= 1:
+        return read()
+    import atexit
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        _init_group(device_name)
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    box: list = [None, None]
+    if dist.get_rank() == 0:
+        try:
+            box = [read(), None]
+        except InputError as exc:
+            box = [None, str(exc)]
+    dist.broadcast_object_list(box, src=0, group=dist.new_group(backend="gloo"))
+    if box[1] is not None:
+        raise InputError(box[1])
+    return box[0]
 
 
 def device_for(world: World | None, device: torch.device) -> torch.device:
