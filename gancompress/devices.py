@@ -8,9 +8,9 @@ execution, with one note, when compiling fails. TF32 matmuls are turned on for C
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -54,6 +54,34 @@ def autocast(mode: str, device: torch.device) -> Callable[[], ContextManager]:
     if check_amp(mode) == "none":
         return nullcontext
     return partial(torch.autocast, device_type=device.type, dtype=_DTYPES[mode])
+
+
+@contextmanager
+def autocast_forward(modules: Iterable[nn.Module], mode: str, device: torch.device) -> Iterator[None]:
+    """Run each module's ``forward`` under ``mode`` autocast, tensor outputs back in float32 (``evaluate
+    --amp``: generation only; metric extractors and the modules' structure are untouched)."""
+    run_in = autocast(mode, device)
+    patched = []
+    if mode != "none":
+        for module in dict.fromkeys(m for m in modules if m is not None):
+            own = module.__dict__.get("forward")
+            original = module.forward
+
+            def forward(*args, _original=original, **kwargs):
+                with run_in():
+                    out = _original(*args, **kwargs)
+                return out.float() if torch.is_tensor(out) else out
+
+            module.forward = forward
+            patched.append((module, own))
+    try:
+        yield
+    finally:
+        for module, own in patched:
+            if own is None:
+                del module.forward
+            else:
+                module.forward = own
 
 
 def grad_scaler(mode: str, device: torch.device):

@@ -77,3 +77,32 @@ def test_amp_modes_are_checked(project):
     result = CliRunner().invoke(app, ["finetune", str(project["pruned"]), "--data", str(project["images"]), "-o",
                                       str(project["out"]), "--steps", "1", "--amp", "fp8"])
     assert result.exit_code == 2 and "--amp 'fp8'" in result.stderr and "bf16" in result.stderr
+
+
+def test_autocast_forward_runs_generation_in_half_precision_and_restores_it():
+    from gancompress.devices import autocast_forward
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 64)
+    x = torch.randn(8, 64)
+    exact = layer(x)
+    with autocast_forward([layer, layer], "bf16", torch.device("cpu")):
+        half = layer(x)
+    assert half.dtype == torch.float32 and not torch.equal(half, exact)
+    assert torch.allclose(half, exact, atol=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(half, layer(x).float())
+    assert torch.equal(layer(x), exact) and "forward" not in layer.__dict__  # restored
+
+
+def test_evaluate_amp_is_recorded_and_checked(project, tmp_path):
+    import json
+
+    args = ["evaluate", str(project["pruned"]), "--reference", str(project["dense"]), "-n", "8", "--batch-size", "4",
+            "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, [*args, "--amp", "bf16"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["settings"]["amp"] == "bf16"
+    result = CliRunner().invoke(app, [*args, "--amp", "fp8"])
+    assert result.exit_code == 2 and "--amp 'fp8'" in result.stderr

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
+from .options import (Amp, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
                       NumSamples, OptSource, ProgressInterval, Quiet, Seed, TrustPickle, flag, load_options)
 from .output import human_size, print_json, report_console
 from . import progress as cli_progress
@@ -43,7 +43,7 @@ def evaluate(
     extractor: Extractor = None,
     inception_weights: InceptionWeights = None,
     num_samples: NumSamples = 2000, batch_size: BatchSize = 64, seed: Seed = 0, device: Device = "auto",
-    latency: Latency = False,
+    amp: Amp = "none", latency: Latency = False,
     samples: Samples = None,
     json_out: Json = False,
     out: Out = None,
@@ -71,7 +71,7 @@ def evaluate(
     source = source_from_stdin(source)
     config = EvaluateConfig(
         sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
-        num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
+        num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, amp=amp, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
         pairs=pairs, inputs=inputs, direction=direction, data=data, load=load, truncation=truncation,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..devices import resolve_device  # noqa: F401  (re-exported for run and grids)
+from ..devices import check_amp, resolve_device  # noqa: F401  (resolve_device: re-exported for run and grids)
 from ..errors import InputError
 from ..registry import unknown_choice
 from ..loading import LoadOptions
@@ -42,9 +42,11 @@ class EvaluateConfig:
     data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
     load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
     truncation: float = 1.0  # StyleGAN2's psi: samples (and FID) at w_avg + psi * (w - w_avg)
+    amp: str = "none"  # generation under bf16/fp16 autocast (--amp)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
+        check_amp(self.amp)
         if not 0.0 <= self.truncation <= 1.0:
             raise InputError(f"--truncation {self.truncation}: psi must be in [0, 1] (1 = no truncation)")
         if not self.sources:

@@ -29,6 +29,7 @@ from ..registry import unknown_choice
 from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
+from ..devices import autocast_forward
 from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
 from .models import LoadedModel, TestImages, check_compatible, load_model, model_inputs, teacher_model
@@ -309,7 +310,7 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 
 def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
     return {"num_samples": config.num_samples, "batch_size": config.batch_size, "seed": config.seed,
-            "truncation": config.truncation,
+            "truncation": config.truncation, "amp": config.amp,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
             "real": plan.real_spec, "real_count": plan.real.count if plan.real else None,
             "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config, m)],
@@ -344,7 +345,9 @@ def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
     if config.min_psnr is not None and dense is None:
         raise InputError(f"--min-psnr needs the dense model: pass --reference DENSE ({note})")
     progress = _Progress(progress_total(config), on_event, should_stop)
-    rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
+    generators = [m.bundle.generator for m in models + ([dense] if dense is not None else [])]
+    with autocast_forward(generators, config.amp, device):
+        rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
     report = EvaluateReport(rows, deltas(rows), check_gates(config, rows), _settings(config, plan, device),
                             ([note] if note else []) + (test.notes if test is not None else []))
     if test is not None:
