@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gancompress.archs.pix2pix import NLayerDiscriminator, ResnetGenerator  # noqa: E402
 from gancompress.data.batches import StepData  # noqa: E402
@@ -33,6 +32,7 @@ from gancompress.finetune.defaults import DEFAULT_ADV_WEIGHT  # noqa: E402
 from gancompress.finetune.step import StepOptions, backward_and_step, compute_losses  # noqa: E402
 from gancompress.losses import make_loss  # noqa: E402
 from gancompress.prune import PruneConfig, apply_masks, compute_masks  # noqa: E402
+from finetune_step import timed  # noqa: E402  (median ms per step, round-robin)
 
 METHODS = ("distill-adv", "finetune", "self-supervised", "hybrid", "distill")
 PLAIN = "plain GAN step"
@@ -87,23 +87,6 @@ def variant_steps(args, device, mode: str, channels_last: bool, compiled: bool, 
     return fns
 
 
-def timed(fns: dict, device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
-    """Median ms per step, round-robin so that load hits every row alike."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) * 1000 for name, t in times.items()}
-
-
 def table(results: dict[str, dict[str, float]]) -> list[str]:
     """Markdown rows: variant, step, ms, ratio to that variant's plain GAN step, steps/s."""
     lines = ["| variant | step | ms | vs plain GAN step | steps/s |", "|---|---|---:|---:|---:|"]
@@ -125,12 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--modes", default="none,bf16,fp16")
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--ngf", type=int, default=64)
-    ap.add_argument("--ndf", type=int, default=64)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=10)
+    sizes = {"size": 256, "batch-size": 4, "ngf": 64, "ndf": 64, "warmup": 3, "repeats": 10}
+    for name, default in sizes.items():
+        ap.add_argument(f"--{name}", type=int, default=default)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
