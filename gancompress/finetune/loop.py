@@ -102,7 +102,11 @@ def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None,
             trainer.begin()
     if config.recipe.trains_generator:
         on_event, should_stop = callbacks
-        metrics = _train(trainer, setup, paths, (on_event if main else None, should_stop), metrics)
+        try:
+            metrics = _train(trainer, setup, paths, (on_event if main else None, should_stop), metrics)
+        finally:
+            if getattr(setup.sampler, "stream", None) is not None:  # stop the DataLoader workers
+                setup.sampler.stream.close()
     else:
         trainer.done = config.recovery.steps
     trainer.finish_schedule()
