@@ -7,8 +7,8 @@ Every extractor takes what torch-fidelity feeds it: ``uint8`` images ``(N, C, H,
   penultimate activations are the features (FID, KID, PRC), its logits feed ISC. Works offline.
 - ``inception``: torch-fidelity's ``inception-v3-compat`` (the standard FID network). Its
   weights file ``weights-inception-2015-12-05-6726825d.pth`` is taken from ``--inception-weights``,
-  then ``$GANCOMPRESS_INCEPTION_WEIGHTS``, then the torch hub cache
-  (``torch.hub.get_dir()/checkpoints``); nothing is ever downloaded.
+  then ``$GANCOMPRESS_INCEPTION_WEIGHTS``, then the torch hub cache, else downloaded there once
+  and hash-checked (:mod:`.inception_weights`).
 
 Your own: :func:`register_module_extractor` with a builder returning a module that has
 ``features(x)`` (``x`` float in ``[-1, 1]``) and either a ``head`` (features -> logits) or a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -30,10 +29,9 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from ..errors import InputError
 from ..registry import Registry
 
+from .inception_weights import INCEPTION_ENV, INCEPTION_FILE, INCEPTION_URL, find_inception_weights  # noqa: F401
+
 FIDELITY_PREFIX = "gancompress-"
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_ENV = "GANCOMPRESS_INCEPTION_WEIGHTS"
-INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 
 
 @dataclass(frozen=True)
@@ -124,33 +122,6 @@ def extractor_class(extractor: Extractor) -> type:
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     return FEATURE_EXTRACTORS_REGISTRY[extractor.fidelity_name]
-
-
-def inception_candidates(explicit: str | None) -> list[tuple[str, Path]]:
-    """Where the Inception weights are looked for, in order: (what, path)."""
-    found: list[tuple[str, Path]] = []
-    if explicit:
-        found.append(("--inception-weights", Path(explicit).expanduser()))
-    if os.environ.get(INCEPTION_ENV):
-        found.append((INCEPTION_ENV, Path(os.environ[INCEPTION_ENV]).expanduser()))
-    found.append(("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE))
-    return found
-
-
-def find_inception_weights(explicit: str | None = None) -> Path:
-    """The Inception-v3 weights file, or an :class:`InputError` saying what to put where."""
-    candidates = inception_candidates(explicit)
-    for what, path in candidates[:-1]:
-        if not path.is_file():
-            raise InputError(f"{what} {path}: no such file; it must be torch-fidelity's {INCEPTION_FILE}")
-        return path
-    hub = candidates[-1][1]
-    if hub.is_file():
-        return hub
-    raise InputError(
-        f"--extractor inception needs the Inception-v3 weights {INCEPTION_FILE} and they cannot be downloaded "
-        f"here; put the file at {hub} or pass --inception-weights PATH (or set {INCEPTION_ENV}); get it from {INCEPTION_URL}"
-    )
 
 
 @functools.lru_cache(maxsize=4)
