@@ -231,6 +231,10 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
 
 def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
     path = resolve(source)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from .onnx_generator import load_onnx_bundle
+
+        return load_onnx_bundle(path, source), None
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
@@ -252,8 +256,10 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
     from .api import build_exported, read_export
 
+    from .precision import run_in_weight_dtype
+
     exported = read_export(path)
-    module = build_exported(exported, source, options.arch)
+    module = run_in_weight_dtype(build_exported(exported, source, options.arch))
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 

@@ -53,6 +53,8 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
     """(total FLOPs, FLOPs per module name) of one sample, or None when the model cannot be traced."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    if getattr(model, "traceable", True) is False:  # e.g. an ONNX file run by onnxruntime
+        return None
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
@@ -70,7 +72,11 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCount | None:
-    """Dense and effective MACs for one sample (``None`` when the model cannot be traced)."""
+    """Dense and effective MACs for one sample (``None`` when the model cannot be traced).
+
+    A module that counts its own (``macs``: ``(dense, effective)``, as an ONNX generator does) is taken at its word."""
+    if getattr(model, "macs", None) is not None:
+        return MacCount(*model.macs)
     counted = flop_counts(model, input_shape)
     if counted is None:
         return None
