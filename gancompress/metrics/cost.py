@@ -106,7 +106,7 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def _timed(model: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
+def timed_calls(model: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         _sync(x.device)
@@ -126,9 +126,9 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: str 
     g = torch.Generator().manual_seed(seed)
     one = torch.randn(1, *input_shape, generator=g).to(device)
     many = torch.randn(batch_size, *input_shape, generator=g).to(device)
-    _timed(model, one, warmup)
-    median = statistics.median(_timed(model, one, repeats))
-    _timed(model, many, max(1, warmup // 2))
-    batch_times = _timed(model, many, max(3, repeats // 4))
+    timed_calls(model, one, warmup)
+    median = statistics.median(timed_calls(model, one, repeats))
+    timed_calls(model, many, max(1, warmup // 2))
+    batch_times = timed_calls(model, many, max(3, repeats // 4))
     throughput = batch_size / statistics.median(batch_times)
     return Latency(median * 1000.0, throughput, batch_size, str(device))
