@@ -41,9 +41,12 @@ METRIC_KEYS = {
 
 
 def to_uint8(images: torch.Tensor, value_range: tuple[float, float], channels: int | None = None) -> torch.Tensor:
-    """Float images in ``value_range`` -> ``uint8`` ``0..255`` with ``channels`` channels."""
+    """Float images in ``value_range`` -> ``uint8`` ``0..255`` with ``channels`` channels (uint8 stays as is)."""
     lo, hi = value_range
-    out = ((images.float() - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
+    if images.dtype == torch.uint8:
+        out = images
+    else:
+        out = ((images.float() - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
     if channels == 3 and out.shape[1] == 1:
         out = out.repeat(1, 3, 1, 1)
     elif channels == 1 and out.shape[1] == 3:
