@@ -32,6 +32,9 @@ from ..registry import Registry
 from .inception_weights import INCEPTION_ENV, INCEPTION_FILE, INCEPTION_URL, find_inception_weights  # noqa: F401
 
 FIDELITY_PREFIX = "gancompress-"
+DIGITS_SHAPE = (1, 16, 16)
+PUBLISHED_SAMPLES = 50_000  # what papers report FID with (Inception features, 50k generated samples)
+MIN_COMPARABLE_SAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Extractor:
     ``fingerprint()``: identifies the weights, for the reference-statistics cache key.
     ``fidelity_kwargs(options)``: extra ``calculate_metrics`` arguments; raises
     :class:`InputError` (before any work) when something it needs is missing.
+    ``image_shape``: the only ``(C, H, W)`` it can judge (the digits classifier: 1x16x16); ``None``: any.
+    ``default_samples``: generated samples when ``--num-samples`` is not given.
+    ``published_samples``: the count published FIDs use with it (``None``: its numbers are only
+    comparable between models measured here).
     """
 
     name: str
@@ -56,6 +63,9 @@ class Extractor:
     channels: int | None = None
     fingerprint: Callable[[], str] = field(default=lambda: "")
     fidelity_kwargs: Callable[[ExtractorOptions], dict[str, Any]] = field(default=lambda options: {})
+    image_shape: tuple[int, int, int] | None = None
+    default_samples: int = 2000
+    published_samples: int | None = None
 
 
 EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
@@ -102,7 +112,8 @@ class ModuleFeatureExtractor(FeatureExtractorBase):
 
 
 def register_module_extractor(name: str, build: Callable[[], nn.Module], *, channels: int | None = None,
-                              fingerprint: Callable[[], str] | None = None) -> Extractor:
+                              fingerprint: Callable[[], str] | None = None,
+                              image_shape: tuple[int, int, int] | None = None) -> Extractor:
     """Register ``build``'s module as extractor ``name`` (torch-fidelity: ``gancompress-<name>``)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
@@ -113,7 +124,7 @@ def register_module_extractor(name: str, build: Callable[[], nn.Module], *, chan
         cls = type(f"FeatureExtractor_{name.replace('-', '_')}", (ModuleFeatureExtractor,),
                    {"build": staticmethod(build), "calls": 0})
         register_feature_extractor(fidelity_name, cls)
-    extractor = Extractor(name, fidelity_name, channels, fingerprint or (lambda: name))
+    extractor = Extractor(name, fidelity_name, channels, fingerprint or (lambda: name), image_shape=image_shape)
     EXTRACTORS.add(name, extractor)
     return extractor
 
@@ -170,10 +181,40 @@ def _load_digits() -> nn.Module:
 
 def register_builtin_extractors() -> None:
     """Register ``digits`` and ``inception`` (safe to call any number of times)."""
-    register_module_extractor("digits", _load_digits, fingerprint=_digits_fingerprint)
+    register_module_extractor("digits", _load_digits, fingerprint=_digits_fingerprint, image_shape=DIGITS_SHAPE)
     if "inception" not in EXTRACTORS:
         EXTRACTORS.add("inception", Extractor("inception", "inception-v3-compat", 3,
-                                              lambda: "inception-v3-compat:" + INCEPTION_FILE, _inception_kwargs))
+                                              lambda: "inception-v3-compat:" + INCEPTION_FILE, _inception_kwargs,
+                                              default_samples=10_000, published_samples=PUBLISHED_SAMPLES))
+
+
+def default_extractor(output_shape: tuple[int, ...]) -> str:
+    """``digits`` for the bundled kind of model (16x16, one channel), ``inception`` for every other."""
+    return "digits" if tuple(output_shape) == DIGITS_SHAPE else "inception"
+
+
+def check_fits(extractor: Extractor, output_shape: tuple[int, ...]) -> None:
+    """Refuse an extractor that cannot judge these images, naming the one that can."""
+    if extractor.image_shape is None or tuple(output_shape) == extractor.image_shape:
+        return
+    want, got = "x".join(map(str, extractor.image_shape)), "x".join(map(str, output_shape))
+    right = default_extractor(output_shape)
+    raise InputError(f"--extractor {extractor.name} only judges {want} images but this generator makes {got}; "
+                     f"use --extractor {right}" + (" (the standard FID network)" if right == "inception" else ""))
+
+
+def sample_count_notes(extractor: Extractor, num_samples: int) -> list[str]:
+    """What a reader must know before comparing this FID with another one."""
+    if extractor.published_samples is None:
+        return [f"FID with the {extractor.name} extractor compares models measured here with each other; "
+                "it is not comparable with published FIDs (those use --extractor inception)"]
+    if num_samples < MIN_COMPARABLE_SAMPLES:
+        return [f"FID from {num_samples:,} samples is biased (it falls as samples grow) and not comparable with "
+                f"published numbers; use at least {MIN_COMPARABLE_SAMPLES:,} (-n), papers use {extractor.published_samples:,}"]
+    if num_samples < extractor.published_samples:
+        return [f"FID from {num_samples:,} samples: papers use {extractor.published_samples:,} (-n "
+                f"{extractor.published_samples}); compare only with FIDs from the same count and real data"]
+    return []
 
 
 def get_extractor(name: str) -> Extractor:
