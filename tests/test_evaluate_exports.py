@@ -19,7 +19,8 @@ FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-
 
 # (format, dtype, lowest PSNR to the pruned model in dB)
 EXPORTS = [("sparse", None, 100.0), ("shrunk", "float16", 35.0), ("shrunk", "bfloat16", 20.0),
-           ("sparse", "float16", 35.0), ("dense", "bfloat16", 20.0), ("onnx", None, 60.0)]
+           ("sparse", "float16", 35.0), ("dense", "bfloat16", 20.0), ("onnx", None, 60.0),
+           ("onnx", "float16", 35.0)]
 
 
 def invoke(*args: str):
