@@ -232,7 +232,7 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
 def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
     path = resolve(source)
     if path.is_file() and path.suffix.lower() == ".onnx":
-        from .onnx_generator import load_onnx_bundle
+        from .formats.onnx import load_onnx_bundle
 
         return load_onnx_bundle(path, source), None
     raw_files, config = _raw_files(path, options)
@@ -256,7 +256,7 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
     from .formats.export_file import build_exported, read_export
 
-    from .precision import run_in_weight_dtype
+    from .formats.precision import run_in_weight_dtype
 
     exported = read_export(path)
     module = run_in_weight_dtype(build_exported(exported, source, options.arch))

@@ -79,7 +79,7 @@ def test_max_fid_increase_gate(models):
     worse = run(models["flat"], "--reference", models["a"], "--fid", "--max-fid-increase", "5", "--json", *FAST)
     line = gate_error(worse)
     doc = json.loads(worse.stdout)
-    pct = doc["deltas"][models["flat"]]["fid"]["pct"]
+    pct = doc["deltas"]["flat.safetensors"]["fid"]["pct"]  # keyed by label
     assert pct > 5 and f"{pct:+.2f}%" in line and "--max-fid-increase 5" in line
 
 
@@ -121,7 +121,7 @@ def test_bad_inputs_exit_2_one_line(models, args, needle):
 
 def test_fid_without_real_for_non_digits_model(models):
     line = one_line_error(run(models["rgb"], "--fid", "--extractor", "tiny", "-n", "8"), 2)
-    assert "--real" in line
+    assert "--data" in line
 
 
 def test_existing_output_needs_force(models, tmp_path):

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 from test_metrics import register_tiny
 

@@ -4,7 +4,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from gancompress.number_text import count, decimal, percent
+from gancompress.formats.numbers import count, decimal, percent
 
 
 @pytest.mark.parametrize("value,text", [(83.835, "83.83"), (0.0012345, "0.001234"), (12345.6, "12,346"), (1.0, "1"),

@@ -23,21 +23,41 @@ class LoadedModel:
     path: Path | None
 
 
-def _label(source: str, role: str) -> str:
-    name = source.rstrip("/").rsplit("/", 1)[-1] or source
-    name = name if len(name) <= 28 else name[:25] + "..."
-    return name if role == "model" else f"{name} ({role})"
+def default_labels(sources: list[str]) -> list[str]:
+    """Each source's file name, with as many parent folders as it takes to tell equal names apart (never cut)."""
+    parts = [[p for p in s.replace("hf://", "").replace("builtin:", "").rstrip("/").split("/") if p] or [s]
+             for s in sources]
+    depth = [1] * len(sources)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        grow = [i for i, label in enumerate(labels) if labels.count(label) > 1 and depth[i] < len(parts[i])]
+        if not grow:
+            return [label if labels.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(labels)]
+        for i in grow:
+            depth[i] += 1
 
 
-def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
+def compared_models(config: EvaluateConfig, device: torch.device) -> list[LoadedModel]:
+    """Every source of ``config`` loaded, labelled (``--label`` or :func:`default_labels`) and given its role."""
+    sources = config.all_sources
+    labels = config.labels + default_labels(sources)[len(config.labels):]
+    roles = ["reference" if i == config.reference_index else "model" for i in range(len(sources))]
+    models = [load_model(s, r, config, device, label) for s, r, label in zip(sources, roles, labels)]
+    check_compatible(models)
+    return models
+
+
+def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device,
+               label: str | None = None) -> LoadedModel:
+    from ..formats.precision import run_in_weight_dtype
     from ..generation import generator_info
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction))
-    bundle.generator.eval().to(device)
+    run_in_weight_dtype(bundle.generator.eval().to(device))
     info = generator_info(bundle)
-    return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
+    return LoadedModel(source, label or default_labels([source])[0], role, bundle, info, resolve(source))
 
 
 def check_compatible(models: list[LoadedModel]) -> None:

@@ -213,8 +213,10 @@ def _fid_extractor(extractor: Extractor, request: MetricRequest, extra: dict):
     return create_feature_extractor(extractor.fidelity_name, [layer], cuda=cuda, **kwargs), layer
 
 
-def real_statistics(real: RealSet, extractor: Extractor, request: MetricRequest, extra: dict | None = None):
-    """FID statistics of ``real`` (a :class:`~.stats_file.Statistics`), from the same cache the FID runs use."""
+def real_statistics(real: RealSet, extractor: Extractor, request: MetricRequest, extra: dict | None = None,
+                    *, cache: bool = True):
+    """FID statistics of ``real`` (a :class:`~.stats_file.Statistics`), from the same cache the FID runs use
+    (``cache=False``: computed afresh and not stored, for generated images)."""
     from torch_fidelity.metric_fid import fid_input_id_to_statistics_cached
 
     from .stats_file import Statistics
@@ -222,6 +224,7 @@ def real_statistics(real: RealSet, extractor: Extractor, request: MetricRequest,
     fid_only = MetricRequest(True, False, False, False, request.num_samples, request.batch_size, request.seed,
                              request.device)
     kwargs = _fidelity_kwargs(fid_only, real, extractor, dict(extra or {}))
+    kwargs["cache"] = cache
     os.makedirs(kwargs["cache_root"], exist_ok=True)
     feat, layer = _fid_extractor(extractor, request, extra or {})
     stats = fid_input_id_to_statistics_cached(2, feat, layer, **kwargs)

@@ -51,7 +51,7 @@ def open_registered(name: str) -> Any:
 
 
 def _fit_uint8(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    from ..data import fit
+    from ..data.images import fit
 
     if images.shape[1] != channels:
         images = images.float().mean(dim=1, keepdim=True).round().to(torch.uint8) if channels == 1 \

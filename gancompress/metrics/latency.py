@@ -23,6 +23,7 @@ from ..registry import Registry
 from .cost import timed_calls
 
 Runner = Callable[[torch.Tensor], Any]
+AUTO = "auto"
 
 
 class BackendUnavailable(Exception):
@@ -112,11 +113,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_backends(names: list[str]) -> list[str]:
-    """Validate backend names (``all``: every registered one); an :class:`InputError` lists the valid ones."""
+    """Validate backend names (``all``: every registered one; ``auto``: the model's own runtime, eager for
+    a torch module and onnxruntime for an ONNX file); an :class:`InputError` lists the valid ones."""
     if names == ["all"]:
         return BACKENDS.names()
     for name in names:
-        BACKENDS.get(name)
+        if name == AUTO:
+            continue
+        try:
+            BACKENDS.get(name)
+        except InputError as exc:
+            raise InputError(f"--backend: {exc} (or auto, all)") from None
     if len(set(names)) != len(names):
         raise InputError(f"--backend lists a backend twice: {','.join(names)}")
     return names
@@ -129,6 +136,7 @@ def measure_backends(model: nn.Module, input_shape: tuple[int, ...], device: tor
     model = model.eval()
     results: list[LatencyResult] = []
     for backend in check_backends(backends):
+        backend = ("onnxruntime" if _is_onnx(model) else "eager") if backend == AUTO else backend
         try:
             run, runtime = BACKENDS.get(backend)(model, input_shape, device)
         except BackendUnavailable as exc:
