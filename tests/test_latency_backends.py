@@ -41,3 +41,11 @@ def test_backend_names_come_from_the_registry():
         check_backends(["onnxruntim"])
     with pytest.raises(InputError, match="twice"):
         check_backends(["eager", "eager"])
+
+
+def test_a_float16_model_is_timed_in_float16_by_every_runtime():
+    from gancompress.formats.precision import run_in_weight_dtype
+
+    g = run_in_weight_dtype(tiny_generator(0).half())
+    rows = measure_backends(g, (8, 1, 1), torch.device("cpu"), ["eager", "onnxruntime"], [2], warmup=1, repeats=2)
+    assert all(r.note is None and r.median_ms > 0 for r in rows), [r.note for r in rows]

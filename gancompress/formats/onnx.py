@@ -112,7 +112,9 @@ def load_onnx_bundle(path: Path, source: str):
 
     try:
         model = onnx.load(str(path), load_external_data=False)
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the cores torch would use, not all of them
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - protobuf and onnxruntime raise their own types
         raise InputError(f"{source}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
     meta = {p.key: p.value for p in model.metadata_props}

@@ -92,19 +92,26 @@ def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], device: torch.d
 
 
 def _session_of(model: nn.Module, input_shape: tuple[int, ...], ort) -> Any:
-    """Export ``model`` (float32, CPU copy) to a temporary ONNX file and open it."""
+    """Export ``model`` (a CPU copy, in its own dtype) to a temporary ONNX file and open it with as many
+    threads as torch uses, so the runtimes are compared on the same cores."""
     import copy
 
-    cpu = copy.deepcopy(model).float().cpu().eval()
+    cpu = copy.deepcopy(model).cpu().eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         try:
             torch.onnx.export(cpu, (torch.zeros(1, *input_shape),), str(path), input_names=["input"],
                               output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                               dynamo=False)
-            return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), session_options(ort), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - an op ONNX cannot express
             raise BackendUnavailable(f"ONNX export failed: {_first_line(exc)}") from None
+
+
+def session_options(ort) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return options
 
 
 def _first_line(exc: BaseException) -> str:
