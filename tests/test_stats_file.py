@@ -113,3 +113,14 @@ def test_save_refuses_other_suffix_and_overwrite(tmp_path):
     with pytest.raises(InputError, match=".npz"):
         save_statistics(tmp_path / "s.npy", stats)
     assert json.loads(str(np.load(tmp_path / "s.npz")["gancompress"]))["extractor"] == "tiny"
+
+
+def test_real_statistics_cache_is_keyed_by_extractor_data_and_count():
+    from gancompress.metrics.extractors import get_extractor
+
+    images = torch.zeros(4, 1, 16, 16)
+    base = RealSet.from_tensor(images, "data-a")
+    names = {base.cache_name(TINY), RealSet.from_tensor(images[:3], "data-a").cache_name(TINY),
+             RealSet.from_tensor(images, "data-b").cache_name(TINY), base.cache_name(get_extractor("inception"))}
+    assert len(names) == 4
+    assert RealSet.from_tensor(images, "data-a").cache_name(TINY) == base.cache_name(TINY)
