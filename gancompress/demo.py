@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, SCHEDULES
 
 DEMO_SOURCE = "builtin:digits-dcgan"
@@ -63,9 +64,9 @@ class DemoConfig:
             raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
         if not get_method(self.method).trains_generator:
             trained = [m for m in names() if get_method(m).trains_generator]
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
+            raise unknown_choice("recovery method for the demo", self.method, trained)
         if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
         for name in ("steps", "num_samples", "grid_columns"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_samples" else 1):

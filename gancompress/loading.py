@@ -19,6 +19,7 @@ from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
 from .archs.base import matches, prepare
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
+from .registry import unknown_choice
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
 PREFIXES = {
@@ -39,7 +40,7 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
             raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
         if self.arch_kwargs is not None and self.arch is None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .registry import unknown_choice
 from .recipe import measure, overall_prune_config, write_samples
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
@@ -102,7 +103,7 @@ class SweepConfig:
         for m in self.methods:
             get_method(m)
         if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
         for name in ("steps", "batch_size", "num_samples", "grid_columns"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):

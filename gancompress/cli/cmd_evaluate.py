@@ -8,36 +8,36 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import Device, Force, Json, Quiet, Seed, TrustPickle
-from .output import human_console, human_size, print_json, progress_callback
+from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Device, Direction, Force, Inputs, Json, Quiet, Seed,
+                      TrustPickle, flag, load_options, require_plain_loading)
+from .output import human_size, print_json, progress_callback, report_console
 from .stdio import source_from_stdin
 
-Sources = Annotated[Optional[list[str]], typer.Argument(help="Checkpoints to compare side by side (file, directory, hf://..., builtin:..., exports, .onnx); the first is the reference unless --reference is given; '-' or none reads one path from stdin.", show_default=False)]
-Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", help="The dense model to compare with (added after the SOURCES; repeatable, the first is the reference for deltas, --max-fid-increase and PSNR/SSIM/LPIPS).")]
-Label = Annotated[Optional[list[str]], typer.Option("--label", help="A name for each source, in order (SOURCES, then --reference); default: the file name with as many folders as tell them apart.")]
-Data = Annotated[Optional[str], typer.Option("--data", "--real", help="Real data for FID/KID/PRC: a folder of images, builtin:digits (the default for 16x16 one-channel models), a torch-fidelity data set (cifar10-train, cifar10-val, stl10-train, ...) or a statistics .npz with mu/sigma (pytorch-fid/clean-fid; FID only).")]
-SaveStats = Annotated[Optional[Path], typer.Option("--save-stats", help="Also write the real data's FID statistics (mu, sigma; pytorch-fid's .npz) with this extractor, for --data FILE.npz later.")]
-Extractor = Annotated[Optional[str], typer.Option("--extractor", help="Feature extractor: inception (the standard FID network; weights downloaded on first use) or digits (bundled, offline, 16x16 one-channel only). Default: digits for 16x16 one-channel models, else inception.")]
-InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS); default: the torch hub cache, downloaded there when missing.")]
-Lpips = Annotated[bool, typer.Option("--lpips", help="LPIPS (VGG16) to the reference model, when its weights are in the torch hub cache or downloadable.")]
-Backend = Annotated[str, typer.Option("--backend", help="Latency runtimes, comma-separated: auto (the model's own: eager, or onnxruntime for .onnx), eager, compile (torch.compile), onnxruntime, or all.")]
-BatchSizes = Annotated[str, typer.Option("--batch-size", help="Batch size of the metrics; with --latency a comma-separated list of batch sizes to time (batch 1 always), e.g. 1,16; the metrics use the largest.")]
-Samples = Annotated[Optional[Path], typer.Option("--samples", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON report to this file.")]
-Pairs = Annotated[Optional[str], typer.Option("--pairs", help="Image-to-image test images (full size): pix2pix: side-by-side A|B images or A/ and B/ folders (matched by name); CycleGAN: A/ and B/ folders; super-resolution: high-resolution images (inputs made by bicubic downscaling). Gives FID vs the target domain, PSNR/SSIM vs ground truth where paired, and fidelity to the dense model on real inputs.")]
-PairInputs = Annotated[Optional[str], typer.Option("--inputs", help="Image-to-image: a folder of A images, matched by file name with the B images in --pairs.")]
-Direction = Annotated[str, typer.Option("--direction", help="AtoB or BtoA: which way the model translates (swaps A and B in --pairs; BtoA loads G_B/D_B from a CycleGAN directory).")]
-Markdown = Annotated[Optional[Path], typer.Option("--markdown", help="Also write the report as Markdown (metrics, deltas vs the reference, gates, sample grid path) for CI.")]
+Sources = Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE...", show_default=False, help="Checkpoints to compare side by side (file, directory, hf://..., builtin:..., any export, .onnx); the first is the reference unless --reference is given; '-' or none reads one path from stdin.")]
+Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", metavar="SOURCE", help="The dense model to compare with, added after the SOURCEs (repeatable; the first is the reference for deltas, --max-fid-increase and PSNR/SSIM/LPIPS).")]
+Label = Annotated[Optional[list[str]], typer.Option("--label", metavar="NAME", help="A name for each source, in order (the SOURCEs, then --reference); default: the file name with as many folders as tell them apart.")]
+EvalData = Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Real data for FID/KID/PRC: a folder of images, builtin:digits (the default for 16x16 one-channel models), a torch-fidelity data set (cifar10-train, cifar10-val, stl10-train, ...) or a statistics .npz with mu/sigma (pytorch-fid/clean-fid; FID only). Image-to-image: the test images (pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/; super-resolution: high-resolution images).")]
+Real = Annotated[Optional[str], typer.Option("--real", hidden=True, help="Real images for FID/KID/PRC (the target domain for an image-to-image model); --data for a noise-input model.")]
+Pairs = Annotated[Optional[str], typer.Option("--pairs", hidden=True, help="Image-to-image test images: --data for an image-to-image model.")]
+SaveStats = Annotated[Optional[Path], typer.Option("--save-stats", metavar="FILE.npz", help="Also write the real data's FID statistics (mu, sigma: pytorch-fid's .npz) with this extractor, for --data FILE.npz later.")]
+Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models; else inception, the standard FID network, its weights downloaded on first use).")]
+InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", metavar="FILE", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS); default: the torch hub cache, downloaded there when missing.")]
+Samples = Annotated[Optional[Path], typer.Option("--samples", metavar="PNG", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
+Out = Annotated[Optional[Path], typer.Option("--output", "-o", "--out", metavar="FILE", help="Also write the JSON report to this file.")]
+Markdown = Annotated[Optional[Path], typer.Option("--markdown", metavar="FILE", help="Also write the report as Markdown (metrics, deltas vs the reference, latency, gates, sample grid path) for CI.")]
+NumSamples = Annotated[Optional[int], typer.Option("--num-samples", "-n", show_default=False, help="Generated samples per model (default: 10,000 with inception, 2,000 with digits; published FIDs use 50,000).")]
+BatchSizes = Annotated[str, typer.Option("--batch-size", metavar="N[,N...]", help="Batch size of the metrics; with --latency, the batch sizes to time (batch 1 always), e.g. 1,16; the metrics use the largest.")]
+Backend = Annotated[str, typer.Option("--backend", metavar="LIST", help="Latency runtimes, comma-separated: auto (the model's own: eager, or onnxruntime for .onnx), eager, compile (torch.compile), onnxruntime, or all.")]
 
-Fid = Annotated[bool, typer.Option("--fid", help="Frechet distance to the real data.")]
-Kid = Annotated[bool, typer.Option("--kid", help="Kernel (MMD) distance to the real data.")]
-Isc = Annotated[bool, typer.Option("--isc", help="Inception-style score from the extractor's logits.")]
-Prc = Annotated[bool, typer.Option("--prc", help="Precision and recall against the real data.")]
-NumSamples = Annotated[Optional[int], typer.Option("--num-samples", "-n", help="Generated samples per model (default: 10,000 with inception, 2,000 with digits; published FIDs use 50,000).", show_default=False)]
-Latency = Annotated[bool, typer.Option("--latency", help="Measure latency and throughput per --backend at each --batch-size.")]
-MaxFid = Annotated[Optional[float], typer.Option("--max-fid", help="Gate: fail (exit 3) when the model's FID is above X.")]
-MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", help="Gate: fail when FID rises more than PCT percent over the first --reference.")]
-MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", help="Gate: fail when PSNR to the dense model is below X dB.")]
+Fid = Annotated[bool, flag("--fid", help="Frechet distance to the real data.")]
+Kid = Annotated[bool, flag("--kid", help="Kernel (MMD) distance to the real data.")]
+Isc = Annotated[bool, flag("--isc", help="Inception-style score from the extractor's logits.")]
+Prc = Annotated[bool, flag("--prc", help="Precision and recall against the real data.")]
+Lpips = Annotated[bool, flag("--lpips", help="LPIPS (VGG16) to the reference model, when its weights are in the torch hub cache or downloadable.")]
+Latency = Annotated[bool, flag("--latency", help="Measure latency and throughput per --backend at each --batch-size.")]
+MaxFid = Annotated[Optional[float], typer.Option("--max-fid", metavar="X", help="Gate: fail (exit 3) when a compared model's FID is above X.")]
+MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", metavar="PCT", help="Gate: fail when a compared model's FID rises more than PCT percent over the reference's.")]
+MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", metavar="DB", help="Gate: fail when a compared model's PSNR to the dense model is below DB decibels.")]
 
 
 @handle_errors
@@ -45,7 +45,7 @@ def evaluate(
     sources: Sources = None,
     reference: Reference = None,
     label: Label = None,
-    data: Data = None,
+    data: EvalData = None,
     fid: Fid = False, kid: Kid = False, isc: Isc = False, prc: Prc = False, lpips: Lpips = False,
     extractor: Extractor = None,
     inception_weights: InceptionWeights = None,
@@ -56,30 +56,35 @@ def evaluate(
     json_out: Json = False,
     out: Out = None,
     markdown: Markdown = None,
-    pairs: Pairs = None, inputs: PairInputs = None, direction: Direction = "AtoB",
+    inputs: Inputs = None, direction: Direction = "AtoB",
     max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
     force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
+    arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
+    real: Real = None, pairs: Pairs = None,
 ) -> None:
     """Measure FID/KID/ISC/PRC, fidelity to the dense model (PSNR/SSIM/LPIPS) and cost of generators side by side.
 
-    Reports go to stderr (stdout on a terminal; one JSON document on stdout with --json); a failed gate exits 3
-    after the reports are written.
+    The report table is printed on stdout (one JSON document instead with --json); a failed gate exits 3 after
+    the reports are written.
 
     Example: gancompress evaluate dense.pt pruned.safetensors recovered.safetensors --label dense --label pruned --label recovered --fid --data cifar10-train -n 50000
 
     Example: gancompress evaluate pruned.safetensors --reference builtin:digits-dcgan --fid --latency --batch-size 1,16 --backend all --samples grid.png --max-fid-increase 10
 
-    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid --out report.json --markdown report.md
+    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid -o report.json --markdown report.md
     """
     from ..evaluate import EvaluateConfig, evaluate as run_evaluate, progress_total
     from ..evaluate.config import LatencyConfig
 
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
+    require_plain_loading(load, "evaluate")
     sizes = _int_list("--batch-size", batch_size)
     lat = LatencyConfig(tuple(backend.split(",")), tuple(sizes)) if latency else None
     sources = [source_from_stdin(s) for s in sources] if sources else [source_from_stdin(None)]
     config = EvaluateConfig(
-        sources=sources, references=reference or [], labels=label or [], real=data, fid=fid, kid=kid, isc=isc,
-        prc=prc, lpips=lpips, extractor=extractor, num_samples=num_samples, batch_size=max(sizes), seed=seed,
+        sources=sources, references=reference or [], labels=label or [], real=real, data=data, fid=fid, kid=kid,
+        isc=isc, prc=prc, lpips=lpips, extractor=extractor, num_samples=num_samples, batch_size=max(sizes), seed=seed,
         device=device, latency=lat, samples_png=samples, out=out, save_stats=save_stats, force=force, max_fid=max_fid,
         max_fid_increase_pct=max_fid_increase, min_psnr=min_psnr, inception_weights=inception_weights,
         trust_pickle=trust_pickle, pairs=pairs, inputs=inputs, direction=direction,
@@ -206,9 +211,7 @@ def _latency_table(report: Any):
 def _print(report: Any) -> None:
     from rich.markup import escape
 
-    console = human_console()
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
+    console = report_console()
     console.print(_table(report))
     if any(row.latency for row in report.rows):
         console.print(_latency_table(report))

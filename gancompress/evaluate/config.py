@@ -1,12 +1,13 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 
 
 @dataclass
@@ -60,6 +61,7 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
     references: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     save_stats: Path | None = None
@@ -83,9 +85,11 @@ class EvaluateConfig:
             get_extractor(self.extractor)
         self._check_gates()
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.inputs is not None and self.pairs is None:
-            raise InputError("--inputs (A images) needs --pairs (the matching B images)")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
+        if self.data is not None and self.pairs is not None:
+            raise InputError("--data and --pairs (its older spelling) both name the test images; give one")
+        if self.inputs is not None and self.pairs is None and self.data is None:
+            raise InputError("--inputs (A images) needs --data (the matching B images)")
 
     @property
     def all_sources(self) -> list[str]:
@@ -100,7 +104,7 @@ class EvaluateConfig:
 
     @property
     def data_is_stats(self) -> bool:
-        return (self.real or "").lower().endswith(".npz")
+        return (self.real or self.data or "").lower().endswith(".npz")
 
     def _check_stats_file(self) -> None:
         if self.data_is_stats and (self.kid or self.prc):
@@ -136,6 +140,18 @@ class EvaluateConfig:
     @property
     def needs_real(self) -> bool:
         return self.fid or self.kid or self.prc
+
+
+def with_data_role(config: EvaluateConfig, input_kind: str) -> EvaluateConfig:
+    """``--data`` is the real images of a noise-input model (``real``) and the test images of an
+    image-to-image one (``pairs``; ``real`` then still overrides the FID target set)."""
+    if config.data is None:
+        return config
+    if input_kind == "image":
+        return replace(config, pairs=config.data, data=None)
+    if config.real is not None:
+        raise InputError("--data and --real (its older spelling) both name the real images; give one")
+    return replace(config, real=config.data, data=None)
 
 
 def _positive(option: str, value: int, minimum: int = 1) -> None:

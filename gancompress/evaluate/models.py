@@ -23,10 +23,17 @@ class LoadedModel:
     path: Path | None
 
 
+def _name_parts(source: str) -> list[str]:
+    parts = [p for p in source.replace("hf://", "").replace("builtin:", "").rstrip("/").split("/") if p] or [source]
+    if parts[-1] != ".safetensors":
+        parts[-1] = parts[-1].removesuffix(".safetensors")
+    return parts
+
+
 def default_labels(sources: list[str]) -> list[str]:
-    """Each source's file name, with as many parent folders as it takes to tell equal names apart (never cut)."""
-    parts = [[p for p in s.replace("hf://", "").replace("builtin:", "").rstrip("/").split("/") if p] or [s]
-             for s in sources]
+    """Each source's file name (without ``.safetensors``), with as many parent folders as it takes to tell
+    equal names apart; never cut, so names that differ only at the end stay apart."""
+    parts = [_name_parts(s) for s in sources]
     depth = [1] * len(sources)
     while True:
         labels = ["/".join(p[-d:]) for p, d in zip(parts, depth)]

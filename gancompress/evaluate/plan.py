@@ -91,7 +91,7 @@ def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, 
     from ..metrics.fidelity import RealSet
 
     if test is None:
-        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --pairs FOLDER "
+        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --data FOLDER "
                          "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
     plan = _with_extractor(config, info, early)
     plan.num_samples = len(test.items)

@@ -58,7 +58,10 @@ def _image_set(spec: str, folder: Path, info: GeneratorInfo, limit: int | None):
 
         count, identity = N_DIGITS, spec
     elif spec.startswith("builtin:"):
-        raise InputError(f"--data {spec}: unknown builtin data set; available: builtin:digits")
+        from ..data.images import BUILTIN_DATA
+        from ..registry import unknown_choice
+
+        raise unknown_choice("builtin data set", spec, BUILTIN_DATA)
     else:
         files = image_files(folder)
         count, identity = len(files), folder_identity(files, folder)

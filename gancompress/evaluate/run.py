@@ -25,7 +25,7 @@ import torch
 
 from ..errors import InputError
 from ..formats.checkpoint import GanBundle
-from .config import EvaluateConfig, check_outputs, resolve_device
+from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
 from .models import LoadedModel, TestImages, compared_models, model_inputs, teacher_model
 from .plan import MetricPlan, early_extractor_kwargs, plan_metrics
@@ -266,11 +266,13 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     early = early_extractor_kwargs(config)
     device = resolve_device(config.device)
     models = compared_models(config, device)
+    config = with_data_role(config, models[0].info.input_kind)
     test = None
     if models[0].info.input_kind == "image" and config.pairs is not None:
         test = load_test_images(config, models[0])
     elif config.pairs is not None:
-        raise InputError("--pairs is for image-to-image generators; this one takes noise")
+        raise InputError("--pairs (test images) is for image-to-image generators; this one takes noise: "
+                         "pass its real images with --data")
     plan = plan_metrics(config, models[0].info, early, test)
     ref = config.reference_index
     dense, note = (models[ref], None) if ref is not None else teacher_model(config, models[0], device)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_R1_EVERY,
@@ -112,9 +113,9 @@ def _check_choices(c: FinetuneConfig) -> None:
 
         LOSSES.get(c.loss)
     if c.student_mode not in STUDENT_MODES:
-        raise InputError(f"--student-mode {c.student_mode!r}: choose eval or train")
+        raise unknown_choice("student mode", c.student_mode, STUDENT_MODES)
     if c.direction not in ("AtoB", "BtoA"):
-        raise InputError(f"--direction {c.direction!r}: choose AtoB or BtoA")
+        raise unknown_choice("direction", c.direction, ("AtoB", "BtoA"))
     if not _DEVICE.match(c.device):
         raise InputError(f"--device {c.device!r}: use auto, cpu, cuda or cuda:N")
     if c.uses_discriminator and not c.data:
@@ -138,7 +139,7 @@ def check_recovery_settings(c: Any) -> None:
     """The settings a fine-tuning run and a sweep share: ``lr_g``, ``lr_d``, ``lr_schedule`` and
     the loss weights ``lam``, ``mu``, ``adv_weight`` (``c``: a FinetuneConfig or SweepConfig)."""
     if c.lr_schedule not in LR_SCHEDULES:
-        raise InputError(f"--lr-schedule {c.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+        raise unknown_choice("learning-rate schedule (--lr-schedule)", c.lr_schedule, LR_SCHEDULES)
     for name in ("lr_g", "lr_d"):
         _positive(name, getattr(c, name))
     for name in ("lam", "mu", "adv_weight"):
