@@ -49,3 +49,17 @@ def test_a_float16_model_is_timed_in_float16_by_every_runtime():
     g = run_in_weight_dtype(tiny_generator(0).half())
     rows = measure_backends(g, (8, 1, 1), torch.device("cpu"), ["eager", "onnxruntime"], [2], warmup=1, repeats=2)
     assert all(r.note is None and r.median_ms > 0 for r in rows), [r.note for r in rows]
+
+
+def test_auto_is_the_models_own_runtime_and_never_timed_twice(tmp_path):
+    from gancompress.formats.onnx import load_onnx_bundle
+
+    g = tiny_generator(0)
+    path = tmp_path / "g.onnx"
+    torch.onnx.export(g, (torch.zeros(1, 8, 1, 1),), str(path), input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+    onnx_g = load_onnx_bundle(path, str(path)).generator
+    rows = measure_backends(onnx_g, (8, 1, 1), torch.device("cpu"), ["auto", "onnxruntime"], [1], repeats=2)
+    assert [r.backend for r in rows] == ["onnxruntime"] and rows[0].runtime.startswith("onnxruntime")
+    rows = measure_backends(g, (8, 1, 1), torch.device("cpu"), ["auto"], [1], repeats=2)
+    assert [r.backend for r in rows] == ["eager"]

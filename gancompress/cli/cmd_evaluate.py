@@ -13,7 +13,7 @@ from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Device, Direction, F
 from .output import human_size, print_json, progress_callback, report_console
 from .stdio import source_from_stdin
 
-Sources = Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE...", show_default=False, help="Checkpoints to compare side by side (file, directory, hf://..., builtin:..., any export, .onnx); the first is the reference unless --reference is given; '-' or none reads one path from stdin.")]
+Sources = Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoints to compare side by side (file, directory, hf://..., builtin:..., any export, .onnx); the first is the reference unless --reference is given; '-' or none reads one path from stdin.")]
 Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", metavar="SOURCE", help="The dense model to compare with, added after the SOURCEs (repeatable; the first is the reference for deltas, --max-fid-increase and PSNR/SSIM/LPIPS).")]
 Label = Annotated[Optional[list[str]], typer.Option("--label", metavar="NAME", help="A name for each source, in order (the SOURCEs, then --reference); default: the file name with as many folders as tell them apart.")]
 EvalData = Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Real data for FID/KID/PRC: a folder of images, builtin:digits (the default for 16x16 one-channel models), a torch-fidelity data set (cifar10-train, cifar10-val, stl10-train, ...) or a statistics .npz with mu/sigma (pytorch-fid/clean-fid; FID only). Image-to-image: the test images (pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/; super-resolution: high-resolution images).")]

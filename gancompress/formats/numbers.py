@@ -41,7 +41,7 @@ def count(value: float, *, sign: bool = False) -> str:
     special = _special(float(value))
     if special is not None:
         return special
-    plus = "+" if sign else ""
+    plus = "+" if sign and value != 0 else ""
     if abs(value) < 10_000:
         return f"{round(value):{plus},d}"
     rounded = float(f"{value:.3g}")  # 999,999 -> 1e6: the unit follows the rounded value

@@ -142,8 +142,8 @@ def measure_backends(model: nn.Module, input_shape: tuple[int, ...], device: tor
     """One :class:`LatencyResult` per backend and batch size (unavailable backends: one row with a note)."""
     model = model.eval()
     results: list[LatencyResult] = []
-    for backend in check_backends(backends):
-        backend = ("onnxruntime" if _is_onnx(model) else "eager") if backend == AUTO else backend
+    resolved = [("onnxruntime" if _is_onnx(model) else "eager") if b == AUTO else b for b in check_backends(backends)]
+    for backend in dict.fromkeys(resolved):  # "auto,onnxruntime" on an ONNX file times it once
         try:
             run, runtime = BACKENDS.get(backend)(model, input_shape, device)
         except BackendUnavailable as exc:
