@@ -124,6 +124,12 @@ def _reference(doc: dict[str, Any]) -> str | None:
     return (ref.get("label") or ref.get("source")) if ref else None
 
 
+def _sources(doc: dict[str, Any]) -> list[str]:
+    """Which file each label names (only when a label is not the source itself)."""
+    rows = [r for r in doc.get("rows") or [] if r.get("label") and r.get("label") != r.get("source")]
+    return [*[f"- `{cell(r['label'])}`: `{cell(r.get('source'))}`" for r in rows], ""] if rows else []
+
+
 def report_markdown(doc: dict[str, Any], *, title: str = "gancompress evaluate report") -> str:
     """The whole report: verdict, metrics, deltas vs the first reference, gates, sample grid, settings."""
     gates = doc.get("gates") or []
@@ -135,6 +141,7 @@ def report_markdown(doc: dict[str, Any], *, title: str = "gancompress evaluate r
     else:
         verdict = f"**passed** ({len(gates)} gate{'s' if len(gates) != 1 else ''})"
     out = [f"# {title}", "", f"Result: {verdict}", "", "## Metrics", "", metrics_table(doc), ""]
+    out += _sources(doc)
     deltas = deltas_table(doc)
     if deltas:
         out += [f"## Change vs the reference (`{_reference(doc)}`)", "", deltas, ""]
