@@ -10,7 +10,8 @@ import typer
 from .errors import handle_errors
 from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Device, Direction, Force, Inputs, Json, Quiet, Seed,
                       TrustPickle, flag, load_options, require_plain_loading)
-from .output import human_size, print_json, progress_callback, report_console
+from . import progress as cli_progress
+from .output import human_size, print_json, report_console
 from .stdio import source_from_stdin
 
 Sources = Annotated[Optional[list[str]], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoints to compare side by side (file, directory, hf://..., builtin:..., any export, .onnx); the first is the reference unless --reference is given; '-' or none reads one path from stdin.")]
@@ -73,7 +74,7 @@ def evaluate(
 
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid -o report.json --markdown report.md
     """
-    from ..evaluate import EvaluateConfig, evaluate as run_evaluate, progress_total
+    from ..evaluate import EvaluateConfig, evaluate as run_evaluate
     from ..evaluate.config import LatencyConfig
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
@@ -90,8 +91,9 @@ def evaluate(
         trust_pickle=trust_pickle, pairs=pairs, inputs=inputs, direction=direction,
     )
     _check_markdown(markdown, config)
-    with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:
-        report = run_evaluate(config, on_progress=lambda done, total, info: update(done, info, total))
+    with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
+            quiet=quiet or json_out, labels={"evaluate": "evaluating"}, info=lambda e: e.info.get("model", "")) as bars:
+        report = run_evaluate(config, on_event=bars, should_stop=should_stop)
     if markdown is not None:
         from ..io_utils import atomic_write_text
         from ..formats.report import report_markdown

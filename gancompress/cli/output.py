@@ -79,13 +79,13 @@ def progress_callback(description: str, total: int, *, quiet: bool = False) -> I
 
     console = stderr_console()
     if quiet or not console.is_terminal:
-        yield lambda done, info=None, total=None: None
+        yield lambda done, info=None: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=True) as bar:
         task = bar.add_task(description, total=total, info="")
 
-        def update(done: int, info: str | None = None, total: int | None = None) -> None:
-            bar.update(task, completed=done, total=total, info=info or "")
+        def update(done: int, info: str | None = None) -> None:
+            bar.update(task, completed=done, info=info or "")
 
         yield update

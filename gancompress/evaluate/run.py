@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
+from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
 from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
@@ -32,7 +33,6 @@ from .plan import MetricPlan, early_extractor_kwargs, plan_metrics
 from .reference import save_reference_stats
 from .report import EvaluateReport, ModelRow, check_gates, deltas, write_report
 
-ProgressFn = Callable[[int, int, str], None]
 LPIPS_SAMPLES = 1000  # LPIPS runs VGG16 per image: at most this many of the PSNR/SSIM inputs
 
 
@@ -196,20 +196,25 @@ def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: E
 
 
 def progress_total(config: EvaluateConfig, num_samples: int | None = None) -> int:
-    """Units reported to ``on_progress``: generated samples for the metrics plus one step per model
+    """Units reported to ``on_event``: generated samples for the metrics plus one step per model
     (``num_samples``: the resolved count, once the extractor is known)."""
     n = num_samples or config.num_samples or 0
     return len(config.all_sources) * ((n if config.wants_distribution else 0) + 1)
 
 
 class _Progress:
-    def __init__(self, total: int, on_progress: ProgressFn | None) -> None:
-        self.total, self.done, self.on_progress, self.info = total, 0, on_progress, ""
+    """Counts done units; reports ``Event("evaluate", done, total, {"model": label})``; asks ``should_stop``."""
+
+    def __init__(self, total: int, on_event: OnEvent | None, should_stop: ShouldStop | None) -> None:
+        self.total, self.done, self.info = total, 0, ""
+        self.on_event, self.should_stop = on_event, should_stop
 
     def tick(self, n: int) -> None:
         self.done += n
-        if self.on_progress is not None:
-            self.on_progress(min(self.done, self.total), self.total, self.info)
+        if self.on_event is not None:
+            self.on_event(Event("evaluate", min(self.done, self.total), self.total, {"model": self.info}))
+        if self.should_stop is not None and self.should_stop():
+            raise Interrupted(f"evaluation stopped while measuring {self.info}; nothing was written")
 
 
 def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None, config: EvaluateConfig,
@@ -259,9 +264,14 @@ def _lpips_net(config: EvaluateConfig, dense: LoadedModel | None, device: torch.
 # ---------------------------------------------------------------- the one entry point
 
 
-def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> EvaluateReport:
+def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
+             should_stop: ShouldStop | None = None) -> EvaluateReport:
     """Measure every model of ``config``; writes ``--samples``/``--out``/``--save-stats`` when asked. Never raises
-    for gates."""
+    for gates.
+
+    ``on_event`` gets ``Event("evaluate", done, total, {"model": label})`` (units: generated samples
+    and one per model); ``should_stop()`` turning true raises :class:`~gancompress.errors.Interrupted`.
+    """
     check_outputs(config)
     early = early_extractor_kwargs(config)
     device = resolve_device(config.device)
@@ -281,7 +291,7 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     plan.lpips, lpips_note = _lpips_net(config, dense, device)
     notes = [n for n in (note, lpips_note) if n] + plan.notes
     saved = save_reference_stats(config, plan, models[0].info, device) if config.save_stats else None
-    progress = _Progress(progress_total(config, plan.num_samples), on_progress)
+    progress = _Progress(progress_total(config, plan.num_samples), on_event, should_stop)
     rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
     report = EvaluateReport(rows, deltas(rows, ref), check_gates(config, rows, ref), _settings(config, plan, device),
                             notes + (test.notes if test is not None else []))
