@@ -330,6 +330,10 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
         raise InputError("no SOURCE given: name a checkpoint file, a directory, hf://OWNER/REPO or builtin:NAME")
     source = str(options.source)
     path = resolve(source)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from .formats.onnx import load_onnx_bundle
+
+        return load_onnx_bundle(path, source), None
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
@@ -351,8 +355,10 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
     from .formats.export_file import build_exported, read_export
 
+    from .formats.precision import run_in_weight_dtype
+
     exported = read_export(path)
-    module = build_exported(exported, source, options.arch)
+    module = run_in_weight_dtype(build_exported(exported, source, options.arch))
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 
