@@ -40,8 +40,10 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
             raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
-            raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
+        if self.arch is not None:
+            from .archs.custom import check_arch_target
+
+            check_arch_target(self.arch)
         if self.arch_kwargs is not None and self.arch is None:
             raise InputError("--arch-kwargs needs --arch module:Callable")
 
