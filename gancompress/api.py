@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .archs import ArchSpec, build, load_into
+from .archs import ArchSpec, build_loaded, parse_spec
 from .errors import InputError
 from .export import sparse_format as sf
 
@@ -106,11 +106,12 @@ def read_export(path: str | Path) -> ExportedGenerator:
     if metadata.get("format_version") != sf.FORMAT_VERSION:
         raise InputError(f"{path}: export format version {metadata.get('format_version')!r} is not supported "
                          f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
-    try:
-        spec = ArchSpec.from_json(metadata["g_arch"])
-    except (KeyError, json.JSONDecodeError, TypeError) as exc:
-        raise InputError(f"{path}: damaged architecture metadata ({exc}); export it again") from None
-    state = decode_tensors(tensors, _table(metadata, str(path)))
+    spec = parse_spec(metadata.get("g_arch"), str(path))
+    table = _table(metadata, str(path))
+    stored = {f"{name}.{s}" for name, info in table.items() for s in sf.SUFFIXES.get(info.get("encoding"), ())}
+    dense = sum(t.numel() * t.element_size() for k, t in tensors.items() if k not in stored)
+    sf.check_declared_sizes(table, dense, path.stat().st_size, str(path))
+    state = decode_tensors(tensors, table)
     return ExportedGenerator(state, spec, metadata)
 
 
@@ -124,16 +125,12 @@ def build_exported(exported: ExportedGenerator, source: str, arch: str | None = 
     target = spec.kwargs.get("target") if spec.name == "custom" else None
     if target and arch != target:
         raise InputError(f"{source} uses your own architecture {target}; pass arch={target!r} to load it")
-    try:
-        module = build(spec)
-    except InputError:
-        raise
-    except Exception as exc:  # a tampered spec may fail anywhere in a constructor
-        raise InputError(f"{source}: cannot build {spec.name} from its recorded spec ({exc}); export it again") from None
+    module = build_loaded(spec, exported.state_dict, f"generator {spec.name} in {source}")
     floats = {v.dtype for v in exported.state_dict.values() if v.is_floating_point()}
     if len(floats) == 1:
         module = module.to(next(iter(floats)))
-    return load_into(module, exported.state_dict, f"generator {spec.name} in {source}").eval()
+        module.load_state_dict(exported.state_dict)  # exact in the file's own dtype
+    return module.eval()
 
 
 def load(source: str | Path, *, arch: str | None = None, trust_pickle: bool = False) -> nn.Module:

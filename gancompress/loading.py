@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
+from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
 from .archs.base import matches, prepare
 from .checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
@@ -169,7 +169,7 @@ def _generator_spec(sd: Any) -> ArchSpec | None:
 
 
 def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
-    spec = ArchSpec.from_json(metadata["g_arch"])
+    spec = parse_spec(metadata.get("g_arch"), source)
     target = spec.kwargs.get("target") if spec.name == "custom" else None
     if target and options.arch != target:
         raise InputError(

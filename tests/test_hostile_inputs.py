@@ -149,13 +149,14 @@ def test_a_zip_bomb_checkpoint_is_refused(tmp_path):
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w") as dst:
         for item in src.infolist():
             dst.writestr(item, src.read(item))
-        with dst.open(f"{src.namelist()[0].split('/')[0]}/data/zeros", "w", force_zip64=True) as fh:
-            fh._compress_type = zipfile.ZIP_DEFLATED  # noqa: SLF001 - build the hostile file
+        info = zipfile.ZipInfo(f"{src.namelist()[0].split('/')[0]}/data/zeros")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with dst.open(info, "w", force_zip64=True) as fh:
             chunk = bytes(1 << 20)
             for _ in range(512):
                 fh.write(chunk)
     line = one_error_line(cli("inspect", bomb))
-    assert "bomb2.pt" in line
+    assert "bomb2.pt" in line and bomb.stat().st_size < 2 ** 21
 
 
 # ----------------------------------------------------------------------------- sources that are not files
@@ -199,7 +200,7 @@ def test_non_regular_sources_are_refused_without_reading_them(tmp_path):
         lines = [ln for ln in stderr.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (args, code, stderr)
         assert "internal error" not in stderr and "regular file" in stderr, (args, stderr)
-    assert not list(tmp_path.glob("*.safetensors*"))
+    assert not [p for p in ("p", "e", "f") if list(tmp_path.glob(f"{p}.*"))]
 
 
 # ----------------------------------------------------------------------------- --arch
@@ -264,7 +265,8 @@ def _bomb_png(path: Path, width: int, height: int) -> Path:
 
 
 @pytest.mark.parametrize("size", [(50_000, 50_000), (12_000, 12_000), (2 ** 31 - 1, 1)])
-def test_decompression_bomb_images_in_data(ckpt, tmp_path, size):
+def test_decompression_bomb_images_in_data(tmp_path, size):
+    ckpt = tiny_checkpoint(tmp_path / "dense.safetensors", masks=False)
     data = tmp_path / "data"
     data.mkdir()
     from PIL import Image
@@ -275,7 +277,7 @@ def test_decompression_bomb_images_in_data(ckpt, tmp_path, size):
                  ["evaluate", ckpt, "--real", data, "--fid", "-n", "8"]):
         line = one_error_line(cli(*args))
         assert "b.png" in line
-    assert not list(tmp_path.glob("f*"))
+    assert not list(tmp_path.glob("f.*"))
 
 
 def test_truncated_image_in_data(ckpt, tmp_path):
@@ -302,7 +304,7 @@ def test_torchscript_archives_load_without_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.script(g).save(str(tmp_path / "g.pt"))
-    r = cli("inspect", tmp_path / "g.pt", "-q")
+    r = cli("inspect", tmp_path / "g.pt")
     assert r.exit_code == 0 and "Warning" not in r.stderr, r.stderr
     (tmp_path / "bad.pt").write_bytes((tmp_path / "g.pt").read_bytes()[:-300])
     one_error_line(cli("inspect", tmp_path / "bad.pt"))
