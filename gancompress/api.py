@@ -16,6 +16,7 @@ from torch import nn
 
 from .archs import ArchSpec, build_loaded, parse_spec
 from .errors import InputError
+from .safetensors_file import read_safetensors
 from .export import sparse_format as sf
 
 EXPORT_FORMATS = (sf.FORMAT_SPARSE, sf.FORMAT_DENSE)
@@ -28,19 +29,6 @@ class ExportedGenerator:
     state_dict: dict[str, torch.Tensor]
     spec: ArchSpec
     metadata: dict[str, str]
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
-        raise InputError(f"{path}: not a readable safetensors file ({str(exc).strip() or type(exc).__name__}); "
-                         "it is truncated or damaged, export it again") from None
-    return tensors, metadata
 
 
 def export_metadata(path: str | Path) -> dict[str, str] | None:
@@ -100,7 +88,7 @@ def _stored_dtype(name: str, info: dict[str, Any], tensors: dict[str, torch.Tens
 def read_export(path: str | Path) -> ExportedGenerator:
     """Read and decode a ``gancompress-sparse`` / ``gancompress-dense`` file."""
     path = Path(path)
-    tensors, metadata = _read_safetensors(path)
+    tensors, metadata = read_safetensors(path)
     if metadata.get("format") not in EXPORT_FORMATS:
         raise InputError(f"{path}: not a gancompress export (format {metadata.get('format')!r})")
     if metadata.get("format_version") != sf.FORMAT_VERSION:

@@ -97,10 +97,10 @@ def bundle_tensors_and_metadata(bundle: GanBundle) -> tuple[dict[str, torch.Tens
 
 def save_bundle(bundle: GanBundle, path: str | Path, *, force: bool = False) -> Path:
     """Write ``bundle`` in the project format, atomically; never overwrite without ``force``."""
-    from safetensors.torch import save_file
+    from .safetensors_file import write_safetensors
 
     tensors, meta = bundle_tensors_and_metadata(bundle)
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=force)
+    return atomic_write(Path(path), lambda tmp: write_safetensors(tmp, tensors, meta), force=force)
 
 
 def is_project_file(metadata: dict[str, str] | None) -> bool:

@@ -203,15 +203,10 @@ def _read_torchscript(path: Path) -> RawFile:
 
 
 def _read_safetensors(path: Path) -> RawFile:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from .safetensors_file import read_safetensors
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        return RawFile(path, load_file(str(path)), metadata)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a valid safetensors file ({exc}); the file may be truncated or corrupt") from None
+    tensors, metadata = read_safetensors(path)
+    return RawFile(path, tensors, metadata)
 
 
 def _looks_like_torch_file(path: Path) -> bool:

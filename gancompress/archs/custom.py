@@ -41,7 +41,7 @@ def _import_user_module(target: str, module_name: str):
     except (ImportError, ValueError):
         spec = None
     if spec is None:
-        raise InputError(f"--arch {target}: cannot find the module {module_name}; run from its folder or add it to PYTHONPATH")
+        raise InputError(f"--arch {target}: cannot import {module_name} (no such module); run from its folder or add it to PYTHONPATH")
     note_user_code(spec.origin)
     try:
         return importlib.import_module(module_name)

@@ -77,7 +77,7 @@ def export(config: ExportConfig) -> ExportResult:
     from ..loading import LoadOptions, load_bundle
 
     check_config(config)
-    check_writable(Path(config.output), force=config.force)
+    check_writable(Path(config.output), force=config.force, inputs=(Path(config.source),))
     options = LoadOptions(trust_pickle=config.trust_pickle, arch=config.arch, arch_kwargs=config.arch_kwargs)
     return export_bundle(load_bundle(config.source, options), config)
 
@@ -202,11 +202,12 @@ def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str,
 
 def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportConfig,
                 extra: dict[str, Any]) -> ExportResult:
-    from safetensors.torch import save_file
+    from ..safetensors_file import write_safetensors
 
     layout = config.format
     tensors, meta, counts = serialize(state, spec, layout, extra)
-    path = atomic_write(Path(config.output), lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=config.force)
+    path = atomic_write(Path(config.output), lambda tmp: write_safetensors(tmp, tensors, meta), force=config.force,
+                        inputs=(Path(extra.get("source", "")),))
     size = path.stat().st_size
     weights = [v for v in state.values() if v.is_floating_point()]
     return ExportResult(
@@ -218,8 +219,8 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
 
 def dense_float32_bytes(model: nn.Module, spec: ArchSpec, extra: dict[str, Any]) -> int:
     """Size of the dense float32 export of ``model`` (the yardstick for ratios)."""
-    from safetensors.torch import save
+    from ..safetensors_file import serialized_size
 
     state = cast_state_dict(model.state_dict(), "float32")
     tensors, meta, _ = serialize(state, spec, "dense", extra)
-    return len(save(tensors, metadata=meta))
+    return serialized_size(tensors, meta)
