@@ -203,7 +203,7 @@ def _read_torchscript(path: Path) -> RawFile:
 
 
 def _read_safetensors(path: Path) -> RawFile:
-    from .safetensors_file import read_safetensors
+    from .formats.safetensors_file import read_safetensors
 
     tensors, metadata = read_safetensors(path)
     return RawFile(path, tensors, metadata)

@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 
 G_SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})

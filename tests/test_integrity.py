@@ -175,7 +175,7 @@ def test_gancompress_files_without_digest_are_still_read(files, tmp_path):
 
 def _numpy_decoder():
     namespace: dict = {}
-    source = (ROOT / "gancompress" / "_numpy_decoder.py").read_text(encoding="utf-8")
+    source = (ROOT / "gancompress" / "export" / "_numpy_decoder.py").read_text(encoding="utf-8")
     exec(compile(source, "_numpy_decoder.py", "exec"), namespace)  # noqa: S102 - our own code
     return namespace
 

@@ -45,7 +45,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     """
     from ..errors import InputError
     from ..export import ExportConfig
-    from ..hub_push import PushConfig, export_and_push
+    from ..export.hub import PushConfig, export_and_push
     from ..loading import parse_arch_kwargs
 
     if push_to_hub is None:
@@ -54,7 +54,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                 raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
     push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
     if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
-        from ..hub_push import check_push
+        from ..export.hub import check_push
 
         check_push(push)
     source = source_from_stdin(source)

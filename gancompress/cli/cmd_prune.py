@@ -40,7 +40,7 @@ def prune(
     """
     from ..loading import LoadOptions, parse_arch_kwargs
     from ..prune import PruneConfig
-    from ..pruning import PruneJob, prune_checkpoint
+    from ..prune.run import PruneJob, prune_checkpoint
 
     source = source_from_stdin(source)
     config = PruneConfig(sparsity=_number(sparsity), granularity=granularity, scope=scope, block=block, nm=nm,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import __version__
+from ..version import __version__
 from .cmd_demo import demo
 from .cmd_evaluate import evaluate
 from .cmd_export import export

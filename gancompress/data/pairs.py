@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_KINDS = ("paired", "unpaired", "sr")
@@ -77,7 +77,7 @@ def image_files(folder: Path, what: str) -> list[Path]:
 
 def read_uint8(path: Path) -> torch.Tensor:
     """One image as ``uint8`` ``(C, H, W)`` with C 1 (grayscale) or 3 (RGB; alpha and palettes resolved)."""
-    from .data import open_image
+    from .images import open_image
 
     with open_image(path) as im:
         gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
@@ -295,7 +295,7 @@ def check_crop(data: ImageData, crop: int) -> None:
 
 
 def _rng(seed: int, index: int, stream: int) -> torch.Generator:
-    from .finetune.batches import mix
+    from .batches import mix
 
     return torch.Generator().manual_seed(mix(seed, index, stream))
 
@@ -349,7 +349,7 @@ class CropSampler:
         return bool(self.flip and torch.rand((), generator=g) < 0.5)
 
     def draw(self, step: int, device: torch.device):
-        from .finetune.batches import StepData
+        from .batches import StepData
 
         g = _rng(self.seed, step, STREAM_CROP)
         kind = self.data.kind

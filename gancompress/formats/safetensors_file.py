@@ -23,7 +23,7 @@ from typing import Iterable
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 DIGEST_KEY = "digest"
 DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "tensors")
@@ -79,7 +79,7 @@ def with_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> d
     return meta
 
 
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write a safetensors file (any reader loads it) with sorted metadata and the digest added."""
     head, names = _layout(tensors, with_digest(tensors, metadata))
     with open(path, "wb") as fh:
@@ -89,7 +89,7 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def serialized_size(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> int:
-    """The size in bytes :func:`write_safetensors` would write."""
+    """The size in bytes :func:`save_safetensors` would write."""
     head, _ = _layout(tensors, with_digest(tensors, metadata))
     return len(head) + sum(t.numel() * t.element_size() for t in tensors.values())
 
