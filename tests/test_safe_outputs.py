@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import tempfile
 
 import pytest
 
@@ -25,7 +24,7 @@ def _writers(src, out):
         ("export-dense", ["export", src, "-o", out, "--format", "dense"]),
         ("export-shrunk", ["export", src, "-o", out, "--format", "shrunk"]),
         ("export-onnx", ["export", src, "-o", out, "--format", "onnx"]),
-        ("finetune", ["finetune", src, "--method", "distill", "--steps", "1", "--batch-size", "2", "-o", out]),
+        ("finetune", ["finetune", src, "--teacher", src, "--method", "distill", "--steps", "1", "--batch-size", "2", "-o", out]),
         ("evaluate-out", ["evaluate", src, "-n", "8", "--out", out]),
         ("evaluate-markdown", ["evaluate", src, "-n", "8", "--markdown", out]),
         ("evaluate-samples", ["evaluate", src, "-n", "8", "--samples", out]),
@@ -102,10 +101,14 @@ def test_output_folder_that_is_a_file(ckpt, tmp_path):
 
 def test_output_folder_that_refuses_writes(ckpt, tmp_path, monkeypatch):
     """A read-only or immutable folder (simulated: root may write anywhere) is the user's problem: exit 2."""
-    def refuse(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", kwargs.get("dir") or (args[2] if len(args) > 2 else ""))
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    def refuse(path, flags, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     for name, args in _writers(ckpt, tmp_path / "out.safetensors")[:5]:
         line = one_error_line(cli(*args))
         assert "out.safetensors" in line and "ermission" in line, (name, line)
@@ -142,12 +145,10 @@ def test_leftover_temp_files_of_a_killed_write_are_cleaned(ckpt, tmp_path):
 
 
 def test_a_failed_write_leaves_nothing(ckpt, tmp_path, monkeypatch):
-    import safetensors.torch
-
     def explode(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", explode)
+    monkeypatch.setattr(os, "replace", explode)
     r = cli("prune", ckpt, "-s", "0.5", "-o", tmp_path / "p.safetensors")
     line = one_error_line(r, code=1)
     assert "No space left" in line and "p.safetensors" in line
