@@ -5,6 +5,7 @@ The defaults are module constants so the reproduction benchmark can settle them 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -129,7 +130,7 @@ def _check_choices(c: FinetuneConfig) -> None:
 
 def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
     bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
-    if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
+    if bad or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         need = "a non-negative" if zero_ok else "a positive"
         raise InputError(f"--{name.replace('_', '-')} must be {need} {'integer' if integer else 'number'}, got {value!r}")
 

@@ -115,7 +115,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for truncated/garbled files
-        raise InputError(f"{path}: not a readable safetensors file ({str(exc).strip() or type(exc).__name__}); "
+        raise InputError(f"{path}: not a valid safetensors file ({str(exc).strip() or type(exc).__name__}); "
                          "it is truncated or damaged, re-create or re-download it") from None
     verify(tensors, metadata, str(path))
     return tensors, metadata
