@@ -219,3 +219,24 @@ def test_same_command_writes_byte_identical_files(files, tmp_path):
     for path in (outputs[0], files["sparse-nm"], files["shrunk"]):
         keys = _header_keys(path)
         assert keys == sorted(keys), path.name
+
+
+def test_onnx_exports_record_a_digest_that_catches_edits(files, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from gancompress.formats.onnx_file import verify
+
+    out = tmp_path / "g.onnx"
+    assert cli("export", files["pruned-element"], "-o", out, "--format", "onnx", "-q").exit_code == 0
+    model = onnx.load(str(out))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["format"] == "gancompress-onnx" and re.fullmatch(r"sha256:[0-9a-f]{64}", props["digest"])
+    verify(out)
+    init = max(model.graph.initializer, key=lambda t: len(numpy_helper.to_array(t).reshape(-1)))
+    values = numpy_helper.to_array(init).copy()
+    values.reshape(-1)[3] += 1.0
+    init.CopyFrom(numpy_helper.from_array(values, init.name))
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(InputError, match="digest"):
+        verify(tmp_path / "bad.onnx")
