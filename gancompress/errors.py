@@ -30,6 +30,12 @@ class NonFiniteLoss(GanCompressError):
     exit_code = 1
 
 
+class Interrupted(GanCompressError):
+    """The caller's ``should_stop`` ended a run (the CLI: Ctrl-C or SIGTERM): exit code 130, like a shell's SIGINT."""
+
+    exit_code = 130
+
+
 class UserCodeError(InputError):
     """The user's own code (``--arch module:Callable``) raised: exit code 2, with its message."""
 

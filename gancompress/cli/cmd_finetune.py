@@ -10,7 +10,8 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
 from .stdio import emit_written, source_from_stdin
-from .output import human_console, notice, print_json, progress_callback
+from . import progress as cli_progress
+from .output import human_console, notice, print_json
 
 Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits (needed by every method that uses D). Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="The recovered checkpoint (.safetensors; default <stem>.ft.safetensors beside the input); log, samples and resume state go beside it.")]
@@ -70,26 +71,35 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
 
     Example (data-parallel, 4 processes; --batch-size is the global batch): torchrun --nproc_per_node 4 -m gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors
     """
-    from ..finetune import FinetuneConfig, run_finetune
+    from ..finetune.config import (DataConfig, FinetuneConfig, LossWeights, PruneSchedule, Rates, RecoveryConfig,
+                                   RunConfig)
+    from ..finetune import run_finetune
     from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
+    from ..loading import LoadOptions
+    from ..prune import PruneConfig
 
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
+    recovery = RecoveryConfig(
+        method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
+        student_mode=student_mode, perceptual_weights=perceptual_weights,
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
+        rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
+    prune = (PruneConfig(sparsity, granularity=granularity, prune_first_last=prune_first_last, coupled=coupled)
+             if sparsity is not None else None)
     config = FinetuneConfig(
-        source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
-        method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
-        prune_first_last=prune_first_last, coupled=coupled,
-        freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
-        device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
-        resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
-        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise)
-    if not is_main_process():  # torchrun: only rank 0 reports
-        run_finetune(config)
-        return
-    with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
-        result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
+        load=LoadOptions(source, trust_pickle=trust_pickle, direction=direction),
+        run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
+                      save_every=save_every, resume=resume, force=force),
+        recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
+        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise))
+    with cli_progress.stop_signals() as should_stop:
+        if not is_main_process():  # torchrun: only rank 0 reports
+            run_finetune(config, should_stop=should_stop)
+            return
+        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info)) as bars:
+            result = run_finetune(config, on_event=bars, should_stop=should_stop)
     for note in result.notes:
         notice(f"note: {note}", quiet=quiet or json_out)
     if json_out:
