@@ -105,26 +105,31 @@ def _download_hf(repo: str, revision: str | None, path: str | None, *, source: s
 
         disable_progress_bars()
     hf_logging.set_verbosity_error()  # its retry notices are not ours to print: one error line is
+    if path:
+        def fetch(local_only: bool) -> str:
+            return hf.hf_hub_download(repo, path, revision=revision, local_files_only=local_only)
+    else:
+        def fetch(local_only: bool) -> str:
+            return hf.snapshot_download(repo, revision=revision, local_files_only=local_only,
+                                        allow_patterns=["*.json", *(f"*{s}" for s in CHECKPOINT_SUFFIXES)])
     try:
-        if path:
-            return _hf_file(hf, repo, path, revision, source)
-        return Path(hf.snapshot_download(repo, revision=revision, allow_patterns=["*.json", *(f"*{s}" for s in CHECKPOINT_SUFFIXES)]))
+        return _cached_or_online(fetch, source)
     except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled, OSError, ValueError) as exc:
         raise _hf_error(source, exc) from None
 
 
-def _hf_file(hf, repo: str, path: str, revision: str | None, source: str) -> Path:
-    """A cached copy when there is one; otherwise the Hub must answer a quick probe before the download
+def _cached_or_online(fetch, source: str) -> Path:
+    """The cached copy when there is one; otherwise the Hub must answer a quick probe before the download
     (huggingface_hub retries a refused connection for about 25 s)."""
-    try:
-        return Path(hf.hf_hub_download(repo, path, revision=revision, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached (or the cache is unusable): go online
-        pass
     from huggingface_hub import constants
 
+    try:
+        return Path(fetch(True))
+    except Exception:  # noqa: BLE001 - not cached (or the cache is unusable): go online
+        pass
     if not constants.HF_HUB_OFFLINE:
         _probe_endpoint(constants.ENDPOINT, source)
-    return Path(hf.hf_hub_download(repo, path, revision=revision))
+    return Path(fetch(False))
 
 
 def _probe_endpoint(endpoint: str, source: str, timeout: float = HUB_PROBE_TIMEOUT) -> None:
