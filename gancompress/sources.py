@@ -119,34 +119,37 @@ def _download_hf(repo: str, revision: str | None, path: str | None, *, source: s
 
 
 def _cached_or_online(fetch, source: str) -> Path:
-    """The cached copy when there is one; otherwise the Hub must answer a quick probe before the download
-    (huggingface_hub retries a refused connection for about 25 s)."""
+    """Online when the Hub answers a quick connection probe (huggingface_hub would retry a refused
+    connection for about 25 s); otherwise the cached copy, or one line saying neither is there."""
     from huggingface_hub import constants
 
+    if constants.HF_HUB_OFFLINE:
+        return Path(fetch(True))
+    unreachable = _probe_endpoint(constants.ENDPOINT)
+    if unreachable is None:
+        return Path(fetch(False))
     try:
         return Path(fetch(True))
-    except Exception:  # noqa: BLE001 - not cached (or the cache is unusable): go online
-        pass
-    if not constants.HF_HUB_OFFLINE:
-        _probe_endpoint(constants.ENDPOINT, source)
-    return Path(fetch(False))
+    except Exception:  # noqa: BLE001 - not cached either: the network is the problem to report
+        raise InputError(f"{source}: the Hub at {constants.ENDPOINT} cannot be reached ({unreachable}) and the file is not "
+                         "in the local cache; check the network, or download it once while online") from None
 
 
-def _probe_endpoint(endpoint: str, source: str, timeout: float = HUB_PROBE_TIMEOUT) -> None:
-    """One TCP connection to the Hub's host within ``timeout`` seconds (skipped behind a proxy)."""
+def _probe_endpoint(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
+    """Why one TCP connection to the Hub's host fails within ``timeout`` seconds; None when it opens
+    (or behind a proxy, where only the proxy can tell)."""
     import socket
     from urllib.parse import urlsplit
 
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
-        return
+        return None
     url = urlsplit(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return
+            return None
     except OSError as exc:
-        raise InputError(f"{source}: the Hub at {endpoint} cannot be reached ({exc.strerror or type(exc).__name__}) and the "
-                         "file is not in the local cache; check the network, or download it once while online") from None
+        return exc.strerror or type(exc).__name__
 
 
 def checkpoint_files(directory: Path) -> list[Path]:

@@ -66,7 +66,7 @@ def test_every_file_we_write_records_a_sha256_digest(files):
 def test_a_flipped_byte_in_any_tensor_is_refused(files, tmp_path):
     """Every tensor of every kind of file: one changed byte and the file no longer loads."""
     checked = 0
-    for key, path in files.items():
+    for path in files.values():
         header, _ = read_raw(path)
         for name, info in header.items():
             if name == "__metadata__" or info["data_offsets"][0] == info["data_offsets"][1]:
