@@ -180,7 +180,9 @@ def test_non_regular_sources_are_refused_without_reading_them(tmp_path):
     cases = [["inspect", str(p)] for p in (fifo, "/dev/zero", "/dev/null", folder, link, tmp_path / "s.pt")]
     cases += [["prune", str(fifo), "-s", "0.5", "-o", str(tmp_path / "p.safetensors")],
               ["export", "/dev/zero", "-o", str(tmp_path / "e.safetensors")],
-              ["finetune", "/dev/zero", "--method", "distill", "--steps", "1", "-o", str(tmp_path / "f.safetensors")]]
+              ["finetune", "/dev/zero", "--method", "distill", "--steps", "1", "-o", str(tmp_path / "f.safetensors")],
+              ["evaluate", "builtin:digits-dcgan", "--real", "builtin:digits", "--fid", "--extractor", "inception",
+               "--inception-weights", str(fifo), "-n", "8"]]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-c", script, json.dumps(cases)], capture_output=True, text=True, env=env,
                        timeout=180, cwd=ROOT)
