@@ -224,11 +224,69 @@ def _looks_like_torch_file(path: Path) -> bool:
     return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
+_ITEM_BYTES = {"Double": 8, "Long": 8, "ComplexDouble": 16, "ComplexFloat": 8, "Float": 4, "Int": 4, "Half": 2,
+               "BFloat16": 2, "Short": 2, "Char": 1, "Byte": 1, "Bool": 1, "Untyped": 1}
+
+
+class _Stub:
+    """Stands in for every object of a scanned pickle: nothing is imported, nothing runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageScan(pickle.Unpickler):
+    """Reads the declared size of every storage of a legacy (pre-zip) torch pickle without loading it."""
+
+    def __init__(self, fh: Any) -> None:
+        super().__init__(fh)
+        self.declared = 0
+
+    def find_class(self, module: str, name: str) -> Any:
+        return type(name, (_Stub,), {})
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[4], int):
+            kind = getattr(pid[1], "__name__", "Untyped").removesuffix("Storage")
+            self.declared += max(pid[4], 0) * _ITEM_BYTES.get(kind, 8)
+        return _Stub()
+
+
+def _check_legacy_sizes(path: Path, size: int) -> None:
+    """A legacy torch pickle's storages must fit its bytes: torch allocates each declared storage before
+    reading it, so a small file claiming gigabytes is refused first."""
+    try:
+        with open(path, "rb") as fh:
+            scans = [_StorageScan(fh) for _ in range(4)]  # magic, protocol, sys_info, then the object
+            for scan in scans:
+                scan.load()
+    except Exception:  # noqa: BLE001 - not a legacy torch pickle after all: torch.load reports it
+        return
+    declared = scans[-1].declared
+    if declared > size + (1 << 20):
+        raise InputError(f"{path}: its storages declare {declared / 2**20:,.0f} MiB in a {size / 2**20:,.1f} MiB file; "
+                         "the file is damaged or hostile, re-save the checkpoint")
+
+
 def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
     import torch
 
     if not _looks_like_torch_file(path):
         raise InputError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save archive nor a pickle); check the file")
+    if not zipfile.is_zipfile(path):
+        _check_legacy_sizes(path, path.stat().st_size)
 
     try:
         return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))

@@ -359,3 +359,20 @@ def test_header_length_beyond_the_file(tmp_path, ckpt):
     first = next(k for k in header if k != "__metadata__")
     header[first]["data_offsets"] = [0, 2 ** 40]
     one_error_line(cli("inspect", write_raw(tmp_path / "o.safetensors", header, data)))
+
+
+def test_legacy_pickle_storages_must_fit_the_file(tmp_path):
+    """A pre-zip ``torch.save`` file: torch allocates each declared storage before reading it."""
+    import re
+    import struct
+
+    good = tmp_path / "g.pt"
+    torch.save(tiny_checkpoint_state(), good, _use_new_zipfile_serialization=False)
+    assert cli("inspect", good).exit_code == 0
+    blob = good.read_bytes()
+    m = re.search(rb"X\x03\x00\x00\x00cpu(q.|r....)(K.|M..|J....)", blob, re.S)
+    assert m is not None, "no storage record found"
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(blob[:m.start(2)] + b"J" + struct.pack("<i", 2 ** 31 - 1) + blob[m.end(2):])
+    line = one_error_line(cli("inspect", bad))
+    assert "bad.pt" in line and "MiB" in line
