@@ -33,7 +33,8 @@ def generator_info(bundle: GanBundle) -> GeneratorInfo:
         shape, kind = tuple(arch.input_shape(kwargs)), arch.input_kind
         shape = tuple(getattr(bundle.generator, "input_shape", shape))
     out = _output_shape(bundle.generator, tuple(shape))
-    value_range = tuple(getattr(bundle.generator, "output_range", (-1.0, 1.0)))
+    declared = arch.output_range if arch is not None and arch.name != "custom" else (-1.0, 1.0)
+    value_range = tuple(getattr(bundle.generator, "output_range", declared))
     return GeneratorInfo(kind, tuple(shape), out, value_range)  # type: ignore[arg-type]
 
 
@@ -53,3 +54,12 @@ def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.d
     """Fixed latents for ``seed``: drawn on the CPU so every device sees the same z."""
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, *input_shape, generator=g).to(device)
+
+
+def set_truncation(generator: nn.Module, psi: float, source: str = "the generator") -> None:
+    """Sample ``generator`` with truncation ``psi`` (StyleGAN2's ``w_avg + psi (w - w_avg)``)."""
+    setter = getattr(generator, "set_truncation", None)
+    if setter is None:
+        raise InputError(f"--truncation needs a generator with a mapping network (StyleGAN2); {source} has none: "
+                         "leave --truncation out")
+    setter(psi)

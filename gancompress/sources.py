@@ -6,6 +6,7 @@ Python objects without ever running pickled code unless ``trust_pickle`` is set.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -194,7 +195,25 @@ def read_file(path: Path, *, trust_pickle: bool = False) -> RawFile:
     names = _zip_names(path, size)
     if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         return _read_torchscript(path)
+    _refuse_nvidia_pickle(path)
     return _read_torch(path, trust_pickle=trust_pickle)
+
+
+# module names that only NVIDIA's StyleGAN pickles reference (TensorFlow dnnlib, stylegan2-ada-pytorch)
+_NVIDIA_MODULES = (b"dnnlib", b"torch_utils.persistence")
+
+
+def _refuse_nvidia_pickle(path: Path) -> None:
+    """NVIDIA's StyleGAN ``.pkl`` files carry their network code: never unpickled, even when trusted."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:1] != b"\x80" or not any(name in head for name in _NVIDIA_MODULES):
+        return
+    raise InputError(
+        f"{path}: an NVIDIA StyleGAN pickle, which contains code and is never unpickled here; convert it to "
+        "the PyTorch layout with rosinality/stylegan2-pytorch's converter (`python convert_weight.py --repo "
+        "PATH_TO_NVIDIA_stylegan2 --gen --disc FILE.pkl`, see README 'StyleGAN2') and pass the .pt it writes"
+    )
 
 
 def _read_torchscript(path: Path) -> RawFile:
@@ -289,7 +308,10 @@ def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
         _check_legacy_sizes(path, path.stat().st_size)
 
     try:
-        return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))
+        # argparse.Namespace only holds values (training scripts such as StyleGAN2's train.py save
+        # their options in one); allowing it lets their checkpoints load without running code
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "weights_only" in str(exc):
             raise InputError(

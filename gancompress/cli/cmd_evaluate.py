@@ -32,6 +32,7 @@ NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated 
 Latency = Annotated[bool, typer.Option("--latency", help="Measure median batch-1 latency and throughput at --batch-size.")]
 MaxFid = Annotated[Optional[float], typer.Option("--max-fid", help="Gate: fail (exit 3) when the model's FID is above X.")]
 MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", help="Gate: fail when FID rises more than PCT percent over the first --reference.")]
+Truncation = Annotated[float, typer.Option("--truncation", help="StyleGAN2: sample with truncation psi in [0, 1] (FID is measured at this psi; 1 = none).")]
 MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", help="Gate: fail when PSNR to the dense model is below X dB.")]
 
 
@@ -50,6 +51,7 @@ def evaluate(
     out: Out = None,
     markdown: Markdown = None,
     pairs: Pairs = None, inputs: PairInputs = None, direction: Direction = "AtoB",
+    truncation: Truncation = 1.0,
     max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
     force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
 ) -> None:
@@ -71,7 +73,7 @@ def evaluate(
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
-        pairs=pairs, inputs=inputs, direction=direction,
+        pairs=pairs, inputs=inputs, direction=direction, truncation=truncation,
     )
     _check_markdown(markdown, config)
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
@@ -168,6 +170,8 @@ def _print(report: Any) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 200)
     console.print(_table(report))
+    if report.settings.get("truncation", 1.0) != 1.0:
+        console.print(f"samples and metrics at truncation psi {report.settings['truncation']:g}")
     for note in report.notes:
         console.print(f"note: {escape(note)}")
     for gate in report.gates:

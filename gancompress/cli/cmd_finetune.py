@@ -39,7 +39,7 @@ PruneFL = Annotated[bool, typer.Option("--prune-first-last", help="Also prune th
 Coupled = Annotated[bool, typer.Option("--coupled", help="With --sparsity and --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 Freeze = Annotated[bool, typer.Option("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
-R1 = Annotated[float, typer.Option("--r1-gamma", help="R1 penalty on D (0: off).")]
+R1 = Annotated[Optional[float], typer.Option("--r1-gamma", help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
 Amp = Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (no effect on the CPU).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
@@ -56,7 +56,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
              prune_first_last: PruneFL = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
-             r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             r1_gamma: R1 = None, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,

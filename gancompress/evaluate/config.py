@@ -40,9 +40,12 @@ class EvaluateConfig:
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
     load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
+    truncation: float = 1.0  # StyleGAN2's psi: samples (and FID) at w_avg + psi * (w - w_avg)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
+        if not 0.0 <= self.truncation <= 1.0:
+            raise InputError(f"--truncation {self.truncation}: psi must be in [0, 1] (1 = no truncation)")
         if not self.sources:
             raise InputError("give the SOURCE to evaluate (and --reference models to compare with)")
         _positive("--num-samples", self.num_samples, 2 if self.wants_distribution else 1)

@@ -30,13 +30,15 @@ def _label(source: str, role: str) -> str:
 
 
 def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
-    from ..generation import generator_info
+    from ..generation import generator_info, set_truncation
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
     bundle = load_bundle(options.for_source(source))
     bundle.generator.eval().to(device)
+    if config.truncation != 1.0:
+        set_truncation(bundle.generator, config.truncation, source)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
 
@@ -65,13 +67,15 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
 
 
 def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """The same seeded inputs for every model: latents, or random images for image-to-image models."""
+    """The same seeded inputs for every model: latents, or random images (in the model's value range)
+    for image-to-image models."""
     from ..generation import noise
 
     if info.input_kind == "noise":
         data = noise(n, info.input_shape, seed, device="cpu")
     else:
-        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        lo, hi = info.output_range
+        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * (hi - lo) + lo
     for start in range(0, n, batch_size):
         yield data[start:start + batch_size].to(device)
 

@@ -307,6 +307,7 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 
 def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
     return {"num_samples": config.num_samples, "batch_size": config.batch_size, "seed": config.seed,
+            "truncation": config.truncation,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
             "real": plan.real_spec, "real_count": plan.real.count if plan.real else None,
             "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config, m)],
