@@ -141,6 +141,9 @@ def check_weights_file(path: Path) -> Path:
     that is not a plain state dict before it gets there (a pickle could run code)."""
     import pickle
 
+    from ..sources import check_regular
+
+    check_regular(Path(path))  # a FIFO or device is refused, never opened
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

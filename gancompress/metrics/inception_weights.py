@@ -52,6 +52,10 @@ def find_inception_weights(explicit: str | None = None, *, download: bool = True
     """The weights file; downloaded into the hub cache on first use unless offline or ``download=False``."""
     candidates = inception_candidates(explicit)
     for what, path in candidates[:-1]:
+        if path.exists():
+            from ..sources import check_regular
+
+            check_regular(path)  # a FIFO or device is refused, never opened
         if not path.is_file():
             raise InputError(f"{what} {path}: no such file; it must be torch-fidelity's {INCEPTION_FILE}")
         return path
