@@ -45,10 +45,10 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
 
 def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
     """Dense multiply-accumulates for one sample (flop_counter's FLOPs / 2)."""
-    from .metrics.cost import flop_counts
+    from .metrics.cost import count_macs
 
-    counted = flop_counts(model, input_shape)
-    return None if counted is None else counted[0] // 2
+    counted = count_macs(model, input_shape)
+    return None if counted is None else counted.dense
 
 
 def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:

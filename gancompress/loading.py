@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, detect, load_into
+from .archs import ARCHITECTURES, ArchSpec, detect, load_into, parse_spec
 from .archs.base import build_detected
 from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
@@ -51,8 +51,10 @@ class LoadOptions:
         if self.direction not in ("AtoB", "BtoA"):
             raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
-            if target is not None and (not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":"))):
-                raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
+            if target is not None:
+                from .archs.custom import check_arch_target
+
+                check_arch_target(target, option)
             if kwargs is not None and target is None:
                 raise InputError(f"{option}-kwargs needs {option} module:Callable")
             if kwargs is not None and not isinstance(kwargs, dict):
@@ -243,7 +245,7 @@ def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source
     for key, option, given in (("g_arch", "--arch", options.arch), ("d_arch", "--d-arch", options.d_arch)):
         if key not in metadata:
             continue
-        spec = ArchSpec.from_json(metadata[key])
+        spec = parse_spec(metadata[key], source, key)
         target = spec.kwargs.get("target") if spec.name == "custom" else None
         if target and given != target:
             raise InputError(
@@ -330,6 +332,10 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
         raise InputError("no SOURCE given: name a checkpoint file, a directory, hf://OWNER/REPO or builtin:NAME")
     source = str(options.source)
     path = resolve(source)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from .formats.onnx import load_onnx_bundle
+
+        return load_onnx_bundle(path, source), None
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
@@ -351,8 +357,10 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
     from .formats.export_file import build_exported, read_export
 
+    from .formats.precision import run_in_weight_dtype
+
     exported = read_export(path)
-    module = build_exported(exported, source, options.arch)
+    module = run_in_weight_dtype(build_exported(exported, source, options.arch))
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 

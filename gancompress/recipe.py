@@ -85,8 +85,9 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
     """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
     from .evaluate import EvaluateConfig, evaluate
 
-    sources = [str(model_path)] if str(model_path) == dense_source else [str(model_path), dense_source]
-    report = evaluate(EvaluateConfig(sources, fid=True, num_samples=num_samples, seed=seed, device=device))
+    references = [] if str(model_path) == dense_source else [dense_source]
+    report = evaluate(EvaluateConfig([str(model_path)], references=references, fid=True, num_samples=num_samples,
+                                     seed=seed, device=device))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,

@@ -81,7 +81,7 @@ def test_max_fid_increase_gate(models):
     worse = run(models["flat"], "--reference", models["a"], "--fid", "--max-fid-increase", "5", "--json", *FAST)
     line = gate_error(worse)
     doc = json.loads(worse.stdout)
-    pct = doc["deltas"][models["flat"]]["fid"]["pct"]
+    pct = doc["deltas"]["flat"]["fid"]["pct"]  # keyed by label
     assert pct > 5 and f"{pct:+.2f}%" in line and "--max-fid-increase 5" in line
 
 
@@ -169,11 +169,11 @@ def test_teacher_from_checkpoint_metadata_is_the_dense_model(models, tmp_path):
 
 
 def test_default_names_stay_distinct_as_labels():
-    from gancompress.evaluate.models import _label
+    from gancompress.evaluate.models import default_labels
 
     names = ["/runs/digits-dcgan-very-long-experiment-name.block90.safetensors",
              "/runs/digits-dcgan-very-long-experiment-name.block90.ft.safetensors",
              "/runs/digits-dcgan-very-long-experiment-name.block90.ft.sparse.safetensors"]
-    labels = [_label(n, "model") for n in names]
-    assert len(set(labels)) == 3 and all(len(l) <= 32 for l in labels), labels
-    assert labels[1].endswith("block90.ft") and _label("/a/m.block50.safetensors", "reference") == "m.block50 (reference)"
+    labels = default_labels(names)  # never cut (issue 18): the full file name without .safetensors
+    assert labels == [n.rsplit("/", 1)[1].removesuffix(".safetensors") for n in names]
+    assert default_labels(["/a/m.block50.safetensors", "/b/m.block50.safetensors"]) == ["a/m.block50", "b/m.block50"]

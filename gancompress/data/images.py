@@ -5,8 +5,10 @@ Images come back as one float32 tensor (N, C, H, W) scaled to the generator's ou
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -37,23 +39,37 @@ def image_files(folder: Path, what: str = "--data") -> list[Path]:
     return files
 
 
+@contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """A PIL image whose header was checked before any pixel is decoded: an image that claims more
+    pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb), a truncated or unreadable file,
+    are an :class:`InputError` naming the file. Decoding errors inside the block are reported the same way."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb); "
+                         "remove it from the data folder or shrink it") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+
+
 def read_image(path: Path, channels: int | None = None) -> torch.Tensor:
-    """One image as ``uint8`` ``(C, H, W)``; alpha and palettes resolved.
+    """One image as ``uint8`` ``(C, H, W)``; alpha and palettes resolved; checked by :func:`open_image`.
 
     ``channels`` 1 or 3 converts with PIL (``"L"``: ITU-R 601 luma, or ``"RGB"``); ``None`` keeps
     the file's own count: 1 for grayscale modes, else 3.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if channels is None:
-                channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-            im = im.convert("L" if channels == 1 else "RGB")
-            h, w = im.height, im.width
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+    with open_image(path) as im:
+        if channels is None:
+            channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+        im = im.convert("L" if channels == 1 else "RGB")
+        h, w = im.height, im.width
+        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     return data.view(h, w, channels).permute(2, 0, 1).contiguous()
 
 

@@ -44,6 +44,9 @@ SUFFIXES = {
     "blocks": ("shape", "compressed", "block_mask"),
     "nm": ("shape", "compressed", "indices"),
 }
+MAX_EXPANSION = 64  # decoded bytes per file byte a reader accepts (90% filter pruning: ~10x; 99% element: ~14x)
+EXPANSION_FLOOR = 16 << 20  # plus this much, so tiny files with small dense tensors always load
+ITEM_SIZES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 HEADER_COST = 96  # approximate safetensors header bytes per stored array (used to rank encodings)
 BLOCKS = ((4, 4), (8, 8), (2, 2), (1, 4), (4, 1), (1, 8), (8, 1), (16, 16))
 NM = ((2, 4), (1, 4), (4, 8))
@@ -173,7 +176,9 @@ def encode_bitmask(a: np.ndarray) -> Encoded:
     mask = nonzero(v)
     counts = mask.sum(1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    arrays = {"shape": _shape_array(a), "compressed": v[mask],
+    # ``shape`` holds the 2-D view's shape, as compressed-tensors' decoder expects (the tensor's own
+    # shape is in the file's table); files that stored the full shape still read
+    arrays = {"shape": np.asarray(v.shape, dtype=np.int64), "compressed": v[mask],
               "bitmask": np.packbits(mask, axis=-1, bitorder="little"), "row_offsets": offsets}
     return Encoded("bitmask", arrays)
 
@@ -226,19 +231,44 @@ def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
 # ----------------------------------------------------------------------------- decoders
 
 
+def check_declared_sizes(table: dict[str, dict[str, Any]], dense_bytes: int, file_bytes: int, source: str) -> int:
+    """The dense bytes the table declares (checked to be sane sizes), refused above
+    ``MAX_EXPANSION`` x the file's size: before anything is decoded or allocated."""
+    total = dense_bytes
+    for name, info in table.items():
+        shape, dtype = info.get("shape"), info.get("dtype")
+        _expect(isinstance(shape, list) and len(shape) <= 8
+                and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape),
+                name, f"recorded shape {shape!r} is not a list of sizes")
+        _expect(dtype in ITEM_SIZES, name, f"recorded dtype {dtype!r} is not one of {', '.join(ITEM_SIZES)}")
+        total += math.prod(shape) * ITEM_SIZES[dtype]
+    if total > MAX_EXPANSION * file_bytes + EXPANSION_FLOOR:
+        raise InputError(f"{source}: its tensors table declares {total / 2**20:,.1f} MiB of weights in a "
+                         f"{file_bytes / 2**20:,.1f} MiB file (more than {MAX_EXPANSION}x); the file is damaged or "
+                         "hostile, export it again")
+    return total
+
+
 def _expect(cond: bool, name: str, what: str) -> None:
     if not cond:
         raise damaged(name, what)
 
 
-def _check_shape(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+def _check_shape(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray],
+                 view: Callable[[list[int]], list[int]] | None = None) -> tuple[int, ...]:
+    """The recorded shape, which ``<name>.shape`` must repeat (or give as ``view``, the 2-D view's shape)."""
     shape = info.get("shape")
     _expect(isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape) and len(shape) <= 8,
             name, f"recorded shape {shape!r} is not a list of sizes")
     stored = arrays["shape"]
-    _expect(stored.ndim == 1 and stored.dtype.kind in "iu" and stored.tolist() == shape, name,
+    allowed = [shape] if view is None else [shape, view(shape)]
+    _expect(stored.ndim == 1 and stored.dtype.kind in "iu" and stored.tolist() in allowed, name,
             f"{name}.shape {stored.tolist()} does not match the recorded shape {shape}")
     return tuple(shape)
+
+
+def _view2d_shape(shape: list[int]) -> list[int]:
+    return list(_rows_cols(tuple(shape), 0))
 
 
 def _check_axis(name: str, info: dict[str, Any], shape: tuple[int, ...]) -> int:
@@ -262,7 +292,7 @@ def _unpack(name: str, packed: np.ndarray, count: int, what: str) -> np.ndarray:
 
 
 def decode_bitmask(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
-    shape = _check_shape(name, info, arrays)
+    shape = _check_shape(name, info, arrays, _view2d_shape)
     rows, cols = _rows_cols(shape, 0)
     bitmask, values, offsets = arrays["bitmask"], arrays["compressed"], arrays["row_offsets"]
     _expect(bitmask.dtype == np.uint8 and bitmask.shape == (rows, _ceil8(cols)), name,
