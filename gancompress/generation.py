@@ -33,7 +33,8 @@ def generator_info(bundle: GanBundle) -> GeneratorInfo:
         shape, kind = tuple(arch.input_shape(kwargs)), arch.input_kind
         shape = tuple(getattr(bundle.generator, "input_shape", shape))
     out = _output_shape(bundle.generator, tuple(shape))
-    value_range = tuple(getattr(bundle.generator, "output_range", (-1.0, 1.0)))
+    declared = arch.output_range if arch is not None and arch.name != "custom" else (-1.0, 1.0)
+    value_range = tuple(getattr(bundle.generator, "output_range", declared))
     return GeneratorInfo(kind, tuple(shape), out, value_range)  # type: ignore[arg-type]
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from .archs import ArchSpec
 from .checkpoint import GanBundle
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
@@ -98,6 +99,7 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
         g_in, g_out, kind = None, None, None
     report: dict[str, Any] = {
         "source": bundle.source,
+        "role": "generator",
         "file_size": _size_on_disk(path),
         "generator": {"architecture": bundle.arch_name, "kwargs": bundle.g_spec.kwargs if bundle.g_spec else None,
                       "input_kind": kind, "input_shape": list(g_in) if g_in else None,
@@ -114,3 +116,25 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
                                    "kwargs": bundle.d_spec.kwargs if bundle.d_spec else None,
                                    **network_summary(bundle.discriminator, d_in)}
     return report
+
+
+def inspect_discriminator_only(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor], source: str,
+                               path: Path | None = None) -> dict[str, Any]:
+    """The report for a file that holds a recognised discriminator and no generator."""
+    from .archs import ARCHITECTURES, build, load_into
+    from .archs.base import prepare
+
+    arch = ARCHITECTURES.get(spec.name)
+    module = load_into(build(spec), prepare(arch, state_dict), f"discriminator {spec.name}").eval()
+    d_in = tuple(arch.probe_shape(spec.kwargs)) if arch.probe_shape else None
+    return {
+        "source": source,
+        "role": "discriminator",
+        "file_size": _size_on_disk(path),
+        "generator": None,
+        "discriminator": {"architecture": spec.name, "kwargs": spec.kwargs, "d_output": arch.d_output,
+                          "input_shape": list(d_in) if d_in else None, **network_summary(module, d_in)},
+        "has_discriminator": True,
+        "masks": 0,
+        "pruning": None,
+    }

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
-from .archs.base import matches, prepare
+from .archs.base import prepare
+from .archs.probe import discriminator_probes, output_shape_of, try_architecture
 from .checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
@@ -44,6 +45,17 @@ class LoadOptions:
             raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
         if self.arch_kwargs is not None and self.arch is None:
             raise InputError("--arch-kwargs needs --arch module:Callable")
+
+
+class DiscriminatorOnly(InputError):
+    """SOURCE holds a recognised discriminator and no generator (``inspect`` can still show it)."""
+
+    def __init__(self, spec: ArchSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
+        super().__init__(
+            f"this is a discriminator ({spec.name}, {len(state_dict)} keys), not a generator; give the generator too "
+            "(its checkpoint, or a directory holding both files)"
+        )
+        self.spec, self.state_dict = spec, state_dict
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -117,15 +129,19 @@ def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict 
         raise InputError("--arch is for state dicts; this checkpoint already holds a whole module")
     load_into(module, sd, f"--arch {options.arch}")
     bundle = GanBundle(module.eval(), ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+    g_in = getattr(module, "input_shape", None)
+    g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
+    probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
     return bundle
 
 
-def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any]) -> None:
+def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[tuple[int, ...]] | None) -> None:
+    """The first state dict that is a known discriminator able to judge the generator's output."""
     for _, sd in sorted(rest.items(), key=lambda kv: -_hint_rank(kv[0])):
         if isinstance(sd, Mapping):
             try:
-                spec = detect(sd, "discriminator")
+                spec = detect(sd, "discriminator", probes)
             except InputError:
                 continue
             module = build(spec)
@@ -139,30 +155,46 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     if modules:
         name, module = sorted(modules, key=lambda kv: _hint_rank(kv[0]))[0]
         return GanBundle(module.eval(), None)
-    generators: list[tuple[int, str, ArchSpec, Mapping]] = []
+    generators: list[tuple[int, str, ArchSpec, Mapping, tuple[int, ...] | None]] = []
     for name, sd in found.items():
-        spec = _generator_spec(sd)
-        if spec is not None:
-            generators.append((_hint_rank(name), name, spec, sd))
+        match = _generator_match(sd)
+        if match is not None:
+            generators.append((_hint_rank(name), name, *match))
     if not generators:
-        sd = max(found.values(), key=len)
-        detect(sd, "generator")  # raises, naming the closest candidates
-    _, name, spec, sd = sorted(generators, key=lambda g: g[0])[0]
+        _raise_without_generator(found)
+    _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
     module = build(spec)
     load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
     bundle = GanBundle(module.eval(), spec)
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+    arch = ARCHITECTURES.get(spec.name)
+    probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
     return bundle
 
 
-def _generator_spec(sd: Any) -> ArchSpec | None:
+def _raise_without_generator(found: dict[str, Any]) -> None:
+    """No generator: discriminators alone are named as such; anything else gets detect()'s report."""
+    dicts = [v for v in found.values() if isinstance(v, Mapping)]
+    specs = []
+    for sd in dicts:
+        try:
+            specs.append((detect(sd, "discriminator"), sd))
+        except InputError:
+            break
+    if specs and len(specs) == len(dicts):
+        raise DiscriminatorOnly(*specs[0])
+    detect(max(dicts, key=len), "generator")  # raises, saying what was tried
+
+
+def _generator_match(sd: Any) -> tuple[ArchSpec, Mapping, tuple[int, ...] | None] | None:
+    """(spec, state dict, per-sample output shape) of the built-in generator ``sd`` is, or None."""
     if not isinstance(sd, Mapping):
         return None
     for _, arch in ARCHITECTURES.items():
-        if arch.role == "generator":
-            spec = matches(arch, sd)
-            if spec is not None:
-                return spec
+        if arch.role == "generator" and arch.detectable:
+            trial = try_architecture(arch, sd)
+            if trial.spec is not None:
+                return trial.spec, sd, trial.output_shape
     return None
 
 
@@ -221,8 +253,9 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
         if _cycle_role(name) == "g_b":
             if isinstance(sd, nn.Module):
                 return sd.eval()
-            spec = _generator_spec(sd)
-            if spec is not None:
+            match = _generator_match(sd)
+            if match is not None:
+                spec = match[0]
                 module = build(spec)
                 load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
                 return module.eval()

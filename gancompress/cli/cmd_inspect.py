@@ -19,15 +19,17 @@ def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: Trus
 
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress inspect
     """
-    from ..inspection import inspect_bundle
-    from ..loading import load_bundle
+    from ..inspection import inspect_bundle, inspect_discriminator_only
+    from ..loading import DiscriminatorOnly, load_bundle
     from ..sources import resolve
 
     source = source_from_stdin(source)
     options = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                            d_arch_kwargs=d_arch_kwargs)
-    bundle = load_bundle(source, options)
-    report = inspect_bundle(bundle, resolve(source))
+    try:
+        report = inspect_bundle(load_bundle(source, options), resolve(source))
+    except DiscriminatorOnly as only:
+        report = inspect_discriminator_only(only.spec, only.state_dict, source, resolve(source))
     if json_out:
         print_json(report)
     else:
@@ -50,5 +52,9 @@ def _print(report: dict[str, Any]) -> None:
         console.print(f"  parameters {_fmt(net['parameters'])}, nonzeros {_fmt(net['nonzeros'])} "
                       f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
     size = report["file_size"]
+    if report.get("role") == "discriminator":
+        console.print(f"file size {human_size(size) if size else '-'}; this file holds only a discriminator "
+                      "(no generator): to prune, finetune, evaluate or export, give the generator too")
+        return
     console.print(f"file size {human_size(size) if size else '-'}; discriminator "
                   f"{'present' if report['has_discriminator'] else 'absent (finetune needs one: pass --discriminator)'}")

@@ -372,6 +372,8 @@ def ensure_shrunk_arch(name: str) -> None:
         input_kind=base.input_kind if base else "noise",
         input_shape=lambda kw: tuple(kw["input_shape"]),
         loss=base.loss if base else "ns",
+        output_range=base.output_range if base else (-1.0, 1.0),
+        detectable=False,
         description=f"filter-pruned {name.split(':', 1)[1]} with the pruned channels removed",
     ))
 
