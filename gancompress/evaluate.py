@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +28,7 @@ import torch
 from .checkpoint import GanBundle
 from .errors import GanCompressError, GateFailed, InputError
 from .generation import GeneratorInfo
+from .loading import LoadOptions
 
 ProgressFn = Callable[[int, int, str], None]
 DIGITS_SHAPE = (1, 16, 16)
@@ -62,6 +63,7 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)
@@ -222,10 +224,11 @@ def _label(source: str, role: str) -> str:
 
 def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
     from .generation import generator_info
-    from .loading import LoadOptions, load_bundle
+    from .loading import load_bundle
     from .sources import resolve
 
-    bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction))
+    options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
+    bundle = load_bundle(source, options)
     bundle.generator.eval().to(device)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))

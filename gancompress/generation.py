@@ -17,35 +17,51 @@ class GeneratorInfo:
     input_shape: tuple[int, ...]     # per sample
     output_shape: tuple[int, ...]    # per sample (C, H, W)
     output_range: tuple[float, float]
+    num_classes: int | None = None   # class-conditional: forward(z, labels)
 
 
 def generator_info(bundle: GanBundle) -> GeneratorInfo:
-    """Describe ``bundle.generator`` (one dummy forward pass gives the output shape)."""
-    spec = bundle.g_spec
-    arch = ARCHITECTURES.get(spec.name) if spec is not None else None
-    if arch is None or arch.input_shape is None:
-        shape = getattr(bundle.generator, "input_shape", None)
-        if shape is None:
-            raise InputError("this generator does not say its input shape; give your module an `input_shape` attribute (per-sample tuple)")
-        kind = getattr(bundle.generator, "input_kind", "noise")
+    """Describe ``bundle.generator`` (one dummy forward pass gives the output shape).
+
+    Built-in architectures say what they eat; a user's module (``--arch``) says it with the
+    attributes of docs/custom_networks.md (see :mod:`gancompress.archs.contract`).
+    """
+    from .archs.contract import required
+
+    spec, g = bundle.g_spec, bundle.generator
+    arch = ARCHITECTURES.get(spec.name) if spec is not None and spec.name in ARCHITECTURES else None
+    if arch is None or arch.input_shape is None or arch.name == "custom":
+        target = spec.kwargs.get("target") if spec is not None and spec.name == "custom" else None
+        where = f"your generator {target}" if target else "this generator"
+        shape, kind = required(g, "input_shape", where), getattr(g, "input_kind", "noise")
+        declared = (-1.0, 1.0)
     else:
-        kwargs = spec.kwargs.get("kwargs", spec.kwargs) if spec.name == "custom" else spec.kwargs
-        shape, kind = tuple(arch.input_shape(kwargs)), arch.input_kind
-        shape = tuple(getattr(bundle.generator, "input_shape", shape))
-    out = _output_shape(bundle.generator, tuple(shape))
-    declared = arch.output_range if arch is not None and arch.name != "custom" else (-1.0, 1.0)
-    value_range = tuple(getattr(bundle.generator, "output_range", declared))
-    return GeneratorInfo(kind, tuple(shape), out, value_range)  # type: ignore[arg-type]
+        shape, kind = tuple(arch.input_shape(spec.kwargs)), getattr(g, "input_kind", arch.input_kind)
+        shape, declared = tuple(getattr(g, "input_shape", shape)), arch.output_range
+    classes = getattr(g, "num_classes", None)
+    out = _output_shape(g, tuple(shape), classes)
+    value_range = tuple(float(v) for v in getattr(g, "output_range", declared))
+    return GeneratorInfo(kind, tuple(shape), out, value_range, classes)  # type: ignore[arg-type]
+
+
+def run_generator(generator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``generator(x)``, or ``generator(x, labels)`` for a class-conditional one."""
+    return generator(x) if labels is None else generator(x, labels)
 
 
 @torch.no_grad()
-def _output_shape(generator: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _output_shape(generator: nn.Module, input_shape: tuple[int, ...], classes: int | None = None) -> tuple[int, ...]:
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = generator.training
     generator.eval()
     try:
-        return tuple(generator(torch.zeros(1, *input_shape, device=device)).shape[1:])
+        labels = torch.zeros(1, dtype=torch.long, device=device) if classes else None
+        out = run_generator(generator, torch.zeros(1, *input_shape, device=device), labels)
+        if out.dim() != 4:
+            raise InputError(f"the generator makes outputs of shape {tuple(out.shape[1:])} per sample, not images "
+                             "(C, H, W); give it an `output_shape` attribute, e.g. (1, 28, 28), to reshape a flat output")
+        return tuple(out.shape[1:])
     finally:
         generator.train(was_training)
 

@@ -31,20 +31,39 @@ _G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge"
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to read a SOURCE: pickle trust and an optional user architecture."""
+    """How to read a SOURCE: pickle trust and optional user architectures for G and D.
+
+    ``arch`` / ``d_arch`` name ``module.path:Callable``; importing that module runs its code, so
+    a checkpoint that records one is rebuilt only when the same name is passed again.
+    """
 
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
     direction: str = "AtoB"  # CycleGAN directories: AtoB loads G_A/D_A, BtoA loads G_B/D_B
+    d_arch: str | None = None
+    d_arch_kwargs: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
             raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
-            raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
-        if self.arch_kwargs is not None and self.arch is None:
-            raise InputError("--arch-kwargs needs --arch module:Callable")
+        for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
+            if target is not None and (not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":"))):
+                raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
+            if kwargs is not None and target is None:
+                raise InputError(f"{option}-kwargs needs {option} module:Callable")
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise InputError(f"{option}-kwargs must be a dict (a JSON object), got {type(kwargs).__name__}")
+
+    def custom_spec(self, role: str) -> ArchSpec | None:
+        """The recorded spec of the user's architecture for ``role``, None when not given."""
+        target, kwargs = (self.arch, self.arch_kwargs) if role == "generator" else (self.d_arch, self.d_arch_kwargs)
+        if target is None:
+            return None
+        fields: dict[str, Any] = {"target": target, "kwargs": dict(kwargs or {})}
+        if role == "discriminator":
+            fields["role"] = "discriminator"
+        return ArchSpec("custom", fields)
 
 
 class DiscriminatorOnly(InputError):
@@ -117,23 +136,73 @@ def _collect(raw_files: list[RawFile]) -> dict[str, Any]:
     return found
 
 
-def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> GanBundle:
-    from .archs.custom import build_custom
-
-    kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
-    module = build_custom(options.arch, kwargs)  # type: ignore[arg-type]
+def _custom_module(found: dict[str, Any], spec: ArchSpec, exclude: set[str]) -> tuple[str, nn.Module]:
+    """Build the user's network and load the state dict in ``found`` that shares most keys with it."""
+    module = build(spec)
+    option = "--d-arch" if spec.kwargs.get("role") == "discriminator" else "--arch"
     expected = set(module.state_dict())
-    ranked = sorted(found.items(), key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1, _hint_rank(kv[0])))
+    candidates = [(k, v) for k, v in found.items() if k not in exclude]
+    if not candidates:
+        raise InputError(f"{option} {spec.kwargs['target']}: the checkpoint holds no other state dict for it"
+                         + ("; give the discriminator's own file with --discriminator FILE" if option == "--d-arch" else ""))
+    ranked = sorted(candidates, key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1,
+                                                _hint_rank(kv[0]) * (1 if option == "--arch" else -1)))
     name, sd = ranked[0]
     if isinstance(sd, nn.Module):
-        raise InputError("--arch is for state dicts; this checkpoint already holds a whole module")
-    load_into(module, sd, f"--arch {options.arch}")
-    bundle = GanBundle(module.eval(), ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
-    g_in = getattr(module, "input_shape", None)
-    g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
-    probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
-    return bundle
+        raise InputError(f"{option} is for state dicts; this checkpoint already holds a whole module")
+    load_into(module, sd, f"{option} {spec.kwargs['target']} (module {spec.kwargs['target'].split(':')[0]})")
+    return name, module.eval()
+
+
+def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> tuple[GanBundle, str]:
+    spec = options.custom_spec("generator")
+    if options.arch_kwargs is None and config:
+        spec = ArchSpec("custom", {"target": options.arch, "kwargs": dict(config)})
+    name, module = _custom_module(found, spec, set())
+    bundle = GanBundle(module, spec)
+    if options.d_arch is None:
+        g_in = getattr(module, "input_shape", None)
+        g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
+        probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
+        _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
+    return bundle, name
+
+
+def _generator_entry(found: dict[str, Any], generator: nn.Module) -> str:
+    """The name in ``found`` the generator was loaded from (the one sharing most of its keys)."""
+    keys = set(generator.state_dict())
+    return max(found, key=lambda k: len(keys & set(found[k])) if isinstance(found[k], Mapping) else -1)
+
+
+def attach_custom_discriminator(bundle: GanBundle, found: dict[str, Any], options: LoadOptions, exclude: set[str]) -> None:
+    """``--d-arch``: build the user's discriminator from a state dict in ``found`` other than ``exclude``."""
+    spec = options.custom_spec("discriminator")
+    _, module = _custom_module(found, spec, exclude)
+    bundle.discriminator, bundle.d_spec = module, spec
+
+
+def load_discriminator(source: str, options: LoadOptions) -> tuple[nn.Module, ArchSpec | None]:
+    """A discriminator from its own SOURCE (``--discriminator FILE``): the user's ``--d-arch`` or a built-in one."""
+    if options.d_arch is not None:
+        path = resolve(source)
+        raw_files, _ = _raw_files(path, options)
+        if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
+            bundle = _load_source(source, options)[0]
+        else:
+            found = _collect(raw_files)
+            module = _custom_module(found, options.custom_spec("discriminator"), set())[1]
+            return module, options.custom_spec("discriminator")
+    else:
+        try:
+            bundle = _load_source(source, options)[0]
+        except DiscriminatorOnly as only:
+            module = build(only.spec)
+            load_into(module, prepare(ARCHITECTURES.get(only.spec.name), only.state_dict), f"discriminator {only.spec.name}")
+            return module.eval(), only.spec
+    if bundle.discriminator is None:
+        raise InputError(f"{source}: no discriminator found in it; for your own discriminator class pass "
+                         "--d-arch module:Callable (and --d-arch-kwargs JSON)")
+    return bundle.discriminator, bundle.d_spec
 
 
 def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[tuple[int, ...]] | None) -> None:
@@ -199,13 +268,21 @@ def _generator_match(sd: Any) -> tuple[ArchSpec, Mapping, tuple[int, ...] | None
 
 
 def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
-    spec = ArchSpec.from_json(metadata["g_arch"])
-    target = spec.kwargs.get("target") if spec.name == "custom" else None
-    if target and options.arch != target:
-        raise InputError(
-            f"{source} uses your own architecture {target}; pass --arch {target} to load it "
-            "(importing it runs that module's code)"
-        )
+    """A project file naming a user architecture is rebuilt only when the same --arch/--d-arch is given."""
+    for key, option, given in (("g_arch", "--arch", options.arch), ("d_arch", "--d-arch", options.d_arch)):
+        if key not in metadata:
+            continue
+        try:
+            spec = ArchSpec.from_json(metadata[key])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{source}: damaged gancompress metadata {key} ({exc}); re-create the file") from None
+        target = spec.kwargs.get("target") if spec.name == "custom" else None
+        if target and given != target:
+            got = f" (got {option} {given})" if given else ""
+            raise InputError(
+                f"{source} uses your own {'discriminator' if key == 'd_arch' else 'generator'} {target}; pass "
+                f"{option} {target} to load it{got} (the tool imports a module only when you name it: importing runs its code)"
+            )
 
 
 def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | None]:
@@ -273,7 +350,13 @@ def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tu
     found = _collect(raw_files)
     if options.direction == "BtoA":
         found = _swap_directions(found)
-    bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found)
+    if options.arch:
+        bundle, g_name = _custom_generator(found, options, config)
+    else:
+        bundle = _builtin_bundle(found)
+        g_name = _generator_entry(found, bundle.generator)
+    if options.d_arch:
+        attach_custom_discriminator(bundle, found, options, {g_name})
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})
     if options.direction == "BtoA" and any(_cycle_role(k) for k in found):
@@ -290,13 +373,13 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 
-def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+def parse_arch_kwargs(text: str | None, option: str = "--arch-kwargs") -> dict[str, Any] | None:
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg}); e.g. --arch-kwargs '{{\"nz\": 64}}'") from None
+        raise InputError(f"{option} is not valid JSON ({exc.msg}); e.g. {option} '{{\"nz\": 64}}'") from None
     if not isinstance(value, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"nz\": 64}'")
+        raise InputError(f"{option} must be a JSON object, e.g. '{{\"nz\": 64}}'")
     return value

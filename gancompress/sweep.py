@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .loading import LoadOptions
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
                                 DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
@@ -105,6 +106,7 @@ class SweepConfig:
     device: str = "auto"
     grid_columns: int = 8
     keep_checkpoints: bool = True
+    load: LoadOptions | None = None  # your own --arch/--d-arch, for every model the sweep reads
 
     def __post_init__(self) -> None:
         from .prune import GRANULARITIES, check_sparsity
@@ -156,19 +158,22 @@ def cell_key(cell: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- measuring
 
 
-def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str) -> dict[str, Any]:
+def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str,
+            load: LoadOptions | None = None, real: str | None = None) -> dict[str, Any]:
     """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
     from .evaluate import EvaluateConfig, evaluate
 
     sources = [str(model_path)] if str(model_path) == dense_source else [str(model_path), dense_source]
-    report = evaluate(EvaluateConfig(sources, fid=True, num_samples=num_samples, seed=seed, device=device))
+    report = evaluate(EvaluateConfig(sources, fid=True, num_samples=num_samples, seed=seed, device=device, load=load,
+                                     real=real if real != "builtin:digits" else None))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
             "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
 
 
-def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) -> list[tuple[str, Any]]:
+def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int,
+                load: LoadOptions | None = None) -> list[tuple[str, Any]]:
     """``(label, images)`` rows of the given generators on the same latents (for save_grid)."""
     import torch
 
@@ -178,7 +183,7 @@ def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) 
 
     rows, x = [], None
     for label, source in entries:
-        bundle = load_bundle(str(source))
+        bundle = load_bundle(str(source), load)
         info = generator_info(bundle)
         if x is None:
             x = next(model_inputs(info, columns, columns, seed, torch.device("cpu")))
@@ -187,10 +192,11 @@ def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) 
     return rows
 
 
-def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0) -> Path:
+def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0,
+                  load: LoadOptions | None = None) -> Path:
     from .imagegrid import save_grid
 
-    rows = sample_rows(entries, columns, seed)
+    rows = sample_rows(entries, columns, seed, load)
     scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
     return save_grid(rows, path, (-1.0, 1.0), scale, force=True)
 
@@ -209,7 +215,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    dense = load_bundle(config.source)
+    dense = load_bundle(config.source, config.load)
     pconf = overall_prune_config(dense.generator, cell["sparsity"], cell["granularity"],
                                  keep_last_dense=config.keep_last_dense)
     pruned_path, model_path = folder / "pruned.safetensors", folder / "model.safetensors"
@@ -219,7 +225,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
         src, sparsity_kw = config.source, {"sparsity": pconf.sparsity, "granularity": pconf.granularity,
                                             "prune_first_last": True, "exclude": pconf.exclude}
     else:
-        prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True))
+        prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True, load=config.load or LoadOptions()))
         src, sparsity_kw = str(pruned_path), {}
     if method == "none":
         model_path = pruned_path
@@ -229,15 +235,15 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
                             batch_size=config.batch_size, lr_g=config.lr_g, lr_d=config.lr_d, lr_schedule=config.lr_schedule, mu=config.mu,
                             adv_weight=config.adv_weight,
                             lam=config.lam, seed=cell["seed"], device=config.device, force=True, log_every=0,
-                            sample_every=0, save_every=0, teacher=config.source, **sparsity_kw)
+                            sample_every=0, save_every=0, teacher=config.source, load=config.load, **sparsity_kw)
         seconds_ft = run_finetune(ft, on_progress=on_step).seconds
-    numbers = measure(model_path, config.source, config.num_samples, config.eval_seed, config.device)
+    numbers = measure(model_path, config.source, config.num_samples, config.eval_seed, config.device, config.load, config.data)
     from .prune import achieved_sparsity
 
-    bundle = load_bundle(str(model_path))
+    bundle = load_bundle(str(model_path), config.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
     write_samples([("dense", config.source), (cell_key(cell), model_path)], folder / "samples.png",
-                  config.grid_columns, config.eval_seed)
+                  config.grid_columns, config.eval_seed, config.load)
     if not config.keep_checkpoints:
         for p in (pruned_path, folder / "model.safetensors"):
             p.unlink(missing_ok=True)
@@ -381,14 +387,14 @@ def sweep(config: SweepConfig, on_progress: ProgressFn | None = None, shard: tup
     from .loading import load_bundle
 
     emit = on_progress or (lambda event, info: None)
-    dense_bundle = load_bundle(config.source)  # fails early on a bad source
+    dense_bundle = load_bundle(config.source, config.load)  # fails early on a bad source
     if dense_bundle.masks:
         raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     if state.get("dense") is None:
         emit("dense", {})
-        state["dense"] = {**measure(config.source, config.source, config.num_samples, config.eval_seed, config.device),
+        state["dense"] = {**measure(config.source, config.source, config.num_samples, config.eval_seed, config.device, config.load, config.data),
                           "sparsity": 0.0}
         _save_state(config, state)
     ran = skipped = 0

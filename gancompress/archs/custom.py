@@ -16,35 +16,92 @@ from ..errors import InputError
 from .base import Architecture, register_architecture
 
 
-def import_callable(target: str):
+OPTION = {"generator": "--arch", "discriminator": "--d-arch"}
+_USER_FILES: dict[str, str] = {}  # source file of an imported user module -> the target that named it
+
+
+class UserCodeError(InputError):
+    """The user's own network code raised: their code failed, not the tool (exit 2)."""
+
+
+def import_callable(target: str, option: str = "--arch"):
+    """The callable ``module.path:Name`` names; importing the module runs its code."""
     if target.count(":") != 1 or not all(target.split(":")):
-        raise InputError(f"--arch {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
+        raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
     module_name, attr = target.split(":")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"--arch {target}: cannot import {module_name} ({exc}); check PYTHONPATH") from None
+    module = _import(module_name, target, option)
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise InputError(f"--arch {target}: {module_name} has no attribute {attr}")
+            names = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+            raise InputError(f"{option} {target}: module {module_name} has no attribute {attr} "
+                             f"(it defines: {', '.join(names[:12]) or 'nothing callable'})")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise InputError(f"--arch {target}: {attr} is not callable")
+        raise InputError(f"{option} {target}: {attr} in module {module_name} is not callable")
     return obj
 
 
-def build_custom(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    factory = import_callable(target)
+def _import(module_name: str, target: str, option: str):
     try:
-        module = factory(**(kwargs or {}))
-    except TypeError as exc:
-        raise InputError(f"--arch {target}: cannot build it with --arch-kwargs {kwargs or {}} ({exc})") from None
-    if not isinstance(module, nn.Module):
-        raise InputError(f"--arch {target} returned {type(module).__name__}, not a torch.nn.Module")
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise InputError(f"{option} {target}: no module named {module_name} on the path (run from the folder "
+                             "that holds it, or add that folder to PYTHONPATH)") from None
+        raise UserCodeError(f"{option} {target}: importing module {module_name} failed: {exc}") from None
+    except Exception as exc:  # the user's module raised while being imported
+        raise UserCodeError(f"{option} {target}: importing module {module_name} failed "
+                            f"({type(exc).__name__}: {exc}); fix that module") from None
+    path = getattr(module, "__file__", None)
+    if path:
+        _USER_FILES[str(Path(path).resolve())] = target
     return module
+
+
+def build_custom(target: str, kwargs: dict[str, Any] | None = None, role: str = "generator") -> nn.Module:
+    """Build ``target(**kwargs)``; contract keys it does not take become attributes (see ``contract``)."""
+    from .contract import apply_contract, split_kwargs
+
+    option = OPTION.get(role, "--arch")
+    factory = import_callable(target, option)
+    build_kwargs, contract = split_kwargs(factory, dict(kwargs or {}))
+    try:
+        module = factory(**build_kwargs)
+    except TypeError as exc:
+        if _raised_in_user_code(exc):
+            raise UserCodeError(f"{option} {target}: your code failed while building it "
+                                f"(TypeError: {exc}); check {option}-kwargs {build_kwargs}") from None
+        raise InputError(f"{option} {target}: cannot build it with {option}-kwargs {build_kwargs} ({exc})") from None
+    except Exception as exc:
+        raise UserCodeError(f"{option} {target}: your code failed while building it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(module, nn.Module):
+        raise InputError(f"{option} {target} returned {type(module).__name__}, not a torch.nn.Module")
+    return apply_contract(module, contract, role, f"{option} {target}")
+
+
+def _raised_in_user_code(exc: BaseException) -> str | None:
+    """The target whose module raised ``exc`` (a frame of its traceback is in a user module), else None."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        name = str(Path(tb.tb_frame.f_code.co_filename).resolve()) if tb.tb_frame.f_code.co_filename else ""
+        if name in _USER_FILES:
+            found = f"{_USER_FILES[name]} ({Path(name).name}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def user_code_error(exc: BaseException) -> UserCodeError | None:
+    """``exc`` as the user's code failing, when it was raised inside a module named by --arch/--d-arch."""
+    where = _raised_in_user_code(exc)
+    if where is None:
+        return None
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return UserCodeError(f"your code {where} failed: {type(exc).__name__}: {first}. Check that it follows the "
+                         "contract in docs/custom_networks.md (input_shape, num_classes, output_shape)")
 
 
 register_architecture(

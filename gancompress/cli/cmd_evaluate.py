@@ -9,7 +9,7 @@ import typer
 
 from .errors import handle_errors
 from .options import (Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
-                      NumSamples, OptSource, Quiet, Seed, TrustPickle, flag, load_options, require_plain_loading)
+                      NumSamples, OptSource, Quiet, Seed, TrustPickle, flag, load_options)
 from .output import human_size, print_json, progress_callback, report_console
 from .stdio import source_from_stdin
 
@@ -65,7 +65,6 @@ def evaluate(
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "evaluate")
     source = source_from_stdin(source)
     real, pairs = _data_roles(data, real, pairs)
     config = EvaluateConfig(
@@ -73,7 +72,7 @@ def evaluate(
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
-        pairs=pairs, inputs=inputs, direction=direction,
+        pairs=pairs, inputs=inputs, direction=direction, load=load,
     )
     _check_markdown(markdown, config)
     with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:

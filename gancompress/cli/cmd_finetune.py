@@ -10,7 +10,7 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
-                      Sparsity, Steps, TrustPickle, flag, load_options, output_option, require_plain_loading)
+                      Sparsity, Steps, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, progress_callback
 from .stdio import emit_written, source_from_stdin
 
@@ -69,7 +69,6 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "finetune")
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
     config = FinetuneConfig(
@@ -80,7 +79,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
-        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise)
+        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise, load=load)
     if not is_main_process():  # torchrun: only rank 0 reports
         run_finetune(config)
         return

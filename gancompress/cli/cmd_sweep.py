@@ -10,7 +10,7 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Granularities, Json, LrD,
                       LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, Quiet, Schedule, Sparsities, Steps, TrustPickle,
-                      load_options, out_dir_option, require_plain_loading)
+                      load_options, out_dir_option)
 from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
@@ -47,7 +47,10 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "sweep", trust_pickle=False)
+    if load.trust_pickle:
+        from ..errors import InputError
+
+        raise InputError("--trust-pickle is not supported by `gancompress sweep`; convert the checkpoint with prune first")
     source = source_from_stdin(source)
     config = SweepConfig(source=source, out_dir=out_dir, data=data,
                          sparsities=_split(sparsity, float, "--sparsity"),
@@ -55,7 +58,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
                          methods=_split(method, str, "--method"), seeds=_split(seeds, int, "--seeds"),
                          steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, mu=mu,
                          adv_weight=adv_weight, schedule=schedule,
-                         num_samples=num_samples, device=device)
+                         num_samples=num_samples, device=device, load=load)
     show = not (quiet or json_out)
 
     def progress(event: str, info: dict) -> None:

@@ -106,28 +106,8 @@ AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GA
 def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | None, d_arch: str | None,
                  d_arch_kwargs: str | None, **extra: object):
     """The library's ``LoadOptions`` from the loading options every model-reading command takes."""
-    from ..errors import InputError
     from ..loading import LoadOptions, parse_arch_kwargs
 
-    fields = dict(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs), **extra)
-    if d_arch is not None or d_arch_kwargs is not None:
-        if "d_arch" not in getattr(LoadOptions, "__dataclass_fields__", {}):
-            # HOOK(d_arch): remove once loading.LoadOptions carries d_arch/d_arch_kwargs (layering branch)
-            raise InputError("--d-arch is not supported by this build yet; load the discriminator from a state dict "
-                             "of a built-in architecture, or pass --discriminator")
-        fields.update(d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs))
+    fields = dict(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs), d_arch=d_arch,
+                  d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
     return LoadOptions(**fields)
-
-
-def require_plain_loading(load, command: str, *, trust_pickle: bool = True) -> None:
-    """HOOK(LoadOptions): ``command``'s library config does not take LoadOptions yet; refuse --arch/--d-arch
-    (and --trust-pickle where it cannot reach the loader) rather than ignore them. Remove once the config
-    composes LoadOptions (layering branch)."""
-    from ..errors import InputError
-
-    unsupported = [("--arch", load.arch), ("--d-arch", getattr(load, "d_arch", None))]
-    if not trust_pickle:
-        unsupported.append(("--trust-pickle", load.trust_pickle or None))
-    for option, value in unsupported:
-        if value is not None:
-            raise InputError(f"{option} is not supported by `gancompress {command}` in this build yet")

@@ -45,7 +45,10 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: "ExportConfig", dense_
     from .writer import DTYPES, ExportResult
 
     _require_onnx()
-    x = torch.randn(1, *input_shape_of(spec))
+    if getattr(model, "num_classes", None):
+        raise InputError("--format onnx does not take class-conditional generators (forward(z, labels)) yet; "
+                         "use --format sparse or dense")
+    x = torch.randn(1, *input_shape_of(spec, model))
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])
 

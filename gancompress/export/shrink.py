@@ -347,17 +347,22 @@ class ShrunkGenerator(nn.Module):
 
 
 def build_shrunk(layers: list[dict[str, Any]] | None = None, container: str = "net",
-                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None, **_: Any) -> nn.Module:
-    """Build a shrunk generator from its layer list (``describe`` documents) or its ``graph``."""
+                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None,
+                 contract: dict[str, Any] | None = None, **_: Any) -> nn.Module:
+    """Build a shrunk generator from its layer list (``describe`` documents) or its ``graph``; ``contract``:
+    what a user's network declared (docs/custom_networks.md), applied to the rebuilt one."""
+    from ..archs.contract import apply_contract
+
     if graph is not None:
         from .shrink_graph import ShrunkGraph
 
-        return ShrunkGraph(graph, input_shape)
+        return apply_contract(ShrunkGraph(graph, input_shape), contract or {}, "generator", "the shrunk generator")
     if not isinstance(layers, list) or not isinstance(container, str):
         raise InputError("the shrunk architecture spec has neither a layer list nor a graph; it is damaged, "
                          "export the generator again")
     modules = [construct(d) for d in layers]
-    return ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
+    module = ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
+    return apply_contract(module, contract or {}, "generator", "the shrunk generator")
 
 
 def ensure_shrunk_arch(name: str) -> None:
@@ -378,26 +383,41 @@ def ensure_shrunk_arch(name: str) -> None:
     ))
 
 
-def input_shape_of(spec: ArchSpec | None) -> tuple[int, ...]:
+def input_shape_of(spec: ArchSpec | None, model: nn.Module | None = None) -> tuple[int, ...]:
+    """The per-sample input shape: the module's own ``input_shape`` (docs/custom_networks.md), else the registry's."""
+    own = getattr(model, "input_shape", None) if model is not None else None
+    if own is not None:
+        return tuple(own)
     arch = ARCHITECTURES.get(spec.name) if spec is not None else None
-    if arch is None or arch.input_shape is None:
-        raise InputError("--format shrunk needs the generator's input shape; this architecture does not declare one")
+    if arch is None or arch.input_shape is None or arch.name == "custom":
+        raise InputError("this export needs the generator's input shape and its architecture does not declare one; "
+                         "give your module an attribute `input_shape` (or pass it in --arch-kwargs), see docs/custom_networks.md")
     return tuple(arch.input_shape(spec.kwargs))
+
+
+def _input_kind(model: nn.Module, spec: ArchSpec) -> str:
+    return getattr(model, "input_kind", None) or ARCHITECTURES.get(spec.name).input_kind
 
 
 def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec."""
-    shape = input_shape_of(spec)
+    from ..archs.contract import declared
+
+    if getattr(model, "num_classes", None):
+        raise InputError("--format shrunk does not take class-conditional generators (forward(z, labels)) yet; "
+                         "use --format sparse or dense")
+    shape = input_shape_of(spec, model)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
-    fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
+    fixed = _input_kind(model, spec) == "noise"
+    contract = declared(model)
     if not is_sequential(model):
-        return _shrink_graph_generator(model.eval(), spec, shape, base, fixed)
+        return _shrink_graph_generator(model.eval(), spec, shape, base, fixed, contract)
     container, layers, report = shrink_sequential(model.eval(), shape, fixed)
     kwargs = {"container": container, "layers": [describe(m) for m in layers], "input_shape": list(shape),
-              "base": base, "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
+              "base": base, "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs), "contract": contract}
     new_spec = ArchSpec(f"shrunk:{base}", kwargs)
     ensure_shrunk_arch(new_spec.name)
-    small = build_shrunk(kwargs["layers"], container)
+    small = build_shrunk(kwargs["layers"], container, contract=contract)
     holder = ShrunkGenerator(container, layers) if container else nn.Sequential(*layers)
     small.load_state_dict(holder.state_dict())  # rebuilt from the spec alone, as load() will
     _verify(model, small.eval(), shape)
@@ -414,14 +434,16 @@ def is_sequential(model: nn.Module) -> bool:
 
 
 def _shrink_graph_generator(model: nn.Module, spec: ArchSpec, shape: tuple[int, ...], base: str,
-                            fixed: bool) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
+                            fixed: bool, contract: dict[str, Any]) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
+    from ..archs.contract import apply_contract
     from .shrink_graph import build_graph, shrink_graph, verify
 
     graph, report = shrink_graph(model, shape, fixed)
     small, gspec = build_graph(graph, shape)  # rebuilt from the spec alone, as load() will
+    apply_contract(small, contract, "generator", "the shrunk generator")
     verify(model, small, shape, fixed)
     kwargs = {"graph": gspec, "input_shape": list(shape), "base": base,
-              "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
+              "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs), "contract": contract}
     new_spec = ArchSpec(f"shrunk:{base}", kwargs)
     ensure_shrunk_arch(new_spec.name)
     return small, new_spec, report

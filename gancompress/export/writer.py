@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import __version__
 from ..archs import ArchSpec
+from ..loading import LoadOptions
 from ..checkpoint import GanBundle
 from ..errors import InputError
 from ..io_utils import atomic_write
@@ -42,6 +43,7 @@ class ExportConfig:
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
+    load: LoadOptions | None = None  # wins over trust_pickle/arch/arch_kwargs when given (--d-arch too)
 
 
 @dataclass
@@ -74,11 +76,11 @@ def check_config(config: ExportConfig) -> None:
 def export(config: ExportConfig) -> ExportResult:
     """Load ``config.source`` and export its generator (the CLI's one library call)."""
     from ..io_utils import check_writable
-    from ..loading import LoadOptions, load_bundle
+    from ..loading import load_bundle
 
     check_config(config)
     check_writable(Path(config.output), force=config.force)
-    options = LoadOptions(trust_pickle=config.trust_pickle, arch=config.arch, arch_kwargs=config.arch_kwargs)
+    options = config.load or LoadOptions(trust_pickle=config.trust_pickle, arch=config.arch, arch_kwargs=config.arch_kwargs)
     return export_bundle(load_bundle(config.source, options), config)
 
 

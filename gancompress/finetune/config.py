@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import InputError
+from ..loading import LoadOptions
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_R1_EVERY,
@@ -74,6 +75,7 @@ class FinetuneConfig:
     perceptual_weights: str | None = None
     sr_blur: float = 0.0
     sr_noise: float = 0.0
+    load: LoadOptions | None = None   # your own --arch/--d-arch (trust_pickle and direction above win)
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -81,6 +83,11 @@ class FinetuneConfig:
         self.include, self.exclude = tuple(self.include), tuple(self.exclude)
         _check_choices(self)
         _check_numbers(self)
+
+    @property
+    def load_options(self) -> LoadOptions:
+        """How every model of the run is read: ``load`` with this run's ``trust_pickle`` and ``direction``."""
+        return replace(self.load or LoadOptions(), trust_pickle=self.trust_pickle, direction=self.direction)
 
     @property
     def uses_discriminator(self) -> bool:

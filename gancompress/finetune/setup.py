@@ -13,7 +13,8 @@ from ..checkpoint import GanBundle
 from ..errors import InputError
 from ..generation import GeneratorInfo, generator_info
 from ..losses import LossProfile, make_loss
-from ..loading import LoadOptions, load_bundle, load_with_partner
+from ..archs.contract import d_output as contract_d_output
+from ..loading import LoadOptions, load_bundle, load_discriminator, load_with_partner
 from .batches import Sampler, downsample
 from .config import FinetuneConfig
 
@@ -37,7 +38,7 @@ class Setup:
 
 
 def _options(config: FinetuneConfig) -> LoadOptions:
-    return LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction)
+    return config.load_options
 
 
 def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
@@ -84,15 +85,17 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
-        other = _load(config.discriminator, config, "--discriminator")
-        if other.discriminator is None:
-            raise InputError(f"--discriminator {config.discriminator}: no discriminator found in it")
-        return other.discriminator, other.d_spec, config.discriminator
+        try:
+            module, spec = load_discriminator(config.discriminator, _options(config))
+        except InputError as exc:
+            raise InputError(f"--discriminator {config.discriminator}: {exc}") from None
+        return module, spec, config.discriminator
     if bundle.discriminator is not None:
         return bundle.discriminator, bundle.d_spec, config.source
     if config.uses_discriminator:
         raise InputError(f"{config.source} has no discriminator and method {config.method} needs one: "
-                         "pass --discriminator SOURCE (or use --method distill, which needs none)")
+                         "pass --discriminator SOURCE (with --d-arch module:Callable for your own class), "
+                         "or use --method distill, which needs none")
     return None, None, None
 
 
@@ -105,7 +108,10 @@ def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, cond
     name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
     if config.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
         name = "cyclegan"
-    return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
+    d_output = d_arch.d_output if d_arch else "logits"
+    if d_spec is not None and d_spec.name == "custom":  # the user's D says what it returns (contract)
+        d_output = contract_d_output(bundle.discriminator)
+    return make_loss(name, d_output=d_output), name
 
 
 def is_conditional(d_spec: Any, info: GeneratorInfo) -> bool:
