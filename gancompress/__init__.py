@@ -2,8 +2,8 @@
 __version__ = "0.1.0"
 
 
-def load(source, *, arch=None, trust_pickle=False):
+def load(source, *, arch=None, d_arch=None, trust_pickle=False):
     """The generator (eval mode) from any gancompress export, project checkpoint or SOURCE."""
     from .api import load as _load
 
-    return _load(source, arch=arch, trust_pickle=trust_pickle)
+    return _load(source, arch=arch, d_arch=d_arch, trust_pickle=trust_pickle)

@@ -136,11 +136,13 @@ def build_exported(exported: ExportedGenerator, source: str, arch: str | None = 
     return load_into(module, exported.state_dict, f"generator {spec.name} in {source}").eval()
 
 
-def load(source: str | Path, *, arch: str | None = None, trust_pickle: bool = False) -> nn.Module:
+def load(source: str | Path, *, arch: str | None = None, d_arch: str | None = None,
+         trust_pickle: bool = False) -> nn.Module:
     """The generator in eval mode from any gancompress export, project checkpoint or SOURCE.
 
     Project checkpoints and other sources come back with their pruning masks applied.
-    ``arch`` names your own architecture (``module:Callable``) when the file records one.
+    ``arch`` / ``d_arch`` name your own generator / discriminator (``module:Callable``) when the
+    file records them (the module is imported only when named: importing runs its code).
     """
     path = Path(str(source)).expanduser()
     if path.suffix == ".onnx":
@@ -150,6 +152,5 @@ def load(source: str | Path, *, arch: str | None = None, trust_pickle: bool = Fa
     from .export.writer import masked_generator
     from .loading import LoadOptions, load_bundle
 
-    bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch))
+    bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch, d_arch=d_arch))
     return masked_generator(bundle).eval()
-
