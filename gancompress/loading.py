@@ -355,7 +355,7 @@ def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tu
     else:
         bundle = _builtin_bundle(found)
         g_name = _generator_entry(found, bundle.generator)
-    if options.d_arch:
+    if options.d_arch and set(found) - {g_name}:  # a generator-only file: the D comes from --discriminator
         attach_custom_discriminator(bundle, found, options, {g_name})
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})

@@ -105,3 +105,73 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
             with torch.no_grad():
                 got = gancompress.load(out, arch=f"custom_nets:{g}")(x)
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), fmt
+
+
+def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
+    """A pre-1.6 (legacy-serialised) generator file, its D in another file given with --discriminator/--d-arch."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    g_flags = ["--arch", "custom_nets:dcgan28", "--arch-kwargs", '{"input_shape": [16, 1, 1]}']
+    d_flags = ["--d-arch", "custom_nets:dcgan28_d", "--d-arch-kwargs", '{"d_output": "probs"}']
+    gen = _build("dcgan28", {"input_shape": [16, 1, 1]}, "generator")
+    torch.save(gen.state_dict(), tmp_path / "netG.pth", _use_new_zipfile_serialization=False)
+    torch.save(nets.dcgan28_d().state_dict(), tmp_path / "netD.pth", _use_new_zipfile_serialization=False)
+    data = _images(tmp_path / "real", 8, 28, 1)
+    report = json.loads(_run("inspect", tmp_path / "netG.pth", "--json", *g_flags))
+    assert not report["has_discriminator"]
+    pruned = _run("prune", tmp_path / "netG.pth", "-s", "0.5", "-o", tmp_path / "p.safetensors", *g_flags)
+    missing = runner.invoke(app, ["finetune", pruned, "--data", str(data), "--steps", "1", *g_flags])
+    assert missing.exit_code == 2 and "--discriminator" in missing.output and "--d-arch" in missing.output
+    tuned = _run("finetune", pruned, "--data", data, "--discriminator", tmp_path / "netD.pth", "--steps", "2",
+                 "--batch-size", "4", "--sample-every", "0", "-o", tmp_path / "f.safetensors", *g_flags, *d_flags)
+    from gancompress.loading import LoadOptions, load_bundle
+
+    bundle = load_bundle(tuned, LoadOptions(arch="custom_nets:dcgan28", d_arch="custom_nets:dcgan28_d"))
+    assert bundle.d_spec.kwargs["target"] == "custom_nets:dcgan28_d" and bundle.discriminator.d_output == "probs"
+    assert bundle.meta["finetune"]["loss"] == "ns"
+    _run("evaluate", tuned, "--samples", tmp_path / "grid.png", *g_flags, *d_flags)
+    out = _run("export", tuned, "--format", "shrunk", "-o", tmp_path / "g.safetensors", *g_flags, *d_flags)
+    assert gancompress.load(out)(torch.randn(3, 16, 1, 1)).shape == (3, 1, 28, 28)
+
+
+def _fails(*args: str) -> str:
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: ") and "Traceback" not in r.output
+    return r.output
+
+
+def test_wrong_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "g.pth"
+    torch.save(nets.MLPGenerator().state_dict(), ckpt)
+    assert "no module named no_such_nets" in _fails("inspect", ckpt, "--arch", "no_such_nets:G")
+    out = _fails("inspect", ckpt, "--arch", "custom_nets:NoSuchClass")
+    assert "module custom_nets has no attribute NoSuchClass" in out and "MLPGenerator" in out
+    out = _fails("inspect", ckpt, "--arch", "custom_nets:MLPGenerator", "--arch-kwargs", '{"hidden": 32}')
+    assert "custom_nets:MLPGenerator" in out and "wrong shape" in out and "net.0.weight" in out
+    out = _fails("inspect", ckpt, "--arch", "custom_nets:MLPGenerator", "--arch-kwargs", '{"nosuch": 1}')
+    assert "cannot build it" in out and "nosuch" in out
+    out = _fails("inspect", ckpt, "--arch", "custom_nets:SRGenerator")
+    assert "custom_nets:SRGenerator" in out and "missing" in out
+    out = _fails("prune", ckpt, "-s", "0.5", "--arch", "custom_nets:fails_to_build")
+    assert "your code failed" in out and "deliberate failure in the user's constructor" in out
+
+
+def test_missing_contract_attribute_is_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "g.pth"
+    torch.save(nets.dcgan28().state_dict(), ckpt)
+    out = _fails("export", ckpt, "--format", "shrunk", "--arch", "custom_nets:dcgan28", "-o", tmp_path / "x.safetensors")
+    assert "input_shape" in out and "--arch-kwargs" in out
+    out = _fails("inspect", ckpt, "--arch", "custom_nets:dcgan28", "--arch-kwargs", '{"output_range": [0, 255]}')
+    assert "output_range must be (-1, 1) or (0, 1)" in out
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_exception_in_user_forward_is_the_users_code_failing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "g.pth"
+    torch.save(nets.Broken().state_dict(), ckpt)
+    out = _fails("export", ckpt, "--format", "onnx", "--arch", "custom_nets:Broken", "-o", tmp_path / "b.onnx")
+    assert "your code custom_nets:Broken (custom_nets.py:" in out and "deliberate failure in the user's forward" in out
