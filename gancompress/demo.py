@@ -1,7 +1,7 @@
 """``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
 
 inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
-:func:`gancompress.sweep.overall_prune_config`) -> recover with the default method and
+:func:`gancompress.recipe.overall_prune_config`) -> recover with the default method and
 schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
 recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
 evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
@@ -52,7 +52,7 @@ class DemoConfig:
     data: str = DEMO_DATA
 
     def __post_init__(self) -> None:
-        from .finetune.defaults import METHOD_NAMES
+        from .finetune.methods import get_method, names
         from .prune import GRANULARITIES, check_sparsity
 
         check_sparsity(self.sparsity)
@@ -61,8 +61,9 @@ class DemoConfig:
         GRANULARITIES.get(self.granularity)
         if self.granularity == "nm":
             raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
-        if self.method not in METHOD_NAMES or self.method == "none":
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(m for m in METHOD_NAMES if m != 'none')}")
+        if not get_method(self.method).trains_generator:
+            trained = [m for m in names() if get_method(m).trains_generator]
+            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         for name in ("steps", "num_samples", "grid_columns"):
@@ -135,8 +136,8 @@ def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoR
     from .inspection import inspect_bundle
     from .loading import load_bundle
     from .prune import achieved_sparsity
-    from .pruning import PruneJob, prune_checkpoint
-    from .sweep import measure, overall_prune_config, write_samples
+    from .prune.run import PruneJob, prune_checkpoint
+    from .recipe import measure, overall_prune_config, write_samples
 
     emit = on_progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}

@@ -1,12 +1,11 @@
 """Deployable exports of a (pruned) generator: sparse, dense, shrunk and ONNX files.
 
-The sparse layout is documented in ``docs/sparse_format.md``; :func:`gancompress.api.load`
-reads every export back into an ``nn.Module``.
+The bytes of each file are :mod:`gancompress.formats` (the sparse layout:
+``docs/sparse_format.md``); :func:`gancompress.api.load` reads every export back into an ``nn.Module``.
 """
-from .sparse_format import FORMAT_DENSE, FORMAT_SPARSE, FORMAT_VERSION, decode, encode
-from .writer import DTYPES, FORMATS, ExportConfig, ExportResult, export, export_bundle, masked_generator
+from .config import DTYPE_NAMES, ExportConfig, ExportResult
+from .formats import EXPORT_FORMATS, ExportFormat, names
+from .run import export, export_bundle
 
-__all__ = [
-    "DTYPES", "FORMATS", "FORMAT_DENSE", "FORMAT_SPARSE", "FORMAT_VERSION", "ExportConfig", "ExportResult",
-    "decode", "encode", "export", "export_bundle", "masked_generator",
-]
+__all__ = ["DTYPE_NAMES", "EXPORT_FORMATS", "ExportConfig", "ExportFormat", "ExportResult", "export", "export_bundle",
+           "names"]
