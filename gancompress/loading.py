@@ -8,7 +8,7 @@ files), recognises the generator and discriminator, and builds them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,6 +54,15 @@ class LoadOptions:
                 raise InputError(f"{option}-kwargs needs {option} module:Callable")
             if kwargs is not None and not isinstance(kwargs, dict):
                 raise InputError(f"{option}-kwargs must be a dict (a JSON object), got {type(kwargs).__name__}")
+
+    def like(self, recorded: ArchSpec | None) -> "LoadOptions":
+        """These options, with the keyword arguments a file recorded for the same ``--arch`` when none are given
+        (a pruned file's dense source, a reference model: the same network, saved before the tool saw it)."""
+        if recorded is None or recorded.name != "custom" or self.arch_kwargs is not None:
+            return self
+        if recorded.kwargs.get("target") != self.arch:
+            return self
+        return replace(self, arch_kwargs=dict(recorded.kwargs.get("kwargs") or {}))
 
     def custom_spec(self, role: str) -> ArchSpec | None:
         """The recorded spec of the user's architecture for ``role``, None when not given."""

@@ -29,13 +29,16 @@ def _label(source: str, role: str) -> str:
     return name if role == "model" else f"{name} ({role})"
 
 
-def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
+def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device,
+               like: GanBundle | None = None) -> LoadedModel:
+    """One model to evaluate; ``like``: the first model, whose recorded ``--arch-kwargs`` a reference or
+    teacher of the same ``--arch`` reuses when none are given."""
     from ..generation import generator_info
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
-    bundle = load_bundle(source, options)
+    bundle = load_bundle(source, options.like(like.g_spec if like is not None else None))
     bundle.generator.eval().to(device)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
@@ -57,7 +60,7 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
     if not source:
         return None, "no --reference and no teacher recorded in the checkpoint: fidelity to the dense model skipped"
     try:
-        teacher = load_model(str(source), "teacher", config, device)
+        teacher = load_model(str(source), "teacher", config, device, model.bundle)
         check_compatible([model, teacher])
     except GanCompressError as exc:
         return None, f"teacher {source} could not be used ({exc}); fidelity to the dense model skipped"

@@ -317,7 +317,8 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     early = _early_extractor_kwargs(config)
     device = resolve_device(config.device)
     roles = ["model"] + ["reference"] * (len(config.sources) - 1)
-    models = [load_model(s, r, config, device) for s, r in zip(config.sources, roles)]
+    models = [load_model(config.sources[0], roles[0], config, device)]
+    models += [load_model(s, r, config, device, models[0].bundle) for s, r in zip(config.sources[1:], roles[1:])]
     check_compatible(models)
     test = None
     if models[0].info.input_kind == "image" and config.pairs is not None:

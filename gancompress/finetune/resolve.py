@@ -40,9 +40,9 @@ def _options(config: FinetuneConfig) -> LoadOptions:
     return config.load_options
 
 
-def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
+def _load(source: str, config: FinetuneConfig, what: str, like: GanBundle | None = None) -> GanBundle:
     try:
-        return load_bundle(source, _options(config))
+        return load_bundle(source, _options(config).like(like.g_spec if like is not None else None))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
@@ -72,7 +72,7 @@ def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Modul
     source = _teacher_source(bundle, config)
     if source is None:
         raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
-    teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source", bundle).generator
     if type(teacher) is not type(bundle.generator) or _shapes(teacher) != _shapes(bundle.generator):
         raise InputError(f"the teacher {source} is not the same architecture as {config.source}; pass the matching dense checkpoint with --teacher")
     return teacher, source
