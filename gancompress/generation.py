@@ -1,6 +1,7 @@
 """What a generator eats and makes: its input kind/shape, output shape and value range."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,8 @@ def generator_info(bundle: GanBundle) -> GeneratorInfo:
     classes = getattr(g, "num_classes", None)
     out = _output_shape(g, tuple(shape), classes)
     value_range = tuple(float(v) for v in getattr(g, "output_range", declared))
+    if classes:  # the tool feeds packed inputs: latent then label (archs.contract.unpack_labels)
+        shape = (math.prod(shape) + 1,)
     return GeneratorInfo(kind, tuple(shape), out, value_range, classes)  # type: ignore[arg-type]
 
 
@@ -66,7 +69,32 @@ def _output_shape(generator: nn.Module, input_shape: tuple[int, ...], classes: i
         generator.train(was_training)
 
 
-def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.device = "cpu",
+          num_classes: int | None = None) -> torch.Tensor:
     """Fixed latents for ``seed``: drawn on the CPU so every device sees the same z."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, *input_shape, generator=g).to(device)
+    return draw_latents(n, input_shape, torch.Generator().manual_seed(seed), num_classes).to(device)
+
+
+def draw_latents(n: int, input_shape: tuple[int, ...], generator: torch.Generator,
+                 num_classes: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` standard-normal latents; for a class-conditional generator (``num_classes``) the packed
+    input ``input_shape = (latent size + 1,)`` whose last column is a class label, drawn uniformly
+    unless ``labels`` are given."""
+    if not num_classes:
+        return torch.randn(n, *input_shape, generator=generator)
+    z = torch.randn(n, input_shape[0] - 1, generator=generator)
+    if labels is None:
+        labels = torch.randint(num_classes, (n,), generator=generator)
+    return torch.cat([z, labels.to(z.dtype).reshape(n, 1)], dim=1)
+
+
+def with_labels(x: torch.Tensor, labels: torch.Tensor | int) -> torch.Tensor:
+    """Packed conditional inputs ``x`` with their label column replaced."""
+    out = x.clone()
+    out[:, -1] = labels if isinstance(labels, int) else labels.to(x.dtype)
+    return out
+
+
+def labels_of(x: torch.Tensor) -> torch.Tensor:
+    """The class labels of packed conditional inputs."""
+    return x[:, -1].round().long()

@@ -39,10 +39,18 @@ def _run(*args: str) -> str:
     return r.stdout.strip()
 
 
+def _labelled(folder: Path, classes: int, size: int) -> Path:
+    """A labelled folder tree: one sub-folder per class."""
+    for c in range(classes):
+        _images(folder / f"class{c}", 3, size, 1, seed=c)
+    return folder
+
+
 # (G factory, G kwargs, D factory, D kwargs, image size, channels, input images needed, extractor check)
 CASES = {
     "sequential-dcgan28": ("dcgan28", {"input_shape": [16, 1, 1]}, "dcgan28_d", {"d_output": "probs"}, 28, 1, False),
     "mlp": ("MLPGenerator", {}, "MLPDiscriminator", {}, 8, 1, False),
+    "class-conditional": ("CondGenerator", {}, "CondDiscriminator", {}, 16, 1, False),
     "sr-pixelshuffle-01": ("SRGenerator", {}, "PatchD", {}, 16, 3, False),
     "encoder-decoder": ("EncoderDecoder", {}, "PatchD", {}, 16, 3, True),
 }
@@ -71,7 +79,7 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
     gen, disc = _build(g, g_kw, "generator"), _build(d, d_kw, "discriminator")
     ckpt = tmp_path / "gan.pth"
     torch.save({"netG": gen.state_dict(), "netD": disc.state_dict()}, ckpt)
-    data = _images(tmp_path / "real", 8, size, channels)
+    data = _labelled(tmp_path / "real", 3, size) if case == "class-conditional" else _images(tmp_path / "real", 8, size, channels)
     extra = ["--inputs", str(_images(tmp_path / "inputs", 8, size, channels, 1))] if needs_inputs else []
     flags = _flags(g, g_kw, d, d_kw)
 
@@ -89,11 +97,13 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
     assert Image.open(grid).size[0] > size
 
     x = torch.randn(2, *gen.input_shape) if not needs_inputs and g != "SRGenerator" else torch.rand(2, *gen.input_shape)
+    if getattr(gen, "num_classes", None):  # the tool's packed input: the latent, then the label
+        x = torch.cat([x, torch.tensor([[2.0], [0.0]])], 1)
     reference = gancompress.load(tuned, arch=f"custom_nets:{g}", d_arch=f"custom_nets:{d}")
     with torch.no_grad():
         want = reference(x)
     assert want.shape[1:] == (channels, size, size)
-    for fmt in ("sparse", "shrunk", "onnx"):
+    for fmt in ("sparse", "onnx") if getattr(gen, "num_classes", None) else ("sparse", "shrunk", "onnx"):
         name = "g.onnx" if fmt == "onnx" else f"g.{fmt}.safetensors"
         out = _run("export", tuned, "--format", fmt, "-o", tmp_path / name, *flags)
         if fmt == "onnx":
@@ -145,7 +155,7 @@ def test_wrong_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     ckpt = tmp_path / "g.pth"
     torch.save(nets.MLPGenerator().state_dict(), ckpt)
-    assert "no module named no_such_nets" in _fails("inspect", ckpt, "--arch", "no_such_nets:G")
+    assert "cannot import no_such_nets" in _fails("inspect", ckpt, "--arch", "no_such_nets:G")
     out = _fails("inspect", ckpt, "--arch", "custom_nets:NoSuchClass")
     assert "module custom_nets has no attribute NoSuchClass" in out and "MLPGenerator" in out
     out = _fails("inspect", ckpt, "--arch", "custom_nets:MLPGenerator", "--arch-kwargs", '{"hidden": 32}')
@@ -175,3 +185,54 @@ def test_exception_in_user_forward_is_the_users_code_failing(tmp_path: Path, mon
     torch.save(nets.Broken().state_dict(), ckpt)
     out = _fails("export", ckpt, "--format", "onnx", "--arch", "custom_nets:Broken", "-o", tmp_path / "b.onnx")
     assert "your code custom_nets:Broken (custom_nets.py:" in out and "deliberate failure in the user's forward" in out
+
+
+def test_conditional_labels_reach_both_generators_and_the_discriminator(tmp_path: Path) -> None:
+    """Teacher and student get the same latents and labels (one packed input); D gets the fakes' labels;
+    real images get the labels of their class folder."""
+    from gancompress.data.batches import Sampler
+    from gancompress.data.images import folder_labels, load_real
+    from gancompress.finetune.step import StepOptions, critic, fake_condition, real_condition
+    from gancompress.generation import GeneratorInfo, labels_of
+
+    gen = _build("CondGenerator", {}, "generator")
+    data = _labelled(tmp_path / "real", 3, 16)
+    real = load_real(str(data), size=16, channels=1)
+    labels = folder_labels(str(data), 3)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(gancompress.errors.InputError, match="3 class folders but the networks take 4"):
+        folder_labels(str(data), 4)
+    sampler = Sampler(0, 4, "noise", (17,), real, None, False, 3, labels, packed=True)
+    batch = sampler.draw(5, torch.device("cpu"))
+    assert batch.x.shape == (4, 17) and torch.equal(batch.labels, labels_of(batch.x))
+    picked = sampler.indices(5)
+    assert torch.equal(batch.real_labels, labels[picked])
+    with torch.no_grad():
+        packed = gen(batch.x)
+        direct = gen(batch.x[:, :16], batch.labels)
+        other = gen(batch.x[:, :16], (batch.labels + 1) % 3)
+    assert torch.equal(packed, direct) and not torch.allclose(packed, other)
+    seen = []
+    disc = _build("CondDiscriminator", {}, "discriminator")
+    disc.register_forward_hook(lambda m, args, out: seen.append(args[1]))
+    opts = StepOptions("distill-adv", 0.5, 1.0, True, class_labels=True)
+    critic(disc, fake_condition(batch, opts))(packed)
+    critic(disc, real_condition(batch, opts))(batch.real)
+    assert torch.equal(seen[0], batch.labels) and torch.equal(seen[1], batch.real_labels)
+    assert sampler.fixed(6, torch.device("cpu"))[:, -1].tolist() == [0, 1, 2, 0, 1, 2]
+    assert GeneratorInfo("noise", (17,), (1, 16, 16), (-1.0, 1.0), 3).num_classes == 3
+
+
+def test_conditional_sample_grid_has_one_row_per_class(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    gen = _build("CondGenerator", {}, "generator")
+    torch.save(gen.state_dict(), tmp_path / "g.pth")
+    grid = tmp_path / "grid.png"
+    _run("evaluate", tmp_path / "g.pth", "--samples", grid, "--arch", "custom_nets:CondGenerator")
+    plain = tmp_path / "plain.png"
+    torch.save(nets.MLPGenerator(image_size=16).state_dict(), tmp_path / "m.pth")
+    _run("evaluate", tmp_path / "m.pth", "--samples", plain, "--arch", "custom_nets:MLPGenerator",
+         "--arch-kwargs", '{"image_size": 16}')
+    one_row, three_rows = Image.open(plain).size[1], Image.open(grid).size[1]
+    assert three_rows > 2.5 * one_row

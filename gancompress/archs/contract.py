@@ -20,6 +20,7 @@ the rest of the tool reads plain attributes from the module.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 import torch
@@ -88,7 +89,24 @@ def apply_contract(module: nn.Module, contract: dict[str, Any], role: str, where
             _store(module, name, _check(name, value, where))
     if role == "generator" and getattr(module, "output_shape", None) is not None:
         module.register_forward_hook(reshape_output)
+    if role == "generator" and getattr(module, "num_classes", None):
+        required(module, "input_shape", where)
+        module.register_forward_pre_hook(unpack_labels)
     return module
+
+
+def unpack_labels(module: nn.Module, args: tuple) -> tuple | None:
+    """Forward pre-hook of a class-conditional generator: one packed input ``(N, prod(input_shape) + 1)``
+    (the latent, flattened, then the class label) is called as ``forward(z, labels)``. The tool passes
+    packed inputs so the dense teacher and the student always get the same latents AND labels; calls
+    with ``(z, labels)`` pass through."""
+    if len(args) != 1:
+        return None
+    x, shape = args[0], tuple(module.input_shape)
+    n = math.prod(shape)
+    if x.dim() != 2 or x.shape[1] != n + 1:
+        return None
+    return x[:, :n].reshape(x.shape[0], *shape), x[:, n].round().long()
 
 
 def _store(module: nn.Module, name: str, value: Any) -> None:

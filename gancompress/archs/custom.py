@@ -49,7 +49,7 @@ def _import(module_name: str, target: str, option: str):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise InputError(f"{option} {target}: no module named {module_name} on the path (run from the folder "
+            raise InputError(f"{option} {target}: cannot import {module_name}: no module of that name on the path (run from the folder "
                              "that holds it, or add that folder to PYTHONPATH)") from None
         raise UserCodeError(f"{option} {target}: importing module {module_name} failed: {exc}") from None
     except Exception as exc:  # the user's module raised while being imported

@@ -72,7 +72,7 @@ def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device
     from ..generation import noise
 
     if info.input_kind == "noise":
-        data = noise(n, info.input_shape, seed, device="cpu")
+        data = noise(n, info.input_shape, seed, device="cpu", num_classes=info.num_classes)
     else:
         data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     for start in range(0, n, batch_size):

@@ -240,7 +240,8 @@ def _cost(row: ModelRow, model: LoadedModel, config: EvaluateConfig, device: tor
     row.macs_dense, row.macs_effective = (macs.dense, macs.effective) if macs else (None, None)
     row.file_size = file_size(model.path)
     if config.latency:
-        lat = measure_latency(model.bundle.generator, model.info.input_shape, device, config.batch_size, seed=config.seed)
+        lat = measure_latency(model.bundle.generator, model.info.input_shape, device, config.batch_size, seed=config.seed,
+                              num_classes=model.info.num_classes)
         row.latency_ms, row.throughput = lat.median_ms, lat.throughput
 
 
@@ -264,7 +265,8 @@ def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: E
         return
     request = MetricRequest(config.fid, config.kid, config.isc, config.prc, config.num_samples,
                             config.batch_size, config.seed, str(device))
-    sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick)
+    sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick,
+                               num_classes=model.info.num_classes)
     row.metrics = distribution_metrics(sampler, plan.real, plan.extractor, request, plan.extractor_kwargs)
 
 

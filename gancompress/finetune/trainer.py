@@ -11,6 +11,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..archs.contract import num_classes
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
@@ -116,7 +117,8 @@ class Trainer:
         self.done = 0
         self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
                                    config.r1_gamma, config.r1_every, setup.conditional, self._autocast(),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=config.adv_weight)
+                                   image_terms=setup.info.input_kind == "image", adv_weight=config.adv_weight,
+                                   class_labels=bool(num_classes(setup.discriminator)))
 
     def _autocast(self):
         if self.config.amp and self.device.type == "cuda":
