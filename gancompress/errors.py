@@ -28,3 +28,9 @@ class NonFiniteLoss(GanCompressError):
     """Training produced NaN/Inf; the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class Interrupted(GanCompressError):
+    """The caller's ``should_stop`` ended a run (the CLI: Ctrl-C or SIGTERM): exit code 130, like a shell's SIGINT."""
+
+    exit_code = 130

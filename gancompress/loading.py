@@ -31,12 +31,14 @@ _G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge"
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to read a SOURCE: pickle trust and optional user architectures for G and D.
+    """How to read a model: the SOURCE, pickle trust, and optional user architectures for G and D.
 
     ``arch`` / ``d_arch`` name ``module.path:Callable``; importing that module runs its code, so
-    a checkpoint that records one is rebuilt only when the same name is passed again.
+    a checkpoint that records one is rebuilt only when the same name is passed again. The same
+    options (with another ``source``: :meth:`for_source`) read a run's teacher and discriminator.
     """
 
+    source: str | None = None
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
@@ -55,7 +57,11 @@ class LoadOptions:
             if kwargs is not None and not isinstance(kwargs, dict):
                 raise InputError(f"{option}-kwargs must be a dict (a JSON object), got {type(kwargs).__name__}")
 
-    def like(self, recorded: ArchSpec | None) -> "LoadOptions":
+    def for_source(self, source: str) -> LoadOptions:
+        """These options for another SOURCE (a teacher, a discriminator file)."""
+        return replace(self, source=source)
+
+    def like(self, recorded: ArchSpec | None) -> LoadOptions:
         """These options, with the keyword arguments a file recorded for the same ``--arch`` when none are given
         (a pruned file's dense source, a reference model: the same network, saved before the tool saw it)."""
         if recorded is None or recorded.name != "custom" or self.arch_kwargs is not None:
@@ -73,6 +79,12 @@ class LoadOptions:
         if role == "discriminator":
             fields["role"] = "discriminator"
         return ArchSpec("custom", fields)
+
+
+def _options(source: str | LoadOptions, options: LoadOptions | None) -> LoadOptions:
+    if isinstance(source, LoadOptions):
+        return source
+    return (options or LoadOptions()).for_source(str(source))
 
 
 class DiscriminatorOnly(InputError):
@@ -190,20 +202,21 @@ def attach_custom_discriminator(bundle: GanBundle, found: dict[str, Any], option
     bundle.discriminator, bundle.d_spec = module, spec
 
 
-def load_discriminator(source: str, options: LoadOptions) -> tuple[nn.Module, ArchSpec | None]:
+def load_discriminator(options: LoadOptions) -> tuple[nn.Module, ArchSpec | None]:
     """A discriminator from its own SOURCE (``--discriminator FILE``): the user's ``--d-arch`` or a built-in one."""
+    source = str(options.source)
     if options.d_arch is not None:
         path = resolve(source)
         raw_files, _ = _raw_files(path, options)
         if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
-            bundle = _load_source(source, options)[0]
+            bundle = _load_source(options)[0]
         else:
             found = _collect(raw_files)
             module = _custom_module(found, options.custom_spec("discriminator"), set())[1]
             return module, options.custom_spec("discriminator")
     else:
         try:
-            bundle = _load_source(source, options)[0]
+            bundle = _load_source(options)[0]
         except DiscriminatorOnly as only:
             module = build(only.spec)
             load_into(module, prepare(ARCHITECTURES.get(only.spec.name), only.state_dict), f"discriminator {only.spec.name}")
@@ -302,19 +315,24 @@ def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | 
     return [read_file(p, trust_pickle=options.trust_pickle) for p in files], config
 
 
-def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
-    """Load any supported SOURCE into a :class:`GanBundle` (generator + optional discriminator)."""
-    return _load_source(source, options or LoadOptions())[0]
+def load_bundle(source: str | LoadOptions, options: LoadOptions | None = None) -> GanBundle:
+    """Load a model into a :class:`GanBundle` (generator + optional discriminator).
+
+    ``source`` is a :class:`LoadOptions` (its ``source`` is read), or a SOURCE string read with
+    ``options`` (default: built-in architectures, no pickles).
+    """
+    return _load_source(_options(source, options))[0]
 
 
-def load_with_partner(source: str, options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
+def load_with_partner(source: str | LoadOptions,
+                      options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
     """Like :func:`load_bundle`, plus CycleGAN's opposite-direction generator when SOURCE holds it.
 
     A CycleGAN directory (``latest_net_G_A.pth``, ``latest_net_G_B.pth``, ``latest_net_D_A.pth``,
     ...) or file with both generators gives ``G_A`` with ``D_A`` and partner ``G_B`` for
     ``direction="AtoB"`` and the reverse for ``"BtoA"``; anything else gives ``None``.
     """
-    return _load_source(source, options or LoadOptions(), partner=True)
+    return _load_source(_options(source, options), partner=True)
 
 
 _CYCLE_SWAP = {"g_a": "g_b", "g_b": "g_a", "d_a": "d_b", "d_b": "d_a"}
@@ -348,7 +366,10 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
     return None
 
 
-def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
+def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
+    if not options.source:
+        raise InputError("no SOURCE given: name a checkpoint file, a directory, hf://OWNER/REPO or builtin:NAME")
+    source = str(options.source)
     path = resolve(source)
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):

@@ -10,7 +10,8 @@ import typer
 from .errors import handle_errors
 from .options import (Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
                       NumSamples, OptSource, Quiet, Seed, TrustPickle, flag, load_options)
-from .output import human_size, print_json, progress_callback, report_console
+from . import progress as cli_progress
+from .output import human_size, print_json, report_console
 from .stdio import source_from_stdin
 
 Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", metavar="SOURCE", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
@@ -61,7 +62,7 @@ def evaluate(
 
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid -o report.json --markdown report.md
     """
-    from ..evaluate import EvaluateConfig, evaluate as run_evaluate, progress_total
+    from ..evaluate import EvaluateConfig, evaluate as run_evaluate
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
@@ -75,8 +76,9 @@ def evaluate(
         pairs=pairs, inputs=inputs, direction=direction, load=load,
     )
     _check_markdown(markdown, config)
-    with progress_callback("evaluating", progress_total(config), quiet=quiet or json_out) as update:
-        report = run_evaluate(config, on_progress=lambda done, total, info: update(done, info))
+    with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
+            quiet=quiet or json_out, labels={"evaluate": "evaluating"}, info=lambda e: e.info.get("model", "")) as bars:
+        report = run_evaluate(config, on_event=bars, should_stop=should_stop)
     if markdown is not None:
         from ..io_utils import atomic_write_text
         from ..formats.report import report_markdown

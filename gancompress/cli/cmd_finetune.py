@@ -11,7 +11,8 @@ from .errors import handle_errors
 from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, flag, load_options, output_option)
-from .output import human_console, notice, print_json, progress_callback
+from . import progress as cli_progress
+from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
 OutputOpt = Annotated[Optional[Path], output_option("<stem>.ft.safetensors beside the input; the log, samples and resume state go beside it")]
@@ -71,7 +72,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
-    config = FinetuneConfig(
+    config = FinetuneConfig.from_options(
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
         method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
@@ -79,12 +80,14 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
-        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise, load=load)
-    if not is_main_process():  # torchrun: only rank 0 reports
-        run_finetune(config)
-        return
-    with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
-        result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
+        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise,
+        arch=load.arch, arch_kwargs=load.arch_kwargs, d_arch=load.d_arch, d_arch_kwargs=load.d_arch_kwargs)
+    with cli_progress.stop_signals() as should_stop:
+        if not is_main_process():  # torchrun: only rank 0 reports
+            run_finetune(config, should_stop=should_stop)
+            return
+        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info)) as bars:
+            result = run_finetune(config, on_event=bars, should_stop=should_stop)
     for note in result.notes:
         notice(f"note: {note}", quiet=quiet or json_out)
     if json_out:

@@ -38,7 +38,7 @@ def load_model(source: str, role: str, config: EvaluateConfig, device: torch.dev
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
-    bundle = load_bundle(source, options.like(like.g_spec if like is not None else None))
+    bundle = load_bundle(options.for_source(source).like(like.g_spec if like is not None else None))
     bundle.generator.eval().to(device)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))

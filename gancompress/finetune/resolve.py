@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
 from ..archs.contract import d_output as contract_d_output
-from ..loading import LoadOptions, load_bundle, load_discriminator, load_with_partner
+from ..loading import load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
 
@@ -36,20 +36,16 @@ class Setup:
     partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
 
 
-def _options(config: FinetuneConfig) -> LoadOptions:
-    return config.load_options
-
-
 def _load(source: str, config: FinetuneConfig, what: str, like: GanBundle | None = None) -> GanBundle:
     try:
-        return load_bundle(source, _options(config).like(like.g_spec if like is not None else None))
+        return load_bundle(config.load.for_source(source).like(like.g_spec if like is not None else None))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
 
 def load_partner(source: str, config: FinetuneConfig, what: str) -> tuple[GanBundle, nn.Module | None]:
     try:
-        return load_with_partner(source, _options(config))
+        return load_with_partner(config.load.for_source(source))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
@@ -85,14 +81,14 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
         try:
-            module, spec = load_discriminator(config.discriminator, _options(config))
+            module, spec = load_discriminator(config.load.for_source(config.discriminator))
         except InputError as exc:
             raise InputError(f"--discriminator {config.discriminator}: {exc}") from None
         return module, spec, config.discriminator
     if bundle.discriminator is not None:
         return bundle.discriminator, bundle.d_spec, config.source
     if config.uses_discriminator:
-        raise InputError(f"{config.source} has no discriminator and method {config.method} needs one: "
+        raise InputError(f"{config.source} has no discriminator and method {config.recovery.method} needs one: "
                          "pass --discriminator SOURCE (with --d-arch module:Callable for your own class), "
                          "or use --method distill, which needs none")
     return None, None, None
@@ -104,8 +100,8 @@ def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, cond
     unconditional (or that came with an opposite-direction generator) is a CycleGAN: ``cyclegan``."""
     d_arch = ARCHITECTURES.get(d_spec.name) if d_spec is not None and d_spec.name in ARCHITECTURES else None
     g_arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
-    name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
-    if config.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
+    name = config.recovery.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
+    if config.recovery.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
         name = "cyclegan"
     d_output = d_arch.d_output if d_arch else "logits"
     if d_spec is not None and d_spec.name == "custom":  # the user's D says what it returns (contract)
