@@ -87,9 +87,11 @@ def apply_contract(module: nn.Module, contract: dict[str, Any], role: str, where
         value = contract[name] if name in contract else getattr(module, name, None)
         if value is not None:
             _store(module, name, _check(name, value, where))
-    if role == "generator" and getattr(module, "output_shape", None) is not None:
+    if role == "generator" and getattr(module, "output_shape", None) is not None \
+            and reshape_output not in module._forward_hooks.values():  # a copy of a module keeps its hooks
         module.register_forward_hook(reshape_output)
-    if role == "generator" and getattr(module, "num_classes", None):
+    if role == "generator" and getattr(module, "num_classes", None) \
+            and unpack_labels not in module._forward_pre_hooks.values():
         required(module, "input_shape", where)
         module.register_forward_pre_hook(unpack_labels)
     return module

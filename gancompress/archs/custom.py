@@ -56,7 +56,7 @@ def _import(module_name: str, target: str, option: str):
         raise UserCodeError(f"{option} {target}: importing module {module_name} failed "
                             f"({type(exc).__name__}: {exc}); fix that module") from None
     path = getattr(module, "__file__", None)
-    if path:
+    if path and not module_name.startswith("gancompress."):  # the Python API's own live architecture is not user code
         _USER_FILES[str(Path(path).resolve())] = target
     return module
 
