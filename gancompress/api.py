@@ -15,6 +15,7 @@ attributes (docs/custom_networks.md) are read from the module as for ``--arch``.
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import uuid
 from pathlib import Path
@@ -46,9 +47,24 @@ def load(source: str | Path, *, arch: str | None = None, d_arch: str | None = No
     if path.suffix == ".onnx":
         raise InputError(f"{source} is an ONNX file; run it with onnxruntime (load() returns torch modules)")
     if export_metadata(path) is not None:
-        return build_exported(read_export(path), str(source), arch)
+        exported = read_export(path)
+        return with_sampling(build_exported(exported, str(source), arch), exported.spec)
     bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch, d_arch=d_arch))
-    return bundle.masked_generator().eval()
+    return with_sampling(bundle.masked_generator().eval(), bundle.g_spec)
+
+
+def with_sampling(generator: nn.Module, spec: ArchSpec | None) -> nn.Module:
+    """``generator`` with ``input_kind``, ``input_shape`` (per sample; None when unknown) and
+    ``sample(n, seed=0)`` (outputs for seeded latents, noise-input generators only)."""
+    from .generation import generator_input, sample
+
+    try:
+        kind, shape = generator_input(generator, spec)
+    except InputError:
+        kind, shape = getattr(generator, "input_kind", "noise"), None
+    generator.input_kind, generator.input_shape = kind, shape
+    generator.sample = functools.partial(sample, generator)
+    return generator
 
 
 def prune(module: nn.Module, *, sparsity: float, granularity: str = "element", scope: str = "layer",

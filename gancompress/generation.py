@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES
+from .archs import ARCHITECTURES, ArchSpec
 from .formats.checkpoint import GanBundle
 from .errors import InputError
 
@@ -27,18 +27,10 @@ def generator_info(bundle: GanBundle) -> GeneratorInfo:
     Built-in architectures say what they eat; a user's module (``--arch``) says it with the
     attributes of docs/custom_networks.md (see :mod:`gancompress.archs.contract`).
     """
-    from .archs.contract import required
-
-    spec, g = bundle.g_spec, bundle.generator
-    arch = ARCHITECTURES.get(spec.name) if spec is not None and spec.name in ARCHITECTURES else None
-    if arch is None or arch.input_shape is None or arch.name == "custom":
-        target = spec.kwargs.get("target") if spec is not None and spec.name == "custom" else None
-        where = f"your generator {target}" if target else "this generator"
-        shape, kind = required(g, "input_shape", where), getattr(g, "input_kind", "noise")
-        declared = (-1.0, 1.0)
-    else:
-        shape, kind = tuple(arch.input_shape(spec.kwargs)), getattr(g, "input_kind", arch.input_kind)
-        shape, declared = tuple(getattr(g, "input_shape", shape)), arch.output_range
+    g = bundle.generator
+    kind, shape = generator_input(g, bundle.g_spec)
+    arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
+    declared = arch.output_range if arch is not None and arch.name != "custom" else (-1.0, 1.0)
     classes = getattr(g, "num_classes", None)
     out = _output_shape(g, tuple(shape), classes)
     value_range = tuple(float(v) for v in getattr(g, "output_range", declared))
@@ -50,6 +42,38 @@ def generator_info(bundle: GanBundle) -> GeneratorInfo:
 def run_generator(generator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``generator(x)``, or ``generator(x, labels)`` for a class-conditional one."""
     return generator(x) if labels is None else generator(x, labels)
+
+
+def generator_input(generator: nn.Module, spec: ArchSpec | None) -> tuple[str, tuple[int, ...]]:
+    """(``"noise"`` or ``"image"``, the per-sample input shape): the module's own ``input_kind`` /
+    ``input_shape`` attributes (docs/custom_networks.md; required for a user's network), else the architecture's."""
+    from .archs.contract import required
+
+    arch = ARCHITECTURES.get(spec.name) if spec is not None and spec.name in ARCHITECTURES else None
+    if arch is None or arch.input_shape is None or arch.name == "custom":
+        target = spec.kwargs.get("target") if spec is not None and spec.name == "custom" else None
+        where = f"your generator {target}" if target else "this generator"
+        return getattr(generator, "input_kind", "noise"), tuple(required(generator, "input_shape", where))
+    shape = tuple(getattr(generator, "input_shape", arch.input_shape(spec.kwargs)))
+    return getattr(generator, "input_kind", arch.input_kind), shape
+
+
+@torch.no_grad()
+def sample(generator: nn.Module, n: int, *, seed: int = 0) -> torch.Tensor:
+    """``n`` outputs of a noise-input generator for latents drawn with ``seed`` (the same on every device)."""
+    kind, shape = getattr(generator, "input_kind", None), getattr(generator, "input_shape", None)
+    if shape is None:
+        raise InputError("this generator does not say its input shape; call it on a batch of inputs yourself")
+    if kind != "noise":
+        raise InputError(f"this generator translates images: call it on a batch of shape (n, {', '.join(map(str, shape))}) "
+                         "with values in its input range, not sample()")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InputError(f"sample(n): n must be a positive whole number, got {n!r}")
+    param = next(generator.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    classes = getattr(generator, "num_classes", None)  # class-conditional: packed inputs, labels uniform
+    z = noise(n, (math.prod(shape) + 1,) if classes else tuple(shape), seed, device, classes)
+    return generator(z.to(param.dtype) if param is not None and param.is_floating_point() else z)
 
 
 @torch.no_grad()

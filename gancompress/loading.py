@@ -20,6 +20,7 @@ from .archs.base import prepare
 from .archs.probe import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
+from .registry import unknown_choice
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
 PREFIXES = {
@@ -48,7 +49,7 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
             if target is not None and (not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":"))):
                 raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
@@ -404,6 +405,7 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
 
 
 def parse_arch_kwargs(text: str | None, option: str = "--arch-kwargs") -> dict[str, Any] | None:
+    """The JSON object given to ``option`` (``--arch-kwargs`` or ``--d-arch-kwargs``)."""
     if text is None:
         return None
     try:

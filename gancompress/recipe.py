@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from .errors import InputError
 from .loading import LoadOptions
+from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
 
@@ -32,7 +33,7 @@ class Setting:
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
 
 
 @dataclass(frozen=True)

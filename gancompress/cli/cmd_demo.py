@@ -4,14 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
 from .options import Device, Granularity, Json, Method, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
-from . import progress as cli_progress
 from .output import human_console, human_size, print_json, table
+from . import progress as cli_progress
 from .stdio import emit_written
 
 OutDir = Annotated[Optional[Path], out_dir_option(f"./{DEMO_DIR}, or a numbered one if that exists and is not empty")]

@@ -10,8 +10,8 @@ import typer
 from .errors import handle_errors
 from .options import (Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
                       NumSamples, OptSource, Quiet, Seed, TrustPickle, flag, load_options)
-from . import progress as cli_progress
 from .output import human_size, print_json, report_console
+from . import progress as cli_progress
 from .stdio import source_from_stdin
 
 Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", metavar="SOURCE", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
@@ -67,13 +67,12 @@ def evaluate(
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-    real, pairs = _data_roles(data, real, pairs)
     config = EvaluateConfig(
         sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
-        pairs=pairs, inputs=inputs, direction=direction, load=load,
+        pairs=pairs, inputs=inputs, direction=direction, data=data, load=load,
     )
     _check_markdown(markdown, config)
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
@@ -91,16 +90,6 @@ def evaluate(
     report.raise_for_gates()
 
 
-def _data_roles(data: str | None, real: str | None, pairs: str | None) -> tuple[str | None, str | None]:
-    """HOOK(evaluate --data): --data is the real images (noise-input models) or the test images (image-to-image);
-    until EvaluateConfig takes one ``data`` and picks its role by the model's input kind, --data means --real."""
-    from ..errors import InputError
-
-    if data is not None and (real is not None or pairs is not None):
-        raise InputError("--data and its older spellings --real/--pairs name the same thing; give one")
-    return (data if data is not None else real), pairs
-
-
 def _check_markdown(markdown: Path | None, config: Any) -> None:
     """--markdown is checked with the other outputs, before any model is loaded."""
     from ..errors import InputError
@@ -108,7 +97,7 @@ def _check_markdown(markdown: Path | None, config: Any) -> None:
 
     if markdown is None:
         return
-    for option, other in (("--out", config.out), ("--samples", config.samples_png)):
+    for option, other in (("-o/--output", config.out), ("--samples", config.samples_png)):
         if other is not None and Path(other).resolve() == Path(markdown).resolve():
             raise InputError(f"--markdown and {option} name the same file; choose two different files")
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))

@@ -11,9 +11,9 @@ from .errors import handle_errors
 from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, flag, load_options, output_option)
-from . import progress as cli_progress
 from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
+from . import progress as cli_progress
 
 OutputOpt = Annotated[Optional[Path], output_option("<stem>.ft.safetensors beside the input; the log, samples and resume state go beside it")]
 Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
@@ -64,24 +64,31 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
 
     Example (data-parallel, 4 processes; --batch-size is the global batch): torchrun --nproc_per_node 4 -m gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors
     """
-    from ..finetune import FinetuneConfig, run_finetune
+    from ..finetune.config import (DataConfig, FinetuneConfig, LossWeights, PruneSchedule, Rates, RecoveryConfig,
+                                   RunConfig)
+    from ..finetune import run_finetune
     from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
+    from dataclasses import replace
+    from ..prune import PruneConfig
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
-    config = FinetuneConfig.from_options(
-        source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
-        method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
-        prune_first_last=prune_first_last, coupled=coupled,
-        freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
-        device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
-        resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
-        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise,
-        arch=load.arch, arch_kwargs=load.arch_kwargs, d_arch=load.d_arch, d_arch_kwargs=load.d_arch_kwargs)
+    recovery = RecoveryConfig(
+        method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
+        student_mode=student_mode, perceptual_weights=perceptual_weights,
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
+        rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
+    prune = (PruneConfig(sparsity, granularity=granularity, prune_first_last=prune_first_last, coupled=coupled)
+             if sparsity is not None else None)
+    config = FinetuneConfig(
+        load=replace(load, source=source, direction=direction),
+        run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
+                      save_every=save_every, resume=resume, force=force),
+        recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
+        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise))
     with cli_progress.stop_signals() as should_stop:
         if not is_main_process():  # torchrun: only rank 0 reports
             run_finetune(config, should_stop=should_stop)

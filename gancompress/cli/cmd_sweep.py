@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -43,15 +43,15 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
     """
+    from ..errors import InputError
     from ..sweep import SweepConfig
     from ..sweep import sweep as run_sweep
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     if load.trust_pickle:
-        from ..errors import InputError
-
-        raise InputError("--trust-pickle is not supported by `gancompress sweep`; convert the checkpoint with prune first")
+        raise InputError("--trust-pickle is not supported by `gancompress sweep`; convert the checkpoint with "
+                         "`gancompress prune --trust-pickle -s 0` first")
     source = source_from_stdin(source)
     config = SweepConfig.from_options(
         source=source, out_dir=out_dir, data=data, sparsities=_split(sparsity, float, "--sparsity"),

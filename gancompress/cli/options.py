@@ -29,11 +29,11 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "granularity": _names("prune.granularity", "GRANULARITIES"),
     "loss": _names("losses", "LOSSES"),
     "extractor": _names("metrics.extractors", "EXTRACTORS"),
-    "method": _names("finetune.defaults", "METHOD_NAMES"),
+    "method": _names("finetune.methods", "METHODS"),
     "schedule": _names("finetune.defaults", "SCHEDULES"),
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
-    "format": _names("export.writer", "FORMATS"),
-    "dtype": _names("export.writer", "DTYPES"),
+    "format": _names("export.formats", "EXPORT_FORMATS"),
+    "dtype": _names("export.config", "DTYPE_NAMES"),
 }
 _PLACEHOLDER = re.compile(r"\{choices:([a-z-]+)\}")
 
@@ -49,14 +49,13 @@ def flag(*names: str, help: str) -> typer.models.OptionInfo:
 
 
 # --- what to read -------------------------------------------------------------------------
-Source = Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH], or builtin:digits-dcgan.")]
-OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint (file, directory, hf://..., builtin:...); '-' or omitted reads the path from stdin.")]
+OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH] or builtin:digits-dcgan; '-' or omitted reads the path from stdin.")]
 TrustPickle = Annotated[bool, flag("--trust-pickle", help="Allow pickles that run code on load (whole-module checkpoints). Only for files you trust.")]
 Arch = Annotated[Optional[str], typer.Option("--arch", metavar="MODULE:CALLABLE", help="Your own generator class, for networks not built in (built in and recognised without it: {choices:arch}).")]
 ArchKwargs = Annotated[Optional[str], typer.Option("--arch-kwargs", metavar="JSON", help="Keyword arguments for --arch, e.g. '{\"nz\": 64}'.")]
 DArch = Annotated[Optional[str], typer.Option("--d-arch", metavar="MODULE:CALLABLE", help="Your own discriminator class, when the checkpoint's D is not built in.")]
 DArchKwargs = Annotated[Optional[str], typer.Option("--d-arch-kwargs", metavar="JSON", help="Keyword arguments for --d-arch, e.g. '{\"ndf\": 64}'.")]
-Data = Annotated[Optional[str], typer.Option("--data", metavar="DIR", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
+Data = Annotated[Optional[str], typer.Option("--data", metavar="PATH", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="DIR", help="Image-to-image: a folder of A (input) images, matched by file name with the B images in --data.")]
 Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help="Image-to-image: which way the model translates (swaps A and B in --data; BtoA loads G_B/D_B from a CycleGAN directory).")]
 
@@ -108,6 +107,5 @@ def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | Non
     """The library's ``LoadOptions`` from the loading options every model-reading command takes."""
     from ..loading import LoadOptions, parse_arch_kwargs
 
-    fields = dict(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs), d_arch=d_arch,
-                  d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
-    return LoadOptions(**fields)
+    return LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs, "--arch-kwargs"),
+                       d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
