@@ -120,11 +120,11 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
 def inspect_discriminator_only(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor], source: str,
                                path: Path | None = None) -> dict[str, Any]:
     """The report for a file that holds a recognised discriminator and no generator."""
-    from .archs import ARCHITECTURES, build, load_into
-    from .archs.base import prepare
+    from .archs import ARCHITECTURES
+    from .archs.base import build_detected
 
     arch = ARCHITECTURES.get(spec.name)
-    module = load_into(build(spec), prepare(arch, state_dict), f"discriminator {spec.name}").eval()
+    module = build_detected(spec, state_dict, "discriminator")
     d_in = tuple(arch.probe_shape(spec.kwargs)) if arch.probe_shape else None
     return {
         "source": source,

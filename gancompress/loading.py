@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
-from .archs.base import prepare
-from .archs.probe import discriminator_probes, output_shape_of, try_architecture
+from .archs.base import build_detected
+from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
 from .registry import unknown_choice
@@ -203,8 +203,11 @@ def attach_custom_discriminator(bundle: GanBundle, found: dict[str, Any], option
     bundle.discriminator, bundle.d_spec = module, spec
 
 
-def load_discriminator(options: LoadOptions) -> tuple[nn.Module, ArchSpec | None]:
-    """A discriminator from its own SOURCE (``--discriminator FILE``): the user's ``--d-arch`` or a built-in one."""
+def load_discriminator(options: LoadOptions, *, probes: list[tuple[int, ...]] | None = None
+                       ) -> tuple[nn.Module, ArchSpec | None]:
+    """A discriminator from its own SOURCE (``--discriminator FILE``): the user's ``--d-arch``, a file holding
+    only one, or the one beside a generator. ``probes`` (per-sample shapes of what it must judge, e.g. from
+    :func:`~gancompress.archs.detection.discriminator_probes`) confirm a lone built-in discriminator fits."""
     source = str(options.source)
     if options.d_arch is not None:
         path = resolve(source)
@@ -219,9 +222,8 @@ def load_discriminator(options: LoadOptions) -> tuple[nn.Module, ArchSpec | None
         try:
             bundle = _load_source(options)[0]
         except DiscriminatorOnly as only:
-            module = build(only.spec)
-            load_into(module, prepare(ARCHITECTURES.get(only.spec.name), only.state_dict), f"discriminator {only.spec.name}")
-            return module.eval(), only.spec
+            spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
+            return build_detected(spec, only.state_dict, "discriminator"), spec
     if bundle.discriminator is None:
         raise InputError(f"{source}: no discriminator found in it; for your own discriminator class pass "
                          "--d-arch module:Callable (and --d-arch-kwargs JSON)")
@@ -236,9 +238,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[
                 spec = detect(sd, "discriminator", probes)
             except InputError:
                 continue
-            module = build(spec)
-            load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
-            bundle.discriminator, bundle.d_spec = module.eval(), spec
+            bundle.discriminator, bundle.d_spec = build_detected(spec, sd, "discriminator"), spec
             return
 
 
@@ -251,13 +251,11 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     for name, sd in found.items():
         match = _generator_match(sd)
         if match is not None:
-            generators.append((_hint_rank(name), name, *match))
+            generators.append((_hint_rank(name), name, match[0], sd, match[1]))
     if not generators:
         _raise_without_generator(found)
     _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
-    module = build(spec)
-    load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-    bundle = GanBundle(module.eval(), spec)
+    bundle = GanBundle(build_detected(spec, sd, "generator"), spec)
     arch = ARCHITECTURES.get(spec.name)
     probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
     _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
@@ -278,15 +276,15 @@ def _raise_without_generator(found: dict[str, Any]) -> None:
     detect(max(dicts, key=len), "generator")  # raises, saying what was tried
 
 
-def _generator_match(sd: Any) -> tuple[ArchSpec, Mapping, tuple[int, ...] | None] | None:
-    """(spec, state dict, per-sample output shape) of the built-in generator ``sd`` is, or None."""
+def _generator_match(sd: Any) -> tuple[ArchSpec, tuple[int, ...] | None] | None:
+    """(spec, per-sample output shape) of the built-in generator ``sd`` is, or None."""
     if not isinstance(sd, Mapping):
         return None
     for _, arch in ARCHITECTURES.items():
         if arch.role == "generator" and arch.detectable:
             trial = try_architecture(arch, sd)
             if trial.spec is not None:
-                return trial.spec, sd, trial.output_shape
+                return trial.spec, trial.output_shape
     return None
 
 
@@ -360,10 +358,7 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
                 return sd.eval()
             match = _generator_match(sd)
             if match is not None:
-                spec = match[0]
-                module = build(spec)
-                load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-                return module.eval()
+                return build_detected(match[0], sd, "generator")
     return None
 
 

@@ -98,32 +98,33 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
 
 
 def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int,
-                load: LoadOptions | None = None) -> list[tuple[str, Any]]:
-    """``(label, images)`` rows of the given generators on the same latents (for save_grid)."""
+                load: LoadOptions | None = None) -> tuple[list[tuple[str, Any]], tuple[float, float]]:
+    """``(label, images)`` rows of the given generators on the same latents (for save_grid), and their value range."""
     import torch
 
     from .evaluate.models import model_inputs
     from .generation import generator_info
     from .loading import load_bundle
 
-    rows, x = [], None
+    rows, x, value_range = [], None, (-1.0, 1.0)
     for label, source in entries:
         bundle = load_bundle(str(source), load)
         info = generator_info(bundle)
         if x is None:
+            value_range = info.output_range
             x = next(model_inputs(info, columns, columns, seed, torch.device("cpu")))
         with torch.no_grad():
             rows.append((label, bundle.generator.eval()(x).float().cpu()))
-    return rows
+    return rows, value_range
 
 
 def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0,
                   load: LoadOptions | None = None) -> Path:
     from .evaluate.grids import save_grid
 
-    rows = sample_rows(entries, columns, seed, load)
+    rows, value_range = sample_rows(entries, columns, seed, load)
     scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
-    return save_grid(rows, path, (-1.0, 1.0), scale, force=True)
+    return save_grid(rows, path, value_range, scale, force=True)
 
 
 def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,

@@ -124,7 +124,7 @@ def test_a_64px_discriminator_beside_a_32px_generator_is_not_attached(tmp_path):
 def test_a_generator_whose_output_is_not_an_image_is_not_accepted():
     """Same keys as dcgan-g, but the probe checks the output is C x 32 x 32."""
     from gancompress.archs import ARCHITECTURES
-    from gancompress.archs.probe import try_architecture
+    from gancompress.archs.detection import try_architecture
 
     arch = ARCHITECTURES.get("dcgan-g")
     sd = DCGANGenerator([16, 32, 16, 8, 3]).state_dict()
@@ -160,7 +160,9 @@ def test_inspect_shows_a_discriminator_only_file(d_only):
     assert report["discriminator"]["parameters"] == sum(p.numel() for p in DCGANDiscriminator([3, 8, 16, 32, 1]).parameters())
     assert report["discriminator"]["input_shape"] == [3, 32, 32]
     text = CliRunner().invoke(app, ["inspect", str(d_only)])
-    assert text.exit_code == 0 and "discriminator: dcgan-d" in text.output and "give the generator too" in text.output
+    words = " ".join(text.output.split())  # the console may wrap lines
+    assert text.exit_code == 0 and "discriminator: dcgan-d" in words and "give the generator too" in words
+    assert "input 3x32x32 assumed from the layers" in words
 
 
 @pytest.mark.parametrize("argv", [
@@ -187,3 +189,12 @@ def test_no_match_names_the_nearest_layout_and_what_to_do():
     message = str(info.value)
     assert "tried dcgan-g, digits-dcgan-g" in message and "dcgan-g: keys do not load (unexpected: main.99.weight)" in message
     assert message.endswith("see docs/custom_networks.md")
+
+
+def test_hostile_shapes_are_refused_not_crashed_on():
+    """Keys of a known layout with shapes no network has (zero channels, 1-d convs)."""
+    bad = {"body.0.weight": torch.zeros(8, 0, 3, 3), "body.1.weight": torch.zeros(8), "body.2.weight": torch.zeros(48, 8, 3, 3)}
+    with pytest.raises(InputError, match="matches no built-in layout"):
+        detect(bad, "generator")
+    with pytest.raises(InputError, match="matches no built-in layout"):
+        detect({"main.0.weight": torch.zeros(3), "main.3.weight": torch.zeros(2, 2)}, None)

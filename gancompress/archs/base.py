@@ -6,7 +6,7 @@ shapes (returning ``None`` when the state dict is not one of its own) and ``buil
 module from them. :func:`detect` confirms a guess the way PyTorch would use it: the
 candidate is built on the meta device (no memory for a wrong guess), loaded with
 ``load_state_dict(strict=True)`` and run once at its plausible input size; only a candidate
-whose output has the expected shape is accepted (:mod:`gancompress.archs.probe`).
+whose output has the expected shape is accepted (:mod:`gancompress.archs.detection`).
 """
 from __future__ import annotations
 
@@ -124,31 +124,6 @@ def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str
     return "; ".join(parts)
 
 
-def matches(arch: Architecture, state_dict: StateDict, probe_inputs: list[tuple[int, ...]] | None = None) -> ArchSpec | None:
-    """The spec of ``arch`` that loads ``state_dict`` strictly and runs, or None."""
-    from .probe import try_architecture
-
-    return try_architecture(arch, state_dict, probe_inputs).spec
-
-
-def detect(state_dict: StateDict, role: Role | None = None, probe_inputs: list[tuple[int, ...]] | None = None) -> ArchSpec:
-    """Find the built-in architecture that loads ``state_dict`` exactly and runs as it should.
-
-    ``probe_inputs`` (per-sample shapes) replace a discriminator's own probe size, e.g. the
-    generator's output. Raises :class:`InputError` saying what was tried when none fits.
-    """
-    from .probe import no_match_message, try_architecture
-
-    candidates = [a for _, a in ARCHITECTURES.items() if a.detectable and (role is None or a.role == role)]
-    trials = []
-    for arch in candidates:
-        trial = try_architecture(arch, state_dict, probe_inputs)
-        if trial.spec is not None:
-            return trial.spec
-        trials.append(trial)
-    raise InputError(no_match_message(state_dict, role, trials))
-
-
 def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -> nn.Module:
     """Load as ``module.load_state_dict(strict=True)`` does, with a readable key/shape diff on failure."""
     try:
@@ -157,3 +132,9 @@ def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -
         detail = describe_mismatch(*shape_mismatches(module, state_dict)) or str(exc).splitlines()[0]
         raise InputError(f"the checkpoint does not fit the {what}: {detail}") from None
     return module
+
+
+def build_detected(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
+    """A detected ``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
+    arch = ARCHITECTURES.get(spec.name)
+    return load_into(build(spec), prepare(arch, state_dict), f"{role} {spec.name}").eval()

@@ -55,6 +55,10 @@ def _print(report: dict[str, Any]) -> None:
                       f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
     size = report["file_size"]
     if report.get("role") == "discriminator":
+        shape = report["discriminator"].get("input_shape")
+        if shape:
+            console.print(f"  input {'x'.join(map(str, shape))} assumed from the layers (a state dict does not record "
+                          "strides); beside its generator it is checked on that generator's images")
         console.print(f"file size {human_size(size) if size else '-'}; this file holds only a discriminator "
                       "(no generator): to prune, finetune, evaluate or export, give the generator too")
         return

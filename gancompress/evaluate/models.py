@@ -71,13 +71,15 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
 
 
 def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """The same seeded inputs for every model: latents, or random images for image-to-image models."""
+    """The same seeded inputs for every model: latents, or random images (in the model's value range)
+    for image-to-image models."""
     from ..generation import noise
 
     if info.input_kind == "noise":
         data = noise(n, info.input_shape, seed, device="cpu", num_classes=info.num_classes)
     else:
-        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        lo, hi = info.output_range
+        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * (hi - lo) + lo
     for start in range(0, n, batch_size):
         yield data[start:start + batch_size].to(device)
 

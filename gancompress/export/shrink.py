@@ -35,7 +35,7 @@ from ..channels import ADVICE, UNIFORM_RTOL, Channels, analyse, dtype_of, graph_
 from ..errors import GanCompressError, InputError
 from ..layer_table import weight_layer
 from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, ShrunkGraph, construct, describe,
-                              ensure_shrunk_arch, graph_spec, node_kind)
+                              ensure_shrunk_arch, graph_spec, node_kind, per_channel)
 
 TOLERANCE = 1e-5  # refuse a shrunk network whose output differs more than this (times max(1, |output|))
 
@@ -174,12 +174,12 @@ def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tenso
 
 
 def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    lt = LAYER_TYPES[type(m)]
+    params, widths = per_channel(m)
     sd = m.state_dict()
-    for name in lt.channel_params:
+    for name in params:
         if name in sd:
             sd[name] = sd[name].index_select(0, keep)
-    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
+    changes: dict[str, Any] = {k: len(keep) for k in widths}
     if isinstance(m, ConstantMap):
         changes["shape"] = [len(keep)] + list(m.value.shape[1:])
     return _rebuild(m, changes, sd)

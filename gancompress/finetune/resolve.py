@@ -85,8 +85,13 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
+        from ..archs.detection import discriminator_probes
+        from ..generation import generator_info
+
+        info = generator_info(bundle)
+        probes = discriminator_probes(info.input_shape, info.output_shape, info.input_kind)
         try:
-            module, spec = load_discriminator(config.load.for_source(config.discriminator))
+            module, spec = load_discriminator(config.load.for_source(config.discriminator), probes=probes)
         except InputError as exc:
             raise InputError(f"--discriminator {config.discriminator}: {exc}") from None
         return module, spec, config.discriminator

@@ -1,4 +1,4 @@
-"""Confirming a guessed architecture by using it, and saying why nothing fitted.
+"""Which built-in architecture a state dict is, confirmed by using it; and why none fitted.
 
 A state dict's key names and shapes can be shared by networks that are wired differently
 (a 28 px DCGAN discriminator has the same keys as the 32 px one; only the strides differ).
@@ -6,10 +6,13 @@ A state dict's key names and shapes can be shared by networks that are wired dif
 (shapes without memory), it loads the state dict as ``load_state_dict(strict=True)`` does
 and one forward pass at a plausible input gives an output of the expected shape: an image
 of ``output_shape`` for a generator, one score (or a score map) per sample for a
-discriminator.
+discriminator, at the size its generator makes when that is known (:func:`discriminator_probes`).
+:func:`detect` tries every detectable architecture of a role; when none fits, its message names
+the layouts tried, the nearest miss and why (or that no key overlaps any), and what to do.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Architecture, ArchSpec, Role, StateDict, prepare
+from ..errors import InputError
+from .base import (ARCHITECTURES, Architecture, ArchSpec, Role, StateDict, describe_mismatch, prepare,
+                   shape_mismatches)
 
 Shape = tuple[int, ...]
 
@@ -36,7 +41,7 @@ class Trial:
 def try_architecture(arch: Architecture, state_dict: StateDict, probe_inputs: list[Shape] | None = None) -> Trial:
     try:
         kwargs = arch.infer(state_dict)
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - keys that are not this layout's may break its reader anywhere
         kwargs = None
     if kwargs is None:
         return Trial(arch)
@@ -65,8 +70,6 @@ def _build_meta(arch: Architecture, kwargs: dict[str, Any]) -> nn.Module | None:
 
 
 def _load_problem(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> str:
-    from .base import describe_mismatch, shape_mismatches
-
     try:
         with warnings.catch_warnings():  # PyTorch fills an old BatchNorm's num_batches_tracked with a CPU 0
             warnings.simplefilter("ignore")
@@ -110,6 +113,27 @@ def _score_problem(out: torch.Tensor, label: str) -> tuple[Shape | None, str]:
     if out.ndim >= 1 and out.shape[0] == 1 and (out.ndim == 1 or per_sample[0] == 1):
         return per_sample, ""
     return None, f"on one {label} image it gives {'x'.join(map(str, out.shape))}, not one score (map)"
+
+
+def matches(arch: Architecture, state_dict: StateDict, probe_inputs: list[tuple[int, ...]] | None = None) -> ArchSpec | None:
+    """The spec of ``arch`` that loads ``state_dict`` strictly and runs, or None."""
+    return try_architecture(arch, state_dict, probe_inputs).spec
+
+
+def detect(state_dict: StateDict, role: Role | None = None, probe_inputs: list[tuple[int, ...]] | None = None) -> ArchSpec:
+    """Find the built-in architecture that loads ``state_dict`` exactly and runs as it should.
+
+    ``probe_inputs`` (per-sample shapes) replace a discriminator's own probe size, e.g. the
+    generator's output. Raises :class:`InputError` saying what was tried when none fits.
+    """
+    candidates = [a for _, a in ARCHITECTURES.items() if a.detectable and (role is None or a.role == role)]
+    trials = []
+    for arch in candidates:
+        trial = try_architecture(arch, state_dict, probe_inputs)
+        if trial.spec is not None:
+            return trial.spec
+        trials.append(trial)
+    raise InputError(no_match_message(state_dict, role, trials))
 
 
 # --------------------------------------------------------------------------- the message
@@ -157,8 +181,6 @@ def discriminator_probes(g_in: Shape, g_out: Shape, input_kind: str) -> list[Sha
 @torch.no_grad()
 def output_shape_of(module: nn.Module, input_shape: Shape) -> Shape | None:
     """Per-sample output shape of ``module`` on ``input_shape``, from a meta copy (no compute), or None."""
-    import copy
-
     try:
         meta = copy.deepcopy(module).to("meta").eval()
         out = meta(torch.zeros(1, *input_shape, device="meta"))
