@@ -152,9 +152,7 @@ def _fails(*args: str) -> str:
 
 
 def test_wrong_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    ckpt = tmp_path / "g.pth"
-    torch.save(nets.MLPGenerator().state_dict(), ckpt)
+    ckpt = _saved(nets.MLPGenerator(), tmp_path, monkeypatch)
     assert "cannot import no_such_nets" in _fails("inspect", ckpt, "--arch", "no_such_nets:G")
     out = _fails("inspect", ckpt, "--arch", "custom_nets:NoSuchClass")
     assert "module custom_nets has no attribute NoSuchClass" in out and "MLPGenerator" in out
@@ -168,10 +166,15 @@ def test_wrong_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypat
     assert "your code failed" in out and "deliberate failure in the user's constructor" in out
 
 
-def test_missing_contract_attribute_is_named(tmp_path: Path, monkeypatch) -> None:
+def _saved(module: torch.nn.Module, tmp_path: Path, monkeypatch) -> Path:
+    """``module``'s state dict as ``g.pth`` in ``tmp_path``, the working folder."""
     monkeypatch.chdir(tmp_path)
-    ckpt = tmp_path / "g.pth"
-    torch.save(nets.dcgan28().state_dict(), ckpt)
+    torch.save(module.state_dict(), tmp_path / "g.pth")
+    return tmp_path / "g.pth"
+
+
+def test_missing_contract_attribute_is_named(tmp_path: Path, monkeypatch) -> None:
+    ckpt = _saved(nets.dcgan28(), tmp_path, monkeypatch)
     out = _fails("export", ckpt, "--format", "shrunk", "--arch", "custom_nets:dcgan28", "-o", tmp_path / "x.safetensors")
     assert "input_shape" in out and "--arch-kwargs" in out
     out = _fails("inspect", ckpt, "--arch", "custom_nets:dcgan28", "--arch-kwargs", '{"output_range": [0, 255]}')
@@ -180,9 +183,7 @@ def test_missing_contract_attribute_is_named(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_exception_in_user_forward_is_the_users_code_failing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    ckpt = tmp_path / "g.pth"
-    torch.save(nets.Broken().state_dict(), ckpt)
+    ckpt = _saved(nets.Broken(), tmp_path, monkeypatch)
     out = _fails("export", ckpt, "--format", "onnx", "--arch", "custom_nets:Broken", "-o", tmp_path / "b.onnx")
     assert "your code custom_nets:Broken (custom_nets.py:" in out and "deliberate failure in the user's forward" in out
 
