@@ -8,13 +8,15 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InputError
-from .loading import LoadOptions
 from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from .loading import LoadOptions
 
 SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the weights stays dense
 MAX_LAYER_SPARSITY = 0.995
@@ -136,6 +138,7 @@ def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: P
 
     from .finetune import FinetuneConfig, run_finetune
     from .finetune.config import DataConfig, RunConfig
+    from .loading import LoadOptions
     from .prune.run import PruneJob, prune_checkpoint
 
     emit = on_event or (lambda event: None)

@@ -29,15 +29,18 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
-from .loading import LoadOptions
 from .finetune.config import LossWeights, Rates, RecoveryConfig
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, overall_prune_config, prune_and_recover, write_samples
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from .loading import LoadOptions
+
 STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.

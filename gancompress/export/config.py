@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..loading import LoadOptions
 from ..registry import unknown_choice
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from ..loading import LoadOptions
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the keys of formats.export_file.DTYPES
 
