@@ -298,6 +298,10 @@ def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source}: damaged gancompress metadata {key} ({exc}); re-create the file") from None
         target = spec.kwargs.get("target") if spec.name == "custom" else None
+        if given and not target:
+            role = "discriminator" if key == "d_arch" else "generator"
+            raise InputError(f"{option} {given} does not apply: {source} records the built-in {role} {spec.name}; "
+                             f"drop {option}")
         if target and given != target:
             got = f" (got {option} {given})" if given else ""
             raise InputError(
