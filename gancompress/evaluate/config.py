@@ -1,6 +1,8 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -8,7 +10,9 @@ import torch
 
 from ..errors import InputError
 from ..registry import unknown_choice
-from ..loading import LoadOptions
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from ..loading import LoadOptions
 
 
 @dataclass

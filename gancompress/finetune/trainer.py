@@ -11,6 +11,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..archs.contract import num_classes
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
@@ -108,7 +109,8 @@ class Trainer:
         weights = config.recovery.weights
         self.options = StepOptions(config.recovery.method, weights.lam, weights.mu, config.trains_discriminator,
                                    *resolve_r1(weights, setup.profile), setup.conditional, self._autocast(),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight)
+                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight,
+                                   class_labels=bool(num_classes(setup.discriminator)))
 
     def _autocast(self):
         if self.config.run.amp and self.device.type == "cuda":
