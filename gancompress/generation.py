@@ -1,6 +1,7 @@
 """What a generator eats and makes: its input kind/shape, output shape and value range."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,29 +18,44 @@ class GeneratorInfo:
     input_shape: tuple[int, ...]     # per sample
     output_shape: tuple[int, ...]    # per sample (C, H, W)
     output_range: tuple[float, float]
+    num_classes: int | None = None   # class-conditional: forward(z, labels)
 
 
 def generator_info(bundle: GanBundle) -> GeneratorInfo:
-    """Describe ``bundle.generator`` (one dummy forward pass gives the output shape)."""
-    kind, shape = generator_input(bundle.generator, bundle.g_spec)
-    out = _output_shape(bundle.generator, shape)
-    arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None else None
+    """Describe ``bundle.generator`` (one dummy forward pass gives the output shape).
+
+    Built-in architectures say what they eat; a user's module (``--arch``) says it with the
+    attributes of docs/custom_networks.md (see :mod:`gancompress.archs.contract`).
+    """
+    g = bundle.generator
+    kind, shape = generator_input(g, bundle.g_spec)
+    arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
     declared = arch.output_range if arch is not None and arch.name != "custom" else (-1.0, 1.0)
-    value_range = tuple(getattr(bundle.generator, "output_range", declared))
-    return GeneratorInfo(kind, shape, out, value_range)  # type: ignore[arg-type]
+    classes = getattr(g, "num_classes", None)
+    out = _output_shape(g, tuple(shape), classes)
+    value_range = tuple(float(v) for v in getattr(g, "output_range", declared))
+    if classes:  # the tool feeds packed inputs: latent then label (archs.contract.unpack_labels)
+        shape = (math.prod(shape) + 1,)
+    return GeneratorInfo(kind, tuple(shape), out, value_range, classes)  # type: ignore[arg-type]
+
+
+def run_generator(generator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``generator(x)``, or ``generator(x, labels)`` for a class-conditional one."""
+    return generator(x) if labels is None else generator(x, labels)
 
 
 def generator_input(generator: nn.Module, spec: ArchSpec | None) -> tuple[str, tuple[int, ...]]:
-    """(``"noise"`` or ``"image"``, the per-sample input shape): from the architecture, else the module's
-    own ``input_kind`` / ``input_shape`` attributes."""
-    arch = ARCHITECTURES.get(spec.name) if spec is not None else None
-    if arch is None or arch.input_shape is None:
-        shape = getattr(generator, "input_shape", None)
-        if shape is None:
-            raise InputError("this generator does not say its input shape; give your module an `input_shape` attribute (per-sample tuple)")
-        return getattr(generator, "input_kind", "noise"), tuple(shape)
-    kwargs = spec.kwargs.get("kwargs", spec.kwargs) if spec.name == "custom" else spec.kwargs
-    return arch.input_kind, tuple(getattr(generator, "input_shape", arch.input_shape(kwargs)))
+    """(``"noise"`` or ``"image"``, the per-sample input shape): the module's own ``input_kind`` /
+    ``input_shape`` attributes (docs/custom_networks.md; required for a user's network), else the architecture's."""
+    from .archs.contract import required
+
+    arch = ARCHITECTURES.get(spec.name) if spec is not None and spec.name in ARCHITECTURES else None
+    if arch is None or arch.input_shape is None or arch.name == "custom":
+        target = spec.kwargs.get("target") if spec is not None and spec.name == "custom" else None
+        where = f"your generator {target}" if target else "this generator"
+        return getattr(generator, "input_kind", "noise"), tuple(required(generator, "input_shape", where))
+    shape = tuple(getattr(generator, "input_shape", arch.input_shape(spec.kwargs)))
+    return getattr(generator, "input_kind", arch.input_kind), shape
 
 
 @torch.no_grad()
@@ -55,26 +71,57 @@ def sample(generator: nn.Module, n: int, *, seed: int = 0) -> torch.Tensor:
         raise InputError(f"sample(n): n must be a positive whole number, got {n!r}")
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    z = noise(n, tuple(shape), seed, device)
+    classes = getattr(generator, "num_classes", None)  # class-conditional: packed inputs, labels uniform
+    z = noise(n, (math.prod(shape) + 1,) if classes else tuple(shape), seed, device, classes)
     return generator(z.to(param.dtype) if param is not None and param.is_floating_point() else z)
 
 
 @torch.no_grad()
-def _output_shape(generator: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _output_shape(generator: nn.Module, input_shape: tuple[int, ...], classes: int | None = None) -> tuple[int, ...]:
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = generator.training
     generator.eval()
     try:
-        return tuple(generator(torch.zeros(1, *input_shape, device=device)).shape[1:])
+        labels = torch.zeros(1, dtype=torch.long, device=device) if classes else None
+        out = run_generator(generator, torch.zeros(1, *input_shape, device=device), labels)
+        if out.dim() != 4:
+            raise InputError(f"the generator makes outputs of shape {tuple(out.shape[1:])} per sample, not images "
+                             "(C, H, W); give it an `output_shape` attribute, e.g. (1, 28, 28), to reshape a flat output")
+        return tuple(out.shape[1:])
     finally:
         generator.train(was_training)
 
 
-def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+def noise(n: int, input_shape: tuple[int, ...], seed: int, device: str | torch.device = "cpu",
+          num_classes: int | None = None) -> torch.Tensor:
     """Fixed latents for ``seed``: drawn on the CPU so every device sees the same z."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, *input_shape, generator=g).to(device)
+    return draw_latents(n, input_shape, torch.Generator().manual_seed(seed), num_classes).to(device)
+
+
+def draw_latents(n: int, input_shape: tuple[int, ...], generator: torch.Generator,
+                 num_classes: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` standard-normal latents; for a class-conditional generator (``num_classes``) the packed
+    input ``input_shape = (latent size + 1,)`` whose last column is a class label, drawn uniformly
+    unless ``labels`` are given."""
+    if not num_classes:
+        return torch.randn(n, *input_shape, generator=generator)
+    z = torch.randn(n, input_shape[0] - 1, generator=generator)
+    if labels is None:
+        labels = torch.randint(num_classes, (n,), generator=generator)
+    return torch.cat([z, labels.to(z.dtype).reshape(n, 1)], dim=1)
+
+
+def with_labels(x: torch.Tensor, labels: torch.Tensor | int) -> torch.Tensor:
+    """Packed conditional inputs ``x`` with their label column replaced."""
+    out = x.clone()
+    out[:, -1] = labels if isinstance(labels, int) else labels.to(x.dtype)
+    return out
+
+
+def labels_of(x: torch.Tensor) -> torch.Tensor:
+    """The class labels of packed conditional inputs."""
+    return x[:, -1].round().long()
 
 
 def set_truncation(generator: nn.Module, psi: float, source: str = "the generator") -> None:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, detect, load_into, parse_spec
+from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
 from .archs.base import build_detected
 from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
@@ -64,12 +64,24 @@ class LoadOptions:
         """These options for another SOURCE (a teacher, a discriminator file)."""
         return replace(self, source=source)
 
+    def like(self, recorded: ArchSpec | None) -> LoadOptions:
+        """These options, with the keyword arguments a file recorded for the same ``--arch`` when none are given
+        (a pruned file's dense source, a reference model: the same network, saved before the tool saw it)."""
+        if recorded is None or recorded.name != "custom" or self.arch_kwargs is not None:
+            return self
+        if recorded.kwargs.get("target") != self.arch:
+            return self
+        return replace(self, arch_kwargs=dict(recorded.kwargs.get("kwargs") or {}))
+
     def custom_spec(self, role: str) -> ArchSpec | None:
         """The recorded spec of the user's architecture for ``role``, None when not given."""
         target, kwargs = (self.arch, self.arch_kwargs) if role == "generator" else (self.d_arch, self.d_arch_kwargs)
         if target is None:
             return None
-        return ArchSpec("custom", {"target": target, "kwargs": dict(kwargs or {})})
+        fields: dict[str, Any] = {"target": target, "kwargs": dict(kwargs or {})}
+        if role == "discriminator":
+            fields["role"] = "discriminator"
+        return ArchSpec("custom", fields)
 
 
 def _options(source: str | LoadOptions, options: LoadOptions | None) -> LoadOptions:
@@ -148,43 +160,80 @@ def _collect(raw_files: list[RawFile]) -> dict[str, Any]:
     return found
 
 
-def _custom_module(found: dict[str, Any], option: str, target: str, kwargs: dict[str, Any],
-                   prefer: Any) -> tuple[str, nn.Module]:
-    """The user's ``--arch``/``--d-arch`` network loaded from the state dict whose keys fit it best."""
-    from .archs.custom import build_custom
-
-    module = build_custom(target, kwargs)
+def _custom_module(found: dict[str, Any], spec: ArchSpec, exclude: set[str]) -> tuple[str, nn.Module]:
+    """Build the user's network and load the state dict in ``found`` that shares most keys with it."""
+    module = build(spec)
+    option = "--d-arch" if spec.kwargs.get("role") == "discriminator" else "--arch"
     expected = set(module.state_dict())
-    ranked = sorted(found.items(), key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1,
-                                                   prefer(kv[0])))
+    candidates = [(k, v) for k, v in found.items() if k not in exclude]
+    if not candidates:
+        raise InputError(f"{option} {spec.kwargs['target']}: the checkpoint holds no other state dict for it"
+                         + ("; give the discriminator's own file with --discriminator FILE" if option == "--d-arch" else ""))
+    ranked = sorted(candidates, key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1,
+                                                _hint_rank(kv[0]) * (1 if option == "--arch" else -1)))
     name, sd = ranked[0]
     if isinstance(sd, nn.Module):
         raise InputError(f"{option} is for state dicts; this checkpoint already holds a whole module")
-    load_into(module, sd, f"{option} {target}")
+    load_into(module, sd, f"{option} {spec.kwargs['target']} (module {spec.kwargs['target'].split(':')[0]})")
     return name, module.eval()
 
 
-def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> GanBundle:
-    kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
-    name, module = _custom_module(found, "--arch", options.arch, kwargs, _hint_rank)  # type: ignore[arg-type]
-    bundle = GanBundle(module, ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
-    g_in = getattr(module, "input_shape", None)
-    g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
-    probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options, probes)
-    return bundle
+def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> tuple[GanBundle, str]:
+    spec = options.custom_spec("generator")
+    if options.arch_kwargs is None and config:
+        spec = ArchSpec("custom", {"target": options.arch, "kwargs": dict(config)})
+    name, module = _custom_module(found, spec, set())
+    bundle = GanBundle(module, spec)
+    if options.d_arch is None:
+        g_in = getattr(module, "input_shape", None)
+        g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
+        probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
+        _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
+    return bundle, name
 
 
-def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: LoadOptions,
-                          probes: list[tuple[int, ...]] | None) -> None:
-    """``--d-arch``, else the first state dict that is a known discriminator able to judge the generator's output."""
+def _generator_entry(found: dict[str, Any], generator: nn.Module) -> str:
+    """The name in ``found`` the generator was loaded from (the one sharing most of its keys)."""
+    keys = set(generator.state_dict())
+    return max(found, key=lambda k: len(keys & set(found[k])) if isinstance(found[k], Mapping) else -1)
+
+
+def attach_custom_discriminator(bundle: GanBundle, found: dict[str, Any], options: LoadOptions, exclude: set[str]) -> None:
+    """``--d-arch``: build the user's discriminator from a state dict in ``found`` other than ``exclude``."""
+    spec = options.custom_spec("discriminator")
+    _, module = _custom_module(found, spec, exclude)
+    bundle.discriminator, bundle.d_spec = module, spec
+
+
+def load_discriminator(options: LoadOptions, *, probes: list[tuple[int, ...]] | None = None
+                       ) -> tuple[nn.Module, ArchSpec | None]:
+    """A discriminator from its own SOURCE (``--discriminator FILE``): the user's ``--d-arch``, a file holding
+    only one, or the one beside a generator. ``probes`` (per-sample shapes of what it must judge, e.g. from
+    :func:`~gancompress.archs.detection.discriminator_probes`) confirm a lone built-in discriminator fits."""
+    source = str(options.source)
     if options.d_arch is not None:
-        if not any(isinstance(v, Mapping) for v in rest.values()):
-            raise InputError(f"--d-arch {options.d_arch}: the checkpoint holds no state dict besides the generator's")
-        _, module = _custom_module(rest, "--d-arch", options.d_arch, dict(options.d_arch_kwargs or {}),
-                                   lambda name: -_hint_rank(name))
-        bundle.discriminator, bundle.d_spec = module, options.custom_spec("discriminator")
-        return
+        path = resolve(source)
+        raw_files, _ = _raw_files(path, options)
+        if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
+            bundle = _load_source(options)[0]
+        else:
+            found = _collect(raw_files)
+            module = _custom_module(found, options.custom_spec("discriminator"), set())[1]
+            return module, options.custom_spec("discriminator")
+    else:
+        try:
+            bundle = _load_source(options)[0]
+        except DiscriminatorOnly as only:
+            spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
+            return build_detected(spec, only.state_dict, "discriminator"), spec
+    if bundle.discriminator is None:
+        raise InputError(f"{source}: no discriminator found in it; for your own discriminator class pass "
+                         "--d-arch module:Callable (and --d-arch-kwargs JSON)")
+    return bundle.discriminator, bundle.d_spec
+
+
+def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], probes: list[tuple[int, ...]] | None) -> None:
+    """The first state dict that is a known discriminator able to judge the generator's output."""
     for _, sd in sorted(rest.items(), key=lambda kv: -_hint_rank(kv[0])):
         if isinstance(sd, Mapping):
             try:
@@ -195,7 +244,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: Load
             return
 
 
-def _builtin_bundle(found: dict[str, Any], options: LoadOptions) -> GanBundle:
+def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     modules = [(k, v) for k, v in found.items() if isinstance(v, nn.Module)]
     if modules:
         name, module = sorted(modules, key=lambda kv: _hint_rank(kv[0]))[0]
@@ -211,7 +260,7 @@ def _builtin_bundle(found: dict[str, Any], options: LoadOptions) -> GanBundle:
     bundle = GanBundle(build_detected(spec, sd, "generator"), spec)
     arch = ARCHITECTURES.get(spec.name)
     probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options, probes)
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
     return bundle
 
 
@@ -242,15 +291,21 @@ def _generator_match(sd: Any) -> tuple[ArchSpec, tuple[int, ...] | None] | None:
 
 
 def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
+    """A project file naming a user architecture is rebuilt only when the same --arch/--d-arch is given."""
     for key, option, given in (("g_arch", "--arch", options.arch), ("d_arch", "--d-arch", options.d_arch)):
         if key not in metadata:
             continue
         spec = parse_spec(metadata[key], source, key)
         target = spec.kwargs.get("target") if spec.name == "custom" else None
+        if given and not target:
+            role = "discriminator" if key == "d_arch" else "generator"
+            raise InputError(f"{option} {given} does not apply: {source} records the built-in {role} {spec.name}; "
+                             f"drop {option}")
         if target and given != target:
+            got = f" (got {option} {given})" if given else ""
             raise InputError(
-                f"{source} uses your own architecture {target}; pass {option} {target} to load it "
-                "(importing it runs that module's code)"
+                f"{source} uses your own {'discriminator' if key == 'd_arch' else 'generator'} {target}; pass "
+                f"{option} {target} to load it{got} (the tool imports a module only when you name it: importing runs its code)"
             )
 
 
@@ -269,23 +324,6 @@ def load_bundle(source: str | LoadOptions, options: LoadOptions | None = None) -
     ``options`` (default: built-in architectures, no pickles).
     """
     return _load_source(_options(source, options))[0]
-
-
-def load_discriminator(source: str | LoadOptions, options: LoadOptions | None = None, *,
-                       probes: list[tuple[int, ...]] | None = None) -> tuple[nn.Module, ArchSpec | None]:
-    """The discriminator of SOURCE: a file holding only one, or the one beside a generator.
-
-    ``probes`` (per-sample shapes of what it must judge, e.g. from
-    :func:`~gancompress.archs.detection.discriminator_probes`) confirm a lone discriminator fits.
-    """
-    try:
-        bundle = load_bundle(source, options)
-    except DiscriminatorOnly as only:
-        spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
-        return build_detected(spec, only.state_dict, "discriminator"), spec
-    if bundle.discriminator is None:
-        raise InputError("no discriminator found in it")
-    return bundle.discriminator, bundle.d_spec
 
 
 def load_with_partner(source: str | LoadOptions,
@@ -345,7 +383,13 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
     found = _collect(raw_files)
     if options.direction == "BtoA":
         found = _swap_directions(found)
-    bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found, options)
+    if options.arch:
+        bundle, g_name = _custom_generator(found, options, config)
+    else:
+        bundle = _builtin_bundle(found)
+        g_name = _generator_entry(found, bundle.generator)
+    if options.d_arch and set(found) - {g_name}:  # a generator-only file: the D comes from --discriminator
+        attach_custom_discriminator(bundle, found, options, {g_name})
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})
     if options.direction == "BtoA" and any(_cycle_role(k) for k in found):

@@ -8,12 +8,15 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InputError
 from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from .loading import LoadOptions
 
 SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the weights stays dense
 MAX_LAYER_SPARSITY = 0.995
@@ -81,20 +84,23 @@ def overall_prune_config(generator, sparsity: float, granularity: str = "element
     return PruneConfig(per_layer, granularity=granularity, prune_first_last=True, exclude=exclude)
 
 
-def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str) -> dict[str, Any]:
+def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str,
+            load: LoadOptions | None = None, real: str | None = None) -> dict[str, Any]:
     """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
     from .evaluate import EvaluateConfig, evaluate
 
     references = [] if str(model_path) == dense_source else [dense_source]
+    real = None if real == "builtin:digits" else real  # the default for digits models
     report = evaluate(EvaluateConfig([str(model_path)], references=references, fid=True, num_samples=num_samples,
-                                     seed=seed, device=device))
+                                     seed=seed, device=device, load=load, real=real))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
             "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
 
 
-def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) -> tuple[list[tuple[str, Any]], tuple[float, float]]:
+def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int,
+                load: LoadOptions | None = None) -> tuple[list[tuple[str, Any]], tuple[float, float]]:
     """``(label, images)`` rows of the given generators on the same latents (for save_grid), and their value range."""
     import torch
 
@@ -104,7 +110,7 @@ def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) 
 
     rows, x, value_range = [], None, (-1.0, 1.0)
     for label, source in entries:
-        bundle = load_bundle(str(source))
+        bundle = load_bundle(str(source), load)
         info = generator_info(bundle)
         if x is None:
             value_range = info.output_range
@@ -114,17 +120,18 @@ def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) 
     return rows, value_range
 
 
-def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0) -> Path:
+def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0,
+                  load: LoadOptions | None = None) -> Path:
     from .evaluate.grids import save_grid
 
-    rows, value_range = sample_rows(entries, columns, seed)
+    rows, value_range = sample_rows(entries, columns, seed, load)
     scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
     return save_grid(rows, path, value_range, scale, force=True)
 
 
 def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,
                       device: str = "auto", keep_pruned: bool = False, on_event: Callable | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> Recovered:
+                      should_stop: Callable[[], bool] | None = None, load: LoadOptions | None = None) -> Recovered:
     """Prune ``source`` and recover it as ``setting`` says; ``keep_pruned`` also writes the one-shot
     pruned checkpoint under AGP (the demo shows it as "no recovery")."""
     import torch
@@ -141,7 +148,7 @@ def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: P
     wrote_pruned, started = None, time.perf_counter()
     emit(Event("prune", 0, 1))
     if not agp or keep_pruned:
-        prune_checkpoint(PruneJob(source, setting.prune, pruned, force=True))
+        prune_checkpoint(PruneJob(source, setting.prune, pruned, force=True, load=load or LoadOptions()))
         wrote_pruned = pruned
     emit(Event("prune", 1, 1))
     prune_seconds = time.perf_counter() - started
@@ -150,7 +157,8 @@ def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: P
     emit(Event("finetune", 0, setting.recovery.steps))
     run = RunConfig(output, seed=setting.seed, device=device, force=True, log_every=0, sample_every=0, save_every=0)
     start = replace(setting.prune, input_shape=None) if agp else None
-    config = FinetuneConfig(load=LoadOptions(source if agp else str(pruned)), run=run, recovery=setting.recovery,
+    config = FinetuneConfig(load=(load or LoadOptions()).for_source(source if agp else str(pruned)), run=run,
+                            recovery=setting.recovery,
                             prune=start, data=DataConfig(data), teacher=source)
     started = time.perf_counter()
     run_finetune(config, on_event=on_event, should_stop=should_stop)

@@ -29,7 +29,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
 from .finetune.config import LossWeights, Rates, RecoveryConfig
@@ -37,6 +37,10 @@ from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, overall_prune_config, prune_and_recover, write_samples
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from .loading import LoadOptions
+
 STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
@@ -73,6 +77,7 @@ class SweepConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     device: str = "auto"
     keep_checkpoints: bool = True
+    load: LoadOptions | None = None  # your own --arch/--d-arch, for every model the sweep reads
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -145,18 +150,19 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    dense = load_bundle(config.source)
+    dense = load_bundle(config.source, config.load)
     pconf = overall_prune_config(dense.generator, cell["sparsity"], cell["granularity"],
                                  keep_last_dense=config.keep_last_dense)
     setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
     pruned_path = folder / "pruned.safetensors"
     done = prune_and_recover(config.source, setting, config.data, pruned_path, folder / "model.safetensors",
-                             device=config.device, on_event=on_event, should_stop=should_stop)
+                             device=config.device, on_event=on_event, should_stop=should_stop, load=config.load)
     m = config.measure
-    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device)
-    bundle = load_bundle(str(done.model))
+    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device, config.load, config.data)
+    bundle = load_bundle(str(done.model), config.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
-    write_samples([("dense", config.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed)
+    write_samples([("dense", config.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
+                  config.load)
     if not config.keep_checkpoints:
         for p in (pruned_path, folder / "model.safetensors"):
             p.unlink(missing_ok=True)
@@ -302,7 +308,7 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     from .loading import load_bundle
 
     emit = on_event or (lambda event: None)
-    dense_bundle = load_bundle(config.source)  # fails early on a bad source
+    dense_bundle = load_bundle(config.source, config.load)  # fails early on a bad source
     if dense_bundle.masks:
         raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +317,8 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     if state.get("dense") is None:
         emit(Event("sweep", 0, len(cells), {"event": "dense"}))
         m = config.measure
-        state["dense"] = {**measure(config.source, config.source, m.num_samples, m.seed, config.device), "sparsity": 0.0}
+        state["dense"] = {**measure(config.source, config.source, m.num_samples, m.seed, config.device,
+                                   config.load, config.data), "sparsity": 0.0}
         _save_state(config, state)
     ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
     return _finish(config, cells, state, ran, skipped)

@@ -93,7 +93,7 @@ def test_d_arch_loads_the_users_discriminator_and_is_required_again(tmp_path, mo
     bundle = load_bundle(options)
     x = torch.randn(2, 3, 2, 2)
     assert torch.equal(bundle.discriminator(x), d(x))
-    assert bundle.d_spec.kwargs == {"target": "usernets:Critic", "kwargs": {"width": 5}}
+    assert bundle.d_spec.kwargs == {"target": "usernets:Critic", "kwargs": {"width": 5}, "role": "discriminator"}
     out = save_bundle(bundle, tmp_path / "project.safetensors")
     with pytest.raises(InputError, match="pass --d-arch usernets:Critic"):
         load_bundle(LoadOptions(str(out), arch="usernets:Gen"))

@@ -1,4 +1,4 @@
-"""User-supplied architectures: ``--arch module:Callable`` with ``--arch-kwargs JSON``.
+"""User-supplied architectures: ``--arch module:Callable`` with ``--arch-kwargs JSON`` (``--d-arch`` for D).
 
 Importing a user's module runs its code, so a saved checkpoint that names one is only
 rebuilt when the user passes the same ``--arch`` again (see :mod:`gancompress.loading`).
@@ -17,8 +17,9 @@ from torch import nn
 from ..errors import InputError, UserCodeError, note_user_code
 from .base import Architecture, register_architecture
 
-
+OPTION = {"generator": "--arch", "discriminator": "--d-arch"}
 _NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_USER_FILES: dict[str, str] = {}  # source file of an imported user module -> the target that named it
 
 
 def check_arch_target(target: str, option: str = "--arch") -> tuple[str, str]:
@@ -35,51 +36,101 @@ def check_arch_target(target: str, option: str = "--arch") -> tuple[str, str]:
     return module_name, attr
 
 
-def _import_user_module(target: str, module_name: str):
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        spec = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        raise InputError(f"--arch {target}: cannot import {module_name} (no such module); run from its folder or add it to PYTHONPATH")
-    note_user_code(spec.origin)
-    try:
-        return importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - importing runs the user's code; any failure is theirs
-        raise UserCodeError(f"--arch {target}: importing {module_name} failed: {type(exc).__name__}: "
-                            f"{_first_line(exc)}; fix that module") from exc
+def import_callable(target: str, option: str = "--arch"):
+    """The callable ``module.path:Name`` names; importing the module runs its code."""
+    module_name, attr = check_arch_target(target, option)
+    module = _import(module_name, target, option)
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+            raise InputError(f"{option} {target}: module {module_name} has no attribute {attr} "
+                             f"(it defines: {', '.join(names[:12]) or 'nothing callable'})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"{option} {target}: {attr} in module {module_name} is not callable")
+    return obj
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
-def import_callable(target: str):
-    module_name, attr = check_arch_target(target)
-    obj = _import_user_module(target, module_name)
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise InputError(f"--arch {target}: {module_name} has no attribute {attr}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise InputError(f"--arch {target}: {attr} is not callable")
-    return obj
-
-
-def build_custom(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    factory = import_callable(target)
+def _import(module_name: str, target: str, option: str):
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if module_name in sys.modules:  # already imported (the running script's __main__, a module of the caller's)
+        return _noted(sys.modules[module_name], module_name, target)
     try:
-        module = factory(**(kwargs or {}))
-    except TypeError as exc:
-        raise UserCodeError(f"--arch {target}: cannot build it with --arch-kwargs {kwargs or {}} ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001 - the user's constructor failed: report it as theirs
-        raise UserCodeError(f"--arch {target}: your constructor raised {type(exc).__name__}: {_first_line(exc)}; "
-                            "fix it or check --arch-kwargs") from exc
-    if not isinstance(module, nn.Module):
-        raise InputError(f"--arch {target} returned {type(module).__name__}, not a torch.nn.Module")
+        spec = importlib.util.find_spec(module_name)
+    except ModuleNotFoundError:
+        spec = None
+    except Exception as exc:  # noqa: BLE001 - a parent package's import ran the user's code
+        raise UserCodeError(f"{option} {target}: importing module {module_name} failed ({type(exc).__name__}: "
+                            f"{_first_line(exc)}); fix that module") from exc
+    if spec is None:
+        raise InputError(f"{option} {target}: cannot import {module_name}: no module of that name on the path (run from "
+                         "the folder that holds it, or add that folder to PYTHONPATH)")
+    if not module_name.startswith("gancompress."):
+        note_user_code(spec.origin)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - importing runs the user's code; any failure is theirs
+        raise UserCodeError(f"{option} {target}: importing module {module_name} failed ({type(exc).__name__}: "
+                            f"{_first_line(exc)}); fix that module") from exc
+    return _noted(module, module_name, target)
+
+
+def _noted(module, module_name: str, target: str):
+    """``module``, its source file remembered as the user's code (the Python API's own live architecture is not)."""
+    path = getattr(module, "__file__", None)
+    if path and not module_name.startswith("gancompress."):
+        note_user_code(path)
+        _USER_FILES[str(Path(path).resolve())] = target
     return module
+
+
+def build_custom(target: str, kwargs: dict[str, Any] | None = None, role: str = "generator") -> nn.Module:
+    """Build ``target(**kwargs)``; contract keys it does not take become attributes (see ``contract``)."""
+    from .contract import apply_contract, split_kwargs
+
+    option = OPTION.get(role, "--arch")
+    factory = import_callable(target, option)
+    build_kwargs, contract = split_kwargs(factory, dict(kwargs or {}))
+    try:
+        module = factory(**build_kwargs)
+    except TypeError as exc:
+        if _raised_in_user_code(exc):
+            raise UserCodeError(f"{option} {target}: your code failed while building it "
+                                f"(TypeError: {exc}); check {option}-kwargs {build_kwargs}") from None
+        raise InputError(f"{option} {target}: cannot build it with {option}-kwargs {build_kwargs} ({exc})") from None
+    except Exception as exc:
+        raise UserCodeError(f"{option} {target}: your code failed while building it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(module, nn.Module):
+        raise InputError(f"{option} {target} returned {type(module).__name__}, not a torch.nn.Module")
+    return apply_contract(module, contract, role, f"{option} {target}")
+
+
+def _raised_in_user_code(exc: BaseException) -> str | None:
+    """The target whose module raised ``exc`` (a frame of its traceback is in a user module), else None."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        name = str(Path(tb.tb_frame.f_code.co_filename).resolve()) if tb.tb_frame.f_code.co_filename else ""
+        if name in _USER_FILES:
+            found = f"{_USER_FILES[name]} ({Path(name).name}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def user_code_error(exc: BaseException) -> UserCodeError | None:
+    """``exc`` as the user's code failing, when it was raised inside a module named by --arch/--d-arch."""
+    where = _raised_in_user_code(exc)
+    if where is None:
+        return None
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return UserCodeError(f"your code {where} failed: {type(exc).__name__}: {first}. Check that it follows the "
+                         "contract in docs/custom_networks.md (input_shape, num_classes, output_shape)")
 
 
 register_architecture(

@@ -61,7 +61,8 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
-                          force=force, trust_pickle=load.trust_pickle, arch=load.arch, arch_kwargs=load.arch_kwargs)
+                          force=force, trust_pickle=load.trust_pickle, arch=load.arch, arch_kwargs=load.arch_kwargs,
+                          load=load)
     result = export_and_push(config, push)
     if json_out:
         print_json(result)

@@ -10,7 +10,7 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Granularities, Json, LrD,
                       LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quiet, Schedule, Sparsities, Steps, TrustPickle,
-                      load_options, out_dir_option, require_plain_loading)
+                      load_options, out_dir_option)
 from . import progress as cli_progress
 from .output import human_console, notice, print_json, stderr_console
 from .stdio import emit_written, source_from_stdin
@@ -44,19 +44,22 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
     """
+    from ..errors import InputError
     from ..sweep import SweepConfig
     from ..sweep import sweep as run_sweep
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "sweep")
+    if load.trust_pickle:
+        raise InputError("--trust-pickle is not supported by `gancompress sweep`; convert the checkpoint with "
+                         "`gancompress prune --trust-pickle -s 0` first")
     source = source_from_stdin(source)
     config = SweepConfig.from_options(
         source=source, out_dir=out_dir, data=data, sparsities=_split(sparsity, float, "--sparsity"),
         granularities=_split(granularity, str, "--granularity"), methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
-        device=device)
+        device=device, load=load)
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
         result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)

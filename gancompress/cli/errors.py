@@ -72,13 +72,19 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - last line of defence for users
             if debug_enabled():
                 raise
-            user = from_user_code(exc)
-            if user is not None:
-                _fail(str(user), user.exit_code)
+            blamed = _user_code_error(exc) or from_user_code(exc)
+            if blamed is not None:
+                _fail(str(blamed), blamed.exit_code)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _fail(f"internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback and report it", 1)
 
     return wrapper
+
+
+def _user_code_error(exc: Exception) -> GanCompressError | None:
+    """An exception raised inside a user's --arch/--d-arch module is their code failing (exit 2), not ours."""
+    custom = sys.modules.get("gancompress.archs.custom")  # only loaded when a user module was named
+    return custom.user_code_error(exc) if custom is not None else None
 
 
 def usage_message(exc: Exception) -> str:

@@ -112,13 +112,3 @@ def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | Non
 
     return LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs, "--arch-kwargs"),
                        d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
-
-
-def require_plain_loading(load, command: str) -> None:
-    """HOOK(LoadOptions): ``command``'s library config (sweep's) does not take LoadOptions yet: refuse --arch,
-    --d-arch and --trust-pickle rather than ignore them. Remove once it does."""
-    from ..errors import InputError
-
-    for option, given in (("--arch", load.arch), ("--d-arch", load.d_arch), ("--trust-pickle", load.trust_pickle)):
-        if given:
-            raise InputError(f"{option} is not supported by `gancompress {command}` in this build yet")

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..errors import InputError
 
 _MASK = (1 << 63) - 1
-STREAM_ORDER, STREAM_NOISE, STREAM_GLOBAL = 1, 2, 3
+STREAM_ORDER, STREAM_NOISE, STREAM_GLOBAL, STREAM_LABELS = 1, 2, 3, 4
 
 
 def mix(seed: int, index: int, stream: int) -> int:
@@ -32,11 +32,14 @@ def rng(seed: int, index: int, stream: int) -> torch.Generator:
 
 @dataclass
 class StepData:
-    """Generator input ``x``; ``real`` images and, for a conditional D, their paired ``real_x``."""
+    """Generator input ``x``; ``real`` images and, for a conditional D, their paired ``real_x``;
+    class-conditional networks: the ``labels`` of the fakes and the ``real_labels`` of the real images."""
 
     x: torch.Tensor
     real: torch.Tensor | None = None
     real_x: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    real_labels: torch.Tensor | None = None
     sharded: bool = False  # already this process's slice of the global batch (streamed data)
 
 
@@ -55,6 +58,9 @@ class Sampler:
     real: torch.Tensor | Dataset | None = None
     inputs: torch.Tensor | None = None
     paired: bool = False
+    num_classes: int | None = None            # class-conditional G or D: labels drawn uniformly
+    real_labels: torch.Tensor | None = None   # the real images' labels (a labelled folder tree), else uniform
+    packed: bool = False                      # the generator's input carries the label (generation.draw_latents)
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -87,6 +93,8 @@ class Sampler:
                                      bounds=bounds)
 
     def draw(self, step: int, device: torch.device) -> StepData:
+        from ..generation import draw_latents, labels_of
+
         if self.streams and self.stream is None:
             self.place(device)
         idx = self.indices(step) if self.n else None
@@ -95,13 +103,23 @@ class Sampler:
         else:
             real = self.real[idx].to(device) if self.real is not None else None
         if self.input_kind == "noise":
-            x = torch.randn(self.size, *self.input_shape, generator=rng(self.seed, step, STREAM_NOISE)).to(device)
+            classes = self.num_classes if self.packed else None
+            x = draw_latents(self.size, self.input_shape, rng(self.seed, step, STREAM_NOISE), classes).to(device)
         else:
             x = self._inputs_at(idx, step).to(device)
+        data = StepData(x, real, x if self.paired else None)
+        if self.num_classes:
+            labels = rng(self.seed, step, STREAM_LABELS)
+            data.labels = labels_of(x) if self.packed else torch.randint(self.num_classes, (x.shape[0],), generator=labels).to(device)
+            if real is not None:
+                data.real_labels = (self.real_labels[idx] if self.real_labels is not None
+                                    else torch.randint(self.num_classes, (len(idx),), generator=labels)).to(device)
         if self.bounds is None:
-            return StepData(x, real, x if self.paired else None)
-        x = x[self.bounds[0]:self.bounds[1]]
-        return StepData(x, real, x if self.paired else None, sharded=True)
+            return data
+        lo, hi = self.bounds  # the stream already cut ``real`` to this rank's slice
+        cut = (lambda t: None if t is None else t[lo:hi])
+        return StepData(cut(x), real, cut(data.real_x), labels=cut(data.labels), real_labels=cut(data.real_labels),
+                        sharded=True)
 
     def _inputs_at(self, idx: torch.Tensor | None, step: int) -> torch.Tensor:
         assert self.inputs is not None
@@ -113,7 +131,11 @@ class Sampler:
     def fixed(self, n: int, device: torch.device) -> torch.Tensor:
         """The same ``n`` inputs every time (for sample grids)."""
         if self.input_kind == "noise":
-            return torch.randn(n, *self.input_shape, generator=rng(self.seed, 0, 99)).to(device)
+            from ..generation import draw_latents
+
+            classes = self.num_classes if self.packed else None
+            return draw_latents(n, self.input_shape, rng(self.seed, 0, 99), classes,
+                                torch.arange(n) % classes if classes else None).to(device)
         assert self.inputs is not None
         return self.inputs[:n].to(device)
 

@@ -125,3 +125,21 @@ def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator) -
         step = min(batch_size, n)
         for start in range(0, n - step + 1, step):
             yield images[order[start:start + step]]
+
+
+def folder_labels(spec: str | None, num_classes: int) -> torch.Tensor | None:
+    """Class labels of a labelled folder tree (one sub-folder per class, sorted by name: the first is
+    class 0), in the order :func:`load_real` reads the images; None when ``spec`` is not one.
+
+    A tree with another number of class folders than ``num_classes`` is refused."""
+    if spec is None or spec.startswith("builtin:"):
+        return None
+    folder = Path(spec).expanduser()
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and image_files(p))
+    if len(classes) < 2 or any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        return None
+    if len(classes) != num_classes:
+        raise InputError(f"--data {spec} holds {len(classes)} class folders but the networks take {num_classes} "
+                         "classes; give one sub-folder per class (sorted by name: the first is class 0)")
+    index = {p: i for i, p in enumerate(classes)}
+    return torch.tensor([index[folder / f.relative_to(folder).parts[0]] for f in image_files(folder)], dtype=torch.long)

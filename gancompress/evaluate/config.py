@@ -1,13 +1,17 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..devices import check_amp, resolve_device  # noqa: F401  (resolve_device: re-exported for run and grids)
 from ..errors import InputError
 from ..registry import unknown_choice
-from ..loading import LoadOptions
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from ..loading import LoadOptions
 
 
 @dataclass

@@ -139,11 +139,20 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
 
 
+MAX_CLASS_ROWS = 16  # a class-conditional grid shows the first classes only
+
+
 @torch.no_grad()
 def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
     
     info = models[0].info
     x = next(model_inputs(info, config.grid_columns, config.grid_columns, config.seed, resolve_device(config.device)))
-    rows = [(shown_label(m), m.bundle.generator(x).float().cpu()) for m in models]
+    if info.num_classes:  # one row per class and model, the same latents in every column
+        from ..generation import with_labels
+
+        rows = [(f"{shown_label(m)} class {c}", m.bundle.generator(with_labels(x, c)).float().cpu())
+                for c in range(min(info.num_classes, MAX_CLASS_ROWS)) for m in models]
+    else:
+        rows = [(shown_label(m), m.bundle.generator(x).float().cpu()) for m in models]
     scale = max(1, min(8, 64 // max(1, info.output_shape[-1])))
     return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)

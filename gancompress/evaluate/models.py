@@ -49,20 +49,24 @@ def compared_models(config: EvaluateConfig, device: torch.device) -> list[Loaded
     sources = config.all_sources
     labels = config.labels + default_labels(sources)[len(config.labels):]
     roles = ["reference" if i == config.reference_index else "model" for i in range(len(sources))]
-    models = [load_model(s, r, config, device, label) for s, r, label in zip(sources, roles, labels)]
+    first = load_model(sources[0], roles[0], config, device, labels[0])
+    models = [first] + [load_model(s, r, config, device, label, first.bundle)
+                        for s, r, label in zip(sources[1:], roles[1:], labels[1:])]
     check_compatible(models)
     return models
 
 
 def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device,
-               label: str | None = None) -> LoadedModel:
+               label: str | None = None, like: GanBundle | None = None) -> LoadedModel:
+    """One model to evaluate; ``like``: the first model, whose recorded ``--arch-kwargs`` a reference or
+    teacher of the same ``--arch`` reuses when none are given."""
     from ..formats.precision import run_in_weight_dtype
     from ..generation import generator_info, set_truncation
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
-    bundle = load_bundle(options.for_source(source))
+    bundle = load_bundle(options.for_source(source).like(like.g_spec if like is not None else None))
     run_in_weight_dtype(bundle.generator.eval().to(device))
     if config.truncation != 1.0:
         set_truncation(bundle.generator, config.truncation, source)
@@ -86,7 +90,7 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
     if not source:
         return None, "no --reference and no teacher recorded in the checkpoint: fidelity to the dense model skipped"
     try:
-        teacher = load_model(str(source), "teacher", config, device)
+        teacher = load_model(str(source), "teacher", config, device, like=model.bundle)
         check_compatible([model, teacher])
     except GanCompressError as exc:
         return None, f"teacher {source} could not be used ({exc}); fidelity to the dense model skipped"
@@ -99,7 +103,7 @@ def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device
     from ..generation import noise
 
     if info.input_kind == "noise":
-        data = noise(n, info.input_shape, seed, device="cpu")
+        data = noise(n, info.input_shape, seed, device="cpu", num_classes=info.num_classes)
     else:
         lo, hi = info.output_range
         data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * (hi - lo) + lo

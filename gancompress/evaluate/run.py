@@ -147,7 +147,7 @@ def _latency(row: ModelRow, model: LoadedModel, config: EvaluateConfig, device: 
     from ..metrics.latency import measure_backends
 
     results = measure_backends(model.bundle.generator, model.info.input_shape, device, list(config.latency.backends),
-                               list(config.latency.batch_sizes), seed=config.seed)
+                               list(config.latency.batch_sizes), seed=config.seed, num_classes=model.info.num_classes)
     row.latency = [r.to_dict() for r in results]
     measured = [r for r in results if r.median_ms is not None]
     if measured:
@@ -188,7 +188,8 @@ def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: E
         return
     request = MetricRequest(config.fid and plan.stats is None, config.kid, config.isc, config.prc, plan.num_samples,
                             config.batch_size, config.seed, str(device))
-    sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick)
+    sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick,
+                               num_classes=model.info.num_classes)
     if request.any:
         row.metrics = distribution_metrics(sampler, plan.real, plan.extractor, request, plan.extractor_kwargs)
     if config.fid and plan.stats is not None:

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import InputError
 from ..registry import unknown_choice
+
+if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from ..loading import LoadOptions
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the keys of formats.export_file.DTYPES
 
@@ -22,6 +26,7 @@ class ExportConfig:
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
+    load: LoadOptions | None = None  # wins over trust_pickle/arch/arch_kwargs when given (--d-arch too)
 
 
 @dataclass

@@ -51,7 +51,9 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     from .shrink import input_shape_of
 
     _require_onnx()
-    x = torch.randn(1, *input_shape_of(spec))
+    x = torch.randn(1, *input_shape_of(spec, model))
+    if getattr(model, "num_classes", None):  # one input: the latent, flattened, then the class label
+        x = torch.cat([x.reshape(1, -1), torch.zeros(1, 1)], 1)
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])
 

@@ -53,26 +53,41 @@ class ShrinkReport:
     ones_channels: int = 0  # graph shrinking: consumers given one channel of ones for removed uniform constants
 
 
-def input_shape_of(spec: ArchSpec | None) -> tuple[int, ...]:
+def input_shape_of(spec: ArchSpec | None, model: nn.Module | None = None) -> tuple[int, ...]:
+    """The per-sample input shape: the module's own ``input_shape`` (docs/custom_networks.md), else the registry's."""
+    own = getattr(model, "input_shape", None) if model is not None else None
+    if own is not None:
+        return tuple(own)
     arch = ARCHITECTURES.get(spec.name) if spec is not None else None
-    if arch is None or arch.input_shape is None:
-        raise InputError("--format shrunk needs the generator's input shape; this architecture does not declare one")
+    if arch is None or arch.input_shape is None or arch.name == "custom":
+        raise InputError("this export needs the generator's input shape and its architecture does not declare one; "
+                         "give your module an attribute `input_shape` (or pass it in --arch-kwargs), see docs/custom_networks.md")
     return tuple(arch.input_shape(spec.kwargs))
 
 
 def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
-    """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec."""
-    shape = input_shape_of(spec)
+    """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec.
+
+    What a user's network declares (docs/custom_networks.md) is recorded as ``contract`` and
+    applied to the rebuilt network, which needs none of the user's code."""
+    from ..archs.contract import apply_contract, declared
+
+    if getattr(model, "num_classes", None):
+        raise InputError("--format shrunk does not take class-conditional generators (forward(z, labels)) yet; "
+                         "use --format sparse or dense")
+    shape = input_shape_of(spec, model)
     if hasattr(model, "shrunk_copy"):  # an architecture with its own exact channel surgery (StyleGAN2)
         return _own_rule(model.eval(), spec, shape)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
-    fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
+    fixed = (getattr(model, "input_kind", None) or ARCHITECTURES.get(spec.name).input_kind) == "noise"
+    contract = declared(model)
     model = model.eval()
     graph, report = shrink_graph(model, shape, fixed)
     small, gspec = build_graph(graph, shape)  # rebuilt from the spec alone, as load() will
+    apply_contract(small, contract, "generator", "the shrunk generator")
     verify(model, small, shape, fixed)
     kwargs = {"graph": gspec, "input_shape": list(shape), "base": base,
-              "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
+              "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs), "contract": contract}
     new_spec = ArchSpec(f"shrunk:{base}", kwargs)
     ensure_shrunk_arch(new_spec.name)
     return small, new_spec, report

@@ -24,11 +24,14 @@ from .resolve import Setup, load_partner, resolve_loss
 SR_DEFAULT_CROP = 256
 
 
-def data_kind(profile: Any, bundle: GanBundle, conditional: bool) -> str:
-    """``paired``, ``unpaired`` or ``sr``: the profile's, else from the architecture and the D."""
+def data_kind(profile: Any, bundle: GanBundle, conditional: bool, info: GeneratorInfo | None = None) -> str:
+    """``paired``, ``unpaired`` or ``sr``: the profile's, else from the architecture and the D (any
+    generator whose output is larger than its input is a super-resolution one)."""
     if getattr(profile, "data_kind", None):
         return profile.data_kind
     if bundle.g_spec is not None and bundle.g_spec.name == "rrdbnet-g":
+        return "sr"
+    if info is not None and info.output_shape[-1] > info.input_shape[-1]:
         return "sr"
     return "paired" if conditional else "unpaired"
 
@@ -99,7 +102,7 @@ def image_setup(config: FinetuneConfig, bundle: GanBundle, partner: nn.Module | 
 
     profile, loss_name = resolve_loss(bundle, d_spec, config, conditional=conditional, partner=partner)
     notes: list[str] = []
-    kind = data_kind(profile, bundle, conditional)
+    kind = data_kind(profile, bundle, conditional, info)
     if kind == "unpaired" and conditional and config.uses_discriminator:
         raise InputError("the discriminator is conditional (pix2pix: it judges concat(input, output)) and needs "
                          "paired data; use --loss pix2pix with side-by-side A|B images or A/ and B/ folders")

@@ -12,6 +12,7 @@ from ..archs import ARCHITECTURES
 from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
+from ..archs.contract import d_output as contract_d_output
 from ..loading import load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
@@ -35,9 +36,9 @@ class Setup:
     partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
 
 
-def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
+def _load(source: str, config: FinetuneConfig, what: str, like: GanBundle | None = None) -> GanBundle:
     try:
-        return load_bundle(config.load.for_source(source))
+        return load_bundle(config.load.for_source(source).like(like.g_spec if like is not None else None))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
@@ -68,7 +69,7 @@ def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Modul
     if source is None:
         raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
     try:
-        teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+        teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source", bundle).generator
     except InputError as exc:
         if config.teacher:
             raise
@@ -98,7 +99,8 @@ def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn
         return bundle.discriminator, bundle.d_spec, config.source
     if config.uses_discriminator:
         raise InputError(f"{config.source} has no discriminator and method {config.recovery.method} needs one: "
-                         "pass --discriminator SOURCE (or use --method distill, which needs none)")
+                         "pass --discriminator SOURCE (with --d-arch module:Callable for your own class), "
+                         "or use --method distill, which needs none")
     return None, None, None
 
 
@@ -111,7 +113,10 @@ def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, cond
     name = config.recovery.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
     if config.recovery.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
         name = "cyclegan"
-    return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
+    d_output = d_arch.d_output if d_arch else "logits"
+    if d_spec is not None and d_spec.name == "custom":  # the user's D says what it returns (contract)
+        d_output = contract_d_output(bundle.discriminator)
+    return make_loss(name, d_output=d_output), name
 
 
 def is_conditional(d_spec: Any, info: GeneratorInfo) -> bool:

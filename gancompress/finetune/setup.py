@@ -8,6 +8,7 @@ import torch
 from ..errors import InputError
 from ..generation import GeneratorInfo, generator_info
 from ..data.batches import Sampler, downsample
+from ..data.images import folder_labels
 from .config import FinetuneConfig
 from .img2img import image_setup
 from .resolve import Setup, is_conditional, load_partner, resolve_discriminator, resolve_loss, resolve_teacher
@@ -37,6 +38,16 @@ def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) 
                      "(paired with --data by sorted file order when the discriminator is conditional)")
 
 
+def class_count(info: GeneratorInfo, discriminator) -> int | None:
+    """The classes of a class-conditional generator and/or discriminator (they must agree)."""
+    from ..archs.contract import num_classes
+
+    g, d = info.num_classes, num_classes(discriminator)
+    if g and d and g != d:
+        raise InputError(f"the generator takes {g} classes but the discriminator {d}; give both the same num_classes")
+    return g or d
+
+
 def build_setup(config: FinetuneConfig) -> Setup:
     """Load and check everything; writes nothing."""
     bundle, partner = load_partner(config.source, config, "input")
@@ -52,8 +63,10 @@ def build_setup(config: FinetuneConfig) -> Setup:
     profile, loss_name = resolve_loss(bundle, d_spec, config)
     real, inputs = load_images(config, info, conditional)
     paired = conditional or (inputs is not None and not config.data.inputs)
+    classes = class_count(info, discriminator)
+    real_labels = folder_labels(config.data.source, classes) if classes and config.data.source else None
     sampler = Sampler(config.run.seed, config.recovery.batch_size, info.input_kind, info.input_shape, real, inputs, paired,
-                      workers=config.data.workers)
+                      classes, real_labels, packed=bool(info.num_classes), workers=config.data.workers)
     student = copy.deepcopy(bundle.generator)
     masks = {k: v.to(torch.bool) for k, v in bundle.masks.items()}
     return Setup(bundle, teacher, teacher_source, student, masks, discriminator, d_source, conditional,

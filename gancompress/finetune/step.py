@@ -61,6 +61,7 @@ class StepOptions:
     autocast: Callable[[], ContextManager] = nullcontext
     image_terms: bool = False  # image-to-image: the profile's G terms also see images and the generator
     adv_weight: float = 0.0  # distill-adv: weight of the GAN's own G loss beside the L1 to the teacher
+    class_labels: bool = False  # a class-conditional D: forward(images, labels)
 
     @property
     def recipe(self) -> Method:
@@ -75,11 +76,33 @@ class StepLosses:
     guards: dict[str, Tensor] = field(default_factory=dict)  # finite_flag of the networks' outputs (see .guard)
 
 
-def critic(d: nn.Module, cond: Tensor | None) -> Callable[[Tensor], Tensor]:
-    """D as a function of images (a conditional D gets ``concat(input, image)``)."""
+@dataclass(frozen=True)
+class ClassLabels:
+    """The class labels a class-conditional D judges images with."""
+
+    labels: Tensor
+
+
+def critic(d: nn.Module, cond: Tensor | ClassLabels | None) -> Callable[[Tensor], Tensor]:
+    """D as a function of images (a conditional D gets ``concat(input, image)``; a class-conditional
+    one ``d(images, labels)``)."""
     if cond is None:
         return d
+    if isinstance(cond, ClassLabels):
+        return lambda images: d(images, cond.labels)
     return lambda images: d(torch.cat([cond.to(images.dtype), images], dim=1))
+
+
+def fake_condition(batch: StepData, opts: StepOptions) -> Tensor | ClassLabels | None:
+    if opts.class_labels:
+        return ClassLabels(batch.labels)
+    return batch.x if opts.conditional else None
+
+
+def real_condition(batch: StepData, opts: StepOptions) -> Tensor | ClassLabels | None:
+    if opts.class_labels:
+        return ClassLabels(batch.real_labels)
+    return batch.real_x if opts.conditional else None
 
 
 def l1_to_teacher(fake_c: Tensor, fake_o: Tensor) -> Tensor:
@@ -120,10 +143,10 @@ def reference_pass(d: nn.Module | None) -> Iterator[None]:
 def _d_outputs(d: nn.Module, batch: StepData, fake_o: Tensor | None, fake_c: Tensor,
                opts: StepOptions) -> tuple[Tensor | None, Tensor | None, Tensor]:
     """D(real) and D(fake_C) with autograd; D(fake_O), when needed, without (see the module docstring)."""
-    cond = batch.x if opts.conditional else None
+    cond = fake_condition(batch, opts)
     d_real = None
     if batch.real is not None and (opts.train_d or opts.recipe.consistency):
-        d_real = critic(d, batch.real_x if opts.conditional else None)(batch.real)
+        d_real = critic(d, real_condition(batch, opts))(batch.real)
     d_fake_c = critic(d, cond)(fake_c)
     if fake_o is None:
         return d_real, None, d_fake_c
@@ -213,7 +236,7 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
 
 def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions, gens=(None, None)):
     """The terms the method needs (``L_GC``/``L_DC`` or ``adv``, ``l1``), combined by its ``g_loss``."""
-    method, cond = opts.recipe, (batch.x if opts.conditional else None)
+    method, cond = opts.recipe, fake_condition(batch, opts)
     if method.consistency:
         l_gc, l_dc, m_c = _consistency_losses(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, cond,
                                               gens)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..archs.contract import num_classes
 from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_channels_last, batch_channels_last
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
@@ -118,7 +119,8 @@ class Trainer:
         weights = config.recovery.weights
         self.options = StepOptions(config.recovery.method, weights.lam, weights.mu, config.trains_discriminator,
                                    *resolve_r1(weights, setup.profile), setup.conditional, autocast(run.amp, device),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight)
+                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight,
+                                   class_labels=bool(num_classes(setup.discriminator)))
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""

@@ -448,15 +448,23 @@ class ShrunkGenerator(nn.Module):
 
 
 def build_shrunk(layers: list[dict[str, Any]] | None = None, container: str = "net",
-                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None, **_: Any) -> nn.Module:
-    """Build a shrunk generator from its ``graph`` (or, in files from before the graph path, its layer list)."""
+                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None,
+                 contract: dict[str, Any] | None = None, **_: Any) -> nn.Module:
+    """Build a shrunk generator from its ``graph`` (or, in files from before the graph path, its layer list);
+    ``contract``: what a user's network declared (docs/custom_networks.md), applied to the rebuilt one."""
+    from ..archs.contract import apply_contract
+
     if graph is not None:
-        return ShrunkGraph(graph, input_shape)
-    if not isinstance(layers, list) or not isinstance(container, str):
+        module: nn.Module = ShrunkGraph(graph, input_shape)
+    elif not isinstance(layers, list) or not isinstance(container, str):
         raise InputError("the shrunk architecture spec has neither a layer list nor a graph; it is damaged, "
                          "export the generator again")
-    modules = [construct(d) for d in layers]
-    return ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
+    else:
+        modules = [construct(d) for d in layers]
+        module = ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
+    if contract is not None and not isinstance(contract, dict):
+        raise damaged("its contract is not a JSON object")
+    return apply_contract(module, contract or {}, "generator", "the shrunk generator")
 
 
 def ensure_shrunk_arch(name: str) -> None:

@@ -119,13 +119,15 @@ def timed_calls(model: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
 
 @torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device, batch_size: int,
-                    *, warmup: int = 3, repeats: int = 20, seed: int = 0) -> Latency:
+                    *, warmup: int = 3, repeats: int = 20, seed: int = 0, num_classes: int | None = None) -> Latency:
     """Median latency at batch 1 and throughput at ``batch_size`` after ``warmup`` untimed runs."""
+    from ..generation import draw_latents
+
     device = torch.device(device)
     model = model.eval().to(device)
     g = torch.Generator().manual_seed(seed)
-    one = torch.randn(1, *input_shape, generator=g).to(device)
-    many = torch.randn(batch_size, *input_shape, generator=g).to(device)
+    one = draw_latents(1, input_shape, g, num_classes).to(device)
+    many = draw_latents(batch_size, input_shape, g, num_classes).to(device)
     timed_calls(model, one, warmup)
     median = statistics.median(timed_calls(model, one, repeats))
     timed_calls(model, many, max(1, warmup // 2))

@@ -58,8 +58,11 @@ class GeneratorSampler(GenerativeModelBase):
     """A generator as torch-fidelity input: flat normal ``z`` -> ``uint8`` images."""
 
     def __init__(self, generator: nn.Module, input_shape: tuple[int, ...], value_range: tuple[float, float],
-                 channels: int | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+                 channels: int | None = None, on_batch: Callable[[int], None] | None = None,
+                 num_classes: int | None = None) -> None:
         super().__init__()
+        self.classes = num_classes or 0  # conditional: input_shape is the packed (latent + 1,); see generation
+        self._labels = torch.Generator().manual_seed(0)  # labels uniform over the classes, reproducibly
         self.generator = generator.eval()
         self.input_shape = tuple(input_shape)
         self.value_range = value_range
@@ -68,7 +71,7 @@ class GeneratorSampler(GenerativeModelBase):
 
     @property
     def z_size(self) -> int:
-        return math.prod(self.input_shape)
+        return math.prod(self.input_shape) - (1 if self.classes else 0)
 
     @property
     def z_type(self) -> str:
@@ -76,11 +79,15 @@ class GeneratorSampler(GenerativeModelBase):
 
     @property
     def num_classes(self) -> int:
-        return 0
+        return 0  # labels are drawn here, not by torch-fidelity
 
     @torch.no_grad()
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        images = self.generator(z.view(z.shape[0], *self.input_shape))
+        if self.classes:
+            labels = torch.randint(self.classes, (z.shape[0], 1), generator=self._labels).to(z)
+            images = self.generator(torch.cat([z.reshape(z.shape[0], -1), labels], 1))
+        else:
+            images = self.generator(z.view(z.shape[0], *self.input_shape))
         if self.on_batch is not None:
             self.on_batch(int(z.shape[0]))
         return to_uint8(images, self.value_range, self.channels)

@@ -138,8 +138,11 @@ def check_backends(names: list[str]) -> list[str]:
 
 @torch.no_grad()
 def measure_backends(model: nn.Module, input_shape: tuple[int, ...], device: torch.device, backends: list[str],
-                     batch_sizes: list[int], *, warmup: int = 3, repeats: int = 20, seed: int = 0) -> list[LatencyResult]:
+                     batch_sizes: list[int], *, warmup: int = 3, repeats: int = 20, seed: int = 0,
+                     num_classes: int | None = None) -> list[LatencyResult]:
     """One :class:`LatencyResult` per backend and batch size (unavailable backends: one row with a note)."""
+    from ..generation import draw_latents
+
     model = model.eval()
     results: list[LatencyResult] = []
     resolved = [("onnxruntime" if _is_onnx(model) else "eager") if b == AUTO else b for b in check_backends(backends)]
@@ -150,7 +153,7 @@ def measure_backends(model: nn.Module, input_shape: tuple[int, ...], device: tor
             results.append(LatencyResult(backend, "-", batch_sizes[0], note=str(exc)))
             continue
         for batch in batch_sizes:
-            x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed)).to(device)
+            x = draw_latents(batch, input_shape, torch.Generator().manual_seed(seed), num_classes).to(device)
             timed_calls(run, x, warmup)
             median = statistics.median(timed_calls(run, x, repeats if batch == 1 else max(3, repeats // 4)))
             results.append(LatencyResult(backend, runtime, batch, median * 1000.0, batch / median))
