@@ -10,7 +10,7 @@ from .checkpoint import GanBundle, save_bundle
 from .errors import InputError
 from .io_utils import check_writable, derived_output
 from .loading import LoadOptions, load_bundle
-from .prune import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report
+from .prune import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report, plan_target
 
 
 @dataclass
@@ -51,13 +51,14 @@ def teacher_source(bundle: GanBundle, source: str) -> str:
 
 def default_output(source: str, config: PruneConfig) -> Path:
     """``<stem>.pruned-<granularity><pct>.safetensors`` beside a local input, else in the cwd."""
-    return derived_output(source, f"pruned-{config.granularity}{round(100 * float(config.sparsity or 0))}")
+    return derived_output(source, f"pruned-{config.granularity}{round(100 * config.nominal)}")
 
 
 def _config_record(config: PruneConfig) -> dict[str, Any]:
     record = asdict(config)
     record["block"], record["nm"] = list(config.block), list(config.nm)
     record["include"], record["exclude"] = list(config.include), list(config.exclude)
+    record["keep_dense"] = ",".join(config.keep_dense)
     record["input_shape"] = list(config.input_shape) if config.input_shape is not None else None
     return record
 
@@ -77,15 +78,17 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         config = replace(config, input_shape=generator_info(bundle).input_shape)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = compute_masks(bundle.generator, config, previous=bundle.masks or None)
+        plan = plan_target(bundle.generator, config, bundle.masks or None)
+        masks = compute_masks(bundle.generator, config, previous=bundle.masks or None, plan=plan)
     apply_masks(bundle.generator, masks)
-    layers = layer_report(bundle.generator, masks, config)
-    sparsity = achieved_sparsity(bundle.generator, masks)
+    layers = layer_report(bundle.generator, masks, plan.dense)
+    sparsity = {**achieved_sparsity(bundle.generator, masks), "target": plan.target / plan.total}
     record = {**_config_record(config), "source": teacher_source(bundle, job.source),
-              "layers": sorted(masks), "achieved": sparsity}
+              "layers": sorted(masks), "achieved": sparsity, "dense": plan.dense, "notes": plan.notes}
     bundle.masks = masks
     bundle.meta["pruning"] = record
     bundle.meta["provenance"] = {"source": job.source, "command": "prune"}
     if not job.dry_run:
         save_bundle(bundle, output, force=job.force)
-    return PruneResult(None if job.dry_run else output, layers, sparsity, record, [str(w.message) for w in caught], bundle)
+    notes = [str(w.message) for w in caught] + plan.notes
+    return PruneResult(None if job.dry_run else output, layers, sparsity, record, notes, bundle)

@@ -72,10 +72,11 @@ def _number(text: str | None) -> float | None:
 
 def _print_layers(result, dry_run: bool) -> None:
     rows = [[r["name"], r["type"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
-             "dense" if not r["pruned"] else f"{100 * r['target']:.1f}", f"{100 * r['achieved']:.1f}"]
+             "pruned" if r["pruned"] else f"dense ({r['dense']})", f"{100 * r['achieved']:.1f}"]
             for r in result.layers]
     title = "prune plan (dry run: nothing written)" if dry_run else "pruned generator"
     console = human_console()
-    console.print(table(title, ["layer", "type", "shape", "params", "target %", "achieved %"], rows))
+    console.print(table(title, ["layer", "type", "shape", "params", "policy", "achieved %"], rows))
     s = result.sparsity
-    console.print(f"sparsity: {100 * s['pruned']:.1f}% of pruned layers, {100 * s['all']:.1f}% of all conv/linear weights")
+    console.print(f"sparsity: {100 * s['all']:.2f}% of all conv/linear weights (target {100 * s['target']:.2f}%), "
+                  f"{100 * s['pruned']:.1f}% of the pruned layers")

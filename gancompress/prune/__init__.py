@@ -1,4 +1,4 @@
-"""Generator pruning: layer selection, granularities, masks and the AGP schedule."""
+"""Generator pruning: layer selection (keep-dense policy), granularities, allocation, masks, AGP."""
 from .granularity import (GRANULARITIES, Granularity, check_sparsity, granularity_mask, implied_sparsity,
                           nm_keep, parse_block, parse_nm, prune_count, select_top)
 from .layers import (CONV, CONV_TRANSPOSE, LINEAR, Geometry, from_canonical, geometry, is_prunable,
@@ -6,6 +6,9 @@ from .layers import (CONV, CONV_TRANSPOSE, LINEAR, Geometry, from_canonical, geo
 from .masks import (SCOPES, PruneConfig, achieved_sparsity, apply_masks, compute_masks, current_masks,
                     detect_structure, layer_report, module_structure)
 from .schedule import agp_schedule, agp_sparsity
+from .allocation import ALLOCATIONS, check_allocation, lamp_scores, rank_layer
+from .keep_dense import choose_dense, parse_keep_dense
+from .target import TargetPlan, plan_target
 
 __all__ = [
     "GRANULARITIES", "Granularity", "check_sparsity", "granularity_mask", "implied_sparsity", "nm_keep",
@@ -15,4 +18,6 @@ __all__ = [
     "SCOPES", "PruneConfig", "achieved_sparsity", "apply_masks", "compute_masks", "current_masks",
     "detect_structure", "layer_report", "module_structure",
     "agp_schedule", "agp_sparsity",
+    "ALLOCATIONS", "check_allocation", "lamp_scores", "rank_layer", "choose_dense", "parse_keep_dense",
+    "TargetPlan", "plan_target",
 ]
