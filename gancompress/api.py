@@ -6,6 +6,7 @@ applied) or from any SOURCE that ``gancompress inspect`` reads.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,10 +147,25 @@ def load(source: str | Path, *, arch: str | None = None, trust_pickle: bool = Fa
     if path.suffix == ".onnx":
         raise InputError(f"{source} is an ONNX file; run it with onnxruntime (load() returns torch modules)")
     if export_metadata(path) is not None:
-        return build_exported(read_export(path), str(source), arch)
+        exported = read_export(path)
+        return with_sampling(build_exported(exported, str(source), arch), exported.spec)
     from .export.writer import masked_generator
     from .loading import LoadOptions, load_bundle
 
     bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch))
-    return masked_generator(bundle).eval()
+    return with_sampling(masked_generator(bundle).eval(), bundle.g_spec)
+
+
+def with_sampling(generator: nn.Module, spec: ArchSpec | None) -> nn.Module:
+    """``generator`` with ``input_kind``, ``input_shape`` (per sample; None when unknown) and
+    ``sample(n, seed=0)`` (outputs for seeded latents, noise-input generators only)."""
+    from .generation import generator_input, sample
+
+    try:
+        kind, shape = generator_input(generator, spec)
+    except InputError:
+        kind, shape = getattr(generator, "input_kind", "noise"), None
+    generator.input_kind, generator.input_shape = kind, shape
+    generator.sample = functools.partial(sample, generator)
+    return generator
 

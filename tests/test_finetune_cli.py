@@ -74,6 +74,17 @@ def test_default_method_without_data_says_what_to_pass(project):
     assert not project["out"].exists()
 
 
+def test_moved_dense_model_points_at_teacher(project, tmp_path):
+    moved = tmp_path / "elsewhere.safetensors"
+    project["dense"].rename(moved)
+    result = invoke(project)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "--teacher" in lines[0] and str(project["dense"]) in lines[0]
+    assert not project["out"].exists()
+    result = invoke(project, "--teacher", str(moved))  # the fix the message names works
+    assert result.exit_code == 0, result.stderr
+
+
 def test_existing_output_without_force(project):
     project["out"].write_bytes(b"keep me")
     result = invoke(project)

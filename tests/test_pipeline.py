@@ -93,7 +93,7 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "digits-dcgan.pruned-block90.safetensors").is_file()
     assert (tmp_path / "digits-dcgan.pruned-block90.ft.safetensors").is_file()
-    assert "gate --max-fid" in r.stderr and "passed" in r.stderr and not ANSI.search(r.stderr + r.stdout)
+    assert "gate --max-fid" in r.stdout and "passed" in r.stdout and not ANSI.search(r.stderr + r.stdout)  # evaluate's table: stdout
 
 
 # ----------------------------------------------------------------------------- stdout/stdin contracts
@@ -232,7 +232,7 @@ def test_evaluate_markdown_and_json_reports(env, tiny, tmp_path):
     assert invoke(["prune", str(tiny), "-s", "0.5", "-o", str(pruned), "-q"]).exit_code == 0
     r = sh(f"echo {pruned} | gc evaluate --reference {tiny} --fid --extractor digits -n 40 --batch-size 20 "
            f"--device cpu --max-fid-increase 1e6 --samples grid.png --out report.json --markdown report.md", env, tmp_path)
-    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert r.returncode == 0 and "FID" in r.stdout and "gate --max-fid-increase" in r.stdout, r.stderr  # the table: stdout
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["passed"] and doc["settings"]["samples_png"].endswith("grid.png")
     md = (tmp_path / "report.md").read_text()
@@ -263,3 +263,18 @@ def test_ci_example_script_runs(env, tiny, tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "report.json").read_text())["passed"]
     assert "## Gates" in (tmp_path / "summary.md").read_text()
+
+
+def test_ci_workflow_installs_from_the_repository_caches_and_uploads():
+    import yaml
+
+    path = REPO / "examples" / "ci" / "github-actions.yml"
+    text = path.read_text()
+    steps = yaml.safe_load(text)["jobs"]["compress"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "pip install gancompress\n" not in runs + "\n" and '"gancompress @ $GANCOMPRESS_GIT"' in runs
+    assert "examples/ci/compress_and_gate.sh" in text.split("name:")[0]  # the copy instructions name the script
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("actions/cache@") for u in uses)
+    uploads = [s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert any("generator.safetensors" in p for p in uploads) and any("report.json" in p for p in uploads)

@@ -77,7 +77,7 @@ def test_default_output_name_and_no_overwrite(ckpt, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "not a number"),
+    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "valid number"),
     (["-s", "0.5", "-g", "foo"], "unknown granularity"), (["-g", "nm", "--nm", "3:2"], "N:M"),
     (["-g", "block", "--block", "4x0", "-s", "0.5"], "4x0"), (["-g", "block", "--block", "64x64", "-s", "0.5"], "larger than layer"),
     (["-s", "0.5", "--exclude", "main.*"], "no layer left"), (["-g", "nm", "-s", "0.9"], "out of reach"),
@@ -92,6 +92,15 @@ def test_bad_input_exit_2_nothing_written(ckpt, tmp_path, args, needle):
     assert r.exit_code == 2, r.output
     assert needle in r.output and "Traceback" not in r.output
     assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_missing_sparsity_says_the_option_is_required(ckpt, tmp_path):
+    r = runner.invoke(app, ["prune", str(ckpt), "-o", str(tmp_path / "never.safetensors")])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--sparsity is required" in lines[0] and "None" not in lines[0]
+    assert not (tmp_path / "never.safetensors").exists()
+    r = runner.invoke(app, ["prune", str(ckpt), "-g", "nm", "-o", str(tmp_path / "nm.safetensors")])
+    assert r.exit_code == 0, r.stderr  # N:M implies its sparsity
 
 
 def test_dry_run_writes_nothing(ckpt, tmp_path):

@@ -4,14 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Json, OptSource, TrustPickle
-from .output import human_console, human_size, print_json, table
+from .options import Arch, ArchKwargs, DArch, DArchKwargs, Json, OptSource, TrustPickle, load_options
+from .output import human_size, print_json, report_console, table
 from .stdio import source_from_stdin
 
 
 @handle_errors
 def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: TrustPickle = False,
-            arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
+            arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
+            d_arch_kwargs: DArchKwargs = None) -> None:
     """Show the layers, sparsity, structure and cost of a checkpoint's generator and discriminator.
 
     Example: gancompress inspect builtin:digits-dcgan --json
@@ -19,11 +20,12 @@ def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: Trus
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress inspect
     """
     from ..inspection import inspect_bundle
-    from ..loading import LoadOptions, load_bundle, parse_arch_kwargs
+    from ..loading import load_bundle
     from ..sources import resolve
 
     source = source_from_stdin(source)
-    options = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
+    options = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                           d_arch_kwargs=d_arch_kwargs)
     bundle = load_bundle(source, options)
     report = inspect_bundle(bundle, resolve(source))
     if json_out:
@@ -37,7 +39,7 @@ def _fmt(n: Any) -> str:
 
 
 def _print(report: dict[str, Any]) -> None:
-    console = human_console()
+    console = report_console()
     for role in ("generator", "discriminator"):
         net = report[role]
         if net is None:

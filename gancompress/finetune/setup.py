@@ -72,7 +72,12 @@ def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Modul
     source = _teacher_source(bundle, config)
     if source is None:
         raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
-    teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    try:
+        teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    except InputError as exc:
+        if config.teacher:
+            raise
+        raise InputError(f"{exc}; if the dense model has moved, pass it with --teacher DENSE_CHECKPOINT") from None
     if type(teacher) is not type(bundle.generator) or _shapes(teacher) != _shapes(bundle.generator):
         raise InputError(f"the teacher {source} is not the same architecture as {config.source}; pass the matching dense checkpoint with --teacher")
     return teacher, source

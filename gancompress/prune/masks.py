@@ -87,7 +87,10 @@ class PruneConfig:
         check_allocation(self.allocation, self.granularity)
         self.block, self.nm, self.nm_axis = parse_block(self.block), parse_nm(self.nm), parse_nm_axis(self.nm_axis)
         self.include, self.exclude = _globs(self.include, "include"), _globs(self.exclude, "exclude")
-        self.sparsity = None if self.sparsity is None and self.granularity == "nm" else check_sparsity(self.sparsity)
+        if self.sparsity is None and self.granularity != "nm":
+            raise InputError("--sparsity is required: give the fraction of all prunable weights to zero, e.g. -s 0.9 "
+                             "(only --granularity nm implies it)")
+        self.sparsity = None if self.sparsity is None else check_sparsity(self.sparsity)
         if not isinstance(self.coupled, bool):
             raise InputError(f"coupled must be true or false, got {self.coupled!r}")
         if self.coupled and self.granularity != "filter":
