@@ -31,12 +31,12 @@ def generator() -> tuple[torch.nn.Module, str]:
 
 
 def timed_fid(g: torch.nn.Module, n: int, batch_size: int) -> tuple[float, float]:
-    from gancompress.data_digits import N_DIGITS
+    from gancompress.data.digits import N_DIGITS
     from gancompress.metrics.extractors import get_extractor
     from gancompress.metrics.fidelity import GeneratorSampler, MetricRequest, RealSet, distribution_metrics
 
     def real() -> RealSet:
-        from gancompress.data import load_real
+        from gancompress.data.images import load_real
 
         return RealSet(lambda: load_real("builtin:digits", size=16, channels=1), N_DIGITS, "builtin:digits|16|1")
 

@@ -30,9 +30,9 @@ from torch import nn
 
 from gancompress.api import load
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle
+from gancompress.formats.checkpoint import GanBundle
 from gancompress.errors import InputError
-from gancompress.export import ExportConfig, export_bundle, masked_generator
+from gancompress.export import ExportConfig, export_bundle
 from gancompress.export.shrink_graph import filter_groups
 from gancompress.prune import PruneConfig, compute_masks
 
@@ -116,7 +116,7 @@ def run(repeats: int, size: int, kinds: list[str]) -> None:
                 print(f"{kind} {s:.0%}:")
                 sizes = export_all(bundle, Path(tmp), f"{kind}{s}")
                 small = load(Path(tmp) / f"{kind}{s}-shrunk.safetensors")
-                masked = masked_generator(bundle)
+                masked = bundle.masked_generator()
                 with torch.no_grad():
                     err = float((small(x) - masked(x)).abs().max())
                 ms, cpu = (t * 1e3 for t in latency(small, x, repeats))

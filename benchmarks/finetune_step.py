@@ -31,7 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gancompress.archs.dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
-from gancompress.finetune.batches import StepData  # noqa: E402
+from gancompress.data.batches import StepData  # noqa: E402
 from gancompress.finetune.defaults import DEFAULT_ADV_WEIGHT  # noqa: E402
 from gancompress.finetune.step import StepOptions, backward_and_step, compute_losses  # noqa: E402
 from gancompress.losses import make_loss  # noqa: E402

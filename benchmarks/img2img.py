@@ -35,8 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gancompress.archs import ArchSpec, build  # noqa: E402
-from gancompress.data_pairs import Degradation  # noqa: E402
-from gancompress.finetune.batches import StepData  # noqa: E402
+from gancompress.data.pairs import Degradation  # noqa: E402
+from gancompress.data.batches import StepData  # noqa: E402
 from gancompress.finetune.step import StepOptions, backward_and_step, compute_losses  # noqa: E402
 from gancompress.losses import make_loss  # noqa: E402
 from gancompress.prune import PruneConfig, apply_masks, compute_masks  # noqa: E402

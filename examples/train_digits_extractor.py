@@ -2,7 +2,7 @@
 """Train the digits classifier that ``--extractor digits`` uses as its FID feature extractor.
 
 Trains :class:`gancompress.metrics.digits_classifier.DigitsClassifier` on scikit-learn's
-1,797 digits at 16x16 (a fixed 80/20 split from ``gancompress.data_digits.digits_split``),
+1,797 digits at 16x16 (a fixed 80/20 split from ``gancompress.data.digits.digits_split``),
 with light augmentation (small random shifts, rotations and scalings), reports the held-out
 accuracy and writes the weights to ``gancompress/assets/digits_classifier.safetensors``.
 
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gancompress.data_digits import digits_images, digits_labels, digits_split  # noqa: E402
+from gancompress.data.digits import digits_images, digits_labels, digits_split  # noqa: E402
 from gancompress.io_utils import atomic_write  # noqa: E402
 from gancompress.metrics.digits_classifier import DigitsClassifier  # noqa: E402
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "feature_dim": str(args.feature_dim),
         "test_accuracy": f"{test_acc:.4f}",
         "seed": str(args.seed),
-        "split": json.dumps({"function": "gancompress.data_digits.digits_split", "seed": args.split_seed,
+        "split": json.dumps({"function": "gancompress.data.digits.digits_split", "seed": args.split_seed,
                              "test_fraction": 0.2, "n_train": len(tr), "n_test": len(te)}),
         "training": json.dumps({"epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW",
                                 "augment": "affine shift<=1.5px rot<=10deg scale+-10%", "input": "16x16 [-1,1]"}),

@@ -6,7 +6,7 @@ discriminator (without it D memorises the 1,797 digits and the generator degrade
 ~2,000 steps). Every ``--eval-every`` steps the generator (in eval mode, as the tool uses
 it) is scored with digits-FID: the Frechet distance between Gaussian fits of the bundled
 digits classifier's penultimate features of ``--fid-samples`` generated digits and of all
-1,797 real ones. The best-scoring checkpoint is written with ``gancompress.checkpoint.save_bundle``
+1,797 real ones. The best-scoring checkpoint is written with ``gancompress.formats.checkpoint.save_bundle``
 to ``gancompress/assets/digits_dcgan.safetensors`` and an 8x8 sample grid to
 ``examples/digits_samples.png``.
 
@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from gancompress.archs import ArchSpec  # noqa: E402
 from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator  # noqa: E402
-from gancompress.checkpoint import GanBundle, save_bundle  # noqa: E402
-from gancompress.data_digits import digits_images  # noqa: E402
+from gancompress.formats.checkpoint import GanBundle, save_bundle  # noqa: E402
+from gancompress.data.digits import digits_images  # noqa: E402
 from gancompress.metrics.digits_classifier import load_digits_classifier  # noqa: E402
 
 DEFAULT_OUT = REPO / "gancompress" / "assets" / "digits_dcgan.safetensors"
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     d.eval()
     provenance = {
         "script": "examples/train_digits_gan.py",
-        "data": "sklearn.datasets.load_digits, 1797 digits, bilinear-upscaled to 16x16, [-1,1] (gancompress.data_digits)",
+        "data": "sklearn.datasets.load_digits, 1797 digits, bilinear-upscaled to 16x16, [-1,1] (gancompress.data.digits)",
         "latent": f"standard normal, shape ({args.nz}, 1, 1)",
         "loss": "non-saturating (softplus)",
         "r1_gamma": args.r1_gamma, "r1_every": args.r1_every,

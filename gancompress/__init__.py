@@ -1,5 +1,7 @@
 """gancompress: compress pretrained GAN generators with their own discriminator as judge."""
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(source, *, arch=None, trust_pickle=False):

@@ -1,7 +1,7 @@
 """``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
 
 inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
-:func:`gancompress.sweep.overall_prune_config`) -> recover with the default method and
+:func:`gancompress.recipe.overall_prune_config`) -> recover with the default method and
 schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
 recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
 evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
@@ -135,8 +135,8 @@ def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoR
     from .inspection import inspect_bundle
     from .loading import load_bundle
     from .prune import achieved_sparsity
-    from .pruning import PruneJob, prune_checkpoint
-    from .sweep import measure, overall_prune_config, write_samples
+    from .prune.run import PruneJob, prune_checkpoint
+    from .recipe import measure, overall_prune_config, write_samples
 
     emit = on_progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}

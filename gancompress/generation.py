@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec
-from .checkpoint import GanBundle
+from .formats.checkpoint import GanBundle
 from .errors import InputError
 
 

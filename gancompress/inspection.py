@@ -7,9 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import GanBundle
-
-WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+from .formats.checkpoint import GanBundle
+from .layer_table import is_weight_layer
 
 
 def _structure(module: nn.Module) -> str:
@@ -31,14 +30,14 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
             weight = getattr(module, "weight_orig", None)  # spectral norm
         numel = sum(p.numel() for _, p in params)
         zeros = sum(int((p == 0).sum()) for _, p in params)
-        is_weight_layer = isinstance(module, WEIGHT_LAYERS) and isinstance(weight, torch.Tensor)
+        weight_layer = is_weight_layer(module) and isinstance(weight, torch.Tensor)
         rows.append({
             "name": name or "(root)",
             "type": type(module).__name__,
             "shape": list(weight.shape) if isinstance(weight, torch.Tensor) else [],
             "params": numel,
             "zeros_pct": round(100.0 * zeros / max(1, numel), 2),
-            "structure": _structure(module) if is_weight_layer else "-",
+            "structure": _structure(module) if weight_layer else "-",
         })
     return rows
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
 from .archs.base import matches, prepare
-from .checkpoint import GanBundle, bundle_from_tensors, is_project_file
+from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
@@ -250,7 +250,7 @@ def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tu
 
 def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle:
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
-    from .api import build_exported, read_export
+    from .formats.export_file import build_exported, read_export
 
     exported = read_export(path)
     module = build_exported(exported, source, options.arch)

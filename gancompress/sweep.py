@@ -23,7 +23,6 @@ The library never imports typer/rich; progress goes to an optional callback
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .recipe import measure, overall_prune_config, write_samples
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
                                 DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
@@ -38,38 +38,12 @@ from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
-SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the weights stays dense
-MAX_LAYER_SPARSITY = 0.995
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_last_dense", "adv_weight")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight",)
-
-
-# --------------------------------------------------------------------------- pruning helper
-
-
-def overall_prune_config(generator, sparsity: float, granularity: str = "element", *, keep_last_dense: bool = True):
-    """A :class:`~gancompress.prune.PruneConfig` whose zeros over ALL conv/linear weights ~= ``sparsity``.
-
-    Every prunable layer is pruned (the first too: in a DCGAN it holds a quarter of the
-    weights), except the last one when it is tiny (< 2% of the weights; our probes: keeping
-    the 288-weight output conv of the digits DCGAN dense lowered the 90% FID ratio from
-    1.79x to 1.52x). The per-layer sparsity is raised so the overall figure matches.
-    """
-    from .prune import PruneConfig, prunable_layers
-
-    layers = prunable_layers(generator, prune_first_last=True)
-    sizes = [m.weight.numel() for _, m in layers]
-    total = sum(sizes)
-    exclude: tuple[str, ...] = ()
-    if keep_last_dense and len(layers) > 1 and sizes[-1] / total < SMALL_LAST_LAYER:
-        exclude = (layers[-1][0],)
-    pruned_total = total - (sizes[-1] if exclude else 0)
-    per_layer = min(MAX_LAYER_SPARSITY, float(sparsity) * total / pruned_total) if sparsity else 0.0
-    return PruneConfig(per_layer, granularity=granularity, prune_first_last=True, exclude=exclude)
 
 
 # --------------------------------------------------------------------------- config
@@ -153,48 +127,6 @@ def cell_key(cell: dict[str, Any]) -> str:
     return f"s{round(100 * cell['sparsity'], 2):g}-{cell['granularity']}-{cell['method']}-seed{cell['seed']}"
 
 
-# --------------------------------------------------------------------------- measuring
-
-
-def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str) -> dict[str, Any]:
-    """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
-    from .evaluate import EvaluateConfig, evaluate
-
-    sources = [str(model_path)] if str(model_path) == dense_source else [str(model_path), dense_source]
-    report = evaluate(EvaluateConfig(sources, fid=True, num_samples=num_samples, seed=seed, device=device))
-    row = report.rows[0].values()
-    psnr = row.get("psnr")
-    return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
-            "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
-
-
-def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) -> list[tuple[str, Any]]:
-    """``(label, images)`` rows of the given generators on the same latents (for save_grid)."""
-    import torch
-
-    from .evaluate import model_inputs
-    from .generation import generator_info
-    from .loading import load_bundle
-
-    rows, x = [], None
-    for label, source in entries:
-        bundle = load_bundle(str(source))
-        info = generator_info(bundle)
-        if x is None:
-            x = next(model_inputs(info, columns, columns, seed, torch.device("cpu")))
-        with torch.no_grad():
-            rows.append((label, bundle.generator.eval()(x).float().cpu()))
-    return rows
-
-
-def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0) -> Path:
-    from .imagegrid import save_grid
-
-    rows = sample_rows(entries, columns, seed)
-    scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
-    return save_grid(rows, path, (-1.0, 1.0), scale, force=True)
-
-
 # --------------------------------------------------------------------------- one cell
 
 
@@ -205,7 +137,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
 
     from .finetune import FinetuneConfig, run_finetune
     from .loading import load_bundle
-    from .pruning import PruneJob, prune_checkpoint
+    from .prune.run import PruneJob, prune_checkpoint
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -405,7 +337,6 @@ def sweep(config: SweepConfig, on_progress: ProgressFn | None = None, shard: tup
         emit("cell-start", info)
         record = run_cell(config, cell, config.out_dir / "cells" / key,
                           on_step=lambda k, m, info=info: emit("step", {**info, "step": k, "metrics": m}))
-        from .io_utils import atomic_write_text
 
         atomic_write_text(config.out_dir / "cells" / key / CELL_RESULT, json.dumps(record, indent=2) + "\n", force=True)
         state["cells"][key] = record

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def tiny_digits_bundle():
     """A tiny digits GAN bundle with random weights (no bundled asset needed)."""
     from gancompress.archs import ArchSpec, build
-    from gancompress.checkpoint import GanBundle
+    from gancompress.formats.checkpoint import GanBundle
 
     torch.manual_seed(0)
     g_spec, d_spec = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})

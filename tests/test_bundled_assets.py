@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gancompress.data_digits import N_DIGITS, digits_images, digits_labels, digits_split
+from gancompress.data.digits import N_DIGITS, digits_images, digits_labels, digits_split
 from gancompress.metrics.digits_classifier import DigitsClassifier, default_weights_path, load_digits_classifier
 
 ASSETS = Path(__file__).resolve().parents[1] / "gancompress" / "assets"
@@ -33,7 +33,7 @@ def gan_bundle():
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from gancompress.checkpoint import bundle_from_tensors
+    from gancompress.formats.checkpoint import bundle_from_tensors
 
     tensors = load_file(str(GAN_PATH))
     with safe_open(str(GAN_PATH), framework="pt") as f:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gancompress.data_pairs import (CropSampler, Degradation, eval_pairs, load_image_data, load_paired, load_sr,
+from gancompress.data.pairs import (CropSampler, Degradation, eval_pairs, load_image_data, load_paired, load_sr,
                                     load_unpaired)
 from gancompress.errors import InputError
 from img2img_fixtures import ab_folders, hr_folder, save, side_by_side

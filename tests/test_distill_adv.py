@@ -9,7 +9,7 @@ from torch import nn
 from gancompress.errors import InputError
 from gancompress.finetune import run_finetune
 from gancompress.finetune.step import StepOptions, compute_losses, l1_to_teacher
-from gancompress.finetune.batches import StepData
+from gancompress.data.batches import StepData
 from gancompress.losses import LOSSES
 from test_finetune import config, project, tensors  # noqa: F401 (project: a fixture)
 

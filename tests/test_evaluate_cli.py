@@ -19,7 +19,7 @@ FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-
 def models(tmp_path_factory):
     """Project-format files: two random tiny digits generators, one all-white, one RGB."""
     from gancompress.archs import ArchSpec, build
-    from gancompress.checkpoint import GanBundle, save_bundle
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
 
     folder = tmp_path_factory.mktemp("models")
     spec = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})
@@ -152,7 +152,7 @@ def test_help_has_an_example():
 
 
 def test_teacher_from_checkpoint_metadata_is_the_dense_model(models, tmp_path):
-    from gancompress.checkpoint import save_bundle
+    from gancompress.formats.checkpoint import save_bundle
     from gancompress.loading import load_bundle
 
     bundle = load_bundle(models["b"])

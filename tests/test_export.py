@@ -14,12 +14,14 @@ from torch import nn
 
 from mask_helpers import random_filter_masks
 
-from gancompress.api import load, read_export
+from gancompress.api import load
+from gancompress.formats.export_file import read_export
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.errors import InputError
-from gancompress.export import ExportConfig, export_bundle, masked_generator
-from gancompress.export import sparse_format as sf
+from gancompress.export import ExportConfig, export_bundle
+from gancompress.export.shrink import build_graph, shrink_graph
+from gancompress.formats import sparse as sf
 
 DIGITS = ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 32, "nc": 1})
 DCGAN32 = ArchSpec("dcgan-g", {"widths": [100, 256, 128, 64, 3]})
@@ -159,7 +161,7 @@ def test_bitmask_matches_compressed_tensors_layout():
 @pytest.mark.parametrize("granularity", GRANULARITIES)
 def test_sparse_and_dense_round_trip_every_granularity(tmp_path, digits, granularity):
     bundle = GanBundle(digits, DIGITS, masks=_masks(digits, granularity, 0.6))
-    expected = masked_generator(bundle).state_dict()
+    expected = bundle.masked_generator().state_dict()
     for fmt in ("sparse", "dense"):
         _export(bundle, tmp_path / f"{fmt}.safetensors", fmt)
         _assert_same_state(read_export(tmp_path / f"{fmt}.safetensors").state_dict, expected)
@@ -173,7 +175,7 @@ def test_dense_export_is_a_plain_state_dict(tmp_path, digits):
 
     bundle = GanBundle(digits, DIGITS, masks=_masks(digits, "element", 0.5))
     _export(bundle, tmp_path / "d.safetensors", "dense")
-    _assert_same_state(load_file(tmp_path / "d.safetensors"), masked_generator(bundle).state_dict())
+    _assert_same_state(load_file(tmp_path / "d.safetensors"), bundle.masked_generator().state_dict())
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -182,7 +184,7 @@ def test_dtype_cast_round_trips(tmp_path, digits, dtype):
     r = _export(bundle, tmp_path / "h.safetensors", dtype=dtype)
     model = load(tmp_path / "h.safetensors")
     want = {k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v
-            for k, v in masked_generator(bundle).state_dict().items()}
+            for k, v in bundle.masked_generator().state_dict().items()}
     _assert_same_state(model.state_dict(), want)
     assert r.dtype == dtype and r.ratio < 0.5 * 0.2 + 0.125 / 2 + 0.02
 
@@ -210,26 +212,49 @@ def test_shrunk_equals_masked_model_and_is_smaller(tmp_path, spec, sparsity):
     assert sum(p.numel() for p in small.parameters()) < (1.05 - sparsity) * sum(p.numel() for p in g.parameters())
     z = torch.randn(3, spec.kwargs.get("nz") or spec.kwargs["widths"][0], 1, 1)
     with torch.no_grad():
-        want, got = masked_generator(bundle)(z), small(z)
+        want, got = bundle.masked_generator()(z), small(z)
     assert got.shape == want.shape
     assert float((got - want).abs().max()) <= 1e-5
     assert r.file_bytes < 0.5 * r.dense_float32_bytes if sparsity >= 0.5 else r.file_bytes < r.dense_float32_bytes
 
 
 def test_shrunk_folds_uniform_constants_into_a_new_bias():
-    from gancompress.export.shrink import shrink_sequential
-
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, bias=False), nn.Tanh()).eval()
     with torch.no_grad():
         net[0].weight[2:6] = 0
         net[0].bias.fill_(0.5)  # zeroed filters output 0.5 everywhere -> the next conv (no padding) sees a constant
-    name, layers, report = shrink_sequential(net, (3, 9, 9), fixed_size=False)
-    small = nn.Sequential(*layers).eval()
-    assert report.widths_after == [4, 4] and report.folded_into_bias == 1 and small[2].bias is not None
+    graph, report = shrink_graph(net, (3, 9, 9), fixed_size=False)
+    small, _ = build_graph(graph, (3, 9, 9))
+    assert report.widths_after == [4, 4] and report.folded_into_bias == 1 and small.get_submodule("2").bias is not None
     x = torch.randn(2, 3, 9, 9)
     with torch.no_grad():
         assert float((small(x) - net(x)).abs().max()) <= 1e-5
+
+
+def test_shrunk_files_from_the_sequential_path_still_load(tmp_path):
+    """Before the graph path, sequential generators were written as ``kwargs.layers`` + ``container``."""
+    from safetensors.torch import save_file
+
+    from gancompress.formats.export_file import serialize
+    from gancompress.formats.shrunk import describe
+
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.ConvTranspose2d(32, 12, 4, 1, 0, bias=False), nn.BatchNorm2d(12), nn.ReLU(True),
+                        nn.ConvTranspose2d(12, 1, 4, 2, 1, bias=False), nn.Tanh()).eval()
+    with torch.no_grad():
+        seq[1].running_mean.uniform_(-1, 1)
+        seq[1].running_var.uniform_(0.5, 2)
+    kwargs = {"container": "net", "layers": [describe(m) for m in seq], "input_shape": [32, 1, 1],
+              "base": "digits-dcgan-g", "base_kwargs": DIGITS.kwargs}
+    state = {f"net.{k}": v for k, v in seq.state_dict().items()}
+    tensors, meta, _ = serialize(state, ArchSpec("shrunk:digits-dcgan-g", kwargs), "shrunk", {})
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    model = load(tmp_path / "old.safetensors")
+    assert not model.training and set(model.state_dict()) == set(state)
+    z = torch.randn(3, 32, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(model(z), seq(z))
 
 
 def test_shrunk_handles_skip_connections(tmp_path):
@@ -241,7 +266,7 @@ def test_shrunk_handles_skip_connections(tmp_path):
     assert r.architecture == "shrunk:pix2pix-resnet-g" and r.file_bytes < r.dense_float32_bytes
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert float((load(tmp_path / "r.safetensors")(x) - masked_generator(bundle)(x)).abs().max()) <= 1e-5
+        assert float((load(tmp_path / "r.safetensors")(x) - bundle.masked_generator()(x)).abs().max()) <= 1e-5
 
 
 # ----------------------------------------------------------------------------- loading, damage
@@ -252,7 +277,7 @@ def test_load_project_checkpoint_applies_masks(tmp_path, digits):
     save_bundle(bundle, tmp_path / "p.safetensors")
     model = load(str(tmp_path / "p.safetensors"))
     assert not model.training
-    _assert_same_state(model.state_dict(), masked_generator(bundle).state_dict())
+    _assert_same_state(model.state_dict(), bundle.masked_generator().state_dict())
 
 
 @pytest.fixture()
@@ -319,7 +344,7 @@ def test_numpy_only_snippet_from_the_docs_decodes_every_tensor(tmp_path, digits)
     namespace: dict = {}
     exec(compile(block, "sparse_format.md", "exec"), namespace)  # noqa: S102 - our own documentation
     state = namespace["load_state"](str(tmp_path / "g.safetensors"))
-    want = masked_generator(bundle).state_dict()
+    want = bundle.masked_generator().state_dict()
     assert set(state) == set(want)
     for k, v in want.items():
         assert np.asarray(state[k]).tobytes() == v.numpy().tobytes(), k

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from gancompress.api import load
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 
 SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})

@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.errors import InputError, NonFiniteLoss
 from gancompress.finetune import FinetuneConfig, FinetuneInterrupted, RunPaths, run_finetune
 from gancompress.loading import load_bundle

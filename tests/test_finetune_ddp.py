@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 def _grads(trainer, step: int) -> dict[str, list[torch.Tensor]]:
     """G_C's and D's gradients (after DDP's averaging) for ``step``'s batch at the current weights."""
-    from gancompress.finetune.batches import seed_global
+    from gancompress.data.batches import seed_global
     from gancompress.finetune.distributed import activated, shard
     from gancompress.finetune.step import compute_losses
 

@@ -28,7 +28,7 @@ def _run(args, env, cwd, stdin=None):
 def pruned(tmp_path_factory) -> Path:
     """A pruned tiny digits GAN (project format) and an evaluate report beside it."""
     from gancompress.archs import ArchSpec, build
-    from gancompress.checkpoint import GanBundle, save_bundle
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
 
     folder = tmp_path_factory.mktemp("push")
     torch.manual_seed(0)
@@ -165,6 +165,6 @@ def test_bad_push_options_exit_2(pruned, tmp_path, monkeypatch, args, needle):
 def test_card_decoder_is_the_documented_one():
     doc = (REPO / "docs" / "sparse_format.md").read_text(encoding="utf-8")
     documented = re.search(r"<!-- decoder-snippet -->\s*```python\n(.*?)```", doc, re.S).group(1)
-    from gancompress.hub_push import _decoder_snippet
+    from gancompress.export.hub import _decoder_snippet
 
     assert _decoder_snippet() == documented

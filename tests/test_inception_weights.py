@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 
 runner = CliRunner()

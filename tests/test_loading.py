@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from gancompress.archs.dcgan import DCGANDiscriminator, DCGANGenerator
 from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator
-from gancompress.checkpoint import save_bundle
+from gancompress.formats.checkpoint import save_bundle
 from gancompress.errors import InputError
 from gancompress.loading import LoadOptions, load_bundle
 

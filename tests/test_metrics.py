@@ -115,7 +115,7 @@ def test_reference_statistics_cached_on_second_run():
 def test_digits_extractor_works_offline_through_torch_fidelity():
     import torch_fidelity
 
-    from gancompress.data_digits import digits_images
+    from gancompress.data.digits import digits_images
     from gancompress.metrics.fidelity import RealImages
 
     digits = digits_images()[:64]
@@ -180,7 +180,7 @@ def test_latency_reports_positive_numbers():
 def test_grid_png_has_expected_size(tmp_path, channels):
     from PIL import Image
 
-    from gancompress.imagegrid import save_grid
+    from gancompress.evaluate.grids import save_grid
 
     rows = [("dense", torch.rand(8, channels, 16, 16) * 2 - 1), ("pruned", torch.rand(8, 1, 16, 16) * 2 - 1)]
     path = save_grid(rows, tmp_path / "grid.png", (-1.0, 1.0), scale=4, label_width=40)

@@ -44,7 +44,7 @@ def env(tmp_path_factory):
 def tiny(tmp_path_factory) -> Path:
     """A small digits GAN (random weights) in the project format."""
     from gancompress.archs import ArchSpec, build
-    from gancompress.checkpoint import GanBundle, save_bundle
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
 
     torch.manual_seed(0)
     g, d = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})
@@ -82,7 +82,7 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
         source, max_fid = "builtin:digits-dcgan", "30"
     else:
         from gancompress.archs import ArchSpec, build
-        from gancompress.checkpoint import GanBundle, save_bundle
+        from gancompress.formats.checkpoint import GanBundle, save_bundle
 
         g, d = ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 32, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 32, "nc": 1})
         source = str(save_bundle(GanBundle(build(g).eval(), g, build(d).eval(), d), tmp_path / "digits-dcgan.safetensors"))

@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 
 from gancompress.api import load
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 from gancompress.errors import InputError
-from gancompress.export import ExportConfig, export_bundle, masked_generator
-from gancompress.export.shrink_graph import build_graph, filter_groups, shrink_graph, verify
+from gancompress.export import ExportConfig, export_bundle
+from gancompress.channels import filter_groups
+from gancompress.export.shrink import build_graph, shrink_graph, verify
 from gancompress.loading import load_bundle
 from gancompress.prune import (GRANULARITIES, PruneConfig, apply_masks, compute_masks, module_geometry,
                                param_key, plan_target, prunable_layers, to_canonical)
@@ -83,7 +84,7 @@ def test_coupled_shrinks_the_residual_stream_and_stays_exact():
         model = _model(seed=3)
         config = PruneConfig(0.5, granularity="filter", coupled=coupled, input_shape=SHAPE, keep_dense="first,last")
         masks = compute_masks(model, config)
-        masked = masked_generator(GanBundle(model, SPEC, masks=masks))
+        masked = (GanBundle(model, SPEC, masks=masks)).masked_generator()
         graph, report = shrink_graph(masked, SHAPE, fixed_size=False)
         small, _ = build_graph(graph, SHAPE)
         assert verify(masked, small, SHAPE, fixed=False) <= 1e-5  # equal at two input sizes

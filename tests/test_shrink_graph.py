@@ -13,10 +13,12 @@ from mask_helpers import random_filter_masks
 from gancompress.api import load
 from gancompress.archs import ArchSpec, build
 from gancompress.archs.base import ARCHITECTURES, Architecture, register_architecture
-from gancompress.checkpoint import GanBundle
+from gancompress.formats.checkpoint import GanBundle
 from gancompress.errors import GanCompressError, InputError
-from gancompress.export import ExportConfig, export_bundle, masked_generator
-from gancompress.export.shrink_graph import ShrunkGraph, _digest, filter_groups, shrink_graph, build_graph, verify
+from gancompress.export import ExportConfig, export_bundle
+from gancompress.channels import filter_groups
+from gancompress.export.shrink import build_graph, shrink_graph, verify
+from gancompress.formats.shrunk import ShrunkGraph, graph_digest
 
 
 def resnet(n_blocks: int, norm: str, dropout: bool = False) -> ArchSpec:
@@ -83,7 +85,7 @@ def test_shrunk_equals_masked(case, sparsity):
     """The export's shrink step (trace, cut, rebuild from the spec, verify) at a small input size."""
     spec = CASES[case]
     g = _generator(spec, seed=int(sparsity * 4))
-    masked = masked_generator(GanBundle(g, spec, masks=random_filter_masks(g, sparsity)))
+    masked = (GanBundle(g, spec, masks=random_filter_masks(g, sparsity))).masked_generator()
     shape = SMALL[spec.name]
     graph, report = shrink_graph(masked, shape, fixed_size=False)
     small, _ = build_graph(graph, shape)
@@ -109,7 +111,7 @@ def test_shrunk_file_is_smaller_and_loads_without_flags(tmp_path, case):
     assert r.file_bytes < r.dense_float32_bytes
     x = _input(spec, 1)
     with torch.no_grad():
-        want, got = masked_generator(bundle)(x), small(x)
+        want, got = bundle.masked_generator()(x), small(x)
     assert float((got - want).abs().max()) <= 1e-5
 
 
@@ -125,7 +127,7 @@ def test_unet_with_instance_norm_and_the_library_pruner(tmp_path):
     small = load(tmp_path / "u.safetensors")
     x = _input(spec)
     with torch.no_grad():
-        assert float((small(x) - masked_generator(bundle)(x)).abs().max()) <= 1e-5
+        assert float((small(x) - bundle.masked_generator()(x)).abs().max()) <= 1e-5
     assert r.ratio < 0.75
 
 
@@ -133,7 +135,7 @@ def test_other_input_sizes_stay_exact():
     spec = resnet(6, "batch")
     g = _generator(spec, seed=5)
     bundle = GanBundle(g, spec, masks=random_filter_masks(g, 0.5))
-    masked = masked_generator(bundle)
+    masked = bundle.masked_generator()
     graph, report = shrink_graph(masked, (3, 64, 64), fixed_size=False)
     small, _ = build_graph(graph, (3, 64, 64))
     assert report.ones_channels > 0  # BN constants into zero-padded / transposed convs
@@ -146,7 +148,7 @@ def test_other_input_sizes_stay_exact():
 def test_fixed_size_graph_path_matches_the_sequential_walk():
     spec = ArchSpec("dcgan-g", {"widths": [16, 32, 16, 8, 3]})
     g = _generator(spec, seed=0)
-    masked = masked_generator(GanBundle(g, spec, masks=random_filter_masks(g, 0.5)))
+    masked = (GanBundle(g, spec, masks=random_filter_masks(g, 0.5))).masked_generator()
     graph, report = shrink_graph(masked, (16, 1, 1), fixed_size=True)
     small, _ = build_graph(graph, (16, 1, 1))
     z = torch.randn(4, 16, 1, 1)
@@ -178,7 +180,7 @@ def test_residual_channels_go_when_pruned_together():
     for grp in gone:  # prune 6 whole residual channels across every producer of the stream
         for name, c in grp:
             masks[f"{name}.weight"][c] = False
-    masked = masked_generator(GanBundle(g, spec, masks=masks))
+    masked = (GanBundle(g, spec, masks=masks)).masked_generator()
     graph, report = shrink_graph(masked, shape, fixed_size=False)
     assert 16 - 6 in report.widths_after
     small, _ = build_graph(graph, shape)
@@ -247,7 +249,7 @@ def _edit_graph(path: Path, tmp: Path, edit, redigest: bool) -> Path:
     edit(arch["kwargs"]["graph"])
     if redigest:
         body = {k: v for k, v in arch["kwargs"]["graph"].items() if k != "digest"}
-        arch["kwargs"]["graph"]["digest"] = _digest(body)
+        arch["kwargs"]["graph"]["digest"] = graph_digest(body)
     meta["g_arch"] = json.dumps(arch)
     out = tmp / "edited.safetensors"
     save_file(load_file(path), str(out), metadata=meta)

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from gancompress.archs import ArchSpec, build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.errors import InputError
-from gancompress.sweep import SweepConfig, cell_key, overall_prune_config, summarise, sweep
+from gancompress.recipe import overall_prune_config
+from gancompress.sweep import SweepConfig, cell_key, summarise, sweep
 
 G_SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})
 D_SPEC = ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})

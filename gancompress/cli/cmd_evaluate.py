@@ -80,7 +80,7 @@ def evaluate(
         report = run_evaluate(config, on_progress=lambda done, total, info: update(done, info))
     if markdown is not None:
         from ..io_utils import atomic_write_text
-        from ..report_markdown import report_markdown
+        from ..formats.report import report_markdown
 
         atomic_write_text(markdown, report_markdown(report.to_json()), force=force)
     if json_out:

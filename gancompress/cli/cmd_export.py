@@ -46,7 +46,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     """
     from ..errors import InputError
     from ..export import ExportConfig
-    from ..hub_push import PushConfig, export_and_push
+    from ..export.hub import PushConfig, export_and_push
 
     if push_to_hub is None:
         for flag, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
@@ -54,7 +54,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                 raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
     push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
     if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
-        from ..hub_push import check_push
+        from ..export.hub import check_push
 
         check_push(push)
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,

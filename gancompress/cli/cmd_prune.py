@@ -49,7 +49,7 @@ def prune(
     Example: gancompress prune builtin:digits-dcgan --sparsity 0.9 --granularity block -o pruned.safetensors
     """
     from ..prune import PruneConfig
-    from ..pruning import PruneJob, prune_checkpoint
+    from ..prune.run import PruneJob, prune_checkpoint
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)

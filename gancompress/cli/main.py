@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from .. import __version__
+from ..version import __version__
 from .cmd_demo import demo
 from .cmd_evaluate import evaluate
 from .cmd_export import export

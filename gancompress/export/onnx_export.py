@@ -6,17 +6,14 @@ run once and compared with the PyTorch output.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from ..archs import ArchSpec
 from ..errors import GanCompressError, InputError
+from ..formats.export_file import DTYPES
 from ..io_utils import atomic_write
-
-if TYPE_CHECKING:
-    from .writer import ExportConfig, ExportResult
+from .config import ExportConfig, ExportResult
 
 
 def _require_onnx() -> None:
@@ -40,9 +37,8 @@ def _check_with_runtime(path: Path, model: nn.Module, x: torch.Tensor) -> None:
         raise GanCompressError("the ONNX file's output differs from PyTorch's; please report this")
 
 
-def export_onnx(model: nn.Module, spec: ArchSpec, config: "ExportConfig", dense_bytes: int) -> "ExportResult":
+def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_bytes: int) -> ExportResult:
     from .shrink import input_shape_of
-    from .writer import DTYPES, ExportResult
 
     _require_onnx()
     x = torch.randn(1, *input_shape_of(spec))

@@ -1,170 +1,42 @@
 """Physically smaller generators for filter (output-channel) pruning: ``--format shrunk``.
 
-This module walks sequential generators (one ``nn.Sequential`` doing the whole forward, e.g.
-the DCGAN and digits generators); everything else (residual additions, U-Net and dense-block
-concatenations, pixel (un)shuffle, interpolation: pix2pix ResNet/U-Net, RRDBNet) goes through
-the torch.fx channel-dependency graph of :mod:`.shrink_graph`, whose spec is a ``graph``.
+The generator is traced into the whitelisted graph of :mod:`gancompress.channels`, which
+also finds the channel classes that must go together and the constant ones. A class can go
+when every member is constant, none is the graph's input or output, and every consumer can
+absorb what the removed channels contributed, exactly:
 
-A per-layer-type table says how to cut a layer's outputs
-(producers: convolutions, linear), its inputs, or its per-channel parameters (norms;
-activations and paddings have none). The walk goes producer by producer: the output
-channels whose filter is all zero are removed there, in every per-channel layer after it
-and in the next producer's inputs.
+* all-zero values contribute nothing (the usual case after InstanceNorm + ReLU);
+* uniform values contribute ``conv(ones, sum_c v_c W[:, c])``: folded into the consumer's
+  bias when that is spatially uniform, else kept as ONE extra input channel of ones
+  (:class:`~gancompress.formats.shrunk.OnesChannel`) carrying that summed weight, which is
+  exact at every input size, for zero padding, strides and transposed convolutions alike;
+* non-uniform values: folded when their contribution is uniform; noise-input generators
+  (fixed feature sizes) add it as a :class:`~gancompress.formats.shrunk.ConstantMap`;
+  otherwise the class stays.
 
-Exactness: a zeroed filter still outputs a constant map (its bias, then BatchNorm's shift,
-then the activation). Its contribution to the next producer is computed exactly at the
-traced feature size; when it is spatially uniform it is folded into the next layer's bias
-(adding one if needed); when it is not (zero padding, transposed convs), noise-input
-generators get a :class:`ConstantMap` after that layer (their feature sizes are fixed), and
-image-input generators keep those channels. The result is checked against the masked model.
+Every node keeps at least one channel. The result is rebuilt from its spec alone, like
+``load()`` does, and checked against the masked model at the traced size and (image
+inputs) at a second size; a difference beyond tolerance refuses the export. Modules keep
+their original names, so the state-dict keys are the original ones with smaller shapes.
 """
 from __future__ import annotations
 
-import copy
+import json
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..archs import ARCHITECTURES, ArchSpec
-from ..archs.base import Architecture, register_architecture
+from ..channels import ADVICE, UNIFORM_RTOL, Channels, analyse, dtype_of, graph_of, link
 from ..errors import GanCompressError, InputError
+from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, ShrunkGraph, construct, describe,
+                              ensure_shrunk_arch, graph_spec, node_kind)
 
-TOLERANCE = 1e-4  # refuse a shrunk network whose output differs more than this (should be ~1e-6)
-
-
-class ConstantMap(nn.Module):
-    """Adds a fixed ``(C, H, W)`` map: the exact contribution of removed constant channels."""
-
-    def __init__(self, shape: list[int]) -> None:
-        super().__init__()
-        self.register_buffer("value", torch.zeros(shape))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.value
-
-
-@dataclass(frozen=True)
-class LayerType:
-    """How one module type is described, rebuilt and cut. ``out_dim``/``in_dim``: producers."""
-
-    args: Callable[[nn.Module], dict[str, Any]]
-    out_dim: int | None = None
-    in_dim: int | None = None
-    channel_params: tuple[str, ...] = ()
-    width_args: tuple[str, ...] = ()  # per-channel layers: constructor args holding the width
-
-
-def _conv(m: nn.Module) -> dict[str, Any]:
-    args = {k: getattr(m, k) for k in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
-                                       "dilation", "groups", "padding_mode")}
-    if isinstance(m, nn.ConvTranspose2d):
-        args["output_padding"] = m.output_padding
-    return {**args, "bias": m.bias is not None}
-
-
-def _norm(m: nn.Module) -> dict[str, Any]:
-    return {k: getattr(m, k) for k in ("num_features", "eps", "momentum", "affine", "track_running_stats")}
-
-
-def _attrs(*names: str) -> Callable[[nn.Module], dict[str, Any]]:
-    return lambda m: {k: getattr(m, k) for k in names}
-
-
-_NORM_PARAMS = ("weight", "bias", "running_mean", "running_var")
-LAYER_TYPES: dict[type, LayerType] = {
-    nn.Conv2d: LayerType(_conv, out_dim=0, in_dim=1),
-    nn.ConvTranspose2d: LayerType(_conv, out_dim=1, in_dim=0),
-    nn.Linear: LayerType(lambda m: {"in_features": m.in_features, "out_features": m.out_features,
-                                    "bias": m.bias is not None}, out_dim=0, in_dim=1),
-    nn.BatchNorm2d: LayerType(_norm, channel_params=_NORM_PARAMS, width_args=("num_features",)),
-    nn.BatchNorm1d: LayerType(_norm, channel_params=_NORM_PARAMS, width_args=("num_features",)),
-    nn.InstanceNorm2d: LayerType(_norm, channel_params=_NORM_PARAMS, width_args=("num_features",)),
-    ConstantMap: LayerType(lambda m: {"shape": list(m.value.shape)}, channel_params=("value",)),
-    nn.ReLU: LayerType(lambda m: {}),
-    nn.LeakyReLU: LayerType(_attrs("negative_slope")),
-    nn.Tanh: LayerType(lambda m: {}),
-    nn.Sigmoid: LayerType(lambda m: {}),
-    nn.Identity: LayerType(lambda m: {}),
-    nn.Dropout: LayerType(_attrs("p")),
-    nn.ReflectionPad2d: LayerType(_attrs("padding")),
-    nn.ReplicationPad2d: LayerType(_attrs("padding")),
-    nn.ZeroPad2d: LayerType(_attrs("padding")),
-    nn.Upsample: LayerType(_attrs("size", "scale_factor", "mode")),
-}
-TYPES_BY_NAME = {t.__name__: t for t in LAYER_TYPES}
-
-
-def describe(m: nn.Module) -> dict[str, Any]:
-    """JSON-ready ``{"type", "args"}`` of a supported layer."""
-    args = LAYER_TYPES[type(m)].args(m)
-    return {"type": type(m).__name__, "args": {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}}
-
-
-def construct(desc: dict[str, Any]) -> nn.Module:
-    kind = TYPES_BY_NAME.get(desc.get("type", ""))
-    if kind is None:
-        raise InputError(f"unknown layer type {desc.get('type')!r} in a shrunk architecture; the file is damaged")
-    args = {k: tuple(v) if isinstance(v, list) and k != "shape" else v for k, v in desc.get("args", {}).items()}
-    return kind(**args)
-
-
-# ----------------------------------------------------------------------------- cutting
-
-
-def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
-    desc = describe(m)
-    desc["args"].update(changes)
-    new = construct(desc)
-    new.load_state_dict(state)
-    return new.eval()
-
-
-def _width_key(m: nn.Module, side: str) -> str:
-    return f"{side}_features" if isinstance(m, nn.Linear) else f"{side}_channels"
-
-
-def cut_out(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    """Keep only output units ``keep`` of a producer (weight and bias)."""
-    sd = m.state_dict()
-    sd["weight"] = sd["weight"].index_select(LAYER_TYPES[type(m)].out_dim, keep)
-    if "bias" in sd:
-        sd["bias"] = sd["bias"].index_select(0, keep)
-    return _rebuild(m, {_width_key(m, "out"): len(keep)}, sd)
-
-
-def cut_in(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    """Keep only input channels ``keep`` of a producer."""
-    sd = m.state_dict()
-    sd["weight"] = sd["weight"].index_select(LAYER_TYPES[type(m)].in_dim, keep)
-    return _rebuild(m, {_width_key(m, "in"): len(keep)}, sd)
-
-
-def cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    """Keep channels ``keep`` of a per-channel layer (norm parameters, running stats, maps)."""
-    lt = LAYER_TYPES[type(m)]
-    if not lt.channel_params:
-        return m
-    sd = m.state_dict()
-    for name in lt.channel_params:
-        if name in sd and sd[name] is not None:
-            sd[name] = sd[name].index_select(0, keep)
-    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
-    if isinstance(m, ConstantMap):
-        changes["shape"] = [len(keep)] + list(m.value.shape[1:])
-    return _rebuild(m, changes, sd)
-
-
-def add_bias(m: nn.Module, delta: torch.Tensor) -> nn.Module:
-    """``m`` with ``delta`` added to its bias (creating the bias when it has none)."""
-    sd = m.state_dict()
-    sd["bias"] = sd["bias"] + delta if "bias" in sd else delta.clone()
-    return _rebuild(m, {"bias": True}, sd)
-
-
-# ----------------------------------------------------------------------------- the walk
+TOLERANCE = 1e-5  # refuse a shrunk network whose output differs more than this (times max(1, |output|))
 
 
 @dataclass
@@ -180,202 +52,6 @@ class ShrinkReport:
     ones_channels: int = 0  # graph shrinking: consumers given one channel of ones for removed uniform constants
 
 
-def sequential_chain(model: nn.Module) -> tuple[str, nn.Sequential]:
-    """The one ``nn.Sequential`` that is the whole generator, or a clear refusal."""
-    if isinstance(model, nn.Sequential):
-        name, seq = "", model
-    else:
-        children = list(model.named_children())
-        if len(children) != 1 or not isinstance(children[0][1], nn.Sequential):
-            raise InputError(f"--format shrunk supports sequential generators (one nn.Sequential); "
-                             f"{type(model).__name__} is not one. Use --format sparse or dense")
-        name, seq = children[0]
-    for i, m in enumerate(seq):
-        if type(m) not in LAYER_TYPES:
-            raise InputError(f"--format shrunk cannot shrink layer {name}.{i} ({type(m).__name__}: skip connections "
-                             "and nested blocks are not supported yet); use --format sparse or dense")
-        if getattr(m, "groups", 1) != 1 or list(getattr(m, "parametrizations", {})):
-            raise InputError(f"--format shrunk cannot shrink layer {name}.{i} (grouped or parametrized); use --format sparse")
-    return name, seq
-
-
-def _producers(layers: list[nn.Module]) -> list[int]:
-    return [i for i, m in enumerate(layers) if LAYER_TYPES[type(m)].out_dim is not None]
-
-
-def _zero_filters(m: nn.Module) -> torch.Tensor:
-    w = m.weight.detach()
-    dim = LAYER_TYPES[type(m)].out_dim
-    return (w.transpose(0, dim).reshape(w.shape[dim], -1) == 0).all(1)
-
-
-def _zero_filter_output(m: nn.Module, extra: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
-    """What a producer outputs from an all-zero filter: its bias plus any constant map."""
-    out = torch.zeros(shape)
-    if m.bias is not None:
-        out = out + m.bias.detach().view(1, -1, *([1] * (len(shape) - 2)))
-    return out + extra if extra is not None else out
-
-
-def _contribution(cons: nn.Module, x: torch.Tensor, removed: torch.Tensor) -> torch.Tensor | None:
-    """Exact output of consumer ``cons`` from the removed (constant) channels ``x[:, removed]``."""
-    xr = x[:, removed]
-    if bool((xr == 0).all()):
-        return None
-    w = cons.weight.detach().index_select(LAYER_TYPES[type(cons)].in_dim, removed.nonzero().flatten())
-    if isinstance(cons, nn.Conv2d):
-        return cons._conv_forward(xr, w, None)
-    if isinstance(cons, nn.ConvTranspose2d):
-        return F.conv_transpose2d(xr, w, None, cons.stride, cons.padding, cons.output_padding, 1, cons.dilation)
-    return F.linear(xr, w)
-
-
-def _uniform(contrib: torch.Tensor) -> bool:
-    if contrib.ndim <= 2:
-        return True
-    flat = contrib.flatten(2)
-    return float((flat - flat[..., :1]).abs().max()) <= 1e-6 * (1.0 + float(flat.abs().max()))
-
-
-@dataclass
-class _Walk:
-    layers: list[nn.Module]
-    shapes: list[torch.Size]
-    fixed_size: bool
-    extras: dict[int, torch.Tensor] = field(default_factory=dict)
-    report: ShrinkReport = field(default_factory=ShrinkReport)
-
-
-def _removal_plan(walk: _Walk, p: int, q: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Channels of producer ``p`` to remove, and their exact contribution to consumer ``q``."""
-    layers = walk.layers
-    removed = _zero_filters(layers[p])
-    if bool(removed.all()):
-        removed[0] = False  # a layer keeps at least one channel
-    if not bool(removed.any()):
-        return removed, None
-    with torch.no_grad():
-        x = _zero_filter_output(layers[p], walk.extras.get(p), walk.shapes[p])
-        for m in layers[p + 1:q]:
-            x = m(x)
-        contrib = _contribution(layers[q], x, removed)
-    if contrib is None or _uniform(contrib) or walk.fixed_size:
-        return removed, contrib
-    free = removed & (x.reshape(1, x.shape[1], -1) == 0).all(-1)[0]
-    walk.report.kept_for_exactness += int(removed.sum() - free.sum())
-    return free, None
-
-
-def _shrink_pair(walk: _Walk, p: int, q: int) -> None:
-    layers = walk.layers
-    for i in range(p + 1, q):
-        if LAYER_TYPES[type(layers[i])].out_dim is not None:
-            raise InputError(f"layer {i} is not per-channel; cannot shrink")
-    removed, contrib = _removal_plan(walk, p, q)
-    if not bool(removed.any()):
-        return
-    keep = (~removed).nonzero().flatten()
-    walk.report.removed += int(removed.sum())
-    layers[p] = cut_out(layers[p], keep)
-    if p in walk.extras:
-        walk.extras[p] = walk.extras[p].index_select(0, keep)
-    for i in range(p + 1, q):
-        layers[i] = cut_channels(layers[i], keep)
-    layers[q] = cut_in(layers[q], keep)
-    if contrib is None:
-        return
-    if _uniform(contrib):
-        layers[q] = add_bias(layers[q], contrib.flatten(2).mean(-1)[0] if contrib.ndim > 2 else contrib[0])
-        walk.report.folded_into_bias += 1
-    else:
-        walk.extras[q] = walk.extras.get(q, torch.zeros(contrib.shape[1:])) + contrib[0]
-        walk.report.constant_maps += 1
-
-
-def _assemble(walk: _Walk) -> list[nn.Module]:
-    out: list[nn.Module] = []
-    for i, m in enumerate(walk.layers):
-        out.append(m)
-        if i in walk.extras:
-            cmap = ConstantMap(list(walk.extras[i].shape))
-            cmap.value.copy_(walk.extras[i])
-            out.append(cmap)
-    return out
-
-
-def _trace_shapes(seq: nn.Sequential, input_shape: tuple[int, ...]) -> list[torch.Size]:
-    shapes, x = [], torch.zeros(1, *input_shape)
-    with torch.no_grad():
-        for m in seq:
-            x = m(x)
-            shapes.append(x.shape)
-    return shapes
-
-
-def shrink_sequential(model: nn.Module, input_shape: tuple[int, ...], fixed_size: bool) -> tuple[str, list[nn.Module], ShrinkReport]:
-    """Remove all-zero filters of a (masked, eval-mode) sequential generator, exactly.
-
-    Returns the container attribute name, the new layers and a report.
-    """
-    name, seq = sequential_chain(model)
-    walk = _Walk([copy.deepcopy(m).eval() for m in seq], _trace_shapes(seq.eval(), input_shape), fixed_size)
-    prods = _producers(walk.layers)
-    walk.report.widths_before = [_out_width(walk.layers[i]) for i in prods]
-    for p, q in zip(prods, prods[1:]):
-        _shrink_pair(walk, p, q)
-    walk.report.widths_after = [_out_width(walk.layers[i]) for i in prods]
-    return name, _assemble(walk), walk.report
-
-
-def _out_width(m: nn.Module) -> int:
-    return int(m.weight.shape[LAYER_TYPES[type(m)].out_dim])
-
-
-# ----------------------------------------------------------------------------- architecture
-
-
-class ShrunkGenerator(nn.Module):
-    """A sequential generator rebuilt layer by layer from a ``shrunk:<base>`` spec."""
-
-    def __init__(self, container: str, layers: list[nn.Module]) -> None:
-        super().__init__()
-        self.chain_name = container
-        setattr(self, container, nn.Sequential(*layers))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self, self.chain_name)(x)
-
-
-def build_shrunk(layers: list[dict[str, Any]] | None = None, container: str = "net",
-                 graph: dict[str, Any] | None = None, input_shape: list[int] | None = None, **_: Any) -> nn.Module:
-    """Build a shrunk generator from its layer list (``describe`` documents) or its ``graph``."""
-    if graph is not None:
-        from .shrink_graph import ShrunkGraph
-
-        return ShrunkGraph(graph, input_shape)
-    if not isinstance(layers, list) or not isinstance(container, str):
-        raise InputError("the shrunk architecture spec has neither a layer list nor a graph; it is damaged, "
-                         "export the generator again")
-    modules = [construct(d) for d in layers]
-    return ShrunkGenerator(container, modules) if container else nn.Sequential(*modules)
-
-
-def ensure_shrunk_arch(name: str) -> None:
-    """Register ``shrunk:<base>`` (same input kind and loss as ``<base>``) if it is not yet."""
-    if name in ARCHITECTURES:
-        return
-    if not name.startswith("shrunk:"):
-        raise InputError(f"{name!r} is not a shrunk architecture name")
-    base = ARCHITECTURES.get(name.split(":", 1)[1]) if name.split(":", 1)[1] in ARCHITECTURES else None
-    register_architecture(Architecture(
-        name=name, role="generator", build=build_shrunk, infer=lambda sd: None,
-        input_kind=base.input_kind if base else "noise",
-        input_shape=lambda kw: tuple(kw["input_shape"]),
-        loss=base.loss if base else "ns",
-        description=f"filter-pruned {name.split(':', 1)[1]} with the pruned channels removed",
-    ))
-
-
 def input_shape_of(spec: ArchSpec | None) -> tuple[int, ...]:
     arch = ARCHITECTURES.get(spec.name) if spec is not None else None
     if arch is None or arch.input_shape is None:
@@ -388,33 +64,7 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     shape = input_shape_of(spec)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
     fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
-    if not is_sequential(model):
-        return _shrink_graph_generator(model.eval(), spec, shape, base, fixed)
-    container, layers, report = shrink_sequential(model.eval(), shape, fixed)
-    kwargs = {"container": container, "layers": [describe(m) for m in layers], "input_shape": list(shape),
-              "base": base, "base_kwargs": spec.kwargs.get("base_kwargs", spec.kwargs)}
-    new_spec = ArchSpec(f"shrunk:{base}", kwargs)
-    ensure_shrunk_arch(new_spec.name)
-    small = build_shrunk(kwargs["layers"], container)
-    holder = ShrunkGenerator(container, layers) if container else nn.Sequential(*layers)
-    small.load_state_dict(holder.state_dict())  # rebuilt from the spec alone, as load() will
-    _verify(model, small.eval(), shape)
-    return small, new_spec, report
-
-
-def is_sequential(model: nn.Module) -> bool:
-    """Whether the sequential walk handles ``model`` (else the graph path does)."""
-    try:
-        sequential_chain(model)
-    except InputError:
-        return False
-    return True
-
-
-def _shrink_graph_generator(model: nn.Module, spec: ArchSpec, shape: tuple[int, ...], base: str,
-                            fixed: bool) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
-    from .shrink_graph import build_graph, shrink_graph, verify
-
+    model = model.eval()
     graph, report = shrink_graph(model, shape, fixed)
     small, gspec = build_graph(graph, shape)  # rebuilt from the spec alone, as load() will
     verify(model, small, shape, fixed)
@@ -425,12 +75,256 @@ def _shrink_graph_generator(model: nn.Module, spec: ArchSpec, shape: tuple[int, 
     return small, new_spec, report
 
 
-def _verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...]) -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, *shape, generator=gen)
+def _conv_of(m: nn.Module, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """What producer ``m`` computes from ``x`` with weight ``w`` and no bias."""
+    if isinstance(m, nn.Conv2d):
+        return m._conv_forward(x, w, None)
+    if isinstance(m, nn.ConvTranspose2d):
+        return F.conv_transpose2d(x, w, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+    return F.linear(x, w)
+
+
+def _spread_ok(t: torch.Tensor) -> torch.Tensor:
+    """Per channel of a (1, C, ...) tensor: spatially uniform within tolerance."""
+    flat = t[0].reshape(t.shape[1], -1)
+    if flat.shape[1] == 0:
+        return torch.ones(t.shape[1], dtype=torch.bool)
+    hi, lo = flat.max(1).values, flat.min(1).values
+    return (hi - lo) <= UNIFORM_RTOL * (1 + hi.abs() + lo.abs())
+
+
+def _map_input(info: Channels, chans: list[int]) -> torch.Tensor:
+    """(1, len(chans), *spatial) values of constant channels ``chans``."""
+    out = torch.empty(1, len(chans), *info.shape[2:], dtype=info.value.dtype)
+    for k, c in enumerate(chans):
+        out[0, k] = info.maps[c] if c in info.maps else info.value[c]
+    return out
+
+
+@dataclass
+class _Plan:
+    keep: list[torch.Tensor | None]  # kept channel indices per node
+    drop: list[torch.Tensor | None]  # bool [C] removed channels per node
+    kept_for_exactness: int
+
+
+def _plan(graph: Graph, infos: list[Channels | None], fixed: bool) -> _Plan:
+    widths = [len(info.const) if info is not None else 0 for info in infos]
+    roots, offsets, pinned = link(graph, widths)
+    const = torch.cat([torch.zeros(0, dtype=torch.bool)] + [info.const for info in infos if info is not None])
+    bad = torch.zeros(offsets[-1], dtype=torch.bool)
+    bad[roots[~const | pinned]] = True
+    # classes with non-uniform constant values: their contribution must fold (or be a map at fixed sizes)
+    for q, node in enumerate(graph.nodes):
+        if fixed or node["op"] != "module" or node_kind(graph.modules[node["name"]]) != "producer":
+            continue
+        src = node["in"][0]
+        info, r = infos[src], roots[offsets[src]:offsets[src + 1]]
+        odd = ~bad[r] & ~info.uniform
+        m = graph.modules[node["name"]]
+        lt = LAYER_TYPES[type(m)]
+        for root in r[odd].unique().tolist():
+            chans = (r == root).nonzero().flatten()
+            chans = chans[~info.uniform[chans]].tolist()
+            with torch.no_grad():
+                contrib = _conv_of(m, _map_input(info, chans), m.weight.detach().index_select(
+                    lt.in_dim, torch.tensor(chans)))
+            if not bool(_spread_ok(contrib).all()):
+                bad[root] = True
+    for i, w in enumerate(widths):  # every node keeps at least one channel
+        r = roots[offsets[i]:offsets[i + 1]]
+        if w and not bool(bad[r].any()):
+            bad[r[0]] = True
+    keep: list[torch.Tensor | None] = [None] * len(widths)
+    drop: list[torch.Tensor | None] = [None] * len(widths)
+    kept_const = 0
+    for i, info in enumerate(infos):
+        if info is None:
+            continue
+        drop[i] = ~bad[roots[offsets[i]:offsets[i + 1]]]
+        keep[i] = (~drop[i]).nonzero().flatten()
+        node = graph.nodes[i]
+        if node["op"] == "module" and node_kind(graph.modules[node["name"]]) == "producer":
+            kept_const += int((info.const & ~drop[i]).sum())
+    return _Plan(keep, drop, kept_const)
+
+
+def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+    desc = describe(m)
+    desc["args"].update(changes)
+    new = construct(desc)
+    new.load_state_dict(state)
+    return new.eval()
+
+
+def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
+    lt = LAYER_TYPES[type(m)]
+    sd = m.state_dict()
+    for name in lt.channel_params:
+        if name in sd:
+            sd[name] = sd[name].index_select(0, keep)
+    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
+    if isinstance(m, ConstantMap):
+        changes["shape"] = [len(keep)] + list(m.value.shape[1:])
+    return _rebuild(m, changes, sd)
+
+
+@dataclass
+class _Cut:
+    module: nn.Module
+    ones: bool
+    cmap: torch.Tensor | None
+    folded: bool
+
+
+def _cut_producer(m: nn.Module, info: Channels, keep_in: torch.Tensor, drop_in: torch.Tensor,
+                  keep_out: torch.Tensor, fixed: bool) -> _Cut:
+    lt = LAYER_TYPES[type(m)]
+    w = m.weight.detach()
+    dropped = drop_in.nonzero().flatten()
+    uni = [c for c in dropped.tolist() if bool(info.uniform[c]) and float(info.value[c]) != 0.0]
+    odd = [c for c in dropped.tolist() if not bool(info.uniform[c])]
+    delta = torch.zeros(w.shape[lt.out_dim], dtype=w.dtype)
+    ones_w, cmap = None, None
     with torch.no_grad():
-        a, b = model(x), small(x)
-    err = float((a - b).abs().max())
-    if a.shape != b.shape or not err <= TOLERANCE * (1.0 + float(a.abs().max())):
-        raise GanCompressError(f"the shrunk generator differs from the pruned one (max error {err:.2e}); "
-                               "please report this; --format sparse is exact")
+        if uni:
+            idx = torch.tensor(uni)
+            shape = [1] * w.ndim
+            shape[lt.in_dim] = len(uni)
+            summed = (w.index_select(lt.in_dim, idx) * info.value[idx].view(shape)).sum(lt.in_dim, keepdim=True)
+            if isinstance(m, nn.Linear):
+                delta += summed[:, 0]
+            else:
+                contrib = _conv_of(m, torch.ones(1, 1, *info.shape[2:], dtype=w.dtype), summed)
+                if bool(_spread_ok(contrib.index_select(1, keep_out)).all()):
+                    delta += contrib[0].reshape(contrib.shape[1], -1).mean(1)
+                else:
+                    ones_w = summed
+        if odd:
+            contrib = _conv_of(m, _map_input(info, odd), w.index_select(lt.in_dim, torch.tensor(odd)))
+            if bool(_spread_ok(contrib.index_select(1, keep_out)).all()):
+                delta += contrib[0].reshape(contrib.shape[1], -1).mean(1)
+            else:  # fixed sizes (or caught by the check at a second size)
+                cmap = contrib[0].index_select(0, keep_out)
+    sd = {"weight": w.index_select(lt.out_dim, keep_out).index_select(lt.in_dim, keep_in)}
+    if ones_w is not None:
+        sd["weight"] = torch.cat([sd["weight"], ones_w.index_select(lt.out_dim, keep_out)], lt.in_dim)
+    delta = delta.index_select(0, keep_out)
+    folded = bool((delta != 0).any())
+    if m.bias is not None or folded:
+        base = m.bias.detach().index_select(0, keep_out) if m.bias is not None else torch.zeros_like(delta)
+        sd["bias"] = base + delta
+    side = "features" if isinstance(m, nn.Linear) else "channels"
+    changes = {f"in_{side}": len(keep_in) + (ones_w is not None), f"out_{side}": len(keep_out), "bias": "bias" in sd}
+    return _Cut(_rebuild(m, changes, sd), ones_w is not None, cmap, folded)
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    out, k = name, 1
+    while out in taken or any(t.startswith(out + ".") for t in taken):
+        k += 1
+        out = f"{name}{k}"
+    return out
+
+
+def _cut(graph: Graph, infos: list[Channels | None], plan: _Plan, fixed: bool,
+         report: ShrinkReport) -> Graph:
+    nodes: list[dict[str, Any]] = []
+    modules: dict[str, nn.Module] = {}
+    taken = set(graph.modules)
+    ones_name: str | None = None
+    remap: dict[int, int] = {}
+    for i, node in enumerate(graph.nodes):
+        ins = [remap[j] for j in node.get("in", [])]
+        new = {**node, **({"in": ins} if "in" in node else {})}
+        if node["op"] == "module":
+            name = node["name"]
+            m = graph.modules[name]
+            kind = node_kind(m)
+            if kind == "producer":
+                src = node["in"][0]
+                cut = _cut_producer(m, infos[src], plan.keep[src], plan.drop[src], plan.keep[i], fixed)
+                report.removed += int(plan.drop[i].sum())
+                if cut.ones:
+                    if ones_name is None:
+                        ones_name = _fresh("ones", taken)
+                        taken.add(ones_name)
+                        modules[ones_name] = OnesChannel()
+                    nodes.append({"op": "module", "name": ones_name, "in": ins})
+                    new["in"] = [len(nodes) - 1]
+                    report.ones_channels += 1
+                report.folded_into_bias += int(cut.folded)
+                modules[name] = cut.module
+                if cut.cmap is not None:
+                    nodes.append(new)
+                    cname = _fresh(name + "_const", taken)
+                    taken.add(cname)
+                    cmap = ConstantMap(list(cut.cmap.shape))
+                    cmap.value.copy_(cut.cmap)
+                    modules[cname] = cmap
+                    new = {"op": "module", "name": cname, "in": [len(nodes) - 1]}
+                    report.constant_maps += 1
+            elif name not in modules:
+                modules[name] = _cut_channels(m, plan.keep[i]) if kind == "channel" else _rebuild(m, {}, m.state_dict())
+        nodes.append(new)
+        remap[i] = len(nodes) - 1
+    return Graph(nodes, modules)
+
+
+def shrink_graph(model: nn.Module, input_shape: tuple[int, ...], fixed_size: bool) -> tuple[Graph, ShrinkReport]:
+    """The shrunk graph of a masked, eval-mode generator and what was done."""
+    graph = graph_of(model)
+    infos = analyse(graph, input_shape, dtype_of(model))
+    plan = _plan(graph, infos, fixed_size)
+    report = ShrinkReport()
+    producers = [i for i, n in enumerate(graph.nodes)
+                 if n["op"] == "module" and node_kind(graph.modules[n["name"]]) == "producer"]
+    report.widths_before = [len(infos[i].const) for i in producers]
+    report.widths_after = [len(plan.keep[i]) for i in producers]
+    report.kept_for_exactness = plan.kept_for_exactness
+    return _cut(graph, infos, plan, fixed_size, report), report
+
+
+def build_graph(graph: Graph, input_shape: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
+    """The module exactly as ``load()`` rebuilds it from the spec, weights loaded; and the spec's graph."""
+    spec = graph_spec(graph, input_shape)
+    small = ShrunkGraph(json.loads(json.dumps(spec)), list(input_shape))
+    state = {f"{name}.{k}": v for name, m in graph.modules.items() for k, v in m.state_dict().items()}
+    small.load_state_dict(state, strict=True)
+    return small.eval(), spec
+
+
+def _second_shape(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    if len(shape) < 3:
+        return []
+    return [(shape[0], *[max(1, s // 2) for s in shape[1:]]), (shape[0], *[2 * s for s in shape[1:]])]
+
+
+def verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...], fixed: bool) -> float:
+    """Max difference of ``small`` vs ``model`` on random inputs; refuses beyond tolerance."""
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    candidates = [shape] + ([] if fixed else _second_shape(shape))
+    checked_other = False
+    dtype = dtype_of(model)
+    for s in candidates:
+        if s is not shape and checked_other:
+            break
+        x = torch.randn(1, *s, generator=gen).to(dtype)
+        with torch.no_grad():
+            try:
+                a = model(x.clone())
+            except Exception:  # a size the architecture does not take: try the next one
+                if s is shape:
+                    raise
+                continue
+            b = small(x.clone())
+        checked_other = s is not shape
+        err = float((a - b).abs().max()) if a.shape == b.shape else math.inf
+        scale = max(1.0, float(a.abs().max()))
+        if not err <= TOLERANCE * scale:
+            raise GanCompressError(
+                f"the shrunk generator differs from the pruned one by {err:.2e} at input {tuple(s)} "
+                f"(tolerance {TOLERANCE * scale:.1e}); nothing was written; {ADVICE}")
+        worst = max(worst, err)
+    return worst

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import GanBundle
-from ..data_pairs import CropSampler, Degradation, input_multiple, load_image_data
+from ..formats.checkpoint import GanBundle
+from ..data.pairs import CropSampler, Degradation, input_multiple, load_image_data
 from ..errors import InputError
 from ..generation import GeneratorInfo
 from .config import FinetuneConfig
+from .resolve import Setup, load_partner, resolve_loss
 
 SR_DEFAULT_CROP = 256
 
@@ -66,13 +67,11 @@ def check_crop_fits(generator: nn.Module, discriminator: nn.Module | None, condi
 
 def _partner(profile: Any, partner: nn.Module | None, config: FinetuneConfig, teacher_source: str,
              info: GeneratorInfo, notes: list[str]) -> None:
-    from .setup import _load_partner
-
     if profile.name != "cyclegan":
         return
     if partner is None and teacher_source != config.source:
         try:
-            _, partner = _load_partner(teacher_source, config, "the dense source")
+            _, partner = load_partner(teacher_source, config, "the dense source")
         except InputError:
             partner = None
     if partner is not None:
@@ -97,7 +96,6 @@ def image_setup(config: FinetuneConfig, bundle: GanBundle, partner: nn.Module | 
                 teacher_source: str, discriminator: nn.Module | None, d_spec: Any, d_source: str | None,
                 info: GeneratorInfo, conditional: bool):
     from ..losses import load_vgg19
-    from .setup import Setup, resolve_loss
 
     profile, loss_name = resolve_loss(bundle, d_spec, config, conditional=conditional, partner=partner)
     notes: list[str] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import GanBundle, save_bundle
+from ..formats.checkpoint import GanBundle, save_bundle
 from ..io_utils import atomic_write
 from .setup import Setup
 from .trainer import Trainer

@@ -2,128 +2,20 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-from torch import nn
 
-from ..archs import ARCHITECTURES
-from ..checkpoint import GanBundle
 from ..errors import InputError
 from ..generation import GeneratorInfo, generator_info
-from ..losses import LossProfile, make_loss
-from ..loading import LoadOptions, load_bundle, load_with_partner
-from .batches import Sampler, downsample
+from ..data.batches import Sampler, downsample
 from .config import FinetuneConfig
-
-
-@dataclass
-class Setup:
-    bundle: GanBundle                 # the input, as loaded
-    teacher: nn.Module                # G_O, frozen
-    teacher_source: str
-    student: nn.Module                # G_C
-    masks: dict[str, torch.Tensor]    # the input's masks (empty when dense)
-    discriminator: nn.Module | None
-    d_source: str | None
-    conditional: bool
-    info: GeneratorInfo
-    profile: LossProfile
-    loss_name: str
-    sampler: Any                      # batches.Sampler (noise) or data_pairs.CropSampler (image-to-image)
-    notes: list[str] = field(default_factory=list)
-    partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
-
-
-def _options(config: FinetuneConfig) -> LoadOptions:
-    return LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction)
-
-
-def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
-    try:
-        return load_bundle(source, _options(config))
-    except InputError as exc:
-        raise InputError(f"{what} {source}: {exc}") from None
-
-
-def _load_partner(source: str, config: FinetuneConfig, what: str) -> tuple[GanBundle, nn.Module | None]:
-    try:
-        return load_with_partner(source, _options(config))
-    except InputError as exc:
-        raise InputError(f"{what} {source}: {exc}") from None
-
-
-def _teacher_source(bundle: GanBundle, config: FinetuneConfig) -> str | None:
-    if config.teacher:
-        return config.teacher
-    for key in ("pruning", "provenance"):
-        doc = bundle.meta.get(key)
-        src = doc.get("source") if isinstance(doc, dict) else None
-        if src and src != config.source:
-            return str(src)
-    return None
-
-
-def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module, str]:
-    """The dense generator G_O: ``--teacher``, else the input itself when dense, else its recorded source."""
-    if not config.teacher and not bundle.masks:
-        return copy.deepcopy(bundle.generator), config.source
-    source = _teacher_source(bundle, config)
-    if source is None:
-        raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
-    try:
-        teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
-    except InputError as exc:
-        if config.teacher:
-            raise
-        raise InputError(f"{exc}; if the dense model has moved, pass it with --teacher DENSE_CHECKPOINT") from None
-    if type(teacher) is not type(bundle.generator) or _shapes(teacher) != _shapes(bundle.generator):
-        raise InputError(f"the teacher {source} is not the same architecture as {config.source}; pass the matching dense checkpoint with --teacher")
-    return teacher, source
-
-
-def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
-def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
-    if config.discriminator:
-        other = _load(config.discriminator, config, "--discriminator")
-        if other.discriminator is None:
-            raise InputError(f"--discriminator {config.discriminator}: no discriminator found in it")
-        return other.discriminator, other.d_spec, config.discriminator
-    if bundle.discriminator is not None:
-        return bundle.discriminator, bundle.d_spec, config.source
-    if config.uses_discriminator:
-        raise InputError(f"{config.source} has no discriminator and method {config.method} needs one: "
-                         "pass --discriminator SOURCE (or use --method distill, which needs none)")
-    return None, None, None
-
-
-def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, conditional: bool = False,
-                 partner: nn.Module | None = None) -> tuple[LossProfile, str]:
-    """``--loss``, else the architecture's profile; a pix2pix-family generator whose PatchGAN is
-    unconditional (or that came with an opposite-direction generator) is a CycleGAN: ``cyclegan``."""
-    d_arch = ARCHITECTURES.get(d_spec.name) if d_spec is not None and d_spec.name in ARCHITECTURES else None
-    g_arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
-    name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
-    if config.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
-        name = "cyclegan"
-    return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
-
-
-def is_conditional(d_spec: Any, info: GeneratorInfo) -> bool:
-    if d_spec is None or d_spec.name != "patchgan-d" or info.input_kind != "image":
-        return False
-    from ..archs.pix2pix import patchgan_conditional
-
-    return patchgan_conditional(d_spec.kwargs, info.input_shape[0], info.output_shape[0])
+from .img2img import image_setup
+from .resolve import Setup, is_conditional, load_partner, resolve_discriminator, resolve_loss, resolve_teacher
 
 
 def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Real images at the generator's output size/range, and input images for image generators."""
-    from ..data import load_real
+    from ..data.images import load_real
 
     c, h, w = info.output_shape
     if h != w:
@@ -144,7 +36,7 @@ def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) 
 
 def build_setup(config: FinetuneConfig) -> Setup:
     """Load and check everything; writes nothing."""
-    bundle, partner = _load_partner(config.source, config, "input")
+    bundle, partner = load_partner(config.source, config, "input")
     teacher, teacher_source = resolve_teacher(bundle, config)
     discriminator, d_spec, d_source = resolve_discriminator(bundle, config)
     if discriminator is not None and bundle.discriminator is not discriminator:
@@ -152,8 +44,6 @@ def build_setup(config: FinetuneConfig) -> Setup:
     info = generator_info(bundle)
     conditional = is_conditional(d_spec, info)
     if info.input_kind == "image":
-        from .img2img import image_setup
-
         return image_setup(config, bundle, partner, teacher, teacher_source, discriminator, d_spec, d_source,
                            info, conditional)
     profile, loss_name = resolve_loss(bundle, d_spec, config)

@@ -43,7 +43,7 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..losses import LossProfile, consistency, r1_penalty, total
-from .batches import StepData
+from ..data.batches import StepData
 from .distributed import global_means, global_terms, unwrap
 
 CONSISTENCY_METHODS = ("self-supervised", "hybrid")

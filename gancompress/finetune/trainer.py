@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
-from .batches import seed_global
+from ..data.batches import seed_global
 from .config import FinetuneConfig
 from .distributed import World, shard, unwrap, wrap
 from .setup import Setup

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..inspection import WEIGHT_LAYERS
+from ..layer_table import is_weight_layer
 
 
 @dataclass
@@ -78,7 +78,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCount | Non
     root = type(model).__name__
     saved = 0.0
     for name, module in model.named_modules():
-        if not isinstance(module, WEIGHT_LAYERS) or not name:
+        if not is_weight_layer(module) or not name:
             continue
         flops = per_module.get(f"{root}.{name}", 0)
         saved += flops * (1.0 - layer_density(module))

@@ -1,10 +1,12 @@
 """Generator pruning: layer selection (keep-dense policy), granularities, allocation, masks, AGP."""
 from .granularity import (GRANULARITIES, Granularity, check_sparsity, granularity_mask, implied_sparsity,
                           nm_keep, parse_block, parse_nm, prune_count, select_top)
-from .layers import (CONV, CONV_TRANSPOSE, LINEAR, Geometry, from_canonical, geometry, is_prunable,
+from ..layer_table import CONV, CONV_TRANSPOSE, LINEAR
+from .layers import (Geometry, from_canonical, geometry, is_prunable,
                      layer_kind, module_geometry, param_key, prunable_layers, to_canonical, weight_name)
-from .masks import (SCOPES, PruneConfig, achieved_sparsity, apply_masks, compute_masks, current_masks,
-                    detect_structure, layer_report, module_structure)
+from .config import SCOPES, PruneConfig
+from .masks import (achieved_sparsity, apply_masks, compute_masks, current_masks, detect_structure, layer_report,
+                    module_structure)
 from .schedule import agp_schedule, agp_sparsity
 from .allocation import ALLOCATIONS, check_allocation, lamp_scores, rank_layer
 from .keep_dense import choose_dense, parse_keep_dense

@@ -26,22 +26,18 @@ Selected layers that the trace does not see as producers get singleton groups.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from ..errors import InputError
+from .config import PruneConfig
 from .granularity import GRANULARITIES, prune_count
 from .layers import module_geometry, param_key, prunable_layers
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .masks import PruneConfig
 
 
 def model_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[tuple[str, int]]]:
     """:func:`filter_groups` of ``model``, keeping every module's train/eval mode unchanged."""
-    from ..export.shrink_graph import filter_groups
+    from ..channels import filter_groups
 
     modes = [(m, m.training) for m in model.modules()]
     try:

@@ -23,11 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-
-CONV = "conv"
-CONV_TRANSPOSE = "conv_transpose"
-LINEAR = "linear"
-KINDS = (CONV, CONV_TRANSPOSE, LINEAR)
+from ..layer_table import CONV, CONV_TRANSPOSE, KINDS, weight_layer
 
 # Where a module keeps the tensor to prune, most specific first: spectral_norm (old API) keeps
 # ``weight_orig``, parametrize keeps ``parametrizations.weight.original`` (weight_norm: ``original1``
@@ -100,16 +96,15 @@ def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
 
 def is_prunable(module: nn.Module) -> bool:
     """Conv, transposed conv and Linear modules that hold a weight."""
-    return isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and weight_name(module) is not None
+    return weight_layer(module) is not None and weight_name(module) is not None
 
 
 def layer_kind(module: nn.Module) -> tuple[str, int]:
     """``(kind, groups)`` of a prunable module."""
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return (CONV_TRANSPOSE if module.transposed else CONV), int(module.groups)
-    if isinstance(module, nn.Linear):
-        return LINEAR, 1
-    raise TypeError(f"{type(module).__name__} is not a prunable layer")
+    entry = weight_layer(module)
+    if entry is None:
+        raise TypeError(f"{type(module).__name__} is not a prunable layer")
+    return entry.kind, int(getattr(module, "groups", 1))
 
 
 def weight_name(module: nn.Module) -> str | None:

@@ -19,96 +19,10 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .allocation import ALLOCATIONS, check_allocation, rank_layer
-from .granularity import (GRANULARITIES, Granularity, check_sparsity, implied_sparsity, nm_rows, parse_block,
-                          parse_nm, parse_nm_axis)
-from .keep_dense import parse_keep_dense
+from .allocation import ALLOCATIONS, rank_layer
+from .config import PruneConfig
+from .granularity import GRANULARITIES, Granularity, nm_rows
 from .layers import CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key, to_canonical
-
-SCOPES = ("layer", "global")
-
-
-def _globs(value: Any, option: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if not all(isinstance(v, str) for v in value):
-        raise InputError(f"--{option} takes module-name globs (strings), got {value!r}")
-    return tuple(value)
-
-
-def _shape(value: Any) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        shape = tuple(value)
-    except TypeError:
-        shape = ()
-    if not shape or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
-        raise InputError(f"input_shape must be a per-sample shape of positive integers, got {value!r}")
-    return shape
-
-
-@dataclass
-class PruneConfig:
-    """What to prune and how; validates itself (raises :class:`InputError`).
-
-    ``sparsity`` is the fraction of ALL prunable (conv/linear) weights that are zero afterwards,
-    dense-kept layers included; None with ``nm`` means "the full N:M pattern". ``keep_dense`` is
-    the policy of :mod:`.keep_dense`; ``allocation`` one of :data:`.allocation.ALLOCATIONS`.
-    ``scope="global"`` and ``prune_first_last`` are the older spellings of
-    ``allocation="global"`` and ``keep_dense="none"``.
-    """
-
-    sparsity: float | None
-    granularity: str = "element"
-    allocation: str = "uniform"
-    keep_dense: tuple[str, ...] | str = ("auto",)
-    block: tuple[int, int] = (4, 4)
-    nm: tuple[int, int] = (2, 4)
-    nm_axis: str = "in"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    coupled: bool = False  # filter only: prune filter groups joined by additions together (.coupled)
-    input_shape: tuple[int, ...] | None = None  # per-sample input, to trace the model for ``coupled``
-    scope: str = "layer"
-    prune_first_last: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.granularity, str):
-            raise InputError(f"granularity must be a name, got {self.granularity!r}")
-        GRANULARITIES.get(self.granularity)
-        if self.scope not in SCOPES:
-            raise InputError(f"unknown scope {self.scope!r}; choose one of: {', '.join(SCOPES)}")
-        if self.scope == "global" and self.allocation == "uniform":
-            self.allocation = "global"
-        self.keep_dense = parse_keep_dense(self.keep_dense)
-        if self.prune_first_last is True and self.keep_dense == ("auto",):
-            self.keep_dense = ("none",)
-        check_allocation(self.allocation, self.granularity)
-        self.block, self.nm, self.nm_axis = parse_block(self.block), parse_nm(self.nm), parse_nm_axis(self.nm_axis)
-        self.include, self.exclude = _globs(self.include, "include"), _globs(self.exclude, "exclude")
-        if self.sparsity is None and self.granularity != "nm":
-            raise InputError("--sparsity is required: give the fraction of all prunable weights to zero, e.g. -s 0.9 "
-                             "(only --granularity nm implies it)")
-        self.sparsity = None if self.sparsity is None else check_sparsity(self.sparsity)
-        if not isinstance(self.coupled, bool):
-            raise InputError(f"coupled must be true or false, got {self.coupled!r}")
-        if self.coupled and self.granularity != "filter":
-            raise InputError(f"--coupled prunes whole filters joined by residual additions; it needs "
-                             f"--granularity filter, not {self.granularity!r}")
-        if self.coupled and self.allocation != "uniform":
-            raise InputError("--coupled ranks filter groups across layers itself; leave --allocation at uniform")
-        self.input_shape = _shape(self.input_shape)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """Granularity options (``block``, ``nm``, ``nm_axis``)."""
-        return {"block": self.block, "nm": self.nm, "nm_axis": self.nm_axis}
-
-    @property
-    def nominal(self) -> float:
-        """The sparsity asked for, or the N:M pattern's own (``1 - N/M``) when none was."""
-        return self.sparsity if self.sparsity is not None else implied_sparsity(self.nm)
 
 
 @dataclass
@@ -307,5 +221,5 @@ def module_structure(module: nn.Module) -> str:
     return detect_structure(module.get_parameter(param_key("", module)), kind, groups)
 
 
-__all__ = ["PruneConfig", "compute_masks", "apply_masks", "current_masks", "layer_report",
-           "achieved_sparsity", "detect_structure", "module_structure", "SCOPES"]
+__all__ = ["compute_masks", "apply_masks", "current_masks", "layer_report", "achieved_sparsity", "detect_structure",
+           "module_structure"]

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import GanCompressError, InputError
+from ..version import __version__
+from ..errors import GanCompressError, InputError
 
 MODEL_FILE = "model.safetensors"
 CARD_FILE = "README.md"
@@ -83,7 +83,7 @@ def check_push(config: PushConfig) -> tuple[str, dict[str, Any] | None]:
         raise InputError(f"--revision {config.revision!r} is not a valid branch name")
     report = None
     if config.report is not None:
-        from .report_markdown import load_report
+        from ..formats.report import load_report
 
         report = load_report(config.report)
     return hub_token(), report
@@ -109,7 +109,7 @@ def _snapshot_commit(path: Path) -> str | None:
 
 def source_details(source: str) -> dict[str, Any]:
     """What the card reports about the input: Hub revision and commit, pruning and fine-tuning records."""
-    from .sources import parse_hf, resolve
+    from ..sources import parse_hf, resolve
 
     details: dict[str, Any] = {"input": source}
     local = resolve(source)
@@ -138,7 +138,7 @@ def _origin(details: dict[str, Any]) -> str:
 
 def _origin_revision(origin: str, details: dict[str, Any]) -> str:
     if origin.startswith("hf://"):
-        from .sources import parse_hf
+        from ..sources import parse_hf
 
         try:
             _, rev, _ = parse_hf(origin)
@@ -216,7 +216,7 @@ def _decoder_snippet() -> str:
 def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any],
                report: dict[str, Any] | None, filename: str = MODEL_FILE) -> str:
     """The README.md pushed with the model."""
-    from .report_markdown import gates_table, metrics_table
+    from ..formats.report import gates_table, metrics_table
 
     repo, rev = push.repo_id, push.revision
     uri = f"hf://{repo}" + (f"@{rev}" if rev and rev != "main" else "")
@@ -312,7 +312,7 @@ def export_and_push(config, push: PushConfig | None = None) -> dict[str, Any]:
     Returns the export result as a dict, with ``output`` (the file written) and, after a push,
     ``hub`` (:class:`PushResult`). The token, repository name and report are checked first.
     """
-    from .export import export
+    from . import export
 
     token, report = check_push(push) if push is not None else (None, None)
     if push is not None and config.format == "onnx":

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .io_utils import atomic_write
+from ..io_utils import atomic_write
+from .config import EvaluateConfig, resolve_device
+from .models import LoadedModel, TestImages, model_inputs
 
 BACKGROUND = 24
 TEXT = 235
@@ -93,3 +95,50 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, value_rang
     """Write a labelled PNG grid of ``rows`` (``(label, images (N, C, H, W))``) atomically."""
     image = render(rows, value_range, scale, pad, label_width)
     return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"), force=force)
+
+
+def fit_all(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    from ..data.images import fit
+
+    return torch.stack([fit(t[0].float(), size) for t in images])
+
+
+@torch.no_grad()
+def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense: LoadedModel | None,
+                       test: TestImages, device: torch.device) -> Path:
+    """Rows: input | dense | compressed (and other references) | target, the same test images in every row."""
+    
+    info = models[0].info
+    size = min(info.output_shape[-1], 128)
+    items = test.items[:config.grid_columns]
+    c = info.output_shape[0]
+
+    def shown(images: list[torch.Tensor]) -> torch.Tensor:
+        out = []
+        for t in images:
+            t = t.float()
+            if t.shape[1] != c:
+                t = t.repeat(1, 3, 1, 1) if c == 3 else t.mean(dim=1, keepdim=True)
+            out.append(t)
+        return fit_all(out, size)
+
+    order = ([dense] if dense is not None else []) + [m for m in models if m is not dense]
+    rows = [("input", shown([x for _, x, _ in items]))]
+    for m in order:
+        label = m.label if m is not dense else f"{m.label.split(' (')[0]} (dense)"
+        rows.append((label, shown([m.bundle.generator(x.to(device)).float().cpu() for _, x, _ in items])))
+    targets = [t for _, _, t in items if t is not None]
+    if test.paired and targets:
+        rows.append(("target", shown(targets)))
+    scale = max(1, min(8, 64 // max(1, size)))
+    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
+
+
+@torch.no_grad()
+def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
+    
+    info = models[0].info
+    x = next(model_inputs(info, config.grid_columns, config.grid_columns, config.seed, resolve_device(config.device)))
+    rows = [(m.label, m.bundle.generator(x).float().cpu()) for m in models]
+    scale = max(1, min(8, 64 // max(1, info.output_shape[-1])))
+    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)

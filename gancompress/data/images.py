@@ -11,7 +11,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -56,7 +56,7 @@ def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, 
               limit: int | None = None) -> torch.Tensor:
     """All real images of ``spec`` (``builtin:digits`` or a folder) as one tensor."""
     if spec == "builtin:digits":
-        from .data_digits import digits_images
+        from .digits import digits_images
 
         images = digits_images(size=size, channels=channels)  # in [-1, 1]
         images = to_range((images + 1) / 2, value_range)

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_KINDS = ("paired", "unpaired", "sr")
@@ -298,7 +298,7 @@ def check_crop(data: ImageData, crop: int) -> None:
 
 
 def _rng(seed: int, index: int, stream: int) -> torch.Generator:
-    from .finetune.batches import mix
+    from .batches import mix
 
     return torch.Generator().manual_seed(mix(seed, index, stream))
 
@@ -352,7 +352,7 @@ class CropSampler:
         return bool(self.flip and torch.rand((), generator=g) < 0.5)
 
     def draw(self, step: int, device: torch.device):
-        from .finetune.batches import StepData
+        from .batches import StepData
 
         g = _rng(self.seed, step, STREAM_CROP)
         kind = self.data.kind

@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import GanBundle, save_bundle
-from .errors import InputError
-from .io_utils import check_writable, derived_output
-from .loading import LoadOptions, load_bundle
-from .prune import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report, plan_target
+from ..formats.checkpoint import GanBundle, save_bundle
+from ..errors import InputError
+from ..io_utils import check_writable, derived_output
+from ..loading import LoadOptions, load_bundle
+from . import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report, plan_target
 
 
 @dataclass
@@ -73,7 +73,7 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         raise InputError("this checkpoint holds a TorchScript or pickled module; prune needs a state dict it can rebuild")
     config = job.config
     if config.coupled and config.input_shape is None:  # coupled traces the generator at its input shape
-        from .generation import generator_info
+        from ..generation import generator_info
 
         config = replace(config, input_shape=generator_info(bundle).input_shape)
     with warnings.catch_warnings(record=True) as caught:

@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .io_utils import human_size
+from ..errors import InputError
+from ..io_utils import human_size
 
 # (key, header, format); only columns with at least one value are shown
 COLUMNS: list[tuple[str, str, str]] = [

@@ -11,6 +11,7 @@ flattened tensor, as ``numpy.packbits(..., bitorder="little")``), and ``__metada
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .archs import ArchSpec, build, load_into
-from .errors import InputError
-from .io_utils import atomic_write
+from ..version import __version__
+from ..archs import ArchSpec, build, load_into
+from ..errors import InputError
+from ..io_utils import atomic_write
 
 FORMAT_NAME = "gancompress-checkpoint"
 FORMAT_VERSION = "1"
@@ -44,6 +45,16 @@ class GanBundle:
     @property
     def arch_name(self) -> str:
         return self.g_spec.name if self.g_spec else "custom"
+
+    def masked_generator(self) -> nn.Module:
+        """A copy of the generator with every mask applied (pruned weights are exactly +0.0)."""
+        model = copy.deepcopy(self.generator).eval()
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                p = params[name]
+                p.copy_(torch.where(mask.to(p.device), p, torch.zeros((), dtype=p.dtype, device=p.device)))
+        return model
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:

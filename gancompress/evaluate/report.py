@@ -1,0 +1,150 @@
+"""What ``evaluate`` reports: one row per model, deltas vs the first reference, and the gates.
+
+Gates (``max_fid``, ``max_fid_increase_pct`` vs the first reference, ``min_psnr``) are
+evaluated on the model under test; :meth:`EvaluateReport.raise_for_gates` raises
+:class:`~gancompress.errors.GateFailed` (exit code 3) naming the failing numbers. The JSON
+document's Markdown rendering is :mod:`gancompress.formats.report`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GateFailed
+from .config import EvaluateConfig
+
+
+@dataclass
+class ModelRow:
+    """One model's numbers (``None``: not measured)."""
+
+    source: str
+    label: str
+    role: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    similarity: Any = None  # metrics.similarity.Similarity
+    similarity_to: str | None = None
+    parameters: int = 0
+    nonzeros: int = 0
+    macs_dense: int | None = None
+    macs_effective: int | None = None
+    file_size: int | None = None
+    latency_ms: float | None = None
+    throughput: float | None = None
+
+    def values(self) -> dict[str, float | None]:
+        """Flat numeric view (used for deltas and the table)."""
+        sim = self.similarity
+        return {**self.metrics, "psnr": sim.psnr if sim else None, "ssim": sim.ssim if sim else None,
+                "mean_abs_diff": sim.mean_abs_diff if sim else None, "parameters": self.parameters,
+                "nonzeros": self.nonzeros, "macs_dense": self.macs_dense, "macs_effective": self.macs_effective,
+                "file_size": self.file_size, "latency_ms": self.latency_ms, "throughput": self.throughput}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "label": self.label, "role": self.role, "similarity_to": self.similarity_to,
+                **self.values()}
+
+
+@dataclass
+class GateResult:
+    option: str
+    threshold: float
+    value: float | None
+    passed: bool
+    message: str
+
+
+@dataclass
+class EvaluateReport:
+    rows: list[ModelRow]
+    deltas: dict[str, dict[str, dict[str, float | None]]]
+    gates: list[GateResult]
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; infinite numbers (PSNR of identical outputs) become the string ``"inf"``."""
+        doc = {"settings": self.settings, "rows": [r.to_dict() for r in self.rows], "deltas": self.deltas,
+               "gates": [vars(g) for g in self.gates], "passed": not self.failed_gates, "notes": self.notes}
+        return _finite(doc)
+
+    def raise_for_gates(self) -> None:
+        failed = self.failed_gates
+        if failed:
+            raise GateFailed("quality gate failed: " + "; ".join(g.message for g in failed))
+
+
+def _finite(obj: Any) -> Any:
+    from ..metrics.similarity import json_number
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return json_number(obj) if isinstance(obj, float) else obj
+
+
+DELTA_KEYS = ("fid", "kid_mean", "isc_mean", "precision", "recall", "psnr_gt", "ssim_gt", "parameters", "nonzeros", "macs_dense",
+              "macs_effective", "file_size", "latency_ms", "throughput")
+
+
+def _pct(value: float, ref: float) -> float | None:
+    if ref == 0:
+        return 0.0 if value == 0 else math.inf
+    return 100.0 * (value - ref) / abs(ref)
+
+
+def deltas(rows: list[ModelRow]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per row (but the first reference): ``{key: {value, reference, delta, pct}}`` vs the first reference."""
+    if len(rows) < 2:
+        return {}
+    ref = rows[1].values()
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for i, row in enumerate(rows):
+        if i == 1:
+            continue
+        vals = row.values()
+        out[row.source if row.source not in out else f"{row.source}#{i}"] = {
+            k: {"value": vals[k], "reference": ref[k], "delta": vals[k] - ref[k], "pct": _pct(vals[k], ref[k])}
+            for k in DELTA_KEYS if vals.get(k) is not None and ref.get(k) is not None
+        }
+    return out
+
+
+def _num(value: float | None, spec: str = ".4g") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def check_gates(config: EvaluateConfig, rows: list[ModelRow]) -> list[GateResult]:
+    gates: list[GateResult] = []
+    fid = rows[0].metrics.get("fid")
+    if config.max_fid is not None:
+        ok = fid is not None and fid <= config.max_fid
+        gates.append(GateResult("--max-fid", config.max_fid, fid, ok, f"FID {_num(fid)} > --max-fid {config.max_fid:g}"))
+    if config.max_fid_increase_pct is not None:
+        ref = rows[1].metrics.get("fid")
+        pct = _pct(fid, ref) if fid is not None and ref is not None else None
+        ok = pct is not None and pct <= config.max_fid_increase_pct
+        gates.append(GateResult("--max-fid-increase", config.max_fid_increase_pct, pct, ok,
+                                f"FID {_num(fid)} is {_num(pct, '+.2f')}% vs the reference's {_num(ref)} "
+                                f"(> --max-fid-increase {config.max_fid_increase_pct:g}%)"))
+    if config.min_psnr is not None:
+        psnr = rows[0].similarity.psnr if rows[0].similarity is not None else None
+        ok = psnr is not None and psnr >= config.min_psnr
+        gates.append(GateResult("--min-psnr", config.min_psnr, psnr, ok,
+                                f"PSNR {_num(psnr)} dB < --min-psnr {config.min_psnr:g} dB"))
+    return gates
+
+
+def write_report(config: EvaluateConfig, report: EvaluateReport) -> None:
+    from ..io_utils import atomic_write_text
+
+    if config.out is not None:
+        atomic_write_text(Path(config.out), json.dumps(report.to_json(), indent=2) + "\n", force=config.force)

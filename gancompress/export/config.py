@@ -1,0 +1,52 @@
+"""What to export, where and how (:class:`ExportConfig`), and what was written (:class:`ExportResult`)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..formats.export_file import DTYPES
+
+FORMATS = ("sparse", "dense", "shrunk", "onnx")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What to export, where, and how."""
+
+    source: str
+    output: Path
+    format: str = "sparse"
+    dtype: str | None = None  # None keeps the checkpoint's dtype
+    force: bool = False
+    trust_pickle: bool = False
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] | None = None
+
+
+@dataclass
+class ExportResult:
+    """The file written and how it compares with the dense float32 file."""
+
+    path: str
+    format: str
+    dtype: str
+    file_bytes: int
+    dense_float32_bytes: int
+    ratio: float
+    parameters: int
+    nonzeros: int
+    architecture: str
+    encodings: dict[str, int] = field(default_factory=dict)
+    shrink: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_config(config: ExportConfig) -> None:
+    if config.format not in FORMATS:
+        raise InputError(f"unknown export format {config.format!r}; choose one of {', '.join(FORMATS)}")
+    if config.dtype is not None and config.dtype not in DTYPES:
+        raise InputError(f"unknown dtype {config.dtype!r}; choose one of {', '.join(DTYPES)}")

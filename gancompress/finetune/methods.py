@@ -1,0 +1,74 @@
+"""Recovery methods: which networks each one runs and trains, and G_C's loss (a registry).
+
+G_O is the dense teacher, G_C the pruned student, D the discriminator. A method names the
+terms it needs; :func:`gancompress.finetune.step.compute_losses` computes exactly those from
+one shared forward and hands them to the method's ``g_loss`` with the run's loss weights:
+
+- ``l1``: the per-sample L1 of G_C's outputs to G_O's, normalised by the mean |G_O(x)|;
+- ``adv``: the GAN's own generator loss on G_C's fakes (the architecture's loss profile);
+- ``L_GC``, ``L_DC``: the paper's consistency terms (Yu & Pool, NeurIPS 2020), for which
+  G_O's fakes also go through D.
+
+Torch-free, so ``--help`` can list the methods without importing torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from ..registry import Registry
+
+Terms = Mapping[str, Any]  # term name -> scalar tensor
+
+
+@dataclass(frozen=True)
+class Method:
+    """One recovery method. ``g_loss`` None: no training (the pruning applied as it is)."""
+
+    name: str
+    uses_teacher: bool  # G_O's outputs enter G_C's loss
+    uses_d: bool  # D judges G_C's fakes (needs real images and a discriminator)
+    trains_d: bool  # D keeps training on real images vs G_C's fakes (unless frozen)
+    g_loss: Callable[[Terms, Any], Any] | None  # (terms, weights with lam/mu/adv_weight) -> G_C's loss
+    consistency: bool = False  # the terms L_GC/L_DC (G_O's fakes through D)
+    help: str = ""
+
+    @property
+    def trains_generator(self) -> bool:
+        return self.g_loss is not None
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register_method(method: Method) -> Method:
+    METHODS.add(method.name, method)
+    return method
+
+
+def _hybrid(t: Terms, w: Any) -> Any:
+    loss = t["L_GC"] + w.lam * t["L_DC"]
+    return loss + w.mu * t["l1"] if w.mu else loss
+
+
+for _m in (
+    Method("self-supervised", True, True, True, lambda t, w: t["L_GC"] + w.lam * t["L_DC"], consistency=True,
+           help="the paper's loss: L_GC + lambda * L_DC"),
+    Method("finetune", False, True, True, lambda t, w: t["adv"], help="plain GAN fine-tuning of G_C"),
+    Method("distill", True, False, False, lambda t, w: t["l1"],
+           help="only the per-sample L1 to the teacher (needs no D and no data)"),
+    Method("hybrid", True, True, True, _hybrid, consistency=True,
+           help="the paper's loss plus mu * the L1 to the teacher"),
+    Method("distill-adv", True, True, True, lambda t, w: t["l1"] + w.adv_weight * t["adv"],
+           help="the L1 to the teacher plus adv_weight * the GAN's G loss, D training (the default)"),
+    Method("none", False, False, False, None, help="the pruning applied without training"),
+):
+    register_method(_m)
+
+
+def names() -> list[str]:
+    return METHODS.names()
+
+
+def get_method(name: str) -> Method:
+    return METHODS.get(name)

@@ -1,0 +1,206 @@
+"""Encode and decode a deployable export (``gancompress-sparse`` / ``gancompress-dense`` safetensors).
+
+Every export carries ``__metadata__`` with ``format``, ``format_version``, ``g_arch`` (the
+architecture spec, so the module can be rebuilt), ``dtype``, ``layout`` and, for sparse files,
+the ``tensors`` table of non-dense encodings (the layout: ``docs/sparse_format.md``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..archs import ArchSpec, build, load_into
+from ..errors import InputError
+from ..version import __version__
+from . import sparse as sf
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+EXPORT_FORMATS = (sf.FORMAT_SPARSE, sf.FORMAT_DENSE)
+
+
+def cast_state_dict(state: dict[str, torch.Tensor], dtype: str | None) -> dict[str, torch.Tensor]:
+    """Detached CPU copies; floating tensors cast to ``dtype`` when given."""
+    target = DTYPES[dtype] if dtype else None
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        out[k] = (v.to(target) if target is not None and v.is_floating_point() else v).contiguous()
+    return out
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of ``t``; bfloat16 travels as its int16 bit pattern."""
+    t = t.detach().cpu().contiguous()
+    return t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+
+
+def to_torch(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.view(torch.bfloat16) if dtype == torch.bfloat16 and t.dtype == torch.int16 else t
+
+
+def encode_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Stored arrays and the ``tensors`` table (non-dense entries only) of a sparse file."""
+    tensors: dict[str, torch.Tensor] = {}
+    table: dict[str, Any] = {}
+    for name, value in state.items():
+        enc = sf.encode(to_numpy(value)) if value.is_floating_point() else sf.Encoded("dense", {"": to_numpy(value)})
+        if enc.encoding == "dense":
+            tensors[name] = value.contiguous()
+            continue
+        table[name] = {"encoding": enc.encoding, "shape": list(value.shape), "dtype": dtype_name(value.dtype),
+                       **enc.params}
+        for suffix, arr in enc.arrays.items():
+            tensors[f"{name}.{suffix}"] = to_torch(arr, value.dtype if suffix == "compressed" else None)
+    return tensors, table
+
+
+def file_metadata(fmt: str, spec: ArchSpec, state: dict[str, torch.Tensor], layout: str,
+                  extra: dict[str, Any]) -> dict[str, str]:
+    floats = {dtype_name(v.dtype) for v in state.values() if v.is_floating_point()}
+    return {
+        "format": fmt,
+        "format_version": sf.FORMAT_VERSION,
+        "gancompress_version": __version__,
+        "g_arch": spec.to_json(),
+        "dtype": ",".join(sorted(floats)) or "none",
+        "layout": layout,
+        "provenance": json.dumps(extra, sort_keys=True, default=str),
+    }
+
+
+def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str,
+              extra: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, int]]:
+    """Tensors, metadata and encoding counts of an export (``layout``: sparse, dense, shrunk)."""
+    if layout == "sparse":
+        tensors, table = encode_state_dict(state)
+        meta = file_metadata(sf.FORMAT_SPARSE, spec, state, layout, extra)
+        meta["tensors"] = json.dumps(table, sort_keys=True, separators=(",", ":"))
+        counts = {e: sum(1 for t in table.values() if t["encoding"] == e) for e in sf.ENCODINGS[1:]}
+        counts["dense"] = len(state) - len(table)
+        return tensors, meta, {k: v for k, v in counts.items() if v}
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    return tensors, file_metadata(sf.FORMAT_DENSE, spec, state, layout, extra), {"dense": len(state)}
+
+
+@dataclass
+class ExportedGenerator:
+    """A decoded export: the dense state dict, the architecture spec and the file's metadata."""
+
+    state_dict: dict[str, torch.Tensor]
+    spec: ArchSpec
+    metadata: dict[str, str]
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
+        raise InputError(f"{path}: not a readable safetensors file ({str(exc).strip() or type(exc).__name__}); "
+                         "it is truncated or damaged, export it again") from None
+    return tensors, metadata
+
+
+def export_metadata(path: str | Path) -> dict[str, str] | None:
+    """The metadata of a gancompress export, None when ``path`` is another kind of file."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable safetensors file ({str(exc).strip() or type(exc).__name__}); "
+                         "it is truncated or damaged, export it again") from None
+    return metadata if metadata.get("format") in EXPORT_FORMATS else None
+
+
+def _table(metadata: dict[str, str], source: str) -> dict[str, dict[str, Any]]:
+    try:
+        table = json.loads(metadata.get("tensors", "{}"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: damaged 'tensors' metadata ({exc.msg}); export it again") from None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise InputError(f"{source}: damaged 'tensors' metadata; export it again")
+    return table
+
+
+def decode_tensors(tensors: dict[str, torch.Tensor], table: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Dense tensors from a file's stored arrays and its ``tensors`` table (validated)."""
+    out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for name, info in table.items():
+        suffixes = sf.SUFFIXES.get(info.get("encoding"), ())
+        arrays = {s: to_numpy(tensors[f"{name}.{s}"]) for s in suffixes if f"{name}.{s}" in tensors}
+        used.update(f"{name}.{s}" for s in suffixes)
+        dtype = _stored_dtype(name, info, tensors)
+        out[name] = to_torch(sf.decode(name, info, arrays), dtype)
+    for key, value in tensors.items():
+        if key not in used:
+            out[key] = value
+    return out
+
+
+def _stored_dtype(name: str, info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.dtype:
+    values = tensors.get(f"{name}.compressed")
+    if values is None:
+        raise sf.damaged(name, f"missing array {name}.compressed")
+    recorded = info.get("dtype")
+    if str(values.dtype).removeprefix("torch.") != recorded:
+        raise sf.damaged(name, f"values are {values.dtype} but the table records {recorded!r}")
+    return values.dtype
+
+
+def read_export(path: str | Path) -> ExportedGenerator:
+    """Read and decode a ``gancompress-sparse`` / ``gancompress-dense`` file."""
+    path = Path(path)
+    tensors, metadata = _read_safetensors(path)
+    if metadata.get("format") not in EXPORT_FORMATS:
+        raise InputError(f"{path}: not a gancompress export (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != sf.FORMAT_VERSION:
+        raise InputError(f"{path}: export format version {metadata.get('format_version')!r} is not supported "
+                         f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
+    try:
+        spec = ArchSpec.from_json(metadata["g_arch"])
+    except (KeyError, json.JSONDecodeError, TypeError) as exc:
+        raise InputError(f"{path}: damaged architecture metadata ({exc}); export it again") from None
+    state = decode_tensors(tensors, _table(metadata, str(path)))
+    return ExportedGenerator(state, spec, metadata)
+
+
+def build_exported(exported: ExportedGenerator, source: str, arch: str | None = None) -> nn.Module:
+    """The generator module of a decoded export, weights loaded, in eval mode."""
+    spec = exported.spec
+    if spec.name.startswith("shrunk:"):
+        from .shrunk import ensure_shrunk_arch
+
+        ensure_shrunk_arch(spec.name)
+    target = spec.kwargs.get("target") if spec.name == "custom" else None
+    if target and arch != target:
+        raise InputError(f"{source} uses your own architecture {target}; pass arch={target!r} to load it")
+    try:
+        module = build(spec)
+    except InputError:
+        raise
+    except Exception as exc:  # a tampered spec may fail anywhere in a constructor
+        raise InputError(f"{source}: cannot build {spec.name} from its recorded spec ({exc}); export it again") from None
+    floats = {v.dtype for v in exported.state_dict.values() if v.is_floating_point()}
+    if len(floats) == 1:
+        module = module.to(next(iter(floats)))
+    return load_into(module, exported.state_dict, f"generator {spec.name} in {source}").eval()
