@@ -164,3 +164,14 @@ def test_teacher_from_checkpoint_metadata_is_the_dense_model(models, tmp_path):
     orphan = str(save_bundle(bundle, tmp_path / "orphan.safetensors"))
     doc = json.loads(run(orphan, "--json", *FAST).stdout)
     assert doc["rows"][0]["psnr"] is None and "could not be used" in doc["notes"][0]
+
+
+def test_default_names_stay_distinct_as_labels():
+    from gancompress.evaluate import _label
+
+    names = ["/runs/digits-dcgan-very-long-experiment-name.block90.safetensors",
+             "/runs/digits-dcgan-very-long-experiment-name.block90.ft.safetensors",
+             "/runs/digits-dcgan-very-long-experiment-name.block90.ft.sparse.safetensors"]
+    labels = [_label(n, "model") for n in names]
+    assert len(set(labels)) == 3 and all(len(l) <= 32 for l in labels), labels
+    assert labels[1].endswith("block90.ft") and _label("/a/m.block50.safetensors", "reference") == "m.block50 (reference)"

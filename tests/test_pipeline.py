@@ -91,8 +91,8 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
            " | gc finetune --data builtin:digits --steps 50 --batch-size 16"
            f" | gc evaluate --fid --extractor digits --max-fid {max_fid} -n 500", env, tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "digits-dcgan.pruned-block90.safetensors").is_file()
-    assert (tmp_path / "digits-dcgan.pruned-block90.ft.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block90.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block90.ft.safetensors").is_file()
     assert "gate --max-fid" in r.stdout and "passed" in r.stdout and not ANSI.search(r.stderr + r.stdout)  # evaluate's table: stdout
 
 
@@ -111,7 +111,7 @@ def invoke(args: list[str], stdin: str | bytes | None = None):
 def test_each_writer_prints_only_its_path(env, tiny, tmp_path):
     src = tmp_path / "tiny.safetensors"
     shutil.copy(tiny, src)
-    pruned, exported = tmp_path / "tiny.pruned-block50.safetensors", tmp_path / "tiny.pruned-block50.sparse.safetensors"
+    pruned, exported = tmp_path / "tiny.block50.safetensors", tmp_path / "tiny.block50.sparse.safetensors"
     # a real pipe; the outputs go beside the input with descriptive names
     r = sh(f"gc prune {src} -s 0.5 -g block | tee prune.out | gc export", env, tmp_path)
     assert r.returncode == 0 and r.stdout == f"{exported}\n", (r.stdout, r.stderr)
@@ -124,7 +124,7 @@ def test_each_writer_prints_only_its_path(env, tiny, tmp_path):
     r = invoke(["export", "-", "--force", "-q"], f"{pruned}\n")
     assert r.exit_code == 0 and r.stdout == f"{exported}\n" and r.stderr == ""
     r = invoke(["export", str(pruned), "--format", "dense"])
-    assert r.exit_code == 0 and r.stdout == f"{tmp_path / 'tiny.pruned-block50.dense.safetensors'}\n"
+    assert r.exit_code == 0 and r.stdout == f"{tmp_path / 'tiny.block50.dense.safetensors'}\n"
 
 
 def test_default_names_for_hub_and_builtin_sources_go_to_cwd(tmp_path, monkeypatch):
@@ -145,6 +145,19 @@ def test_json_in_json_out(env, tiny, tmp_path):
     report = json.loads(r.stdout)
     assert report["source"] == doc["output"] and report["generator"]["architecture"] == "digits-dcgan-g"
     assert r.stderr == ""  # --json: no tables anywhere
+
+
+def test_a_table_that_is_the_result_goes_to_stdout_in_a_pipe(env, tiny, tmp_path):
+    """inspect's and evaluate's tables are their result: stdout, also in a pipe; a command that writes a
+    file keeps its table on stderr and the written path as its only stdout line."""
+    r = sh(f"gc inspect {tiny} | grep net.3", env, tmp_path)
+    assert r.returncode == 0 and "net.3" in r.stdout and "ConvTranspose2d" in r.stdout and r.stderr == "", r.stderr
+    r = sh(f"gc inspect {tiny} | head -1", env, tmp_path)  # a reader that stops early: no traceback
+    assert r.returncode in (0, 1) and r.stdout.startswith("generator") and "Traceback" not in r.stderr, r.stderr
+    r = sh(f"gc evaluate {tiny} -n 20 --device cpu -q | grep -c nonzeros", env, tmp_path)
+    assert r.returncode == 0 and int(r.stdout) >= 1, r.stderr
+    r = sh(f"gc prune {tiny} -s 0.5 -o p.safetensors | cat", env, tmp_path)
+    assert r.returncode == 0 and r.stdout == "p.safetensors\n" and "net.3" in r.stderr  # table on stderr
 
 
 # ----------------------------------------------------------------------------- exit codes through pipes

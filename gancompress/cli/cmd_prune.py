@@ -7,12 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Arch, ArchKwargs, Coupled, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+from .options import (Allocation, Arch, ArchKwargs, Coupled, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
                       Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
 
-Scope = Annotated[str, typer.Option("--scope", help="layer (the same sparsity in every layer) or global (one threshold over per-layer normalised scores).")]
+Scope = Annotated[str, typer.Option("--scope", help="Older spelling: global is --allocation global.")]
 Block = Annotated[str, typer.Option("--block", metavar="RxC", help="Tile size for --granularity block.")]
 NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M weights, for --granularity nm (which implies the sparsity).")]
 Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
@@ -26,12 +26,15 @@ def prune(
     source: OptSource = None,
     sparsity: Sparsity = None,
     granularity: Granularity = "element",
-    scope: Scope = "layer",
+    allocation: Allocation = "uniform",
+    keep_dense: KeepDense = "auto",
     block: Block = "4x4",
     nm: NM = "2:4",
+    nm_axis: NMAxis = "in",
     include: Include = None,
     exclude: Exclude = None,
     prune_first_last: PruneFirstLast = False,
+    scope: Scope = "layer",
     coupled: Coupled = False,
     dry_run: DryRun = False,
     output: Output = None,
@@ -54,9 +57,9 @@ def prune(
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-    config = PruneConfig(sparsity=sparsity, granularity=granularity, scope=scope, block=block, nm=nm,
-                         include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last,
-                         coupled=coupled)
+    config = PruneConfig(sparsity=sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense,
+                         block=block, nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
+                         coupled=coupled, scope=scope, prune_first_last=prune_first_last)
     result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
     for message in result.warnings:
         notice(f"warning: {message}", quiet=quiet)

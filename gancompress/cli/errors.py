@@ -82,7 +82,7 @@ def run_main(main: Callable[..., Any], standalone_mode: bool, *args: Any, **kwar
         if not standalone_mode or debug_enabled():
             raise
         code = _report(str(exc), exc.exit_code)
-    except (_click_errors.Abort, typer.Abort):
+    except (getattr(_click_errors, "Abort", typer.Abort), typer.Abort):
         if not standalone_mode:
             raise
         code = _report("aborted", 1)

@@ -27,13 +27,15 @@ def _names(module: str, attr: str) -> Callable[[], list[str]]:
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "arch": _names("archs", "ARCHITECTURES"),
     "granularity": _names("prune.granularity", "GRANULARITIES"),
+    "allocation": _names("prune.allocation", "ALLOCATIONS"),
+    "nm-axis": _names("prune.granularity", "NM_AXES"),
     "loss": _names("losses", "LOSSES"),
     "extractor": _names("metrics.extractors", "EXTRACTORS"),
     "method": _names("finetune.defaults", "METHOD_NAMES"),
     "schedule": _names("finetune.defaults", "SCHEDULES"),
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
-    "format": _names("export.writer", "FORMATS"),
-    "dtype": _names("export.writer", "DTYPES"),
+    "format": _names("export.config", "FORMATS"),
+    "dtype": _names("formats.export_file", "DTYPES"),
 }
 _PLACEHOLDER = re.compile(r"\{choices:([a-z-]+)\}")
 
@@ -84,11 +86,14 @@ BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size.")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model (for FID and the other distribution metrics).")]
 
 # --- pruning ------------------------------------------------------------------------------
-Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of prunable weights to zero, in [0, 1).")]
+Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of ALL prunable (conv/linear) weights that are zero afterwards, dense-kept layers included; in [0, 1).")]
 Granularity = Annotated[str, typer.Option("--granularity", "-g", help="What is zeroed together: {choices:granularity}.")]
 Sparsities = Annotated[str, typer.Option("--sparsity", "-s", metavar="LIST", help="Comma-separated sparsities, e.g. 0.25,0.5,0.75,0.9.")]
 Granularities = Annotated[str, typer.Option("--granularity", "-g", metavar="LIST", help="Comma-separated granularities from: {choices:granularity}.")]
-PruneFirstLast = Annotated[bool, flag("--prune-first-last", help="Also prune the first and last layers (kept dense by default).")]
+PruneFirstLast = Annotated[bool, flag("--prune-first-last", help="Older spelling of --keep-dense none.")]
+KeepDense = Annotated[str, typer.Option("--keep-dense", metavar="POLICY", help="Layers that stay dense: auto (layers under 2% of the weights that read the input or feed the output, unless the target needs them), first, last, none, or module-name globs; comma-separated.")]
+Allocation = Annotated[str, typer.Option("--allocation", help="How the zeros are spread over the pruned layers: {choices:allocation} (uniform: the same sparsity per layer; global: one magnitude threshold; lamp: layer-adaptive magnitude scores; erk: Erdos-Renyi-Kernel).")]
+NMAxis = Annotated[str, typer.Option("--nm-axis", help="N:M runs along: {choices:nm-axis} (in: the input channels, what sparse tensor cores use; kernel: the older layout).")]
 Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 
 # --- recovery -----------------------------------------------------------------------------

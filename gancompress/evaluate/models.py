@@ -24,8 +24,11 @@ class LoadedModel:
 
 
 def _label(source: str, role: str) -> str:
+    """The file name without ``.safetensors``; a long one keeps its start and its end (where default
+    names differ: ``m.block90`` vs ``m.block90.ft``)."""
     name = source.rstrip("/").rsplit("/", 1)[-1] or source
-    name = name if len(name) <= 28 else name[:25] + "..."
+    name = name.removesuffix(".safetensors") if name != ".safetensors" else name
+    name = name if len(name) <= 32 else name[:12] + "..." + name[-17:]
     return name if role == "model" else f"{name} ({role})"
 
 

@@ -9,7 +9,6 @@ point of its full pattern onto the pattern, so a hardware-usable pattern is what
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -71,10 +70,18 @@ def _ceiling(f: _Facts, name: str, module: nn.Module, config) -> None:
 
 
 def _plan(layers, facts, dense: dict[str, str], config, total: int) -> TargetPlan:
+    dense = dict(dense)
+    for n, m in layers:
+        if n not in dense and facts[n].most < 0:
+            try:
+                _ceiling(facts[n], n, m, config)
+            except InputError as exc:
+                if "auto" not in config.keep_dense:
+                    raise
+                dense[n] = f"auto: {config.granularity} does not fit it ({str(exc).split(';')[0]})"
     pruned = [(n, m) for n, m in layers if n not in dense]
-    for n, m in pruned:
-        if facts[n].most < 0:
-            _ceiling(facts[n], n, m, config)
+    if not pruned:
+        raise InputError(f"no layer left to prune: {'; '.join(f'{n}: {r}' for n, r in list(dense.items())[:3])}")
     dense_zeros = sum(facts[n].zeros for n, _ in layers if n in dense)
     most = dense_zeros + sum(facts[n].most for n, _ in pruned)
     target = most if config.sparsity is None else int(config.sparsity * total + 0.5)
@@ -100,9 +107,6 @@ def plan_target(model: nn.Module, config, previous: dict | None = None, *, final
         plan = _plan(layers, facts, choice.without_optional().dense, config, total)
         plan.notes.append(f"--keep-dense auto: {', '.join(choice.optional)} pruned too, as the target needs them")
     _check(plan, _slack(plan, facts, config), config, final)
-    if plan.target < plan.dense_zeros + sum(facts[n].zeros for n, _ in plan.pruned):
-        warnings.warn(f"the model already has more zeros than the target ({100 * plan.target / total:.1f}%); "
-                      "old zeros are kept, so the sparsity will be higher", stacklevel=3)
     return plan
 
 
