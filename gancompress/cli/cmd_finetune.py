@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (NM, AdvWeight, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, flag, load_options, output_option, require_plain_loading)
 from .output import human_console, notice, print_json, progress_callback
@@ -41,6 +41,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
+             allocation: Allocation = "uniform", keep_dense: KeepDense = "auto", block: Block = "4x4", nm: NM = "2:4",
+             nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
@@ -76,7 +78,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
         method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
-        prune_first_last=prune_first_last, coupled=coupled,
+        allocation=allocation, keep_dense=keep_dense, block=block, nm=nm, nm_axis=nm_axis,
+        include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last, coupled=coupled,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
         resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,

@@ -7,16 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Allocation, Arch, ArchKwargs, Coupled, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+from .options import (NM, Allocation, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
                       Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
 
 Scope = Annotated[str, typer.Option("--scope", help="Older spelling: global is --allocation global.")]
-Block = Annotated[str, typer.Option("--block", metavar="RxC", help="Tile size for --granularity block.")]
-NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M weights, for --granularity nm (which implies the sparsity).")]
-Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
-Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Never prune layers whose name matches this glob (repeatable).")]
 DryRun = Annotated[bool, flag("--dry-run", help="Print the per-layer plan; write nothing.")]
 Output = Annotated[Optional[Path], output_option("<stem>.<granularity><percent>.safetensors beside the input")]
 

@@ -48,6 +48,11 @@ class FinetuneConfig:
     lr_schedule: str = DEFAULT_LR_SCHEDULE
     sparsity: float | None = None
     granularity: str = "element"
+    allocation: str = "uniform"
+    keep_dense: str = "auto"
+    block: tuple[int, int] = (4, 4)
+    nm: tuple[int, int] = (2, 4)
+    nm_axis: str = "in"
     scope: str = "layer"
     prune_first_last: bool = False
     coupled: bool = False
@@ -80,6 +85,9 @@ class FinetuneConfig:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         self.include, self.exclude = tuple(self.include), tuple(self.exclude)
         _check_choices(self)
+        prune = self.prune_config()
+        if prune is not None:
+            self.block, self.nm = prune.block, prune.nm
         _check_numbers(self)
 
     @property
@@ -89,6 +97,24 @@ class FinetuneConfig:
     @property
     def trains_discriminator(self) -> bool:
         return self.uses_discriminator and not self.freeze_discriminator
+
+    @property
+    def prunes(self) -> bool:
+        """True when this run prunes (``--sparsity``, or ``--granularity nm``, which implies it)."""
+        return self.sparsity is not None or self.granularity == "nm"
+
+    def prune_config(self, input_shape: tuple[int, ...] | None = None):
+        """The :class:`~gancompress.prune.PruneConfig` of a pruning run (None when it does not prune);
+        ``input_shape``: the per-sample input that ``coupled`` traces the generator at."""
+        if not self.prunes:
+            return None
+        from ..prune import PruneConfig
+
+        return PruneConfig(self.sparsity, granularity=self.granularity, allocation=self.allocation,
+                           keep_dense=self.keep_dense, block=self.block, nm=self.nm, nm_axis=self.nm_axis,
+                           include=self.include, exclude=self.exclude, coupled=self.coupled,
+                           input_shape=input_shape if self.coupled else None, scope=self.scope,
+                           prune_first_last=self.prune_first_last)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings, tuples as lists)."""
@@ -116,11 +142,7 @@ def _check_choices(c: FinetuneConfig) -> None:
     if c.uses_discriminator and not c.data:
         raise InputError(f"method {c.method} trains against the discriminator and needs real images: pass --data FOLDER "
                          "(or builtin:digits), or use --method distill, which needs neither images nor a discriminator")
-    if c.sparsity is not None:
-        from ..prune import PruneConfig
-
-        PruneConfig(c.sparsity, granularity=c.granularity, scope=c.scope, include=c.include,
-                    exclude=c.exclude, prune_first_last=c.prune_first_last, coupled=c.coupled)
+    c.prune_config()
 
 
 def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
+from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks, plan_target
 from ..data.batches import seed_global
 from .config import FinetuneConfig
 from .distributed import World, shard, unwrap, wrap
@@ -65,21 +65,23 @@ def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
 
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
                   input_shape: tuple[int, ...] | None = None) -> Schedule | None:
-    """The AGP schedule of a ``--sparsity`` run (``input_shape``: the per-sample input that
-    ``--coupled`` traces the generator at)."""
-    if config.sparsity is None:
+    """The AGP schedule of a pruning run (``input_shape``: the per-sample input that ``--coupled``
+    traces the generator at). The target is settled here, before any step: an unreachable one
+    is refused. Sparsities are of ALL prunable weights, as in ``prune``; with ``nm`` the ramp
+    zeroes the weakest weights while every run of M keeps at least N (AGP toward the pattern),
+    and the last update completes the N:M pattern."""
+    prune = config.prune_config(tuple(input_shape) if input_shape is not None else None)
+    if prune is None:
         return None
-    traced = tuple(input_shape) if config.coupled and input_shape is not None else None
-    prune = PruneConfig(config.sparsity, granularity=config.granularity, scope=config.scope, include=config.include,
-                        exclude=config.exclude, prune_first_last=config.prune_first_last, coupled=config.coupled,
-                        input_shape=traced)
+    plan = plan_target(student, prune, masks or None)
+    final = prune.sparsity if prune.sparsity is not None else plan.target / plan.total
     initial = config.initial_sparsity
     if masks:
-        initial = max(initial, achieved_sparsity(student, masks)["pruned"])
-    initial = min(initial, prune.sparsity)
+        initial = max(initial, achieved_sparsity(student, masks)["all"])
+    initial = min(initial, final)
     ramp_end = max(1, math.ceil(config.ramp_fraction * config.steps))
     every = config.mask_every or max(1, round(ramp_end / MASK_EVENTS))
-    return Schedule(prune, config.steps, prune.sparsity, initial, config.ramp_fraction, every)
+    return Schedule(prune, config.steps, final, initial, config.ramp_fraction, every)
 
 
 class Trainer:
@@ -128,7 +130,7 @@ class Trainer:
         if self.schedule is None or sparsity == self.sparsity:
             return
         prune = dataclasses.replace(self.schedule.prune, sparsity=sparsity)
-        new = compute_masks(self.student, prune, previous=self.masks or None)
+        new = compute_masks(self.student, prune, previous=self.masks or None, final=sparsity >= self.schedule.final)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in new.items()}
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)
