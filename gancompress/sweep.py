@@ -1,12 +1,13 @@
 """``gancompress sweep``: prune + recover + evaluate a generator over a grid of settings.
 
-Every combination of sparsity x granularity x method x seed is one *cell*. A cell
+Every combination of sparsity x granularity x allocation x method x seed is one *cell*. A cell
 
-1. prunes the dense SOURCE by magnitude to the requested **overall** sparsity
-   (:func:`overall_prune_config`: every conv/linear layer is pruned except a tiny output layer,
-   which stays dense, and the other layers get a slightly higher sparsity so the zeros over
-   all conv/linear weights match the request): gradually during recovery with the ``agp``
-   schedule (5% -> target by half of the steps, the paper's), or one-shot before it;
+1. prunes the dense SOURCE by magnitude to the requested sparsity of ALL prunable weights, as
+   ``prune -s`` means it (:func:`~gancompress.recipe.setting_prune_config`: the ``keep_dense``
+   policy, ``auto`` by default, keeps a tiny output layer dense; ``allocation`` spreads the
+   zeros; an ``nm`` cell takes the N:M pattern of its sparsity): gradually during recovery
+   with the ``agp`` schedule (5% -> target by half of the steps, the paper's), or one-shot
+   before it. Every cell's setting is checked against the model before the first one runs;
 2. recovers it with ``method`` for ``steps`` steps (``none``: one-shot, no training);
 3. measures FID (same latents for every model), PSNR to the dense model and nonzeros, and
    writes a sample grid (dense row above the cell's row, the same latents).
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .recipe import measure, overall_prune_config, write_samples
+from .recipe import measure, prune_fields, setting_prune_config, write_samples
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
                                 DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
@@ -40,10 +41,10 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_last_dense", "adv_weight")
+               "schedule", "keep_dense", "adv_weight")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
-LATER_KEYS = ("adv_weight",)
+LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
 
 
 # --------------------------------------------------------------------------- config
@@ -62,6 +63,7 @@ class SweepConfig:
     data: str | None = None
     sparsities: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     granularities: tuple[str, ...] = ("element",)
+    allocations: tuple[str, ...] = ("uniform",)
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
     seeds: tuple[int, ...] = (0,)
     steps: int = DEFAULT_STEPS
@@ -73,7 +75,7 @@ class SweepConfig:
     adv_weight: float = DEFAULT_ADV_WEIGHT
     lam: float = DEFAULT_LAMBDA
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
-    keep_last_dense: bool = True
+    keep_dense: str = "auto"
     num_samples: int = 2000
     eval_seed: int = 0
     device: str = "auto"
@@ -86,10 +88,11 @@ class SweepConfig:
         self.out_dir = Path(self.out_dir)
         self.sparsities = _tuple(self.sparsities, float)
         self.granularities = _tuple(self.granularities, str)
+        self.allocations = _tuple(self.allocations, str)
         self.methods = _tuple(self.methods, str)
         self.seeds = _tuple(self.seeds, int)
         for name, values in (("sparsity", self.sparsities), ("granularity", self.granularities),
-                             ("method", self.methods), ("seed", self.seeds)):
+                             ("allocation", self.allocations), ("method", self.methods), ("seed", self.seeds)):
             if not values:
                 raise InputError(f"--{name}: give at least one value")
             if len(set(values)) != len(values):
@@ -98,6 +101,8 @@ class SweepConfig:
             check_sparsity(s)
         for g in self.granularities:
             GRANULARITIES.get(g)
+        for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
+            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         for m in self.methods:
             if m not in METHOD_NAMES:
                 raise InputError(f"unknown method {m!r}; choose from: {', '.join(METHOD_NAMES)}")
@@ -114,8 +119,9 @@ class SweepConfig:
             raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
 
     def cells(self) -> list[dict[str, Any]]:
-        return [{"sparsity": s, "granularity": g, "method": m, "seed": seed}
-                for g in self.granularities for m in self.methods for s in self.sparsities for seed in self.seeds]
+        return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
+                for g in self.granularities for a in self.allocations for m in self.methods for s in self.sparsities
+                for seed in self.seeds if a == "uniform" or g != "nm"]
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,7 +130,17 @@ class SweepConfig:
 
 
 def cell_key(cell: dict[str, Any]) -> str:
-    return f"s{round(100 * cell['sparsity'], 2):g}-{cell['granularity']}-{cell['method']}-seed{cell['seed']}"
+    allocation = cell.get("allocation", "uniform")
+    gran = cell["granularity"] if allocation == "uniform" else f"{cell['granularity']}-{allocation}"
+    return f"s{round(100 * cell['sparsity'], 2):g}-{gran}-{cell['method']}-seed{cell['seed']}"
+
+
+def check_cells(config: SweepConfig, generator) -> None:
+    """Refuse, before any cell runs, a setting the model cannot reach (see :func:`~gancompress.prune.plan_target`)."""
+    from .prune import plan_target
+
+    for s, g, a in sorted({(c["sparsity"], c["granularity"], c["allocation"]) for c in config.cells()}):
+        plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense))
 
 
 # --------------------------------------------------------------------------- one cell
@@ -142,14 +158,13 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     dense = load_bundle(config.source)
-    pconf = overall_prune_config(dense.generator, cell["sparsity"], cell["granularity"],
-                                 keep_last_dense=config.keep_last_dense)
+    pconf = setting_prune_config(cell["sparsity"], cell["granularity"], allocation=cell.get("allocation", "uniform"),
+                                 keep_dense=config.keep_dense)
     pruned_path, model_path = folder / "pruned.safetensors", folder / "model.safetensors"
     method = cell["method"]
     torch.manual_seed(cell["seed"])
     if config.schedule == "agp" and method != "none":
-        src, sparsity_kw = config.source, {"sparsity": pconf.sparsity, "granularity": pconf.granularity,
-                                            "prune_first_last": True, "exclude": pconf.exclude}
+        src, sparsity_kw = config.source, prune_fields(pconf)
     else:
         prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True))
         src, sparsity_kw = str(pruned_path), {}
@@ -239,11 +254,12 @@ def summarise(cells: list[dict[str, Any]], dense: dict[str, Any] | None) -> list
     """One row per (granularity, method, sparsity): mean and spread (sample std) over seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for c in cells:
-        groups.setdefault((c["granularity"], c["method"], c["sparsity"]), []).append(c)
+        groups.setdefault((c["granularity"], c.get("allocation", "uniform"), c["method"], c["sparsity"]), []).append(c)
     rows = []
     dense_fid = dense.get("fid") if dense else None
-    for (gran, method, sparsity), items in groups.items():
-        row = {"granularity": gran, "method": method, "sparsity": sparsity, "seeds": sorted(c["seed"] for c in items)}
+    for (gran, allocation, method, sparsity), items in groups.items():
+        row = {"granularity": gran, "allocation": allocation, "method": method, "sparsity": sparsity,
+               "seeds": sorted(c["seed"] for c in items)}
         for key in ("fid", "psnr", "achieved_sparsity", "nonzeros"):
             vals = [c[key] for c in items if c.get(key) is not None]
             row[key] = statistics.fmean(vals) if vals else None
@@ -258,14 +274,14 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def markdown_table(table: list[dict[str, Any]], dense: dict[str, Any] | None) -> str:
-    lines = ["| granularity | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| granularity | allocation | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     if dense:
-        lines.append(f"| dense | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
+        lines.append(f"| dense | - | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
                      f"{dense.get('nonzeros', 0):,} | - |")
-    for r in sorted(table, key=lambda r: (r["granularity"], r["method"], r["sparsity"])):
+    for r in sorted(table, key=lambda r: (r["granularity"], r.get("allocation", "uniform"), r["method"], r["sparsity"])):
         lines.append(
-            f"| {r['granularity']} | {r['method']} | {100 * r['sparsity']:g}% | {_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
+            f"| {r['granularity']} | {r.get('allocation', 'uniform')} | {r['method']} | {100 * r['sparsity']:g}% | {_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
             f"{_fmt(r['fid'], '.2f')} ± {_fmt(r['fid_std'], '.2f')} | {_fmt(r['fid_ratio'], '.2f')} | "
             f"{_fmt(r['psnr'], '.2f')} | {int(r['nonzeros'] or 0):,} | {len(r['seeds'])} |")
     return "\n".join(lines) + "\n"
@@ -283,7 +299,8 @@ def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in table:
-        lines.setdefault((r["granularity"], r["method"]), []).append(r)
+        gran = r["granularity"] if r.get("allocation", "uniform") == "uniform" else f"{r['granularity']}, {r['allocation']}"
+        lines.setdefault((gran, r["method"]), []).append(r)
     for (gran, method), rows in sorted(lines.items()):
         rows = sorted(rows, key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in rows]
@@ -316,6 +333,7 @@ def sweep(config: SweepConfig, on_progress: ProgressFn | None = None, shard: tup
     dense_bundle = load_bundle(config.source)  # fails early on a bad source
     if dense_bundle.masks:
         raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
+    check_cells(config, dense_bundle.generator)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     if state.get("dense") is None:

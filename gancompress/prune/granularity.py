@@ -407,6 +407,17 @@ def nm_unrows(rows: torch.Tensor, geo: Geometry, axis: str) -> torch.Tensor:
     return rows.reshape(geo.out, geo.ksize, geo.slots).transpose(1, 2).reshape(geo.out, geo.cols)
 
 
+def nm_for_sparsity(sparsity: float, runs: int = 4, longest: int = 64) -> tuple[int, int]:
+    """The N:M pattern whose own sparsity ``1 - N/M`` is ``sparsity``, with runs of ``runs`` or the
+    shortest longer runs that fit (0.5 -> 2:4, 0.75 -> 1:4, 0.9 -> 1:10)."""
+    for m in range(max(2, runs), longest + 1):
+        n = (1.0 - sparsity) * m
+        if abs(n - round(n)) < 1e-6 and 1 <= round(n) < m:
+            return int(round(n)), m
+    raise InputError(f"no N:M pattern with runs of {runs} to {longest} weights gives sparsity {sparsity:g}; "
+                     "choose a sparsity such as 0.5 (2:4), 0.75 (1:4) or 0.875 (1:8)")
+
+
 def nm_pattern_zeros(geo: Geometry, nm: tuple[int, int], axis: str) -> int:
     """Zeros of a full N:M pattern on a weight of ``geo`` (a ragged run of L keeps ceil(N*L/M))."""
     n, m = nm
