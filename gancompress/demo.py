@@ -1,7 +1,7 @@
 """``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
 
-inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
-:func:`gancompress.recipe.overall_prune_config`) -> recover with the default method and
+inspect -> prune (one-shot magnitude, ``sparsity`` of ALL prunable weights as ``prune -s`` means it,
+see :func:`gancompress.recipe.setting_prune_config`) -> recover with the default method and
 schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
 recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
 evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
@@ -41,6 +41,8 @@ class DemoConfig:
     out_dir: Path | None = None  # None: ./gancompress-demo, or the next free numbered folder
     sparsity: float = 0.9
     granularity: str = "element"
+    allocation: str = "uniform"
+    keep_dense: str = "auto"
     steps: int = DEMO_STEPS
     method: str = DEFAULT_METHOD
     schedule: str = DEFAULT_SCHEDULE
@@ -53,14 +55,11 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         from .finetune.defaults import METHOD_NAMES
-        from .prune import GRANULARITIES, check_sparsity
+        from .recipe import setting_prune_config
 
-        check_sparsity(self.sparsity)
+        setting_prune_config(self.sparsity, self.granularity, allocation=self.allocation, keep_dense=self.keep_dense)
         if not self.sparsity:
             raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
-        GRANULARITIES.get(self.granularity)
-        if self.granularity == "nm":
-            raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
         if self.method not in METHOD_NAMES or self.method == "none":
             raise InputError(f"--method {self.method!r}: choose one of {', '.join(m for m in METHOD_NAMES if m != 'none')}")
         if self.schedule not in SCHEDULES:
@@ -136,7 +135,7 @@ def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoR
     from .loading import load_bundle
     from .prune import achieved_sparsity
     from .prune.run import PruneJob, prune_checkpoint
-    from .recipe import measure, overall_prune_config, write_samples
+    from .recipe import measure, prune_fields, setting_prune_config, write_samples
 
     emit = on_progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
@@ -161,15 +160,15 @@ def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoR
 
     emit("prune", 0, 1)
     torch.manual_seed(config.seed)
-    pconf = overall_prune_config(dense.generator, config.sparsity, config.granularity)
-    prune_checkpoint(PruneJob(config.source, pconf, files["pruned"]))
+    pconf = setting_prune_config(config.sparsity, config.granularity, allocation=config.allocation,
+                                 keep_dense=config.keep_dense)
+    pruned = prune_checkpoint(PruneJob(config.source, pconf, files["pruned"]))
     emit("prune", 1, 1)
     lap("prune")
 
     emit("finetune", 0, config.steps)
     if config.schedule == "agp":  # prune gradually while recovering, from the dense model (the paper's schedule)
-        start = {"source": config.source, "sparsity": pconf.sparsity, "granularity": pconf.granularity,
-                 "prune_first_last": True, "exclude": pconf.exclude}
+        start = {"source": config.source, **prune_fields(pconf)}
     else:  # recover the one-shot pruned checkpoint
         start = {"source": str(files["pruned"])}
     ft = FinetuneConfig(output=files["recovered"], data=config.data, method=config.method, steps=config.steps,
@@ -202,7 +201,7 @@ def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoR
                 "granularity": config.granularity, "method": config.method, "schedule": config.schedule, "steps": config.steps,
                 "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
                 "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
-                "dense_layers": list(pconf.exclude), "per_layer_sparsity": pconf.sparsity}
+                "allocation": config.allocation, "keep_dense": config.keep_dense, "dense_layers": pruned.config["dense"]}
     result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, settings, seconds)
     from .io_utils import atomic_write_text
 
