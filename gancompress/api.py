@@ -11,6 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
+from .archs import ArchSpec
 from .errors import InputError
 from .formats.export_file import build_exported, export_metadata, read_export
 from .loading import LoadOptions, load_bundle

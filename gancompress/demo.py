@@ -54,14 +54,15 @@ class DemoConfig:
     data: str = DEMO_DATA
 
     def __post_init__(self) -> None:
-        from .finetune.defaults import METHOD_NAMES
+        from .finetune.methods import get_method, names
         from .recipe import setting_prune_config
 
         setting_prune_config(self.sparsity, self.granularity, allocation=self.allocation, keep_dense=self.keep_dense)
         if not self.sparsity:
             raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
-        if self.method not in METHOD_NAMES or self.method == "none":
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(m for m in METHOD_NAMES if m != 'none')}")
+        if not get_method(self.method).trains_generator:
+            trained = [m for m in names() if get_method(m).trains_generator]
+            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         for name in ("steps", "num_samples", "grid_columns"):

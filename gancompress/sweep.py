@@ -34,7 +34,8 @@ from .errors import InputError
 from .recipe import measure, prune_fields, setting_prune_config, write_samples
 from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
                                 DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
-                                DISCRIMINATOR_METHODS, METHOD_NAMES, SCHEDULES)
+                                SCHEDULES)
+from .finetune.methods import METHODS, get_method
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "sweep.json"
@@ -104,8 +105,7 @@ class SweepConfig:
         for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
             setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         for m in self.methods:
-            if m not in METHOD_NAMES:
-                raise InputError(f"unknown method {m!r}; choose from: {', '.join(METHOD_NAMES)}")
+            get_method(m)
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         for name in ("steps", "batch_size", "num_samples", "grid_columns"):
@@ -115,8 +115,9 @@ class SweepConfig:
         from .finetune.config import check_recovery_settings
 
         check_recovery_settings(self)
-        if any(m in DISCRIMINATOR_METHODS for m in self.methods) and not self.data:
-            raise InputError(f"the methods {', '.join(DISCRIMINATOR_METHODS)} need real images: pass --data")
+        if any(get_method(m).uses_d for m in self.methods) and not self.data:
+            uses_d = [name for name, m in METHODS.items() if m.uses_d]
+            raise InputError(f"the methods {', '.join(uses_d)} need real images: pass --data")
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
@@ -163,12 +164,13 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
     pruned_path, model_path = folder / "pruned.safetensors", folder / "model.safetensors"
     method = cell["method"]
     torch.manual_seed(cell["seed"])
-    if config.schedule == "agp" and method != "none":
+    trains = get_method(method).trains_generator
+    if config.schedule == "agp" and trains:
         src, sparsity_kw = config.source, prune_fields(pconf)
     else:
         prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True))
         src, sparsity_kw = str(pruned_path), {}
-    if method == "none":
+    if not trains:
         model_path = pruned_path
         seconds_ft = 0.0
     else:

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 import gancompress
 from gancompress.archs import build
-from gancompress.checkpoint import GanBundle, save_bundle
+from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.cli.main import app
 from gancompress.errors import InputError
 from gancompress.generation import noise

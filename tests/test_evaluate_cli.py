@@ -54,10 +54,11 @@ def one_line_error(result, code: int) -> str:
 
 
 def gate_error(result) -> str:
-    """Gate failures: exit 3, the report first (table on stderr when stdout is not a terminal), then one error line."""
+    """Gate failures: exit 3, the report table on stdout, then one error line on stderr."""
     assert result.exit_code == 3, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: quality gate failed: ") and sum(l.startswith("error:") for l in lines) == 1
+    assert "FAILED" in result.stdout  # the report: the table and its gate lines, on stdout
     return lines[-1]
 
 
@@ -141,7 +142,7 @@ def test_all_metrics_grid_table_and_latency(models, tmp_path):
                  "--samples", str(grid), *FAST)
     assert result.exit_code == 0, result.stderr
     for header in ("FID", "KID", "ISC", "precision", "PSNR dB", "eff. MACs", "latency ms", "vs reference"):
-        assert header in result.stderr
+        assert header in result.stdout  # the table is the result: stdout, also when it is not a terminal
     with Image.open(grid) as im:
         assert im.size[1] == 2 * (64 + 2) + 2 and im.size[0] > 8 * 66
 
@@ -167,7 +168,7 @@ def test_teacher_from_checkpoint_metadata_is_the_dense_model(models, tmp_path):
 
 
 def test_default_names_stay_distinct_as_labels():
-    from gancompress.evaluate import _label
+    from gancompress.evaluate.models import _label
 
     names = ["/runs/digits-dcgan-very-long-experiment-name.block90.safetensors",
              "/runs/digits-dcgan-very-long-experiment-name.block90.ft.safetensors",

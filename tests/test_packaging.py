@@ -83,3 +83,14 @@ def test_demo_runs_from_the_installed_wheel(venv, tmp_path):
                        capture_output=True, text=True, env=_clean_env(), cwd=tmp_path, timeout=1200)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "d" and (tmp_path / "d" / "demo.json").is_file()
+
+
+def test_the_model_card_and_the_package_metadata_name_the_same_repository():
+    import tomllib
+
+    from gancompress.export.hub import REPOSITORY_URL
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Repository"] == REPOSITORY_URL
+    workflow = (ROOT / "examples" / "ci" / "github-actions.yml").read_text()
+    assert f"git+{REPOSITORY_URL}" in workflow

@@ -85,7 +85,7 @@ def test_lamp_scores_match_the_definition():
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10_000), sparsity=st.floats(0.1, 0.9), sizes=st.tuples(st.integers(2, 5), st.integers(2, 5)))
+@given(seed=st.integers(0, 10_000), sparsity=st.floats(0.1, 0.6), sizes=st.tuples(st.integers(2, 5), st.integers(2, 5)))
 def test_lamp_prunes_the_lowest_brute_force_scores(seed, sparsity, sizes):
     """On small tensors, LAMP drops exactly the weights with the lowest brute-force LAMP scores
     (each layer's best weight kept)."""

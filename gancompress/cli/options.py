@@ -31,11 +31,11 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "nm-axis": _names("prune.granularity", "NM_AXES"),
     "loss": _names("losses", "LOSSES"),
     "extractor": _names("metrics.extractors", "EXTRACTORS"),
-    "method": _names("finetune.defaults", "METHOD_NAMES"),
+    "method": _names("finetune.methods", "METHODS"),
     "schedule": _names("finetune.defaults", "SCHEDULES"),
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
-    "format": _names("export.config", "FORMATS"),
-    "dtype": _names("formats.export_file", "DTYPES"),
+    "format": _names("export.formats", "EXPORT_FORMATS"),
+    "dtype": _names("export.config", "DTYPE_NAMES"),
 }
 _PLACEHOLDER = re.compile(r"\{choices:([a-z-]+)\}")
 

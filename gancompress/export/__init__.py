@@ -3,8 +3,9 @@
 The bytes of each file are :mod:`gancompress.formats` (the sparse layout:
 ``docs/sparse_format.md``); :func:`gancompress.api.load` reads every export back into an ``nn.Module``.
 """
-from ..formats.export_file import DTYPES
-from .config import FORMATS, ExportConfig, ExportResult
-from .writer import export, export_bundle
+from .config import DTYPE_NAMES, ExportConfig, ExportResult
+from .formats import EXPORT_FORMATS, ExportFormat, names
+from .run import export, export_bundle
 
-__all__ = ["DTYPES", "FORMATS", "ExportConfig", "ExportResult", "export", "export_bundle"]
+__all__ = ["DTYPE_NAMES", "EXPORT_FORMATS", "ExportConfig", "ExportFormat", "ExportResult", "export", "export_bundle",
+           "names"]

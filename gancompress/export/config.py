@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..formats.export_file import DTYPES
 
-FORMATS = ("sparse", "dense", "shrunk", "onnx")
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the keys of formats.export_file.DTYPES
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,6 @@ class ExportResult:
         return asdict(self)
 
 
-def check_config(config: ExportConfig) -> None:
-    if config.format not in FORMATS:
-        raise InputError(f"unknown export format {config.format!r}; choose one of {', '.join(FORMATS)}")
-    if config.dtype is not None and config.dtype not in DTYPES:
-        raise InputError(f"unknown dtype {config.dtype!r}; choose one of {', '.join(DTYPES)}")
+def check_dtype(config: ExportConfig) -> None:
+    if config.dtype is not None and config.dtype not in DTYPE_NAMES:
+        raise InputError(f"unknown dtype {config.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")

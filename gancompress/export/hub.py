@@ -23,6 +23,8 @@ from ..version import __version__
 from ..errors import GanCompressError, InputError
 
 MODEL_FILE = "model.safetensors"
+# Where gancompress lives (also pyproject's project.urls.Repository); it is not on the package index.
+REPOSITORY_URL = "https://github.com/gancompress/gancompress"
 CARD_FILE = "README.md"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
@@ -227,7 +229,7 @@ def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any]
     lines = ["---", "library_name: gancompress", "tags:", *[f"- {t}" for t in tags], "---", "",
              f"# {repo}", "",
              f"A compressed GAN generator (`{export.get('architecture', '?')}`) written by "
-             f"[gancompress](https://pypi.org/project/gancompress/) {__version__}.", "",
+             f"[gancompress]({REPOSITORY_URL}) {__version__}.", "",
              "## Provenance", "", "| | |", "|---|---|",
              *[f"| {k} | {v.replace('|', chr(92) + '|')} |" for k, v in _provenance_rows(details, export, filename)], ""]
     lines += ["## Evaluation", ""]
@@ -243,7 +245,8 @@ def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any]
     else:
         lines += ["No evaluate report was attached (`gancompress evaluate ... --out report.json`, then "
                   "`gancompress export ... --push-to-hub ... --report report.json`).", ""]
-    lines += ["## Load it", "", "With gancompress (`pip install gancompress`): an `nn.Module` in eval mode.", "",
+    lines += ["## Load it", "", f"With gancompress (`pip install \"gancompress @ git+{REPOSITORY_URL}\"`): an `nn.Module` "
+              "in eval mode.", "",
               "```python", "import gancompress", "", f'generator = gancompress.load("{uri}")', "```", "",
               f"or from the shell: `gancompress inspect {uri}`.", "",
               "With safetensors + numpy alone:", ""]

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..archs import ArchSpec
 from ..errors import GanCompressError, InputError
+from ..formats.checkpoint import GanBundle
 from ..formats.export_file import DTYPES
 from ..io_utils import atomic_write
 from .config import ExportConfig, ExportResult
@@ -35,6 +36,14 @@ def _check_with_runtime(path: Path, model: nn.Module, x: torch.Tensor) -> None:
         want = model(x).numpy()
     if got.shape != want.shape or float(abs(got - want).max()) > 1e-3:
         raise GanCompressError("the ONNX file's output differs from PyTorch's; please report this")
+
+
+def write_onnx(bundle: GanBundle, config: ExportConfig) -> ExportResult:
+    """The ``onnx`` writer: ``torch.onnx.export`` of the masked generator."""
+    from .writer import dense_float32_bytes, provenance
+
+    model = bundle.masked_generator()
+    return export_onnx(model, bundle.g_spec, config, dense_float32_bytes(model, bundle.g_spec, provenance(bundle)))
 
 
 def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_bytes: int) -> ExportResult:

@@ -1,4 +1,4 @@
-"""``export(config)``: write the deployable generator as sparse, dense, shrunk or ONNX.
+"""The safetensors writers (``sparse``, ``dense``, ``shrunk``) of :mod:`.formats`.
 
 Only the generator is exported, with its pruning masks applied (``torch.where``, so pruned
 weights are ``+0.0``) and in eval-mode form (BatchNorm running statistics included).
@@ -17,38 +17,16 @@ import torch
 from torch import nn
 
 from ..archs import ArchSpec
-from ..errors import InputError
 from ..formats import sparse as sf
 from ..formats.checkpoint import GanBundle
 from ..formats.export_file import cast_state_dict, serialize, to_numpy
 from ..io_utils import atomic_write
-from .config import ExportConfig, ExportResult, check_config
+from .config import ExportConfig, ExportResult
 
 
-
-def export(config: ExportConfig) -> ExportResult:
-    """Load ``config.source`` and export its generator (the CLI's one library call)."""
-    from ..io_utils import check_writable
-    from ..loading import LoadOptions, load_bundle
-
-    check_config(config)
-    check_writable(Path(config.output), force=config.force)
-    options = LoadOptions(trust_pickle=config.trust_pickle, arch=config.arch, arch_kwargs=config.arch_kwargs)
-    return export_bundle(load_bundle(config.source, options), config)
-
-
-def export_bundle(bundle: GanBundle, config: ExportConfig) -> ExportResult:
-    """Export an in-memory bundle's generator as ``config.format``."""
-    check_config(config)
-    if bundle.g_spec is None:
-        raise InputError("this generator has no architecture spec (a whole pickled module); "
-                         "export needs one: load it from a state dict or pass --arch")
-    model = bundle.masked_generator()
-    if config.format == "onnx":
-        from .onnx_export import export_onnx
-
-        return export_onnx(model, bundle.g_spec, config, dense_float32_bytes(model, bundle.g_spec, provenance(bundle)))
-    spec, report = bundle.g_spec, None
+def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
+    """The ``sparse``, ``dense`` and ``shrunk`` writers: the masked generator as one safetensors file."""
+    model, spec, report = bundle.masked_generator(), bundle.g_spec, None
     if config.format == "shrunk":
         from .shrink import shrink_generator
 

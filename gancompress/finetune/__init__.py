@@ -27,7 +27,7 @@ from importlib import import_module
 from typing import Any
 
 from .defaults import *  # noqa: F401,F403  (torch-free; the CLI reads them for --help)
-from .defaults import METHOD_NAMES
+from .methods import METHODS, Method, get_method, names as method_names
 
 _LAZY = {  # the rest imports torch: loaded on first use so `--help` stays fast
     "FinetuneConfig": "config", "resolve_device": "config", "FinetuneInterrupted": "loop",
@@ -41,4 +41,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["METHOD_NAMES", *_LAZY]
+__all__ = ["METHODS", "Method", "get_method", "method_names", *_LAZY]

@@ -17,7 +17,8 @@ from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DE
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_R1_EVERY,
                        DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
-                       DEFAULT_STUDENT_MODE, DISCRIMINATOR_METHODS, LR_SCHEDULES, METHOD_NAMES, STUDENT_MODES)
+                       DEFAULT_STUDENT_MODE, LR_SCHEDULES, STUDENT_MODES)
+from .methods import Method, get_method
 
 # Options that may differ between an interrupted run and its --resume.
 RESUME_FREE = ("output", "resume", "force", "device", "amp", "log_every", "sample_every", "save_every",
@@ -91,12 +92,16 @@ class FinetuneConfig:
         _check_numbers(self)
 
     @property
+    def recipe(self) -> Method:
+        return get_method(self.method)
+
+    @property
     def uses_discriminator(self) -> bool:
-        return self.method in DISCRIMINATOR_METHODS
+        return self.recipe.uses_d
 
     @property
     def trains_discriminator(self) -> bool:
-        return self.uses_discriminator and not self.freeze_discriminator
+        return self.recipe.trains_d and not self.freeze_discriminator
 
     @property
     def prunes(self) -> bool:
@@ -127,8 +132,7 @@ class FinetuneConfig:
 
 
 def _check_choices(c: FinetuneConfig) -> None:
-    if c.method not in METHOD_NAMES:
-        raise InputError(f"unknown method {c.method!r}; choose one of: {', '.join(METHOD_NAMES)}")
+    get_method(c.method)
     if c.loss is not None:
         from ..losses import LOSSES
 

@@ -32,9 +32,6 @@ steps, 2,000 samples, dense 13.90) 18.86 ± 0.31 against 16.05 ± 0.13 (4 seeds)
 as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at 1.15x of dense
 at 90% with distill, the 788k model reaches 1.09x.
 """
-METHOD_NAMES = ("self-supervised", "finetune", "distill", "hybrid", "distill-adv", "none")
-# The methods that train against the discriminator (and so need real images).
-DISCRIMINATOR_METHODS = ("self-supervised", "finetune", "hybrid", "distill-adv")
 DEFAULT_METHOD = "distill-adv"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
 DEFAULT_BATCH_SIZE = 64

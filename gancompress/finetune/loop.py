@@ -119,9 +119,9 @@ def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None, o
     else:
         if main:
             _clear_previous(paths)
-        if config.method != "none":
+        if config.recipe.trains_generator:
             trainer.begin()
-    if config.method != "none":
+    if config.recipe.trains_generator:
         metrics = _train(trainer, setup, paths, on_progress if main else None, metrics)
     else:
         trainer.done = config.steps
@@ -158,8 +158,8 @@ def _result(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[str, 
     return FinetuneResult(
         paths.output, trainer.done, cfg.method, setup.loss_name, setup.teacher_source, metrics, trainer.achieved(),
         trainer.schedule.final if trainer.schedule else None,
-        paths.log if cfg.log_every and cfg.method != "none" else None,
-        paths.samples if cfg.sample_every and cfg.method != "none" else None, round(seconds, 3), _notes(cfg, trainer))
+        paths.log if cfg.log_every and cfg.recipe.trains_generator else None,
+        paths.samples if cfg.sample_every and cfg.recipe.trains_generator else None, round(seconds, 3), _notes(cfg, trainer))
 
 
 def _due(every: int, k: int, steps: int) -> bool:

@@ -30,12 +30,17 @@ class Method:
     uses_d: bool  # D judges G_C's fakes (needs real images and a discriminator)
     trains_d: bool  # D keeps training on real images vs G_C's fakes (unless frozen)
     g_loss: Callable[[Terms, Any], Any] | None  # (terms, weights with lam/mu/adv_weight) -> G_C's loss
-    consistency: bool = False  # the terms L_GC/L_DC (G_O's fakes through D)
+    terms: tuple[str, ...] = ()  # the terms g_loss reads: l1, adv, L_GC, L_DC
     help: str = ""
 
     @property
     def trains_generator(self) -> bool:
         return self.g_loss is not None
+
+    @property
+    def consistency(self) -> bool:
+        """The paper's terms: G_O's fakes also go through D."""
+        return "L_GC" in self.terms
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -52,14 +57,14 @@ def _hybrid(t: Terms, w: Any) -> Any:
 
 
 for _m in (
-    Method("self-supervised", True, True, True, lambda t, w: t["L_GC"] + w.lam * t["L_DC"], consistency=True,
+    Method("self-supervised", True, True, True, lambda t, w: t["L_GC"] + w.lam * t["L_DC"], ("L_GC", "L_DC"),
            help="the paper's loss: L_GC + lambda * L_DC"),
-    Method("finetune", False, True, True, lambda t, w: t["adv"], help="plain GAN fine-tuning of G_C"),
-    Method("distill", True, False, False, lambda t, w: t["l1"],
+    Method("finetune", False, True, True, lambda t, w: t["adv"], ("adv",), help="plain GAN fine-tuning of G_C"),
+    Method("distill", True, False, False, lambda t, w: t["l1"], ("l1",),
            help="only the per-sample L1 to the teacher (needs no D and no data)"),
-    Method("hybrid", True, True, True, _hybrid, consistency=True,
+    Method("hybrid", True, True, True, _hybrid, ("L_GC", "L_DC", "l1"),
            help="the paper's loss plus mu * the L1 to the teacher"),
-    Method("distill-adv", True, True, True, lambda t, w: t["l1"] + w.adv_weight * t["adv"],
+    Method("distill-adv", True, True, True, lambda t, w: t["l1"] + w.adv_weight * t["adv"], ("l1", "adv"),
            help="the L1 to the teacher plus adv_weight * the GAN's G loss, D training (the default)"),
     Method("none", False, False, False, None, help="the pruning applied without training"),
 ):

@@ -42,16 +42,15 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from ..losses import LossProfile, consistency, r1_penalty, total
 from ..data.batches import StepData
+from ..losses import LossProfile, consistency, r1_penalty, total
 from .distributed import global_means, global_terms, unwrap
-
-CONSISTENCY_METHODS = ("self-supervised", "hybrid")
+from .methods import Method, get_method
 
 
 @dataclass
 class StepOptions:
-    method: str
+    method: str  # a name in :data:`.methods.METHODS`
     lam: float
     mu: float
     train_d: bool
@@ -61,6 +60,10 @@ class StepOptions:
     autocast: Callable[[], ContextManager] = nullcontext
     image_terms: bool = False  # image-to-image: the profile's G terms also see images and the generator
     adv_weight: float = 0.0  # distill-adv: weight of the GAN's own G loss beside the L1 to the teacher
+
+    @property
+    def recipe(self) -> Method:
+        return get_method(self.method)
 
 
 @dataclass
@@ -117,7 +120,7 @@ def _d_outputs(d: nn.Module, batch: StepData, fake_o: Tensor | None, fake_c: Ten
     """D(real) and D(fake_C) with autograd; D(fake_O), when needed, without (see the module docstring)."""
     cond = batch.x if opts.conditional else None
     d_real = None
-    if batch.real is not None and (opts.train_d or opts.method in CONSISTENCY_METHODS):
+    if batch.real is not None and (opts.train_d or opts.recipe.consistency):
         d_real = critic(d, batch.real_x if opts.conditional else None)(batch.real)
     d_fake_c = critic(d, cond)(fake_c)
     if fake_o is None:
@@ -179,17 +182,16 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
 
     ``monitor`` also computes the normalised L1 to the teacher when the method does not.
     """
-    method = opts.method
+    method = opts.recipe
     with opts.autocast():
-        fake_o, fake_c = _student_teacher(teacher, student, batch.x, method != "finetune" or monitor)
-        if method == "distill":
+        fake_o, fake_c = _student_teacher(teacher, student, batch.x, method.uses_teacher or monitor)
+        if not method.uses_d:
             l1 = l1_to_teacher(fake_c, fake_o)
-            return StepLosses(l1, None, {"l1": l1})
+            return StepLosses(method.g_loss({"l1": l1}, opts), None, {"l1": l1})
         r1_now = opts.train_d and opts.r1_gamma > 0 and batch.real is not None and step % opts.r1_every == 0
         if r1_now:
             batch.real = batch.real.detach().requires_grad_(True)
-        uses_o = method in CONSISTENCY_METHODS
-        d_real, d_fake_o, d_fake_c = _d_outputs(d, batch, fake_o if uses_o else None, fake_c, opts)
+        d_real, d_fake_o, d_fake_c = _d_outputs(d, batch, fake_o if method.consistency else None, fake_c, opts)
         g_loss, m_c, metrics = _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts,
                                        (teacher, student) if opts.image_terms else (None, None))
         d_loss = None
@@ -206,20 +208,18 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
 
 
 def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions, gens=(None, None)):
-    cond = batch.x if opts.conditional else None
-    if opts.method in CONSISTENCY_METHODS:
+    """The terms the method needs (``L_GC``/``L_DC`` or ``adv``, ``l1``), combined by its ``g_loss``."""
+    method, cond = opts.recipe, (batch.x if opts.conditional else None)
+    if method.consistency:
         l_gc, l_dc, m_c = _consistency_losses(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, cond,
                                               gens)
-        g_loss, metrics = l_gc + opts.lam * l_dc, {"L_GC": l_gc, "L_DC": l_dc}
-        if opts.method == "hybrid" and opts.mu:
-            metrics["l1"] = l1_to_teacher(fake_c, fake_o)
-            g_loss = g_loss + opts.mu * metrics["l1"]
-        return g_loss, m_c, metrics
-    g_loss, m_c = _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts, gens, cond)
-    if opts.method == "distill-adv":
-        l1 = l1_to_teacher(fake_c, fake_o)
-        return l1 + opts.adv_weight * g_loss, m_c, {"l1": l1, "adv": g_loss}
-    return g_loss, m_c, {}
+        terms = {"L_GC": l_gc, "L_DC": l_dc}
+    else:
+        adv, m_c = _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts, gens, cond)
+        terms = {"adv": adv}
+    if "l1" in method.terms:
+        terms["l1"] = l1_to_teacher(fake_c, fake_o)
+    return method.g_loss(terms, opts), m_c, (terms if len(terms) > 1 else {})
 
 
 def _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts: StepOptions, gens, cond):
