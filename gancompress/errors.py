@@ -28,3 +28,32 @@ class NonFiniteLoss(GanCompressError):
     """Training produced NaN/Inf; the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class UserCodeError(InputError):
+    """The user's own code (``--arch module:Callable``) raised: exit code 2, with its message."""
+
+
+_USER_CODE_FILES: set[str] = set()
+
+
+def note_user_code(filename: str | None) -> None:
+    """Remember a source file of the user's ``--arch`` module (see :func:`from_user_code`)."""
+    if filename:
+        _USER_CODE_FILES.add(filename)
+
+
+def from_user_code(exc: BaseException) -> UserCodeError | None:
+    """``exc`` as a :class:`UserCodeError` when its traceback ends in a user's ``--arch`` module, else None."""
+    import os
+    import traceback
+
+    if not _USER_CODE_FILES or exc.__traceback__ is None:
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in _USER_CODE_FILES]
+    if not frames:
+        return None
+    where = frames[-1]
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return UserCodeError(f"your --arch code failed at {os.path.basename(where.filename)}:{where.lineno} in {where.name}: "
+                         f"{type(exc).__name__}: {first}; fix your network code (rerun with --debug for the traceback)")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into
+from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
 from .archs.base import matches, prepare
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
@@ -40,8 +40,10 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
             raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.arch is not None and (self.arch.count(":") != 1 or not all(self.arch.split(":"))):
-            raise InputError(f"--arch {self.arch!r} must look like module.path:Callable (e.g. mynets:Generator)")
+        if self.arch is not None:
+            from .archs.custom import check_arch_target
+
+            check_arch_target(self.arch)
         if self.arch_kwargs is not None and self.arch is None:
             raise InputError("--arch-kwargs needs --arch module:Callable")
 
@@ -167,7 +169,7 @@ def _generator_spec(sd: Any) -> ArchSpec | None:
 
 
 def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
-    spec = ArchSpec.from_json(metadata["g_arch"])
+    spec = parse_spec(metadata.get("g_arch"), source)
     target = spec.kwargs.get("target") if spec.name == "custom" else None
     if target and options.arch != target:
         raise InputError(

@@ -7,8 +7,10 @@ Python objects without ever running pickled code unless ``trust_pickle`` is set.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import stat
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -16,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .io_utils import kind_of, note_input
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 BUILTINS = {"digits-dcgan": "digits_dcgan.safetensors"}
+HUB_PROBE_TIMEOUT = float(os.environ.get("GANCOMPRESS_HUB_TIMEOUT", "5"))  # seconds
+ZIP_EXPANSION = 2  # declared record bytes per archive byte before a torch archive is refused as a zip bomb
 _HF = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)(?:@(?P<rev>[^/\s]+))?(?:/(?P<path>\S+))?$")
 
 
@@ -58,7 +63,19 @@ def resolve(source: str) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
         raise InputError(f"{source}: no such file or directory; check the path (or use hf://OWNER/REPO or builtin:digits-dcgan)")
+    check_regular(path, allow_dir=True)
     return path
+
+
+def check_regular(path: Path, *, allow_dir: bool = False) -> os.stat_result:
+    """``path``'s stat (symlinks followed); a FIFO, device or socket is an :class:`InputError`, never opened."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror}); check the path and its permissions") from None
+    if stat.S_ISREG(st.st_mode) or (allow_dir and stat.S_ISDIR(st.st_mode)):
+        return st
+    raise InputError(f"{path} is {kind_of(st.st_mode)}, not a regular file; give a checkpoint file or a folder of them")
 
 
 def _hf_error(source: str, exc: Exception) -> InputError:
@@ -81,22 +98,58 @@ def _hf_error(source: str, exc: Exception) -> InputError:
 def _download_hf(repo: str, revision: str | None, path: str | None, *, source: str) -> Path:
     import huggingface_hub as hf
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub.utils import logging as hf_logging
 
     if not sys.stderr.isatty():
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
+    hf_logging.set_verbosity_error()  # its retry notices are not ours to print: one error line is
     try:
         if path:
-            return Path(hf.hf_hub_download(repo, path, revision=revision))
+            return _hf_file(hf, repo, path, revision, source)
         return Path(hf.snapshot_download(repo, revision=revision, allow_patterns=["*.json", *(f"*{s}" for s in CHECKPOINT_SUFFIXES)]))
     except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled, OSError, ValueError) as exc:
         raise _hf_error(source, exc) from None
 
 
+def _hf_file(hf, repo: str, path: str, revision: str | None, source: str) -> Path:
+    """A cached copy when there is one; otherwise the Hub must answer a quick probe before the download
+    (huggingface_hub retries a refused connection for about 25 s)."""
+    try:
+        return Path(hf.hf_hub_download(repo, path, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or the cache is unusable): go online
+        pass
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        _probe_endpoint(constants.ENDPOINT, source)
+    return Path(hf.hf_hub_download(repo, path, revision=revision))
+
+
+def _probe_endpoint(endpoint: str, source: str, timeout: float = HUB_PROBE_TIMEOUT) -> None:
+    """One TCP connection to the Hub's host within ``timeout`` seconds (skipped behind a proxy)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return
+    except OSError as exc:
+        raise InputError(f"{source}: the Hub at {endpoint} cannot be reached ({exc.strerror or type(exc).__name__}) and the "
+                         "file is not in the local cache; check the network, or download it once while online") from None
+
+
 def checkpoint_files(directory: Path) -> list[Path]:
     """Checkpoint files directly inside ``directory``, preferring safetensors over pickles of the same stem."""
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
+    named = sorted(p for p in directory.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and not p.is_dir())
+    for p in named:
+        check_regular(p)
+    files = [p for p in named if p.is_file()]
     stems = {p.stem for p in files if p.suffix == ".safetensors"}
     files = [p for p in files if p.suffix == ".safetensors" or p.stem not in stems]
     if not files:
@@ -106,40 +159,54 @@ def checkpoint_files(directory: Path) -> list[Path]:
     return files
 
 
-def _is_torchscript(path: Path) -> bool:
+def _zip_names(path: Path, size: int) -> list[str] | None:
+    """The record names of a zip archive (None: not a zip), after checking that its declared
+    uncompressed sizes fit its bytes: ``torch.save`` stores records uncompressed, so a small
+    archive that inflates to much more is refused before anything reads it (a zip bomb)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("/constants.pkl") or n.endswith("/code/") or "/code/" in n for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    declared = sum(i.file_size for i in infos)
+    if declared > ZIP_EXPANSION * size + (1 << 20):
+        raise InputError(f"{path}: the archive declares {declared / 2**20:,.0f} MiB of records in {size / 2**20:,.1f} MiB "
+                         "(a zip bomb, or not a torch.save file); re-save the checkpoint with torch.save")
+    return [i.filename for i in infos]
 
 
 def read_file(path: Path, *, trust_pickle: bool = False) -> RawFile:
     """Read one checkpoint file; raises :class:`InputError` with a fix for anything unreadable."""
-    if path.stat().st_size == 0:
+    size = check_regular(path).st_size
+    if size == 0:
         raise InputError(f"{path}: the file is empty; re-download or re-save the checkpoint")
+    note_input(path)
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    if _is_torchscript(path):
-        import torch
-
-        try:
-            return RawFile(path, torch.jit.load(str(path), map_location="cpu"))
-        except Exception as exc:  # noqa: BLE001 - torch raises many types here
-            raise InputError(f"{path}: unreadable TorchScript archive ({str(exc).splitlines()[0]})") from None
+    names = _zip_names(path, size)
+    if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return _read_torchscript(path)
     return _read_torch(path, trust_pickle=trust_pickle)
 
 
-def _read_safetensors(path: Path) -> RawFile:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+def _read_torchscript(path: Path) -> RawFile:
+    import warnings
+
+    import torch
 
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        return RawFile(path, load_file(str(path)), metadata)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a valid safetensors file ({exc}); the file may be truncated or corrupt") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice: not the user's problem
+            return RawFile(path, torch.jit.load(str(path), map_location="cpu"))
+    except Exception as exc:  # noqa: BLE001 - torch raises many types here
+        raise InputError(f"{path}: unreadable TorchScript archive ({_first_line(exc)}); re-save it") from None
+
+
+def _read_safetensors(path: Path) -> RawFile:
+    from .formats.safetensors_file import read_safetensors
+
+    tensors, metadata = read_safetensors(path)
+    return RawFile(path, tensors, metadata)
 
 
 def _looks_like_torch_file(path: Path) -> bool:

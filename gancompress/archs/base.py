@@ -72,12 +72,55 @@ def register_architecture(arch: Architecture) -> Architecture:
     return arch
 
 
-def build(spec: ArchSpec) -> nn.Module:
+def parse_spec(text: Any, source: str, key: str = "g_arch") -> ArchSpec:
+    """The :class:`ArchSpec` recorded under ``key`` in a file's metadata; anything else is an :class:`InputError`."""
+    if text is None:
+        raise InputError(f"{source}: the architecture metadata ({key}) is missing; re-create the file with gancompress")
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        raise InputError(f"{source}: the architecture metadata ({key}) is not JSON; re-create the file") from None
+    if not (isinstance(data, dict) and isinstance(data.get("name"), str) and data["name"]
+            and isinstance(data.get("kwargs", {}), dict)):
+        raise InputError(f'{source}: the architecture metadata ({key}) is not {{"name": ..., "kwargs": {{...}}}}; '
+                         "re-create the file")
+    if data["name"] not in ARCHITECTURES and not data["name"].startswith("shrunk:"):
+        raise InputError(f"{source}: unknown architecture {data['name']!r} in {key}; "
+                         f"this gancompress knows {', '.join(ARCHITECTURES.names())}")
+    return ArchSpec(data["name"], dict(data.get("kwargs", {})))
+
+
+_BAD_KWARGS = (TypeError, ValueError, OverflowError, RuntimeError, MemoryError, IndexError, KeyError, ZeroDivisionError,
+               AttributeError, NotImplementedError)
+
+
+def build(spec: ArchSpec, *, device: str | torch.device | None = None) -> nn.Module:
+    """The module of ``spec`` (on ``device``; ``"meta"`` costs no memory). Bad kwargs: :class:`InputError`."""
     arch = ARCHITECTURES.get(spec.name)
     try:
-        return arch.build(**spec.kwargs)
-    except TypeError as exc:
-        raise InputError(f"cannot build {spec.name} from {spec.kwargs}: {exc}") from None
+        if device is None:
+            return arch.build(**spec.kwargs)
+        with torch.device(device):
+            return arch.build(**spec.kwargs)
+    except InputError:
+        raise
+    except _BAD_KWARGS as exc:
+        raise InputError(f"cannot build {spec.name} from {spec.kwargs}: {type(exc).__name__}: {exc}") from None
+
+
+def build_loaded(spec: ArchSpec, state_dict: StateDict, what: str) -> nn.Module:
+    """Build ``spec`` and load ``state_dict`` strictly. The kwargs (a file may declare anything) are first
+    checked against the tensors' own keys, shapes and dtypes on the meta device, so a spec that disagrees
+    with the bytes behind it never allocates a network."""
+    try:
+        skeleton = build(spec, device="meta")
+    except InputError:
+        if spec.name != "custom":  # the user's own constructor may not support meta tensors: build it for real
+            raise
+        skeleton = None
+    if skeleton is not None:
+        check_fits(skeleton, state_dict, what)
+    return load_into(build(spec), state_dict, what)
 
 
 def prepare(arch: Architecture, state_dict: StateDict) -> dict[str, torch.Tensor]:
@@ -117,7 +160,8 @@ def matches(arch: Architecture, state_dict: StateDict) -> ArchSpec | None:
     if kwargs is None:
         return None
     try:
-        module = arch.build(**kwargs)
+        with torch.device("meta"):  # shapes only: a wrong guess costs no memory
+            module = arch.build(**kwargs)
     except Exception:  # a wrong guess may build nothing sensible
         return None
     missing, unexpected, wrong = shape_mismatches(module, prepare(arch, state_dict))
@@ -155,12 +199,26 @@ def detect(state_dict: StateDict, role: Role | None = None) -> ArchSpec:
     )
 
 
-def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -> nn.Module:
-    """Load strictly, reporting a readable key/shape diff instead of a traceback."""
+def check_fits(module: nn.Module, state_dict: StateDict, what: str = "network") -> None:
+    """Same keys and shapes, and no integer or boolean tensor where the network holds floating point
+    (an int8 checkpoint is never silently cast)."""
     missing, unexpected, wrong = shape_mismatches(module, state_dict)
     if missing or unexpected or wrong:
         raise InputError(
             f"the checkpoint does not fit the {what}: {describe_mismatch(missing, unexpected, wrong)}"
         )
+    for key, target in module.state_dict().items():
+        given = state_dict[key]
+        if target.is_floating_point() and (not given.is_floating_point() or given.is_complex()):
+            raise InputError(
+                f"the {what}'s tensor {key} is {str(given.dtype).removeprefix('torch.')} but the network holds "
+                f"{str(target.dtype).removeprefix('torch.')}; gancompress does not dequantize integer checkpoints: "
+                "convert the weights to floating point first"
+            )
+
+
+def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -> nn.Module:
+    """Load strictly, reporting a readable key/shape/dtype diff instead of a traceback."""
+    check_fits(module, state_dict, what)
     module.load_state_dict(dict(state_dict), strict=True)
     return module

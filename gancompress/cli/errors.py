@@ -13,7 +13,8 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as _click_errors
 
-from ..errors import GanCompressError
+from ..errors import GanCompressError, from_user_code
+from ..io_utils import input_scope
 
 
 def debug_enabled() -> bool:
@@ -30,7 +31,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with input_scope():  # files the command reads can never be its outputs
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except GanCompressError as exc:
@@ -45,6 +47,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - last line of defence for users
             if debug_enabled():
                 raise
+            user = from_user_code(exc)
+            if user is not None:
+                _fail(str(user), user.exit_code)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _fail(f"internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback and report it", 1)
 

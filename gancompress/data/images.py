@@ -5,8 +5,10 @@ Images come back as one float32 tensor (N, C, H, W) scaled to the generator's ou
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -23,17 +25,31 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """One image as (C, H, W) float in [0, 1], converted to ``channels`` (1 or 3)."""
+@contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """A PIL image whose header was checked before any pixel is decoded: an image that claims more
+    pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb), a truncated or unreadable file,
+    are an :class:`InputError` naming the file. Decoding errors inside the block are reported the same way."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            h, w = im.height, im.width
-    except (UnidentifiedImageError, OSError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb); "
+                         "remove it from the data folder or shrink it") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+
+
+def read_image(path: Path, channels: int) -> torch.Tensor:
+    """One image as (C, H, W) float in [0, 1], converted to ``channels`` (1 or 3)."""
+    with open_image(path) as im:
+        im = im.convert("L" if channels == 1 else "RGB")
+        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+        h, w = im.height, im.width
     return data.view(h, w, channels).permute(2, 0, 1).float() / 255.0
 
 

@@ -77,16 +77,13 @@ def image_files(folder: Path, what: str) -> list[Path]:
 
 def read_uint8(path: Path) -> torch.Tensor:
     """One image as ``uint8`` ``(C, H, W)`` with C 1 (grayscale) or 3 (RGB; alpha and palettes resolved)."""
-    from PIL import Image, UnidentifiedImageError
+    from .images import open_image
 
-    try:
-        with Image.open(path) as im:
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            im = im.convert("L" if gray else "RGB")
-            c, h, w = (1 if gray else 3), im.height, im.width
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc}); remove it from the data folder") from None
+    with open_image(path) as im:
+        gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        im = im.convert("L" if gray else "RGB")
+        c, h, w = (1 if gray else 3), im.height, im.width
+        data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     return data.view(h, w, c).permute(2, 0, 1).contiguous()
 
 

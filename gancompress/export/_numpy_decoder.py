@@ -2,6 +2,7 @@
 # byte-identical to the documented snippet (tests/test_hub_push.py checks it). The model card
 # that `gancompress export --push-to-hub` writes embeds everything below the marker line.
 # --- snippet ---
+import hashlib
 import json
 import struct
 
@@ -11,12 +12,29 @@ ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i
              "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
 
 
+DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "tensors")
+
+
+def file_digest(header, data, meta):
+    """sha256 over the metadata that decides the weights, then every tensor by name."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in DIGEST_KEYS if k in meta):
+        h.update(json.dumps([key, meta[key]]).encode() + b"\n")
+    for name in sorted(header):
+        start, end = header[name]["data_offsets"]
+        h.update(json.dumps([name, header[name]["dtype"], header[name]["shape"]]).encode() + b"\n")
+        h.update(data[start:end])
+    return "sha256:" + h.hexdigest()
+
+
 def read_safetensors(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
         data = f.read()
     meta = header.pop("__metadata__", {})
+    if "digest" in meta and file_digest(header, data, meta) != meta["digest"]:
+        raise ValueError(f"{path}: the integrity digest does not match; the file was damaged or edited")
     arrays = {}
     for name, info in header.items():
         start, end = info["data_offsets"]

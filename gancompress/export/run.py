@@ -19,7 +19,7 @@ def export(config: ExportConfig) -> ExportResult:
     """Load ``config.source`` and export its generator (the CLI's one library call)."""
     EXPORT_FORMATS.get(config.format)
     check_dtype(config)
-    check_writable(Path(config.output), force=config.force)
+    check_writable(Path(config.output), force=config.force, inputs=(Path(config.source),))
     options = LoadOptions(trust_pickle=config.trust_pickle, arch=config.arch, arch_kwargs=config.arch_kwargs)
     return export_bundle(load_bundle(config.source, options), config)
 

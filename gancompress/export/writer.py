@@ -49,11 +49,12 @@ def provenance(bundle: GanBundle) -> dict[str, Any]:
 
 def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportConfig,
                 extra: dict[str, Any]) -> ExportResult:
-    from safetensors.torch import save_file
+    from ..formats.safetensors_file import save_safetensors
 
     layout = config.format
     tensors, meta, counts = serialize(state, spec, layout, extra)
-    path = atomic_write(Path(config.output), lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=config.force)
+    path = atomic_write(Path(config.output), lambda tmp: save_safetensors(tmp, tensors, meta), force=config.force,
+                        inputs=(Path(extra.get("source", "")),))
     size = path.stat().st_size
     weights = [v for v in state.values() if v.is_floating_point()]
     return ExportResult(
@@ -65,8 +66,8 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
 
 def dense_float32_bytes(model: nn.Module, spec: ArchSpec, extra: dict[str, Any]) -> int:
     """Size of the dense float32 export of ``model`` (the yardstick for ratios)."""
-    from safetensors.torch import save
+    from ..formats.safetensors_file import serialized_size
 
     state = cast_state_dict(model.state_dict(), "float32")
     tensors, meta, _ = serialize(state, spec, "dense", extra)
-    return len(save(tensors, metadata=meta))
+    return serialized_size(tensors, meta)

@@ -51,9 +51,9 @@ class FinetuneResult:
 
 def check_outputs(config: FinetuneConfig, paths: RunPaths) -> None:
     """Refuse to clobber an output, an input, or an interrupted run's state (before any work)."""
-    source = Path(config.source)
-    if source.exists() and paths.output.exists() and source.resolve() == paths.output.resolve():
-        raise InputError(f"refusing to overwrite the input {paths.output}; choose another output with -o")
+    inputs = tuple(Path(s) for s in (config.source, config.teacher, config.discriminator) if s)
+    for path in (paths.output, paths.log, paths.state):  # never an input, a device or a folder, even with --force
+        check_writable(path, force=True, inputs=inputs)
     if config.resume:
         return
     if paths.state.exists() and not config.force:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..version import __version__
-from ..archs import ArchSpec, build, load_into
+from ..archs import ArchSpec, build_loaded, parse_spec
 from ..errors import InputError
 from ..io_utils import atomic_write
 
@@ -62,11 +62,18 @@ def pack_mask(mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(bits)
 
 
-def unpack_mask(packed: torch.Tensor, shape: list[int] | tuple[int, ...]) -> torch.Tensor:
-    n = int(np.prod(shape)) if len(shape) else 1
-    bits = np.unpackbits(packed.numpy().astype(np.uint8), count=n, bitorder="little")
-    if bits.size != n:
-        raise InputError(f"a mask holds {bits.size} bits but its shape {list(shape)} needs {n}; the file is damaged")
+def unpack_mask(packed: torch.Tensor, shape: list[int] | tuple[int, ...], name: str = "mask") -> torch.Tensor:
+    """The boolean mask of ``shape`` from its packed bits; the byte count must match the shape exactly
+    (a truncated or padded mask is damage, never read as "pruned") and the padding bits must be 0."""
+    n = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    if packed.dtype != torch.uint8 or packed.ndim != 1 or packed.numel() != (n + 7) // 8:
+        raise InputError(f"mask {name} holds {packed.numel()} {str(packed.dtype).removeprefix('torch.')} values in "
+                         f"{packed.ndim} dimension(s) but its shape {list(shape)} needs {(n + 7) // 8} uint8 bytes; "
+                         "the file is damaged or was edited, re-create it")
+    raw = packed.numpy()
+    if n % 8 and raw[-1] >> (n % 8):
+        raise InputError(f"mask {name}: bits set past its {n} elements; the file is damaged or was edited, re-create it")
+    bits = np.unpackbits(raw, count=n, bitorder="little")
     return torch.from_numpy(bits.astype(bool)).reshape(tuple(shape))
 
 
@@ -101,10 +108,10 @@ def bundle_tensors_and_metadata(bundle: GanBundle) -> tuple[dict[str, torch.Tens
 
 def save_bundle(bundle: GanBundle, path: str | Path, *, force: bool = False) -> Path:
     """Write ``bundle`` in the project format, atomically; never overwrite without ``force``."""
-    from safetensors.torch import save_file
+    from .safetensors_file import save_safetensors
 
     tensors, meta = bundle_tensors_and_metadata(bundle)
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta), force=force)
+    return atomic_write(Path(path), lambda tmp: save_safetensors(tmp, tensors, meta), force=force)
 
 
 def is_project_file(metadata: dict[str, str] | None) -> bool:
@@ -129,32 +136,45 @@ def _decode_meta(metadata: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _mask_shapes(metadata: dict[str, str], source: str) -> dict[str, list[int]]:
+    try:
+        shapes = json.loads(metadata.get("mask_shapes", "{}"))
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        shapes = None
+    if not isinstance(shapes, dict) or not all(
+            isinstance(v, list) and len(v) <= 8 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)
+            for v in shapes.values()):
+        raise InputError(f"{source}: damaged mask_shapes metadata (not a JSON object of shapes); re-create the file")
+    return shapes
+
+
+def _read_masks(packed: dict[str, torch.Tensor], shapes: dict[str, list[int]], generator: nn.Module,
+                source: str) -> dict[str, torch.Tensor]:
+    """Every mask checked against its parameter's shape and its byte count before it is unpacked."""
+    if set(packed) != set(shapes):
+        raise InputError(f"{source}: masks and their recorded shapes do not match; the file is damaged")
+    params = dict(generator.named_parameters())
+    masks = {}
+    for k in sorted(packed):
+        if k not in params or tuple(params[k].shape) != tuple(shapes[k]):
+            raise InputError(f"{source}: mask {k} of shape {shapes[k]} does not fit the generator; the file is damaged")
+        masks[k] = unpack_mask(packed[k], shapes[k], k)
+    return masks
+
+
 def bundle_from_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> GanBundle:
-    """Rebuild a :class:`GanBundle` from a project-format file's contents."""
+    """Rebuild a :class:`GanBundle` from a project-format file's contents (every declared size checked first)."""
     if metadata.get("format_version") != FORMAT_VERSION:
         raise InputError(
             f"{source}: project format version {metadata.get('format_version')!r} is not supported "
             f"by gancompress {__version__} (reads version {FORMAT_VERSION}); upgrade gancompress"
         )
-    try:
-        g_spec = ArchSpec.from_json(metadata["g_arch"])
-        mask_shapes = json.loads(metadata.get("mask_shapes", "{}"))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise InputError(f"{source}: damaged gancompress metadata ({exc}); re-create the file") from None
-    generator = load_into(build(g_spec), _split(tensors, "G."), f"generator {g_spec.name}")
-    discriminator, d_spec = None, None
-    if "d_arch" in metadata:
-        d_spec = ArchSpec.from_json(metadata["d_arch"])
-        discriminator = load_into(build(d_spec), _split(tensors, "D."), f"discriminator {d_spec.name}")
-    packed = _split(tensors, "M.")
-    if set(packed) != set(mask_shapes):
-        raise InputError(f"{source}: masks and their recorded shapes do not match; the file is damaged")
-    masks = {k: unpack_mask(packed[k], mask_shapes[k]) for k in packed}
-    params = dict(generator.named_parameters())
-    for k, m in masks.items():
-        if k not in params or tuple(params[k].shape) != tuple(m.shape):
-            raise InputError(f"{source}: mask {k} does not fit the generator; the file is damaged")
-    generator.eval()
-    if discriminator is not None:
-        discriminator.eval()
-    return GanBundle(generator, g_spec, discriminator, d_spec, masks, _decode_meta(metadata), source)
+    g_spec = parse_spec(metadata.get("g_arch"), source)
+    d_spec = parse_spec(metadata["d_arch"], source, "d_arch") if "d_arch" in metadata else None
+    mask_shapes = _mask_shapes(metadata, source)
+    generator = build_loaded(g_spec, _split(tensors, "G."), f"generator {g_spec.name} in {source}")
+    discriminator = None
+    if d_spec is not None:
+        discriminator = build_loaded(d_spec, _split(tensors, "D."), f"discriminator {d_spec.name} in {source}").eval()
+    masks = _read_masks(_split(tensors, "M."), mask_shapes, generator, source)
+    return GanBundle(generator.eval(), g_spec, discriminator, d_spec, masks, _decode_meta(metadata), source)

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..archs import ArchSpec, build, load_into
+from ..archs import ArchSpec, build_loaded, parse_spec
 from ..errors import InputError
 from ..version import __version__
 from . import sparse as sf
+from .safetensors_file import read_safetensors
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 EXPORT_FORMATS = (sf.FORMAT_SPARSE, sf.FORMAT_DENSE)
@@ -102,19 +103,6 @@ class ExportedGenerator:
     metadata: dict[str, str]
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
-        raise InputError(f"{path}: not a readable safetensors file ({str(exc).strip() or type(exc).__name__}); "
-                         "it is truncated or damaged, export it again") from None
-    return tensors, metadata
-
-
 def export_metadata(path: str | Path) -> dict[str, str] | None:
     """The metadata of a gancompress export, None when ``path`` is another kind of file."""
     path = Path(path)
@@ -170,17 +158,18 @@ def _stored_dtype(name: str, info: dict[str, Any], tensors: dict[str, torch.Tens
 def read_export(path: str | Path) -> ExportedGenerator:
     """Read and decode a ``gancompress-sparse`` / ``gancompress-dense`` file."""
     path = Path(path)
-    tensors, metadata = _read_safetensors(path)
+    tensors, metadata = read_safetensors(path)
     if metadata.get("format") not in EXPORT_FORMATS:
         raise InputError(f"{path}: not a gancompress export (format {metadata.get('format')!r})")
     if metadata.get("format_version") != sf.FORMAT_VERSION:
         raise InputError(f"{path}: export format version {metadata.get('format_version')!r} is not supported "
                          f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
-    try:
-        spec = ArchSpec.from_json(metadata["g_arch"])
-    except (KeyError, json.JSONDecodeError, TypeError) as exc:
-        raise InputError(f"{path}: damaged architecture metadata ({exc}); export it again") from None
-    state = decode_tensors(tensors, _table(metadata, str(path)))
+    spec = parse_spec(metadata.get("g_arch"), str(path))
+    table = _table(metadata, str(path))
+    stored = {f"{name}.{s}" for name, info in table.items() for s in sf.SUFFIXES.get(info.get("encoding"), ())}
+    dense = sum(t.numel() * t.element_size() for k, t in tensors.items() if k not in stored)
+    sf.check_declared_sizes(table, dense, path.stat().st_size, str(path))  # before anything is decoded
+    state = decode_tensors(tensors, table)
     return ExportedGenerator(state, spec, metadata)
 
 
@@ -194,13 +183,9 @@ def build_exported(exported: ExportedGenerator, source: str, arch: str | None = 
     target = spec.kwargs.get("target") if spec.name == "custom" else None
     if target and arch != target:
         raise InputError(f"{source} uses your own architecture {target}; pass arch={target!r} to load it")
-    try:
-        module = build(spec)
-    except InputError:
-        raise
-    except Exception as exc:  # a tampered spec may fail anywhere in a constructor
-        raise InputError(f"{source}: cannot build {spec.name} from its recorded spec ({exc}); export it again") from None
+    module = build_loaded(spec, exported.state_dict, f"generator {spec.name} in {source}")
     floats = {v.dtype for v in exported.state_dict.values() if v.is_floating_point()}
     if len(floats) == 1:
         module = module.to(next(iter(floats)))
-    return load_into(module, exported.state_dict, f"generator {spec.name} in {source}").eval()
+        module.load_state_dict(exported.state_dict)  # exact in the file's own dtype
+    return module.eval()
