@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (NM, AdvWeight, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (NM, AdvWeight, Plan, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, flag, load_options, output_option, require_plain_loading)
 from .output import human_console, notice, print_json, progress_callback
@@ -42,7 +42,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
              allocation: Allocation = "uniform", keep_dense: KeepDense = "auto", block: Block = "4x4", nm: NM = "2:4",
-             nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None,
+             nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None, plan: Plan = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
@@ -68,6 +68,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     from ..finetune import FinetuneConfig, run_finetune
     from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
+    from ..prune.plan import read_plan
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
@@ -79,6 +80,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
         allocation=allocation, keep_dense=keep_dense, block=block, nm=nm, nm_axis=nm_axis,
+        plan=read_plan(plan) if plan is not None else None,
         include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last, coupled=coupled,
         freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
         device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,

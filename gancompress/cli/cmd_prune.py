@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (NM, Allocation, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+from .options import (NM, Allocation, Plan, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
                       Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
@@ -27,6 +27,7 @@ def prune(
     block: Block = "4x4",
     nm: NM = "2:4",
     nm_axis: NMAxis = "in",
+    plan: Plan = None,
     include: Include = None,
     exclude: Exclude = None,
     prune_first_last: PruneFirstLast = False,
@@ -48,6 +49,7 @@ def prune(
     Example: gancompress prune builtin:digits-dcgan --sparsity 0.9 --granularity block -o pruned.safetensors
     """
     from ..prune import PruneConfig
+    from ..prune.plan import read_plan
     from ..prune.run import PruneJob, prune_checkpoint
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
@@ -55,7 +57,8 @@ def prune(
     source = source_from_stdin(source)
     config = PruneConfig(sparsity=sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense,
                          block=block, nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
-                         coupled=coupled, scope=scope, prune_first_last=prune_first_last)
+                         coupled=coupled, scope=scope, prune_first_last=prune_first_last,
+                         plan=read_plan(plan) if plan is not None else None)
     result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
     for message in result.warnings:
         notice(f"warning: {message}", quiet=quiet)

@@ -54,6 +54,7 @@ class FinetuneConfig:
     block: tuple[int, int] = (4, 4)
     nm: tuple[int, int] = (2, 4)
     nm_axis: str = "in"
+    plan: dict[str, float] | None = None
     scope: str = "layer"
     prune_first_last: bool = False
     coupled: bool = False
@@ -106,7 +107,7 @@ class FinetuneConfig:
     @property
     def prunes(self) -> bool:
         """True when this run prunes (``--sparsity``, or ``--granularity nm``, which implies it)."""
-        return self.sparsity is not None or self.granularity == "nm"
+        return self.sparsity is not None or self.granularity == "nm" or self.plan is not None
 
     def prune_config(self, input_shape: tuple[int, ...] | None = None):
         """The :class:`~gancompress.prune.PruneConfig` of a pruning run (None when it does not prune);
@@ -119,7 +120,7 @@ class FinetuneConfig:
                            keep_dense=self.keep_dense, block=self.block, nm=self.nm, nm_axis=self.nm_axis,
                            include=self.include, exclude=self.exclude, coupled=self.coupled,
                            input_shape=input_shape if self.coupled else None, scope=self.scope,
-                           prune_first_last=self.prune_first_last)
+                           prune_first_last=self.prune_first_last, plan=self.plan)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings, tuples as lists)."""

@@ -191,6 +191,18 @@ class ErdosRenyiKernel(RateAllocation):
         return lambda r, lam: r.weights * (1.0 - min(1.0, (1.0 - lam) * raw[r.key] / low))
 
 
+class PlanAllocation(RateAllocation):
+    """A per-layer plan (``{param key: sparsity}``) scaled together: ``lam`` 0.5 is the plan itself."""
+
+    name = "plan"
+
+    def __init__(self, plan: dict[str, float]) -> None:
+        self.plan = plan
+
+    def budgets(self, layers):
+        return lambda r, lam: r.weights * min(1.0, self.plan[r.key] * lam / max(1.0 - lam, 1e-12))
+
+
 class ThresholdAllocation(Allocation):
     """One threshold on ``values`` over all pruned layers."""
 
@@ -234,4 +246,4 @@ def check_allocation(name: str, granularity: str) -> Allocation:
     return alloc
 
 
-__all__ = ["ALLOCATIONS", "Allocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer"]
+__all__ = ["ALLOCATIONS", "Allocation", "PlanAllocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer"]

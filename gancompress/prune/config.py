@@ -9,6 +9,7 @@ from ..errors import InputError
 from .allocation import check_allocation
 from .granularity import GRANULARITIES, check_sparsity, implied_sparsity, parse_block, parse_nm, parse_nm_axis
 from .keep_dense import parse_keep_dense
+from .plan import check_plan
 
 SCOPES = ("layer", "global")
 
@@ -57,6 +58,7 @@ class PruneConfig:
     input_shape: tuple[int, ...] | None = None  # per-sample input, to trace the model for ``coupled``
     scope: str = "layer"
     prune_first_last: bool = False
+    plan: dict[str, float] | None = None  # {module name: sparsity} (.plan); layers it omits stay dense
 
     def __post_init__(self) -> None:
         if not isinstance(self.granularity, str):
@@ -72,7 +74,11 @@ class PruneConfig:
         check_allocation(self.allocation, self.granularity)
         self.block, self.nm, self.nm_axis = parse_block(self.block), parse_nm(self.nm), parse_nm_axis(self.nm_axis)
         self.include, self.exclude = _globs(self.include, "include"), _globs(self.exclude, "exclude")
-        if self.sparsity is None and self.granularity != "nm":
+        self.plan = None if self.plan is None else check_plan(self.plan)
+        if self.plan is not None and (self.granularity == "nm" or self.allocation != "uniform" or self.coupled):
+            raise InputError("--plan sets each layer's sparsity itself; it cannot be combined with --granularity nm, "
+                             "--coupled or an --allocation other than uniform")
+        if self.sparsity is None and self.granularity != "nm" and self.plan is None:
             raise InputError("--sparsity is required: give the fraction of all prunable weights to zero, e.g. -s 0.9 "
                              "(only --granularity nm implies it)")
         self.sparsity = None if self.sparsity is None else check_sparsity(self.sparsity)

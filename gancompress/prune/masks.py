@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .allocation import ALLOCATIONS, rank_layer
+from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
 from .layers import CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key, to_canonical
@@ -56,6 +56,8 @@ def compute_masks(model: nn.Module, config: PruneConfig, previous: dict[str, tor
                               layers=plan.pruned)
         return {**{k: v for k, v in carried.items() if k not in masks}, **masks}
     gran, alloc = GRANULARITIES.get(config.granularity), ALLOCATIONS.get(config.allocation)
+    if config.plan is not None:
+        alloc = PlanAllocation({param_key(n, m): config.plan[n] for n, m in plan.pruned})
     ranked = []
     for e in _entries(model, plan.pruned, previous):
         ranked.append((e, *rank_layer(e.key, e.weight, e.geo, e.previous, gran, config.options, alloc.values)))

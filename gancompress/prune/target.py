@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import InputError
 from .granularity import GRANULARITIES, nm_pattern_zeros
-from .keep_dense import Layer, choose_dense
+from .keep_dense import DenseChoice, Layer, choose_dense
 from .layers import is_prunable, module_geometry, param_key
 
 NM_TOLERANCE = 5e-3  # of all prunable weights
@@ -85,6 +85,8 @@ def _plan(layers, facts, dense: dict[str, str], config, total: int) -> TargetPla
     dense_zeros = sum(facts[n].zeros for n, _ in layers if n in dense)
     most = dense_zeros + sum(facts[n].most for n, _ in pruned)
     target = most if config.sparsity is None else int(config.sparsity * total + 0.5)
+    if config.sparsity is None and config.plan is not None:  # each layer at its planned sparsity
+        target = dense_zeros + sum(max(facts[n].zeros, int(config.plan[n] * facts[n].weights + 0.5)) for n, _ in pruned)
     return TargetPlan(pruned, dense, total, target, dense_zeros, most, sum(facts[n].weights for n, _ in pruned))
 
 
@@ -99,8 +101,8 @@ def plan_target(model: nn.Module, config, previous: dict | None = None, *, final
     :class:`InputError` when it cannot be reached, saying by how much."""
     layers = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
     facts = {n: _facts(model, n, m, previous) for n, m in layers}
-    choice = choose_dense([Layer(n, facts[n].weights) for n, _ in layers], config.keep_dense,
-                          config.include, config.exclude)
+    choice = _plan_choice(layers, config) if config.plan is not None else choose_dense(
+        [Layer(n, facts[n].weights) for n, _ in layers], config.keep_dense, config.include, config.exclude)
     total = sum(f.weights for f in facts.values())
     plan = _plan(layers, facts, choice.dense, config, total) if len(choice.dense) < len(layers) else None
     if choice.optional and (plan is None or plan.target > plan.most + _slack(plan, facts, config)):
@@ -108,6 +110,19 @@ def plan_target(model: nn.Module, config, previous: dict | None = None, *, final
         plan.notes.append(f"--keep-dense auto: {', '.join(choice.optional)} pruned too, as the target needs them")
     _check(plan, _slack(plan, facts, config), config, final)
     return plan
+
+
+def _plan_choice(layers, config) -> DenseChoice:
+    """With ``--plan``: the layers it does not name (or plans at 0) stay dense."""
+    names = [n for n, _ in layers]
+    unknown = [n for n in config.plan if n not in names]
+    if unknown:
+        raise InputError(f"--plan names {', '.join(unknown[:3])}, which this model does not have as a prunable layer "
+                         f"(it has: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}); the plan belongs to another model")
+    dense = {n: "not in --plan" for n in names if config.plan.get(n, 0.0) == 0.0}
+    if len(dense) == len(names):
+        raise InputError("--plan prunes no layer (every sparsity in it is 0)")
+    return DenseChoice(dense, ())
 
 
 def _dense_words(plan: TargetPlan) -> str:
