@@ -51,7 +51,6 @@ class Ranked:
     zeros: int
     order: torch.Tensor
     gain: torch.Tensor
-    unit: int
     values: torch.Tensor | None = None
 
     def zeros_after(self, k: int) -> int:
@@ -72,25 +71,26 @@ def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     """Rank one layer's units; ``values`` ``"rms"`` or ``"lamp"`` adds cross-layer scores.
     Also returns the per-unit shape (for :meth:`Ranked.keep_units`)."""
     scores = gran.unit_scores(weight, geo, previous, key, opts)
+    units_shape = tuple(scores.shape)
     mat = to_canonical(weight.detach(), geo)
     live = mat != 0
     if previous is not None:
         live &= to_canonical(previous.to(torch.bool), geo)
-    live_units = gran.unit_reduce(live.long(), geo, opts, "sum").reshape(-1)
+    live_units = gran.unit_reduce(live.to(torch.int32), geo, opts, "sum").reshape(-1)
     full = torch.sort(scores.reshape(-1), descending=True, stable=True).indices.flip(0)  # ties: high index first
     droppable = ~gran.always_kept(scores, geo, opts).reshape(-1)[full]
+    del scores
     order = full[droppable]
-    size = gran.unit_reduce(torch.ones(mat.shape), geo, opts, "sum").reshape(-1)
     ranked = Ranked(key, tuple(weight.shape), weight.numel(), weight.numel() - int(live.sum()), order,
-                    live_units[order].cumsum(0), int(size.max()) if size.numel() else 1)
+                    live_units[order].cumsum(0, dtype=torch.int64))
     if values is not None:
-        square = mat.float().square() * live
-        ms = (gran.unit_reduce(square, geo, opts, "sum").reshape(-1) / size)[full]
-        ms = ms.masked_fill(live_units[full] == 0, 0.0)
-        v = lamp_scores(ms) if values == "lamp" else ms.sqrt()
-        v = v.masked_fill(live_units[full] == 0, -1.0)  # units already empty go first
+        size = gran.unit_reduce(torch.ones(mat.shape), geo, opts, "sum").reshape(-1)
+        ms = (gran.unit_reduce(mat.float().square() * live, geo, opts, "sum").reshape(-1) / size)[full]
+        dead = live_units[full] == 0
+        v = lamp_scores(ms.masked_fill(dead, 0.0)) if values == "lamp" else ms.sqrt()
+        v = v.masked_fill(dead, -1.0)  # units already empty go first
         ranked.values = torch.cummax(v, 0).values[droppable]  # rounding must not break the order
-    return ranked, tuple(scores.shape)
+    return ranked, units_shape
 
 
 def lamp_scores(ms: torch.Tensor) -> torch.Tensor:
