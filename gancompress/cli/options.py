@@ -99,7 +99,7 @@ Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB
 KeepDense = Annotated[str, typer.Option("--keep-dense", metavar="POLICY", help="Layers that stay dense: auto (layers under 2% of the weights that read the input or feed the output, unless the target needs them), first, last, none, or module-name globs; comma-separated.")]
 Allocation = Annotated[str, typer.Option("--allocation", help="How the zeros are spread over the pruned layers: {choices:allocation} (uniform: the same sparsity per layer; global: one magnitude threshold; lamp: layer-adaptive magnitude scores; erk: Erdos-Renyi-Kernel).")]
 Allocations = Annotated[str, typer.Option("--allocation", metavar="LIST", help="Comma-separated allocations from: {choices:allocation}.")]
-Plan = Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="A per-layer sparsity plan (JSON, from `gancompress sensitivity`); layers it omits stay dense; with --sparsity its sparsities are scaled to that overall target.")]
+Plan = Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="A per-layer sparsity plan (JSON, from `gancompress sensitivity`); layers it omits stay dense; when a sparsity is also given, the plan is scaled to that overall target.")]
 NMAxis = Annotated[str, typer.Option("--nm-axis", help="N:M runs along: {choices:nm-axis} (in: the input channels, what sparse tensor cores use; kernel: the older layout).")]
 Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 
