@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                   keep_checkpoints=False)
     started = time.perf_counter()
 
-    def progress(event: str, info: dict) -> None:
-        if event == "cell-done":
+    def progress(event) -> None:
+        info = event.info
+        if event.stage == "sweep" and info.get("event") == "cell-done":
             r = info["record"]
             print(f"  {info['cell']}: FID {r['fid']:.2f} ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
@@ -130,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
         state = json.loads((out / "sweep.json").read_text())
         dense = state["dense"]
-        recorded = [c for c in _recorded_cells(SweepConfig(**common)).values() if c["seed"] in seeds]
+        recorded = [c for c in _recorded_cells(SweepConfig.from_options(**common)).values() if c["seed"] in seeds]
         cells = {_key(c): c for c in recorded}
         sections["all"] = summarise(recorded, dense)
     for name in ("" if args.report_only else args.sections):
         spec = grid[name]
-        cfg = SweepConfig(sparsities=spec["sparsities"], granularities=spec["granularities"],
-                          allocations=spec.get("allocations", ("uniform",)),
+        cfg = SweepConfig.from_options(sparsities=spec["sparsities"], granularities=spec["granularities"],
+                                       allocations=spec.get("allocations", ("uniform",)),
                           methods=spec["methods"] or (DEFAULT_METHOD,), **common)
         print(f"section {TITLES[name]}: {len(cfg.cells())} cells", file=sys.stderr, flush=True)
-        result = sweep(cfg, on_progress=progress, shard=shard)
+        result = sweep(cfg, on_event=progress, shard=shard)
         dense = result.dense
         sections[name] = summarise(result.cells, dense)
         cells.update({_key(c): c for c in result.cells})

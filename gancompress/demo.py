@@ -1,7 +1,7 @@
 """``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
 
-inspect -> prune (one-shot magnitude, ``sparsity`` of ALL prunable weights as ``prune -s`` means it,
-see :func:`gancompress.recipe.setting_prune_config`) -> recover with the default method and
+inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
+:func:`gancompress.recipe.setting_prune_config`: ``sparsity`` of ALL prunable weights, as ``prune -s``) -> recover with the default method and
 schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
 recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
 evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
@@ -10,7 +10,7 @@ file. Writes, in ``out_dir``: ``pruned.safetensors``, ``recovered.safetensors`` 
 checkpoints), ``recovered.sparse.safetensors`` (the deployable export), ``samples.png`` (one
 labelled row per model, same latents) and ``demo.json`` (every number). Needs no download.
 
-The library never imports typer/rich: progress goes to ``on_progress(stage, done, total)``.
+The library never imports typer/rich: progress goes to ``on_event(Event(stage, done, total))``.
 """
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InputError
-from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, SCHEDULES
+from .registry import unknown_choice
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
+from .io_utils import atomic_write_text
+from .progress import Event, OnEvent, ShouldStop
+from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
 
 DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
@@ -33,7 +37,6 @@ DEMO_STEPS = 750
 DEMO_SAMPLES = 2000
 STAGES = ("inspect", "prune", "finetune", "evaluate", "export")
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -62,13 +65,19 @@ class DemoConfig:
             raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
         if not get_method(self.method).trains_generator:
             trained = [m for m in names() if get_method(m).trains_generator]
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
-        if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        for name in ("steps", "num_samples", "grid_columns"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+            raise unknown_choice("recovery method for the demo", self.method, trained)
+        Setting(None, self.recovery, self.schedule, self.seed)  # checks method, steps and schedule
+        self.measure  # noqa: B018  (checks the sample count and grid columns)
+
+    @property
+    def recovery(self):
+        from .finetune.config import RecoveryConfig
+
+        return RecoveryConfig(method=self.method, steps=self.steps)
+
+    @property
+    def measure(self) -> MeasureConfig:
+        return MeasureConfig(self.num_samples, self.seed, self.grid_columns)
 
 
 @dataclass
@@ -127,84 +136,83 @@ def _export_size(source: Path, fmt: str, dest: Path | None = None) -> tuple[int,
         return r.file_bytes, r.dense_float32_bytes
 
 
-def run_demo(config: DemoConfig, on_progress: ProgressFn | None = None) -> DemoResult:
-    """Run the pipeline (see the module docstring); never overwrites anything."""
-    import torch
+def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: ShouldStop | None = None) -> DemoResult:
+    """Run the pipeline (see the module docstring); never overwrites anything.
 
-    from .finetune import FinetuneConfig, run_finetune
+    ``on_event`` gets ``Event(stage, done, total)`` for each stage (and every fine-tuning step);
+    ``should_stop`` is passed to the fine-tuning (:class:`~gancompress.finetune.FinetuneInterrupted`).
+    """
     from .inspection import inspect_bundle
     from .loading import load_bundle
-    from .prune import achieved_sparsity
-    from .prune.run import PruneJob, prune_checkpoint
-    from .recipe import measure, prune_fields, setting_prune_config, write_samples
 
-    emit = on_progress or (lambda stage, done, total: None)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 2)
-        clock = now
-
+    emit = on_event or (lambda event: None)
+    clock = _Laps()
     out = fresh_dir(config.out_dir)
     files = {"pruned": out / "pruned.safetensors", "recovered": out / "recovered.safetensors",
              "export": out / "recovered.sparse.safetensors", "samples": out / "samples.png", "report": out / "demo.json"}
 
-    emit("inspect", 0, 1)
+    emit(Event("inspect", 0, 1))
     dense = load_bundle(config.source)
     report = inspect_bundle(dense)
     report["generator_parameters"] = report["generator"]["parameters"]
-    emit("inspect", 1, 1)
-    lap("inspect")
+    emit(Event("inspect", 1, 1))
+    clock.lap("inspect")
 
-    emit("prune", 0, 1)
-    torch.manual_seed(config.seed)
     pconf = setting_prune_config(config.sparsity, config.granularity, allocation=config.allocation,
                                  keep_dense=config.keep_dense)
-    pruned = prune_checkpoint(PruneJob(config.source, pconf, files["pruned"]))
-    emit("prune", 1, 1)
-    lap("prune")
+    setting = Setting(pconf, config.recovery, config.schedule, config.seed)
+    done = prune_and_recover(config.source, setting, config.data, files["pruned"], files["recovered"],
+                             device=config.device, keep_pruned=True, on_event=emit, should_stop=should_stop)
+    clock.seconds.update(prune=round(done.prune_seconds, 2), finetune=round(done.seconds, 2))
+    clock.clock = time.perf_counter()
+    rows = _measure_rows(config, dense, files, emit)
+    clock.lap("evaluate")
 
-    emit("finetune", 0, config.steps)
-    if config.schedule == "agp":  # prune gradually while recovering, from the dense model (the paper's schedule)
-        start = {"source": config.source, **prune_fields(pconf)}
-    else:  # recover the one-shot pruned checkpoint
-        start = {"source": str(files["pruned"])}
-    ft = FinetuneConfig(output=files["recovered"], data=config.data, method=config.method, steps=config.steps,
-                        seed=config.seed, device=config.device, log_every=0, sample_every=0, save_every=0, **start)
-    run_finetune(ft, on_progress=lambda k, m: emit("finetune", k, config.steps))
-    lap("finetune")
-
-    models = [("dense", config.source), ("pruned, no recovery", files["pruned"]),
-              (f"pruned + {config.method}", files["recovered"])]
-    rows = []
-    for i, (label, path) in enumerate(models):
-        emit("evaluate", i, len(models) + 1)
-        numbers = measure(path, config.source, config.num_samples, config.seed, config.device)
-        bundle = dense if path == config.source else load_bundle(str(path))
-        rows.append([label, str(path), numbers, achieved_sparsity(bundle.generator, bundle.masks)["all"]])
-    write_samples([(label, path) for label, path in models], files["samples"], config.grid_columns, config.seed)
-    emit("evaluate", len(models) + 1, len(models) + 1)
-    lap("evaluate")
-
-    emit("export", 0, 1)
+    emit(Event("export", 0, 1))
     pruned_bytes, dense_bytes = _export_size(files["pruned"], "sparse")
     export_bytes, _ = _export_size(files["recovered"], "sparse", files["export"])
-    emit("export", 1, 1)
-    lap("export")
-
+    emit(Event("export", 1, 1))
+    clock.lap("export")
     sizes = [(dense_bytes, "dense f32"), (pruned_bytes, "sparse"), (export_bytes, "sparse")]
     result_rows = [DemoRow(label, path, n["fid"], n["psnr"], int(n["nonzeros"]), int(n["parameters"]), sp, size, kind)
                    for (label, path, n, sp), (size, kind) in zip(rows, sizes)]
-    settings = {"source": config.source, "data": config.data, "sparsity_target": config.sparsity,
-                "granularity": config.granularity, "method": config.method, "schedule": config.schedule, "steps": config.steps,
-                "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
-                "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
-                "allocation": config.allocation, "keep_dense": config.keep_dense, "dense_layers": pruned.config["dense"]}
-    result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, settings, seconds)
-    from .io_utils import atomic_write_text
-
+    result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, _settings(config, pconf),
+                        clock.seconds)
     atomic_write_text(files["report"], json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+class _Laps:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self.clock, 2)
+        self.clock = now
+
+
+def _measure_rows(config: DemoConfig, dense: Any, files: dict[str, Path], emit: OnEvent) -> list[list[Any]]:
+    from .loading import load_bundle
+    from .prune import achieved_sparsity
+
+    models = [("dense", config.source), ("pruned, no recovery", files["pruned"]),
+              (f"pruned + {config.method}", files["recovered"])]
+    rows, m = [], config.measure
+    for i, (label, path) in enumerate(models):
+        emit(Event("evaluate", i, len(models) + 1))
+        numbers = measure(path, config.source, m.num_samples, m.seed, config.device)
+        bundle = dense if path == config.source else load_bundle(str(path))
+        rows.append([label, str(path), numbers, achieved_sparsity(bundle.generator, bundle.masks)["all"]])
+    write_samples([(label, path) for label, path in models], files["samples"], m.grid_columns, m.seed)
+    emit(Event("evaluate", len(models) + 1, len(models) + 1))
+    return rows
+
+
+def _settings(config: DemoConfig, pconf: Any) -> dict[str, Any]:
+    return {"source": config.source, "data": config.data, "sparsity_target": config.sparsity,
+            "granularity": config.granularity, "method": config.method, "schedule": config.schedule,
+            "steps": config.steps, "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
+            "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
+            "allocation": pconf.allocation, "keep_dense": ",".join(pconf.keep_dense)}

@@ -57,3 +57,9 @@ def from_user_code(exc: BaseException) -> UserCodeError | None:
     first = (str(exc).strip().splitlines() or [""])[0]
     return UserCodeError(f"your --arch code failed at {os.path.basename(where.filename)}:{where.lineno} in {where.name}: "
                          f"{type(exc).__name__}: {first}; fix your network code (rerun with --debug for the traceback)")
+
+
+class Interrupted(GanCompressError):
+    """The caller's ``should_stop`` ended a run (the CLI: Ctrl-C or SIGTERM): exit code 130, like a shell's SIGINT."""
+
+    exit_code = 130

@@ -27,11 +27,6 @@ class WeightLayer:
     in_attr: str  # constructor argument / attribute holding the input width
     out_attr: str
 
-    @property
-    def side(self) -> str:
-        """``channels`` or ``features``: the word in the width arguments."""
-        return self.out_attr.split("_", 1)[1]
-
 
 _CONV = WeightLayer(CONV, 0, 1, "in_channels", "out_channels")
 _CONV_T = WeightLayer(CONV_TRANSPOSE, 1, 0, "in_channels", "out_channels")

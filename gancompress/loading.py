@@ -8,7 +8,7 @@ files), recognises the generator and discriminator, and builds them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,22 +30,52 @@ _G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge"
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to read a SOURCE: pickle trust and an optional user architecture."""
+    """How to read a model: the SOURCE, pickle trust, and optional user architectures for G and D.
 
+    ``arch`` / ``d_arch`` name ``module.path:Callable``; importing that module runs its code, so
+    a checkpoint that records one is rebuilt only when the same name is passed again. The same
+    options (with another ``source``: :meth:`for_source`) read a run's teacher and discriminator.
+    """
+
+    source: str | None = None
     trust_pickle: bool = False
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
     direction: str = "AtoB"  # CycleGAN directories: AtoB loads G_A/D_A, BtoA loads G_B/D_B
+    d_arch: str | None = None
+    d_arch_kwargs: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
             raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.arch is not None:
-            from .archs.custom import check_arch_target
+        for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
+            if target is not None:
+                if not isinstance(target, str):
+                    raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
+                from .archs.custom import check_arch_target
 
-            check_arch_target(self.arch)
-        if self.arch_kwargs is not None and self.arch is None:
-            raise InputError("--arch-kwargs needs --arch module:Callable")
+                check_arch_target(target)
+            if kwargs is not None and target is None:
+                raise InputError(f"{option}-kwargs needs {option} module:Callable")
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise InputError(f"{option}-kwargs must be a dict (a JSON object), got {type(kwargs).__name__}")
+
+    def for_source(self, source: str) -> LoadOptions:
+        """These options for another SOURCE (a teacher, a discriminator file)."""
+        return replace(self, source=source)
+
+    def custom_spec(self, role: str) -> ArchSpec | None:
+        """The recorded spec of the user's architecture for ``role``, None when not given."""
+        target, kwargs = (self.arch, self.arch_kwargs) if role == "generator" else (self.d_arch, self.d_arch_kwargs)
+        if target is None:
+            return None
+        return ArchSpec("custom", {"target": target, "kwargs": dict(kwargs or {})})
+
+
+def _options(source: str | LoadOptions, options: LoadOptions | None) -> LoadOptions:
+    if isinstance(source, LoadOptions):
+        return source
+    return (options or LoadOptions()).for_source(str(source))
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -107,23 +137,38 @@ def _collect(raw_files: list[RawFile]) -> dict[str, Any]:
     return found
 
 
-def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> GanBundle:
+def _custom_module(found: dict[str, Any], option: str, target: str, kwargs: dict[str, Any],
+                   prefer: Any) -> tuple[str, nn.Module]:
+    """The user's ``--arch``/``--d-arch`` network loaded from the state dict whose keys fit it best."""
     from .archs.custom import build_custom
 
-    kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
-    module = build_custom(options.arch, kwargs)  # type: ignore[arg-type]
+    module = build_custom(target, kwargs)
     expected = set(module.state_dict())
-    ranked = sorted(found.items(), key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1, _hint_rank(kv[0])))
+    ranked = sorted(found.items(), key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1,
+                                                   prefer(kv[0])))
     name, sd = ranked[0]
     if isinstance(sd, nn.Module):
-        raise InputError("--arch is for state dicts; this checkpoint already holds a whole module")
-    load_into(module, sd, f"--arch {options.arch}")
-    bundle = GanBundle(module.eval(), ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+        raise InputError(f"{option} is for state dicts; this checkpoint already holds a whole module")
+    load_into(module, sd, f"{option} {target}")
+    return name, module.eval()
+
+
+def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict | None) -> GanBundle:
+    kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
+    name, module = _custom_module(found, "--arch", options.arch, kwargs, _hint_rank)  # type: ignore[arg-type]
+    bundle = GanBundle(module, ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options)
     return bundle
 
 
-def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any]) -> None:
+def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: LoadOptions) -> None:
+    if options.d_arch is not None:
+        if not any(isinstance(v, Mapping) for v in rest.values()):
+            raise InputError(f"--d-arch {options.d_arch}: the checkpoint holds no state dict besides the generator's")
+        _, module = _custom_module(rest, "--d-arch", options.d_arch, dict(options.d_arch_kwargs or {}),
+                                   lambda name: -_hint_rank(name))
+        bundle.discriminator, bundle.d_spec = module, options.custom_spec("discriminator")
+        return
     for _, sd in sorted(rest.items(), key=lambda kv: -_hint_rank(kv[0])):
         if isinstance(sd, Mapping):
             try:
@@ -136,7 +181,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any]) -> None:
             return
 
 
-def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
+def _builtin_bundle(found: dict[str, Any], options: LoadOptions) -> GanBundle:
     modules = [(k, v) for k, v in found.items() if isinstance(v, nn.Module)]
     if modules:
         name, module = sorted(modules, key=lambda kv: _hint_rank(kv[0]))[0]
@@ -153,7 +198,7 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     module = build(spec)
     load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
     bundle = GanBundle(module.eval(), spec)
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name})
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options)
     return bundle
 
 
@@ -169,13 +214,16 @@ def _generator_spec(sd: Any) -> ArchSpec | None:
 
 
 def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source: str) -> None:
-    spec = parse_spec(metadata.get("g_arch"), source)
-    target = spec.kwargs.get("target") if spec.name == "custom" else None
-    if target and options.arch != target:
-        raise InputError(
-            f"{source} uses your own architecture {target}; pass --arch {target} to load it "
-            "(importing it runs that module's code)"
-        )
+    for key, option, given in (("g_arch", "--arch", options.arch), ("d_arch", "--d-arch", options.d_arch)):
+        if key not in metadata:
+            continue
+        spec = parse_spec(metadata.get(key), source, key)
+        target = spec.kwargs.get("target") if spec.name == "custom" else None
+        if target and given != target:
+            raise InputError(
+                f"{source} uses your own architecture {target}; pass {option} {target} to load it "
+                "(importing it runs that module's code)"
+            )
 
 
 def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | None]:
@@ -186,19 +234,24 @@ def _raw_files(path: Path, options: LoadOptions) -> tuple[list[RawFile], dict | 
     return [read_file(p, trust_pickle=options.trust_pickle) for p in files], config
 
 
-def load_bundle(source: str, options: LoadOptions | None = None) -> GanBundle:
-    """Load any supported SOURCE into a :class:`GanBundle` (generator + optional discriminator)."""
-    return _load_source(source, options or LoadOptions())[0]
+def load_bundle(source: str | LoadOptions, options: LoadOptions | None = None) -> GanBundle:
+    """Load a model into a :class:`GanBundle` (generator + optional discriminator).
+
+    ``source`` is a :class:`LoadOptions` (its ``source`` is read), or a SOURCE string read with
+    ``options`` (default: built-in architectures, no pickles).
+    """
+    return _load_source(_options(source, options))[0]
 
 
-def load_with_partner(source: str, options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
+def load_with_partner(source: str | LoadOptions,
+                      options: LoadOptions | None = None) -> tuple[GanBundle, nn.Module | None]:
     """Like :func:`load_bundle`, plus CycleGAN's opposite-direction generator when SOURCE holds it.
 
     A CycleGAN directory (``latest_net_G_A.pth``, ``latest_net_G_B.pth``, ``latest_net_D_A.pth``,
     ...) or file with both generators gives ``G_A`` with ``D_A`` and partner ``G_B`` for
     ``direction="AtoB"`` and the reverse for ``"BtoA"``; anything else gives ``None``.
     """
-    return _load_source(source, options or LoadOptions(), partner=True)
+    return _load_source(_options(source, options), partner=True)
 
 
 _CYCLE_SWAP = {"g_a": "g_b", "g_b": "g_a", "d_a": "d_b", "d_b": "d_a"}
@@ -231,7 +284,10 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
     return None
 
 
-def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
+def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle, nn.Module | None]:
+    if not options.source:
+        raise InputError("no SOURCE given: name a checkpoint file, a directory, hf://OWNER/REPO or builtin:NAME")
+    source = str(options.source)
     path = resolve(source)
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
@@ -242,7 +298,7 @@ def _load_source(source: str, options: LoadOptions, partner: bool = False) -> tu
     found = _collect(raw_files)
     if options.direction == "BtoA":
         found = _swap_directions(found)
-    bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found)
+    bundle = _custom_generator(found, options, config) if options.arch else _builtin_bundle(found, options)
     bundle.source = source
     bundle.meta.setdefault("provenance", {"source": source})
     if options.direction == "BtoA" and any(_cycle_role(k) for k in found):

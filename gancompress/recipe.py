@@ -1,11 +1,61 @@
-"""One compression setting end to end: the pruning config for an overall sparsity, recovery, and
-the measurements (FID, PSNR to dense, nonzeros) and sample grid. Used by ``demo`` and ``sweep``.
+"""One compression setting end to end: the pruning config for an overall sparsity, recovery (AGP
+while recovering, or one-shot then recovery), and the measurements (FID, PSNR to dense,
+nonzeros) and sample grid. Used by ``demo`` and ``sweep`` (which do not import each other).
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from .errors import InputError
+from .registry import unknown_choice
+from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
+from .progress import Event
+
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: how to prune (``prune``: a PruneConfig), how to recover (a RecoveryConfig), and
+    ``schedule``: ``agp`` prunes the dense model gradually while recovering (the paper's),
+    ``oneshot`` prunes first and recovers with fixed masks."""
+
+    prune: Any
+    recovery: Any
+    schedule: str = DEFAULT_SCHEDULE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How each model of a setting is measured: FID samples, the seed of their latents, grid columns."""
+
+    num_samples: int = 2000
+    seed: int = 0
+    grid_columns: int = 8
+
+    def __post_init__(self) -> None:
+        for name, least in (("num_samples", 2), ("grid_columns", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"--seed must be a non-negative integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class Recovered:
+    model: Path  # the recovered checkpoint (the pruned one when the method does not train)
+    pruned: Path | None  # the one-shot pruned checkpoint, when one was written
+    seconds: float  # recovery time
+    prune_seconds: float = 0.0
 
 
 def setting_prune_config(sparsity: float, granularity: str = "element", *, allocation: str = "uniform",
@@ -21,13 +71,6 @@ def setting_prune_config(sparsity: float, granularity: str = "element", *, alloc
     nm = nm_for_sparsity(sparsity, nm_runs) if granularity == "nm" else (2, 4)
     return PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, nm=nm,
                        nm_axis=nm_axis)
-
-
-def prune_fields(config) -> dict[str, Any]:
-    """The pruning fields of ``config`` as :class:`~gancompress.finetune.FinetuneConfig` takes them."""
-    return {"sparsity": config.sparsity, "granularity": config.granularity, "allocation": config.allocation,
-            "keep_dense": ",".join(config.keep_dense), "nm": config.nm, "nm_axis": config.nm_axis,
-            "block": config.block, "include": config.include, "exclude": config.exclude}
 
 
 def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str) -> dict[str, Any]:
@@ -67,3 +110,38 @@ def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: in
     rows = sample_rows(entries, columns, seed)
     scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
     return save_grid(rows, path, (-1.0, 1.0), scale, force=True)
+
+
+def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,
+                      device: str = "auto", keep_pruned: bool = False, on_event: Callable | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> Recovered:
+    """Prune ``source`` and recover it as ``setting`` says; ``keep_pruned`` also writes the one-shot
+    pruned checkpoint under AGP (the demo shows it as "no recovery")."""
+    import torch
+
+    from .finetune import FinetuneConfig, run_finetune
+    from .finetune.config import DataConfig, RunConfig
+    from .loading import LoadOptions
+    from .prune.run import PruneJob, prune_checkpoint
+
+    emit = on_event or (lambda event: None)
+    trains = setting.recovery.recipe.trains_generator
+    torch.manual_seed(setting.seed)
+    agp = setting.schedule == "agp" and trains
+    wrote_pruned, started = None, time.perf_counter()
+    emit(Event("prune", 0, 1))
+    if not agp or keep_pruned:
+        prune_checkpoint(PruneJob(source, setting.prune, pruned, force=True))
+        wrote_pruned = pruned
+    emit(Event("prune", 1, 1))
+    prune_seconds = time.perf_counter() - started
+    if not trains:
+        return Recovered(pruned, wrote_pruned, 0.0, prune_seconds)
+    emit(Event("finetune", 0, setting.recovery.steps))
+    run = RunConfig(output, seed=setting.seed, device=device, force=True, log_every=0, sample_every=0, save_every=0)
+    start = replace(setting.prune, input_shape=None) if agp else None
+    config = FinetuneConfig(load=LoadOptions(source if agp else str(pruned)), run=run, recovery=setting.recovery,
+                            prune=start, data=DataConfig(data), teacher=source)
+    started = time.perf_counter()
+    run_finetune(config, on_event=on_event, should_stop=should_stop)
+    return Recovered(output, wrote_pruned, time.perf_counter() - started, prune_seconds)

@@ -18,26 +18,26 @@ results. The dense model is measured once (the ``dense`` entry). Outputs: ``resu
 (a markdown table: mean and spread over seeds), ``results.json``, ``fid_vs_sparsity.png``
 and ``cells/<cell>/samples.png``.
 
-The library never imports typer/rich; progress goes to an optional callback
-``on_progress(event, info)`` with events ``cell-start``, ``cell-skip``, ``step``, ``cell-done``.
+The library never imports typer/rich: progress goes to ``on_event(Event)``, stage ``sweep``
+(``done`` of ``total`` cells; ``info["event"]``: ``dense``, ``cell-start``, ``cell-skip``,
+``cell-done``, with ``cell``) and stage ``finetune`` (each step of a cell, with ``cell``);
+``should_stop()`` ends the sweep between cells and steps (the finished cells stay recorded).
 """
 from __future__ import annotations
 
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .errors import InputError
-from .recipe import measure, prune_fields, setting_prune_config, write_samples
-from .finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_LAMBDA, DEFAULT_LR_D, DEFAULT_LR_G,
-                                DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE, DEFAULT_STEPS,
-                                SCHEDULES)
+from .errors import InputError, Interrupted
+from .finetune.config import LossWeights, Rates, RecoveryConfig
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
-
-ProgressFn = Callable[[str, dict[str, Any]], None]
+from .progress import Event, OnEvent, ShouldStop
+from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
 STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
@@ -59,6 +59,8 @@ def _tuple(values, cast) -> tuple:
 
 @dataclass
 class SweepConfig:
+    """A grid of settings; ``recovery`` holds the shared recovery options (its method is each cell's)."""
+
     source: str
     out_dir: Path
     data: str | None = None
@@ -67,25 +69,14 @@ class SweepConfig:
     allocations: tuple[str, ...] = ("uniform",)
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
     seeds: tuple[int, ...] = (0,)
-    steps: int = DEFAULT_STEPS
-    batch_size: int = DEFAULT_BATCH_SIZE
-    lr_g: float = DEFAULT_LR_G
-    lr_d: float = DEFAULT_LR_D
-    lr_schedule: str = DEFAULT_LR_SCHEDULE
-    mu: float = DEFAULT_MU
-    adv_weight: float = DEFAULT_ADV_WEIGHT
-    lam: float = DEFAULT_LAMBDA
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_dense: str = "auto"
-    num_samples: int = 2000
-    eval_seed: int = 0
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
     device: str = "auto"
-    grid_columns: int = 8
     keep_checkpoints: bool = True
 
     def __post_init__(self) -> None:
-        from .prune import GRANULARITIES, check_sparsity
-
         self.out_dir = Path(self.out_dir)
         self.sparsities = _tuple(self.sparsities, float)
         self.granularities = _tuple(self.granularities, str)
@@ -98,26 +89,34 @@ class SweepConfig:
                 raise InputError(f"--{name}: give at least one value")
             if len(set(values)) != len(values):
                 raise InputError(f"--{name}: a value is repeated in {list(values)}")
+        self._check_cells()
+        if any(get_method(m).uses_d for m in self.methods) and not self.data:
+            uses_d = [name for name, m in METHODS.items() if m.uses_d]
+            raise InputError(f"the methods {', '.join(uses_d)} need real images: pass --data")
+
+    def _check_cells(self) -> None:
+        from .prune import GRANULARITIES, check_sparsity
+
         for s in self.sparsities:
             check_sparsity(s)
         for g in self.granularities:
             GRANULARITIES.get(g)
-        for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
-            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         for m in self.methods:
             get_method(m)
-        if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        for name in ("steps", "batch_size", "num_samples", "grid_columns"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (2 if name == "num_samples" else 1):
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        from .finetune.config import check_recovery_settings
+        for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
+            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
+        Setting(None, self.recovery, self.schedule)  # checks the schedule
 
-        check_recovery_settings(self)
-        if any(get_method(m).uses_d for m in self.methods) and not self.data:
-            uses_d = [name for name, m in METHODS.items() if m.uses_d]
-            raise InputError(f"the methods {', '.join(uses_d)} need real images: pass --data")
+    @classmethod
+    def from_options(cls, **options: Any) -> SweepConfig:
+        """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ...)."""
+        weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight") if k in options}
+        rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
+        runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
+        measured = {("seed" if k == "eval_seed" else k): options.pop(k)
+                    for k in ("num_samples", "eval_seed", "grid_columns") if k in options}
+        recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
+        return cls(recovery=recovery, measure=MeasureConfig(**measured), **options)
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
@@ -125,9 +124,17 @@ class SweepConfig:
                 for seed in self.seeds if a == "uniform" or g != "nm"]
 
     def record(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["out_dir"] = str(self.out_dir)
-        return json.loads(json.dumps(d))
+        """The settings as one flat JSON document (the keys ``sweep.json`` has always recorded)."""
+        r, w, m = self.recovery, self.recovery.weights, self.measure
+        flat = {"source": self.source, "out_dir": str(self.out_dir), "data": self.data,
+                "sparsities": self.sparsities, "granularities": self.granularities, "allocations": self.allocations,
+                "methods": self.methods,
+                "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
+                "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
+                "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
+                "num_samples": m.num_samples, "eval_seed": m.seed, "device": self.device,
+                "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints}
+        return json.loads(json.dumps(flat))
 
 
 def cell_key(cell: dict[str, Any]) -> str:
@@ -147,52 +154,32 @@ def check_cells(config: SweepConfig, generator) -> None:
 # --------------------------------------------------------------------------- one cell
 
 
-def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path,
-             on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Prune, recover and measure one cell; returns its record."""
-    import torch
-
-    from .finetune import FinetuneConfig, run_finetune
+def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: OnEvent | None = None,
+             should_stop: ShouldStop | None = None) -> dict[str, Any]:
+    """Prune, recover and measure one cell (:func:`gancompress.recipe.prune_and_recover`); returns its record."""
     from .loading import load_bundle
-    from .prune.run import PruneJob, prune_checkpoint
+    from .prune import achieved_sparsity
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     dense = load_bundle(config.source)
     pconf = setting_prune_config(cell["sparsity"], cell["granularity"], allocation=cell.get("allocation", "uniform"),
                                  keep_dense=config.keep_dense)
-    pruned_path, model_path = folder / "pruned.safetensors", folder / "model.safetensors"
-    method = cell["method"]
-    torch.manual_seed(cell["seed"])
-    trains = get_method(method).trains_generator
-    if config.schedule == "agp" and trains:
-        src, sparsity_kw = config.source, prune_fields(pconf)
-    else:
-        prune_checkpoint(PruneJob(config.source, pconf, pruned_path, force=True))
-        src, sparsity_kw = str(pruned_path), {}
-    if not trains:
-        model_path = pruned_path
-        seconds_ft = 0.0
-    else:
-        ft = FinetuneConfig(source=src, output=model_path, data=config.data, method=method, steps=config.steps,
-                            batch_size=config.batch_size, lr_g=config.lr_g, lr_d=config.lr_d, lr_schedule=config.lr_schedule, mu=config.mu,
-                            adv_weight=config.adv_weight,
-                            lam=config.lam, seed=cell["seed"], device=config.device, force=True, log_every=0,
-                            sample_every=0, save_every=0, teacher=config.source, **sparsity_kw)
-        seconds_ft = run_finetune(ft, on_progress=on_step).seconds
-    numbers = measure(model_path, config.source, config.num_samples, config.eval_seed, config.device)
-    from .prune import achieved_sparsity
-
-    bundle = load_bundle(str(model_path))
+    setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
+    pruned_path = folder / "pruned.safetensors"
+    done = prune_and_recover(config.source, setting, config.data, pruned_path, folder / "model.safetensors",
+                             device=config.device, on_event=on_event, should_stop=should_stop)
+    m = config.measure
+    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device)
+    bundle = load_bundle(str(done.model))
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
-    write_samples([("dense", config.source), (cell_key(cell), model_path)], folder / "samples.png",
-                  config.grid_columns, config.eval_seed)
+    write_samples([("dense", config.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed)
     if not config.keep_checkpoints:
         for p in (pruned_path, folder / "model.safetensors"):
             p.unlink(missing_ok=True)
-    return {**cell, **numbers, "achieved_sparsity": achieved, "finetune_seconds": round(seconds_ft, 2),
+    return {**cell, **numbers, "achieved_sparsity": achieved, "finetune_seconds": round(done.seconds, 2),
             "seconds": round(time.perf_counter() - started, 2), "samples": str(folder / "samples.png"),
-            "model": str(model_path) if config.keep_checkpoints else None}
+            "model": str(done.model) if config.keep_checkpoints else None}
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -322,47 +309,67 @@ def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, 
     return path
 
 
-def sweep(config: SweepConfig, on_progress: ProgressFn | None = None, shard: tuple[int, int] = (0, 1)) -> SweepResult:
+def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int, int] = (0, 1),
+          should_stop: ShouldStop | None = None) -> SweepResult:
     """Run every cell not yet recorded in ``out_dir``; write the tables and the plot.
 
     ``shard=(k, n)`` runs only the cells whose index is ``k`` modulo ``n`` (several processes
-    may share ``out_dir``); the tables then hold the cells finished so far.
+    may share ``out_dir``); the tables then hold the cells finished so far. When
+    ``should_stop()`` turns true the cell in progress saves its resumable state and
+    :class:`~gancompress.finetune.FinetuneInterrupted` is raised; finished cells stay recorded.
     """
-    from .io_utils import atomic_write_text
     from .loading import load_bundle
 
-    emit = on_progress or (lambda event, info: None)
+    emit = on_event or (lambda event: None)
     dense_bundle = load_bundle(config.source)  # fails early on a bad source
     if dense_bundle.masks:
         raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
     check_cells(config, dense_bundle.generator)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
-    if state.get("dense") is None:
-        emit("dense", {})
-        state["dense"] = {**measure(config.source, config.source, config.num_samples, config.eval_seed, config.device),
-                          "sparsity": 0.0}
-        _save_state(config, state)
-    ran = skipped = 0
     cells = config.cells()
+    if state.get("dense") is None:
+        emit(Event("sweep", 0, len(cells), {"event": "dense"}))
+        m = config.measure
+        state["dense"] = {**measure(config.source, config.source, m.num_samples, m.seed, config.device), "sparsity": 0.0}
+        _save_state(config, state)
+    ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
+    return _finish(config, cells, state, ran, skipped)
+
+
+def _run_cells(config: SweepConfig, cells: list[dict[str, Any]], state: dict[str, Any], shard: tuple[int, int],
+               emit: OnEvent, should_stop: ShouldStop | None) -> tuple[int, int]:
+    from .io_utils import atomic_write_text
+
+    ran = skipped = 0
     for i, cell in enumerate(cells):
         key = cell_key(cell)
-        info = {"cell": key, "index": i + 1, "total": len(cells), "steps": config.steps}
+        info = {"cell": key, "index": i + 1, "steps": config.recovery.steps}
         if i % shard[1] != shard[0]:
             continue
         if key in state["cells"]:
             skipped += 1
-            emit("cell-skip", info)
+            emit(Event("sweep", i + 1, len(cells), {"event": "cell-skip", **info}))
             continue
-        emit("cell-start", info)
+        if should_stop is not None and should_stop():
+            raise SweepStopped(f"stopped before cell {key}; the {ran} cell(s) finished are recorded in "
+                               f"{config.out_dir}: rerun the same command to continue")
+        emit(Event("sweep", i, len(cells), {"event": "cell-start", **info}))
         record = run_cell(config, cell, config.out_dir / "cells" / key,
-                          on_step=lambda k, m, info=info: emit("step", {**info, "step": k, "metrics": m}))
-
+                          on_event=lambda e, key=key: emit(Event(e.stage, e.done, e.total, {**e.info, "cell": key})),
+                          should_stop=should_stop)
         atomic_write_text(config.out_dir / "cells" / key / CELL_RESULT, json.dumps(record, indent=2) + "\n", force=True)
         state["cells"][key] = record
         _save_state(config, state)
         ran += 1
-        emit("cell-done", {**info, "record": record})
+        emit(Event("sweep", i + 1, len(cells), {"event": "cell-done", "record": record, **info}))
+    return ran, skipped
+
+
+def _finish(config: SweepConfig, cells: list[dict[str, Any]], state: dict[str, Any], ran: int,
+            skipped: int) -> SweepResult:
+    from .io_utils import atomic_write_text
+
     state["cells"] = {**state["cells"], **_recorded_cells(config)}
     chosen = [state["cells"][cell_key(c)] for c in cells if cell_key(c) in state["cells"]]
     table = summarise(chosen, state["dense"])
@@ -374,3 +381,7 @@ def sweep(config: SweepConfig, on_progress: ProgressFn | None = None, shard: tup
                       force=True)
     plot(table, state["dense"], Path(files["plot"]))
     return result
+
+
+class SweepStopped(Interrupted):
+    """``should_stop`` ended the sweep between cells (exit code 130); the finished cells are recorded."""

@@ -77,7 +77,7 @@ def test_run_trains_d_and_keeps_masks(project):
     out = load_bundle(str(result.output))
     for key, mask in out.masks.items():
         assert torch.all(out.generator.get_parameter(key)[~mask] == 0)
-    assert out.meta["finetune"]["config"]["adv_weight"] == 0.3
+    assert out.meta["finetune"]["config"]["recovery"]["weights"]["adv_weight"] == 0.3
 
 
 def test_needs_data_and_a_non_negative_weight(project):

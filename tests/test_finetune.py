@@ -45,7 +45,7 @@ def project(tmp_path):
 def config(p, **kw) -> FinetuneConfig:
     base = dict(source=str(p["pruned"]), output=p["out"], data=str(p["images"]), method="hybrid", steps=4, batch_size=8,
                 log_every=2, sample_every=0, save_every=0, device="cpu")
-    return FinetuneConfig(**{**base, **kw})
+    return FinetuneConfig.from_options(**{**base, **kw})
 
 
 def tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
@@ -81,7 +81,7 @@ def test_masks_stay_exactly_zero_and_adam_never_revives_them(project, monkeypatc
 def test_agp_reaches_target_at_half_the_steps_and_holds(project):
     seen = []
     result = run_finetune(config(project, source=str(project["dense"]), sparsity=0.8, steps=8, mask_every=1),
-                          on_progress=lambda k, m: seen.append((k, m["sparsity"])))
+                          on_event=lambda e: seen.append((e.done, e.info["sparsity"])))
     values = [s for _, s in seen]
     assert values == sorted(values)
     assert all(s < 0.8 for k, s in seen if k < 4)
@@ -150,12 +150,13 @@ def test_teacher_never_changes_and_comes_from_the_recorded_source(project, monke
     assert not any(p.requires_grad for p in captured["teacher"].parameters())
 
 
-def _interrupt_at(step):
-    def callback(k, metrics):
-        if k == step:
-            raise KeyboardInterrupt
+def _stop_after(step):
+    done = []
 
-    return callback
+    def on_event(event):
+        done.append(event.done)
+
+    return on_event, lambda: done[-1] == step
 
 
 def test_resume_after_ctrl_c_is_bit_identical(project, tmp_path):
@@ -164,7 +165,8 @@ def test_resume_after_ctrl_c_is_bit_identical(project, tmp_path):
     full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
     part = config(project, output=tmp_path / "part.safetensors", **kw)
     with pytest.raises(FinetuneInterrupted, match="--resume") as info:
-        run_finetune(part, on_progress=_interrupt_at(3))
+        on_event, should_stop = _stop_after(3)
+        run_finetune(part, on_event=on_event, should_stop=should_stop)
     assert info.value.exit_code == 130
     paths = RunPaths.for_output(part.output)
     assert paths.state.is_file() and part.output.is_file()
@@ -183,12 +185,12 @@ def test_resume_after_a_crash_uses_the_periodic_checkpoint(project, tmp_path):
     kw = dict(steps=5, method="finetune", save_every=2, loss="hinge", r1_gamma=1.0, r1_every=2)
     full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
 
-    def crash(k, metrics):
-        if k == 3:
+    def crash(event):
+        if event.done == 3:
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError):
-        run_finetune(config(project, output=tmp_path / "part.safetensors", **kw), on_progress=crash)
+        run_finetune(config(project, output=tmp_path / "part.safetensors", **kw), on_event=crash)
     with pytest.raises(InputError, match="options differ"):
         run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **{**kw, "lr_g": 1e-3}))
     resumed = run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **kw))
@@ -224,7 +226,7 @@ def test_short_run_moves_the_student_towards_the_teacher(project, tmp_path):
                                    method="none", sparsity=0.9, prune_first_last=True))
     seen = []
     run_finetune(config(project, source=str(one_shot.output), method="hybrid", steps=12, log_every=0),
-                 on_progress=lambda k, m: seen.append(m["l1"]))
+                 on_event=lambda e: seen.append(e.info["l1"]))
     assert sum(seen[-3:]) / 3 < 0.85 * seen[0]
 
 
@@ -287,7 +289,7 @@ def test_gradual_nm_ramps_towards_the_pattern_and_ends_on_it(project):
     seen = []
     result = run_finetune(config(project, source=str(project["dense"]), sparsity=0.5, granularity="nm",
                                  keep_dense="none", steps=6, mask_every=1, method="distill"),
-                          on_progress=lambda k, m: seen.append(m["sparsity"]))
+                          on_event=lambda e: seen.append(e.info["sparsity"]) if "sparsity" in e.info else None)
     assert seen == sorted(seen) and seen[0] < 0.5 and seen[-1] == pytest.approx(0.5)
     out = load_bundle(str(result.output))
     for key, mask in out.masks.items():

@@ -102,13 +102,13 @@ def test_empty_data_folder(project, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_resume_finishes(project, monkeypatch):
-    import gancompress.finetune.loop as loop
+    import gancompress.cli.progress as cli_progress
 
     @contextmanager
     def pressed():
-        yield {"hit": True}
+        yield lambda: True
 
-    monkeypatch.setattr(loop, "deferred_sigint", pressed)
+    monkeypatch.setattr(cli_progress, "stop_signals", pressed)
     result = invoke(project, "--steps", "3")
     assert result.exit_code == 130
     assert "--resume" in result.stderr and len(result.stderr.strip().splitlines()) == 1

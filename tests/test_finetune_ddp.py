@@ -50,7 +50,7 @@ def _grads(trainer, step: int) -> dict[str, list[torch.Tensor]]:
     from gancompress.finetune.step import compute_losses
 
     with activated(trainer.world):  # the run's group stays (run_finetune did not create it)
-        seed_global(trainer.config.seed, step)
+        seed_global(trainer.config.run.seed, step)
         batch = shard(trainer.setup.sampler.draw(step, trainer.device), trainer.world)
         losses = compute_losses(trainer.teacher, trainer.student_net, trainer.d_net, batch, trainer.setup.profile,
                                 trainer.options, step)

@@ -32,12 +32,12 @@ def cfg(tmp_path, source, data, **kw) -> FinetuneConfig:
     base = dict(source=str(source), output=tmp_path / "out.safetensors",
                 data=None if data is None else str(data), steps=2, batch_size=2,
                 crop=32, method="self-supervised", log_every=1, sample_every=0, save_every=0, device="cpu")
-    return FinetuneConfig(**{**base, **kw})
+    return FinetuneConfig.from_options(**{**base, **kw})
 
 
 def run(tmp_path, source, data, **kw):
     seen = []
-    result = run_finetune(cfg(tmp_path, source, data, **kw), on_progress=lambda k, m: seen.append(m))
+    result = run_finetune(cfg(tmp_path, source, data, **kw), on_event=lambda e: seen.append(e.info))
     return result, seen
 
 

@@ -201,7 +201,7 @@ def test_finetune_coupled_agp_keeps_groups_whole_so_export_can_shrink(tmp_path, 
     widths = {}
     for coupled in (True, False):
         out = tmp_path / f"ft-{coupled}.safetensors"
-        result = run_finetune(FinetuneConfig(
+        result = run_finetune(FinetuneConfig.from_options(
             source=str(src), output=out, data=str(data), method="distill", steps=4, batch_size=2, crop=32,
             sparsity=0.5, granularity="filter", coupled=coupled, mask_every=1, log_every=0, sample_every=0,
             save_every=0, device="cpu"))

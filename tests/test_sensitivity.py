@@ -93,7 +93,7 @@ def test_finetune_applies_a_plan_like_prune(dense, tmp_path):
     from gancompress.finetune import FinetuneConfig, run_finetune
 
     plan = {"net.0": 0.3, "net.3": 0.8, "net.6": 0.6}
-    result = run_finetune(FinetuneConfig(source=str(dense), output=tmp_path / "f.safetensors", method="none", plan=plan,
+    result = run_finetune(FinetuneConfig.from_options(source=str(dense), output=tmp_path / "f.safetensors", method="none", plan=plan,
                                          device="cpu", log_every=0, sample_every=0, save_every=0))
     out = load_bundle(str(result.output))
     by_prune = compute_masks(load_bundle(str(dense)).generator, PruneConfig(None, plan=plan))

@@ -21,7 +21,7 @@ def test_the_same_sparsity_gives_the_same_zeros_in_every_command(tmp_path, spars
     r = CliRunner().invoke(app, ["prune", SOURCE, "-s", str(sparsity), "-g", granularity, "-o", str(pruned), "-q"])
     assert r.exit_code == 0, r.output
     by_prune = load_bundle(str(pruned))
-    one_shot = run_finetune(FinetuneConfig(source=SOURCE, output=tmp_path / "f.safetensors", method="none",
+    one_shot = run_finetune(FinetuneConfig.from_options(source=SOURCE, output=tmp_path / "f.safetensors", method="none",
                                            sparsity=sparsity, granularity=granularity, device="cpu", log_every=0,
                                            sample_every=0, save_every=0))
     by_finetune = load_bundle(str(one_shot.output))

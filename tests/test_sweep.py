@@ -30,13 +30,13 @@ def config(dense: Path, out: Path, **kw) -> SweepConfig:
     base = dict(source=str(dense), out_dir=out, data="builtin:digits", sparsities=(0.5,),
                 granularities=("element", "nm"), methods=("hybrid",), steps=3, batch_size=8,
                 num_samples=64, device="cpu", grid_columns=4)
-    return SweepConfig(**{**base, **kw})
+    return SweepConfig.from_options(**{**base, **kw})
 
 
 def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     out = tmp_path / "sweep"
     events = []
-    result = sweep(config(dense, out), on_progress=lambda e, i: events.append((e, i.get("cell"))))
+    result = sweep(config(dense, out), on_event=lambda e: events.append((e.info.get("event"), e.info.get("cell"))))
     assert result.ran == 2 and result.skipped == 0
     for name in ("state", "markdown", "json", "plot"):
         assert Path(result.files[name]).is_file(), name
@@ -52,7 +52,7 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
 
     # a re-run with one more cell reuses the two finished ones
     again = sweep(config(dense, out, sparsities=(0.5, 0.75), granularities=("element",)),
-                  on_progress=lambda e, i: events.append((e, i.get("cell"))))
+                  on_event=lambda e: events.append((e.info.get("event"), e.info.get("cell"))))
     assert again.ran == 1 and again.skipped == 1
     assert ("cell-skip", "s50-element-hybrid-seed0") in events
     assert json.loads((out / "sweep.json").read_text())["cells"]["s50-element-hybrid-seed0"] == state["cells"]["s50-element-hybrid-seed0"]
@@ -62,7 +62,7 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     with pytest.raises(InputError, match="other settings"):
         sweep(config(dense, out, steps=4))
     with pytest.raises(InputError, match="adv_weight"):
-        sweep(config(dense, out, adv_weight=config(dense, out).adv_weight + 0.5))
+        sweep(config(dense, out, adv_weight=config(dense, out).recovery.weights.adv_weight + 0.5))
 
     # a record from before adv_weight existed is still reused, and records it from then on
     state = json.loads((out / "sweep.json").read_text())
@@ -70,7 +70,7 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     (out / "sweep.json").write_text(json.dumps(state))
     again = sweep(config(dense, out, sparsities=(0.5, 0.25), granularities=("element",)))
     assert again.skipped == 1 and again.ran == 1
-    assert json.loads((out / "sweep.json").read_text())["config"]["adv_weight"] == config(dense, out).adv_weight
+    assert json.loads((out / "sweep.json").read_text())["config"]["adv_weight"] == config(dense, out).recovery.weights.adv_weight
 
 
 def test_sweep_cli_resumes(dense, tmp_path):

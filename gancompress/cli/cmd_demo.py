@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
 from .options import Allocation, Device, Granularity, KeepDense, Json, Method, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
-from .output import human_console, human_size, notice, print_json, table
+from .output import human_console, human_size, print_json, table
+from . import progress as cli_progress
 from .stdio import emit_written
 
 OutDir = Annotated[Optional[Path], out_dir_option(f"./{DEMO_DIR}, or a numbered one if that exists and is not empty")]
@@ -33,52 +33,16 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
     config = DemoConfig(out_dir=out_dir, sparsity=sparsity, granularity=granularity, allocation=allocation,
                         keep_dense=keep_dense, steps=steps, method=method,
                         schedule=schedule, seed=seed, device=device)
-    show = not (quiet or json_out)
-    with _Progress(show) as progress:
-        result = run_demo(config, on_progress=progress)
+    labels = {stage: f"{n}/{len(STAGES)} {stage}" for n, stage in enumerate(STAGES, start=1)}
+    with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
+            quiet=quiet or json_out, lines=True, labels=labels) as bars:
+        result = run_demo(config, on_event=bars, should_stop=should_stop)
     if json_out:
         print_json(result.to_json())
         return
     if not quiet:
         _print(result)
     emit_written(result.out_dir)
-
-
-class _Progress:
-    """One bar per stage on a terminal; one line per stage otherwise."""
-
-    def __init__(self, show: bool) -> None:
-        self.show, self.stage, self.bar, self.task = show, None, None, None
-
-    def __enter__(self) -> "_Progress":
-        if self.show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from .output import stderr_console
-
-            console = stderr_console()
-            if console.is_terminal:
-                self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                    TimeElapsedColumn(), console=console)
-                self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.show:
-            return
-        if stage != self.stage:
-            self.stage = stage
-            n = STAGES.index(stage) + 1 if stage in STAGES else 0
-            if self.bar is not None:
-                self.task = self.bar.add_task(f"{n}/{len(STAGES)} {stage}", total=total)
-            else:
-                notice(f"[{n}/{len(STAGES)}] {stage}...")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total)
 
 
 def _num(value, spec: str) -> str:

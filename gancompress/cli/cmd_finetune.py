@@ -8,11 +8,12 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (NM, AdvWeight, Plan, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (NM, AdvWeight, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
-                      Sparsity, Steps, TrustPickle, flag, load_options, output_option, require_plain_loading)
-from .output import human_console, notice, print_json, progress_callback
+                      Sparsity, Steps, TrustPickle, flag, load_options, output_option)
+from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
+from . import progress as cli_progress
 
 OutputOpt = Annotated[Optional[Path], output_option("<stem>.ft.safetensors beside the input; the log, samples and resume state go beside it")]
 Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
@@ -65,32 +66,42 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
 
     Example (data-parallel, 4 processes; --batch-size is the global batch): torchrun --nproc_per_node 4 -m gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors
     """
-    from ..finetune import FinetuneConfig, run_finetune
+    from ..finetune.config import (DataConfig, FinetuneConfig, LossWeights, PruneSchedule, Rates, RecoveryConfig,
+                                   RunConfig)
+    from ..finetune import run_finetune
     from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
-    from ..prune.plan import read_plan
+    from dataclasses import replace
+    from ..prune import PruneConfig
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
-    require_plain_loading(load, "finetune")
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
+    recovery = RecoveryConfig(
+        method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
+        student_mode=student_mode, perceptual_weights=perceptual_weights,
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
+        rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
+    from ..prune.plan import read_plan
+
+    layers = read_plan(plan) if plan is not None else None
+    prune = (PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, block=block,
+                         nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
+                         prune_first_last=prune_first_last, coupled=coupled, plan=layers)
+             if sparsity is not None or layers is not None or granularity == "nm" else None)
     config = FinetuneConfig(
-        source=source, output=output, data=data, teacher=teacher, discriminator=discriminator, inputs=inputs,
-        method=method, loss=loss, lam=lam, mu=mu, adv_weight=adv_weight, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        lr_schedule=lr_schedule, sparsity=sparsity, granularity=granularity, ramp_fraction=ramp_fraction,
-        allocation=allocation, keep_dense=keep_dense, block=block, nm=nm, nm_axis=nm_axis,
-        plan=read_plan(plan) if plan is not None else None,
-        include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last, coupled=coupled,
-        freeze_discriminator=freeze_discriminator, student_mode=student_mode, r1_gamma=r1_gamma, seed=seed,
-        device=device, amp=amp, log_every=log_every, sample_every=sample_every, save_every=save_every,
-        resume=resume, force=force, trust_pickle=trust_pickle, crop=crop, direction=direction,
-        perceptual_weights=perceptual_weights, sr_blur=sr_blur, sr_noise=sr_noise)
-    if not is_main_process():  # torchrun: only rank 0 reports
-        run_finetune(config)
-        return
-    with progress_callback("finetune", steps, quiet=quiet or json_out) as update:
-        result = run_finetune(config, on_progress=lambda step, m: update(step, _info(m)))
+        load=replace(load, source=source, direction=direction),
+        run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
+                      save_every=save_every, resume=resume, force=force),
+        recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
+        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise))
+    with cli_progress.stop_signals() as should_stop:
+        if not is_main_process():  # torchrun: only rank 0 reports
+            run_finetune(config, should_stop=should_stop)
+            return
+        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info)) as bars:
+            result = run_finetune(config, on_event=bars, should_stop=should_stop)
     for note in result.notes:
         notice(f"note: {note}", quiet=quiet or json_out)
     if json_out:
@@ -112,6 +123,6 @@ def _print(result: dict[str, Any]) -> None:
     sp = result["sparsity"]
     console.print(f"{result['method']} ({result['loss']} loss), {result['steps']} steps, {result['seconds']:.1f} s", markup=False)
     console.print(f"final: {metrics or '-'}", markup=False)
-    console.print(f"sparsity: {sp['all']:.1%} of all conv/linear weights, {sp['pruned']:.1%} of pruned layers", markup=False)
+    console.print(f"sparsity: {sp['all']:.1%} of all prunable weights, {sp['pruned']:.1%} of the pruned layers", markup=False)
     if result["log"]:
         console.print(f"log: {result['log']}", markup=False)

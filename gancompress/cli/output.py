@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -70,22 +69,3 @@ def table(title: str, columns: list[str], rows: list[list[Any]], *, justify_numb
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     return t
-
-
-@contextmanager
-def progress_callback(description: str, total: int, *, quiet: bool = False) -> Iterator[Any]:
-    """A ``callback(done, info)`` that drives a rich progress bar on a terminal (stderr)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = stderr_console()
-    if quiet or not console.is_terminal:
-        yield lambda done, info=None: None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total, info="")
-
-        def update(done: int, info: str | None = None) -> None:
-            bar.update(task, completed=done, info=info or "")
-
-        yield update

@@ -63,9 +63,11 @@ def fit(image: torch.Tensor, size: int) -> torch.Tensor:
     return resized[:, top:top + size, left:left + size]
 
 
-def to_range(images01: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+def to_range(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """``uint8`` images (0..255) or floats in [0, 1] -> floats in ``value_range``."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images
     lo, hi = value_range
-    return images01 * (hi - lo) + lo
+    return x * (hi - lo) + lo
 
 
 def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0),

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .images import IMAGE_SUFFIXES, to_range
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DATA_KINDS = ("paired", "unpaired", "sr")
 DIRECTIONS = ("AtoB", "BtoA")
 STREAM_ORDER_A, STREAM_ORDER_B, STREAM_CROP, STREAM_DEGRADE = 11, 12, 13, 14
@@ -231,12 +231,6 @@ def _check_direction(direction: str) -> None:
 
 
 # ------------------------------------------------------------------ tensors
-
-
-def to_range(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    """``uint8`` images -> float in ``value_range``."""
-    lo, hi = value_range
-    return images.float() / 255.0 * (hi - lo) + lo
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

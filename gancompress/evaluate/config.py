@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..loading import LoadOptions
 
 
 @dataclass
@@ -38,6 +39,7 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
 
     def __post_init__(self) -> None:
         self.sources = list(self.sources)

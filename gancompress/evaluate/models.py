@@ -1,7 +1,7 @@
 """The generators one ``evaluate`` run compares: loading them, checking they match, the teacher, inputs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -37,7 +37,8 @@ def load_model(source: str, role: str, config: EvaluateConfig, device: torch.dev
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
-    bundle = load_bundle(source, LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction))
+    options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
+    bundle = load_bundle(options.for_source(source))
     bundle.generator.eval().to(device)
     info = generator_info(bundle)
     return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, Interrupted
+from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
 from .config import EvaluateConfig, check_outputs, resolve_device
@@ -31,7 +32,6 @@ from .grids import fit_all, write_grid, write_img2img_grid
 from .models import LoadedModel, TestImages, check_compatible, load_model, model_inputs, teacher_model
 from .report import EvaluateReport, ModelRow, check_gates, deltas, write_report
 
-ProgressFn = Callable[[int, int, str], None]
 DIGITS_SHAPE = (1, 16, 16)
 
 
@@ -155,7 +155,7 @@ def load_test_images(config: EvaluateConfig, model: LoadedModel) -> TestImages:
 
 
 def _to_range_batch(image: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    from ..data.pairs import to_range
+    from ..data.images import to_range
 
     return to_range(image[None], value_range)
 
@@ -269,18 +269,23 @@ def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: E
 
 
 def progress_total(config: EvaluateConfig) -> int:
-    """Units reported to ``on_progress``: generated samples for the metrics plus one step per model."""
+    """Units reported to ``on_event``: generated samples for the metrics plus one step per model."""
     return len(config.sources) * ((config.num_samples if config.wants_distribution else 0) + 1)
 
 
 class _Progress:
-    def __init__(self, total: int, on_progress: ProgressFn | None) -> None:
-        self.total, self.done, self.on_progress, self.info = total, 0, on_progress, ""
+    """Counts done units; reports ``Event("evaluate", done, total, {"model": label})``; asks ``should_stop``."""
+
+    def __init__(self, total: int, on_event: OnEvent | None, should_stop: ShouldStop | None) -> None:
+        self.total, self.done, self.info = total, 0, ""
+        self.on_event, self.should_stop = on_event, should_stop
 
     def tick(self, n: int) -> None:
         self.done += n
-        if self.on_progress is not None:
-            self.on_progress(min(self.done, self.total), self.total, self.info)
+        if self.on_event is not None:
+            self.on_event(Event("evaluate", min(self.done, self.total), self.total, {"model": self.info}))
+        if self.should_stop is not None and self.should_stop():
+            raise Interrupted(f"evaluation stopped while measuring {self.info}; nothing was written")
 
 
 def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None, config: EvaluateConfig,
@@ -311,8 +316,13 @@ def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) ->
 # ---------------------------------------------------------------- the one entry point
 
 
-def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> EvaluateReport:
-    """Measure every model of ``config``; writes ``--samples``/``--out`` when asked. Never raises for gates."""
+def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
+             should_stop: ShouldStop | None = None) -> EvaluateReport:
+    """Measure every model of ``config``; writes ``--samples``/``--out`` when asked. Never raises for gates.
+
+    ``on_event`` gets ``Event("evaluate", done, total, {"model": label})`` (units: generated samples
+    and one per model); ``should_stop()`` turning true raises :class:`~gancompress.errors.Interrupted`.
+    """
     check_outputs(config)
     early = _early_extractor_kwargs(config)
     device = resolve_device(config.device)
@@ -328,7 +338,7 @@ def evaluate(config: EvaluateConfig, on_progress: ProgressFn | None = None) -> E
     dense, note = (models[1], None) if len(models) > 1 else teacher_model(config, models[0], device)
     if config.min_psnr is not None and dense is None:
         raise InputError(f"--min-psnr needs the dense model: pass --reference DENSE ({note})")
-    progress = _Progress(progress_total(config), on_progress)
+    progress = _Progress(progress_total(config), on_event, should_stop)
     rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
     report = EvaluateReport(rows, deltas(rows), check_gates(config, rows), _settings(config, plan, device),
                             ([note] if note else []) + (test.notes if test is not None else []))

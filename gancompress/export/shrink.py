@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from ..archs import ARCHITECTURES, ArchSpec
 from ..channels import ADVICE, UNIFORM_RTOL, Channels, analyse, dtype_of, graph_of, link
 from ..errors import GanCompressError, InputError
+from ..layer_table import weight_layer
 from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, ShrunkGraph, construct, describe,
                               ensure_shrunk_arch, graph_spec, node_kind)
 
@@ -214,8 +215,8 @@ def _cut_producer(m: nn.Module, info: Channels, keep_in: torch.Tensor, drop_in: 
     if m.bias is not None or folded:
         base = m.bias.detach().index_select(0, keep_out) if m.bias is not None else torch.zeros_like(delta)
         sd["bias"] = base + delta
-    side = "features" if isinstance(m, nn.Linear) else "channels"
-    changes = {f"in_{side}": len(keep_in) + (ones_w is not None), f"out_{side}": len(keep_out), "bias": "bias" in sd}
+    wl = weight_layer(m)
+    changes = {wl.in_attr: len(keep_in) + (ones_w is not None), wl.out_attr: len(keep_out), "bias": "bias" in sd}
     return _Cut(_rebuild(m, changes, sd), ones_w is not None, cmap, folded)
 
 

@@ -31,7 +31,7 @@ from .methods import METHODS, Method, get_method, names as method_names
 
 _LAZY = {  # the rest imports torch: loaded on first use so `--help` stays fast
     "FinetuneConfig": "config", "resolve_device": "config", "FinetuneInterrupted": "loop",
-    "FinetuneResult": "loop", "ProgressCallback": "loop", "run_finetune": "loop", "RunPaths": "state",
+    "FinetuneResult": "loop", "run_finetune": "loop", "RunPaths": "state",
 }
 
 

@@ -1,72 +1,157 @@
-"""``FinetuneConfig``: every option of a recovery run, validated on construction.
+"""``FinetuneConfig``: a recovery run, composed of small parts that each validate themselves once.
 
-The defaults are module constants so the reproduction benchmark can settle them in one place.
+- :class:`~gancompress.loading.LoadOptions`: the SOURCE and how to read it (also for the teacher
+  and ``--discriminator``);
+- :class:`~gancompress.prune.PruneConfig` or None: what to prune gradually (AGP) on a dense input;
+- :class:`RecoveryConfig`: the method, its :class:`LossWeights`, the optimiser :class:`Rates`, the
+  :class:`PruneSchedule`, steps and batch size (shared by finetune, sweep and demo);
+- :class:`DataConfig`: the images; :class:`RunConfig`: output, seed, device, logging, resume.
+
+:meth:`FinetuneConfig.from_options` builds one from the flat option names of the CLI.
+The defaults are module constants (:mod:`.defaults`) so the reproduction benchmark settles them in one place.
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import InputError
+from ..loading import LoadOptions
+from ..prune import PruneConfig
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
-                       DEFAULT_R1_EVERY,
-                       DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
+                       DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
                        DEFAULT_STUDENT_MODE, LR_SCHEDULES, STUDENT_MODES)
 from .methods import Method, get_method
 
-# Options that may differ between an interrupted run and its --resume.
-RESUME_FREE = ("output", "resume", "force", "device", "amp", "log_every", "sample_every", "save_every",
-               "trust_pickle")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-@dataclass
-class FinetuneConfig:
-    """A fine-tuning (recovery) run. ``loss=None`` takes the architecture's default profile."""
+def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
+    """``--name`` must be a positive (or, ``zero_ok``, non-negative) number (``integer``: an int)."""
+    bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
+    if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
+        need = "a non-negative" if zero_ok else "a positive"
+        raise InputError(f"--{name.replace('_', '-')} must be {need} {'integer' if integer else 'number'}, got {value!r}")
 
-    source: str
-    output: Path
-    data: str | None = None
-    teacher: str | None = None
-    discriminator: str | None = None
-    inputs: str | None = None
-    method: str = DEFAULT_METHOD
-    loss: str | None = None
+
+@dataclass(frozen=True)
+class LossWeights:
+    """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
+    in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D."""
+
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
     adv_weight: float = DEFAULT_ADV_WEIGHT
-    steps: int = DEFAULT_STEPS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    r1_gamma: float = 0.0
+    r1_every: int = DEFAULT_R1_EVERY
+
+    def __post_init__(self) -> None:
+        for name in ("lam", "mu", "adv_weight", "r1_gamma"):
+            check_positive(name, getattr(self, name), zero_ok=True)
+        check_positive("r1_every", self.r1_every, integer=True)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine)."""
+
     lr_g: float = DEFAULT_LR_G
     lr_d: float = DEFAULT_LR_D
     betas: tuple[float, float] = DEFAULT_BETAS
     lr_schedule: str = DEFAULT_LR_SCHEDULE
-    sparsity: float | None = None
-    granularity: str = "element"
-    allocation: str = "uniform"
-    keep_dense: str = "auto"
-    block: tuple[int, int] = (4, 4)
-    nm: tuple[int, int] = (2, 4)
-    nm_axis: str = "in"
-    plan: dict[str, float] | None = None
-    scope: str = "layer"
-    prune_first_last: bool = False
-    coupled: bool = False
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+        for name in ("lr_g", "lr_d"):
+            check_positive(name, getattr(self, name))
+        betas = tuple(float(b) for b in self.betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise InputError(f"Adam betas must be two numbers in [0, 1), got {self.betas}")
+        object.__setattr__(self, "betas", betas)
+
+
+@dataclass(frozen=True)
+class PruneSchedule:
+    """AGP (Zhu & Gupta): sparsity rises from ``initial_sparsity`` to the target over ``ramp_fraction``
+    of the steps, masks recomputed every ``mask_every`` steps (None: about 20 times on the ramp)."""
+
     ramp_fraction: float = DEFAULT_RAMP_FRACTION
     initial_sparsity: float = DEFAULT_INITIAL_SPARSITY
     mask_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.ramp_fraction <= 1.0:
+            raise InputError(f"--ramp-fraction must be in (0, 1], got {self.ramp_fraction}")
+        if not 0.0 <= self.initial_sparsity < 1.0:
+            raise InputError(f"initial sparsity must be in [0, 1), got {self.initial_sparsity}")
+        if self.mask_every is not None:
+            check_positive("mask_every", self.mask_every, integer=True)
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """How a pruned generator is recovered; ``loss=None`` takes the architecture's own profile."""
+
+    method: str = DEFAULT_METHOD
+    loss: str | None = None
+    weights: LossWeights = field(default_factory=LossWeights)
+    rates: Rates = field(default_factory=Rates)
+    schedule: PruneSchedule = field(default_factory=PruneSchedule)
+    steps: int = DEFAULT_STEPS
+    batch_size: int = DEFAULT_BATCH_SIZE
     freeze_discriminator: bool = False
     student_mode: str = DEFAULT_STUDENT_MODE
-    r1_gamma: float = 0.0
-    r1_every: int = DEFAULT_R1_EVERY
+    perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
+
+    def __post_init__(self) -> None:
+        get_method(self.method)
+        if self.loss is not None:
+            from ..losses import LOSSES
+
+            LOSSES.get(self.loss)
+        if self.student_mode not in STUDENT_MODES:
+            raise InputError(f"--student-mode {self.student_mode!r}: choose eval or train")
+        check_positive("steps", self.steps, integer=True)
+        check_positive("batch_size", self.batch_size, integer=True)
+
+    @property
+    def recipe(self) -> Method:
+        return get_method(self.method)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        return self.recipe.trains_d and not self.freeze_discriminator
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``source``: the ``--data`` images (a folder or builtin:digits); the rest: image-to-image only."""
+
+    source: str | None = None
+    inputs: str | None = None  # a folder of A images matched by name with the B images in ``source``
+    crop: int | None = None
+    sr_blur: float = 0.0
+    sr_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.crop is not None:
+            check_positive("crop", self.crop, integer=True)
+        for name in ("sr_blur", "sr_noise"):
+            check_positive(name, getattr(self, name), zero_ok=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where the result goes and how the run behaves (none of it changes what is learned, but ``seed``)."""
+
+    output: Path
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -75,26 +160,53 @@ class FinetuneConfig:
     save_every: int = DEFAULT_SAVE_EVERY
     resume: bool = False
     force: bool = False
-    trust_pickle: bool = False
-    crop: int | None = None
-    direction: str = "AtoB"
-    perceptual_weights: str | None = None
-    sr_blur: float = 0.0
-    sr_noise: float = 0.0
 
     def __post_init__(self) -> None:
-        self.output = Path(self.output)
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        self.include, self.exclude = tuple(self.include), tuple(self.exclude)
-        _check_choices(self)
-        prune = self.prune_config()
-        if prune is not None:
-            self.block, self.nm = prune.block, prune.nm
-        _check_numbers(self)
+        object.__setattr__(self, "output", Path(self.output))
+        if not _DEVICE.match(str(self.device)):
+            raise InputError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        for name in ("log_every", "sample_every", "save_every"):
+            check_positive(name, getattr(self, name), integer=True, zero_ok=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
+            raise InputError(f"--seed must be an integer in [0, 2^31), got {self.seed!r}")
+
+
+# The parts of a run that an interrupted run and its --resume may change.
+RESUME_FREE = {"run": ("output", "device", "amp", "log_every", "sample_every", "save_every", "resume", "force"),
+               "load": ("trust_pickle",)}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A fine-tuning (recovery) run; ``prune`` (with a sparsity) prunes a dense input gradually."""
+
+    load: LoadOptions
+    run: RunConfig
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    prune: PruneConfig | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: str | None = None  # the dense generator (default: the input when dense, else its recorded source)
+    discriminator: str | None = None  # a checkpoint holding the discriminator, when the input has none
+
+    def __post_init__(self) -> None:
+        if not self.load.source:
+            raise InputError("give the SOURCE to fine-tune")
+        if self.recovery.recipe.uses_d and not self.data.source:
+            raise InputError(f"method {self.recovery.method} trains against the discriminator and needs real images: "
+                             "pass --data FOLDER (or builtin:digits), or use --method distill, which needs neither "
+                             "images nor a discriminator")
+
+    @property
+    def source(self) -> str:
+        return str(self.load.source)
+
+    @property
+    def output(self) -> Path:
+        return self.run.output
 
     @property
     def recipe(self) -> Method:
-        return get_method(self.method)
+        return self.recovery.recipe
 
     @property
     def uses_discriminator(self) -> bool:
@@ -102,94 +214,54 @@ class FinetuneConfig:
 
     @property
     def trains_discriminator(self) -> bool:
-        return self.recipe.trains_d and not self.freeze_discriminator
-
-    @property
-    def prunes(self) -> bool:
-        """True when this run prunes (``--sparsity``, or ``--granularity nm``, which implies it)."""
-        return self.sparsity is not None or self.granularity == "nm" or self.plan is not None
-
-    def prune_config(self, input_shape: tuple[int, ...] | None = None):
-        """The :class:`~gancompress.prune.PruneConfig` of a pruning run (None when it does not prune);
-        ``input_shape``: the per-sample input that ``coupled`` traces the generator at."""
-        if not self.prunes:
-            return None
-        from ..prune import PruneConfig
-
-        return PruneConfig(self.sparsity, granularity=self.granularity, allocation=self.allocation,
-                           keep_dense=self.keep_dense, block=self.block, nm=self.nm, nm_axis=self.nm_axis,
-                           include=self.include, exclude=self.exclude, coupled=self.coupled,
-                           input_shape=input_shape if self.coupled else None, scope=self.scope,
-                           prune_first_last=self.prune_first_last, plan=self.plan)
+        return self.recovery.trains_discriminator
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (paths as strings, tuples as lists)."""
+        """JSON-ready nested dict (paths as strings, tuples as lists)."""
         return json.loads(json.dumps(asdict(self), default=str))
 
     def resume_key(self) -> dict[str, Any]:
         """The options an interrupted run and its resume must share."""
         d = self.to_dict()
-        return {k: v for k, v in d.items() if k not in RESUME_FREE}
+        for part, names in RESUME_FREE.items():
+            for name in names:
+                d[part].pop(name, None)
+        return d
+
+    @classmethod
+    def from_options(cls, **options: Any) -> FinetuneConfig:
+        """A config from the CLI's flat option names (``source``, ``output``, ``steps``, ``lr_g``, ``sparsity``, ...)."""
+        parts = {name: _take(options, part) for name, part in _PARTS.items()}
+        top = {k: options.pop(k) for k in ("teacher", "discriminator") if k in options}
+        if options:
+            raise TypeError(f"unknown finetune options: {', '.join(sorted(options))}")
+        recovery = RecoveryConfig(**parts["recovery"], weights=LossWeights(**parts["weights"]),
+                                  rates=Rates(**parts["rates"]), schedule=PruneSchedule(**parts["schedule"]))
+        prune = parts["prune"]
+        return cls(load=LoadOptions(**parts["load"]), run=RunConfig(**parts["run"]), recovery=recovery,
+                   prune=PruneConfig(**{"sparsity": None, **prune}) if _prunes(prune) else None,
+                   data=DataConfig(**{("source" if k == "data" else k): v for k, v in parts["data"].items()}), **top)
 
 
-def _check_choices(c: FinetuneConfig) -> None:
-    get_method(c.method)
-    if c.loss is not None:
-        from ..losses import LOSSES
-
-        LOSSES.get(c.loss)
-    if c.student_mode not in STUDENT_MODES:
-        raise InputError(f"--student-mode {c.student_mode!r}: choose eval or train")
-    if c.direction not in ("AtoB", "BtoA"):
-        raise InputError(f"--direction {c.direction!r}: choose AtoB or BtoA")
-    if not _DEVICE.match(c.device):
-        raise InputError(f"--device {c.device!r}: use auto, cpu, cuda or cuda:N")
-    if c.uses_discriminator and not c.data:
-        raise InputError(f"method {c.method} trains against the discriminator and needs real images: pass --data FOLDER "
-                         "(or builtin:digits), or use --method distill, which needs neither images nor a discriminator")
-    c.prune_config()
+def _names(part: type, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(part) if f.name not in skip)
 
 
-def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
-    bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
-    if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
-        need = "a non-negative" if zero_ok else "a positive"
-        raise InputError(f"--{name.replace('_', '-')} must be {need} {'integer' if integer else 'number'}, got {value!r}")
+_PARTS: dict[str, tuple[str, ...]] = {
+    "load": _names(LoadOptions),
+    "run": _names(RunConfig),
+    "weights": _names(LossWeights),
+    "rates": _names(Rates),
+    "schedule": _names(PruneSchedule),
+    "recovery": _names(RecoveryConfig, ("weights", "rates", "schedule")),
+    "prune": ("sparsity", "granularity", "allocation", "keep_dense", "block", "nm", "nm_axis", "plan", "include",
+              "exclude", "scope", "prune_first_last", "coupled"),
+    "data": ("data", "inputs", "crop", "sr_blur", "sr_noise"),
+}
 
 
-def check_recovery_settings(c: Any) -> None:
-    """The settings a fine-tuning run and a sweep share: ``lr_g``, ``lr_d``, ``lr_schedule`` and
-    the loss weights ``lam``, ``mu``, ``adv_weight`` (``c``: a FinetuneConfig or SweepConfig)."""
-    if c.lr_schedule not in LR_SCHEDULES:
-        raise InputError(f"--lr-schedule {c.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
-    for name in ("lr_g", "lr_d"):
-        _positive(name, getattr(c, name))
-    for name in ("lam", "mu", "adv_weight"):
-        _positive(name, getattr(c, name), zero_ok=True)
-
-
-def _check_numbers(c: FinetuneConfig) -> None:
-    _positive("steps", c.steps, integer=True)
-    _positive("batch_size", c.batch_size, integer=True)
-    check_recovery_settings(c)
-    _positive("r1_gamma", c.r1_gamma, zero_ok=True)
-    for name in ("log_every", "sample_every", "save_every"):
-        _positive(name, getattr(c, name), integer=True, zero_ok=True)
-    _positive("r1_every", c.r1_every, integer=True)
-    if c.crop is not None:
-        _positive("crop", c.crop, integer=True)
-    for name in ("sr_blur", "sr_noise"):
-        _positive(name, getattr(c, name), zero_ok=True)
-    if c.mask_every is not None:
-        _positive("mask_every", c.mask_every, integer=True)
-    if len(c.betas) != 2 or not all(0.0 <= b < 1.0 for b in c.betas):
-        raise InputError(f"Adam betas must be two numbers in [0, 1), got {c.betas}")
-    if not 0.0 < c.ramp_fraction <= 1.0:
-        raise InputError(f"--ramp-fraction must be in (0, 1], got {c.ramp_fraction}")
-    if not 0.0 <= c.initial_sparsity < 1.0:
-        raise InputError(f"initial sparsity must be in [0, 1), got {c.initial_sparsity}")
-    if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**31:
-        raise InputError(f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
+def _take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: options.pop(k) for k in names if k in options}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -205,5 +277,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def config_fields() -> list[str]:
-    return [f.name for f in fields(FinetuneConfig)]
+def _prunes(prune: dict[str, Any]) -> bool:
+    """A run prunes with ``--sparsity``, a ``--plan``, or ``--granularity nm`` (which implies it)."""
+    return prune.get("sparsity") is not None or prune.get("plan") is not None or prune.get("granularity") == "nm"

@@ -104,25 +104,25 @@ def image_setup(config: FinetuneConfig, bundle: GanBundle, partner: nn.Module | 
         raise InputError("the discriminator is conditional (pix2pix: it judges concat(input, output)) and needs "
                          "paired data; use --loss pix2pix with side-by-side A|B images or A/ and B/ folders")
     _partner(profile, partner, config, teacher_source, info, notes)
-    if config.perceptual_weights:
+    if config.recovery.perceptual_weights:
         if not hasattr(profile, "vgg"):
             raise InputError(f"--perceptual-weights is for the sr loss profile, not {loss_name}")
-        profile.vgg = load_vgg19(config.perceptual_weights)
-    if not config.data:
+        profile.vgg = load_vgg19(config.recovery.perceptual_weights)
+    if not config.data.source:
         what = {"paired": "paired A|B images or A/ and B/ folders", "unpaired": "A/ and B/ folders",
                 "sr": "high-resolution images"}[kind]
         raise InputError(f"an image-to-image generator trains on its images: pass --data FOLDER ({what})")
     scale = sr_scale(info) if kind == "sr" else 1
-    if kind != "sr" and (config.sr_blur or config.sr_noise):
+    if kind != "sr" and (config.data.sr_blur or config.data.sr_noise):
         notes.append("--sr-blur/--sr-noise only apply to super-resolution data; ignored")
     if kind == "sr" and info.input_shape[0] != info.output_shape[0]:
         raise InputError("super-resolution data needs the same channel count in and out")
-    data = load_image_data(kind, config.data, info.input_shape[0], info.output_shape[0], inputs=config.inputs,
-                           direction=config.direction, scale=scale)
+    data = load_image_data(kind, config.data.source, info.input_shape[0], info.output_shape[0], inputs=config.data.inputs,
+                           direction=config.load.direction, scale=scale)
     notes += data.notes
-    crop = config.crop or (min(info.output_shape[-1], SR_DEFAULT_CROP) if kind == "sr" else info.output_shape[-1])
-    degradation = Degradation(scale, config.sr_blur, config.sr_noise) if kind == "sr" else None
-    sampler = CropSampler(config.seed, config.batch_size, data, crop, info.output_range, degradation)
+    crop = config.data.crop or (min(info.output_shape[-1], SR_DEFAULT_CROP) if kind == "sr" else info.output_shape[-1])
+    degradation = Degradation(scale, config.data.sr_blur, config.data.sr_noise) if kind == "sr" else None
+    sampler = CropSampler(config.run.seed, config.recovery.batch_size, data, crop, info.output_range, degradation)
     d_check = discriminator if config.uses_discriminator else None
     check_crop_fits(bundle.generator, d_check, conditional, crop, scale, info.input_shape[0], bundle.g_spec,
                     bundle.arch_name)

@@ -1,17 +1,15 @@
 """``run_finetune``: the recovery loop with logging, samples, checkpoints, resume and guards."""
 from __future__ import annotations
 
-import signal
 import shutil
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from ..errors import GanCompressError, InputError, NonFiniteLoss
+from ..errors import InputError, Interrupted, NonFiniteLoss
 from ..io_utils import check_writable
+from ..progress import Event, OnEvent, ShouldStop
 from .config import FinetuneConfig, resolve_device
 from .distributed import World, activated, any_rank, barrier, device_for, has_batchnorm, init_world
 from .outputs import RunLog, sample_grid, save_output, write_png
@@ -19,14 +17,11 @@ from .setup import Setup, build_setup
 from .state import RunPaths, check_compatible, load_state, save_state
 from .trainer import NonFiniteStep, Trainer
 
-ProgressCallback = Callable[[int, dict[str, float]], None]
 SAMPLE_COUNT = 8
 
 
-class FinetuneInterrupted(GanCompressError):
-    """Ctrl-C: a resumable state was saved (exit code 130, like a shell's SIGINT)."""
-
-    exit_code = 130
+class FinetuneInterrupted(Interrupted):
+    """Stopped by ``should_stop`` (the CLI: Ctrl-C or SIGTERM): a resumable state was saved (exit code 130)."""
 
 
 @dataclass
@@ -54,13 +49,13 @@ def check_outputs(config: FinetuneConfig, paths: RunPaths) -> None:
     inputs = tuple(Path(s) for s in (config.source, config.teacher, config.discriminator) if s)
     for path in (paths.output, paths.log, paths.state):  # never an input, a device or a folder, even with --force
         check_writable(path, force=True, inputs=inputs)
-    if config.resume:
+    if config.run.resume:
         return
-    if paths.state.exists() and not config.force:
+    if paths.state.exists() and not config.run.force:
         raise InputError(f"an interrupted run left {paths.state}: pass --resume to continue it, or --force to start over")
-    if paths.output.exists() and not config.force:
+    if paths.output.exists() and not config.run.force:
         raise InputError(f"{paths.output} already exists; pass --force to overwrite it or choose another -o")
-    check_writable(paths.output, force=config.force)
+    check_writable(paths.output, force=config.run.force)
 
 
 def _clear_previous(paths: RunPaths) -> None:
@@ -69,49 +64,33 @@ def _clear_previous(paths: RunPaths) -> None:
         shutil.rmtree(paths.samples)
 
 
-@contextmanager
-def deferred_sigint() -> Iterator[dict[str, bool]]:
-    """Ctrl-C sets a flag checked between steps; a second Ctrl-C interrupts at once."""
-    flag = {"hit": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        if flag["hit"]:
-            raise KeyboardInterrupt
-        flag["hit"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_finetune(config: FinetuneConfig, on_progress: ProgressCallback | None = None) -> FinetuneResult:
+def run_finetune(config: FinetuneConfig, on_event: OnEvent | None = None,
+                 should_stop: ShouldStop | None = None) -> FinetuneResult:
     """Recover a pruned generator (see the package docstring). Writes nothing on bad input.
 
+    ``on_event`` gets ``Event("finetune", step, steps, metrics)`` after every step. When
+    ``should_stop()`` turns true (checked between steps; a ``KeyboardInterrupt`` raised by either
+    callback counts as true), the resumable state is saved and :class:`FinetuneInterrupted` raised.
     Under ``torchrun`` (``WORLD_SIZE`` > 1, or an initialised process group) every process
-    calls this; they train data-parallel on slices of the global batch and rank 0 writes the
-    files and calls ``on_progress`` (see :mod:`.distributed`).
+    calls this; they train data-parallel on slices of the global batch, rank 0 writes the
+    files and reports events, and all stop after the same step (see :mod:`.distributed`).
     """
     started = time.perf_counter()
-    paths = RunPaths.for_output(config.output)
+    paths = RunPaths.for_output(config.run.output)
     check_outputs(config, paths)
-    device = resolve_device(config.device)
-    with activated(init_world(config.device)) as world:
+    device = resolve_device(config.run.device)
+    with activated(init_world(config.run.device)) as world:
         device = device_for(world, device)
-        return _run(config, paths, device, world, on_progress, started)
+        return _run(config, paths, device, world, (on_event, should_stop), started)
 
 
-def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None, on_progress: ProgressCallback | None,
-         started: float) -> FinetuneResult:
+def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None,
+         callbacks: tuple[OnEvent | None, ShouldStop | None], started: float) -> FinetuneResult:
     main = world is None or world.is_main
     setup = build_setup(config)
     trainer = Trainer(setup, config, device, world)
     metrics: dict[str, float] = {}
-    if config.resume:
+    if config.run.resume:
         state = load_state(paths.state)
         check_compatible(state.config, config.resume_key(), paths.state)
         trainer.load(state)
@@ -122,9 +101,10 @@ def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None, o
         if config.recipe.trains_generator:
             trainer.begin()
     if config.recipe.trains_generator:
-        metrics = _train(trainer, setup, paths, on_progress if main else None, metrics)
+        on_event, should_stop = callbacks
+        metrics = _train(trainer, setup, paths, (on_event if main else None, should_stop), metrics)
     else:
-        trainer.done = config.steps
+        trainer.done = config.recovery.steps
     trainer.finish_schedule()
     if main:
         save_output(paths.output, trainer, setup, metrics, completed=True)
@@ -135,9 +115,9 @@ def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None, o
 
 def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     notes = list(trainer.setup.notes)
-    if config.amp and trainer.device.type != "cuda":
+    if config.run.amp and trainer.device.type != "cuda":
         notes.append("--amp has no effect on the CPU (bf16 autocast is used on CUDA only)")
-    if config.freeze_discriminator and config.uses_discriminator:
+    if config.recovery.freeze_discriminator and config.uses_discriminator:
         notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
     world = trainer.world
     if world is not None:
@@ -145,7 +125,7 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
         notes.append(f"trained on {world.size} processes (torch.distributed); the global batch of "
                      f"{trainer.setup.sampler.size} was split into slices of up to {per}")
         per_slice = [name for name, net, trained in (("discriminator", trainer.d, config.trains_discriminator),
-                                                     ("student", trainer.student, config.student_mode == "train"))
+                                                     ("student", trainer.student, config.recovery.student_mode == "train"))
                      if trained and has_batchnorm(net)]
         if per_slice and trainer.device.type != "cuda":
             notes.append(f"BatchNorm in the {' and '.join(per_slice)} in train mode: each process normalised its "
@@ -156,61 +136,73 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
 def _result(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[str, float], seconds: float) -> FinetuneResult:
     cfg = trainer.config
     return FinetuneResult(
-        paths.output, trainer.done, cfg.method, setup.loss_name, setup.teacher_source, metrics, trainer.achieved(),
+        paths.output, trainer.done, cfg.recovery.method, setup.loss_name, setup.teacher_source, metrics, trainer.achieved(),
         trainer.schedule.final if trainer.schedule else None,
-        paths.log if cfg.log_every and cfg.recipe.trains_generator else None,
-        paths.samples if cfg.sample_every and cfg.recipe.trains_generator else None, round(seconds, 3), _notes(cfg, trainer))
+        paths.log if cfg.run.log_every and cfg.recipe.trains_generator else None,
+        paths.samples if cfg.run.sample_every and cfg.recipe.trains_generator else None, round(seconds, 3), _notes(cfg, trainer))
 
 
 def _due(every: int, k: int, steps: int) -> bool:
     return bool(every) and (k % every == 0 or k == steps)
 
 
-def _train(trainer: Trainer, setup: Setup, paths: RunPaths, on_progress: ProgressCallback | None,
+def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnEvent | None, ShouldStop | None],
            metrics: dict[str, float]) -> dict[str, float]:
     cfg = trainer.config
     world = trainer.world
     main = world is None or world.is_main
-    log = RunLog(paths.log, resume_step=trainer.done if cfg.resume else None) if cfg.log_every and main else None
-    if log is not None and not cfg.resume:
+    log = _open_log(trainer, setup, paths) if cfg.run.log_every and main else None
+    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.run.sample_every and main else None
+    saved = trainer.done if cfg.run.resume else None
+    started = time.perf_counter()
+    steps = cfg.recovery.steps
+    while trainer.done < steps:
+        k = trainer.done + 1
+        batch = setup.sampler.draw(trainer.done, trainer.device)
+        try:
+            metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
+        except NonFiniteStep as exc:
+            raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths)) from None
+        if log is not None and _due(cfg.run.log_every, k, steps):
+            log.write({"step": k, **metrics, "seconds": round(time.perf_counter() - started, 3)})
+        if fixed is not None and _due(cfg.run.sample_every, k, steps):
+            write_png(paths.samples / f"step_{k:06d}.png", sample_grid(trainer, fixed, setup.info.output_range))
+        if cfg.run.save_every and k % cfg.run.save_every == 0 and k < steps:
+            if main:
+                _checkpoint(trainer, setup, paths, metrics)
+            saved = k
+        if _stop_requested(callbacks, Event("finetune", k, steps, metrics), trainer):
+            if main:
+                _checkpoint(trainer, setup, paths, metrics)
+            barrier()
+            raise FinetuneInterrupted(
+                f"interrupted after step {k} of {steps}; state saved to {paths.state}: "
+                "rerun the same command with --resume to continue") from None
+    return metrics
+
+
+def _open_log(trainer: Trainer, setup: Setup, paths: RunPaths) -> RunLog:
+    cfg, world = trainer.config, trainer.world
+    log = RunLog(paths.log, resume_step=trainer.done if cfg.run.resume else None)
+    if not cfg.run.resume:
         log.write({"step": 0, "event": "start", "config": cfg.to_dict(), "loss": setup.loss_name,
                    "teacher": setup.teacher_source, "device": str(trainer.device),
                    **({"world_size": world.size} if world is not None else {})})
-    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.sample_every and main else None
-    saved = trainer.done if cfg.resume else None
-    started = time.perf_counter()
-    with deferred_sigint() as flag:
-        while trainer.done < cfg.steps:
-            k = trainer.done + 1
-            batch = setup.sampler.draw(trainer.done, trainer.device)
-            try:
-                metrics = trainer.step(batch, monitor=_due(cfg.log_every, k, cfg.steps))
-            except NonFiniteStep as exc:
-                raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths)) from None
-            if log is not None and _due(cfg.log_every, k, cfg.steps):
-                log.write({"step": k, **metrics, "seconds": round(time.perf_counter() - started, 3)})
-            if fixed is not None and _due(cfg.sample_every, k, cfg.steps):
-                write_png(paths.samples / f"step_{k:06d}.png", sample_grid(trainer, fixed, setup.info.output_range))
-            if cfg.save_every and k % cfg.save_every == 0 and k < cfg.steps:
-                if main:
-                    _checkpoint(trainer, setup, paths, metrics)
-                saved = k
-            try:
-                if on_progress is not None:
-                    on_progress(k, metrics)
-                stop = flag["hit"]
-            except KeyboardInterrupt:
-                stop = True
-            if world is not None:
-                stop = any_rank(stop, trainer.device)  # every rank stops after the same step
-            if stop:
-                if main:
-                    _checkpoint(trainer, setup, paths, metrics)
-                barrier()
-                raise FinetuneInterrupted(
-                    f"interrupted after step {k} of {cfg.steps}; state saved to {paths.state}: "
-                    "rerun the same command with --resume to continue") from None
-    return metrics
+    return log
+
+
+def _stop_requested(callbacks: tuple[OnEvent | None, ShouldStop | None], event: Event, trainer: Trainer) -> bool:
+    """Report ``event``, then ask ``should_stop``; every rank stops after the same step."""
+    on_event, should_stop = callbacks
+    try:
+        if on_event is not None:
+            on_event(event)
+        stop = bool(should_stop is not None and should_stop())
+    except KeyboardInterrupt:
+        stop = True
+    if trainer.world is not None:
+        stop = any_rank(stop, trainer.device)
+    return stop
 
 
 def _checkpoint(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[str, float]) -> None:

@@ -15,9 +15,9 @@ from .trainer import Trainer
 
 def finetune_meta(trainer: Trainer, setup: Setup, metrics: dict[str, float], completed: bool) -> dict[str, Any]:
     return {
-        "config": trainer.config.to_dict(), "method": trainer.config.method, "loss": setup.loss_name,
+        "config": trainer.config.to_dict(), "method": trainer.config.recovery.method, "loss": setup.loss_name,
         "teacher": setup.teacher_source, "discriminator": setup.d_source, "step": trainer.done,
-        "steps": trainer.config.steps, "completed": completed, "final": metrics,
+        "steps": trainer.config.recovery.steps, "completed": completed, "final": metrics,
         "sparsity": trainer.achieved(),
     }
 

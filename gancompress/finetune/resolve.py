@@ -12,7 +12,7 @@ from ..archs import ARCHITECTURES
 from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
-from ..loading import LoadOptions, load_bundle, load_with_partner
+from ..loading import load_bundle, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
 
@@ -35,20 +35,16 @@ class Setup:
     partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
 
 
-def _options(config: FinetuneConfig) -> LoadOptions:
-    return LoadOptions(trust_pickle=config.trust_pickle, direction=config.direction)
-
-
 def _load(source: str, config: FinetuneConfig, what: str) -> GanBundle:
     try:
-        return load_bundle(source, _options(config))
+        return load_bundle(config.load.for_source(source))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
 
 def load_partner(source: str, config: FinetuneConfig, what: str) -> tuple[GanBundle, nn.Module | None]:
     try:
-        return load_with_partner(source, _options(config))
+        return load_with_partner(config.load.for_source(source))
     except InputError as exc:
         raise InputError(f"{what} {source}: {exc}") from None
 
@@ -95,7 +91,7 @@ def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn
     if bundle.discriminator is not None:
         return bundle.discriminator, bundle.d_spec, config.source
     if config.uses_discriminator:
-        raise InputError(f"{config.source} has no discriminator and method {config.method} needs one: "
+        raise InputError(f"{config.source} has no discriminator and method {config.recovery.method} needs one: "
                          "pass --discriminator SOURCE (or use --method distill, which needs none)")
     return None, None, None
 
@@ -106,8 +102,8 @@ def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, cond
     unconditional (or that came with an opposite-direction generator) is a CycleGAN: ``cyclegan``."""
     d_arch = ARCHITECTURES.get(d_spec.name) if d_spec is not None and d_spec.name in ARCHITECTURES else None
     g_arch = ARCHITECTURES.get(bundle.g_spec.name) if bundle.g_spec is not None and bundle.g_spec.name in ARCHITECTURES else None
-    name = config.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
-    if config.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
+    name = config.recovery.loss or (d_arch.loss if d_arch else g_arch.loss if g_arch else "ns")
+    if config.recovery.loss is None and name == "pix2pix" and (partner is not None or (d_spec is not None and not conditional)):
         name = "cyclegan"
     return make_loss(name, d_output=d_arch.d_output if d_arch else "logits"), name
 

@@ -20,11 +20,11 @@ def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) 
     c, h, w = info.output_shape
     if h != w:
         raise InputError(f"the generator makes {h}x{w} images; only square outputs are supported for training data")
-    real = load_real(config.data, size=h, channels=c, value_range=info.output_range) if config.data else None
+    real = load_real(config.data.source, size=h, channels=c, value_range=info.output_range) if config.data.source else None
     if info.input_kind != "image":
         return real, None
-    if config.inputs:
-        inputs = load_real(config.inputs, size=info.input_shape[-1], channels=info.input_shape[0], value_range=info.output_range)
+    if config.data.inputs:
+        inputs = load_real(config.data.inputs, size=info.input_shape[-1], channels=info.input_shape[0], value_range=info.output_range)
         if conditional and real is not None and inputs.shape[0] != real.shape[0]:
             raise InputError(f"the conditional discriminator needs paired images: --inputs has {inputs.shape[0]}, --data {real.shape[0]}")
         return real, inputs
@@ -48,8 +48,8 @@ def build_setup(config: FinetuneConfig) -> Setup:
                            info, conditional)
     profile, loss_name = resolve_loss(bundle, d_spec, config)
     real, inputs = load_images(config, info, conditional)
-    paired = conditional or (inputs is not None and not config.inputs)
-    sampler = Sampler(config.seed, config.batch_size, info.input_kind, info.input_shape, real, inputs, paired)
+    paired = conditional or (inputs is not None and not config.data.inputs)
+    sampler = Sampler(config.run.seed, config.recovery.batch_size, info.input_kind, info.input_shape, real, inputs, paired)
     student = copy.deepcopy(bundle.generator)
     masks = {k: v.to(torch.bool) for k, v in bundle.masks.items()}
     return Setup(bundle, teacher, teacher_source, student, masks, discriminator, d_source, conditional,

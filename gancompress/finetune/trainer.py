@@ -70,18 +70,19 @@ def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
     is refused. Sparsities are of ALL prunable weights, as in ``prune``; with ``nm`` the ramp
     zeroes the weakest weights while every run of M keeps at least N (AGP toward the pattern),
     and the last update completes the N:M pattern."""
-    prune = config.prune_config(tuple(input_shape) if input_shape is not None else None)
-    if prune is None:
+    if config.prune is None:
         return None
+    traced = tuple(input_shape) if config.prune.coupled and input_shape is not None else None
+    prune = dataclasses.replace(config.prune, input_shape=traced)
     plan = plan_target(student, prune, masks or None)
     final = prune.sparsity if prune.sparsity is not None else plan.target / plan.total
-    initial = config.initial_sparsity
+    initial = config.recovery.schedule.initial_sparsity
     if masks:
         initial = max(initial, achieved_sparsity(student, masks)["all"])
     initial = min(initial, final)
-    ramp_end = max(1, math.ceil(config.ramp_fraction * config.steps))
-    every = config.mask_every or max(1, round(ramp_end / MASK_EVENTS))
-    return Schedule(prune, config.steps, final, initial, config.ramp_fraction, every)
+    ramp_end = max(1, math.ceil(config.recovery.schedule.ramp_fraction * config.recovery.steps))
+    every = config.recovery.schedule.mask_every or max(1, round(ramp_end / MASK_EVENTS))
+    return Schedule(prune, config.recovery.steps, final, initial, config.recovery.schedule.ramp_fraction, every)
 
 
 class Trainer:
@@ -99,29 +100,29 @@ class Trainer:
             raise InputError(f"the global batch ({setup.sampler.size}) is smaller than the {world.size} processes; "
                              "raise --batch-size or start fewer processes")
         self.teacher = setup.teacher.to(device).eval().requires_grad_(False)
-        self.student = setup.student.to(device).train(config.student_mode == "train")
+        self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
             setup.profile.partner = setup.profile.partner.to(device).eval().requires_grad_(False)
         self.d = setup.discriminator.to(device) if setup.discriminator is not None and config.uses_discriminator else None
         if self.d is not None:
             self.d.train(config.trains_discriminator).requires_grad_(config.trains_discriminator)
-        self.student_net = wrap(self.student, world, device, sync_bn=config.student_mode == "train")
+        self.student_net = wrap(self.student, world, device, sync_bn=config.recovery.student_mode == "train")
         self.student = unwrap(self.student_net)
         self.d_net = wrap(self.d, world, device, sync_bn=True) if self.d is not None else None
         self.d = unwrap(self.d_net)
-        self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.lr_g, betas=config.betas)
-        self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=config.betas)
+        self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.recovery.rates.lr_g, betas=config.recovery.rates.betas)
+        self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.recovery.rates.lr_d, betas=config.recovery.rates.betas)
                       if self.d is not None and config.trains_discriminator else None)
         self.masks = {k: v.to(device) for k, v in setup.masks.items()}
         self.schedule = make_schedule(config, self.student, self.masks, setup.info.input_shape)
         self.sparsity: float | None = None
         self.done = 0
-        self.options = StepOptions(config.method, config.lam, config.mu, config.trains_discriminator,
-                                   config.r1_gamma, config.r1_every, setup.conditional, self._autocast(),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=config.adv_weight)
+        self.options = StepOptions(config.recovery.method, config.recovery.weights.lam, config.recovery.weights.mu, config.trains_discriminator,
+                                   config.recovery.weights.r1_gamma, config.recovery.weights.r1_every, setup.conditional, self._autocast(),
+                                   image_terms=setup.info.input_kind == "image", adv_weight=config.recovery.weights.adv_weight)
 
     def _autocast(self):
-        if self.config.amp and self.device.type == "cuda":
+        if self.config.run.amp and self.device.type == "cuda":
             return partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
         return nullcontext
 
@@ -149,7 +150,7 @@ class Trainer:
 
     def step(self, batch, *, monitor: bool = False) -> dict[str, float]:
         """One optimisation step; returns its metrics as floats."""
-        seed_global(self.config.seed, self.done)
+        seed_global(self.config.run.seed, self.done)
         self._set_lr()
         batch = shard(batch, self.world)
         losses = compute_losses(self.teacher, self.student_net, self.d_net, batch, self.setup.profile, self.options,
@@ -168,7 +169,7 @@ class Trainer:
 
     def _set_lr(self) -> None:
         hold = self.schedule.ramp_end if self.schedule is not None else 0
-        lr = self.config.lr_g * lr_factor(self.config.lr_schedule, self.done, self.config.steps, hold)
+        lr = self.config.recovery.rates.lr_g * lr_factor(self.config.recovery.rates.lr_schedule, self.done, self.config.recovery.steps, hold)
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 

@@ -372,10 +372,10 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
         kind = node_kind(m)
         lt = LAYER_TYPES[type(m)]
         if kind == "producer":
-            side = "features" if isinstance(m, nn.Linear) else "channels"
-            if getattr(m, f"in_{side}") != ws[0]:
-                raise ValueError(f"{node['name']} takes {getattr(m, f'in_{side}')} channels, gets {ws[0]}")
-            return getattr(m, f"out_{side}")
+            wl = WEIGHT_LAYERS[type(m)]
+            if getattr(m, wl.in_attr) != ws[0]:
+                raise ValueError(f"{node['name']} takes {getattr(m, wl.in_attr)} channels, gets {ws[0]}")
+            return getattr(m, wl.out_attr)
         if kind == "ones":
             return ws[0] + 1
         op, factor = kind, getattr(m, "upscale_factor", getattr(m, "downscale_factor", None))
