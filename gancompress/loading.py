@@ -19,6 +19,7 @@ from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
 from .archs.base import matches, prepare
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
+from .registry import unknown_choice
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
 PREFIXES = {
@@ -47,7 +48,7 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
             if target is not None:
                 if not isinstance(target, str):
@@ -315,13 +316,14 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 
-def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+def parse_arch_kwargs(text: str | None, option: str = "--arch-kwargs") -> dict[str, Any] | None:
+    """The JSON object given to ``option`` (``--arch-kwargs`` or ``--d-arch-kwargs``)."""
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg}); e.g. --arch-kwargs '{{\"nz\": 64}}'") from None
+        raise InputError(f"{option} is not valid JSON ({exc.msg}); e.g. {option} '{{\"nz\": 64}}'") from None
     if not isinstance(value, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"nz\": 64}'")
+        raise InputError(f"{option} must be a JSON object, e.g. '{{\"nz\": 64}}'")
     return value

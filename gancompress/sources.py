@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import InputError
 from .io_utils import kind_of, note_input
+from .registry import unknown_choice
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 BUILTINS = {"digits-dcgan": "digits_dcgan.safetensors"}
@@ -40,7 +41,7 @@ def builtin_path(name: str) -> Path:
     from importlib import resources
 
     if name not in BUILTINS:
-        raise InputError(f"unknown builtin model {name!r}; available: {', '.join('builtin:' + n for n in BUILTINS)}")
+        raise unknown_choice("builtin model", f"builtin:{name}", [f"builtin:{n}" for n in BUILTINS])
     path = Path(str(resources.files("gancompress") / "assets" / BUILTINS[name]))
     if not path.exists():
         raise InputError(f"the bundled model {name} is missing from this install ({path}); reinstall gancompress")

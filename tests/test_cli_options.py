@@ -66,8 +66,10 @@ def test_shared_spellings():
 def test_evaluate_keeps_real_and_pairs_as_hidden_spellings():
     opts = options_of("evaluate")
     assert "--real" not in opts and "--pairs" not in opts and "--out" in opts
-    r = runner.invoke(app, ["evaluate", "x.safetensors", "--data", "a", "--real", "b"])
-    assert r.exit_code == 2 and r.stderr.startswith("error: --data and its older spellings")
+    r = runner.invoke(app, ["evaluate", "x.safetensors", "--data", "a", "--pairs", "b"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: --data and --pairs (its older spelling)")
+    r = runner.invoke(app, ["evaluate", "builtin:digits-dcgan", "--fid", "--data", "builtin:digits", "--real", "b"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: --data and --real (its older spelling)")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -151,14 +153,41 @@ def test_fill_choices_reads_the_registries():
     assert fill_choices("no placeholder") == "no placeholder"
 
 
-@pytest.mark.parametrize("command", ["finetune", "evaluate", "sweep"])
-def test_arch_options_never_silently_ignored(command):
-    """Commands whose library config cannot take --arch yet refuse it in one line rather than ignore it."""
-    r = runner.invoke(app, [command, "builtin:digits-dcgan", "--arch", "mynets:G", "--data", "builtin:digits"])
+def test_arch_options_never_silently_ignored(tmp_path, monkeypatch):
+    """sweep's library config cannot take --arch yet: it refuses it in one line rather than ignore it."""
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["sweep", "builtin:digits-dcgan", "--arch", "mynets:G", "--data", "builtin:digits"])
     assert r.exit_code == 2 and r.stderr.startswith("error: --arch"), r.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_arch_kwargs_are_refused_everywhere():
     for command in LOADERS:
         r = runner.invoke(app, [command, "builtin:digits-dcgan", "--arch", "m:G", "--arch-kwargs", "{bad"])
         assert r.exit_code == 2 and "--arch-kwargs is not valid JSON" in r.stderr, (command, r.stderr)
+
+
+UNKNOWN = re.compile(r"^error: unknown [\w (),-]+ '[^']+'( \(did you mean [^)]+\?\))?; choose one of: .+$")
+
+
+@pytest.mark.parametrize("args,kind,suggestion", [
+    (["prune", "builtin:digits-dcgan", "-s", "0.5", "--scope", "globl"], "scope", "global"),
+    (["prune", "builtin:digits-dcgan", "-s", "0.5", "-g", "fliter"], "granularity", "filter"),
+    (["export", "builtin:digits-dcgan", "--format", "sparce"], "export format", "sparse"),
+    (["export", "builtin:digits-dcgan", "--dtype", "float61"], "dtype", "float16"),
+    (["finetune", "builtin:digits-dcgan", "--method", "distil"], "method", "distill"),
+    (["finetune", "builtin:digits-dcgan", "--lr-schedule", "cosin", "--method", "distill"], "--lr-schedule", "cosine"),
+    (["finetune", "builtin:digits-dcgan", "--direction", "AtoC"], "direction", "AtoB"),
+    (["finetune", "builtin:digits-dcgan", "--loss", "hinje", "--method", "distill"], "loss profile", "hinge"),
+    (["evaluate", "builtin:digits-dcgan", "--fid", "--extractor", "digit"], "feature extractor", "digits"),
+    (["demo", "--schedule", "onshot"], "schedule", "oneshot"),
+    (["sweep", "builtin:digits-dcgan", "--granularity", "element,blok"], "granularity", "block"),
+    (["inspect", "builtin:digits-dcgn"], "builtin model", "builtin:digits-dcgan"),
+])
+def test_every_unknown_choice_is_worded_the_same(tmp_path, monkeypatch, args, kind, suggestion):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, args)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert UNKNOWN.match(lines[0]) and kind in lines[0] and f"did you mean {suggestion}" in lines[0], lines[0]
+    assert not list(tmp_path.iterdir())  # refused before anything is written

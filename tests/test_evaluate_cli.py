@@ -12,7 +12,7 @@ from gancompress.metrics.extractors import INCEPTION_ENV, INCEPTION_FILE
 from test_metrics import register_tiny
 
 register_tiny()
-FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-size", "20", "--device", "cpu", "-q"]
+FAST = ["--extractor", "tiny", "--data", "builtin:digits", "-n", "40", "--batch-size", "20", "--device", "cpu", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,8 @@ def gate_error(result) -> str:
     assert result.exit_code == 3, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: quality gate failed: ") and sum(l.startswith("error:") for l in lines) == 1
-    assert "FAILED" in result.stdout  # the report: the table and its gate lines, on stdout
+    json_report = result.stdout.lstrip().startswith("{")
+    assert ('"passed": false' if json_report else "FAILED") in result.stdout  # the report (table or JSON): stdout
     return lines[-1]
 
 
@@ -122,7 +123,7 @@ def test_bad_inputs_exit_2_one_line(models, args, needle):
 
 def test_fid_without_real_for_non_digits_model(models):
     line = one_line_error(run(models["rgb"], "--fid", "--extractor", "tiny", "-n", "8"), 2)
-    assert "--real" in line
+    assert "--data" in line
 
 
 def test_existing_output_needs_force(models, tmp_path):

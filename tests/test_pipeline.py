@@ -160,6 +160,12 @@ def test_a_table_that_is_the_result_goes_to_stdout_in_a_pipe(env, tiny, tmp_path
     assert r.returncode == 0 and r.stdout == "p.safetensors\n" and "net.3" in r.stderr  # table on stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_inspect_table_on_a_terminal(env, tiny, tmp_path):
+    code, out = _pty_run(["inspect", str(tiny)], dict(env, COLUMNS="160"), tmp_path)
+    assert code == 0 and b"net.3" in out and b"ConvTranspose2d" in out
+
+
 # ----------------------------------------------------------------------------- exit codes through pipes
 
 

@@ -8,38 +8,36 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
+from .options import (Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Direction, Force, Inputs, Json,
+                      NumSamples, OptSource, Quiet, Seed, TrustPickle, flag, load_options)
+from .output import human_size, print_json, report_console
 from . import progress as cli_progress
-from .output import human_console, human_size, print_json
 from .stdio import source_from_stdin
 
-Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
-Real = Annotated[Optional[str], typer.Option("--real", help="Real images for FID/KID/PRC: a folder, or builtin:digits (the default for 16x16 one-channel digits models).")]
-Extractor = Annotated[Optional[str], typer.Option("--extractor", help="Feature extractor: digits (bundled, offline) or inception (needs its weights file). Default: digits for 16x16 one-channel models, else inception.")]
-InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS).")]
-Samples = Annotated[Optional[Path], typer.Option("--samples", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Also write the JSON report to this file.")]
-Pairs = Annotated[Optional[str], typer.Option("--pairs", help="Image-to-image test images (full size): pix2pix: side-by-side A|B images or A/ and B/ folders (matched by name); CycleGAN: A/ and B/ folders; super-resolution: high-resolution images (inputs made by bicubic downscaling). Gives FID vs the target domain, PSNR/SSIM vs ground truth where paired, and fidelity to the dense model on real inputs.")]
-PairInputs = Annotated[Optional[str], typer.Option("--inputs", help="Image-to-image: a folder of A images, matched by file name with the B images in --pairs.")]
-Direction = Annotated[str, typer.Option("--direction", help="AtoB or BtoA: which way the model translates (swaps A and B in --pairs; BtoA loads G_B/D_B from a CycleGAN directory).")]
-Markdown = Annotated[Optional[Path], typer.Option("--markdown", help="Also write the report as Markdown (metrics, deltas vs the reference, gates, sample grid path) for CI.")]
+Reference = Annotated[Optional[list[str]], typer.Option("--reference", "-r", metavar="SOURCE", help="A model to compare with (repeatable); the first one is the dense baseline for deltas, --max-fid-increase and PSNR/SSIM.")]
+Real = Annotated[Optional[str], typer.Option("--real", hidden=True, help="Real images for FID/KID/PRC (the target domain for an image-to-image model); --data for a noise-input model.")]
+Pairs = Annotated[Optional[str], typer.Option("--pairs", hidden=True, help="Image-to-image test images: --data for an image-to-image model.")]
+Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models, else inception, which needs its weights file).")]
+InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", metavar="FILE", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS).")]
+Samples = Annotated[Optional[Path], typer.Option("--samples", metavar="PNG", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
+Out = Annotated[Optional[Path], typer.Option("--output", "-o", "--out", metavar="FILE", help="Also write the JSON report to this file.")]
+Markdown = Annotated[Optional[Path], typer.Option("--markdown", metavar="FILE", help="Also write the report as Markdown (metrics, deltas vs the reference, gates, sample grid path) for CI.")]
 
-Fid = Annotated[bool, typer.Option("--fid", help="Frechet distance to the real data.")]
-Kid = Annotated[bool, typer.Option("--kid", help="Kernel (MMD) distance to the real data.")]
-Isc = Annotated[bool, typer.Option("--isc", help="Inception-style score from the extractor's logits.")]
-Prc = Annotated[bool, typer.Option("--prc", help="Precision and recall against the real data.")]
-NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model.")]
-Latency = Annotated[bool, typer.Option("--latency", help="Measure median batch-1 latency and throughput at --batch-size.")]
-MaxFid = Annotated[Optional[float], typer.Option("--max-fid", help="Gate: fail (exit 3) when the model's FID is above X.")]
-MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", help="Gate: fail when FID rises more than PCT percent over the first --reference.")]
-MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", help="Gate: fail when PSNR to the dense model is below X dB.")]
+Fid = Annotated[bool, flag("--fid", help="Frechet distance to the real data.")]
+Kid = Annotated[bool, flag("--kid", help="Kernel (MMD) distance to the real data.")]
+Isc = Annotated[bool, flag("--isc", help="Inception-style score from the extractor's logits.")]
+Prc = Annotated[bool, flag("--prc", help="Precision and recall against the real data.")]
+Latency = Annotated[bool, flag("--latency", help="Measure median batch-1 latency and throughput at --batch-size.")]
+MaxFid = Annotated[Optional[float], typer.Option("--max-fid", metavar="X", help="Gate: fail (exit 3) when the model's FID is above X.")]
+MaxFidIncrease = Annotated[Optional[float], typer.Option("--max-fid-increase", metavar="PCT", help="Gate: fail when FID rises more than PCT percent over the first --reference.")]
+MinPsnr = Annotated[Optional[float], typer.Option("--min-psnr", metavar="DB", help="Gate: fail when PSNR to the dense model is below DB decibels.")]
 
 
 @handle_errors
 def evaluate(
     source: OptSource = None,
     reference: Reference = None,
-    real: Real = None,
+    data: Data = None,
     fid: Fid = False, kid: Kid = False, isc: Isc = False, prc: Prc = False,
     extractor: Extractor = None,
     inception_weights: InceptionWeights = None,
@@ -49,29 +47,32 @@ def evaluate(
     json_out: Json = False,
     out: Out = None,
     markdown: Markdown = None,
-    pairs: Pairs = None, inputs: PairInputs = None, direction: Direction = "AtoB",
+    inputs: Inputs = None, direction: Direction = "AtoB",
     max_fid: MaxFid = None, max_fid_increase: MaxFidIncrease = None, min_psnr: MinPsnr = None,
     force: Force = False, trust_pickle: TrustPickle = False, quiet: Quiet = False,
+    arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
+    real: Real = None, pairs: Pairs = None,
 ) -> None:
     """Measure FID/KID/ISC/PRC, fidelity to the dense model (PSNR/SSIM) and cost of a generator.
 
-    Reports go to stderr (stdout on a terminal; one JSON document on stdout with --json); a failed gate exits 3
-    after the reports are written.
+    The report table is printed on stdout (one JSON document instead with --json); a failed gate exits 3 after
+    the reports are written.
 
     Example: gancompress evaluate pruned.safetensors --reference builtin:digits-dcgan --fid --latency --samples grid.png --max-fid-increase 10
 
-    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid --out report.json --markdown report.md
+    Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress evaluate --fid -o report.json --markdown report.md
     """
     from ..evaluate import EvaluateConfig, evaluate as run_evaluate
 
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-
     config = EvaluateConfig(
         sources=[source, *(reference or [])], real=real, fid=fid, kid=kid, isc=isc, prc=prc, extractor=extractor,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, latency=latency,
         samples_png=samples, out=out, force=force, max_fid=max_fid, max_fid_increase_pct=max_fid_increase,
         min_psnr=min_psnr, inception_weights=inception_weights, trust_pickle=trust_pickle,
-        pairs=pairs, inputs=inputs, direction=direction,
+        pairs=pairs, inputs=inputs, direction=direction, data=data, load=load,
     )
     _check_markdown(markdown, config)
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
@@ -96,7 +97,7 @@ def _check_markdown(markdown: Path | None, config: Any) -> None:
 
     if markdown is None:
         return
-    for option, other in (("--out", config.out), ("--samples", config.samples_png)):
+    for option, other in (("-o/--output", config.out), ("--samples", config.samples_png)):
         if other is not None and Path(other).resolve() == Path(markdown).resolve():
             raise InputError(f"--markdown and {option} name the same file; choose two different files")
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))
@@ -164,9 +165,7 @@ def _table(report: Any):
 def _print(report: Any) -> None:
     from rich.markup import escape
 
-    console = human_console()
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
+    console = report_console()
     console.print(_table(report))
     for note in report.notes:
         console.print(f"note: {escape(note)}")

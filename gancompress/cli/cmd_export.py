@@ -21,7 +21,7 @@ PushTo = Annotated[Optional[str], typer.Option("--push-to-hub", help="Also uploa
                                                "Hub model repository (OWNER/REPO; token from HF_TOKEN or `hf auth login`).")]
 Private = Annotated[bool, flag("--private", help="Create the Hub repository as private (with --push-to-hub).")]
 Revision = Annotated[Optional[str], typer.Option("--revision", help="Push to this branch (created when missing; default main).")]
-Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate --out` JSON report to put in the model card.")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate -o` JSON report to put in the model card.")]
 
 
 def default_output(source: str, fmt: str) -> Path:
@@ -50,9 +50,9 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     from ..export.hub import PushConfig, export_and_push
 
     if push_to_hub is None:
-        for flag, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
+        for option, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
             if given:
-                raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
+                raise InputError(f"{option} only applies with --push-to-hub OWNER/REPO")
     push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
     if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
         from ..export.hub import check_push

@@ -15,6 +15,8 @@ def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: Trus
             d_arch_kwargs: DArchKwargs = None) -> None:
     """Show the layers, sparsity, structure and cost of a checkpoint's generator and discriminator.
 
+    The table is the result: it goes to stdout, in a pipe too (one JSON document instead with --json).
+
     Example: gancompress inspect builtin:digits-dcgan --json
 
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress inspect

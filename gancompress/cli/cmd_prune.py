@@ -46,6 +46,11 @@ def prune(
 ) -> None:
     """Prune the generator by weight magnitude and write a project checkpoint with its masks.
 
+    -s/--sparsity is required (only --granularity nm implies it).
+
+    Prints the file written as the only stdout line (its table goes to stderr unless stdout is a terminal).
+    Re-pruning keeps the old zeros; when they already reach the target, nothing more is pruned and it says so.
+
     Example: gancompress prune builtin:digits-dcgan --sparsity 0.9 --granularity block -o pruned.safetensors
     """
     from ..prune import PruneConfig

@@ -52,14 +52,13 @@ def flag(*names: str, help: str) -> typer.models.OptionInfo:
 
 
 # --- what to read -------------------------------------------------------------------------
-Source = Annotated[str, typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH], or builtin:digits-dcgan.")]
-OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint (file, directory, hf://..., builtin:...); '-' or omitted reads the path from stdin.")]
+OptSource = Annotated[Optional[str], typer.Argument(metavar="SOURCE", show_default=False, help="Checkpoint: a file (.pt/.pth/.ckpt/.bin/.safetensors), a directory, hf://OWNER/REPO[@REV][/PATH] or builtin:digits-dcgan; '-' or omitted reads the path from stdin.")]
 TrustPickle = Annotated[bool, flag("--trust-pickle", help="Allow pickles that run code on load (whole-module checkpoints). Only for files you trust.")]
 Arch = Annotated[Optional[str], typer.Option("--arch", metavar="MODULE:CALLABLE", help="Your own generator class, for networks not built in (built in and recognised without it: {choices:arch}).")]
 ArchKwargs = Annotated[Optional[str], typer.Option("--arch-kwargs", metavar="JSON", help="Keyword arguments for --arch, e.g. '{\"nz\": 64}'.")]
 DArch = Annotated[Optional[str], typer.Option("--d-arch", metavar="MODULE:CALLABLE", help="Your own discriminator class, when the checkpoint's D is not built in.")]
 DArchKwargs = Annotated[Optional[str], typer.Option("--d-arch-kwargs", metavar="JSON", help="Keyword arguments for --d-arch, e.g. '{\"ndf\": 64}'.")]
-Data = Annotated[Optional[str], typer.Option("--data", metavar="DIR", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
+Data = Annotated[Optional[str], typer.Option("--data", metavar="PATH", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="DIR", help="Image-to-image: a folder of A (input) images, matched by file name with the B images in --data.")]
 Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help="Image-to-image: which way the model translates (swaps A and B in --data; BtoA loads G_B/D_B from a CycleGAN directory).")]
 
@@ -118,28 +117,17 @@ AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GA
 def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | None, d_arch: str | None,
                  d_arch_kwargs: str | None, **extra: object):
     """The library's ``LoadOptions`` from the loading options every model-reading command takes."""
-    from ..errors import InputError
     from ..loading import LoadOptions, parse_arch_kwargs
 
-    fields = dict(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs), **extra)
-    if d_arch is not None or d_arch_kwargs is not None:
-        if "d_arch" not in getattr(LoadOptions, "__dataclass_fields__", {}):
-            # HOOK(d_arch): remove once loading.LoadOptions carries d_arch/d_arch_kwargs (layering branch)
-            raise InputError("--d-arch is not supported by this build yet; load the discriminator from a state dict "
-                             "of a built-in architecture, or pass --discriminator")
-        fields.update(d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs))
-    return LoadOptions(**fields)
+    return LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs, "--arch-kwargs"),
+                       d_arch=d_arch, d_arch_kwargs=parse_arch_kwargs(d_arch_kwargs, "--d-arch-kwargs"), **extra)
 
 
-def require_plain_loading(load, command: str, *, trust_pickle: bool = True) -> None:
-    """HOOK(LoadOptions): ``command``'s library config does not take LoadOptions yet; refuse --arch/--d-arch
-    (and --trust-pickle where it cannot reach the loader) rather than ignore them. Remove once the config
-    composes LoadOptions (layering branch)."""
+def require_plain_loading(load, command: str) -> None:
+    """HOOK(LoadOptions): ``command``'s library config (sweep's) does not take LoadOptions yet: refuse --arch,
+    --d-arch and --trust-pickle rather than ignore them. Remove once it does."""
     from ..errors import InputError
 
-    unsupported = [("--arch", load.arch), ("--d-arch", getattr(load, "d_arch", None))]
-    if not trust_pickle:
-        unsupported.append(("--trust-pickle", load.trust_pickle or None))
-    for option, value in unsupported:
-        if value is not None:
+    for option, given in (("--arch", load.arch), ("--d-arch", load.d_arch), ("--trust-pickle", load.trust_pickle)):
+        if given:
             raise InputError(f"{option} is not supported by `gancompress {command}` in this build yet")

@@ -1,12 +1,13 @@
 """``EvaluateConfig``: what ``evaluate`` measures and writes, validated on construction."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from ..loading import LoadOptions
 
 
@@ -39,6 +40,7 @@ class EvaluateConfig:
     pairs: str | None = None  # image-to-image test images (see gancompress.data_pairs)
     inputs: str | None = None  # image-to-image: a folder of A images matched by name with --pairs as B
     direction: str = "AtoB"
+    data: str | None = None  # --data: real images of a noise-input model, test images of an image-to-image one
     load: LoadOptions | None = None  # your own --arch/--d-arch for every model (trust_pickle and direction above win)
 
     def __post_init__(self) -> None:
@@ -56,9 +58,11 @@ class EvaluateConfig:
             get_extractor(self.extractor)
         self._check_gates()
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
-        if self.inputs is not None and self.pairs is None:
-            raise InputError("--inputs (A images) needs --pairs (the matching B images)")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
+        if self.data is not None and self.pairs is not None:
+            raise InputError("--data and --pairs (its older spelling) both name the test images; give one")
+        if self.inputs is not None and self.pairs is None and self.data is None:
+            raise InputError("--inputs (A images) needs --data (the matching B images)")
 
     def _check_gates(self) -> None:
         if self.max_fid is not None and not self.fid:
@@ -75,6 +79,18 @@ class EvaluateConfig:
     @property
     def needs_real(self) -> bool:
         return self.fid or self.kid or self.prc
+
+
+def with_data_role(config: EvaluateConfig, input_kind: str) -> EvaluateConfig:
+    """``--data`` is the real images of a noise-input model (``real``) and the test images of an
+    image-to-image one (``pairs``; ``real`` then still overrides the FID target set)."""
+    if config.data is None:
+        return config
+    if input_kind == "image":
+        return replace(config, pairs=config.data, data=None)
+    if config.real is not None:
+        raise InputError("--data and --real (its older spelling) both name the real images; give one")
+    return replace(config, real=config.data, data=None)
 
 
 def _positive(option: str, value: int, minimum: int = 1) -> None:
@@ -100,6 +116,6 @@ def check_outputs(config: EvaluateConfig) -> None:
     inputs = tuple(Path(s) for s in config.sources if "://" not in s and not s.startswith("builtin:"))
     outputs = [p for p in (config.out, config.samples_png) if p is not None]
     if len(outputs) == 2 and Path(outputs[0]).resolve() == Path(outputs[1]).resolve():
-        raise InputError("--out and --samples name the same file; choose two different files")
+        raise InputError("-o/--output and --samples name the same file; choose two different files")
     for path in outputs:
         check_writable(Path(path), force=config.force, inputs=inputs)

@@ -23,11 +23,13 @@ from typing import Any, Callable
 
 import torch
 
+from ..data.images import BUILTIN_DATA
 from ..errors import InputError, Interrupted
+from ..registry import unknown_choice
 from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
-from .config import EvaluateConfig, check_outputs, resolve_device
+from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
 from .models import LoadedModel, TestImages, check_compatible, load_model, model_inputs, teacher_model
 from .report import EvaluateReport, ModelRow, check_gates, deltas, write_report
@@ -76,7 +78,7 @@ def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, A
     if config.needs_real and spec is None:
         raise InputError(
             f"--fid/--kid/--prc need real images for this {'x'.join(map(str, info.output_shape))} generator: "
-            "pass --real FOLDER (a folder of images; builtin:digits only suits 16x16 one-channel digits models)")
+            "pass --data FOLDER (a folder of images; builtin:digits only suits 16x16 one-channel digits models)")
     real = real_set(spec, info, config.real_limit) if config.needs_real else None
     extractor = get_extractor(config.extractor or ("digits" if _is_digits(info) else "inception"))
     kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
@@ -104,11 +106,11 @@ def real_set(spec: str, info: GeneratorInfo, limit: int | None):
 
         count, identity = N_DIGITS, spec
     elif spec.startswith("builtin:"):
-        raise InputError(f"--real {spec}: unknown builtin data set; available: builtin:digits")
+        raise unknown_choice("builtin data set", spec, BUILTIN_DATA)
     else:
         folder = Path(spec).expanduser()
         if not folder.is_dir():
-            raise InputError(f"--real {spec}: not a folder; give a folder of images or builtin:digits")
+            raise InputError(f"--data {spec}: not a folder; give a folder of images or builtin:digits")
         files = image_files(folder)
         count, identity = len(files), _folder_identity(files, folder)
     count = min(count, limit) if limit else count
@@ -168,7 +170,7 @@ def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, 
     from ..metrics.fidelity import RealSet
 
     if test is None:
-        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --pairs FOLDER "
+        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --data FOLDER "
                          "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
     size = info.output_shape[-1]
     if config.real:
@@ -329,11 +331,13 @@ def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
     roles = ["model"] + ["reference"] * (len(config.sources) - 1)
     models = [load_model(s, r, config, device) for s, r in zip(config.sources, roles)]
     check_compatible(models)
+    config = with_data_role(config, models[0].info.input_kind)
     test = None
     if models[0].info.input_kind == "image" and config.pairs is not None:
         test = load_test_images(config, models[0])
     elif config.pairs is not None:
-        raise InputError("--pairs is for image-to-image generators; this one takes noise")
+        raise InputError("--pairs (test images) is for image-to-image generators; this one takes noise: "
+                         "pass its real images with --data")
     plan = plan_metrics(config, models[0].info, early, test)
     dense, note = (models[1], None) if len(models) > 1 else teacher_model(config, models[0], device)
     if config.min_psnr is not None and dense is None:

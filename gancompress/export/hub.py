@@ -38,7 +38,7 @@ class PushConfig:
     repo_id: str
     private: bool = False
     revision: str | None = None
-    report: Path | None = None  # an `evaluate --out` JSON report for the card
+    report: Path | None = None  # an `evaluate -o` JSON report for the card
     commit_message: str | None = None
 
 
@@ -244,7 +244,7 @@ def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any]
             lines += [f"Measured with `gancompress evaluate` ({settings.get('num_samples')} samples, "
                       f"extractor `{settings.get('extractor')}`, real data `{settings.get('real')}`, seed {settings.get('seed')}).", ""]
     else:
-        lines += ["No evaluate report was attached (`gancompress evaluate ... --out report.json`, then "
+        lines += ["No evaluate report was attached (`gancompress evaluate ... -o report.json`, then "
                   "`gancompress export ... --push-to-hub ... --report report.json`).", ""]
     lines += ["## Load it", "", f"With gancompress (`pip install \"gancompress @ git+{REPOSITORY_URL}\"`): an `nn.Module` "
               "in eval mode.", "",

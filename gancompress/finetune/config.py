@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
@@ -68,7 +69,7 @@ class Rates:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+            raise unknown_choice("learning-rate schedule (--lr-schedule)", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr_g", "lr_d"):
             check_positive(name, getattr(self, name))
         betas = tuple(float(b) for b in self.betas)
@@ -117,7 +118,7 @@ class RecoveryConfig:
 
             LOSSES.get(self.loss)
         if self.student_mode not in STUDENT_MODES:
-            raise InputError(f"--student-mode {self.student_mode!r}: choose eval or train")
+            raise unknown_choice("student mode", self.student_mode, STUDENT_MODES)
         check_positive("steps", self.steps, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
 

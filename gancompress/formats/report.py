@@ -2,7 +2,7 @@
 
 Used by ``gancompress evaluate --markdown report.md`` (a report a CI system can attach) and
 by the model card that ``gancompress export --push-to-hub`` generates. Both take the JSON
-document, so a report written earlier with ``--out report.json`` renders the same way.
+document, so a report written earlier with ``-o report.json`` renders the same way.
 """
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ HEADERS = {key: header for key, header, _ in COLUMNS}
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
-    """A report JSON written by ``evaluate --out`` (:class:`InputError` when it is not one)."""
+    """A report JSON written by ``evaluate -o`` (:class:`InputError` when it is not one)."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: no such report file; write one with `gancompress evaluate --out {path}`") from None
+        raise InputError(f"{path}: no such report file; write one with `gancompress evaluate SOURCE -o {path}`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable evaluate report ({exc}); write one with `gancompress evaluate --out`") from None
+        raise InputError(f"{path}: not a readable evaluate report ({exc}); write one with `gancompress evaluate SOURCE -o report.json`") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
-        raise InputError(f"{path}: not a gancompress evaluate report (no 'rows'); write one with `gancompress evaluate --out`")
+        raise InputError(f"{path}: not a gancompress evaluate report (no 'rows'); write one with `gancompress evaluate SOURCE -o report.json`")
     return doc
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from .allocation import check_allocation
 from .granularity import GRANULARITIES, check_sparsity, implied_sparsity, parse_block, parse_nm, parse_nm_axis
 from .keep_dense import parse_keep_dense
@@ -65,7 +66,7 @@ class PruneConfig:
             raise InputError(f"granularity must be a name, got {self.granularity!r}")
         GRANULARITIES.get(self.granularity)
         if self.scope not in SCOPES:
-            raise InputError(f"unknown scope {self.scope!r}; choose one of: {', '.join(SCOPES)}")
+            raise unknown_choice("scope", self.scope, SCOPES)
         if self.scope == "global" and self.allocation == "uniform":
             self.allocation = "global"
         self.keep_dense = parse_keep_dense(self.keep_dense)
