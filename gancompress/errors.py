@@ -30,6 +30,12 @@ class NonFiniteLoss(GanCompressError):
     exit_code = 1
 
 
+class Interrupted(GanCompressError):
+    """The caller's ``should_stop`` ended a run (the CLI: Ctrl-C or SIGTERM): exit code 130, like a shell's SIGINT."""
+
+    exit_code = 130
+
+
 class UserCodeError(InputError):
     """The user's own code (``--arch module:Callable``) raised: exit code 2, with its message."""
 
@@ -57,9 +63,3 @@ def from_user_code(exc: BaseException) -> UserCodeError | None:
     first = (str(exc).strip().splitlines() or [""])[0]
     return UserCodeError(f"your --arch code failed at {os.path.basename(where.filename)}:{where.lineno} in {where.name}: "
                          f"{type(exc).__name__}: {first}; fix your network code (rerun with --debug for the traceback)")
-
-
-class Interrupted(GanCompressError):
-    """The caller's ``should_stop`` ended a run (the CLI: Ctrl-C or SIGTERM): exit code 130, like a shell's SIGINT."""
-
-    exit_code = 130

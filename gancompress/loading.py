@@ -51,11 +51,9 @@ class LoadOptions:
             raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
             if target is not None:
-                if not isinstance(target, str):
-                    raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator)")
                 from .archs.custom import check_arch_target
 
-                check_arch_target(target)
+                check_arch_target(target, option)
             if kwargs is not None and target is None:
                 raise InputError(f"{option}-kwargs needs {option} module:Callable")
             if kwargs is not None and not isinstance(kwargs, dict):
@@ -218,7 +216,7 @@ def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source
     for key, option, given in (("g_arch", "--arch", options.arch), ("d_arch", "--d-arch", options.d_arch)):
         if key not in metadata:
             continue
-        spec = parse_spec(metadata.get(key), source, key)
+        spec = parse_spec(metadata[key], source, key)
         target = spec.kwargs.get("target") if spec.name == "custom" else None
         if target and given != target:
             raise InputError(

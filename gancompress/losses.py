@@ -293,6 +293,10 @@ def load_vgg19(path: str) -> VGGFeatures:
     from .archs import load_into
 
     file = Path(path).expanduser()
+    if file.exists():
+        from .sources import check_regular
+
+        check_regular(file)  # a FIFO or device is refused, never opened
     if not file.is_file():
         raise InputError(f"--perceptual-weights {path}: no such file (a VGG19 state dict, e.g. torchvision's "
                          "vgg19-dcbbeb0d.pth; nothing is downloaded)")

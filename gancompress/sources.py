@@ -106,43 +106,51 @@ def _download_hf(repo: str, revision: str | None, path: str | None, *, source: s
 
         disable_progress_bars()
     hf_logging.set_verbosity_error()  # its retry notices are not ours to print: one error line is
+    if path:
+        def fetch(local_only: bool) -> str:
+            return hf.hf_hub_download(repo, path, revision=revision, local_files_only=local_only)
+    else:
+        def fetch(local_only: bool) -> str:
+            return hf.snapshot_download(repo, revision=revision, local_files_only=local_only,
+                                        allow_patterns=["*.json", *(f"*{s}" for s in CHECKPOINT_SUFFIXES)])
     try:
-        if path:
-            return _hf_file(hf, repo, path, revision, source)
-        return Path(hf.snapshot_download(repo, revision=revision, allow_patterns=["*.json", *(f"*{s}" for s in CHECKPOINT_SUFFIXES)]))
+        return _cached_or_online(fetch, source)
     except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled, OSError, ValueError) as exc:
         raise _hf_error(source, exc) from None
 
 
-def _hf_file(hf, repo: str, path: str, revision: str | None, source: str) -> Path:
-    """A cached copy when there is one; otherwise the Hub must answer a quick probe before the download
-    (huggingface_hub retries a refused connection for about 25 s)."""
-    try:
-        return Path(hf.hf_hub_download(repo, path, revision=revision, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached (or the cache is unusable): go online
-        pass
+def _cached_or_online(fetch, source: str) -> Path:
+    """Online when the Hub answers a quick connection probe (huggingface_hub would retry a refused
+    connection for about 25 s); otherwise the cached copy, or one line saying neither is there."""
     from huggingface_hub import constants
 
-    if not constants.HF_HUB_OFFLINE:
-        _probe_endpoint(constants.ENDPOINT, source)
-    return Path(hf.hf_hub_download(repo, path, revision=revision))
+    if constants.HF_HUB_OFFLINE:
+        return Path(fetch(True))
+    unreachable = _probe_endpoint(constants.ENDPOINT)
+    if unreachable is None:
+        return Path(fetch(False))
+    try:
+        return Path(fetch(True))
+    except Exception:  # noqa: BLE001 - not cached either: the network is the problem to report
+        raise InputError(f"{source}: the Hub at {constants.ENDPOINT} cannot be reached ({unreachable}) and the file is not "
+                         "in the local cache; check the network, or download it once while online") from None
 
 
-def _probe_endpoint(endpoint: str, source: str, timeout: float = HUB_PROBE_TIMEOUT) -> None:
-    """One TCP connection to the Hub's host within ``timeout`` seconds (skipped behind a proxy)."""
+def _probe_endpoint(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
+    """Why one TCP connection to the Hub's host fails within ``timeout`` seconds; None when it opens
+    (or behind a proxy, where only the proxy can tell)."""
     import socket
     from urllib.parse import urlsplit
 
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
-        return
+        return None
     url = urlsplit(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return
+            return None
     except OSError as exc:
-        raise InputError(f"{source}: the Hub at {endpoint} cannot be reached ({exc.strerror or type(exc).__name__}) and the "
-                         "file is not in the local cache; check the network, or download it once while online") from None
+        return exc.strerror or type(exc).__name__
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
@@ -217,11 +225,69 @@ def _looks_like_torch_file(path: Path) -> bool:
     return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
+_ITEM_BYTES = {"Double": 8, "Long": 8, "ComplexDouble": 16, "ComplexFloat": 8, "Float": 4, "Int": 4, "Half": 2,
+               "BFloat16": 2, "Short": 2, "Char": 1, "Byte": 1, "Bool": 1, "Untyped": 1}
+
+
+class _Stub:
+    """Stands in for every object of a scanned pickle: nothing is imported, nothing runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageScan(pickle.Unpickler):
+    """Reads the declared size of every storage of a legacy (pre-zip) torch pickle without loading it."""
+
+    def __init__(self, fh: Any) -> None:
+        super().__init__(fh)
+        self.declared = 0
+
+    def find_class(self, module: str, name: str) -> Any:
+        return type(name, (_Stub,), {})
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[4], int):
+            kind = getattr(pid[1], "__name__", "Untyped").removesuffix("Storage")
+            self.declared += max(pid[4], 0) * _ITEM_BYTES.get(kind, 8)
+        return _Stub()
+
+
+def _check_legacy_sizes(path: Path, size: int) -> None:
+    """A legacy torch pickle's storages must fit its bytes: torch allocates each declared storage before
+    reading it, so a small file claiming gigabytes is refused first."""
+    try:
+        with open(path, "rb") as fh:
+            scans = [_StorageScan(fh) for _ in range(4)]  # magic, protocol, sys_info, then the object
+            for scan in scans:
+                scan.load()
+    except Exception:  # noqa: BLE001 - not a legacy torch pickle after all: torch.load reports it
+        return
+    declared = scans[-1].declared
+    if declared > size + (1 << 20):
+        raise InputError(f"{path}: its storages declare {declared / 2**20:,.0f} MiB in a {size / 2**20:,.1f} MiB file; "
+                         "the file is damaged or hostile, re-save the checkpoint")
+
+
 def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
     import torch
 
     if not _looks_like_torch_file(path):
         raise InputError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save archive nor a pickle); check the file")
+    if not zipfile.is_zipfile(path):
+        _check_legacy_sizes(path, path.stat().st_size)
 
     try:
         return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))

@@ -67,7 +67,7 @@ def test_every_file_we_write_records_a_sha256_digest(files):
 def test_a_flipped_byte_in_any_tensor_is_refused(files, tmp_path):
     """Every tensor of every kind of file: one changed byte and the file no longer loads."""
     checked = 0
-    for key, path in files.items():
+    for path in files.values():
         header, _ = read_raw(path)
         for name, info in header.items():
             if name == "__metadata__" or info["data_offsets"][0] == info["data_offsets"][1]:
@@ -220,3 +220,24 @@ def test_same_command_writes_byte_identical_files(files, tmp_path):
     for path in (outputs[0], files["sparse-nm"], files["shrunk"]):
         keys = _header_keys(path)
         assert keys == sorted(keys), path.name
+
+
+def test_onnx_exports_record_a_digest_that_catches_edits(files, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from gancompress.formats.onnx_file import verify
+
+    out = tmp_path / "g.onnx"
+    assert cli("export", files["pruned-element"], "-o", out, "--format", "onnx", "-q").exit_code == 0
+    model = onnx.load(str(out))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["format"] == "gancompress-onnx" and re.fullmatch(r"sha256:[0-9a-f]{64}", props["digest"])
+    verify(out)
+    init = max(model.graph.initializer, key=lambda t: len(numpy_helper.to_array(t).reshape(-1)))
+    values = numpy_helper.to_array(init).copy()
+    values.reshape(-1)[3] += 1.0
+    init.CopyFrom(numpy_helper.from_array(values, init.name))
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(InputError, match="digest"):
+        verify(tmp_path / "bad.onnx")

@@ -21,14 +21,16 @@ from .base import Architecture, register_architecture
 _NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-def check_arch_target(target: str) -> tuple[str, str]:
+def check_arch_target(target: str, option: str = "--arch") -> tuple[str, str]:
     """``module.path:Callable`` split in two; a path, an empty part or a bad name is an :class:`InputError`."""
+    if not isinstance(target, str):
+        raise InputError(f"{option} {target!r} must be a string like mynets:Generator")
     module_name, _, attr = target.partition(":")
     if ("/" in target or "\\" in target or module_name.endswith(".py")) and target.count(":") <= 2:
-        raise InputError(f"--arch {target!r}: give a module name, not a file path: run from the folder that holds "
-                         "mynets.py (or put it on PYTHONPATH) and pass --arch mynets:Generator")
+        raise InputError(f"{option} {target!r}: give a module name, not a file path: run from the folder that holds "
+                         f"mynets.py (or put it on PYTHONPATH) and pass {option} mynets:Generator")
     if target.count(":") != 1 or not _NAME.match(module_name) or not _NAME.match(attr):
-        raise InputError(f"--arch {target!r} must look like module.path:Callable (e.g. mynets:Generator), "
+        raise InputError(f"{option} {target!r} must look like module.path:Callable (e.g. mynets:Generator), "
                          "both parts Python names")
     return module_name, attr
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from typing import Any, Callable
@@ -13,7 +14,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as _click_errors
 
-from ..errors import GanCompressError, from_user_code
+from ..errors import GanCompressError, InputError, from_user_code
 from ..io_utils import input_scope
 
 
@@ -25,12 +26,36 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(_report(message, code))
 
 
+def _option_name(func: Callable[..., Any], name: str) -> str:
+    """The long option a parameter of ``func`` is spelled as (from its ``Annotated`` typer metadata)."""
+    hint = getattr(func, "__annotations__", {}).get(name)
+    try:
+        hint = eval(hint, getattr(func, "__globals__", {})) if isinstance(hint, str) else hint  # noqa: S307 - our own annotations
+    except Exception:  # noqa: BLE001 - only for a nicer message
+        hint = None
+    for meta in getattr(hint, "__metadata__", ()):
+        decls = (getattr(meta, "default", None), *(getattr(meta, "param_decls", None) or ()))  # Annotated: default holds the first
+        longs = [d for d in decls if isinstance(d, str) and d.startswith("--")]
+        if longs:
+            return longs[0]
+    return "--" + name.replace("_", "-")
+
+
+def refuse_non_finite(func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Every float option (``--lr-g inf``, ``--max-fid nan``, ...) must be finite: refused before any work."""
+    for name, value in kwargs.items():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"{_option_name(func, name)} {v}: give a finite number")
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a command: project errors -> ``error: ...`` + exit code; others -> exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            refuse_non_finite(func, kwargs)
             with input_scope():  # files the command reads can never be its outputs
                 return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):

@@ -13,6 +13,7 @@ from ..archs import ArchSpec
 from ..errors import GanCompressError, InputError
 from ..formats.checkpoint import GanBundle
 from ..formats.export_file import DTYPES
+from ..formats.onnx_file import add_digest
 from ..io_utils import atomic_write
 from .config import ExportConfig, ExportResult
 
@@ -78,6 +79,7 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     def write(tmp: Path) -> None:
         torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+        add_digest(tmp, spec.to_json())
 
     path = atomic_write(Path(config.output), write, force=config.force)
     if config.dtype in (None, "float32"):

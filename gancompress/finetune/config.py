@@ -13,6 +13,7 @@ The defaults are module constants (:mod:`.defaults`) so the reproduction benchma
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -36,7 +37,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
     """``--name`` must be a positive (or, ``zero_ok``, non-negative) number (``integer``: an int)."""
     bad = isinstance(value, bool) or (integer and not isinstance(value, int)) or not isinstance(value, (int, float))
-    if bad or value < 0 or (value == 0 and not zero_ok) or value != value:
+    if bad or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         need = "a non-negative" if zero_ok else "a positive"
         raise InputError(f"--{name.replace('_', '-')} must be {need} {'integer' if integer else 'number'}, got {value!r}")
 

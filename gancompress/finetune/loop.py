@@ -15,9 +15,11 @@ from .distributed import World, activated, any_rank, barrier, device_for, has_ba
 from .outputs import RunLog, sample_grid, save_output, write_png
 from .setup import Setup, build_setup
 from .state import RunPaths, check_compatible, load_state, save_state
-from .trainer import NonFiniteStep, Trainer
+from .guard import NonFiniteStep, check_finite_outputs
+from .trainer import Trainer
 
 SAMPLE_COUNT = 8
+PROBE_COUNT = 4
 
 
 class FinetuneInterrupted(Interrupted):
@@ -153,6 +155,7 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
     main = world is None or world.is_main
     log = _open_log(trainer, setup, paths) if cfg.run.log_every and main else None
     fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.run.sample_every and main else None
+    probe = setup.sampler.fixed(PROBE_COUNT, trainer.device)  # a checkpoint is saved only if these give finite outputs
     saved = trainer.done if cfg.run.resume else None
     started = time.perf_counter()
     steps = cfg.recovery.steps
@@ -161,8 +164,10 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
         batch = setup.sampler.draw(trainer.done, trainer.device)
         try:
             metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
+            if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
+                check_finite_outputs(trainer.student, probe)
         except NonFiniteStep as exc:
-            raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths)) from None
+            raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths, log)) from None
         if log is not None and _due(cfg.run.log_every, k, steps):
             log.write({"step": k, **metrics, "seconds": round(time.perf_counter() - started, 3)})
         if fixed is not None and _due(cfg.run.sample_every, k, steps):
@@ -210,8 +215,9 @@ def _checkpoint(trainer: Trainer, setup: Setup, paths: RunPaths, metrics: dict[s
     save_output(paths.output, trainer, setup, metrics, completed=False)
 
 
-def _non_finite_message(k: int, exc: NonFiniteStep, saved: int | None, paths: RunPaths) -> str:
-    kept = (f"the last good checkpoint (step {saved}) is kept in {paths.output} and {paths.state}" if saved
-            else "nothing was written")
-    return (f"step {k}: the loss {exc.name} became {exc.value}; training stopped and {kept}. "
+def _non_finite_message(k: int, exc: NonFiniteStep, saved: int | None, paths: RunPaths, log: RunLog | None) -> str:
+    kept = (f"the last good checkpoint (step {saved}, finite outputs) is kept in {paths.output} and {paths.state}" if saved
+            else f"{paths.output} was not written")
+    where = f"; the log of the steps before is {paths.log}" if log is not None else ""
+    return (f"step {k}: {exc.what} became {exc.value}; training stopped and {kept}{where}. "
             "Lower --lr-g/--lr-d, or try another --loss")

@@ -34,7 +34,7 @@ each rank computes the single-process loss; the step functions are otherwise unc
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterator
 
 import torch
@@ -45,6 +45,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from ..data.batches import StepData
 from ..losses import LossProfile, consistency, r1_penalty, total
 from .distributed import global_means, global_terms, unwrap
+from .guard import finite_flag
 from .methods import Method, get_method
 
 
@@ -71,6 +72,7 @@ class StepLosses:
     g_loss: Tensor | None
     d_loss: Tensor | None
     metrics: dict[str, Tensor]
+    guards: dict[str, Tensor] = field(default_factory=dict)  # finite_flag of the networks' outputs (see .guard)
 
 
 def critic(d: nn.Module, cond: Tensor | None) -> Callable[[Tensor], Tensor]:
@@ -185,13 +187,15 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
     method = opts.recipe
     with opts.autocast():
         fake_o, fake_c = _student_teacher(teacher, student, batch.x, method.uses_teacher or monitor)
+        guards = {"the student generator's output": finite_flag(fake_c)}
         if not method.uses_d:
             l1 = l1_to_teacher(fake_c, fake_o)
-            return StepLosses(method.g_loss({"l1": l1}, opts), None, {"l1": l1})
+            return StepLosses(method.g_loss({"l1": l1}, opts), None, {"l1": l1}, *global_terms(guards, n=fake_c.shape[0]))
         r1_now = opts.train_d and opts.r1_gamma > 0 and batch.real is not None and step % opts.r1_every == 0
         if r1_now:
             batch.real = batch.real.detach().requires_grad_(True)
         d_real, d_fake_o, d_fake_c = _d_outputs(d, batch, fake_o if method.consistency else None, fake_c, opts)
+        guards["the discriminator's output"] = finite_flag(d_real, d_fake_c)
         g_loss, m_c, metrics = _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts,
                                        (teacher, student) if opts.image_terms else (None, None))
         d_loss = None
@@ -204,7 +208,7 @@ def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, 
     if fake_o is not None and "l1" not in metrics:
         metrics["l1"] = l1_to_teacher(fake_c.detach(), fake_o)
     metrics["g_loss"] = g_loss
-    return StepLosses(g_loss, d_loss, metrics)
+    return StepLosses(g_loss, d_loss, metrics, *global_terms(guards, n=fake_c.shape[0]))  # every rank agrees
 
 
 def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts: StepOptions, gens=(None, None)):
@@ -235,8 +239,8 @@ def _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts: StepOptions, 
 
 
 def first_non_finite(losses: StepLosses) -> tuple[str, float] | None:
-    """The name and value of the first NaN/Inf among the losses and metrics (one device sync)."""
-    items = [(k, v) for k, v in losses.metrics.items() if v is not None]
+    """What went NaN/Inf first, the losses and metrics before the outputs' guards (one device sync)."""
+    items = [(f"the loss {k}", v) for k, v in losses.metrics.items() if v is not None] + list(losses.guards.items())
     values = torch.stack([v.detach().float().reshape(()) for _, v in items])
     if bool(torch.isfinite(values).all()):
         return None

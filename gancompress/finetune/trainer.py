@@ -18,17 +18,10 @@ from .config import FinetuneConfig
 from .distributed import World, shard, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
+from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import StepOptions, backward_and_step, compute_losses, first_non_finite, mask_optimizer_state
 
 MASK_EVENTS = 20  # AGP mask updates over the ramp when --mask-every is not given
-
-
-class NonFiniteStep(Exception):
-    """Internal: a loss went NaN/Inf (the loop turns it into NonFiniteLoss)."""
-
-    def __init__(self, name: str, value: float) -> None:
-        super().__init__(f"{name} = {value}")
-        self.name, self.value = name, value
 
 
 @dataclass
@@ -159,6 +152,7 @@ class Trainer:
         if bad is not None:
             raise NonFiniteStep(*bad)
         backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks)
+        check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
         self.done += 1
         if self.schedule is not None and self.schedule.due(self.done):
             self.set_sparsity(self.schedule.target(self.done))

@@ -141,6 +141,10 @@ def find_inception_weights(explicit: str | None = None) -> Path:
     """The Inception-v3 weights file, or an :class:`InputError` saying what to put where."""
     candidates = inception_candidates(explicit)
     for what, path in candidates[:-1]:
+        if path.exists():
+            from ..sources import check_regular
+
+            check_regular(path)  # a FIFO or device is refused, never opened
         if not path.is_file():
             raise InputError(f"{what} {path}: no such file; it must be torch-fidelity's {INCEPTION_FILE}")
         return path
@@ -159,6 +163,9 @@ def check_weights_file(path: Path) -> Path:
     that is not a plain state dict before it gets there (a pickle could run code)."""
     import pickle
 
+    from ..sources import check_regular
+
+    check_regular(Path(path))  # a FIFO or device is refused, never opened
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

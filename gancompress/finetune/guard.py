@@ -1,0 +1,49 @@
+"""The NaN guard: a run stops at the first non-finite value, and only finite states are ever saved.
+
+Checked every step: the losses and metrics, the student's outputs and the discriminator's outputs
+(a loss can stay finite while D says ``inf``: hinge's ``relu(1 - inf)`` is 0), then the student's
+and D's weights and buffers after the update. Before any checkpoint is written, the student must
+also produce finite outputs on fixed inputs, so the "last good checkpoint" is one that works.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class NonFiniteStep(Exception):
+    """Internal: ``what`` went NaN/Inf (the loop turns it into :class:`~gancompress.errors.NonFiniteLoss`)."""
+
+    def __init__(self, what: str, value: float) -> None:
+        super().__init__(f"{what} = {value}")
+        self.what, self.value = what, value
+
+
+def finite_flag(*tensors: Tensor | None) -> Tensor:
+    """0 when every value of ``tensors`` is finite, else NaN (one scalar, no device sync)."""
+    present = [t.detach() for t in tensors if t is not None]
+    ok = torch.stack([torch.isfinite(t).all() for t in present]).all()
+    return torch.where(ok, torch.zeros((), device=ok.device), torch.full((), float("nan"), device=ok.device))
+
+
+def check_weights(networks: dict[str, nn.Module | None]) -> None:
+    """Raise :class:`NonFiniteStep` naming the first network with a non-finite weight or buffer."""
+    for what, net in networks.items():
+        if net is None:
+            continue
+        tensors = [t for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+        if tensors and not bool(torch.stack([torch.isfinite(t.detach()).all() for t in tensors]).all()):
+            raise NonFiniteStep(f"the {what}'s weights", float("nan"))
+
+
+@torch.no_grad()
+def check_finite_outputs(student: nn.Module, probe: Tensor) -> None:
+    """Raise :class:`NonFiniteStep` when the student's outputs on ``probe`` are not all finite."""
+    was_training = student.training
+    student.eval()
+    try:
+        out = student(probe)
+    finally:
+        student.train(was_training)
+    if not bool(torch.isfinite(out).all()):
+        raise NonFiniteStep("the student generator's output", float("nan"))
