@@ -91,8 +91,8 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
            " | gc finetune --data builtin:digits --steps 50 --batch-size 16"
            f" | gc evaluate --fid --extractor digits --max-fid {max_fid} -n 500", env, tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "digits-dcgan.block90.safetensors").is_file()
-    assert (tmp_path / "digits-dcgan.block90.ft.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block75.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block75.ft.safetensors").is_file()
     assert "gate --max-fid" in r.stdout and "passed" in r.stdout and not ANSI.search(r.stderr + r.stdout)  # evaluate's table: stdout
 
 
