@@ -10,6 +10,8 @@ on the same latents; mean and sample std over seeds):
      distill-adv (ours)
   c  element vs filter pruning at equal sparsity, default recovery (the paper's Section 6)
   d  every method, hybrid and distill-adv included, at 50/75/90%
+  e  per-layer allocation at 90% element sparsity, default recovery: uniform (the same sparsity
+     in every pruned layer), global magnitude, LAMP (Lee et al., ICLR 2021), ERK
 
 The budget defaults to 10% of the steps the bundled GAN was trained for (its recorded
 ``best_step``), the paper's "about 10% of the original training". Cells are shared between
@@ -44,6 +46,8 @@ FULL = {
     "c": {"sparsities": (0.25, 0.5, 0.75, 0.9), "granularities": ("element", "filter"), "methods": None},
     "d": {"sparsities": (0.5, 0.75, 0.9), "granularities": ("element",),
           "methods": ("distill-adv", "hybrid", "self-supervised", "finetune", "distill", "none")},
+    "e": {"sparsities": (0.9,), "granularities": ("element",), "methods": None,
+          "allocations": ("uniform", "global", "lamp", "erk")},
 }
 QUICK = {
     "a": {"sparsities": (0.5, 0.9), "granularities": ("element",), "methods": None},
@@ -51,11 +55,18 @@ QUICK = {
           "methods": ("distill-adv", "self-supervised", "finetune", "distill", "none")},
     "c": {"sparsities": (0.9,), "granularities": ("element", "filter"), "methods": None},
     "d": {"sparsities": (0.9,), "granularities": ("element",), "methods": ("distill-adv", "hybrid", "self-supervised", "distill")},
+    "e": {"sparsities": (0.9,), "granularities": ("element",), "methods": None,
+          "allocations": ("uniform", "global", "lamp", "erk")},
 }
 TITLES = {"a": "a: sparsity sweep, default recovery (Table 2 analog)",
           "b": "b: recovery methods (Table 1 analog)",
           "c": "c: element vs filter granularity (Section 6 analog)",
-          "d": "d: every method incl. hybrid"}
+          "d": "d: every method incl. hybrid",
+          "e": "e: per-layer allocation at 90% element"}
+
+
+def _key(c: dict) -> str:
+    return f"{c['sparsity']}|{c['granularity']}|{c.get('allocation', 'uniform')}|{c['method']}|{c['seed']}"
 
 
 def bundled_training_steps() -> int:
@@ -71,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help="2 seeds, 2,000 samples per FID, the reduced grid")
-    p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
+    p.add_argument("--sections", default="abcde", help="which sections to run (default abcde)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick 0,1)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION * 100:.0f}%% of the bundled GAN's training steps)")
     p.add_argument("--samples", type=int, default=None, help="samples per FID (default 5000; --quick 2000)")
@@ -121,27 +132,28 @@ def main(argv: list[str] | None = None) -> int:
         state = json.loads((out / "sweep.json").read_text())
         dense = state["dense"]
         recorded = [c for c in _recorded_cells(SweepConfig.from_options(**common)).values() if c["seed"] in seeds]
-        cells = {f"{c['sparsity']}|{c['granularity']}|{c['method']}|{c['seed']}": c for c in recorded}
+        cells = {_key(c): c for c in recorded}
         sections["all"] = summarise(recorded, dense)
     for name in ("" if args.report_only else args.sections):
         spec = grid[name]
         cfg = SweepConfig.from_options(sparsities=spec["sparsities"], granularities=spec["granularities"],
+                                       allocations=spec.get("allocations", ("uniform",)),
                           methods=spec["methods"] or (DEFAULT_METHOD,), **common)
         print(f"section {TITLES[name]}: {len(cfg.cells())} cells", file=sys.stderr, flush=True)
         result = sweep(cfg, on_event=progress, shard=shard)
         dense = result.dense
         sections[name] = summarise(result.cells, dense)
-        cells.update({f"{c['sparsity']}|{c['granularity']}|{c['method']}|{c['seed']}": c for c in result.cells})
+        cells.update({_key(c): c for c in result.cells})
 
     md = [f"Bundled GAN ({SOURCE}, trained {trained} steps), recovery budget {steps} steps "
           f"({steps / trained:.0%} of training), seeds {list(seeds)}, {samples:,} samples per FID, "
           f"lr_g {args.lr_g:g} ({args.lr_schedule}), lr_d {args.lr_d:g}, mu {args.mu:g}, adv weight {args.adv_weight:g}, {args.schedule} pruning; FID mean ± std over seeds.", "",
-          "| section | granularity | method | target | achieved | FID | x dense | PSNR dB | nonzeros | n |",
-          "|---|---|---|---|---|---|---|---|---|---|",
-          f"| - | dense | - | 0% | 0.0% | {dense['fid']:.2f} | 1.00 | - | {int(dense['nonzeros']):,} | 1 |"]
+          "| section | granularity | allocation | method | target | achieved | FID | x dense | PSNR dB | nonzeros | n |",
+          "|---|---|---|---|---|---|---|---|---|---|---|",
+          f"| - | dense | - | - | 0% | 0.0% | {dense['fid']:.2f} | 1.00 | - | {int(dense['nonzeros']):,} | 1 |"]
     for name, table in sections.items():
-        for r in sorted(table, key=lambda r: (r["granularity"], r["sparsity"], r["method"])):
-            md.append(f"| {name} | {r['granularity']} | {r['method']} | {100 * r['sparsity']:g}% | "
+        for r in sorted(table, key=lambda r: (r["granularity"], r.get("allocation", "uniform"), r["sparsity"], r["method"])):
+            md.append(f"| {name} | {r['granularity']} | {r.get('allocation', 'uniform')} | {r['method']} | {100 * r['sparsity']:g}% | "
                       f"{100 * r['achieved_sparsity']:.1f}% | {r['fid']:.2f} ± {r['fid_std']:.2f} | {r['fid_ratio']:.2f} | "
                       f"{r['psnr']:.2f} | {int(r['nonzeros']):,} | {len(r['seeds'])} |")
     text = "\n".join(md) + "\n"

@@ -53,7 +53,7 @@ def load(source: str | Path, *, arch: str | None = None, d_arch: str | None = No
     return with_sampling(bundle.masked_generator().eval(), bundle.g_spec)
 
 
-def with_sampling(generator: nn.Module, spec: ArchSpec | None) -> nn.Module:
+def with_sampling(generator: nn.Module, spec: "ArchSpec | None") -> nn.Module:
     """``generator`` with ``input_kind``, ``input_shape`` (per sample; None when unknown) and
     ``sample(n, seed=0)`` (outputs for seeded latents, noise-input generators only)."""
     from .generation import generator_input, sample

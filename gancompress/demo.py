@@ -1,7 +1,7 @@
 """``gancompress demo``: the whole pipeline on the bundled digits GAN, in a fresh folder.
 
 inspect -> prune (one-shot magnitude, ``sparsity`` of ALL conv weights, see
-:func:`gancompress.recipe.overall_prune_config`) -> recover with the default method and
+:func:`gancompress.recipe.setting_prune_config`: ``sparsity`` of ALL prunable weights, as ``prune -s``) -> recover with the default method and
 schedule (``agp``: the dense model is pruned gradually to the same masks' sparsity while it
 recovers, as in the paper; ``oneshot``: the one-shot pruned checkpoint is recovered) ->
 evaluate dense vs pruned-without-recovery vs recovered (digits-FID on the same latents,
@@ -26,7 +26,7 @@ from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .io_utils import atomic_write_text
 from .progress import Event, OnEvent, ShouldStop
-from .recipe import MeasureConfig, Setting, measure, overall_prune_config, prune_and_recover, write_samples
+from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
 
 DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
@@ -44,6 +44,8 @@ class DemoConfig:
     out_dir: Path | None = None  # None: ./gancompress-demo, or the next free numbered folder
     sparsity: float = 0.9
     granularity: str = "element"
+    allocation: str = "uniform"
+    keep_dense: str = "auto"
     steps: int = DEMO_STEPS
     method: str = DEFAULT_METHOD
     schedule: str = DEFAULT_SCHEDULE
@@ -56,14 +58,11 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         from .finetune.methods import get_method, names
-        from .prune import GRANULARITIES, check_sparsity
+        from .recipe import setting_prune_config
 
-        check_sparsity(self.sparsity)
+        setting_prune_config(self.sparsity, self.granularity, allocation=self.allocation, keep_dense=self.keep_dense)
         if not self.sparsity:
             raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
-        GRANULARITIES.get(self.granularity)
-        if self.granularity == "nm":
-            raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
         if not get_method(self.method).trains_generator:
             trained = [m for m in names() if get_method(m).trains_generator]
             raise unknown_choice("recovery method for the demo", self.method, trained)
@@ -159,7 +158,8 @@ def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: S
     emit(Event("inspect", 1, 1))
     clock.lap("inspect")
 
-    pconf = overall_prune_config(dense.generator, config.sparsity, config.granularity)
+    pconf = setting_prune_config(config.sparsity, config.granularity, allocation=config.allocation,
+                                 keep_dense=config.keep_dense)
     setting = Setting(pconf, config.recovery, config.schedule, config.seed)
     done = prune_and_recover(config.source, setting, config.data, files["pruned"], files["recovered"],
                              device=config.device, keep_pruned=True, on_event=emit, should_stop=should_stop)
@@ -215,4 +215,4 @@ def _settings(config: DemoConfig, pconf: Any) -> dict[str, Any]:
             "granularity": config.granularity, "method": config.method, "schedule": config.schedule,
             "steps": config.steps, "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
             "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
-            "dense_layers": list(pconf.exclude), "per_layer_sparsity": pconf.sparsity}
+            "allocation": pconf.allocation, "keep_dense": ",".join(pconf.keep_dense)}

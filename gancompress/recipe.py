@@ -18,8 +18,6 @@ from .progress import Event
 if TYPE_CHECKING:  # the loader imports torch; keep this module light
     from .loading import LoadOptions
 
-SMALL_LAST_LAYER = 0.02  # an output layer holding less than this share of the weights stays dense
-MAX_LAYER_SPARSITY = 0.995
 
 
 @dataclass(frozen=True)
@@ -63,25 +61,19 @@ class Recovered:
     prune_seconds: float = 0.0
 
 
-def overall_prune_config(generator, sparsity: float, granularity: str = "element", *, keep_last_dense: bool = True):
-    """A :class:`~gancompress.prune.PruneConfig` whose zeros over ALL conv/linear weights ~= ``sparsity``.
+def setting_prune_config(sparsity: float, granularity: str = "element", *, allocation: str = "uniform",
+                         keep_dense: str = "auto", nm_axis: str = "in", nm_runs: int = 4):
+    """The :class:`~gancompress.prune.PruneConfig` of one demo/sweep setting: ``sparsity`` of ALL
+    prunable weights, as ``prune -s`` means it. The default ``keep_dense`` ``auto`` keeps a tiny
+    output layer dense (our probes: keeping the 288-weight output conv of the digits DCGAN dense
+    lowered the 90% FID ratio from 1.79x to 1.52x). ``nm`` takes the N:M pattern whose own
+    sparsity is ``sparsity``, with runs of ``nm_runs`` or the shortest longer runs that fit
+    (0.5 -> 2:4, 0.75 -> 1:4, 0.9 -> 1:10)."""
+    from .prune import PruneConfig, nm_for_sparsity
 
-    Every prunable layer is pruned (the first too: in a DCGAN it holds a quarter of the
-    weights), except the last one when it is tiny (< 2% of the weights; our probes: keeping
-    the 288-weight output conv of the digits DCGAN dense lowered the 90% FID ratio from
-    1.79x to 1.52x). The per-layer sparsity is raised so the overall figure matches.
-    """
-    from .prune import PruneConfig, prunable_layers
-
-    layers = prunable_layers(generator, prune_first_last=True)
-    sizes = [m.weight.numel() for _, m in layers]
-    total = sum(sizes)
-    exclude: tuple[str, ...] = ()
-    if keep_last_dense and len(layers) > 1 and sizes[-1] / total < SMALL_LAST_LAYER:
-        exclude = (layers[-1][0],)
-    pruned_total = total - (sizes[-1] if exclude else 0)
-    per_layer = min(MAX_LAYER_SPARSITY, float(sparsity) * total / pruned_total) if sparsity else 0.0
-    return PruneConfig(per_layer, granularity=granularity, prune_first_last=True, exclude=exclude)
+    nm = nm_for_sparsity(sparsity, nm_runs) if granularity == "nm" else (2, 4)
+    return PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, nm=nm,
+                       nm_axis=nm_axis)
 
 
 def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str,

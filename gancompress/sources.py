@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .registry import unknown_choice
 from .io_utils import kind_of, note_input
+from .registry import unknown_choice
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 BUILTINS = {"digits-dcgan": "digits_dcgan.safetensors"}

@@ -1,12 +1,13 @@
 """``gancompress sweep``: prune + recover + evaluate a generator over a grid of settings.
 
-Every combination of sparsity x granularity x method x seed is one *cell*. A cell
+Every combination of sparsity x granularity x allocation x method x seed is one *cell*. A cell
 
-1. prunes the dense SOURCE by magnitude to the requested **overall** sparsity
-   (:func:`overall_prune_config`: every conv/linear layer is pruned except a tiny output layer,
-   which stays dense, and the other layers get a slightly higher sparsity so the zeros over
-   all conv/linear weights match the request): gradually during recovery with the ``agp``
-   schedule (5% -> target by half of the steps, the paper's), or one-shot before it;
+1. prunes the dense SOURCE by magnitude to the requested sparsity of ALL prunable weights, as
+   ``prune -s`` means it (:func:`~gancompress.recipe.setting_prune_config`: the ``keep_dense``
+   policy, ``auto`` by default, keeps a tiny output layer dense; ``allocation`` spreads the
+   zeros; an ``nm`` cell takes the N:M pattern of its sparsity): gradually during recovery
+   with the ``agp`` schedule (5% -> target by half of the steps, the paper's), or one-shot
+   before it. Every cell's setting is checked against the model before the first one runs;
 2. recovers it with ``method`` for ``steps`` steps (``none``: one-shot, no training);
 3. measures FID (same latents for every model), PSNR to the dense model and nonzeros, and
    writes a sample grid (dense row above the cell's row, the same latents).
@@ -36,7 +37,7 @@ from .finetune.config import LossWeights, Rates, RecoveryConfig
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
-from .recipe import MeasureConfig, Setting, measure, overall_prune_config, prune_and_recover, write_samples
+from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
 
 if TYPE_CHECKING:  # the loader imports torch; keep this module light
     from .loading import LoadOptions
@@ -45,10 +46,10 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_last_dense", "adv_weight")
+               "schedule", "keep_dense", "adv_weight")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
-LATER_KEYS = ("adv_weight",)
+LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
 
 
 # --------------------------------------------------------------------------- config
@@ -69,11 +70,12 @@ class SweepConfig:
     data: str | None = None
     sparsities: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     granularities: tuple[str, ...] = ("element",)
+    allocations: tuple[str, ...] = ("uniform",)
     methods: tuple[str, ...] = (DEFAULT_METHOD,)
     seeds: tuple[int, ...] = (0,)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
-    keep_last_dense: bool = True
+    keep_dense: str = "auto"
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     device: str = "auto"
     keep_checkpoints: bool = True
@@ -83,10 +85,11 @@ class SweepConfig:
         self.out_dir = Path(self.out_dir)
         self.sparsities = _tuple(self.sparsities, float)
         self.granularities = _tuple(self.granularities, str)
+        self.allocations = _tuple(self.allocations, str)
         self.methods = _tuple(self.methods, str)
         self.seeds = _tuple(self.seeds, int)
         for name, values in (("sparsity", self.sparsities), ("granularity", self.granularities),
-                             ("method", self.methods), ("seed", self.seeds)):
+                             ("allocation", self.allocations), ("method", self.methods), ("seed", self.seeds)):
             if not values:
                 raise InputError(f"--{name}: give at least one value")
             if len(set(values)) != len(values):
@@ -105,6 +108,8 @@ class SweepConfig:
             GRANULARITIES.get(g)
         for m in self.methods:
             get_method(m)
+        for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
+            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         Setting(None, self.recovery, self.schedule)  # checks the schedule
 
     @classmethod
@@ -119,24 +124,36 @@ class SweepConfig:
         return cls(recovery=recovery, measure=MeasureConfig(**measured), **options)
 
     def cells(self) -> list[dict[str, Any]]:
-        return [{"sparsity": s, "granularity": g, "method": m, "seed": seed}
-                for g in self.granularities for m in self.methods for s in self.sparsities for seed in self.seeds]
+        return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
+                for g in self.granularities for a in self.allocations for m in self.methods for s in self.sparsities
+                for seed in self.seeds if a == "uniform" or g != "nm"]
 
     def record(self) -> dict[str, Any]:
         """The settings as one flat JSON document (the keys ``sweep.json`` has always recorded)."""
         r, w, m = self.recovery, self.recovery.weights, self.measure
         flat = {"source": self.source, "out_dir": str(self.out_dir), "data": self.data,
-                "sparsities": self.sparsities, "granularities": self.granularities, "methods": self.methods,
+                "sparsities": self.sparsities, "granularities": self.granularities, "allocations": self.allocations,
+                "methods": self.methods,
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
-                "lam": w.lam, "schedule": self.schedule, "keep_last_dense": self.keep_last_dense,
+                "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints}
         return json.loads(json.dumps(flat))
 
 
 def cell_key(cell: dict[str, Any]) -> str:
-    return f"s{round(100 * cell['sparsity'], 2):g}-{cell['granularity']}-{cell['method']}-seed{cell['seed']}"
+    allocation = cell.get("allocation", "uniform")
+    gran = cell["granularity"] if allocation == "uniform" else f"{cell['granularity']}-{allocation}"
+    return f"s{round(100 * cell['sparsity'], 2):g}-{gran}-{cell['method']}-seed{cell['seed']}"
+
+
+def check_cells(config: SweepConfig, generator) -> None:
+    """Refuse, before any cell runs, a setting the model cannot reach (see :func:`~gancompress.prune.plan_target`)."""
+    from .prune import plan_target
+
+    for s, g, a in sorted({(c["sparsity"], c["granularity"], c["allocation"]) for c in config.cells()}):
+        plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense))
 
 
 # --------------------------------------------------------------------------- one cell
@@ -151,8 +168,8 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     dense = load_bundle(config.source, config.load)
-    pconf = overall_prune_config(dense.generator, cell["sparsity"], cell["granularity"],
-                                 keep_last_dense=config.keep_last_dense)
+    pconf = setting_prune_config(cell["sparsity"], cell["granularity"], allocation=cell.get("allocation", "uniform"),
+                                 keep_dense=config.keep_dense)
     setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
     pruned_path = folder / "pruned.safetensors"
     done = prune_and_recover(config.source, setting, config.data, pruned_path, folder / "model.safetensors",
@@ -232,11 +249,12 @@ def summarise(cells: list[dict[str, Any]], dense: dict[str, Any] | None) -> list
     """One row per (granularity, method, sparsity): mean and spread (sample std) over seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for c in cells:
-        groups.setdefault((c["granularity"], c["method"], c["sparsity"]), []).append(c)
+        groups.setdefault((c["granularity"], c.get("allocation", "uniform"), c["method"], c["sparsity"]), []).append(c)
     rows = []
     dense_fid = dense.get("fid") if dense else None
-    for (gran, method, sparsity), items in groups.items():
-        row = {"granularity": gran, "method": method, "sparsity": sparsity, "seeds": sorted(c["seed"] for c in items)}
+    for (gran, allocation, method, sparsity), items in groups.items():
+        row = {"granularity": gran, "allocation": allocation, "method": method, "sparsity": sparsity,
+               "seeds": sorted(c["seed"] for c in items)}
         for key in ("fid", "psnr", "achieved_sparsity", "nonzeros"):
             vals = [c[key] for c in items if c.get(key) is not None]
             row[key] = statistics.fmean(vals) if vals else None
@@ -251,14 +269,14 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def markdown_table(table: list[dict[str, Any]], dense: dict[str, Any] | None) -> str:
-    lines = ["| granularity | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| granularity | allocation | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     if dense:
-        lines.append(f"| dense | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
+        lines.append(f"| dense | - | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
                      f"{dense.get('nonzeros', 0):,} | - |")
-    for r in sorted(table, key=lambda r: (r["granularity"], r["method"], r["sparsity"])):
+    for r in sorted(table, key=lambda r: (r["granularity"], r.get("allocation", "uniform"), r["method"], r["sparsity"])):
         lines.append(
-            f"| {r['granularity']} | {r['method']} | {100 * r['sparsity']:g}% | {_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
+            f"| {r['granularity']} | {r.get('allocation', 'uniform')} | {r['method']} | {100 * r['sparsity']:g}% | {_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
             f"{_fmt(r['fid'], '.2f')} ± {_fmt(r['fid_std'], '.2f')} | {_fmt(r['fid_ratio'], '.2f')} | "
             f"{_fmt(r['psnr'], '.2f')} | {int(r['nonzeros'] or 0):,} | {len(r['seeds'])} |")
     return "\n".join(lines) + "\n"
@@ -276,7 +294,8 @@ def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in table:
-        lines.setdefault((r["granularity"], r["method"]), []).append(r)
+        gran = r["granularity"] if r.get("allocation", "uniform") == "uniform" else f"{r['granularity']}, {r['allocation']}"
+        lines.setdefault((gran, r["method"]), []).append(r)
     for (gran, method), rows in sorted(lines.items()):
         rows = sorted(rows, key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in rows]
@@ -311,6 +330,7 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     dense_bundle = load_bundle(config.source, config.load)  # fails early on a bad source
     if dense_bundle.masks:
         raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
+    check_cells(config, dense_bundle.generator)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     cells = config.cells()

@@ -101,3 +101,43 @@ def test_onnx_file_runs_in_onnxruntime_like_the_masked_generator(tmp_path, check
     assert got.shape == want.shape == (3, 1, 16, 16)
     assert torch.allclose(got, want, atol=1e-4)
     assert not torch.allclose(got[0], got[1])  # the batch axis is dynamic: each input has its own output
+
+
+def _pruned(tmp_path, granularity: str, sparsity: str):
+    dense, out = tmp_path / "dense.safetensors", tmp_path / f"{granularity}.safetensors"
+    if not dense.exists():
+        torch.manual_seed(0)
+        save_bundle(GanBundle(build(SPEC).eval(), SPEC), dense)
+    r = CliRunner().invoke(app, ["prune", str(dense), "-s", sparsity, "-g", granularity, "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_shrunk_export_without_zero_filters_says_what_would_shrink_it(tmp_path):
+    pruned = _pruned(tmp_path, "element", "0.8")
+    r = _run(str(pruned), "-o", str(tmp_path / "s.safetensors"), "--format", "shrunk", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["shrink"]["removed"] == 0 and doc["ratio"] > 0.95
+    assert "removed nothing" in r.stderr and "--granularity filter" in r.stderr and "element" in r.stderr
+    assert doc["notes"] and "--format sparse" in doc["notes"][0]
+    filt = _pruned(tmp_path, "filter", "0.5")
+    r = _run(str(filt), "-o", str(tmp_path / "f.safetensors"), "--format", "shrunk", "--json")
+    assert r.exit_code == 0 and "removed nothing" not in r.stderr and json.loads(r.stdout)["notes"] == []
+
+
+def test_onnx_of_a_filter_pruned_model_is_the_shrunk_network(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pruned = _pruned(tmp_path, "filter", "0.5")
+    small, full = tmp_path / "small.onnx", tmp_path / "full.onnx"
+    r = _run(str(pruned), "-o", str(small), "--format", "onnx", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["shrink"]["removed"] > 0 and "--no-shrink" in r.stderr
+    r = _run(str(pruned), "-o", str(full), "--format", "onnx", "--no-shrink", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["shrink"] is None
+    assert small.stat().st_size < 0.75 * full.stat().st_size
+    z = torch.randn(2, 8, 1, 1, generator=torch.Generator().manual_seed(1))
+    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": z.numpy()})[0]
+            for p in (small, full)]
+    assert torch.allclose(torch.from_numpy(outs[0]), torch.from_numpy(outs[1]), atol=1e-4)  # the same function

@@ -73,7 +73,7 @@ def test_push_then_pull_round_trip(hub, pruned, tmp_path):
     assert server.state.commits[-1]["files"] == ["README.md", "model.safetensors"]
     card = files["README.md"].decode()
     for needle in ("library_name: gancompress", "# alice/digits-pruned", f"`{pruned.parent / 'dense.safetensors'}`",
-                   "one-shot magnitude pruning", "| granularity | block 4x4 |", "50.0% of the pruned layers",
+                   "one-shot magnitude pruning", "| granularity | block 4x4 |", "50.0% of all prunable weights (target 50.0%)", "| allocation | uniform |",
                    "| FID |", "--max-fid-increase", 'gancompress.load("hf://alice/digits-pruned")',
                    'hf_hub_download("alice/digits-pruned", "model.safetensors")', "def load_state"):
         assert needle in card, needle

@@ -21,7 +21,8 @@ from hostile_files import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PRUNINGS = {"element": ["-s", "0.7", "--prune-first-last"], "filter": ["-g", "filter", "-s", "0.5"],
-            "block": ["-g", "block", "-s", "0.8", "--block", "2x2"], "nm": ["-g", "nm", "--nm", "2:4", "--prune-first-last"]}
+            "block": ["-g", "block", "-s", "0.8", "--block", "2x2"], "nm": ["-g", "nm", "--nm", "2:4", "--prune-first-last", "--nm-axis", "kernel"],
+             "nm-in": ["-g", "nm", "--nm", "1:4", "--keep-dense", "none"]}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_the_fixture_covers_every_encoding(files):
     for key in files:
         if key.startswith("sparse-"):
             seen |= set(_encodings(files[key]).values())
-    assert {"bitmask", "slices", "blocks", "nm"} <= seen
+    assert {"bitmask", "slices", "blocks", "nm", "nm_dim"} <= seen
 
 
 def test_every_file_we_write_records_a_sha256_digest(files):

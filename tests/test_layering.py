@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data", "channels", "metrics"),
     ("prune", "losses", "export"),
     ("finetune", "evaluate", "inspection"),
-    ("recipe",),
+    ("recipe", "sensitivity"),
     ("sweep", "demo"),
     ("api",),
     ("cli", "__main__"),

@@ -87,12 +87,12 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
         g, d = ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 32, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 32, "nc": 1})
         source = str(save_bundle(GanBundle(build(g).eval(), g, build(d).eval(), d), tmp_path / "digits-dcgan.safetensors"))
         max_fid = "1e9"
-    r = sh(f"gc prune {source} --sparsity 0.9 --granularity block"
+    r = sh(f"gc prune {source} --sparsity 0.75 --granularity block"  # 75% of ALL weights: what 0.9 of the pruned layers was
            " | gc finetune --data builtin:digits --steps 50 --batch-size 16"
            f" | gc evaluate --fid --extractor digits --max-fid {max_fid} -n 500", env, tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "digits-dcgan.block90.safetensors").is_file()
-    assert (tmp_path / "digits-dcgan.block90.ft.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block75.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block75.ft.safetensors").is_file()
     assert "gate --max-fid" in r.stdout and "passed" in r.stdout and not ANSI.search(r.stderr + r.stdout)  # evaluate's table: stdout
 
 

@@ -92,13 +92,17 @@ def check_mask(name, w, kind, groups, sparsity, mask, block=(2, 2)):
         assert min(kept) >= max(pruned) - 1e-6
 
 
-def brute_nm(w, kind, groups, n, m):
-    """Expected keep mask of N:M over canonical columns, by loops."""
+def brute_nm(w, kind, groups, n, m, axis="kernel"):
+    """Expected keep mask of N:M by loops: runs over canonical columns (``kernel``) or, for
+    ``in``, over the input slots of one (output channel, kernel tap)."""
     shape = tuple(w.shape)
     rows: dict = {}
     for idx in itertools.product(*[range(s) for s in shape]):
         o, slot, _, kk = _true_axes(kind, shape, groups, idx)
-        rows.setdefault(o, {})[_canon_col(shape, slot, kk)] = idx
+        if axis == "in":
+            rows.setdefault((o, kk), {})[slot] = idx
+        else:
+            rows.setdefault(o, {})[_canon_col(shape, slot, kk)] = idx
     keep = torch.zeros(shape, dtype=torch.bool)
     for cols in rows.values():
         ncols = len(cols)
@@ -127,13 +131,38 @@ def test_granularity_matches_brute_force(name, layer, sparsity):
 def test_nm_matches_brute_force(layer, nm):
     kind, shape, groups = LAYERS[layer]
     w = torch.randn(shape, generator=torch.Generator().manual_seed(3))
-    mask = GRANULARITIES.get("nm").mask(w, 0.0, kind, groups=groups, nm=nm)
+    mask = GRANULARITIES.get("nm").mask(w, 0.0, kind, groups=groups, nm=nm, nm_axis="kernel")
     assert torch.equal(mask, brute_nm(w, kind, groups, *nm))
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("nm", [(2, 4), (1, 4), (3, 8), (1, 3)])
+def test_nm_along_input_channels_matches_brute_force(layer, nm):
+    kind, shape, groups = LAYERS[layer]
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    mask = GRANULARITIES.get("nm").mask(w, None, kind, groups=groups, nm=nm)
+    assert torch.equal(mask, brute_nm(w, kind, groups, *nm, axis="in"))
+
+
+def test_nm_groups_run_along_the_gemm_reduction_dimension():
+    """Conv [out, in, kh, kw]: every 4 consecutive input channels at one (out, kh, kw) keep 2;
+    ConvTranspose [in, out, kh, kw]: the runs go along dim 0; Linear: along in_features."""
+    nm = GRANULARITIES.get("nm")
+    w = torch.randn(8, 16, 3, 3)
+    runs = nm.mask(w, None, "conv").permute(0, 2, 3, 1).reshape(8, 3, 3, 4, 4).sum(-1)
+    assert bool((runs == 2).all())
+    wt = torch.randn(16, 8, 3, 3)
+    runs_t = nm.mask(wt, None, "conv_transpose").permute(1, 2, 3, 0).reshape(8, 3, 3, 4, 4).sum(-1)
+    assert bool((runs_t == 2).all())
+    lin = torch.randn(5, 12)
+    assert bool((nm.mask(lin, None, "linear").reshape(5, 3, 4).sum(-1) == 2).all())
+    old = nm.mask(w, None, "conv", nm_axis="kernel").permute(0, 2, 3, 1).reshape(8, 3, 3, 4, 4).sum(-1)
+    assert not bool((old == 2).all())  # the older layout runs along the kernel instead
 
 
 def test_nm_two_of_four_exact_and_sparsity_ignored():
     w = torch.randn(16, 8, 3, 3)
-    mask = GRANULARITIES.get("nm").mask(w, 0.9, "conv", nm="2:4")
+    mask = GRANULARITIES.get("nm").mask(w, 0.9, "conv", nm="2:4", nm_axis="kernel")
     runs = mask.reshape(16, -1, 4).sum(-1)
     assert bool((runs == 2).all())
 
@@ -194,8 +223,10 @@ def test_property_any_shape(name, kind, groups, out_per, slots, kh, kw, sparsity
 def test_property_nm(kind, a, b, n, extra, seed):
     shape = (a, b) if kind == "linear" else (a, b, 2, 3)
     w = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    mask = GRANULARITIES.get("nm").mask(w, None, kind, nm=(n, n + extra))
+    mask = GRANULARITIES.get("nm").mask(w, None, kind, nm=(n, n + extra), nm_axis="kernel")
     assert torch.equal(mask, brute_nm(w, kind, 1, n, n + extra))
+    mask_in = GRANULARITIES.get("nm").mask(w, None, kind, nm=(n, n + extra))
+    assert torch.equal(mask_in, brute_nm(w, kind, 1, n, n + extra, axis="in"))
 
 
 # ----------------------------------------------------------------- canonical view
@@ -320,6 +351,13 @@ def test_detect_nm(nm):
     assert detect_structure(w * mask, "linear") == f"{nm[0]}:{nm[1]}"
 
 
+def test_detect_nm_axis():
+    w = torch.randn(16, 32, 3, 3)
+    nm = GRANULARITIES.get("nm")
+    assert detect_structure(w * nm.mask(w, None, "conv")) == "2:4"
+    assert detect_structure(w * nm.mask(w, None, "conv", nm_axis="kernel")) == "2:4 kernel-axis"
+
+
 def test_detect_none_and_element_and_linear():
     torch.manual_seed(0)  # tiny layers can coincide with a coarser structure by chance
     w = torch.randn(16, 32)
@@ -335,7 +373,7 @@ def test_detect_tolerates_stray_exact_zeros():
     w = torch.randn(64, 32, 3, 3, generator=gen)
     w[3, 4, 1, 1] = 0.0  # an exact zero of the dense weights (e.g. fp16 underflow)
     assert detect_structure(w) == "element"
-    for name, label in [("filter", "filter"), ("kernel", "kernel"), ("nm", "2:4")]:
+    for name, label in [("filter", "filter"), ("kernel", "kernel"), ("nm", "2:4")]:  # nm: input-channel runs
         mask = GRANULARITIES.get(name).mask(w, 0.5, "conv")
         pruned = w * mask
         pruned[tuple(mask.nonzero()[0].tolist())] = 0.0  # one more stray zero inside a kept unit

@@ -103,5 +103,6 @@ def test_whole_chain_inspect_prune_finetune_evaluate_export_load(tiny_sg2, tmp_p
             loaded = gancompress.load(out)
             assert (loaded(z) - expected).abs().max() < 1e-4, fmt
     thin = gancompress.load(tmp_path / "shrunk.safetensors")
-    assert thin.conv1.conv.weight.shape[1] == 8 and thin.convs[5].conv.weight.shape[1] == 3  # half of 16 and 6
+    # -s 0.5 is half of all prunable weights (ToRGB and mapping stay dense): every styled conv loses at least half
+    assert 0 < thin.conv1.conv.weight.shape[1] <= 8 and 0 < thin.convs[5].conv.weight.shape[1] <= 3
     assert sum(p.numel() for p in thin.parameters()) < 0.5 * sum(p.numel() for p in masked.parameters())

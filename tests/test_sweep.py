@@ -10,7 +10,7 @@ import torch
 from gancompress.archs import ArchSpec, build
 from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.errors import InputError
-from gancompress.recipe import overall_prune_config
+from gancompress.recipe import setting_prune_config
 from gancompress.sweep import SweepConfig, cell_key, summarise, sweep
 
 G_SPEC = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 4, "nc": 1})
@@ -28,7 +28,7 @@ def dense(tmp_path) -> Path:
 
 def config(dense: Path, out: Path, **kw) -> SweepConfig:
     base = dict(source=str(dense), out_dir=out, data="builtin:digits", sparsities=(0.5,),
-                granularities=("element", "filter"), methods=("hybrid",), steps=3, batch_size=8,
+                granularities=("element", "nm"), methods=("hybrid",), steps=3, batch_size=8,
                 num_samples=64, device="cpu", grid_columns=4)
     return SweepConfig.from_options(**{**base, **kw})
 
@@ -41,13 +41,13 @@ def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
     for name in ("state", "markdown", "json", "plot"):
         assert Path(result.files[name]).is_file(), name
     md = Path(result.files["markdown"]).read_text()
-    assert "| element | hybrid | 50% |" in md and "| filter | hybrid | 50% |" in md and "| dense |" in md
-    for cell in result.cells:
+    assert "| element | uniform | hybrid | 50% |" in md and "| nm | uniform | hybrid | 50% |" in md and "| dense |" in md
+    for cell in result.cells:  # -g element,nm: every cell runs, each at 50% of ALL prunable weights
         assert Path(cell["samples"]).is_file()
         assert cell["fid"] is not None and cell["psnr"] is not None
-        assert abs(cell["achieved_sparsity"] - 0.5) < 0.1
+        assert abs(cell["achieved_sparsity"] - 0.5) < 0.005
     state = json.loads((out / "sweep.json").read_text())
-    assert set(state["cells"]) == {"s50-element-hybrid-seed0", "s50-filter-hybrid-seed0"}
+    assert set(state["cells"]) == {"s50-element-hybrid-seed0", "s50-nm-hybrid-seed0"}
     assert ("cell-start", "s50-element-hybrid-seed0") in events
 
     # a re-run with one more cell reuses the two finished ones
@@ -96,18 +96,22 @@ def test_sweep_cli_resumes(dense, tmp_path):
     bad = CliRunner().invoke(app, args[:-4] + ["--adv-weight", "-1", "--out-dir", str(tmp_path / "z")])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--adv-weight" in bad.stderr
     assert not (tmp_path / "z").exists()
+    bad = CliRunner().invoke(app, args[:-4] + ["-g", "filter", "-s", "0.999", "--out-dir", str(tmp_path / "w")])
+    assert bad.exit_code == 2 and "out of reach" in bad.stderr and not (tmp_path / "w" / "cells").exists()
 
 
-def test_overall_prune_config_hits_the_overall_target():
-    from gancompress.prune import achieved_sparsity, apply_masks, compute_masks
+def test_setting_prune_config_hits_the_overall_target():
+    from gancompress.prune import achieved_sparsity, apply_masks, compute_masks, plan_target
 
     g = build(ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 8, "nc": 1}))
-    cfg = overall_prune_config(g, 0.9)
-    assert cfg.prune_first_last and cfg.exclude == ("net.9",) and cfg.sparsity > 0.9
+    cfg = setting_prune_config(0.9)
+    assert cfg.sparsity == 0.9 and cfg.keep_dense == ("auto",)
+    assert list(plan_target(g, cfg).dense) == ["net.9"]  # the tiny output conv stays dense
     masks = compute_masks(g, cfg)
     apply_masks(g, masks)
-    assert abs(achieved_sparsity(g, masks)["all"] - 0.9) < 0.002
+    assert abs(achieved_sparsity(g, masks)["all"] - 0.9) < 1e-4
     assert "net.9.weight" not in masks
+    assert [setting_prune_config(s, "nm").nm for s in (0.25, 0.5, 0.75, 0.9)] == [(3, 4), (2, 4), (1, 4), (1, 10)]
 
 
 def test_summarise_mean_and_spread():

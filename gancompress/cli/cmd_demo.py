@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
-from .options import Device, Granularity, Json, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
+from .options import Allocation, Device, Granularity, KeepDense, Json, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
 from .output import human_console, human_size, print_json, table
 from . import progress as cli_progress
 from .stdio import emit_written
@@ -18,6 +18,7 @@ OutDir = Annotated[Optional[Path], out_dir_option(f"./{DEMO_DIR}, or a numbered 
 
 @handle_errors
 def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granularity = "element",
+         allocation: Allocation = "uniform", keep_dense: KeepDense = "auto",
          steps: Steps = DEMO_STEPS, method: Method = DEFAULT_METHOD,
          schedule: Schedule = DEFAULT_SCHEDULE, device: Device = "auto", seed: Seed = 0,
          quiet: Quiet = False, json_out: Json = False,
@@ -30,7 +31,8 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
     """
     from ..demo import DemoConfig, run_demo
 
-    config = DemoConfig(out_dir=out_dir, sparsity=sparsity, granularity=granularity, steps=steps, method=method,
+    config = DemoConfig(out_dir=out_dir, sparsity=sparsity, granularity=granularity, allocation=allocation,
+                        keep_dense=keep_dense, steps=steps, method=method,
                         schedule=schedule, seed=seed, device=device)
     labels = {stage: f"{n}/{len(STAGES)} {stage}" for n, stage in enumerate(STAGES, start=1)}
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(

@@ -12,6 +12,7 @@ from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Force, Json, OptSour
 from .output import human_console, human_size, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
+NoShrink = Annotated[bool, flag("--no-shrink", help="With --format onnx: export the masked dense graph even when whole filters are zero (by default they are removed).")]
 Format = Annotated[str, typer.Option("--format", help="One of {choices:format}. sparse: smallest, exact; dense: plain "
                                      "safetensors; shrunk: pruned filters removed (a smaller, faster network); onnx: for ONNX runtimes.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", show_default=False, help="Cast floating tensors to one of {choices:dtype} (default: keep).")]
@@ -33,7 +34,7 @@ def default_output(source: str, fmt: str) -> Path:
 @handle_errors
 def export(source: OptSource = None, output: Out = None, format: Format = "sparse", dtype: Dtype = None,
            push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
-           force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
+           no_shrink: NoShrink = False, force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
            arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
            d_arch_kwargs: DArchKwargs = None) -> None:
     """Export the (pruned) generator for deployment; load it back with gancompress.load(path).
@@ -61,9 +62,11 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
-                          force=force, trust_pickle=load.trust_pickle, arch=load.arch, arch_kwargs=load.arch_kwargs,
-                          load=load)
+                          shrink=not no_shrink, force=force, trust_pickle=load.trust_pickle, arch=load.arch,
+                          arch_kwargs=load.arch_kwargs, load=load)
     result = export_and_push(config, push)
+    for note in result.get("notes") or ():
+        notice(f"warning: {note}", quiet=quiet)
     if json_out:
         print_json(result)
         return

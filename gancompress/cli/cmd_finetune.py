@@ -8,9 +8,9 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (AdvWeight, Amp, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
-                      Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast,
-                      Quiet, Seed, Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
+from .options import (NM, AdvWeight, Amp, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+                      Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, Quiet, Seed,
+                      Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
 from . import progress as cli_progress
@@ -43,6 +43,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
+             allocation: Allocation = "uniform", keep_dense: KeepDense = "auto", block: Block = "4x4", nm: NM = "2:4",
+             nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None, plan: Plan = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
              r1_gamma: R1 = None, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
@@ -83,8 +85,13 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         student_mode=student_mode, perceptual_weights=perceptual_weights,
         weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
-    prune = (PruneConfig(sparsity, granularity=granularity, prune_first_last=prune_first_last, coupled=coupled)
-             if sparsity is not None else None)
+    from ..prune.plan import read_plan
+
+    layers = read_plan(plan) if plan is not None else None
+    prune = (PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, block=block,
+                         nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
+                         prune_first_last=prune_first_last, coupled=coupled, plan=layers)
+             if sparsity is not None or layers is not None or granularity == "nm" else None)
     config = FinetuneConfig(
         load=replace(load, source=source, direction=direction),
         run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_, log_every=log_every, sample_every=sample_every,
@@ -119,6 +126,6 @@ def _print(result: dict[str, Any]) -> None:
     sp = result["sparsity"]
     console.print(f"{result['method']} ({result['loss']} loss), {result['steps']} steps, {result['seconds']:.1f} s", markup=False)
     console.print(f"final: {metrics or '-'}", markup=False)
-    console.print(f"sparsity: {sp['all']:.1%} of all conv/linear weights, {sp['pruned']:.1%} of pruned layers", markup=False)
+    console.print(f"sparsity: {sp['all']:.1%} of all prunable weights, {sp['pruned']:.1%} of the pruned layers", markup=False)
     if result["log"]:
         console.print(f"log: {result['log']}", markup=False)

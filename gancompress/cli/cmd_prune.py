@@ -7,16 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Arch, ArchKwargs, Coupled, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+from .options import (NM, Allocation, Plan, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
                       Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
 
-Scope = Annotated[str, typer.Option("--scope", help="layer (the same sparsity in every layer) or global (one threshold over per-layer normalised scores).")]
-Block = Annotated[str, typer.Option("--block", metavar="RxC", help="Tile size for --granularity block.")]
-NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M weights, for --granularity nm (which implies the sparsity).")]
-Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
-Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Never prune layers whose name matches this glob (repeatable).")]
+Scope = Annotated[str, typer.Option("--scope", help="Older spelling: global is --allocation global.")]
 DryRun = Annotated[bool, flag("--dry-run", help="Print the per-layer plan; write nothing.")]
 Output = Annotated[Optional[Path], output_option("<stem>.<granularity><percent>.safetensors beside the input")]
 
@@ -26,12 +22,16 @@ def prune(
     source: OptSource = None,
     sparsity: Sparsity = None,
     granularity: Granularity = "element",
-    scope: Scope = "layer",
+    allocation: Allocation = "uniform",
+    keep_dense: KeepDense = "auto",
     block: Block = "4x4",
     nm: NM = "2:4",
+    nm_axis: NMAxis = "in",
+    plan: Plan = None,
     include: Include = None,
     exclude: Exclude = None,
     prune_first_last: PruneFirstLast = False,
+    scope: Scope = "layer",
     coupled: Coupled = False,
     dry_run: DryRun = False,
     output: Output = None,
@@ -54,14 +54,16 @@ def prune(
     Example: gancompress prune builtin:digits-dcgan --sparsity 0.9 --granularity block -o pruned.safetensors
     """
     from ..prune import PruneConfig
+    from ..prune.plan import read_plan
     from ..prune.run import PruneJob, prune_checkpoint
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-    config = PruneConfig(sparsity=sparsity, granularity=granularity, scope=scope, block=block, nm=nm,
-                         include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last,
-                         coupled=coupled)
+    config = PruneConfig(sparsity=sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense,
+                         block=block, nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
+                         coupled=coupled, scope=scope, prune_first_last=prune_first_last,
+                         plan=read_plan(plan) if plan is not None else None)
     result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
     for message in result.warnings:
         notice(f"warning: {message}", quiet=quiet)
@@ -76,10 +78,11 @@ def prune(
 
 def _print_layers(result, dry_run: bool) -> None:
     rows = [[r["name"], r["type"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
-             "dense" if not r["pruned"] else f"{100 * r['target']:.1f}", f"{100 * r['achieved']:.1f}"]
+             "pruned" if r["pruned"] else f"dense ({r['dense']})", f"{100 * r['achieved']:.1f}"]
             for r in result.layers]
     title = "prune plan (dry run: nothing written)" if dry_run else "pruned generator"
     console = human_console()
-    console.print(table(title, ["layer", "type", "shape", "params", "target %", "achieved %"], rows))
+    console.print(table(title, ["layer", "type", "shape", "params", "policy", "achieved %"], rows))
     s = result.sparsity
-    console.print(f"sparsity: {100 * s['pruned']:.1f}% of pruned layers, {100 * s['all']:.1f}% of all conv/linear weights")
+    console.print(f"sparsity: {100 * s['all']:.2f}% of all conv/linear weights (target {100 * s['target']:.2f}%), "
+                  f"{100 * s['pruned']:.1f}% of the pruned layers")

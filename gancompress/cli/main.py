@@ -14,6 +14,7 @@ from .cmd_export import export
 from .cmd_finetune import finetune
 from .cmd_inspect import inspect
 from .cmd_prune import prune
+from .cmd_sensitivity import sensitivity
 from .cmd_sweep import sweep
 from .errors import run_main
 from .options import fill_choices
@@ -67,5 +68,5 @@ def main(
 
 
 for _name, _func in (("inspect", inspect), ("prune", prune), ("finetune", finetune), ("evaluate", evaluate),
-                     ("export", export), ("demo", demo), ("sweep", sweep)):
+                     ("export", export), ("demo", demo), ("sweep", sweep), ("sensitivity", sensitivity)):
     app.command(_name, cls=_Command)(_func)

@@ -7,6 +7,7 @@ from the registries, and plain ``gancompress --help`` does not import torch to b
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 import re
 from typing import Annotated, Callable, Optional
 
@@ -27,6 +28,8 @@ def _names(module: str, attr: str) -> Callable[[], list[str]]:
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "arch": _names("archs", "ARCHITECTURES"),
     "granularity": _names("prune.granularity", "GRANULARITIES"),
+    "allocation": _names("prune.allocation", "ALLOCATIONS"),
+    "nm-axis": _names("prune.granularity", "NM_AXES"),
     "loss": _names("losses", "LOSSES"),
     "extractor": _names("metrics.extractors", "EXTRACTORS"),
     "method": _names("finetune.methods", "METHODS"),
@@ -86,11 +89,20 @@ Workers = Annotated[int, typer.Option("--workers", help="DataLoader processes de
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model (for FID and the other distribution metrics).")]
 
 # --- pruning ------------------------------------------------------------------------------
-Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of prunable weights to zero, in [0, 1).")]
+Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of ALL prunable (conv/linear) weights that are zero afterwards, dense-kept layers included; in [0, 1).")]
 Granularity = Annotated[str, typer.Option("--granularity", "-g", help="What is zeroed together: {choices:granularity}.")]
 Sparsities = Annotated[str, typer.Option("--sparsity", "-s", metavar="LIST", help="Comma-separated sparsities, e.g. 0.25,0.5,0.75,0.9.")]
 Granularities = Annotated[str, typer.Option("--granularity", "-g", metavar="LIST", help="Comma-separated granularities from: {choices:granularity}.")]
-PruneFirstLast = Annotated[bool, flag("--prune-first-last", help="Also prune the first and last layers (kept dense by default).")]
+PruneFirstLast = Annotated[bool, flag("--prune-first-last", help="Older spelling of --keep-dense none.")]
+Block = Annotated[str, typer.Option("--block", metavar="RxC", help="Tile size for --granularity block.")]
+NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M weights, for --granularity nm.")]
+Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
+Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Never prune layers whose name matches this glob (repeatable).")]
+KeepDense = Annotated[str, typer.Option("--keep-dense", metavar="POLICY", help="Layers that stay dense: auto (layers under 2% of the weights that read the input or feed the output, unless the target needs them), first, last, none, or module-name globs; comma-separated.")]
+Allocation = Annotated[str, typer.Option("--allocation", help="How the zeros are spread over the pruned layers: {choices:allocation} (uniform: the same sparsity per layer; global: one magnitude threshold; lamp: layer-adaptive magnitude scores; erk: Erdos-Renyi-Kernel).")]
+Allocations = Annotated[str, typer.Option("--allocation", metavar="LIST", help="Comma-separated allocations from: {choices:allocation}.")]
+Plan = Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="A per-layer sparsity plan (JSON, from `gancompress sensitivity`); layers it omits stay dense; when a sparsity is also given, the plan is scaled to that overall target.")]
+NMAxis = Annotated[str, typer.Option("--nm-axis", help="N:M runs along: {choices:nm-axis} (in: the input channels, what sparse tensor cores use; kernel: the older layout).")]
 Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 
 # --- recovery -----------------------------------------------------------------------------

@@ -55,6 +55,16 @@ def unpack(packed, count):
     return np.unpackbits(packed, count=count, bitorder="little").astype(bool)
 
 
+def nm_groups(packed, vals, n, m, rows, cols):
+    """The (rows, cols) matrix of an N:M encoding: n values and their in-run indices per run of m."""
+    bits = max(1, int(np.ceil(np.log2(m))))
+    flat = unpack(packed, vals.size * bits).reshape(-1, bits)
+    idx = (flat.astype(np.int64) << np.arange(bits)).sum(1).reshape(rows, cols // m, n)
+    groups = np.zeros((rows, cols // m, m), vals.dtype)
+    np.put_along_axis(groups, idx, vals.reshape(rows, cols // m, n), axis=-1)
+    return groups.reshape(rows, cols)
+
+
 def decode_tensor(name, info, a):
     shape, axis, enc = info["shape"], info.get("axis", 0), info["encoding"]
     vals = a[name + ".compressed"]
@@ -66,6 +76,11 @@ def decode_tensor(name, info, a):
         out = np.zeros((rows, cols), vals.dtype)
         out[mask] = vals
         return out.reshape(shape)
+    if enc == "nm_dim":  # N:M runs along dimension dim (the input channels)
+        dim = info["dim"]
+        moved = [s for i, s in enumerate(shape) if i != dim] + [shape[dim]]
+        mat = nm_groups(a[name + ".indices"], vals, info["n"], info["m"], size // shape[dim], shape[dim])
+        return np.moveaxis(mat.reshape(moved), -1, dim)
     if enc == "slices":
         out = np.zeros(axis_view_shape(shape, axis), vals.dtype)
         out[unpack(a[name + ".slice_mask"], shape[axis])] = vals
@@ -79,14 +94,9 @@ def decode_tensor(name, info, a):
         tiles[unpack(a[name + ".block_mask"], nbr * nbc)] = vals
         mat = tiles.reshape(nbr, nbc, br, bc).transpose(0, 2, 1, 3).reshape(nbr * br, nbc * bc)
         return from_axis_view(mat[:rows, :cols], shape, axis)
-    if enc == "nm":
-        n, m = info["n"], info["m"]
-        bits = max(1, int(np.ceil(np.log2(m))))
-        flat = unpack(a[name + ".indices"], vals.size * bits).reshape(-1, bits)
-        idx = (flat.astype(np.int64) << np.arange(bits)).sum(1).reshape(rows, cols // m, n)
-        groups = np.zeros((rows, cols // m, m), vals.dtype)
-        np.put_along_axis(groups, idx, vals.reshape(rows, cols // m, n), axis=-1)
-        return from_axis_view(groups.reshape(rows, cols), shape, axis)
+    if enc == "nm":  # N:M runs along the columns of the axis view (the older kernel layout)
+        mat = nm_groups(a[name + ".indices"], vals, info["n"], info["m"], rows, cols)
+        return from_axis_view(mat, shape, axis)
     raise ValueError(f"unknown encoding {enc}")
 
 

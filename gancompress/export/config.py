@@ -22,6 +22,7 @@ class ExportConfig:
     output: Path
     format: str = "sparse"
     dtype: str | None = None  # None keeps the checkpoint's dtype
+    shrink: bool = True  # onnx: export the shrunk network when whole filters are zero (False: the masked dense graph)
     force: bool = False
     trust_pickle: bool = False
     arch: str | None = None
@@ -44,6 +45,7 @@ class ExportResult:
     architecture: str
     encodings: dict[str, int] = field(default_factory=dict)
     shrink: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what the export did not gain, and how it could
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -196,9 +196,10 @@ def _provenance_rows(details: dict[str, Any], export: dict[str, Any], filename: 
     if pruning:
         target = pruning.get("sparsity")
         rows += [("granularity", _granularity(pruning)),
-                 ("scope", str(pruning.get("scope") or "-")),
-                 ("sparsity", f"{_pct(achieved.get('pruned'))} of the pruned layers (target {_pct(target)}), "
-                              f"{_pct(achieved.get('all'))} of all conv/linear weights")]
+                 ("allocation", str(pruning.get("allocation") or ("global" if pruning.get("scope") == "global" else "uniform"))),
+                 ("kept dense", ", ".join(f"{n} ({r})" for n, r in (pruning.get("dense") or {}).items()) or "-"),
+                 ("sparsity", f"{_pct(achieved.get('all'))} of all prunable weights (target {_pct(target)}), "
+                              f"{_pct(achieved.get('pruned'))} of the pruned layers")]
     rows += [("architecture", f"`{export.get('architecture', '?')}`"),
              ("file", f"`{filename}`: {export.get('format')} layout, {export.get('dtype')}, "
                       f"{export.get('file_bytes', 0):,} bytes = {export.get('ratio', 1.0):.3f}x the dense float32 file"),

@@ -40,11 +40,32 @@ def _check_with_runtime(path: Path, model: nn.Module, x: torch.Tensor) -> None:
 
 
 def write_onnx(bundle: GanBundle, config: ExportConfig) -> ExportResult:
-    """The ``onnx`` writer: ``torch.onnx.export`` of the masked generator."""
+    """The ``onnx`` writer: ``torch.onnx.export`` of the shrunk generator when whole filters are zero
+    (``config.shrink``), else of the masked generator."""
     from .writer import dense_float32_bytes, provenance
 
     model = bundle.masked_generator()
-    return export_onnx(model, bundle.g_spec, config, dense_float32_bytes(model, bundle.g_spec, provenance(bundle)))
+    dense_bytes = dense_float32_bytes(model, bundle.g_spec, provenance(bundle))
+    small, report, notes = _shrunk(model, bundle, config) if config.shrink else (None, None, [])
+    result = export_onnx(small if small is not None else model, bundle.g_spec, config, dense_bytes)
+    result.shrink, result.notes = report, notes
+    return result
+
+
+def _shrunk(model: nn.Module, bundle: GanBundle, config: ExportConfig):
+    """``(shrunk model or None, its report, notes)``: the network without its zero filters."""
+    from dataclasses import asdict
+
+    from .shrink import shrink_generator
+
+    try:
+        small, _, report = shrink_generator(model, bundle.g_spec)
+    except InputError as exc:
+        return None, None, [f"exported the masked dense graph: the network could not be shrunk ({exc})"]
+    if not report.removed:
+        return None, None, []
+    return small, asdict(report), [f"exported the shrunk network ({report.removed} zero filters/channels removed); "
+                                   "--no-shrink exports the masked dense graph"]
 
 
 def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_bytes: int) -> ExportResult:

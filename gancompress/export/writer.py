@@ -26,18 +26,31 @@ from .config import ExportConfig, ExportResult
 
 def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
     """The ``sparse``, ``dense`` and ``shrunk`` writers: the masked generator as one safetensors file."""
-    model, spec, report = bundle.masked_generator(), bundle.g_spec, None
+    model, spec, report, notes = bundle.masked_generator(), bundle.g_spec, None, []
     if config.format == "shrunk":
         from .shrink import shrink_generator
 
         model, spec, shrink_report = shrink_generator(model, bundle.g_spec)
         report = asdict(shrink_report)
+        notes = [] if shrink_report.removed else [nothing_removed(bundle)]
     state = cast_state_dict(model.state_dict(), config.dtype)
     result = write_state(state, spec, config, provenance(bundle))
     result.dense_float32_bytes = dense_float32_bytes(bundle.masked_generator(), bundle.g_spec, provenance(bundle))
     result.ratio = result.file_bytes / result.dense_float32_bytes
-    result.shrink = report
+    result.shrink, result.notes = report, notes
     return result
+
+
+def nothing_removed(bundle: GanBundle) -> str:
+    """Why ``--format shrunk`` removed nothing, and which pruning would let it."""
+    from ..prune import is_prunable, module_structure
+
+    model = bundle.masked_generator()
+    kinds = sorted({module_structure(m) for _, m in model.named_modules() if is_prunable(m)} - {"none"})
+    zeros = f"its zeros are {', '.join(kinds)}-shaped" if kinds else "it has no zeros"
+    return (f"--format shrunk removed nothing: no whole filter or channel is zero ({zeros}), so the file is as large "
+            "as the dense one; prune with --granularity filter (add --coupled for residual networks) to shrink the "
+            "network, or export --format sparse to store these zeros compactly")
 
 
 def provenance(bundle: GanBundle) -> dict[str, Any]:

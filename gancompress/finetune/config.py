@@ -258,7 +258,7 @@ class FinetuneConfig:
                                   rates=Rates(**parts["rates"]), schedule=PruneSchedule(**parts["schedule"]))
         prune = parts["prune"]
         return cls(load=LoadOptions(**parts["load"]), run=RunConfig(**parts["run"]), recovery=recovery,
-                   prune=PruneConfig(**prune) if prune.get("sparsity") is not None else None,
+                   prune=PruneConfig(**{"sparsity": None, **prune}) if _prunes(prune) else None,
                    data=DataConfig(**{("source" if k == "data" else k): v for k, v in parts["data"].items()}), **top)
 
 
@@ -273,7 +273,8 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "rates": _names(Rates),
     "schedule": _names(PruneSchedule),
     "recovery": _names(RecoveryConfig, ("weights", "rates", "schedule")),
-    "prune": ("sparsity", "granularity", "scope", "block", "nm", "include", "exclude", "prune_first_last", "coupled"),
+    "prune": ("sparsity", "granularity", "allocation", "keep_dense", "block", "nm", "nm_axis", "plan", "include",
+              "exclude", "scope", "prune_first_last", "coupled"),
     "data": ("data", "inputs", "crop", "sr_blur", "sr_noise", "workers"),
 }
 
@@ -281,3 +282,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
 def _take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {k: options.pop(k) for k in names if k in options}
 
+
+def _prunes(prune: dict[str, Any]) -> bool:
+    """A run prunes with ``--sparsity``, a ``--plan``, or ``--granularity nm`` (which implies it)."""
+    return prune.get("sparsity") is not None or prune.get("plan") is not None or prune.get("granularity") == "nm"

@@ -28,7 +28,8 @@ def output_bundle(trainer: Trainer, setup: Setup, metrics: dict[str, float], com
     if trainer.schedule is not None:
         s = trainer.schedule
         meta["pruning"] = {"source": setup.teacher_source, "sparsity": s.final, "granularity": s.prune.granularity,
-                           "scope": s.prune.scope, "prune_first_last": s.prune.prune_first_last,
+                           "allocation": s.prune.allocation, "keep_dense": ",".join(s.prune.keep_dense),
+                           "block": list(s.prune.block), "nm": list(s.prune.nm), "nm_axis": s.prune.nm_axis,
                            "include": list(s.prune.include), "exclude": list(s.prune.exclude),
                            "schedule": {"kind": "agp", "initial": s.initial, "ramp_fraction": s.ramp_fraction,
                                         "every": s.every}, "achieved": trainer.achieved()}

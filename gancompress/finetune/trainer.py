@@ -12,7 +12,7 @@ from torch import nn
 from ..archs.contract import num_classes
 from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_channels_last, batch_channels_last
 from ..errors import InputError
-from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
+from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks, plan_target
 from ..data.batches import seed_global
 from .config import FinetuneConfig, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
@@ -58,19 +58,24 @@ def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
 
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
                   input_shape: tuple[int, ...] | None = None) -> Schedule | None:
-    """The AGP schedule of a ``--sparsity`` run (``input_shape``: the per-sample input that
-    ``--coupled`` traces the generator at)."""
+    """The AGP schedule of a pruning run (``input_shape``: the per-sample input that ``--coupled``
+    traces the generator at). The target is settled here, before any step: an unreachable one
+    is refused. Sparsities are of ALL prunable weights, as in ``prune``; with ``nm`` the ramp
+    zeroes the weakest weights while every run of M keeps at least N (AGP toward the pattern),
+    and the last update completes the N:M pattern."""
     if config.prune is None:
         return None
     traced = tuple(input_shape) if config.prune.coupled and input_shape is not None else None
     prune = dataclasses.replace(config.prune, input_shape=traced)
+    plan = plan_target(student, prune, masks or None)
+    final = prune.sparsity if prune.sparsity is not None else plan.target / plan.total
     initial = config.recovery.schedule.initial_sparsity
     if masks:
-        initial = max(initial, achieved_sparsity(student, masks)["pruned"])
-    initial = min(initial, prune.sparsity)
+        initial = max(initial, achieved_sparsity(student, masks)["all"])
+    initial = min(initial, final)
     ramp_end = max(1, math.ceil(config.recovery.schedule.ramp_fraction * config.recovery.steps))
     every = config.recovery.schedule.mask_every or max(1, round(ramp_end / MASK_EVENTS))
-    return Schedule(prune, config.recovery.steps, prune.sparsity, initial, config.recovery.schedule.ramp_fraction, every)
+    return Schedule(prune, config.recovery.steps, final, initial, config.recovery.schedule.ramp_fraction, every)
 
 
 class Trainer:
@@ -127,7 +132,7 @@ class Trainer:
         if self.schedule is None or sparsity == self.sparsity:
             return
         prune = dataclasses.replace(self.schedule.prune, sparsity=sparsity)
-        new = compute_masks(self.student, prune, previous=self.masks or None)
+        new = compute_masks(self.student, prune, previous=self.masks or None, final=sparsity >= self.schedule.final)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in new.items()}
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)

@@ -17,7 +17,11 @@ encodings, chosen per tensor as the smallest (see ``docs/sparse_format.md``):
 * ``nm``      -- at most ``n`` kept values in every group of ``m`` consecutive columns of the
   ``axis`` view: ``<name>.shape``, ``<name>.compressed`` (``(rows, groups * n)``),
   ``<name>.indices`` (each in-group index in ``ceil(log2 m)`` bits, little-endian, packed
-  little).
+  little). The groups run along the last dims (a conv's kernel width: the older N:M layout);
+* ``nm_dim``  -- the same arrays, the groups running along dimension ``dim`` (the input
+  channels: dim 1 of a conv or Linear weight, dim 0 of a transposed conv's): the view is
+  ``moveaxis(a, dim, -1)`` flattened to ``(-1, shape[dim])``. 2:4 stores the kept half of the
+  values plus 2 bits per value, against a bit per weight plus the values for ``bitmask``.
 
 "Non-zero" means a non-zero *bit pattern*, so ``-0.0`` and NaN survive and the dense
 reconstruction is bit-identical. Decoding validates every array and raises
@@ -37,12 +41,13 @@ from ..errors import InputError
 FORMAT_SPARSE = "gancompress-sparse"
 FORMAT_DENSE = "gancompress-dense"
 FORMAT_VERSION = "1"
-ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm")
+ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm", "nm_dim")
 SUFFIXES = {
     "bitmask": ("shape", "compressed", "bitmask", "row_offsets"),
     "slices": ("shape", "compressed", "slice_mask"),
     "blocks": ("shape", "compressed", "block_mask"),
     "nm": ("shape", "compressed", "indices"),
+    "nm_dim": ("shape", "compressed", "indices"),
 }
 MAX_EXPANSION = 64  # decoded bytes per file byte a reader accepts (90% filter pruning: ~10x; 99% element: ~14x)
 EXPANSION_FLOOR = 16 << 20  # plus this much, so tiny files with small dense tensors always load
@@ -130,6 +135,8 @@ def candidates(a: np.ndarray, blocks: tuple[tuple[int, int], ...] = BLOCKS,
     out.append(Candidate("bitmask", int(nz.sum()) * it + rows * (_ceil8(cols) + 8) + 8 * a.ndim + 4 * h))
     for axis in ((0, 1) if a.ndim >= 2 else ()):
         out += _axis_candidates(nz, a, axis, blocks, nm)
+    for dim in (range(a.ndim) if a.ndim >= 2 else ()):
+        out += _nm_candidates(run_view(nz, dim), nm, a.ndim, it, {"dim": dim}, "nm_dim")
     return out
 
 
@@ -143,12 +150,29 @@ def _axis_candidates(nz: np.ndarray, a: np.ndarray, axis: int, blocks, nm) -> li
         grid = _tiles(m2, br, bc).any(axis=(2, 3))
         size = int(grid.sum()) * br * bc * it + _ceil8(grid.size) + 8 * a.ndim + 3 * h
         out.append(Candidate("blocks", size, {"axis": axis, "block": [br, bc]}))
+    return out + _nm_candidates(m2, nm, a.ndim, it, {"axis": axis}, "nm")
+
+
+def _nm_candidates(m2: np.ndarray, nm, ndim: int, it: int, where: dict[str, int], encoding: str) -> list[Candidate]:
+    """N:M encodings of a 2-D non-zero mask whose groups run along its columns."""
+    rows, cols = m2.shape
+    out = []
     for n, m in nm:
-        if cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1).max()) <= n:
+        if cols and cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1).max()) <= n:
             count = rows * (cols // m) * n
-            out.append(Candidate("nm", count * it + _ceil8(count * _bits_of(m)) + 8 * a.ndim + 3 * h,
-                                 {"axis": axis, "n": n, "m": m}))
+            out.append(Candidate(encoding, count * it + _ceil8(count * _bits_of(m)) + 8 * ndim + 3 * HEADER_COST,
+                                 {**where, "n": n, "m": m}))
     return out
+
+
+def run_view(a: np.ndarray, dim: int) -> np.ndarray:
+    """``a`` with dimension ``dim`` last, flattened to ``(-1, shape[dim])``: N:M runs along its rows."""
+    return np.ascontiguousarray(np.moveaxis(a, dim, -1)).reshape(-1, a.shape[dim])
+
+
+def _from_run_view(mat: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndarray:
+    moved = tuple(s for i, s in enumerate(shape) if i != dim) + (shape[dim],)
+    return np.ascontiguousarray(np.moveaxis(mat.reshape(moved), -1, dim))
 
 
 def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
@@ -202,15 +226,22 @@ def encode_blocks(a: np.ndarray, axis: int, block: tuple[int, int]) -> Encoded:
 
 
 def encode_nm(a: np.ndarray, axis: int, n: int, m: int) -> Encoded:
-    v = view2d(a, axis)
+    return Encoded("nm", _nm_arrays(a, view2d(a, axis), n, m), {"axis": axis, "n": n, "m": m})
+
+
+def encode_nm_dim(a: np.ndarray, dim: int, n: int, m: int) -> Encoded:
+    return Encoded("nm_dim", _nm_arrays(a, run_view(a, dim), n, m), {"dim": dim, "n": n, "m": m})
+
+
+def _nm_arrays(a: np.ndarray, v: np.ndarray, n: int, m: int) -> dict[str, np.ndarray]:
+    """The ``n`` stored values of every run of ``m`` columns of ``v`` and their packed in-run indices."""
     groups = v.reshape(v.shape[0], -1, m)
     order = np.argsort(~nonzero(groups), axis=-1, kind="stable")  # kept positions first
     idx = np.sort(order[..., :n], axis=-1)
     values = np.take_along_axis(groups, idx, axis=-1).reshape(v.shape[0], -1)
     bits = (idx.reshape(-1, 1) >> np.arange(_bits_of(m))) & 1
-    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(values),
-              "indices": np.packbits(bits.reshape(-1).astype(np.uint8), bitorder="little")}
-    return Encoded("nm", arrays, {"axis": axis, "n": n, "m": m})
+    return {"shape": _shape_array(a), "compressed": np.ascontiguousarray(values),
+            "indices": np.packbits(bits.reshape(-1).astype(np.uint8), bitorder="little")}
 
 
 def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
@@ -225,6 +256,8 @@ def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
         return encode_blocks(a, p["axis"], tuple(p["block"]))
     if c.encoding == "nm":
         return encode_nm(a, p["axis"], p["n"], p["m"])
+    if c.encoding == "nm_dim":
+        return encode_nm_dim(a, p["dim"], p["n"], p["m"])
     return Encoded("dense", {"": np.ascontiguousarray(a)})
 
 
@@ -346,9 +379,23 @@ def decode_blocks(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]
 def decode_nm(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
     shape = _check_shape(name, info, arrays)
     axis = _check_axis(name, info, shape)
+    return _from2d(_nm_groups(name, info, arrays, *_rows_cols(shape, axis)), shape, axis)
+
+
+def decode_nm_dim(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    dim = info.get("dim")
+    _expect(isinstance(dim, int) and not isinstance(dim, bool) and len(shape) >= 2 and 0 <= dim < len(shape),
+            name, f"dim {dim!r} does not fit shape {list(shape)}")
+    cols = shape[dim]
+    rows = math.prod(shape) // cols if cols else 0
+    return _from_run_view(_nm_groups(name, info, arrays, rows, cols), shape, dim)
+
+
+def _nm_groups(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray], rows: int, cols: int) -> np.ndarray:
+    """The ``(rows, cols)`` matrix of an N:M encoding, every array checked."""
     n, m = info.get("n"), info.get("m")
     _expect(isinstance(n, int) and isinstance(m, int) and 1 <= n <= m <= 256, name, f"bad n:m {n}:{m}")
-    rows, cols = _rows_cols(shape, axis)
     _expect(cols % m == 0, name, f"{cols} columns are not a multiple of m={m}")
     values = arrays["compressed"]
     _expect(values.shape == (rows, cols // m * n), name,
@@ -360,7 +407,7 @@ def decode_nm(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) ->
             "n:m indices are out of range or repeat inside a group")
     groups = np.zeros((rows, cols // m, m), dtype=values.dtype)
     np.put_along_axis(groups, idx, values.reshape(rows, cols // m, n), axis=-1)
-    return _from2d(groups.reshape(rows, cols), shape, axis)
+    return groups.reshape(rows, cols)
 
 
 def decode_dense(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -369,7 +416,7 @@ def decode_dense(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray])
 
 DECODERS: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], np.ndarray]] = {
     "dense": decode_dense, "bitmask": decode_bitmask, "slices": decode_slices,
-    "blocks": decode_blocks, "nm": decode_nm,
+    "blocks": decode_blocks, "nm": decode_nm, "nm_dim": decode_nm_dim,
 }
 
 

@@ -51,14 +51,16 @@ def model_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[tu
 
 
 def coupled_masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None = None,
-                  input_shape: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
+                  input_shape: tuple[int, ...] | None = None, *,
+                  layers: list[tuple[str, nn.Module]] | None = None) -> dict[str, torch.Tensor]:
     """Filter keep-masks of the selected layers pruning whole filter groups (see module doc)."""
     shape = input_shape or config.input_shape or getattr(model, "input_shape", None)
     if shape is None:
         raise InputError("--coupled needs the generator's per-sample input shape to trace it; "
                          "set PruneConfig.input_shape or give the model an `input_shape` attribute")
     gran, opts = GRANULARITIES.get("filter"), config.options
-    layers = prunable_layers(model, config.include, config.exclude, config.prune_first_last)
+    if layers is None:
+        layers = prunable_layers(model, config.include, config.exclude, config.prune_first_last)
     entries = {}
     for name, module in layers:
         key = param_key(name, module)

@@ -16,8 +16,11 @@ All granularities work on the canonical ``(out, slots*ksize)`` view of :mod:`.la
              group ``g`` only (depthwise: one kernel). groups=1: a column-slot over all rows.
 ``block``    an ``R x C`` tile of the canonical view, ragged edge tiles allowed; score is
              the *mean of squares* of the tile so smaller edge tiles are not penalised.
-``nm``       N:M: in each run of M consecutive canonical columns of a row keep the N largest
-             ``|w|``; a ragged last run of ``L < M`` keeps ``ceil(N*L/M)``. Sparsity is implied.
+``nm``       N:M: in each run of M consecutive input channels (``nm_axis`` ``in``: for one output
+             and one kernel tap; the GEMM reduction dimension sparse tensor cores need) keep
+             the N largest ``|w|``; a ragged last run of ``L < M`` keeps ``ceil(N*L/M)``.
+             ``nm_axis`` ``kernel`` runs along the canonical columns instead (kernel width
+             fastest: the layout of files written before the ``in`` axis existed).
 
 Selection: a layer with ``u`` units loses exactly ``min(round(s*u), u-1)`` units (round half
 up; at least one unit is always kept), those with the smallest score. Ties keep the lower
@@ -72,6 +75,18 @@ def parse_nm(value: str | tuple[int, int] | list[int]) -> tuple[int, int]:
     if not ok or not 1 <= pair[0] < pair[1]:
         raise InputError(f"invalid N:M {value!r}: keep N of every M weights with 1 <= N < M, e.g. 2:4")
     return pair  # type: ignore[return-value]
+
+
+NM_AXES = ("in", "kernel")
+
+
+def parse_nm_axis(value: Any) -> str:
+    """``in`` (N:M runs along the input channels, what sparse tensor cores use) or ``kernel``
+    (runs along canonical columns, the layout of files written before the ``in`` axis)."""
+    if value not in NM_AXES:
+        raise InputError(f"unknown N:M axis {value!r}; choose one of: {', '.join(NM_AXES)} (in: along the input "
+                         "channels, the layout sparse tensor cores use; kernel: the older layout)")
+    return value
 
 
 def check_sparsity(value: Any) -> float:
@@ -245,6 +260,14 @@ class Granularity:
             raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
         return s if prev is None else s.masked_fill_(~self.unit_reduce(prev, geo, opts, "any"), -1.0)
 
+    def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
+        """Bool per unit (shaped like ``scores``): the units no sparsity removes; here the best
+        one (ties: the lowest index), so a layer is never emptied."""
+        keep = torch.zeros(scores.numel(), dtype=torch.bool)
+        if scores.numel():
+            keep[int(scores.reshape(-1).argmax())] = True
+        return keep.reshape(scores.shape)
+
     def to_mask(self, keep_units: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
                 opts: dict) -> torch.Tensor:
         """Raw-shaped bool weight mask from a per-unit keep mask (and'ed with ``previous``)."""
@@ -263,11 +286,12 @@ class Granularity:
 
 
 def normalize_opts(opts: dict) -> dict:
-    """Parse ``block``/``nm`` options (strings or pairs), filling defaults."""
-    extra = set(opts) - {"block", "nm"}
+    """Parse ``block``/``nm``/``nm_axis`` options (strings or pairs), filling defaults."""
+    extra = set(opts) - {"block", "nm", "nm_axis"}
     if extra:
         raise TypeError(f"unknown granularity options {sorted(extra)}")
-    return {"block": parse_block(opts.get("block", (4, 4))), "nm": parse_nm(opts.get("nm", (2, 4)))}
+    return {"block": parse_block(opts.get("block", (4, 4))), "nm": parse_nm(opts.get("nm", (2, 4))),
+            "nm_axis": parse_nm_axis(opts.get("nm_axis", "in"))}
 
 
 GRANULARITIES: Registry[Granularity] = Registry("granularity")
@@ -347,17 +371,60 @@ class Block(Granularity):
 
 @_register
 class NM(Granularity):
-    """N:M along canonical columns; not a unit selection (sparsity is implied)."""
+    """N:M: keep N of every M weights along the input channels (``nm_axis`` ``in``) or along
+    the canonical columns (``kernel``). Units are single weights; the N largest of every run
+    are always kept, so a layer's sparsity can grow up to the pattern's and no further."""
 
     name = "nm"
 
+    def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
+        """Bool per unit (canonical shape): the N largest of every run of M."""
+        axis = opts["nm_axis"]
+        return nm_unrows(nm_keep(nm_rows(scores, geo, axis), *opts["nm"]), geo, axis)
+
     def mask(self, weight, sparsity=None, kind=CONV, *, groups=1, previous=None, layer="weight", **opts):
-        """Keep N of every M consecutive canonical columns per row; ``sparsity`` is ignored."""
+        """The full N:M pattern of one weight; ``sparsity`` is ignored."""
         opts = normalize_opts(opts)
         geo = geometry(weight.shape, kind, groups)
         s = Element().unit_scores(weight, geo, previous, layer, opts)
-        m = from_canonical(nm_keep(s, *opts["nm"]), geo).contiguous()
+        m = from_canonical(self.always_kept(s, geo, opts), geo).contiguous()
         return m if previous is None else m & previous.to(torch.bool)
+
+
+def nm_rows(mat: torch.Tensor, geo: Geometry, axis: str) -> torch.Tensor:
+    """A canonical ``(out, slots*ksize)`` matrix as rows whose consecutive entries form N:M runs:
+    ``in``: one row per (output, kernel tap) running over the input slots (the GEMM reduction
+    dimension; a transposed conv's dim 0); ``kernel``: the canonical rows themselves."""
+    if axis == "kernel":
+        return mat
+    return mat.reshape(geo.out, geo.slots, geo.ksize).transpose(1, 2).reshape(geo.out * geo.ksize, geo.slots)
+
+
+def nm_unrows(rows: torch.Tensor, geo: Geometry, axis: str) -> torch.Tensor:
+    """Inverse of :func:`nm_rows`."""
+    if axis == "kernel":
+        return rows
+    return rows.reshape(geo.out, geo.ksize, geo.slots).transpose(1, 2).reshape(geo.out, geo.cols)
+
+
+def nm_for_sparsity(sparsity: float, runs: int = 4, longest: int = 64) -> tuple[int, int]:
+    """The N:M pattern whose own sparsity ``1 - N/M`` is ``sparsity``, with runs of ``runs`` or the
+    shortest longer runs that fit (0.5 -> 2:4, 0.75 -> 1:4, 0.9 -> 1:10)."""
+    for m in range(max(2, runs), longest + 1):
+        n = (1.0 - sparsity) * m
+        if abs(n - round(n)) < 1e-6 and 1 <= round(n) < m:
+            return int(round(n)), m
+    raise InputError(f"no N:M pattern with runs of {runs} to {longest} weights gives sparsity {sparsity:g}; "
+                     "choose a sparsity such as 0.5 (2:4), 0.75 (1:4) or 0.875 (1:8)")
+
+
+def nm_pattern_zeros(geo: Geometry, nm: tuple[int, int], axis: str) -> int:
+    """Zeros of a full N:M pattern on a weight of ``geo`` (a ragged run of L keeps ceil(N*L/M))."""
+    n, m = nm
+    length = geo.slots if axis == "in" else geo.cols
+    rows = geo.out * (geo.ksize if axis == "in" else 1)
+    full, rest = divmod(length, m)
+    return rows * (full * (m - n) + rest - (-(-n * rest // m)))
 
 
 def implied_sparsity(nm: tuple[int, int]) -> float:

@@ -4,12 +4,9 @@ Masks are ``dict[param_name, BoolTensor]`` (True = keep) keyed by the full param
 (``"net.0.weight"``; ``"...weight_orig"`` / ``"...parametrizations.weight.original"`` for
 spectral-/weight-normed layers, see :func:`.layers.weight_name`).
 
-Global scope: each layer's unit scores are divided by the mean of its live unit scores
-(so layers of different scale and unit size compete on "how weak relative to its layer"),
-each layer's best unit is forced kept, and one exact threshold over all selected layers
-removes ``min(round(s * total_units), total_units - n_layers)`` units. Units are counted,
-not weights: with structured granularities a layer of big units weighs as much per unit as
-one of small units. ``nm`` ignores scope (its sparsity is fixed per layer).
+The sparsity is the fraction of ALL prunable weights that are zero afterwards: :mod:`.target`
+settles which layers are pruned (the ``keep_dense`` policy of :mod:`.keep_dense`) and refuses
+targets out of reach; :mod:`.allocation` spreads the zeros over the pruned layers.
 """
 from __future__ import annotations
 
@@ -22,11 +19,10 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
-from .granularity import (GRANULARITIES, Granularity, prune_count, select_top)
-from .layers import (CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key,
-                     prunable_layers, to_canonical)
-
+from .granularity import GRANULARITIES, Granularity, nm_rows
+from .layers import CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key, to_canonical
 
 
 @dataclass
@@ -37,9 +33,56 @@ class _Entry:
     previous: torch.Tensor | None
 
 
-def _entries(model: nn.Module, config: PruneConfig, previous: dict | None) -> list[_Entry]:
+def compute_masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None = None, *,
+                  final: bool = True, plan=None) -> dict[str, torch.Tensor]:
+    """Bool keep-masks (True = keep) making ``config.sparsity`` of all prunable weights zero.
+
+    Layers the ``keep_dense`` policy keeps dense get no new mask (their ``previous`` masks are
+    carried unchanged); ``config.allocation`` spreads the zeros over the others; old zeros
+    stay. ``final=False`` (a step of a gradual schedule) lets ``nm`` stop short of the full
+    pattern. Raises :class:`InputError` when the target is out of reach (see :mod:`.target`;
+    ``plan``: a :class:`~.target.TargetPlan` the caller already settled for these arguments).
+    ``config.coupled`` (filter granularity) prunes filter groups joined by residual additions
+    together, ranked globally; see :mod:`.coupled`.
+    """
+    from .target import plan_target
+
+    plan = plan or plan_target(model, config, previous, final=final)
+    carried = {k: v.to(torch.bool) for k, v in (previous or {}).items()}
+    if config.granularity == "filter" and hasattr(model, "channel_readers"):
+        # a model that declares its channel readers (StyleGAN2): removed filters also mask the readers'
+        # inputs (:mod:`.readers`), which already couples whatever must go together: no trace needed
+        from .readers import mask_readers
+
+        return mask_readers(model, _ranked_masks(model, dataclasses.replace(config, coupled=False), previous, plan,
+                                                 carried))
+    if config.coupled:
+        from .coupled import coupled_masks
+
+        masks = coupled_masks(model, dataclasses.replace(config, sparsity=plan.layer_share()), previous,
+                              layers=plan.pruned)
+        return {**{k: v for k, v in carried.items() if k not in masks}, **masks}
+    return _ranked_masks(model, config, previous, plan, carried)
+
+
+def _ranked_masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None, plan,
+                  carried: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each pruned layer's units ranked, the allocation's share of the zeros dropped from each."""
+    gran, alloc = GRANULARITIES.get(config.granularity), ALLOCATIONS.get(config.allocation)
+    if config.plan is not None:
+        alloc = PlanAllocation({param_key(n, m): config.plan[n] for n, m in plan.pruned})
+    ranked = []
+    for e in _entries(model, plan.pruned, previous):
+        ranked.append((e, *rank_layer(e.key, e.weight, e.geo, e.previous, gran, config.options, alloc.values)))
+    counts = alloc.drops([r for _, r, _ in ranked], plan.target - plan.dense_zeros)
+    masks = {e.key: gran.to_mask(r.keep_units(k, shape), e.geo, e.previous, config.options)
+             for (e, r, shape), k in zip(ranked, counts)}
+    return {**{k: v for k, v in carried.items() if k not in masks}, **masks}
+
+
+def _entries(model: nn.Module, layers: list[tuple[str, nn.Module]], previous: dict | None) -> list[_Entry]:
     out = []
-    for name, module in prunable_layers(model, config.include, config.exclude, config.prune_first_last):
+    for name, module in layers:
         key = param_key(name, module)
         weight = model.get_parameter(key)
         prev = (previous or {}).get(key)
@@ -50,62 +93,6 @@ def _entries(model: nn.Module, config: PruneConfig, previous: dict | None) -> li
             )
         out.append(_Entry(key, weight, module_geometry(module), prev))
     return out
-
-
-def compute_masks(model: nn.Module, config: PruneConfig,
-                  previous: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Bool keep-masks for the selected layers (plus unselected ``previous`` masks, unchanged).
-
-    ``config.coupled`` (filter granularity) prunes filter groups joined by residual additions
-    together, ranked globally; it traces the model at ``config.input_shape`` (or the model's
-    ``input_shape`` attribute); see :mod:`.coupled`. Filter pruning of a model that declares
-    its channel readers (StyleGAN2) also masks the readers' inputs of removed filters
-    (:mod:`.readers`); that already couples whatever must go together, so ``coupled`` adds
-    nothing there and its trace is skipped.
-    """
-    readers = config.granularity == "filter" and hasattr(model, "channel_readers")
-    if config.coupled and not readers:
-        from .coupled import coupled_masks
-
-        masks = coupled_masks(model, config, previous)
-        return {**{k: v.to(torch.bool) for k, v in (previous or {}).items() if k not in masks}, **masks}
-    if readers:
-        from .readers import mask_readers
-
-        return mask_readers(model, _masks(model, config, previous))
-    return _masks(model, config, previous)
-
-
-def _masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    entries = _entries(model, config, previous)
-    gran = GRANULARITIES.get(config.granularity)
-    if config.scope == "global" and config.granularity != "nm":
-        masks = _global_masks(entries, gran, config)
-    else:
-        masks = {e.key: gran.mask(e.weight, config.sparsity, e.geo.kind, groups=e.geo.groups,
-                                  previous=e.previous, layer=e.key, **config.options) for e in entries}
-    return {**{k: v.to(torch.bool) for k, v in (previous or {}).items() if k not in masks}, **masks}
-
-
-def _normalise_(scores: torch.Tensor) -> torch.Tensor:
-    """Divide live scores (>= 0) by their mean; dead units (-1) stay -1; best unit -> +inf."""
-    dead = scores < 0
-    live = int((~dead).sum())
-    mean = float(scores.clamp(min=0).sum()) / live if live else 0.0
-    if mean > 0:
-        scores.div_(mean).masked_fill_(dead, -1.0)
-    scores.view(-1)[int(scores.argmax())] = math.inf
-    return scores
-
-
-def _global_masks(entries: list[_Entry], gran: Granularity, config: PruneConfig) -> dict[str, torch.Tensor]:
-    opts = config.options
-    scores = [_normalise_(gran.unit_scores(e.weight, e.geo, e.previous, e.key, opts).contiguous())
-              for e in entries]
-    total = sum(s.numel() for s in scores)
-    drop = min(prune_count(total, config.sparsity), total - len(scores))
-    keeps = select_top(scores, total - drop)
-    return {e.key: gran.to_mask(k, e.geo, e.previous, opts) for e, k in zip(entries, keeps)}
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
@@ -130,23 +117,23 @@ def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
-                 config: PruneConfig | None = None) -> list[dict[str, Any]]:
-    """One row per prunable layer: name, param, type, shape, params, zeros, pruned, target, achieved.
+                 dense: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per prunable layer: name, param, type, shape, params, zeros, pruned, dense, achieved.
 
-    ``achieved`` is the zero fraction the weight has once ``masks`` are applied; ``target``
-    is the config's sparsity for pruned layers (None without a config), 0.0 for dense ones.
+    ``achieved`` is the zero fraction the weight has once ``masks`` are applied; ``dense`` is why
+    the layer stayed dense (from ``dense``, the plan's reasons), or None for a pruned layer.
     """
     rows = []
     for name, module in model.named_modules():
         if not is_prunable(module):
             continue
         key = param_key(name, module)
-        weight, pruned = model.get_parameter(key), key in masks
-        target = (config.sparsity if config else None) if pruned else 0.0
+        weight, pruned = model.get_parameter(key), key in masks and name not in (dense or {})
         zeros = _zeros(weight, masks.get(key))
         rows.append({"name": name, "param": key, "type": type(module).__name__,
                      "shape": list(weight.shape), "params": weight.numel(), "zeros": zeros, "pruned": pruned,
-                     "target": target, "achieved": zeros / max(weight.numel(), 1)})
+                     "dense": None if pruned else (dense or {}).get(name, "not pruned"),
+                     "achieved": zeros / max(weight.numel(), 1)})
     return rows
 
 
@@ -193,8 +180,8 @@ def _uniform(gran: Granularity, zero: torch.Tensor, geo: Geometry, opts: dict, z
 
 
 def _is_nm(zero: torch.Tensor, n: int, m: int) -> bool:
-    """At most ``n`` nonzeros in every full run of ``m`` canonical columns and, up to
-    ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``)."""
+    """At most ``n`` nonzeros in every full run of ``m`` columns of the rows of ``zero`` and, up
+    to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``)."""
     rows, cols = zero.shape
     full = cols - cols % m
     if full == 0:
@@ -235,9 +222,11 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
     for _, label, name, opts in _candidates(geo):
         if _uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
             return label
-    for n, m in _NMS:
-        if _is_nm(zero, n, m):
-            return f"{n}:{m}"
+    for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
+        rows = nm_rows(zero, geo, axis)
+        for n, m in _NMS:
+            if _is_nm(rows, n, m):
+                return f"{n}:{m}{suffix}"
     return "element"
 
 

@@ -13,7 +13,7 @@ from ..formats.checkpoint import GanBundle, save_bundle
 from ..errors import InputError
 from ..io_utils import check_writable, derived_output
 from ..loading import LoadOptions, load_bundle
-from . import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report
+from . import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report, plan_target
 from .granularity import GRANULARITIES
 
 
@@ -71,6 +71,7 @@ def _config_record(config: PruneConfig) -> dict[str, Any]:
     record = asdict(config)
     record["block"], record["nm"] = list(config.block), list(config.nm)
     record["include"], record["exclude"] = list(config.include), list(config.exclude)
+    record["keep_dense"] = ",".join(config.keep_dense)
     record["input_shape"] = list(config.input_shape) if config.input_shape is not None else None
     return record
 
@@ -90,19 +91,22 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
     previous, previous_record = bundle.masks or None, bundle.meta.get("pruning")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = compute_masks(bundle.generator, config, previous=previous)
+        plan = plan_target(bundle.generator, config, previous)  # refuses an unreachable target before any work
+        masks = compute_masks(bundle.generator, config, previous=previous, plan=plan)
     apply_masks(bundle.generator, masks)
-    layers = layer_report(bundle.generator, masks, config)
-    sparsity = achieved_sparsity(bundle.generator, masks)
-    notes = [str(w.message) for w in caught]
-    record = {**_config_record(config), "source": teacher_source(bundle, job.source), "layers": sorted(masks)}
-    granularity, percent = config.granularity, config.sparsity
+    layers = layer_report(bundle.generator, masks, plan.dense)
+    sparsity = {**achieved_sparsity(bundle.generator, masks), "target": plan.target / plan.total}
+    notes = [str(w.message) for w in caught] + plan.notes
+    record = {**_config_record(config), "source": teacher_source(bundle, job.source), "layers": sorted(masks),
+              "dense": plan.dense}
+    granularity, percent = config.granularity, config.nominal
     if _unchanged(previous, masks):  # the old masks already reach the target: say so, name and record what is there
-        notes.append(f"the existing masks already zero {sparsity['pruned']:.1%} of the pruned layers, at or above the "
-                     f"{config.sparsity:.0%} asked: nothing more was pruned")
+        notes.append(f"the existing masks already zero {sparsity['all']:.1%} of all prunable weights, at or above the "
+                     f"{config.nominal:.0%} asked: nothing more was pruned")
         if isinstance(previous_record, dict):
             record = {**previous_record, "layers": sorted(masks)}
-        granularity, percent = str(record.get("granularity", granularity)), sparsity["pruned"]
+        granularity, percent = str(record.get("granularity", granularity)), sparsity["all"]
+        masks = {k: v.to(torch.bool) for k, v in previous.items()}
     record["achieved"] = sparsity
     output = job.output or default_output(job.source, granularity, percent)
     write = not job.dry_run
@@ -128,4 +132,5 @@ def _is_input(output: Path, source: str) -> bool:
 
 def _unchanged(previous: dict[str, torch.Tensor] | None, masks: dict[str, torch.Tensor]) -> bool:
     """True when re-pruning zeroed nothing new (every mask is the one the file already had)."""
-    return bool(previous) and set(previous) == set(masks) and all(torch.equal(previous[k].bool(), masks[k]) for k in masks)
+    return bool(previous) and all(torch.equal(previous[k].bool(), m) if k in previous else bool(m.all())
+                                  for k, m in masks.items())
