@@ -86,8 +86,8 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
     from .evaluate import EvaluateConfig, evaluate
 
     references = [] if str(model_path) == dense_source else [dense_source]
-    report = evaluate(EvaluateConfig([str(model_path)], references=references, fid=True, num_samples=num_samples,
-                                     seed=seed, device=device))
+    report = evaluate(EvaluateConfig.from_options(sources=[str(model_path)], references=references, fid=True,
+                                                  num_samples=num_samples, seed=seed, device=device))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,

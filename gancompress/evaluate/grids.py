@@ -115,7 +115,7 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     
     info = models[0].info
     size = min(info.output_shape[-1], 128)
-    items = test.items[:config.grid_columns]
+    items = test.items[:config.outputs.grid_columns]
     c = info.output_shape[0]
 
     def shown(images: list[torch.Tensor]) -> torch.Tensor:
@@ -136,14 +136,15 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     if test.paired and targets:
         rows.append(("target", shown(targets)))
     scale = max(1, min(8, 64 // max(1, size)))
-    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
+    return save_grid(rows, config.outputs.samples_png, info.output_range, scale, force=config.outputs.force)
 
 
 @torch.no_grad()
 def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
     
     info = models[0].info
-    x = next(model_inputs(info, config.grid_columns, config.grid_columns, config.seed, resolve_device(config.device)))
+    columns = config.outputs.grid_columns
+    x = next(model_inputs(info, columns, columns, config.run.seed, resolve_device(config.run.device)))
     rows = [(shown_label(m), m.bundle.generator(x).float().cpu()) for m in models]
     scale = max(1, min(8, 64 // max(1, info.output_shape[-1])))
-    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
+    return save_grid(rows, config.outputs.samples_png, info.output_range, scale, force=config.outputs.force)
