@@ -231,9 +231,12 @@ def _read_torchscript(path: Path) -> RawFile:
 
 
 def _read_safetensors(path: Path) -> RawFile:
+    from .formats import compressed_tensors
     from .formats.safetensors_file import read_safetensors
 
     tensors, metadata = read_safetensors(path)
+    if not str(metadata.get("format", "")).startswith("gancompress") and compressed_tensors.is_bitmask_layout(tensors):
+        tensors = compressed_tensors.decode_state_dict(tensors)  # compressed-tensors' sparse-bitmask weights
     return RawFile(path, tensors, metadata)
 
 

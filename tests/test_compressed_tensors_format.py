@@ -73,3 +73,45 @@ def test_matches_what_compressed_tensors_writes():
     w = sparse((6, 4, 3, 3), seed=3)
     written = BitmaskTensor.from_dense(w).dict("conv.weight")
     assert torch.equal(decode_state_dict(written)["conv.weight"], w)
+
+
+def test_a_compressed_tensors_file_loads_as_a_generator(tmp_path, tiny_digits_bundle):
+    import gancompress
+    from safetensors.torch import save_file
+
+    g = tiny_digits_bundle.generator
+    sd = {k: v * (v.abs() > v.abs().median()) if v.dim() >= 2 else v for k, v in g.state_dict().items()}
+    tensors = {}
+    for name, w in sd.items():
+        tensors.update(bitmask_arrays(name, w) if w.dim() >= 2 else {name: w})
+    path = tmp_path / "ct.safetensors"
+    save_file(tensors, str(path))
+    loaded = gancompress.load(str(path)).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in sd.items())
+
+
+def test_our_bitmask_arrays_decode_with_the_layouts_own_rule(tmp_path, tiny_digits_bundle):
+    """compressed-tensors' decoder: unpack ``bitmask`` along its last axis to ``shape``, scatter ``compressed``.
+    Ours stores the 2-D view's shape there, so that rule gives each weight's 2-D view exactly."""
+    from safetensors.torch import load_file
+
+    from gancompress.formats.checkpoint import save_bundle
+    from gancompress.prune import PruneConfig, apply_masks, compute_masks
+
+    bundle = tiny_digits_bundle
+    bundle.masks = compute_masks(bundle.generator, PruneConfig(0.7, granularity="element", prune_first_last=True))
+    apply_masks(bundle.generator, bundle.masks)
+    save_bundle(bundle, tmp_path / "p.safetensors")
+    from gancompress.export import ExportConfig, export_bundle
+
+    out = export_bundle(bundle, ExportConfig(str(tmp_path / "p.safetensors"), tmp_path / "g.safetensors"))
+    stored = load_file(out.path)
+    names = bitmask_names(list(stored))
+    assert names, "the sparse export should hold bitmask-encoded weights"
+    sd = bundle.masked_generator().state_dict()
+    for name in names:
+        shape = stored[f"{name}.shape"].tolist()
+        bits = np.unpackbits(stored[f"{name}.bitmask"].numpy(), axis=-1, count=shape[-1], bitorder="little")
+        dense = torch.zeros(shape, dtype=stored[f"{name}.compressed"].dtype)
+        dense[torch.from_numpy(bits.reshape(shape).astype(bool))] = stored[f"{name}.compressed"]
+        assert torch.equal(dense, sd[name].reshape(sd[name].shape[0], -1))
