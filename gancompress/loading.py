@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
+from .archs import ARCHITECTURES, ArchSpec, build_loaded, detect, load_into, parse_spec
 from .archs.base import matches, prepare
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
@@ -173,8 +173,7 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: Load
                 spec = detect(sd, "discriminator")
             except InputError:
                 continue
-            module = build(spec)
-            load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
+            module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
             bundle.discriminator, bundle.d_spec = module.eval(), spec
             return
 
@@ -193,8 +192,7 @@ def _builtin_bundle(found: dict[str, Any], options: LoadOptions) -> GanBundle:
         sd = max(found.values(), key=len)
         detect(sd, "generator")  # raises, naming the closest candidates
     _, name, spec, sd = sorted(generators, key=lambda g: g[0])[0]
-    module = build(spec)
-    load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
+    module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
     bundle = GanBundle(module.eval(), spec)
     _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options)
     return bundle
@@ -276,8 +274,7 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
                 return sd.eval()
             spec = _generator_spec(sd)
             if spec is not None:
-                module = build(spec)
-                load_into(module, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
+                module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
                 return module.eval()
     return None
 

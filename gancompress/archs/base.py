@@ -118,9 +118,22 @@ def build_loaded(spec: ArchSpec, state_dict: StateDict, what: str) -> nn.Module:
         if spec.name != "custom":  # the user's own constructor may not support meta tensors: build it for real
             raise
         skeleton = None
-    if skeleton is not None:
-        check_fits(skeleton, state_dict, what)
-    return load_into(build(spec), state_dict, what)
+    if skeleton is None:
+        return load_into(build(spec), state_dict, what)
+    check_fits(skeleton, state_dict, what)
+    return _assigned(skeleton, state_dict) or load_into(build(spec), state_dict, what)
+
+
+def _assigned(skeleton: nn.Module, state_dict: StateDict) -> nn.Module | None:
+    """The meta-device ``skeleton`` holding the state dict's tensors themselves (cast where the network's dtype
+    differs), so loading costs no second copy and no random initialisation; None when the module keeps state
+    the dict does not hold (a non-persistent buffer would stay on the meta device)."""
+    expected = skeleton.state_dict()
+    tensors = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state_dict.items()}
+    skeleton.load_state_dict(tensors, strict=True, assign=True)
+    if any(t.is_meta for t in (*skeleton.parameters(), *skeleton.buffers())):
+        return None
+    return skeleton
 
 
 def prepare(arch: Architecture, state_dict: StateDict) -> dict[str, torch.Tensor]:

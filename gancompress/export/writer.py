@@ -34,7 +34,7 @@ def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
         report = asdict(shrink_report)
     state = cast_state_dict(model.state_dict(), config.dtype)
     result = write_state(state, spec, config, provenance(bundle))
-    result.dense_float32_bytes = dense_float32_bytes(bundle.masked_generator(), bundle.g_spec, provenance(bundle))
+    result.dense_float32_bytes = dense_float32_bytes(bundle.generator, bundle.g_spec, provenance(bundle))
     result.ratio = result.file_bytes / result.dense_float32_bytes
     result.shrink = report
     return result
@@ -65,9 +65,10 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
 
 
 def dense_float32_bytes(model: nn.Module, spec: ArchSpec, extra: dict[str, Any]) -> int:
-    """Size of the dense float32 export of ``model`` (the yardstick for ratios)."""
+    """Size of the dense float32 export of ``model`` (the yardstick for ratios; from shapes alone, no copy)."""
     from ..formats.safetensors_file import serialized_size
 
-    state = cast_state_dict(model.state_dict(), "float32")
+    state = {k: torch.empty(v.shape, dtype=torch.float32 if v.is_floating_point() else v.dtype, device="meta")
+             for k, v in model.state_dict().items()}
     tensors, meta, _ = serialize(state, spec, "dense", extra)
     return serialized_size(tensors, meta)
