@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES
+from .archs.base import meta_forward
 from .formats.checkpoint import GanBundle
 from .errors import InputError
 
@@ -44,7 +45,10 @@ def _output_shape(generator: nn.Module, input_shape: tuple[int, ...]) -> tuple[i
     was_training = generator.training
     generator.eval()
     try:
-        return tuple(generator(torch.zeros(1, *input_shape, device=device)).shape[1:])
+        out = meta_forward(generator, input_shape)  # shapes only: no weights read, no activations held
+        if out is None:
+            out = generator(torch.zeros(1, *input_shape, device=device))
+        return tuple(out.shape[1:])
     finally:
         generator.train(was_training)
 

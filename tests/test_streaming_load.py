@@ -46,3 +46,37 @@ def test_zip_checkpoints_load_memory_mapped(tmp_path):
     assert torch.equal(raw.content["w"], torch.load(path, weights_only=True)["w"])
     with open("/proc/self/maps") as maps:
         assert str(path) in maps.read()  # backed by the file, not a copy
+
+
+class _CpuOnly(torch.nn.Module):
+    """Makes a CPU tensor inside forward: cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x) + torch.ones(1, 5, 1, 1)
+
+
+@pytest.mark.parametrize("which", ["dcgan", "cpu-only"])
+def test_flops_and_output_shape_on_meta_equal_a_real_forward(which):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gancompress.metrics.cost import flop_counts
+
+    if which == "dcgan":
+        model, shape = build(ArchSpec("dcgan-g", {"widths": [8, 16, 8, 3]})).eval(), (8, 1, 1)
+    else:
+        model, shape = _CpuOnly().eval(), (3, 6, 6)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model(torch.zeros(1, *shape))
+    total, per_module = flop_counts(model, shape)
+    assert total == counter.get_total_flops() > 0
+    assert per_module == {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    from gancompress.archs.base import meta_forward
+
+    meta = meta_forward(model, shape)
+    assert (meta is None) == (which == "cpu-only")
+    assert meta is None or meta.shape == out.shape

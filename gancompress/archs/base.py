@@ -136,6 +136,20 @@ def _assigned(skeleton: nn.Module, state_dict: StateDict) -> nn.Module | None:
     return skeleton
 
 
+@torch.no_grad()
+def meta_forward(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor | None:
+    """``module`` applied to one zero sample with every parameter and buffer stood in for by a meta tensor: the
+    output's shape (and the FLOPs a counter sees) without reading the weights or allocating activations; None
+    when the forward cannot run on the meta device (data-dependent branches, tensors made on the CPU)."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in (*module.named_parameters(), *module.named_buffers())}
+    try:
+        return functional_call(module, state, (torch.zeros(1, *input_shape, device="meta"),))
+    except Exception:  # noqa: BLE001 - any failure means: run it for real
+        return None
+
+
 def prepare(arch: Architecture, state_dict: StateDict) -> dict[str, torch.Tensor]:
     if arch.prepare_state_dict is None:
         return dict(state_dict)

@@ -114,7 +114,7 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
     zero = weight.detach() == 0
-    return int((zero | ~mask.to(torch.bool)).sum() if mask is not None else zero.sum())
+    return int(torch.count_nonzero(zero | ~mask.to(torch.bool)) if mask is not None else torch.count_nonzero(zero))
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
