@@ -80,3 +80,27 @@ def test_flops_and_output_shape_on_meta_equal_a_real_forward(which):
     meta = meta_forward(model, shape)
     assert (meta is None) == (which == "cpu-only")
     assert meta is None or meta.shape == out.shape
+
+
+def test_shared_masked_generator_equals_the_copy_and_leaves_the_bundle_alone():
+    from gancompress.formats.checkpoint import GanBundle
+
+    torch.manual_seed(1)
+    spec = ArchSpec("dcgan-g", {"widths": [8, 16, 8, 3]})
+    generator = build(spec)
+    names = [n for n, p in generator.named_parameters() if p.dim() == 4]
+    params = dict(generator.named_parameters())
+    masks = {n: torch.rand_like(params[n]) > 0.5 for n in names}
+    with torch.no_grad():  # the first layer is already pruned (as a pruned file loads), the others are not
+        params[names[0]].mul_(masks[names[0]])
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    bundle = GanBundle(generator, spec, masks=masks)
+    copied, shared = bundle.masked_generator(), bundle.masked_generator(share=True)
+    for key, value in copied.state_dict().items():
+        assert torch.equal(shared.state_dict()[key], value)
+    for key, value in generator.state_dict().items():
+        assert torch.equal(value, before[key])  # neither touched the bundle
+    got = dict(shared.named_parameters())
+    assert got[names[0]] is params[names[0]]  # already masked: shared, no copy
+    assert got[names[1]] is not params[names[1]]
+    assert not any(p is params[n] for n, p in copied.named_parameters())

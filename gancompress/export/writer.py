@@ -26,7 +26,7 @@ from .config import ExportConfig, ExportResult
 
 def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
     """The ``sparse``, ``dense`` and ``shrunk`` writers: the masked generator as one safetensors file."""
-    model, spec, report = bundle.masked_generator(), bundle.g_spec, None
+    model, spec, report = bundle.masked_generator(share=True), bundle.g_spec, None  # only read
     if config.format == "shrunk":
         from .shrink import shrink_generator
 
