@@ -298,7 +298,7 @@ def _peer_sparse(masked_sd: dict[str, torch.Tensor], ours: Path, tmp: Path) -> d
     tensors = {}
     for name, w in masked_sd.items():
         if w.dim() >= 2 and name.endswith("weight"):
-            tensors.update(BitmaskTensor.from_dense(w.reshape(w.shape[0], -1)).dict(name[: -len(".weight")] + ".weight"))
+            tensors.update(BitmaskTensor.from_dense(w).dict(name))  # its own way: the tensor as it is
         else:
             tensors[name] = w.contiguous()
     save_file(tensors, str(peer_file))
@@ -325,8 +325,8 @@ def _peer_reads(path: Path, masked_sd: dict[str, torch.Tensor]) -> str:
     except Exception as exc:
         return f"no ({type(exc).__name__}: {str(exc)[:80]})"
     weights = sum(1 for w in masked_sd.values() if w.dim() >= 2)
-    if decoded < weights:  # other encodings (N:M, slices) are not its layout
-        return f"{decoded} of {weights} weights (the rest use other encodings)"
+    if decoded < weights:  # dense layers and other encodings (N:M, slices) are not its layout
+        return f"exact for the {decoded} bitmask-encoded of {weights} weights (others: other encodings)"
     return "yes, exact"
 
 

@@ -6,10 +6,12 @@ applied) or from any SOURCE that ``gancompress inspect`` reads.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from torch import nn
 
+from .archs import ArchSpec
 from .errors import InputError
 from .formats.export_file import build_exported, export_metadata, read_export
 from .loading import LoadOptions, load_bundle
@@ -25,7 +27,24 @@ def load(source: str | Path, *, arch: str | None = None, trust_pickle: bool = Fa
     if path.suffix == ".onnx":
         raise InputError(f"{source} is an ONNX file; run it with onnxruntime (load() returns torch modules)")
     if export_metadata(path) is not None:
-        return build_exported(read_export(path), str(source), arch)
+        exported = read_export(path)
+        return with_sampling(build_exported(exported, str(source), arch), exported.spec)
     bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch))
-    return bundle.masked_generator().eval()
+    return with_sampling(bundle.masked_generator().eval(), bundle.g_spec)
+
+
+def with_sampling(generator: nn.Module, spec: ArchSpec | None) -> nn.Module:
+    """``generator`` with ``input_kind``, ``input_shape`` (per sample; None when unknown) and
+    ``sample(n, seed=0)`` (outputs for seeded latents, noise-input generators only)."""
+    from .generation import generator_input, sample
+
+    try:
+        kind, shape = generator_input(generator, spec)
+    except InputError:
+        kind, shape = getattr(generator, "input_kind", "noise"), None
+    for name, value in (("input_kind", kind), ("input_shape", shape)):
+        if getattr(generator, name, None) != value:  # a class may declare them (read-only properties)
+            setattr(generator, name, value)
+    generator.sample = functools.partial(sample, generator)
+    return generator
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .io_utils import atomic_write_text
 from .progress import Event, OnEvent, ShouldStop
@@ -65,7 +66,7 @@ class DemoConfig:
             raise InputError("the demo prunes to an overall sparsity; nm fixes it per layer: use `gancompress prune --granularity nm`")
         if not get_method(self.method).trains_generator:
             trained = [m for m in names() if get_method(m).trains_generator]
-            raise InputError(f"--method {self.method!r}: choose one of {', '.join(trained)}")
+            raise unknown_choice("recovery method for the demo", self.method, trained)
         Setting(None, self.recovery, self.schedule, self.seed)  # checks method, steps and schedule
         self.measure  # noqa: B018  (checks the sample count and grid columns)
 

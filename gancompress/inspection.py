@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from .archs import ArchSpec
 from .formats.checkpoint import GanBundle
 from .layer_table import is_weight_layer
 
@@ -44,10 +45,10 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
 
 def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
     """Dense multiply-accumulates for one sample (flop_counter's FLOPs / 2)."""
-    from .metrics.cost import flop_counts
+    from .metrics.cost import count_macs
 
-    counted = flop_counts(model, input_shape)
-    return None if counted is None else counted[0] // 2
+    counted = count_macs(model, input_shape)
+    return None if counted is None else counted.dense
 
 
 def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
@@ -97,6 +98,7 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
         g_in, g_out, kind = None, None, None
     report: dict[str, Any] = {
         "source": bundle.source,
+        "role": "generator",
         "file_size": _size_on_disk(path),
         "generator": {"architecture": bundle.arch_name, "kwargs": bundle.g_spec.kwargs if bundle.g_spec else None,
                       "input_kind": kind, "input_shape": list(g_in) if g_in else None,
@@ -113,3 +115,25 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
                                    "kwargs": bundle.d_spec.kwargs if bundle.d_spec else None,
                                    **network_summary(bundle.discriminator, d_in)}
     return report
+
+
+def inspect_discriminator_only(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor], source: str,
+                               path: Path | None = None) -> dict[str, Any]:
+    """The report for a file that holds a recognised discriminator and no generator."""
+    from .archs import ARCHITECTURES
+    from .archs.base import build_detected
+
+    arch = ARCHITECTURES.get(spec.name)
+    module = build_detected(spec, state_dict, "discriminator")
+    d_in = tuple(arch.probe_shape(spec.kwargs)) if arch.probe_shape else None
+    return {
+        "source": source,
+        "role": "discriminator",
+        "file_size": _size_on_disk(path),
+        "generator": None,
+        "discriminator": {"architecture": spec.name, "kwargs": spec.kwargs, "d_output": arch.d_output,
+                          "input_shape": list(d_in) if d_in else None, **network_summary(module, d_in)},
+        "has_discriminator": True,
+        "masks": 0,
+        "pruning": None,
+    }

@@ -14,7 +14,8 @@ from torch import nn
 CONV = "conv"
 CONV_TRANSPOSE = "conv_transpose"
 LINEAR = "linear"
-KINDS = (CONV, CONV_TRANSPOSE, LINEAR)
+MODULATED_CONV = "modulated_conv"  # StyleGAN2: a conv weight stored as (1, out, in, *k)
+KINDS = (CONV, CONV_TRANSPOSE, LINEAR, MODULATED_CONV)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class WeightLayer:
 _CONV = WeightLayer(CONV, 0, 1, "in_channels", "out_channels")
 _CONV_T = WeightLayer(CONV_TRANSPOSE, 1, 0, "in_channels", "out_channels")
 _LINEAR = WeightLayer(LINEAR, 0, 1, "in_features", "out_features")
+_MODULATED = WeightLayer(MODULATED_CONV, 1, 2, "in_channels", "out_channels")
+# custom layers (StyleGAN2's equalized-learning-rate and modulated convs) declare their layout
+# with a ``weight_kind`` class attribute instead of subclassing a torch layer
+DECLARED: dict[str, WeightLayer] = {CONV: _CONV, LINEAR: _LINEAR, MODULATED_CONV: _MODULATED}
 
 WEIGHT_LAYERS: dict[type[nn.Module], WeightLayer] = {
     nn.Conv1d: _CONV, nn.Conv2d: _CONV, nn.Conv3d: _CONV,
@@ -40,7 +45,11 @@ WEIGHT_LAYERS: dict[type[nn.Module], WeightLayer] = {
 
 
 def weight_layer(module: nn.Module) -> WeightLayer | None:
-    """The table entry of ``module``'s type (or of the nearest listed base class), else None."""
+    """The table entry of ``module``'s type (or of the nearest listed base class, or the layout it
+    declares with ``weight_kind``), else None."""
+    declared = getattr(type(module), "weight_kind", None)
+    if declared in DECLARED:
+        return DECLARED[declared]
     for cls in type(module).__mro__:
         entry = WEIGHT_LAYERS.get(cls)
         if entry is not None:

@@ -15,17 +15,19 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, ArchSpec, build_loaded, detect, load_into, parse_spec
-from .archs.base import matches, prepare
+from .archs import ARCHITECTURES, ArchSpec, detect, load_into, parse_spec
+from .archs.base import build_detected
+from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
 from .errors import InputError
+from .registry import unknown_choice
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
 PREFIXES = {
     "G.": "G", "D.": "D", "GE.": "GE", "generator.": "generator", "discriminator.": "discriminator",
     "netG.": "netG", "netD.": "netD", "gen.": "gen", "disc.": "disc",
 }
-_G_HINTS = ("params_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge", "g_b")
+_G_HINTS = ("params_ema", "g_ema", "netg", "generator", "gen", "g_a", "g", "params", "ge", "g_b")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.direction not in ("AtoB", "BtoA"):
-            raise InputError(f"--direction {self.direction!r}: choose AtoB or BtoA")
+            raise unknown_choice("direction", self.direction, ("AtoB", "BtoA"))
         for option, target, kwargs in (("--arch", self.arch, self.arch_kwargs), ("--d-arch", self.d_arch, self.d_arch_kwargs)):
             if target is not None:
                 from .archs.custom import check_arch_target
@@ -74,6 +76,17 @@ def _options(source: str | LoadOptions, options: LoadOptions | None) -> LoadOpti
     if isinstance(source, LoadOptions):
         return source
     return (options or LoadOptions()).for_source(str(source))
+
+
+class DiscriminatorOnly(InputError):
+    """SOURCE holds a recognised discriminator and no generator (``inspect`` can still show it)."""
+
+    def __init__(self, spec: ArchSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
+        super().__init__(
+            f"this is a discriminator ({spec.name}, {len(state_dict)} keys), not a generator; give the generator too "
+            "(its checkpoint, or a directory holding both files)"
+        )
+        self.spec, self.state_dict = spec, state_dict
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -155,11 +168,16 @@ def _custom_generator(found: dict[str, Any], options: LoadOptions, config: dict 
     kwargs = options.arch_kwargs if options.arch_kwargs is not None else (config or {})
     name, module = _custom_module(found, "--arch", options.arch, kwargs, _hint_rank)  # type: ignore[arg-type]
     bundle = GanBundle(module, ArchSpec("custom", {"target": options.arch, "kwargs": kwargs}))
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options)
+    g_in = getattr(module, "input_shape", None)
+    g_out = output_shape_of(module, tuple(g_in)) if g_in is not None else None
+    probes = discriminator_probes(tuple(g_in), g_out, getattr(module, "input_kind", "noise")) if g_out else None
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options, probes)
     return bundle
 
 
-def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: LoadOptions) -> None:
+def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: LoadOptions,
+                          probes: list[tuple[int, ...]] | None) -> None:
+    """``--d-arch``, else the first state dict that is a known discriminator able to judge the generator's output."""
     if options.d_arch is not None:
         if not any(isinstance(v, Mapping) for v in rest.values()):
             raise InputError(f"--d-arch {options.d_arch}: the checkpoint holds no state dict besides the generator's")
@@ -170,11 +188,10 @@ def _attach_discriminator(bundle: GanBundle, rest: dict[str, Any], options: Load
     for _, sd in sorted(rest.items(), key=lambda kv: -_hint_rank(kv[0])):
         if isinstance(sd, Mapping):
             try:
-                spec = detect(sd, "discriminator")
+                spec = detect(sd, "discriminator", probes)
             except InputError:
                 continue
-            module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"discriminator {spec.name}")
-            bundle.discriminator, bundle.d_spec = module.eval(), spec
+            bundle.discriminator, bundle.d_spec = build_detected(spec, sd, "discriminator"), spec
             return
 
 
@@ -183,29 +200,44 @@ def _builtin_bundle(found: dict[str, Any], options: LoadOptions) -> GanBundle:
     if modules:
         name, module = sorted(modules, key=lambda kv: _hint_rank(kv[0]))[0]
         return GanBundle(module.eval(), None)
-    generators: list[tuple[int, str, ArchSpec, Mapping]] = []
+    generators: list[tuple[int, str, ArchSpec, Mapping, tuple[int, ...] | None]] = []
     for name, sd in found.items():
-        spec = _generator_spec(sd)
-        if spec is not None:
-            generators.append((_hint_rank(name), name, spec, sd))
+        match = _generator_match(sd)
+        if match is not None:
+            generators.append((_hint_rank(name), name, match[0], sd, match[1]))
     if not generators:
-        sd = max(found.values(), key=len)
-        detect(sd, "generator")  # raises, naming the closest candidates
-    _, name, spec, sd = sorted(generators, key=lambda g: g[0])[0]
-    module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-    bundle = GanBundle(module.eval(), spec)
-    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options)
+        _raise_without_generator(found)
+    _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
+    bundle = GanBundle(build_detected(spec, sd, "generator"), spec)
+    arch = ARCHITECTURES.get(spec.name)
+    probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
+    _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, options, probes)
     return bundle
 
 
-def _generator_spec(sd: Any) -> ArchSpec | None:
+def _raise_without_generator(found: dict[str, Any]) -> None:
+    """No generator: discriminators alone are named as such; anything else gets detect()'s report."""
+    dicts = [v for v in found.values() if isinstance(v, Mapping)]
+    specs = []
+    for sd in dicts:
+        try:
+            specs.append((detect(sd, "discriminator"), sd))
+        except InputError:
+            break
+    if specs and len(specs) == len(dicts):
+        raise DiscriminatorOnly(*specs[0])
+    detect(max(dicts, key=len), "generator")  # raises, saying what was tried
+
+
+def _generator_match(sd: Any) -> tuple[ArchSpec, tuple[int, ...] | None] | None:
+    """(spec, per-sample output shape) of the built-in generator ``sd`` is, or None."""
     if not isinstance(sd, Mapping):
         return None
     for _, arch in ARCHITECTURES.items():
-        if arch.role == "generator":
-            spec = matches(arch, sd)
-            if spec is not None:
-                return spec
+        if arch.role == "generator" and arch.detectable:
+            trial = try_architecture(arch, sd)
+            if trial.spec is not None:
+                return trial.spec, trial.output_shape
     return None
 
 
@@ -237,6 +269,23 @@ def load_bundle(source: str | LoadOptions, options: LoadOptions | None = None) -
     ``options`` (default: built-in architectures, no pickles).
     """
     return _load_source(_options(source, options))[0]
+
+
+def load_discriminator(source: str | LoadOptions, options: LoadOptions | None = None, *,
+                       probes: list[tuple[int, ...]] | None = None) -> tuple[nn.Module, ArchSpec | None]:
+    """The discriminator of SOURCE: a file holding only one, or the one beside a generator.
+
+    ``probes`` (per-sample shapes of what it must judge, e.g. from
+    :func:`~gancompress.archs.detection.discriminator_probes`) confirm a lone discriminator fits.
+    """
+    try:
+        bundle = load_bundle(source, options)
+    except DiscriminatorOnly as only:
+        spec = detect(only.state_dict, "discriminator", probes)  # raises when it cannot judge those images
+        return build_detected(spec, only.state_dict, "discriminator"), spec
+    if bundle.discriminator is None:
+        raise InputError("no discriminator found in it")
+    return bundle.discriminator, bundle.d_spec
 
 
 def load_with_partner(source: str | LoadOptions,
@@ -272,10 +321,9 @@ def _partner(found: dict[str, Any]) -> nn.Module | None:
         if _cycle_role(name) == "g_b":
             if isinstance(sd, nn.Module):
                 return sd.eval()
-            spec = _generator_spec(sd)
-            if spec is not None:
-                module = build_loaded(spec, prepare(ARCHITECTURES.get(spec.name), sd), f"generator {spec.name}")
-                return module.eval()
+            match = _generator_match(sd)
+            if match is not None:
+                return build_detected(match[0], sd, "generator")
     return None
 
 
@@ -284,6 +332,10 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
         raise InputError("no SOURCE given: name a checkpoint file, a directory, hf://OWNER/REPO or builtin:NAME")
     source = str(options.source)
     path = resolve(source)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from .formats.onnx import load_onnx_bundle
+
+        return load_onnx_bundle(path, source), None
     raw_files, config = _raw_files(path, options)
     if len(raw_files) == 1 and is_project_file(raw_files[0].metadata):
         _check_custom_allowed(raw_files[0].metadata, options, source)
@@ -305,18 +357,21 @@ def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle
     """A deployable export (sparse/dense/shrunk): the generator only, weights decoded."""
     from .formats.export_file import build_exported, read_export
 
+    from .formats.precision import run_in_weight_dtype
+
     exported = read_export(path)
-    module = build_exported(exported, source, options.arch)
+    module = run_in_weight_dtype(build_exported(exported, source, options.arch))
     return GanBundle(module, exported.spec, source=source, meta={"provenance": {"source": source, "export": exported.metadata.get("format")}})
 
 
-def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+def parse_arch_kwargs(text: str | None, option: str = "--arch-kwargs") -> dict[str, Any] | None:
+    """The JSON object given to ``option`` (``--arch-kwargs`` or ``--d-arch-kwargs``)."""
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--arch-kwargs is not valid JSON ({exc.msg}); e.g. --arch-kwargs '{{\"nz\": 64}}'") from None
+        raise InputError(f"{option} is not valid JSON ({exc.msg}); e.g. {option} '{{\"nz\": 64}}'") from None
     if not isinstance(value, dict):
-        raise InputError("--arch-kwargs must be a JSON object, e.g. '{\"nz\": 64}'")
+        raise InputError(f"{option} must be a JSON object, e.g. '{{\"nz\": 64}}'")
     return value

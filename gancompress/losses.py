@@ -54,6 +54,10 @@ class LossProfile:
 
     name = "base"
     data_kind: str | None = None  # image-to-image profiles: "paired", "unpaired" or "sr"
+    # The GAN's own D regulariser: R1 of weight ``r1_gamma`` every ``r1_every`` steps (lazy, scaled
+    # by ``r1_every``) unless --r1-gamma says otherwise; None: the run's default interval.
+    r1_gamma: float = 0.0
+    r1_every: int | None = None
 
     def __init__(self, d_output: str = "logits") -> None:
         if d_output not in ("logits", "probs"):
@@ -103,6 +107,19 @@ class NonSaturating(LossProfile):
 
     def _d_terms(self, r, f, real, fake, discriminator) -> Terms:
         return {"real": F.softplus(-r).mean(), "fake": F.softplus(f).mean()}
+
+
+@LOSSES.register("stylegan2")
+class StyleGAN2Loss(NonSaturating):
+    """StyleGAN2 (Karras et al. 2020): the non-saturating logistic loss with lazy R1 on D
+    (gamma 10, every 16 steps, the penalty scaled by 16), as in the paper's config F and
+    rosinality/stylegan2-pytorch's ``train.py``. Its path-length regulariser on G is not used
+    during recovery: the student starts from a generator already trained with it, and the
+    per-sample terms tie it to that generator's mapping."""
+
+    name = "stylegan2"
+    r1_gamma = 10.0
+    r1_every = 16
 
 
 @LOSSES.register("hinge")

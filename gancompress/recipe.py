@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
+from .registry import unknown_choice
 from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
 
@@ -31,7 +32,7 @@ class Setting:
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise InputError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+            raise unknown_choice("schedule", self.schedule, SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -84,39 +85,41 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
     """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
     from .evaluate import EvaluateConfig, evaluate
 
-    sources = [str(model_path)] if str(model_path) == dense_source else [str(model_path), dense_source]
-    report = evaluate(EvaluateConfig(sources, fid=True, num_samples=num_samples, seed=seed, device=device))
+    references = [] if str(model_path) == dense_source else [dense_source]
+    report = evaluate(EvaluateConfig([str(model_path)], references=references, fid=True, num_samples=num_samples,
+                                     seed=seed, device=device))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
             "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
 
 
-def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) -> list[tuple[str, Any]]:
-    """``(label, images)`` rows of the given generators on the same latents (for save_grid)."""
+def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int) -> tuple[list[tuple[str, Any]], tuple[float, float]]:
+    """``(label, images)`` rows of the given generators on the same latents (for save_grid), and their value range."""
     import torch
 
     from .evaluate.models import model_inputs
     from .generation import generator_info
     from .loading import load_bundle
 
-    rows, x = [], None
+    rows, x, value_range = [], None, (-1.0, 1.0)
     for label, source in entries:
         bundle = load_bundle(str(source))
         info = generator_info(bundle)
         if x is None:
+            value_range = info.output_range
             x = next(model_inputs(info, columns, columns, seed, torch.device("cpu")))
         with torch.no_grad():
             rows.append((label, bundle.generator.eval()(x).float().cpu()))
-    return rows
+    return rows, value_range
 
 
 def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: int = 8, seed: int = 0) -> Path:
     from .evaluate.grids import save_grid
 
-    rows = sample_rows(entries, columns, seed)
+    rows, value_range = sample_rows(entries, columns, seed)
     scale = max(1, min(8, 64 // max(1, rows[0][1].shape[-1])))
-    return save_grid(rows, path, (-1.0, 1.0), scale, force=True)
+    return save_grid(rows, path, value_range, scale, force=True)
 
 
 def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,

@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from .errors import InputError
 
 T = TypeVar("T")
+
+
+def unknown_choice(kind: str, value: object, names: Iterable[str]) -> InputError:
+    """The one wording for a value outside a set of names, with the closest valid names as a hint."""
+    names = list(names)
+    close = difflib.get_close_matches(str(value), names, n=3)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return InputError(f"unknown {kind} {value!r}{hint}; choose one of: {', '.join(names)}")
+
+
+def check_choice(kind: str, value: str, names: Iterable[str]) -> str:
+    """``value`` when it is one of ``names``; else :func:`unknown_choice`'s error."""
+    names = list(names)
+    if value not in names:
+        raise unknown_choice(kind, value, names)
+    return value
 
 
 class Registry(Generic[T]):
@@ -34,11 +50,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._items, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise InputError(
-                f"unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}"
-            ) from None
+            raise unknown_choice(self.kind, name, self.names()) from None
 
     def names(self) -> list[str]:
         return list(self._items)

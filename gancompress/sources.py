@@ -6,6 +6,7 @@ Python objects without ever running pickled code unless ``trust_pickle`` is set.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .registry import unknown_choice
 from .io_utils import kind_of, note_input
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
@@ -40,7 +42,7 @@ def builtin_path(name: str) -> Path:
     from importlib import resources
 
     if name not in BUILTINS:
-        raise InputError(f"unknown builtin model {name!r}; available: {', '.join('builtin:' + n for n in BUILTINS)}")
+        raise unknown_choice("builtin model", f"builtin:{name}", [f"builtin:{n}" for n in BUILTINS])
     path = Path(str(resources.files("gancompress") / "assets" / BUILTINS[name]))
     if not path.exists():
         raise InputError(f"the bundled model {name} is missing from this install ({path}); reinstall gancompress")
@@ -194,7 +196,25 @@ def read_file(path: Path, *, trust_pickle: bool = False) -> RawFile:
     names = _zip_names(path, size)
     if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         return _read_torchscript(path)
+    _refuse_nvidia_pickle(path)
     return _read_torch(path, trust_pickle=trust_pickle)
+
+
+# module names that only NVIDIA's StyleGAN pickles reference (TensorFlow dnnlib, stylegan2-ada-pytorch)
+_NVIDIA_MODULES = (b"dnnlib", b"torch_utils.persistence")
+
+
+def _refuse_nvidia_pickle(path: Path) -> None:
+    """NVIDIA's StyleGAN ``.pkl`` files carry their network code: never unpickled, even when trusted."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:1] != b"\x80" or not any(name in head for name in _NVIDIA_MODULES):
+        return
+    raise InputError(
+        f"{path}: an NVIDIA StyleGAN pickle, which contains code and is never unpickled here; convert it to "
+        "the PyTorch layout with rosinality/stylegan2-pytorch's converter (`python convert_weight.py --repo "
+        "PATH_TO_NVIDIA_stylegan2 --gen --disc FILE.pkl`, see README 'StyleGAN2') and pass the .pt it writes"
+    )
 
 
 def _read_torchscript(path: Path) -> RawFile:
@@ -211,9 +231,12 @@ def _read_torchscript(path: Path) -> RawFile:
 
 
 def _read_safetensors(path: Path) -> RawFile:
+    from .formats import compressed_tensors
     from .formats.safetensors_file import read_safetensors
 
     tensors, metadata = read_safetensors(path)
+    if not str(metadata.get("format", "")).startswith("gancompress") and compressed_tensors.is_bitmask_layout(tensors):
+        tensors = compressed_tensors.decode_state_dict(tensors)  # compressed-tensors' sparse-bitmask weights
     return RawFile(path, tensors, metadata)
 
 
@@ -290,7 +313,10 @@ def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
         _check_legacy_sizes(path, path.stat().st_size)
 
     try:  # a zip archive is memory-mapped: tensors are read from the page cache, not copied in
-        return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=zipped))
+        # argparse.Namespace only holds values (training scripts such as StyleGAN2's train.py save
+        # their options in one); allowing it lets their checkpoints load without running code
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=zipped))
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "weights_only" in str(exc):
             raise InputError(

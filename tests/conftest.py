@@ -6,6 +6,11 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# nothing is ever downloaded in tests: the Inception weights URL points at a closed local port
+# (tests of the download path serve the file from a local HTTP server instead)
+os.environ["GANCOMPRESS_INCEPTION_URL"] = "http://127.0.0.1:9/weights-inception-2015-12-05-6726825d.pth"
+os.environ["GANCOMPRESS_LPIPS_URL"] = "http://127.0.0.1:9/weights-vgg16-lpips.pth"
+os.environ["GANCOMPRESS_VGG16_URL"] = "http://127.0.0.1:9/vgg16-397923af.pth"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 sys.path.insert(0, str(Path(__file__).parent))
 

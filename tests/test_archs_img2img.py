@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancompress.archs import ARCHITECTURES, ArchSpec, build, detect, load_into
-from gancompress.archs.base import matches, prepare
+from gancompress.archs.base import prepare
+from gancompress.archs.detection import matches
 from gancompress.archs.dcgan import DCGANDiscriminator, DCGANGenerator
 from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator
 from gancompress.archs.pix2pix import patchgan_conditional

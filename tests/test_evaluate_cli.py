@@ -12,7 +12,7 @@ from gancompress.metrics.extractors import INCEPTION_ENV, INCEPTION_FILE
 from test_metrics import register_tiny
 
 register_tiny()
-FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-size", "20", "--device", "cpu", "-q"]
+FAST = ["--extractor", "tiny", "--data", "builtin:digits", "-n", "40", "--batch-size", "20", "--device", "cpu", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,12 @@ def one_line_error(result, code: int) -> str:
 
 
 def gate_error(result) -> str:
-    """Gate failures: exit 3, the report first (table on stderr when stdout is not a terminal), then one error line."""
+    """Gate failures: exit 3, the report table on stdout, then one error line on stderr."""
     assert result.exit_code == 3, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: quality gate failed: ") and sum(l.startswith("error:") for l in lines) == 1
+    json_report = result.stdout.lstrip().startswith("{")
+    assert ('"passed": false' if json_report else "FAILED") in result.stdout  # the report (table or JSON): stdout
     return lines[-1]
 
 
@@ -79,7 +81,7 @@ def test_max_fid_increase_gate(models):
     worse = run(models["flat"], "--reference", models["a"], "--fid", "--max-fid-increase", "5", "--json", *FAST)
     line = gate_error(worse)
     doc = json.loads(worse.stdout)
-    pct = doc["deltas"][models["flat"]]["fid"]["pct"]
+    pct = doc["deltas"]["flat"]["fid"]["pct"]  # keyed by label
     assert pct > 5 and f"{pct:+.2f}%" in line and "--max-fid-increase 5" in line
 
 
@@ -121,7 +123,7 @@ def test_bad_inputs_exit_2_one_line(models, args, needle):
 
 def test_fid_without_real_for_non_digits_model(models):
     line = one_line_error(run(models["rgb"], "--fid", "--extractor", "tiny", "-n", "8"), 2)
-    assert "--real" in line
+    assert "--data" in line
 
 
 def test_existing_output_needs_force(models, tmp_path):
@@ -141,7 +143,7 @@ def test_all_metrics_grid_table_and_latency(models, tmp_path):
                  "--samples", str(grid), *FAST)
     assert result.exit_code == 0, result.stderr
     for header in ("FID", "KID", "ISC", "precision", "PSNR dB", "eff. MACs", "latency ms", "vs reference"):
-        assert header in result.stderr
+        assert header in result.stdout  # the table is the result: stdout, also when it is not a terminal
     with Image.open(grid) as im:
         assert im.size[1] == 2 * (64 + 2) + 2 and im.size[0] > 8 * 66
 
@@ -164,3 +166,14 @@ def test_teacher_from_checkpoint_metadata_is_the_dense_model(models, tmp_path):
     orphan = str(save_bundle(bundle, tmp_path / "orphan.safetensors"))
     doc = json.loads(run(orphan, "--json", *FAST).stdout)
     assert doc["rows"][0]["psnr"] is None and "could not be used" in doc["notes"][0]
+
+
+def test_default_names_stay_distinct_as_labels():
+    from gancompress.evaluate.models import default_labels
+
+    names = ["/runs/digits-dcgan-very-long-experiment-name.block90.safetensors",
+             "/runs/digits-dcgan-very-long-experiment-name.block90.ft.safetensors",
+             "/runs/digits-dcgan-very-long-experiment-name.block90.ft.sparse.safetensors"]
+    labels = default_labels(names)  # never cut (issue 18): the full file name without .safetensors
+    assert labels == [n.rsplit("/", 1)[1].removesuffix(".safetensors") for n in names]
+    assert default_labels(["/a/m.block50.safetensors", "/b/m.block50.safetensors"]) == ["a/m.block50", "b/m.block50"]

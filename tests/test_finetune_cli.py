@@ -74,6 +74,17 @@ def test_default_method_without_data_says_what_to_pass(project):
     assert not project["out"].exists()
 
 
+def test_moved_dense_model_points_at_teacher(project, tmp_path):
+    moved = tmp_path / "elsewhere.safetensors"
+    project["dense"].rename(moved)
+    result = invoke(project)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "--teacher" in lines[0] and str(project["dense"]) in lines[0]
+    assert not project["out"].exists()
+    result = invoke(project, "--teacher", str(moved))  # the fix the message names works
+    assert result.exit_code == 0, result.stderr
+
+
 def test_existing_output_without_force(project):
     project["out"].write_bytes(b"keep me")
     result = invoke(project)
@@ -105,3 +116,23 @@ def test_ctrl_c_exits_130_and_resume_finishes(project, monkeypatch):
     result = invoke(project, "--steps", "3", "--resume", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["steps"] == 3
+
+
+def test_discriminator_in_its_own_file(tmp_path):
+    """A file holding only a discriminator is what --discriminator takes; one that cannot judge
+    the generator's images is refused, saying why."""
+    import torch
+
+    from gancompress.archs import build
+    from gancompress.archs.dcgan import DCGANDiscriminator
+    from test_finetune import D_SPEC
+
+    p = make_project(tmp_path, with_d=False)
+    torch.save(build(D_SPEC).state_dict(), tmp_path / "netD.pth")
+    result = invoke(p, "--discriminator", str(tmp_path / "netD.pth"))
+    assert result.exit_code == 0, result.output
+    torch.save(DCGANDiscriminator([1, 8, 16, 32, 1]).state_dict(), tmp_path / "netD32.pth")
+    p["out"].unlink()
+    result = invoke(p, "--discriminator", str(tmp_path / "netD32.pth"))
+    assert result.exit_code == 2 and "dcgan-d: it does not run on 1x16x16 inputs" in result.stderr
+    assert not p["out"].exists()

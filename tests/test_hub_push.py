@@ -77,6 +77,10 @@ def test_push_then_pull_round_trip(hub, pruned, tmp_path):
                    "| FID |", "--max-fid-increase", 'gancompress.load("hf://alice/digits-pruned")',
                    'hf_hub_download("alice/digits-pruned", "model.safetensors")', "def load_state"):
         assert needle in card, needle
+    from gancompress.export.hub import REPOSITORY_URL
+
+    assert f"[gancompress]({REPOSITORY_URL})" in card and "pypi.org" not in card  # not published on the index
+    assert f"git+{REPOSITORY_URL}" in card
 
     # pulled back with no flags, through the CLI and the library: the same tensors
     r = _run(["inspect", "hf://alice/digits-pruned", "--json"], env, tmp_path)

@@ -225,7 +225,8 @@ def test_cli_finetune_then_evaluate(tmp_path, kind):
     assert r.exit_code == 0, r.stderr
     grid = tmp_path / "grid.png"
     latency = ["--latency"] if kind != "sr" else []  # x4 to 512x512 is slow on a shared CPU
-    r = cli("evaluate", out, "--pairs", data, "--fid", "--extractor", "tiny", *latency, "--samples", grid,
+    data_option = "--pairs" if kind == "sr" else "--data"  # --data, and its older spelling still works
+    r = cli("evaluate", out, data_option, data, "--fid", "--extractor", "tiny", *latency, "--samples", grid,
             "--batch-size", "2", "--device", "cpu", "--json", "-q")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -243,4 +244,4 @@ def test_cli_finetune_then_evaluate(tmp_path, kind):
 
 def test_evaluate_image_model_fid_without_pairs_is_a_usage_error(tmp_path):
     r = cli("evaluate", pix2pix_dir(tmp_path / "ckpt"), "--fid", "--extractor", "tiny", "--device", "cpu", "-q")
-    assert r.exit_code == 2 and "--pairs" in r.stderr
+    assert r.exit_code == 2 and "--data FOLDER" in r.stderr

@@ -75,3 +75,31 @@ def test_weights_pickle_that_runs_code_is_refused(tmp_path, model_and_data):
                             "--real", str(real), "-n", "12", "--device", "cpu"])
     assert r.exit_code == 2 and "run code" in r.output
     assert not evil.marker.exists()
+
+
+def test_few_inception_samples_are_called_biased_and_not_comparable(weights, model_and_data):
+    path, real = model_and_data
+    r = runner.invoke(app, ["evaluate", str(path), "--fid", "--inception-weights", str(weights), "--data", str(real),
+                            "-n", "12", "--batch-size", "6", "--device", "cpu", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["settings"]["extractor"] == "inception" and doc["settings"]["num_samples"] == 12  # inception by default
+    assert any("biased" in n and "not comparable" in n and "50,000" in n for n in doc["notes"]), doc["notes"]
+
+
+def test_default_sample_counts_follow_the_extractor(tmp_path):
+    from gancompress.evaluate.config import EvaluateConfig
+    from gancompress.evaluate.plan import plan_metrics
+    from gancompress.generation import GeneratorInfo
+
+    Image.fromarray((torch.rand(8, 8, 3) * 255).to(torch.uint8).numpy()).save(tmp_path / "a.png")
+    rgb = GeneratorInfo("noise", (8, 1, 1), (3, 32, 32), (-1.0, 1.0))
+    digits = GeneratorInfo("noise", (8, 1, 1), (1, 16, 16), (-1.0, 1.0))
+    plan = plan_metrics(EvaluateConfig(["g"], fid=True, real=str(tmp_path)), rgb, early={})
+    assert plan.extractor.name == "inception" and plan.num_samples == 10_000
+    assert plan.notes == ["FID from 10,000 samples: papers use 50,000 (-n 50000); compare only with FIDs from the "
+                          "same count and real data"]
+    plan = plan_metrics(EvaluateConfig(["g"], fid=True), digits, early=None)
+    assert plan.extractor.name == "digits" and plan.num_samples == 2_000
+    plan = plan_metrics(EvaluateConfig(["g"], fid=True, real=str(tmp_path), num_samples=50_000), rgb, early={})
+    assert plan.notes == []

@@ -91,9 +91,9 @@ def test_prune_finetune_evaluate_pipeline(env, tmp_path):
            " | gc finetune --data builtin:digits --steps 50 --batch-size 16"
            f" | gc evaluate --fid --extractor digits --max-fid {max_fid} -n 500", env, tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "digits-dcgan.pruned-block90.safetensors").is_file()
-    assert (tmp_path / "digits-dcgan.pruned-block90.ft.safetensors").is_file()
-    assert "gate --max-fid" in r.stderr and "passed" in r.stderr and not ANSI.search(r.stderr + r.stdout)
+    assert (tmp_path / "digits-dcgan.block90.safetensors").is_file()
+    assert (tmp_path / "digits-dcgan.block90.ft.safetensors").is_file()
+    assert "gate --max-fid" in r.stdout and "passed" in r.stdout and not ANSI.search(r.stderr + r.stdout)  # evaluate's table: stdout
 
 
 # ----------------------------------------------------------------------------- stdout/stdin contracts
@@ -111,7 +111,7 @@ def invoke(args: list[str], stdin: str | bytes | None = None):
 def test_each_writer_prints_only_its_path(env, tiny, tmp_path):
     src = tmp_path / "tiny.safetensors"
     shutil.copy(tiny, src)
-    pruned, exported = tmp_path / "tiny.pruned-block50.safetensors", tmp_path / "tiny.pruned-block50.sparse.safetensors"
+    pruned, exported = tmp_path / "tiny.block50.safetensors", tmp_path / "tiny.block50.sparse.safetensors"
     # a real pipe; the outputs go beside the input with descriptive names
     r = sh(f"gc prune {src} -s 0.5 -g block | tee prune.out | gc export", env, tmp_path)
     assert r.returncode == 0 and r.stdout == f"{exported}\n", (r.stdout, r.stderr)
@@ -124,7 +124,7 @@ def test_each_writer_prints_only_its_path(env, tiny, tmp_path):
     r = invoke(["export", "-", "--force", "-q"], f"{pruned}\n")
     assert r.exit_code == 0 and r.stdout == f"{exported}\n" and r.stderr == ""
     r = invoke(["export", str(pruned), "--format", "dense"])
-    assert r.exit_code == 0 and r.stdout == f"{tmp_path / 'tiny.pruned-block50.dense.safetensors'}\n"
+    assert r.exit_code == 0 and r.stdout == f"{tmp_path / 'tiny.block50.dense.safetensors'}\n"
 
 
 def test_default_names_for_hub_and_builtin_sources_go_to_cwd(tmp_path, monkeypatch):
@@ -145,6 +145,25 @@ def test_json_in_json_out(env, tiny, tmp_path):
     report = json.loads(r.stdout)
     assert report["source"] == doc["output"] and report["generator"]["architecture"] == "digits-dcgan-g"
     assert r.stderr == ""  # --json: no tables anywhere
+
+
+def test_a_table_that_is_the_result_goes_to_stdout_in_a_pipe(env, tiny, tmp_path):
+    """inspect's and evaluate's tables are their result: stdout, also in a pipe; a command that writes a
+    file keeps its table on stderr and the written path as its only stdout line."""
+    r = sh(f"gc inspect {tiny} | grep net.3", env, tmp_path)
+    assert r.returncode == 0 and "net.3" in r.stdout and "ConvTranspose2d" in r.stdout and r.stderr == "", r.stderr
+    r = sh(f"gc inspect {tiny} | head -1", env, tmp_path)  # a reader that stops early: no traceback
+    assert r.returncode in (0, 1) and r.stdout.startswith("generator") and "Traceback" not in r.stderr, r.stderr
+    r = sh(f"gc evaluate {tiny} -n 20 --device cpu -q | grep -c nonzeros", env, tmp_path)
+    assert r.returncode == 0 and int(r.stdout) >= 1, r.stderr
+    r = sh(f"gc prune {tiny} -s 0.5 -o p.safetensors | cat", env, tmp_path)
+    assert r.returncode == 0 and r.stdout == "p.safetensors\n" and "net.3" in r.stderr  # table on stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_inspect_table_on_a_terminal(env, tiny, tmp_path):
+    code, out = _pty_run(["inspect", str(tiny)], dict(env, COLUMNS="160"), tmp_path)
+    assert code == 0 and b"net.3" in out and b"ConvTranspose2d" in out
 
 
 # ----------------------------------------------------------------------------- exit codes through pipes
@@ -232,7 +251,7 @@ def test_evaluate_markdown_and_json_reports(env, tiny, tmp_path):
     assert invoke(["prune", str(tiny), "-s", "0.5", "-o", str(pruned), "-q"]).exit_code == 0
     r = sh(f"echo {pruned} | gc evaluate --reference {tiny} --fid --extractor digits -n 40 --batch-size 20 "
            f"--device cpu --max-fid-increase 1e6 --samples grid.png --out report.json --markdown report.md", env, tmp_path)
-    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert r.returncode == 0 and "FID" in r.stdout and "gate --max-fid-increase" in r.stdout, r.stderr  # the table: stdout
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["passed"] and doc["settings"]["samples_png"].endswith("grid.png")
     md = (tmp_path / "report.md").read_text()
@@ -263,3 +282,18 @@ def test_ci_example_script_runs(env, tiny, tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "report.json").read_text())["passed"]
     assert "## Gates" in (tmp_path / "summary.md").read_text()
+
+
+def test_ci_workflow_installs_from_the_repository_caches_and_uploads():
+    import yaml
+
+    path = REPO / "examples" / "ci" / "github-actions.yml"
+    text = path.read_text()
+    steps = yaml.safe_load(text)["jobs"]["compress"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "pip install gancompress\n" not in runs + "\n" and '"gancompress @ $GANCOMPRESS_GIT"' in runs
+    assert "examples/ci/compress_and_gate.sh" in text.split("name:")[0]  # the copy instructions name the script
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("actions/cache@") for u in uses)
+    uploads = [s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert any("generator.safetensors" in p for p in uploads) and any("report.json" in p for p in uploads)

@@ -1,5 +1,6 @@
 """`gancompress prune`: files, metadata, masks, exit codes, nothing written on bad input."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,7 +64,7 @@ def test_default_output_name_and_no_overwrite(ckpt, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["prune", str(ckpt), "-s", "0.9", "-g", "filter"])
     assert r.exit_code == 0, r.output
-    expected = tmp_path / "dc.pruned-filter90.safetensors"
+    expected = tmp_path / "dc.filter90.safetensors"
     assert expected.exists()
     before = expected.read_bytes()
     r = runner.invoke(app, ["prune", str(ckpt), "-s", "0.9", "-g", "filter", "--scope", "global"])
@@ -74,7 +75,7 @@ def test_default_output_name_and_no_overwrite(ckpt, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "not a number"),
+    (["-s", "1.0"], "[0, 1)"), (["-s", "-0.1"], "[0, 1)"), (["-s", "abc"], "valid number"),
     (["-s", "0.5", "-g", "foo"], "unknown granularity"), (["-g", "nm", "--nm", "3:2"], "N:M"),
     (["-g", "block", "--block", "4x0", "-s", "0.5"], "4x0"), (["-g", "block", "--block", "64x64", "-s", "0.5"], "larger than layer"),
     (["-s", "0.5", "--exclude", "main.*"], "no layer left"), (["-g", "nm", "-s", "0.9"], "conflicts"),
@@ -86,6 +87,46 @@ def test_bad_input_exit_2_nothing_written(ckpt, tmp_path, args, needle):
     assert r.exit_code == 2, r.output
     assert needle in r.output and "Traceback" not in r.output
     assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_reprune_below_the_existing_masks_says_so_and_names_what_is_there(ckpt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["prune", str(ckpt), "-s", "0.9", "-g", "block", "-q"])
+    assert r.exit_code == 0, r.stderr
+    first = tmp_path / "dc.block90.safetensors"
+    assert r.stdout == f"{first}\n"
+    r = runner.invoke(app, ["prune", str(first), "-s", "0.5"])  # element 50% asked of a 90% block file
+    assert r.exit_code == 0, r.stderr
+    assert "already zero 90.0% of the pruned layers" in r.stderr and "nothing more was pruned" in r.stderr
+    assert r.stdout == f"{first}\n" and "already is the result, nothing written" in r.stderr  # named after what is there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dc.block90.safetensors", "dc.pt"]
+    copy = tmp_path / "copy.safetensors"  # under another name, the unchanged masks are written as they were
+    r = runner.invoke(app, ["prune", str(first), "-s", "0.5", "-o", str(copy)])
+    assert r.exit_code == 0 and "nothing more was pruned" in r.stderr
+    a, b = load_bundle(str(first)), load_bundle(str(copy))
+    assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
+    assert b.meta["pruning"]["granularity"] == "block" and b.meta["pruning"]["sparsity"] == 0.9
+    renamed = tmp_path / "model.safetensors"
+    first.rename(renamed)
+    r = runner.invoke(app, ["prune", str(renamed), "-s", "0.5", "-q"])
+    assert r.exit_code == 0 and r.stdout == f"{tmp_path / 'model.block90.safetensors'}\n"  # not model.element50
+
+
+def test_reprune_to_a_higher_target_replaces_the_tag(ckpt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["prune", str(ckpt), "-s", "0.5", "-q"]).exit_code == 0
+    r = runner.invoke(app, ["prune", "dc.element50.safetensors", "-s", "0.75", "-q"])
+    assert r.exit_code == 0 and r.stdout.strip().endswith("dc.element75.safetensors"), r.stdout
+    assert "nothing more was pruned" not in r.stderr
+
+
+def test_missing_sparsity_says_the_option_is_required(ckpt, tmp_path):
+    r = runner.invoke(app, ["prune", str(ckpt), "-o", str(tmp_path / "never.safetensors")])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--sparsity is required" in lines[0] and "None" not in lines[0]
+    assert not (tmp_path / "never.safetensors").exists()
+    r = runner.invoke(app, ["prune", str(ckpt), "-g", "nm", "-o", str(tmp_path / "nm.safetensors")])
+    assert r.exit_code == 0, r.stderr  # N:M implies its sparsity
 
 
 def test_dry_run_writes_nothing(ckpt, tmp_path):

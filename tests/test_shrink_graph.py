@@ -251,6 +251,7 @@ def _edit_graph(path: Path, tmp: Path, edit, redigest: bool) -> Path:
         body = {k: v for k, v in arch["kwargs"]["graph"].items() if k != "digest"}
         arch["kwargs"]["graph"]["digest"] = graph_digest(body)
     meta["g_arch"] = json.dumps(arch)
+    meta.pop("digest", None)  # the file's integrity digest would catch any edit: test the graph's own checks
     out = tmp / "edited.safetensors"
     save_file(load_file(path), str(out), metadata=meta)
     return out

@@ -78,7 +78,9 @@ def test_whole_module_pickle_needs_trust(tmp_path):
 def test_unknown_state_dict_lists_candidates(tmp_path):
     torch.save({"encoder.weight": torch.zeros(3, 3), "decoder.weight": torch.zeros(3, 3)}, tmp_path / "u.pt")
     message = _load_error(tmp_path / "u.pt")
-    assert "matches no built-in architecture" in message and "closest:" in message and "--arch" in message
+    assert "matches no built-in layout (tried dcgan-g, " in message and "--arch module:Callable" in message
+    assert "none of its keys occur in any of them" in message and "closest" not in message
+    assert message.rstrip().endswith("see docs/custom_networks.md")
 
 
 def test_directory_without_checkpoint(tmp_path):

@@ -19,7 +19,7 @@ STEPS="${STEPS:-500}"
 BATCH_SIZE="${BATCH_SIZE:-64}"
 NUM_SAMPLES="${NUM_SAMPLES:-2000}"
 MAX_FID_INCREASE="${MAX_FID_INCREASE:-25}"      # percent over the dense model's FID
-EVAL_ARGS="${EVAL_ARGS:-}"                      # e.g. "--real images/ --extractor inception"
+EVAL_ARGS="${EVAL_ARGS:-}"                      # e.g. "--data images/ --extractor inception"
 FORMAT="${FORMAT:-sparse}"
 OUT_DIR="${OUT_DIR:-gancompress-out}"
 HUB_REPO="${HUB_REPO:-}"
@@ -37,10 +37,11 @@ $GANCOMPRESS finetune "$pruned" --data "$DATA" --steps "$STEPS" --batch-size "$B
 
 echo "== evaluate (gate: FID at most +$MAX_FID_INCREASE% over the dense model)" >&2
 status=0
+# The evaluate table goes to the job log (stderr): this script's stdout is the exported file's path.
 # shellcheck disable=SC2086  # EVAL_ARGS is a list of options
 $GANCOMPRESS evaluate "$tuned" --reference "$MODEL" --fid --num-samples "$NUM_SAMPLES" $EVAL_ARGS \
     --max-fid-increase "$MAX_FID_INCREASE" --samples "$OUT_DIR/samples.png" \
-    --out "$OUT_DIR/report.json" --markdown "$OUT_DIR/report.md" --force -q || status=$?
+    -o "$OUT_DIR/report.json" --markdown "$OUT_DIR/report.md" --force -q >&2 || status=$?
 
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$OUT_DIR/report.md" ]; then
     cat "$OUT_DIR/report.md" >> "$GITHUB_STEP_SUMMARY"

@@ -3,8 +3,10 @@
 State dicts do not say which network they belong to. Each registered
 :class:`Architecture` can ``infer`` its constructor keyword arguments from key names and
 shapes (returning ``None`` when the state dict is not one of its own) and ``build`` the
-module from them. :func:`detect` tries every architecture of a role and verifies the match
-strictly (same keys, same shapes) by building the candidate.
+module from them. :func:`detect` confirms a guess the way PyTorch would use it: the
+candidate is built on the meta device (no memory for a wrong guess), loaded with
+``load_state_dict(strict=True)`` and run once at its plausible input size; only a candidate
+whose output has the expected shape is accepted (:mod:`gancompress.archs.detection`).
 """
 from __future__ import annotations
 
@@ -45,9 +47,12 @@ class Architecture:
     ``infer(state_dict) -> kwargs | None``; ``build(**kwargs) -> nn.Module``.
     Generators say what they eat: ``input_kind`` is ``"noise"`` (a latent of
     ``input_shape(kwargs)`` per sample) or ``"image"`` (an image of that shape at the
-    native resolution). Outputs are images in ``[-1, 1]``.
+    native resolution). Outputs are images in ``output_range`` (``(-1, 1)`` unless declared),
+    of shape ``output_shape(kwargs)`` per sample for an input of ``input_shape(kwargs)``.
     Discriminators say whether they return logits or probabilities (``d_output``) and, for
-    conditional ones (pix2pix), that they take ``concat(input, output)``.
+    conditional ones (pix2pix), that they take ``concat(input, output)``; ``probe_shape(kwargs)``
+    is an input size they accept, used to confirm a detection by running them.
+    ``detectable`` is False for names that are never guessed from a state dict (``custom``).
     """
 
     name: str
@@ -62,6 +67,10 @@ class Architecture:
     conditional: bool = False
     prepare_state_dict: Callable[[StateDict], dict[str, torch.Tensor]] | None = None
     description: str = ""
+    output_range: tuple[float, float] = (-1.0, 1.0)
+    output_shape: Callable[[dict[str, Any]], tuple[int, ...]] | None = None
+    probe_shape: Callable[[dict[str, Any]], tuple[int, ...]] | None = None
+    detectable: bool = True
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
@@ -157,9 +166,13 @@ def prepare(arch: Architecture, state_dict: StateDict) -> dict[str, torch.Tensor
 
 
 def shape_mismatches(module: nn.Module, state_dict: StateDict) -> tuple[list[str], list[str], list[str]]:
-    """(missing, unexpected, wrong-shape) keys of ``state_dict`` against ``module``."""
+    """(missing, unexpected, wrong-shape) keys of ``state_dict`` against ``module``.
+
+    A missing BatchNorm ``num_batches_tracked`` is not counted: PyTorch's own loader fills
+    it in for checkpoints written before it existed, and so do we.
+    """
     expected = module.state_dict()
-    missing = [k for k in expected if k not in state_dict]
+    missing = [k for k in expected if k not in state_dict and not k.endswith(TOLERATED_MISSING)]
     unexpected = [k for k in state_dict if k not in expected]
     wrong = [
         f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
@@ -167,6 +180,9 @@ def shape_mismatches(module: nn.Module, state_dict: StateDict) -> tuple[list[str
         if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
     ]
     return missing, unexpected, wrong
+
+
+TOLERATED_MISSING = ".num_batches_tracked"
 
 
 def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str], limit: int = 5) -> str:
@@ -178,54 +194,6 @@ def describe_mismatch(missing: list[str], unexpected: list[str], wrong: list[str
     return "; ".join(parts)
 
 
-def matches(arch: Architecture, state_dict: StateDict) -> ArchSpec | None:
-    """The spec of ``arch`` that loads ``state_dict`` strictly, or None."""
-    try:
-        kwargs = arch.infer(state_dict)
-    except (KeyError, IndexError, ValueError, TypeError):
-        return None
-    if kwargs is None:
-        return None
-    try:
-        with torch.device("meta"):  # shapes only: a wrong guess costs no memory
-            module = arch.build(**kwargs)
-    except Exception:  # a wrong guess may build nothing sensible
-        return None
-    missing, unexpected, wrong = shape_mismatches(module, prepare(arch, state_dict))
-    if missing or unexpected or wrong:
-        return None
-    return ArchSpec(arch.name, kwargs)
-
-
-def _closeness(arch: Architecture, keys: set[str]) -> float:
-    try:
-        with torch.device("meta"):  # shapes only: no memory for big default models
-            expected = set(arch.build(**arch.default_kwargs).state_dict())
-    except Exception:
-        return 0.0
-    return len(expected & keys) / max(1, len(expected | keys))
-
-
-def detect(state_dict: StateDict, role: Role | None = None) -> ArchSpec:
-    """Find the built-in architecture that loads ``state_dict`` exactly.
-
-    Raises :class:`InputError` naming the closest candidates when none does.
-    """
-    candidates = [a for _, a in ARCHITECTURES.items() if role is None or a.role == role]
-    for arch in candidates:
-        spec = matches(arch, state_dict)
-        if spec is not None:
-            return spec
-    keys = set(state_dict)
-    ranked = sorted(candidates, key=lambda a: _closeness(a, keys), reverse=True)[:3]
-    close = ", ".join(f"{a.name} ({_closeness(a, keys):.0%} of keys shared)" for a in ranked)
-    what = role or "network"
-    raise InputError(
-        f"the {what} state dict ({len(keys)} keys) matches no built-in architecture; "
-        f"closest: {close}. Pass --arch module:Callable (and --arch-kwargs JSON) for your own network"
-    )
-
-
 def check_fits(module: nn.Module, state_dict: StateDict, what: str = "network") -> None:
     """Same keys and shapes, and no integer or boolean tensor where the network holds floating point
     (an int8 checkpoint is never silently cast)."""
@@ -235,8 +203,8 @@ def check_fits(module: nn.Module, state_dict: StateDict, what: str = "network") 
             f"the checkpoint does not fit the {what}: {describe_mismatch(missing, unexpected, wrong)}"
         )
     for key, target in module.state_dict().items():
-        given = state_dict[key]
-        if target.is_floating_point() and (not given.is_floating_point() or given.is_complex()):
+        given = state_dict.get(key)
+        if given is not None and target.is_floating_point() and (not given.is_floating_point() or given.is_complex()):
             raise InputError(
                 f"the {what}'s tensor {key} is {str(given.dtype).removeprefix('torch.')} but the network holds "
                 f"{str(target.dtype).removeprefix('torch.')}; gancompress does not dequantize integer checkpoints: "
@@ -245,7 +213,17 @@ def check_fits(module: nn.Module, state_dict: StateDict, what: str = "network") 
 
 
 def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -> nn.Module:
-    """Load strictly, reporting a readable key/shape/dtype diff instead of a traceback."""
+    """Load as ``module.load_state_dict(strict=True)`` does, with a readable key/shape/dtype diff on failure."""
     check_fits(module, state_dict, what)
-    module.load_state_dict(dict(state_dict), strict=True)
+    try:
+        module.load_state_dict(dict(state_dict), strict=True)
+    except RuntimeError as exc:
+        detail = describe_mismatch(*shape_mismatches(module, state_dict)) or str(exc).splitlines()[0]
+        raise InputError(f"the checkpoint does not fit the {what}: {detail}") from None
     return module
+
+
+def build_detected(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
+    """A detected ``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
+    arch = ARCHITECTURES.get(spec.name)
+    return build_loaded(spec, prepare(arch, state_dict), f"{role} {spec.name}").eval()

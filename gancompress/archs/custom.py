@@ -89,6 +89,7 @@ register_architecture(
         build=build_custom,
         infer=lambda sd: None,  # never auto-detected
         input_kind="noise",
+        detectable=False,
         description="your own network: --arch module:Callable --arch-kwargs JSON",
     )
 )

@@ -78,6 +78,10 @@ def _latent_shape(kwargs):
     return (kwargs["widths"][0], 1, 1)
 
 
+def _side(widths) -> int:
+    return 2 ** len(widths)  # 4 stride layers after the first: 32 px; 5: 64 px
+
+
 register_architecture(
     Architecture(
         name="dcgan-g",
@@ -87,6 +91,7 @@ register_architecture(
         default_kwargs={"widths": [100, 512, 256, 128, 64, 3]},
         input_kind="noise",
         input_shape=_latent_shape,
+        output_shape=lambda kw: (kw["widths"][-1], _side(kw["widths"]), _side(kw["widths"])),
         loss="ns",
         description="PyTorch examples DCGAN generator (32/64 px)",
     )
@@ -98,6 +103,7 @@ register_architecture(
         build=DCGANDiscriminator,
         infer=_infer_discriminator,
         default_kwargs={"widths": [3, 64, 128, 256, 512, 1]},
+        probe_shape=lambda kw: (kw["widths"][0], _side(kw["widths"]), _side(kw["widths"])),
         loss="ns",
         d_output="probs",
         description="PyTorch examples DCGAN discriminator (ends in Sigmoid: probabilities)",

@@ -70,6 +70,7 @@ register_architecture(
         default_kwargs={"nz": 32, "ngf": 32, "nc": 1},
         input_kind="noise",
         input_shape=lambda kw: (kw["nz"], 1, 1),
+        output_shape=lambda kw: (kw["nc"], 16, 16),
         loss="ns",
         description="bundled 16x16 digits DCGAN generator",
     )
@@ -81,6 +82,7 @@ register_architecture(
         build=DigitsDiscriminator,
         infer=_infer_discriminator,
         default_kwargs={"ndf": 32, "nc": 1},
+        probe_shape=lambda kw: (kw["nc"], 16, 16),
         loss="ns",
         description="bundled 16x16 digits DCGAN discriminator (logits)",
     )

@@ -160,20 +160,24 @@ def _infer_unet_sn(sd: StateDict):
     return {"num_in_ch": int(first.shape[1]), "num_feat": int(first.shape[0]), "skip_connection": True}
 
 
-register_architecture(
-    Architecture(
-        name="rrdbnet-g",
-        role="generator",
-        build=RRDBNet,
-        infer=_infer_rrdbnet,
-        default_kwargs={"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 64, "num_block": 23, "num_grow_ch": 32},
+def sr_generator(name: str, build, infer, default_kwargs: dict, description: str, *, lr_size: int = 64,
+                 scale_key: str = "upscale") -> Architecture:
+    """A super-resolution generator: ``num_in_ch`` x ``lr_size``² images in, ``scale_key`` times larger out, in [0, 1]."""
+    return Architecture(
+        name=name, role="generator", build=build, infer=infer, default_kwargs=default_kwargs,
         input_kind="image",
-        input_shape=lambda kw: (kw["num_in_ch"], 128, 128),
-        loss="sr",
-        prepare_state_dict=strip_module_prefix,
-        description="ESRGAN/Real-ESRGAN RRDBNet super-resolution generator (x1/x2/x4), outputs in [0, 1]",
+        input_shape=lambda kw: (kw["num_in_ch"], lr_size, lr_size),
+        output_shape=lambda kw: (kw["num_out_ch"], lr_size * kw[scale_key], lr_size * kw[scale_key]),
+        output_range=(0.0, 1.0), loss="sr", prepare_state_dict=strip_module_prefix, description=description,
     )
-)
+
+
+register_architecture(sr_generator(
+    "rrdbnet-g", RRDBNet, _infer_rrdbnet,
+    {"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 64, "num_block": 23, "num_grow_ch": 32},
+    "ESRGAN/Real-ESRGAN RRDBNet super-resolution generator (x1/x2/x4), outputs in [0, 1]",
+    lr_size=128, scale_key="scale",
+))
 register_architecture(
     Architecture(
         name="unet-sn-d",
@@ -181,6 +185,7 @@ register_architecture(
         build=UNetDiscriminatorSN,
         infer=_infer_unet_sn,
         default_kwargs={"num_in_ch": 3, "num_feat": 64, "skip_connection": True},
+        probe_shape=lambda kw: (kw["num_in_ch"], 128, 128),
         loss="sr",
         d_output="logits",
         prepare_state_dict=prepare_sn,

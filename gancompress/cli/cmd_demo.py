@@ -4,22 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
 
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
-from .options import Device, Json, Quiet, Seed
-from . import progress as cli_progress
+from .options import Device, Granularity, Json, Method, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
 from .output import human_console, human_size, print_json, table
+from . import progress as cli_progress
 from .stdio import emit_written
 
-OutDir = Annotated[Optional[Path], typer.Option("--out-dir", help=f"Folder for everything the demo writes (default ./{DEMO_DIR}; a numbered one if it exists and is not empty).")]
-Sparsity = Annotated[float, typer.Option("--sparsity", "-s", help="Fraction of ALL conv weights to zero (the tiny output layer stays dense).")]
-Granularity = Annotated[str, typer.Option("--granularity", "-g", help="element, vector, kernel, filter, channel or block.")]
-Steps = Annotated[int, typer.Option("--steps", help="Recovery steps (the default takes about 2 minutes on a 2-core CPU).")]
-Method = Annotated[str, typer.Option("--method", help="Recovery method: distill-adv (the default), distill, self-supervised, hybrid or finetune.")]
-Schedule = Annotated[str, typer.Option("--schedule", help="agp (prune gradually while recovering) or oneshot (recover the one-shot pruned model).")]
+OutDir = Annotated[Optional[Path], out_dir_option(f"./{DEMO_DIR}, or a numbered one if that exists and is not empty")]
 
 
 @handle_errors
@@ -29,7 +23,7 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
          quiet: Quiet = False, json_out: Json = False) -> None:
     """Compress the bundled digits GAN end to end: inspect, prune, recover, evaluate, export.
 
-    Needs no download; about 3 minutes on a 2-core CPU. Prints a dense / pruned / recovered comparison and writes everything (checkpoints, the sparse export, a sample grid, demo.json) into a fresh folder, whose path is the only stdout line.
+    Sparsity counts ALL conv weights (the tiny output layer stays dense). Needs no download; about 3 minutes on a 2-core CPU. Prints a dense / pruned / recovered comparison and writes everything (checkpoints, the sparse export, a sample grid, demo.json) into a fresh folder, whose path is the only stdout line.
 
     Example: gancompress demo --sparsity 0.75 --out-dir my-demo
     """

@@ -7,20 +7,20 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Force, Json, OptSource, Quiet, TrustPickle
+from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Force, Json, OptSource, Quiet, TrustPickle, flag, load_options,
+                      output_option)
 from .output import human_console, human_size, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
-Format = Annotated[str, typer.Option("--format", help="sparse (default; smallest, exact), dense (plain safetensors), "
-                                     "shrunk (pruned filters removed: a smaller, faster network) or onnx.")]
-Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Cast floating tensors: float32, float16 or bfloat16 (default: keep).")]
-Out = Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: <stem>.<format>.safetensors beside "
-                                             "the input, in the current directory for hf:// and builtin:; never overwrites without --force).")]
+Format = Annotated[str, typer.Option("--format", help="One of {choices:format}. sparse: smallest, exact; dense: plain "
+                                     "safetensors; shrunk: pruned filters removed (a smaller, faster network); onnx: for ONNX runtimes.")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", show_default=False, help="Cast floating tensors to one of {choices:dtype} (default: keep).")]
+Out = Annotated[Optional[Path], output_option("<stem>.<format>.safetensors beside the input, in the current directory for hf:// and builtin:")]
 PushTo = Annotated[Optional[str], typer.Option("--push-to-hub", help="Also upload the export and a generated model card to this "
                                                "Hub model repository (OWNER/REPO; token from HF_TOKEN or `hf auth login`).")]
-Private = Annotated[bool, typer.Option("--private", help="Create the Hub repository as private (with --push-to-hub).")]
+Private = Annotated[bool, flag("--private", help="Create the Hub repository as private (with --push-to-hub).")]
 Revision = Annotated[Optional[str], typer.Option("--revision", help="Push to this branch (created when missing; default main).")]
-Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate --out` JSON report to put in the model card.")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="An `evaluate -o` JSON report to put in the model card.")]
 
 
 def default_output(source: str, fmt: str) -> Path:
@@ -34,7 +34,8 @@ def default_output(source: str, fmt: str) -> Path:
 def export(source: OptSource = None, output: Out = None, format: Format = "sparse", dtype: Dtype = None,
            push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
            force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
-           arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
+           arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
+           d_arch_kwargs: DArchKwargs = None) -> None:
     """Export the (pruned) generator for deployment; load it back with gancompress.load(path).
 
     Prints the file written as the only stdout line (one JSON document with --json).
@@ -46,20 +47,21 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     from ..errors import InputError
     from ..export import ExportConfig
     from ..export.hub import PushConfig, export_and_push
-    from ..loading import parse_arch_kwargs
 
     if push_to_hub is None:
-        for flag, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
+        for option, given in (("--private", private), ("--revision", revision is not None), ("--report", report is not None)):
             if given:
-                raise InputError(f"{flag} only applies with --push-to-hub OWNER/REPO")
+                raise InputError(f"{option} only applies with --push-to-hub OWNER/REPO")
     push = PushConfig(push_to_hub, private=private, revision=revision, report=report) if push_to_hub else None
     if push is not None:  # a missing token or a bad repo name fails before stdin is read or anything is loaded
         from ..export.hub import check_push
 
         check_push(push)
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
-                          force=force, trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
+                          force=force, trust_pickle=load.trust_pickle, arch=load.arch, arch_kwargs=load.arch_kwargs)
     result = export_and_push(config, push)
     if json_out:
         print_json(result)

@@ -8,43 +8,31 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import BatchSize, Device, Force, Json, OptSource, Quiet, Seed, TrustPickle
+from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+                      Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, PruneFirstLast, Quiet, Seed,
+                      Sparsity, Steps, TrustPickle, flag, load_options, output_option)
+from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
 from . import progress as cli_progress
-from .output import human_console, notice, print_json
 
-Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits (needed by every method that uses D). Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
-OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="The recovered checkpoint (.safetensors; default <stem>.ft.safetensors beside the input); log, samples and resume state go beside it.")]
+OutputOpt = Annotated[Optional[Path], output_option("<stem>.ft.safetensors beside the input; the log, samples and resume state go beside it")]
 Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
 Disc = Annotated[Optional[str], typer.Option("--discriminator", help="Checkpoint holding the discriminator, when the input has none.")]
-Inputs = Annotated[Optional[str], typer.Option("--inputs", help="Image-to-image: a folder of A (input) images, matched by file name with the B images in --data.")]
 Crop = Annotated[Optional[int], typer.Option("--crop", help="Image-to-image: train on random CROP x CROP windows (output pixels; default the model's native size, 256 at most for super-resolution).")]
-Direction = Annotated[str, typer.Option("--direction", help="Image-to-image: AtoB or BtoA (swaps A and B in the data; BtoA compresses G_B of a CycleGAN directory).")]
 Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
 SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
 SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Gaussian noise std (in [0, 1] units) added to the low-resolution inputs.")]
-Method = Annotated[str, typer.Option("--method", help="distill-adv (the default: per-sample L1 to the teacher plus the GAN's own G loss against the training D), distill (the L1 alone; needs no D or data), self-supervised (the paper's), hybrid, finetune, or none (one-shot prune, no training).")]
-Loss = Annotated[Optional[str], typer.Option("--loss", help="GAN loss profile: ns, hinge, lsgan, wgan-gp, ... (default: the architecture's).")]
+Loss = Annotated[Optional[str], typer.Option("--loss", show_default=False, help="GAN loss profile: {choices:loss} (default: the architecture's).")]
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
-Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
-AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
-Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps.")]
-LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
-LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
-LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: constant, or cosine (held while AGP prunes, then annealed to 0).")]
-Sparsity = Annotated[Optional[float], typer.Option("--sparsity", help="Prune a dense input gradually (AGP) to this fraction of zeros.")]
-Granularity = Annotated[str, typer.Option("--granularity", help="Pruning granularity for --sparsity (element, vector, kernel, filter, block, nm).")]
-Ramp = Annotated[float, typer.Option("--ramp-fraction", help="Fraction of the steps over which sparsity rises to the target.")]
-PruneFL = Annotated[bool, typer.Option("--prune-first-last", help="Also prune the first and last layers.")]
-Coupled = Annotated[bool, typer.Option("--coupled", help="With --sparsity and --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
-Freeze = Annotated[bool, typer.Option("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
+Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
-R1 = Annotated[float, typer.Option("--r1-gamma", help="R1 penalty on D (0: off).")]
-Amp = Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (no effect on the CPU).")]
+Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
+R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
+Amp = Annotated[bool, flag("--amp", help="bf16 autocast on CUDA (no effect on the CPU).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the state beside -o.")]
+Resume = Annotated[bool, flag("--resume", help="Continue an interrupted run from the state beside -o.")]
 
 
 @handle_errors
@@ -54,14 +42,19 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
-             prune_first_last: PruneFL = False, coupled: Coupled = False,
+             prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
-             r1_gamma: R1 = 0.0, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             r1_gamma: R1 = None, seed: Seed = 0, device: Device = "auto", amp: Amp = False, log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
-             sr_noise: SrNoise = 0.0) -> None:
-    """Recover a pruned (or prune a dense) generator by self-supervised fine-tuning against its discriminator.
+             sr_noise: SrNoise = 0.0, arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
+             d_arch_kwargs: DArchKwargs = None) -> None:
+    """Recover a pruned generator (or prune a dense one gradually, with --sparsity) against its discriminator.
+
+    The default method, distill-adv, trains the pruned generator towards the dense teacher's output for the same
+    input (per-sample L1) plus the GAN's own generator loss against the discriminator, which keeps training on
+    --data. Writes the recovered checkpoint and prints its path as the only stdout line.
 
     Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
 
@@ -76,9 +69,11 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     from ..finetune import run_finetune
     from ..finetune.distributed import is_main_process
     from ..io_utils import derived_output
-    from ..loading import LoadOptions
+    from dataclasses import replace
     from ..prune import PruneConfig
 
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     output = output or derived_output(source, "ft")
     recovery = RecoveryConfig(
@@ -89,7 +84,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     prune = (PruneConfig(sparsity, granularity=granularity, prune_first_last=prune_first_last, coupled=coupled)
              if sparsity is not None else None)
     config = FinetuneConfig(
-        load=LoadOptions(source, trust_pickle=trust_pickle, direction=direction),
+        load=replace(load, source=source, direction=direction),
         run=RunConfig(output, seed=seed, device=device, amp=amp, log_every=log_every, sample_every=sample_every,
                       save_every=save_every, resume=resume, force=force),
         recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,

@@ -4,28 +4,34 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Json, OptSource, TrustPickle
-from .output import human_console, human_size, print_json, table
+from .options import Arch, ArchKwargs, DArch, DArchKwargs, Json, OptSource, TrustPickle, load_options
+from .output import human_size, print_json, report_console, table
 from .stdio import source_from_stdin
 
 
 @handle_errors
 def inspect(source: OptSource = None, json_out: Json = False, trust_pickle: TrustPickle = False,
-            arch: Arch = None, arch_kwargs: ArchKwargs = None) -> None:
+            arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
+            d_arch_kwargs: DArchKwargs = None) -> None:
     """Show the layers, sparsity, structure and cost of a checkpoint's generator and discriminator.
+
+    The table is the result: it goes to stdout, in a pipe too (one JSON document instead with --json).
 
     Example: gancompress inspect builtin:digits-dcgan --json
 
     Example: gancompress prune builtin:digits-dcgan -s 0.5 | gancompress inspect
     """
-    from ..inspection import inspect_bundle
-    from ..loading import LoadOptions, load_bundle, parse_arch_kwargs
+    from ..inspection import inspect_bundle, inspect_discriminator_only
+    from ..loading import DiscriminatorOnly, load_bundle
     from ..sources import resolve
 
     source = source_from_stdin(source)
-    options = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
-    bundle = load_bundle(source, options)
-    report = inspect_bundle(bundle, resolve(source))
+    options = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                           d_arch_kwargs=d_arch_kwargs)
+    try:
+        report = inspect_bundle(load_bundle(source, options), resolve(source))
+    except DiscriminatorOnly as only:
+        report = inspect_discriminator_only(only.spec, only.state_dict, source, resolve(source))
     if json_out:
         print_json(report)
     else:
@@ -37,7 +43,7 @@ def _fmt(n: Any) -> str:
 
 
 def _print(report: dict[str, Any]) -> None:
-    console = human_console()
+    console = report_console()
     for role in ("generator", "discriminator"):
         net = report[role]
         if net is None:
@@ -48,5 +54,13 @@ def _print(report: dict[str, Any]) -> None:
         console.print(f"  parameters {_fmt(net['parameters'])}, nonzeros {_fmt(net['nonzeros'])} "
                       f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
     size = report["file_size"]
+    if report.get("role") == "discriminator":
+        shape = report["discriminator"].get("input_shape")
+        if shape:
+            console.print(f"  input {'x'.join(map(str, shape))} assumed from the layers (a state dict does not record "
+                          "strides); beside its generator it is checked on that generator's images")
+        console.print(f"file size {human_size(size) if size else '-'}; this file holds only a discriminator "
+                      "(no generator): to prune, finetune, evaluate or export, give the generator too")
+        return
     console.print(f"file size {human_size(size) if size else '-'}; discriminator "
                   f"{'present' if report['has_discriminator'] else 'absent (finetune needs one: pass --discriminator)'}")

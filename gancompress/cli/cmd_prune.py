@@ -1,31 +1,39 @@
 """`gancompress prune SOURCE --sparsity S --granularity G`: magnitude-prune the generator."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from .errors import handle_errors
-from .options import Arch, ArchKwargs, Force, Json, OptSource, Output, Quiet, TrustPickle
+from .options import (Arch, ArchKwargs, Coupled, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+                      Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
 
-GRANULARITY_NAMES = ("element", "vector", "kernel", "filter", "channel", "block", "nm")
+Scope = Annotated[str, typer.Option("--scope", help="layer (the same sparsity in every layer) or global (one threshold over per-layer normalised scores).")]
+Block = Annotated[str, typer.Option("--block", metavar="RxC", help="Tile size for --granularity block.")]
+NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M weights, for --granularity nm (which implies the sparsity).")]
+Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
+Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Never prune layers whose name matches this glob (repeatable).")]
+DryRun = Annotated[bool, flag("--dry-run", help="Print the per-layer plan; write nothing.")]
+Output = Annotated[Optional[Path], output_option("<stem>.<granularity><percent>.safetensors beside the input")]
 
 
 @handle_errors
 def prune(
     source: OptSource = None,
-    sparsity: Annotated[Optional[str], typer.Option("--sparsity", "-s", help="Fraction of prunable weights to zero, in [0, 1). Implied by --nm for nm.")] = None,
-    granularity: Annotated[str, typer.Option("--granularity", "-g", help=f"One of: {', '.join(GRANULARITY_NAMES)}.")] = "element",
-    scope: Annotated[str, typer.Option("--scope", help="layer (same sparsity per layer) or global (one threshold, per-layer normalised scores).")] = "layer",
-    block: Annotated[str, typer.Option("--block", help="Tile size RxC for --granularity block.")] = "4x4",
-    nm: Annotated[str, typer.Option("--nm", help="N:M pattern for --granularity nm.")] = "2:4",
-    include: Annotated[Optional[list[str]], typer.Option("--include", help="Only prune layers whose name matches this glob (repeatable).")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Never prune layers whose name matches this glob (repeatable).")] = None,
-    prune_first_last: Annotated[bool, typer.Option("--prune-first-last", help="Also prune the first and last layers (kept dense by default).")] = False,
-    coupled: Annotated[bool, typer.Option("--coupled", help="With --granularity filter, prune filters joined by residual additions together so export --format shrunk can remove them.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the per-layer plan; write nothing.")] = False,
+    sparsity: Sparsity = None,
+    granularity: Granularity = "element",
+    scope: Scope = "layer",
+    block: Block = "4x4",
+    nm: NM = "2:4",
+    include: Include = None,
+    exclude: Exclude = None,
+    prune_first_last: PruneFirstLast = False,
+    coupled: Coupled = False,
+    dry_run: DryRun = False,
     output: Output = None,
     force: Force = False,
     json_out: Json = False,
@@ -33,20 +41,27 @@ def prune(
     trust_pickle: TrustPickle = False,
     arch: Arch = None,
     arch_kwargs: ArchKwargs = None,
+    d_arch: DArch = None,
+    d_arch_kwargs: DArchKwargs = None,
 ) -> None:
     """Prune the generator by weight magnitude and write a project checkpoint with its masks.
 
+    -s/--sparsity is required (only --granularity nm implies it).
+
+    Prints the file written as the only stdout line (its table goes to stderr unless stdout is a terminal).
+    Re-pruning keeps the old zeros; when they already reach the target, nothing more is pruned and it says so.
+
     Example: gancompress prune builtin:digits-dcgan --sparsity 0.9 --granularity block -o pruned.safetensors
     """
-    from ..loading import LoadOptions, parse_arch_kwargs
     from ..prune import PruneConfig
     from ..prune.run import PruneJob, prune_checkpoint
 
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-    config = PruneConfig(sparsity=_number(sparsity), granularity=granularity, scope=scope, block=block, nm=nm,
+    config = PruneConfig(sparsity=sparsity, granularity=granularity, scope=scope, block=block, nm=nm,
                          include=tuple(include or ()), exclude=tuple(exclude or ()), prune_first_last=prune_first_last,
                          coupled=coupled)
-    load = LoadOptions(trust_pickle=trust_pickle, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs))
     result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
     for message in result.warnings:
         notice(f"warning: {message}", quiet=quiet)
@@ -57,17 +72,6 @@ def prune(
         _print_layers(result, dry_run)
     if result.output is not None:
         emit_written(result.output)
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        from ..errors import InputError
-
-        raise InputError(f"--sparsity {text!r} is not a number; give a fraction such as 0.9") from None
 
 
 def _print_layers(result, dry_run: bool) -> None:

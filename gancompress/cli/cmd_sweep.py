@@ -2,26 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import BatchSize, Device, Json, OptSource, Quiet
+from .options import (AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Granularities, Json, LrD,
+                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, Quiet, Schedule, Sparsities, Steps, TrustPickle,
+                      load_options, out_dir_option, require_plain_loading)
 from . import progress as cli_progress
 from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
-Data = Annotated[Optional[str], typer.Option("--data", help="Real images: a folder, or builtin:digits.")]
-Sparsity = Annotated[str, typer.Option("--sparsity", "-s", help="Comma-separated overall sparsities, e.g. 0.25,0.5,0.75,0.9.")]
-Granularity = Annotated[str, typer.Option("--granularity", "-g", help="Comma-separated granularities, e.g. element,filter.")]
-Method = Annotated[str, typer.Option("--method", help="Comma-separated recovery methods (distill, distill-adv, self-supervised, hybrid, finetune, none).")]
-Seeds = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; the table shows mean and spread over them.")]
-Steps = Annotated[int, typer.Option("--steps", help="Recovery steps per cell.")]
-OutDir = Annotated[Path, typer.Option("--out-dir", help="Folder for the cells, sweep.json (resume record), results.md/.json and the plot.")]
-Samples = Annotated[int, typer.Option("--num-samples", help="Generated samples per FID.")]
-Schedule = Annotated[str, typer.Option("--schedule", help="oneshot (prune, then recover) or agp (prune gradually while recovering).")]
+Seeds = Annotated[str, typer.Option("--seeds", metavar="LIST", help="Comma-separated seeds; the table shows mean and spread over them.")]
+OutDir = Annotated[Path, out_dir_option("./gancompress-sweep; holds the cells, sweep.json (the resume record), results.md/.json and the plot")]
 
 
 def _split(text: str, cast, option: str) -> tuple:
@@ -34,16 +29,14 @@ def _split(text: str, cast, option: str) -> tuple:
 
 
 @handle_errors
-def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.25,0.5,0.75,0.9",
-          granularity: Granularity = "element", method: Method = D.DEFAULT_METHOD, seeds: Seeds = "0",
-          steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: Samples = 2000,
+def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0.25,0.5,0.75,0.9",
+          granularity: Granularities = "element", method: Methods = D.DEFAULT_METHOD, seeds: Seeds = "0",
+          steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
           schedule: Schedule = D.DEFAULT_SCHEDULE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
-          lr_g: Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")] = D.DEFAULT_LR_G,
-          lr_d: Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")] = D.DEFAULT_LR_D,
-          lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="lr_g over each run: constant, or cosine (held while AGP prunes, then annealed to 0).")] = D.DEFAULT_LR_SCHEDULE,
-          mu: Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")] = D.DEFAULT_MU,
-          adv_weight: Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")] = D.DEFAULT_ADV_WEIGHT,
-          device: Device = "auto", quiet: Quiet = False, json_out: Json = False) -> None:
+          lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
+          mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
+          device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
+          arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None) -> None:
     """Prune + recover + evaluate every sparsity x granularity x method x seed; re-runs skip finished cells.
 
     Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
@@ -53,6 +46,9 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsity = "0.2
     from ..sweep import SweepConfig
     from ..sweep import sweep as run_sweep
 
+    load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
+                        d_arch_kwargs=d_arch_kwargs)
+    require_plain_loading(load, "sweep")
     source = source_from_stdin(source)
     config = SweepConfig.from_options(
         source=source, out_dir=out_dir, data=data, sparsities=_split(sparsity, float, "--sparsity"),

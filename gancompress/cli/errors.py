@@ -9,6 +9,11 @@ from typing import Any, Callable
 
 import typer
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as _click_errors
+
 from ..errors import GanCompressError, InputError, from_user_code
 from ..io_utils import input_scope
 
@@ -18,9 +23,7 @@ def debug_enabled() -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    raise typer.Exit(code)
+    raise typer.Exit(_report(message, code))
 
 
 def _option_name(func: Callable[..., Any], name: str) -> str:
@@ -76,3 +79,49 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback and report it", 1)
 
     return wrapper
+
+
+def usage_message(exc: Exception) -> str:
+    """Click's usage errors in the project's wording: one line, and where to read the options."""
+    if isinstance(exc, _click_errors.NoSuchOption):
+        hint = f" (did you mean {' or '.join(exc.possibilities)}?)" if exc.possibilities else ""
+        text = f"unknown option {exc.option_name}{hint}"
+    else:
+        text = " ".join(exc.format_message().split()).rstrip(".")
+        text = ": ".join(part[:1].lower() + part[1:] for part in text.split(": "))
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _click_errors.UsageError) and ctx is not None:
+        text += f"; see '{ctx.command_path} --help'"
+    return text
+
+
+def run_main(main: Callable[..., Any], standalone_mode: bool, *args: Any, **kwargs: Any) -> Any:
+    """Run click's ``main`` so that usage errors, like every other error, print ``error: ...`` (no box)."""
+    try:
+        code = main(*args, standalone_mode=False, **kwargs)
+    except getattr(_click_errors, "NoArgsIsHelpError", ()) as exc:
+        if not standalone_mode:
+            raise
+        exc.show()
+        code = exc.exit_code
+    except _click_errors.ClickException as exc:
+        if not standalone_mode:
+            raise
+        code = _report(usage_message(exc), 2 if isinstance(exc, _click_errors.UsageError) else exc.exit_code)
+    except GanCompressError as exc:  # raised by an option callback, while parsing
+        if not standalone_mode or debug_enabled():
+            raise
+        code = _report(str(exc), exc.exit_code)
+    except (getattr(_click_errors, "Abort", typer.Abort), typer.Abort):
+        if not standalone_mode:
+            raise
+        code = _report("aborted", 1)
+    if not standalone_mode:
+        return code
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(message: str, code: int) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    return code

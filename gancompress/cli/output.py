@@ -38,8 +38,18 @@ def stderr_console() -> Console:
 
 
 def human_console() -> Console:
-    """Tables go to stdout on a terminal, to stderr when stdout is a pipe or file."""
+    """For a command that writes a file: its tables go to stdout on a terminal, to stderr when stdout is a
+    pipe or file (where the written path is the only stdout line)."""
     return stdout_console() if _isatty(sys.stdout) else stderr_console()
+
+
+def report_console() -> Console:
+    """For a command whose result IS the table (inspect, evaluate without --json): always stdout, so
+    ``gancompress inspect X | grep net.3`` works; wide enough in a pipe that rows are not wrapped."""
+    console = stdout_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    return console
 
 
 def print_json(document: Any) -> None:

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..registry import unknown_choice
+
+BUILTIN_DATA = ("builtin:digits",)  # the data sets shipped in the package
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -79,7 +82,7 @@ def load_real(spec: str, *, size: int, channels: int, value_range: tuple[float, 
         images = digits_images(size=size, channels=channels)  # in [-1, 1]
         images = to_range((images + 1) / 2, value_range)
     elif spec.startswith("builtin:"):
-        raise InputError(f"unknown builtin data set {spec!r}; available: builtin:digits")
+        raise unknown_choice("builtin data set", spec, BUILTIN_DATA)
     else:
         folder = Path(spec).expanduser()
         if not folder.is_dir():

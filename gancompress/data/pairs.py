@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from .images import IMAGE_SUFFIXES, to_range
 
 DATA_KINDS = ("paired", "unpaired", "sr")
@@ -222,12 +223,12 @@ def load_image_data(kind: str, data: str, in_channels: int, out_channels: int, *
         if inputs is not None:
             raise InputError("super-resolution makes its low-resolution inputs from --data: drop --inputs")
         return load_sr(data, out_channels, scale)
-    raise InputError(f"unknown image data kind {kind!r}; choose one of {', '.join(DATA_KINDS)}")
+    raise unknown_choice("image data kind", kind, DATA_KINDS)
 
 
 def _check_direction(direction: str) -> None:
     if direction not in DIRECTIONS:
-        raise InputError(f"--direction {direction!r}: choose AtoB or BtoA")
+        raise unknown_choice("direction", direction, DIRECTIONS)
 
 
 # ------------------------------------------------------------------ tensors

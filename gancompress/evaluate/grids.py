@@ -97,6 +97,11 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, value_rang
     return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"), force=force)
 
 
+def shown_label(model: LoadedModel) -> str:
+    """The label in full, with the role of a model that is not under test (``reference``, ``teacher``)."""
+    return model.label if model.role == "model" else f"{model.label} ({model.role})"
+
+
 def fit_all(images: list[torch.Tensor], size: int) -> torch.Tensor:
     from ..data.images import fit
 
@@ -125,7 +130,7 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     order = ([dense] if dense is not None else []) + [m for m in models if m is not dense]
     rows = [("input", shown([x for _, x, _ in items]))]
     for m in order:
-        label = m.label if m is not dense else f"{m.label.split(' (')[0]} (dense)"
+        label = f"{m.label} (dense)" if m is dense else shown_label(m)
         rows.append((label, shown([m.bundle.generator(x.to(device)).float().cpu() for _, x, _ in items])))
     targets = [t for _, _, t in items if t is not None]
     if test.paired and targets:
@@ -139,6 +144,6 @@ def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
     
     info = models[0].info
     x = next(model_inputs(info, config.grid_columns, config.grid_columns, config.seed, resolve_device(config.device)))
-    rows = [(m.label, m.bundle.generator(x).float().cpu()) for m in models]
+    rows = [(shown_label(m), m.bundle.generator(x).float().cpu()) for m in models]
     scale = max(1, min(8, 64 // max(1, info.output_shape[-1])))
     return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)

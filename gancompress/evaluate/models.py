@@ -23,22 +23,51 @@ class LoadedModel:
     path: Path | None
 
 
-def _label(source: str, role: str) -> str:
-    name = source.rstrip("/").rsplit("/", 1)[-1] or source
-    name = name if len(name) <= 28 else name[:25] + "..."
-    return name if role == "model" else f"{name} ({role})"
+def _name_parts(source: str) -> list[str]:
+    parts = [p for p in source.replace("hf://", "").replace("builtin:", "").rstrip("/").split("/") if p] or [source]
+    if parts[-1] != ".safetensors":
+        parts[-1] = parts[-1].removesuffix(".safetensors")
+    return parts
 
 
-def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device) -> LoadedModel:
-    from ..generation import generator_info
+def default_labels(sources: list[str]) -> list[str]:
+    """Each source's file name (without ``.safetensors``), with as many parent folders as it takes to tell
+    equal names apart; never cut, so names that differ only at the end stay apart."""
+    parts = [_name_parts(s) for s in sources]
+    depth = [1] * len(sources)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        grow = [i for i, label in enumerate(labels) if labels.count(label) > 1 and depth[i] < len(parts[i])]
+        if not grow:
+            return [label if labels.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(labels)]
+        for i in grow:
+            depth[i] += 1
+
+
+def compared_models(config: EvaluateConfig, device: torch.device) -> list[LoadedModel]:
+    """Every source of ``config`` loaded, labelled (``--label`` or :func:`default_labels`) and given its role."""
+    sources = config.all_sources
+    labels = config.labels + default_labels(sources)[len(config.labels):]
+    roles = ["reference" if i == config.reference_index else "model" for i in range(len(sources))]
+    models = [load_model(s, r, config, device, label) for s, r, label in zip(sources, roles, labels)]
+    check_compatible(models)
+    return models
+
+
+def load_model(source: str, role: str, config: EvaluateConfig, device: torch.device,
+               label: str | None = None) -> LoadedModel:
+    from ..formats.precision import run_in_weight_dtype
+    from ..generation import generator_info, set_truncation
     from ..loading import LoadOptions, load_bundle
     from ..sources import resolve
 
     options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
     bundle = load_bundle(options.for_source(source))
-    bundle.generator.eval().to(device)
+    run_in_weight_dtype(bundle.generator.eval().to(device))
+    if config.truncation != 1.0:
+        set_truncation(bundle.generator, config.truncation, source)
     info = generator_info(bundle)
-    return LoadedModel(source, _label(source, role), role, bundle, info, resolve(source))
+    return LoadedModel(source, label or default_labels([source])[0], role, bundle, info, resolve(source))
 
 
 def check_compatible(models: list[LoadedModel]) -> None:
@@ -65,13 +94,15 @@ def teacher_model(config: EvaluateConfig, model: LoadedModel, device: torch.devi
 
 
 def model_inputs(info: GeneratorInfo, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """The same seeded inputs for every model: latents, or random images for image-to-image models."""
+    """The same seeded inputs for every model: latents, or random images (in the model's value range)
+    for image-to-image models."""
     from ..generation import noise
 
     if info.input_kind == "noise":
         data = noise(n, info.input_shape, seed, device="cpu")
     else:
-        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        lo, hi = info.output_range
+        data = torch.rand(n, *info.input_shape, generator=torch.Generator().manual_seed(seed)) * (hi - lo) + lo
     for start in range(0, n, batch_size):
         yield data[start:start + batch_size].to(device)
 

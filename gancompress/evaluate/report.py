@@ -1,7 +1,7 @@
-"""What ``evaluate`` reports: one row per model, deltas vs the first reference, and the gates.
+"""What ``evaluate`` reports: one row per model, deltas vs the reference, and the gates.
 
-Gates (``max_fid``, ``max_fid_increase_pct`` vs the first reference, ``min_psnr``) are
-evaluated on the model under test; :meth:`EvaluateReport.raise_for_gates` raises
+Gates (``max_fid``, ``max_fid_increase_pct`` vs the reference, ``min_psnr``) are evaluated on
+every compared model (role ``model``); :meth:`EvaluateReport.raise_for_gates` raises
 :class:`~gancompress.errors.GateFailed` (exit code 3) naming the failing numbers. The JSON
 document's Markdown rendering is :mod:`gancompress.formats.report`.
 """
@@ -34,18 +34,21 @@ class ModelRow:
     file_size: int | None = None
     latency_ms: float | None = None
     throughput: float | None = None
+    latency_runtime: str | None = None  # what measured latency_ms/throughput
+    latency: list[dict[str, Any]] = field(default_factory=list)  # per backend and batch size
+    lpips: float | None = None
 
     def values(self) -> dict[str, float | None]:
         """Flat numeric view (used for deltas and the table)."""
         sim = self.similarity
         return {**self.metrics, "psnr": sim.psnr if sim else None, "ssim": sim.ssim if sim else None,
-                "mean_abs_diff": sim.mean_abs_diff if sim else None, "parameters": self.parameters,
+                "mean_abs_diff": sim.mean_abs_diff if sim else None, "lpips": self.lpips, "parameters": self.parameters,
                 "nonzeros": self.nonzeros, "macs_dense": self.macs_dense, "macs_effective": self.macs_effective,
                 "file_size": self.file_size, "latency_ms": self.latency_ms, "throughput": self.throughput}
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "label": self.label, "role": self.role, "similarity_to": self.similarity_to,
-                **self.values()}
+                **self.values(), "latency_runtime": self.latency_runtime, "latency": self.latency}
 
 
 @dataclass
@@ -101,17 +104,17 @@ def _pct(value: float, ref: float) -> float | None:
     return 100.0 * (value - ref) / abs(ref)
 
 
-def deltas(rows: list[ModelRow]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Per row (but the first reference): ``{key: {value, reference, delta, pct}}`` vs the first reference."""
-    if len(rows) < 2:
+def deltas(rows: list[ModelRow], reference: int | None) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per row but the reference, keyed by label: ``{key: {value, reference, delta, pct}}`` vs the reference row."""
+    if reference is None:
         return {}
-    ref = rows[1].values()
+    ref = rows[reference].values()
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for i, row in enumerate(rows):
-        if i == 1:
+        if i == reference:
             continue
         vals = row.values()
-        out[row.source if row.source not in out else f"{row.source}#{i}"] = {
+        out[row.label] = {
             k: {"value": vals[k], "reference": ref[k], "delta": vals[k] - ref[k], "pct": _pct(vals[k], ref[k])}
             for k in DELTA_KEYS if vals.get(k) is not None and ref.get(k) is not None
         }
@@ -122,24 +125,32 @@ def _num(value: float | None, spec: str = ".4g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def check_gates(config: EvaluateConfig, rows: list[ModelRow]) -> list[GateResult]:
+def check_gates(config: EvaluateConfig, rows: list[ModelRow], reference: int | None) -> list[GateResult]:
+    """Every gate on every compared model (the label leads each message when more than one is compared)."""
+    tested = [r for r in rows if r.role == "model"]
+    ref = rows[reference] if reference is not None else None
+    return [g for row in tested for g in _row_gates(config, row, ref, len(tested) > 1)]
+
+
+def _row_gates(config: EvaluateConfig, row: ModelRow, ref_row: ModelRow | None, named: bool) -> list[GateResult]:
+    who = f"{row.label}: " if named else ""
     gates: list[GateResult] = []
-    fid = rows[0].metrics.get("fid")
+    fid = row.metrics.get("fid")
     if config.max_fid is not None:
         ok = fid is not None and fid <= config.max_fid
-        gates.append(GateResult("--max-fid", config.max_fid, fid, ok, f"FID {_num(fid)} > --max-fid {config.max_fid:g}"))
+        gates.append(GateResult("--max-fid", config.max_fid, fid, ok, f"{who}FID {_num(fid)} > --max-fid {config.max_fid:g}"))
     if config.max_fid_increase_pct is not None:
-        ref = rows[1].metrics.get("fid")
+        ref = ref_row.metrics.get("fid") if ref_row is not None else None
         pct = _pct(fid, ref) if fid is not None and ref is not None else None
         ok = pct is not None and pct <= config.max_fid_increase_pct
         gates.append(GateResult("--max-fid-increase", config.max_fid_increase_pct, pct, ok,
-                                f"FID {_num(fid)} is {_num(pct, '+.2f')}% vs the reference's {_num(ref)} "
+                                f"{who}FID {_num(fid)} is {_num(pct, '+.2f')}% vs the reference's {_num(ref)} "
                                 f"(> --max-fid-increase {config.max_fid_increase_pct:g}%)"))
     if config.min_psnr is not None:
-        psnr = rows[0].similarity.psnr if rows[0].similarity is not None else None
+        psnr = row.similarity.psnr if row.similarity is not None else None
         ok = psnr is not None and psnr >= config.min_psnr
         gates.append(GateResult("--min-psnr", config.min_psnr, psnr, ok,
-                                f"PSNR {_num(psnr)} dB < --min-psnr {config.min_psnr:g} dB"))
+                                f"{who}PSNR {_num(psnr)} dB < --min-psnr {config.min_psnr:g} dB"))
     return gates
 
 

@@ -1,23 +1,23 @@
-"""``gancompress evaluate``: quality, fidelity to the dense model and cost of one or more generators.
+"""``gancompress evaluate``: quality, fidelity to the dense model and cost of generators side by side.
 
-:func:`evaluate` loads every SOURCE (the first is the model under test, the others are
-``--reference`` models), and for each one measures
+:func:`evaluate` loads every SOURCE (the reference is the first, or the first ``--reference``),
+and for each one measures
 
-- FID/KID/ISC/precision-recall against real data through torch-fidelity (same seed, hence
-  the same latents, for every model; the real statistics are computed once and cached);
-- PSNR/SSIM/mean absolute difference of its outputs against the dense model's on the same
-  inputs: the first reference, else the teacher recorded in the checkpoint's
-  ``pruning.source`` metadata when it can be loaded, else skipped;
-- parameters, nonzeros, dense and effective MACs, file size, and (``latency``) median
-  batch-1 latency and throughput.
+- FID/KID/ISC/precision-recall against real data (or FID against a statistics file) through
+  torch-fidelity (same seed, hence the same latents, for every model; the real statistics are
+  computed once and cached);
+- PSNR/SSIM/mean absolute difference (and LPIPS with ``lpips``) of its outputs against the
+  dense model's on the same inputs: the reference, else the teacher recorded in the
+  checkpoint's ``pruning.source`` metadata when it can be loaded, else skipped;
+- parameters, nonzeros, dense and effective MACs, file size, and (``latency``) the latency and
+  throughput per backend and batch size, each naming the runtime that measured it.
 
-Gates (``max_fid``, ``max_fid_increase_pct`` vs the first reference, ``min_psnr``) are
-evaluated on the model under test; :meth:`EvaluateReport.raise_for_gates` raises
+Gates (``max_fid``, ``max_fid_increase_pct`` vs the reference, ``min_psnr``) are evaluated on
+every compared model; :meth:`EvaluateReport.raise_for_gates` raises
 :class:`~gancompress.errors.GateFailed` (exit code 3) naming the failing numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,97 +26,14 @@ import torch
 from ..errors import InputError, Interrupted
 from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
-from ..generation import GeneratorInfo
-from .config import EvaluateConfig, check_outputs, resolve_device
+from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
-from .models import LoadedModel, TestImages, check_compatible, load_model, model_inputs, teacher_model
+from .models import LoadedModel, TestImages, compared_models, model_inputs, teacher_model
+from .plan import MetricPlan, early_extractor_kwargs, plan_metrics
+from .reference import save_reference_stats
 from .report import EvaluateReport, ModelRow, check_gates, deltas, write_report
 
-DIGITS_SHAPE = (1, 16, 16)
-
-
-# ---------------------------------------------------------------- setup
-
-
-# ---------------------------------------------------------------- plan
-
-
-@dataclass
-class MetricPlan:
-    """What the distribution metrics need, resolved before any heavy work."""
-
-    extractor: Any = None  # metrics.extractors.Extractor
-    extractor_kwargs: dict[str, Any] = field(default_factory=dict)
-    real: Any = None  # metrics.fidelity.RealSet
-    real_spec: str | None = None
-
-
-def _early_extractor_kwargs(config: EvaluateConfig) -> dict[str, Any] | None:
-    """An explicitly chosen extractor's needs (Inception weights) are checked before loading anything."""
-    if config.extractor is None or not config.wants_distribution:
-        return None
-    from ..metrics.extractors import ExtractorOptions, get_extractor
-
-    return get_extractor(config.extractor).fidelity_kwargs(ExtractorOptions(config.inception_weights))
-
-
-def _is_digits(info: GeneratorInfo) -> bool:
-    return tuple(info.output_shape) == DIGITS_SHAPE
-
-
-def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None,
-                 test: "TestImages | None" = None) -> MetricPlan:
-    from ..metrics.extractors import ExtractorOptions, get_extractor
-
-    if not config.wants_distribution:
-        return MetricPlan()
-    if info.input_kind != "noise":
-        return _plan_img2img(config, info, early, test)
-    spec = config.real or ("builtin:digits" if _is_digits(info) else None)
-    if config.needs_real and spec is None:
-        raise InputError(
-            f"--fid/--kid/--prc need real images for this {'x'.join(map(str, info.output_shape))} generator: "
-            "pass --real FOLDER (a folder of images; builtin:digits only suits 16x16 one-channel digits models)")
-    real = real_set(spec, info, config.real_limit) if config.needs_real else None
-    extractor = get_extractor(config.extractor or ("digits" if _is_digits(info) else "inception"))
-    kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
-    return MetricPlan(extractor, kwargs, real, spec if config.needs_real else None)
-
-
-def _folder_identity(files: list[Path], folder: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return f"folder:{folder.resolve()}:{h.hexdigest()[:16]}"
-
-
-def real_set(spec: str, info: GeneratorInfo, limit: int | None):
-    """A lazily loaded :class:`~gancompress.metrics.fidelity.RealSet` for ``spec`` at the generator's shape."""
-    from ..data.images import image_files, load_real
-    from ..metrics.fidelity import RealSet
-
-    channels, size = info.output_shape[0], info.output_shape[-1]
-    if spec == "builtin:digits":
-        from ..data.digits import N_DIGITS
-
-        count, identity = N_DIGITS, spec
-    elif spec.startswith("builtin:"):
-        raise InputError(f"--real {spec}: unknown builtin data set; available: builtin:digits")
-    else:
-        folder = Path(spec).expanduser()
-        if not folder.is_dir():
-            raise InputError(f"--real {spec}: not a folder; give a folder of images or builtin:digits")
-        files = image_files(folder)
-        count, identity = len(files), _folder_identity(files, folder)
-    count = min(count, limit) if limit else count
-
-    def load() -> torch.Tensor:
-        return load_real(spec, size=size, channels=channels, value_range=info.output_range, limit=count)
-
-    return RealSet(load, count, f"{identity}|{size}|{channels}", tuple(info.output_range))
+LPIPS_SAMPLES = 1000  # LPIPS runs VGG16 per image: at most this many of the PSNR/SSIM inputs
 
 
 # ---------------------------------------------------------------- image-to-image test data
@@ -160,35 +77,6 @@ def _to_range_batch(image: torch.Tensor, value_range: tuple[float, float]) -> to
     return to_range(image[None], value_range)
 
 
-def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None,
-                  test: TestImages | None) -> MetricPlan:
-    import hashlib
-
-    from ..metrics.extractors import ExtractorOptions, get_extractor
-    from ..metrics.fidelity import RealSet
-
-    if test is None:
-        raise InputError("FID/KID/ISC/PRC of an image-to-image generator need its test images: pass --pairs FOLDER "
-                         "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
-    size = info.output_shape[-1]
-    if config.real:
-        real = real_set(config.real, info, config.real_limit) if config.needs_real else None
-        spec = config.real
-    else:
-        targets = fit_all(test.domain[:config.real_limit] if config.real_limit else test.domain, size)
-        digest = hashlib.sha256(to_bytes(targets)).hexdigest()[:16]
-        real = RealSet.from_tensor(targets, f"img2img:{test.spec}:{config.direction}:{digest}|{size}",
-                                   tuple(info.output_range))
-        spec = f"{test.spec} (target domain)"
-    extractor = get_extractor(config.extractor or "inception")
-    kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
-    return MetricPlan(extractor, kwargs, real if config.needs_real else None, spec if config.needs_real else None)
-
-
-def to_bytes(images: torch.Tensor) -> bytes:
-    return images.float().contiguous().numpy().tobytes()
-
-
 @torch.no_grad()
 def _img2img_outputs(model: LoadedModel, test: TestImages, device: torch.device) -> list[torch.Tensor]:
     lo, hi = model.info.output_range
@@ -217,60 +105,101 @@ def _img2img_measure(row: ModelRow, model: LoadedModel, test: TestImages, plan: 
         for out, ref in zip(outputs, _img2img_outputs(dense, test, device)):
             acc.update(out, ref)
         row.similarity, row.similarity_to = acc.result(), dense.source
-    if plan.extractor is None:
+    if plan.lpips is not None and dense is not None and dense is not model:
+        row.lpips = _mean_lpips(plan, zip(outputs, _img2img_outputs(dense, test, device)), model)
+    if plan.extractor is None or not config.wants_distribution:
         return
     fake = RealSet.from_tensor(fit_all(outputs, model.info.output_shape[-1]), "outputs", (lo, hi))
-    request = MetricRequest(config.fid, config.kid, config.isc, config.prc, fake.count, config.batch_size,
-                            config.seed, str(device))
-    kwargs = _fidelity_kwargs(request, plan.real, plan.extractor, dict(plan.extractor_kwargs))
-    kwargs.pop("input1_model_num_samples", None)
-    Path(kwargs["cache_root"]).mkdir(parents=True, exist_ok=True)
-    raw = torch_fidelity.calculate_metrics(input1=fake.dataset(plan.extractor.channels), **kwargs)
-    row.metrics.update({METRIC_KEYS[k]: float(v) for k, v in raw.items() if k in METRIC_KEYS})
+    request = MetricRequest(config.fid and plan.stats is None, config.kid, config.isc, config.prc, fake.count,
+                            config.batch_size, config.seed, str(device))
+    if request.any:
+        kwargs = _fidelity_kwargs(request, plan.real, plan.extractor, dict(plan.extractor_kwargs))
+        kwargs.pop("input1_model_num_samples", None)
+        Path(kwargs["cache_root"]).mkdir(parents=True, exist_ok=True)
+        raw = torch_fidelity.calculate_metrics(input1=fake.dataset(plan.extractor.channels), **kwargs)
+        row.metrics.update({METRIC_KEYS[k]: float(v) for k, v in raw.items() if k in METRIC_KEYS})
+    if config.fid and plan.stats is not None:
+        from ..metrics.fidelity import real_statistics
+        from ..metrics.stats_file import frechet_distance
+
+        generated = real_statistics(fake, plan.extractor, request, plan.extractor_kwargs, cache=False)
+        row.metrics["fid"] = frechet_distance(generated, plan.stats)
 
 
 # ---------------------------------------------------------------- measuring
 
 
 def _cost(row: ModelRow, model: LoadedModel, config: EvaluateConfig, device: torch.device) -> None:
-    from ..metrics.cost import count_macs, file_size, measure_latency, parameter_counts
+    from ..metrics.cost import count_macs, file_size, parameter_counts
 
     row.parameters, row.nonzeros = parameter_counts(model.bundle.generator)
     macs = count_macs(model.bundle.generator, model.info.input_shape)
     row.macs_dense, row.macs_effective = (macs.dense, macs.effective) if macs else (None, None)
     row.file_size = file_size(model.path)
-    if config.latency:
-        lat = measure_latency(model.bundle.generator, model.info.input_shape, device, config.batch_size, seed=config.seed)
-        row.latency_ms, row.throughput = lat.median_ms, lat.throughput
+    if config.latency is not None:
+        _latency(row, model, config, device)
 
 
-def _similarity(row: ModelRow, model: LoadedModel, dense: LoadedModel | None, config: EvaluateConfig,
-                device: torch.device) -> None:
+def _latency(row: ModelRow, model: LoadedModel, config: EvaluateConfig, device: torch.device) -> None:
+    """Every backend at every batch size; the flat columns are the first measured backend's batch-1 latency
+    and its best throughput."""
+    from ..metrics.latency import measure_backends
+
+    results = measure_backends(model.bundle.generator, model.info.input_shape, device, list(config.latency.backends),
+                               list(config.latency.batch_sizes), seed=config.seed)
+    row.latency = [r.to_dict() for r in results]
+    measured = [r for r in results if r.median_ms is not None]
+    if measured:
+        first = [r for r in measured if r.backend == measured[0].backend]
+        row.latency_ms, row.throughput = first[0].median_ms, max(r.throughput for r in first)
+        row.latency_runtime = first[0].runtime
+
+
+def _similarity(row: ModelRow, model: LoadedModel, dense: LoadedModel | None, plan: MetricPlan,
+                config: EvaluateConfig, device: torch.device) -> None:
     from ..metrics.similarity import compare_models
 
     if dense is None or dense is model:
         return
     lo, hi = model.info.output_range
-    inputs = model_inputs(model.info, config.num_samples, config.batch_size, config.seed, device)
+    inputs = model_inputs(model.info, plan.num_samples, config.batch_size, config.seed, device)
     row.similarity = compare_models(model.bundle.generator, dense.bundle.generator, inputs, hi - lo)
     row.similarity_to = dense.source
+    if plan.lpips is not None:
+        inputs = model_inputs(model.info, min(plan.num_samples, LPIPS_SAMPLES), config.batch_size, config.seed, device)
+        with torch.no_grad():
+            pairs = ((model.bundle.generator(x), dense.bundle.generator(x)) for x in inputs)
+            row.lpips = _mean_lpips(plan, pairs, model)
+
+
+def _mean_lpips(plan: MetricPlan, pairs, model: LoadedModel) -> float:
+    from ..metrics.lpips import mean_lpips
+
+    return mean_lpips(plan.lpips, ((a.float().cpu(), b.float().cpu()) for a, b in pairs), model.info.output_range)
 
 
 def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: EvaluateConfig,
                   device: torch.device, tick: Callable[[int], None]) -> None:
-    from ..metrics.fidelity import GeneratorSampler, MetricRequest, distribution_metrics
+    from ..metrics.fidelity import GeneratorSampler, MetricRequest, distribution_metrics, generated_statistics
+    from ..metrics.stats_file import frechet_distance
 
-    if plan.extractor is None:
+    if plan.extractor is None or not config.wants_distribution:
         return
-    request = MetricRequest(config.fid, config.kid, config.isc, config.prc, config.num_samples,
+    request = MetricRequest(config.fid and plan.stats is None, config.kid, config.isc, config.prc, plan.num_samples,
                             config.batch_size, config.seed, str(device))
     sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick)
-    row.metrics = distribution_metrics(sampler, plan.real, plan.extractor, request, plan.extractor_kwargs)
+    if request.any:
+        row.metrics = distribution_metrics(sampler, plan.real, plan.extractor, request, plan.extractor_kwargs)
+    if config.fid and plan.stats is not None:
+        generated = generated_statistics(sampler, plan.extractor, request, plan.extractor_kwargs)
+        row.metrics["fid"] = frechet_distance(generated, plan.stats)
 
 
-def progress_total(config: EvaluateConfig) -> int:
-    """Units reported to ``on_event``: generated samples for the metrics plus one step per model."""
-    return len(config.sources) * ((config.num_samples if config.wants_distribution else 0) + 1)
+def progress_total(config: EvaluateConfig, num_samples: int | None = None) -> int:
+    """Units reported to ``on_event``: generated samples for the metrics plus one step per model
+    (``num_samples``: the resolved count, once the extractor is known)."""
+    n = num_samples or config.num_samples or 0
+    return len(config.all_sources) * ((n if config.wants_distribution else 0) + 1)
 
 
 class _Progress:
@@ -296,7 +225,7 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
         _img2img_measure(row, model, test, plan, dense, config, device, progress.tick)
     else:
         _distribution(row, model, plan, config, device, progress.tick)
-        _similarity(row, model, dense, config, device)
+        _similarity(row, model, dense, plan, config, device)
     _cost(row, model, config, device)
     progress.tick(1)
     return row
@@ -306,11 +235,31 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 
 
 def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
-    return {"num_samples": config.num_samples, "batch_size": config.batch_size, "seed": config.seed,
+    ref = config.reference_index
+    return {"num_samples": plan.num_samples, "batch_size": config.batch_size, "seed": config.seed,
+            "truncation": config.truncation,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
-            "real": plan.real_spec, "real_count": plan.real.count if plan.real else None,
+            "real": plan.real_spec, "real_count": plan.real.count if plan.real else (
+                plan.stats.meta.get("count") if plan.stats is not None else None),
             "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config, m)],
+            "reference": config.all_sources[ref] if ref is not None else None,
+            "latency_backends": list(config.latency.backends) if config.latency else None,
+            "latency_batch_sizes": list(config.latency.batch_sizes) if config.latency else None,
+            "lpips_samples": min(plan.num_samples, LPIPS_SAMPLES) if plan.lpips is not None else None,
             "psnr": "dB over all pixels; 'inf' when the outputs are identical"}
+
+
+def _lpips_net(config: EvaluateConfig, dense: LoadedModel | None, device: torch.device) -> tuple[Any, str | None]:
+    from ..metrics.lpips import LpipsUnavailable, load_lpips
+
+    if not config.lpips:
+        return None, None
+    if dense is None:
+        return None, "LPIPS skipped: it compares with the dense model; pass it as the first SOURCE or --reference"
+    try:
+        return load_lpips(device), None
+    except LpipsUnavailable as exc:
+        return None, f"LPIPS skipped: {exc}"
 
 
 # ---------------------------------------------------------------- the one entry point
@@ -318,30 +267,44 @@ def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) ->
 
 def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
              should_stop: ShouldStop | None = None) -> EvaluateReport:
-    """Measure every model of ``config``; writes ``--samples``/``--out`` when asked. Never raises for gates.
+    """Measure every model of ``config``; writes ``--samples``/``--out``/``--save-stats`` when asked. Never raises
+    for gates.
 
     ``on_event`` gets ``Event("evaluate", done, total, {"model": label})`` (units: generated samples
     and one per model); ``should_stop()`` turning true raises :class:`~gancompress.errors.Interrupted`.
     """
     check_outputs(config)
-    early = _early_extractor_kwargs(config)
+    early = early_extractor_kwargs(config)
     device = resolve_device(config.device)
-    roles = ["model"] + ["reference"] * (len(config.sources) - 1)
-    models = [load_model(s, r, config, device) for s, r in zip(config.sources, roles)]
-    check_compatible(models)
+    models = compared_models(config, device)
+    config = with_data_role(config, models[0].info.input_kind)
     test = None
     if models[0].info.input_kind == "image" and config.pairs is not None:
         test = load_test_images(config, models[0])
     elif config.pairs is not None:
-        raise InputError("--pairs is for image-to-image generators; this one takes noise")
+        raise InputError("--pairs (test images) is for image-to-image generators; this one takes noise: "
+                         "pass its real images with --data")
     plan = plan_metrics(config, models[0].info, early, test)
-    dense, note = (models[1], None) if len(models) > 1 else teacher_model(config, models[0], device)
+    ref = config.reference_index
+    dense, note = (models[ref], None) if ref is not None else teacher_model(config, models[0], device)
     if config.min_psnr is not None and dense is None:
         raise InputError(f"--min-psnr needs the dense model: pass --reference DENSE ({note})")
-    progress = _Progress(progress_total(config), on_event, should_stop)
+    plan.lpips, lpips_note = _lpips_net(config, dense, device)
+    notes = [n for n in (note, lpips_note) if n] + plan.notes
+    saved = save_reference_stats(config, plan, models[0].info, device) if config.save_stats else None
+    progress = _Progress(progress_total(config, plan.num_samples), on_event, should_stop)
     rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
-    report = EvaluateReport(rows, deltas(rows), check_gates(config, rows), _settings(config, plan, device),
-                            ([note] if note else []) + (test.notes if test is not None else []))
+    report = EvaluateReport(rows, deltas(rows, ref), check_gates(config, rows, ref), _settings(config, plan, device),
+                            notes + (test.notes if test is not None else []))
+    if saved is not None:
+        report.settings["saved_stats"] = saved
+    _finish(report, config, models, dense, test, device)
+    return report
+
+
+def _finish(report: EvaluateReport, config: EvaluateConfig, models: list[LoadedModel], dense: LoadedModel | None,
+            test: TestImages | None, device: torch.device) -> None:
+    """Image-to-image settings, the sample grid and the JSON report."""
     if test is not None:
         report.settings.update({"pairs": test.spec, "pairs_kind": test.kind, "pairs_count": len(test.items),
                                 "direction": config.direction,
@@ -352,4 +315,3 @@ def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
         shown = models + ([dense] if dense is not None and dense not in models else [])
         report.settings["samples_png"] = str(write_grid(config, shown))
     write_report(config, report)
-    return report

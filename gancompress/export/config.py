@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..registry import unknown_choice
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the keys of formats.export_file.DTYPES
 
@@ -46,4 +46,4 @@ class ExportResult:
 
 def check_dtype(config: ExportConfig) -> None:
     if config.dtype is not None and config.dtype not in DTYPE_NAMES:
-        raise InputError(f"unknown dtype {config.dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        raise unknown_choice("dtype", config.dtype, DTYPE_NAMES)

@@ -23,6 +23,8 @@ from ..version import __version__
 from ..errors import GanCompressError, InputError
 
 MODEL_FILE = "model.safetensors"
+# Where gancompress lives (also pyproject's project.urls.Repository); it is not on the package index.
+REPOSITORY_URL = "https://github.com/gancompress/gancompress"
 CARD_FILE = "README.md"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
@@ -36,7 +38,7 @@ class PushConfig:
     repo_id: str
     private: bool = False
     revision: str | None = None
-    report: Path | None = None  # an `evaluate --out` JSON report for the card
+    report: Path | None = None  # an `evaluate -o` JSON report for the card
     commit_message: str | None = None
 
 
@@ -227,7 +229,7 @@ def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any]
     lines = ["---", "library_name: gancompress", "tags:", *[f"- {t}" for t in tags], "---", "",
              f"# {repo}", "",
              f"A compressed GAN generator (`{export.get('architecture', '?')}`) written by "
-             f"[gancompress](https://pypi.org/project/gancompress/) {__version__}.", "",
+             f"[gancompress]({REPOSITORY_URL}) {__version__}.", "",
              "## Provenance", "", "| | |", "|---|---|",
              *[f"| {k} | {v.replace('|', chr(92) + '|')} |" for k, v in _provenance_rows(details, export, filename)], ""]
     lines += ["## Evaluation", ""]
@@ -241,9 +243,10 @@ def model_card(push: PushConfig, export: dict[str, Any], details: dict[str, Any]
             lines += [f"Measured with `gancompress evaluate` ({settings.get('num_samples')} samples, "
                       f"extractor `{settings.get('extractor')}`, real data `{settings.get('real')}`, seed {settings.get('seed')}).", ""]
     else:
-        lines += ["No evaluate report was attached (`gancompress evaluate ... --out report.json`, then "
+        lines += ["No evaluate report was attached (`gancompress evaluate ... -o report.json`, then "
                   "`gancompress export ... --push-to-hub ... --report report.json`).", ""]
-    lines += ["## Load it", "", "With gancompress (`pip install gancompress`): an `nn.Module` in eval mode.", "",
+    lines += ["## Load it", "", f"With gancompress (`pip install \"gancompress @ git+{REPOSITORY_URL}\"`): an `nn.Module` "
+              "in eval mode.", "",
               "```python", "import gancompress", "", f'generator = gancompress.load("{uri}")', "```", "",
               f"or from the shell: `gancompress inspect {uri}`.", "",
               "With safetensors + numpy alone:", ""]

@@ -35,7 +35,7 @@ from ..channels import ADVICE, UNIFORM_RTOL, Channels, analyse, dtype_of, graph_
 from ..errors import GanCompressError, InputError
 from ..layer_table import weight_layer
 from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, ShrunkGraph, construct, describe,
-                              ensure_shrunk_arch, graph_spec, node_kind)
+                              ensure_shrunk_arch, graph_spec, node_kind, per_channel)
 
 TOLERANCE = 1e-5  # refuse a shrunk network whose output differs more than this (times max(1, |output|))
 
@@ -63,6 +63,8 @@ def input_shape_of(spec: ArchSpec | None) -> tuple[int, ...]:
 def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec."""
     shape = input_shape_of(spec)
+    if hasattr(model, "shrunk_copy"):  # an architecture with its own exact channel surgery (StyleGAN2)
+        return _own_rule(model.eval(), spec, shape)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
     fixed = ARCHITECTURES.get(spec.name).input_kind == "noise"
     model = model.eval()
@@ -74,6 +76,15 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     new_spec = ArchSpec(f"shrunk:{base}", kwargs)
     ensure_shrunk_arch(new_spec.name)
     return small, new_spec, report
+
+
+def _own_rule(model: nn.Module, spec: ArchSpec, shape: tuple[int, ...]) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
+    """``model.shrunk_copy(kwargs) -> (small, kwargs, widths before, widths after)``: the same
+    architecture, thinner; checked against the masked model like every shrunk export."""
+    small, kwargs, before, after = model.shrunk_copy(dict(spec.kwargs))
+    verify(model, small.eval(), shape, fixed=True)
+    report = ShrinkReport(widths_before=before, widths_after=after, removed=sum(before) - sum(after))
+    return small, ArchSpec(spec.name, kwargs), report
 
 
 def _conv_of(m: nn.Module, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -159,12 +170,12 @@ def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tenso
 
 
 def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
-    lt = LAYER_TYPES[type(m)]
+    params, widths = per_channel(m)
     sd = m.state_dict()
-    for name in lt.channel_params:
+    for name in params:
         if name in sd:
             sd[name] = sd[name].index_select(0, keep)
-    changes: dict[str, Any] = {k: len(keep) for k in lt.width_args}
+    changes: dict[str, Any] = {k: len(keep) for k in widths}
     if isinstance(m, ConstantMap):
         changes["shape"] = [len(keep)] + list(m.value.shape[1:])
     return _rebuild(m, changes, sd)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
@@ -44,18 +45,29 @@ def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: boo
 @dataclass(frozen=True)
 class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
-    in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D."""
+    in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
+    see :func:`resolve_r1`)."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
     adv_weight: float = DEFAULT_ADV_WEIGHT
-    r1_gamma: float = 0.0
-    r1_every: int = DEFAULT_R1_EVERY
+    r1_gamma: float | None = None  # None: the loss profile's own (StyleGAN2: 10), else off
+    r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
 
     def __post_init__(self) -> None:
-        for name in ("lam", "mu", "adv_weight", "r1_gamma"):
+        for name in ("lam", "mu", "adv_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
-        check_positive("r1_every", self.r1_every, integer=True)
+        if self.r1_gamma is not None:
+            check_positive("r1_gamma", self.r1_gamma, zero_ok=True)
+        if self.r1_every is not None:
+            check_positive("r1_every", self.r1_every, integer=True)
+
+
+def resolve_r1(weights: LossWeights, profile: Any) -> tuple[float, int]:
+    """(gamma, every) of R1 on D: the options when given, else the loss profile's own."""
+    gamma = weights.r1_gamma if weights.r1_gamma is not None else float(getattr(profile, "r1_gamma", 0.0))
+    every = weights.r1_every if weights.r1_every is not None else (getattr(profile, "r1_every", None) or DEFAULT_R1_EVERY)
+    return gamma, every
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,7 @@ class Rates:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+            raise unknown_choice("learning-rate schedule (--lr-schedule)", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr_g", "lr_d"):
             check_positive(name, getattr(self, name))
         betas = tuple(float(b) for b in self.betas)
@@ -118,7 +130,7 @@ class RecoveryConfig:
 
             LOSSES.get(self.loss)
         if self.student_mode not in STUDENT_MODES:
-            raise InputError(f"--student-mode {self.student_mode!r}: choose eval or train")
+            raise unknown_choice("student mode", self.student_mode, STUDENT_MODES)
         check_positive("steps", self.steps, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
 

@@ -12,7 +12,7 @@ from ..archs import ARCHITECTURES
 from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
-from ..loading import load_bundle, load_with_partner
+from ..loading import load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
 
@@ -67,7 +67,12 @@ def resolve_teacher(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Modul
     source = _teacher_source(bundle, config)
     if source is None:
         raise InputError(f"{config.source} is pruned and does not record its dense source; pass --teacher DENSE_CHECKPOINT")
-    teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    try:
+        teacher = _load(source, config, "--teacher" if config.teacher else "the recorded dense source").generator
+    except InputError as exc:
+        if config.teacher:
+            raise
+        raise InputError(f"{exc}; if the dense model has moved, pass it with --teacher DENSE_CHECKPOINT") from None
     if type(teacher) is not type(bundle.generator) or _shapes(teacher) != _shapes(bundle.generator):
         raise InputError(f"the teacher {source} is not the same architecture as {config.source}; pass the matching dense checkpoint with --teacher")
     return teacher, source
@@ -79,10 +84,16 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
-        other = _load(config.discriminator, config, "--discriminator")
-        if other.discriminator is None:
-            raise InputError(f"--discriminator {config.discriminator}: no discriminator found in it")
-        return other.discriminator, other.d_spec, config.discriminator
+        from ..archs.detection import discriminator_probes
+        from ..generation import generator_info
+
+        info = generator_info(bundle)
+        probes = discriminator_probes(info.input_shape, info.output_shape, info.input_kind)
+        try:
+            module, spec = load_discriminator(config.load.for_source(config.discriminator), probes=probes)
+        except InputError as exc:
+            raise InputError(f"--discriminator {config.discriminator}: {exc}") from None
+        return module, spec, config.discriminator
     if bundle.discriminator is not None:
         return bundle.discriminator, bundle.d_spec, config.source
     if config.uses_discriminator:

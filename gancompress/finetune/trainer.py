@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks
 from ..data.batches import seed_global
-from .config import FinetuneConfig
+from .config import FinetuneConfig, resolve_r1
 from .distributed import World, shard, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
@@ -105,9 +105,10 @@ class Trainer:
         self.schedule = make_schedule(config, self.student, self.masks, setup.info.input_shape)
         self.sparsity: float | None = None
         self.done = 0
-        self.options = StepOptions(config.recovery.method, config.recovery.weights.lam, config.recovery.weights.mu, config.trains_discriminator,
-                                   config.recovery.weights.r1_gamma, config.recovery.weights.r1_every, setup.conditional, self._autocast(),
-                                   image_terms=setup.info.input_kind == "image", adv_weight=config.recovery.weights.adv_weight)
+        weights = config.recovery.weights
+        self.options = StepOptions(config.recovery.method, weights.lam, weights.mu, config.trains_discriminator,
+                                   *resolve_r1(weights, setup.profile), setup.conditional, self._autocast(),
+                                   image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight)
 
     def _autocast(self):
         if self.config.run.amp and self.device.type == "cuda":

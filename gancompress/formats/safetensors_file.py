@@ -105,8 +105,8 @@ def verify(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: s
         return
     meta = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
     if tensors_digest(tensors, meta) != recorded:
-        raise InputError(f"{source}: the integrity digest does not match the file's tensors and metadata; the file "
-                         "was damaged or edited after gancompress wrote it: re-create or re-download it")
+        raise InputError(f"{source}: the integrity digest does not match its tensors and metadata: the file is "
+                         "damaged or was edited after gancompress wrote it; export or save it again (or re-download it)")
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

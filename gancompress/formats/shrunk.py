@@ -114,8 +114,17 @@ LAYER_TYPES: dict[type, LayerType] = {
     nn.SiLU: LayerType(lambda m: {}),
     nn.GELU: LayerType(_attrs("approximate")),
     OnesChannel: LayerType(lambda m: {}),
+    nn.PReLU: LayerType(_attrs("num_parameters"), channel_params=("weight",), width_args=("num_parameters",)),
 }
 TYPES_BY_NAME = {t.__name__: t for t in LAYER_TYPES}
+
+
+def per_channel(m: nn.Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(channel_params, width_args) of ``m``: none for a PReLU whose one slope serves every channel."""
+    if isinstance(m, nn.PReLU) and m.num_parameters == 1:
+        return (), ()
+    lt = LAYER_TYPES[type(m)]
+    return lt.channel_params, lt.width_args
 
 
 SITE_BOUND = tuple(t for t, lt in LAYER_TYPES.items()  # modules whose state or widths belong to one call site
@@ -370,7 +379,6 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
     factor = node.get("factor")
     if m is not None:
         kind = node_kind(m)
-        lt = LAYER_TYPES[type(m)]
         if kind == "producer":
             wl = WEIGHT_LAYERS[type(m)]
             if getattr(m, wl.in_attr) != ws[0]:
@@ -379,7 +387,7 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
         if kind == "ones":
             return ws[0] + 1
         op, factor = kind, getattr(m, "upscale_factor", getattr(m, "downscale_factor", None))
-        declared = [getattr(m, a) for a in lt.width_args] + ([m.value.shape[0]] if isinstance(m, ConstantMap) else [])
+        declared = [getattr(m, a) for a in per_channel(m)[1]] + ([m.value.shape[0]] if isinstance(m, ConstantMap) else [])
         if any(d != ws[0] for d in declared):
             raise ValueError(f"{node['name']} is {declared[0]} channels wide, gets {ws[0]}")
     if op in ("shuffle", "pixel_shuffle"):
@@ -463,5 +471,7 @@ def ensure_shrunk_arch(name: str) -> None:
         input_kind=base.input_kind if base else "noise",
         input_shape=lambda kw: tuple(kw["input_shape"]),
         loss=base.loss if base else "ns",
+        output_range=base.output_range if base else (-1.0, 1.0),
+        detectable=False,
         description=f"filter-pruned {name.split(':', 1)[1]} with the pruned channels removed",
     ))

@@ -176,7 +176,9 @@ def encode_bitmask(a: np.ndarray) -> Encoded:
     mask = nonzero(v)
     counts = mask.sum(1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    arrays = {"shape": _shape_array(a), "compressed": v[mask],
+    # ``shape`` holds the 2-D view's shape, as compressed-tensors' decoder expects (the tensor's own
+    # shape is in the file's table); files that stored the full shape still read
+    arrays = {"shape": np.asarray(v.shape, dtype=np.int64), "compressed": v[mask],
               "bitmask": np.packbits(mask, axis=-1, bitorder="little"), "row_offsets": offsets}
     return Encoded("bitmask", arrays)
 
@@ -252,14 +254,21 @@ def _expect(cond: bool, name: str, what: str) -> None:
         raise damaged(name, what)
 
 
-def _check_shape(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+def _check_shape(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray],
+                 view: Callable[[list[int]], list[int]] | None = None) -> tuple[int, ...]:
+    """The recorded shape, which ``<name>.shape`` must repeat (or give as ``view``, the 2-D view's shape)."""
     shape = info.get("shape")
     _expect(isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape) and len(shape) <= 8,
             name, f"recorded shape {shape!r} is not a list of sizes")
     stored = arrays["shape"]
-    _expect(stored.ndim == 1 and stored.dtype.kind in "iu" and stored.tolist() == shape, name,
+    allowed = [shape] if view is None else [shape, view(shape)]
+    _expect(stored.ndim == 1 and stored.dtype.kind in "iu" and stored.tolist() in allowed, name,
             f"{name}.shape {stored.tolist()} does not match the recorded shape {shape}")
     return tuple(shape)
+
+
+def _view2d_shape(shape: list[int]) -> list[int]:
+    return list(_rows_cols(tuple(shape), 0))
 
 
 def _check_axis(name: str, info: dict[str, Any], shape: tuple[int, ...]) -> int:
@@ -283,7 +292,7 @@ def _unpack(name: str, packed: np.ndarray, count: int, what: str) -> np.ndarray:
 
 
 def decode_bitmask(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
-    shape = _check_shape(name, info, arrays)
+    shape = _check_shape(name, info, arrays, _view2d_shape)
     rows, cols = _rows_cols(shape, 0)
     bitmask, values, offsets = arrays["bitmask"], arrays["compressed"], arrays["row_offsets"]
     _expect(bitmask.dtype == np.uint8 and bitmask.shape == (rows, _ceil8(cols)), name,

@@ -54,6 +54,8 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
     """(total FLOPs, FLOPs per module name) of one sample, or None when the model cannot be traced."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    if getattr(model, "traceable", True) is False:  # e.g. an ONNX file run by onnxruntime
+        return None
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
@@ -75,7 +77,11 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> MacCount | None:
-    """Dense and effective MACs for one sample (``None`` when the model cannot be traced)."""
+    """Dense and effective MACs for one sample (``None`` when the model cannot be traced).
+
+    A module that counts its own (``macs``: ``(dense, effective)``, as an ONNX generator does) is taken at its word."""
+    if getattr(model, "macs", None) is not None:
+        return MacCount(*model.macs)
     counted = flop_counts(model, input_shape)
     if counted is None:
         return None
@@ -105,7 +111,7 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def _timed(model: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
+def timed_calls(model: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         _sync(x.device)
@@ -125,9 +131,9 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: str 
     g = torch.Generator().manual_seed(seed)
     one = torch.randn(1, *input_shape, generator=g).to(device)
     many = torch.randn(batch_size, *input_shape, generator=g).to(device)
-    _timed(model, one, warmup)
-    median = statistics.median(_timed(model, one, repeats))
-    _timed(model, many, max(1, warmup // 2))
-    batch_times = _timed(model, many, max(3, repeats // 4))
+    timed_calls(model, one, warmup)
+    median = statistics.median(timed_calls(model, one, repeats))
+    timed_calls(model, many, max(1, warmup // 2))
+    batch_times = timed_calls(model, many, max(3, repeats // 4))
     throughput = batch_size / statistics.median(batch_times)
     return Latency(median * 1000.0, throughput, batch_size, str(device))

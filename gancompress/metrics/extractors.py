@@ -7,8 +7,8 @@ Every extractor takes what torch-fidelity feeds it: ``uint8`` images ``(N, C, H,
   penultimate activations are the features (FID, KID, PRC), its logits feed ISC. Works offline.
 - ``inception``: torch-fidelity's ``inception-v3-compat`` (the standard FID network). Its
   weights file ``weights-inception-2015-12-05-6726825d.pth`` is taken from ``--inception-weights``,
-  then ``$GANCOMPRESS_INCEPTION_WEIGHTS``, then the torch hub cache
-  (``torch.hub.get_dir()/checkpoints``); nothing is ever downloaded.
+  then ``$GANCOMPRESS_INCEPTION_WEIGHTS``, then the torch hub cache, else downloaded there once
+  and hash-checked (:mod:`.inception_weights`).
 
 Your own: :func:`register_module_extractor` with a builder returning a module that has
 ``features(x)`` (``x`` float in ``[-1, 1]``) and either a ``head`` (features -> logits) or a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -30,10 +29,12 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from ..errors import InputError
 from ..registry import Registry
 
+from .inception_weights import INCEPTION_ENV, INCEPTION_FILE, INCEPTION_URL, find_inception_weights  # noqa: F401
+
 FIDELITY_PREFIX = "gancompress-"
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_ENV = "GANCOMPRESS_INCEPTION_WEIGHTS"
-INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+DIGITS_SHAPE = (1, 16, 16)
+PUBLISHED_SAMPLES = 50_000  # what papers report FID with (Inception features, 50k generated samples)
+MIN_COMPARABLE_SAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Extractor:
     ``fingerprint()``: identifies the weights, for the reference-statistics cache key.
     ``fidelity_kwargs(options)``: extra ``calculate_metrics`` arguments; raises
     :class:`InputError` (before any work) when something it needs is missing.
+    ``image_shape``: the only ``(C, H, W)`` it can judge (the digits classifier: 1x16x16); ``None``: any.
+    ``default_samples``: generated samples when ``--num-samples`` is not given.
+    ``published_samples``: the count published FIDs use with it (``None``: its numbers are only
+    comparable between models measured here).
     """
 
     name: str
@@ -58,6 +63,9 @@ class Extractor:
     channels: int | None = None
     fingerprint: Callable[[], str] = field(default=lambda: "")
     fidelity_kwargs: Callable[[ExtractorOptions], dict[str, Any]] = field(default=lambda options: {})
+    image_shape: tuple[int, int, int] | None = None
+    default_samples: int = 2000
+    published_samples: int | None = None
 
 
 EXTRACTORS: Registry[Extractor] = Registry("feature extractor")
@@ -104,7 +112,8 @@ class ModuleFeatureExtractor(FeatureExtractorBase):
 
 
 def register_module_extractor(name: str, build: Callable[[], nn.Module], *, channels: int | None = None,
-                              fingerprint: Callable[[], str] | None = None) -> Extractor:
+                              fingerprint: Callable[[], str] | None = None,
+                              image_shape: tuple[int, int, int] | None = None) -> Extractor:
     """Register ``build``'s module as extractor ``name`` (torch-fidelity: ``gancompress-<name>``)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
@@ -115,7 +124,7 @@ def register_module_extractor(name: str, build: Callable[[], nn.Module], *, chan
         cls = type(f"FeatureExtractor_{name.replace('-', '_')}", (ModuleFeatureExtractor,),
                    {"build": staticmethod(build), "calls": 0})
         register_feature_extractor(fidelity_name, cls)
-    extractor = Extractor(name, fidelity_name, channels, fingerprint or (lambda: name))
+    extractor = Extractor(name, fidelity_name, channels, fingerprint or (lambda: name), image_shape=image_shape)
     EXTRACTORS.add(name, extractor)
     return extractor
 
@@ -124,37 +133,6 @@ def extractor_class(extractor: Extractor) -> type:
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     return FEATURE_EXTRACTORS_REGISTRY[extractor.fidelity_name]
-
-
-def inception_candidates(explicit: str | None) -> list[tuple[str, Path]]:
-    """Where the Inception weights are looked for, in order: (what, path)."""
-    found: list[tuple[str, Path]] = []
-    if explicit:
-        found.append(("--inception-weights", Path(explicit).expanduser()))
-    if os.environ.get(INCEPTION_ENV):
-        found.append((INCEPTION_ENV, Path(os.environ[INCEPTION_ENV]).expanduser()))
-    found.append(("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE))
-    return found
-
-
-def find_inception_weights(explicit: str | None = None) -> Path:
-    """The Inception-v3 weights file, or an :class:`InputError` saying what to put where."""
-    candidates = inception_candidates(explicit)
-    for what, path in candidates[:-1]:
-        if path.exists():
-            from ..sources import check_regular
-
-            check_regular(path)  # a FIFO or device is refused, never opened
-        if not path.is_file():
-            raise InputError(f"{what} {path}: no such file; it must be torch-fidelity's {INCEPTION_FILE}")
-        return path
-    hub = candidates[-1][1]
-    if hub.is_file():
-        return hub
-    raise InputError(
-        f"--extractor inception needs the Inception-v3 weights {INCEPTION_FILE} and they cannot be downloaded "
-        f"here; put the file at {hub} or pass --inception-weights PATH (or set {INCEPTION_ENV}); get it from {INCEPTION_URL}"
-    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -206,10 +184,40 @@ def _load_digits() -> nn.Module:
 
 def register_builtin_extractors() -> None:
     """Register ``digits`` and ``inception`` (safe to call any number of times)."""
-    register_module_extractor("digits", _load_digits, fingerprint=_digits_fingerprint)
+    register_module_extractor("digits", _load_digits, fingerprint=_digits_fingerprint, image_shape=DIGITS_SHAPE)
     if "inception" not in EXTRACTORS:
         EXTRACTORS.add("inception", Extractor("inception", "inception-v3-compat", 3,
-                                              lambda: "inception-v3-compat:" + INCEPTION_FILE, _inception_kwargs))
+                                              lambda: "inception-v3-compat:" + INCEPTION_FILE, _inception_kwargs,
+                                              default_samples=10_000, published_samples=PUBLISHED_SAMPLES))
+
+
+def default_extractor(output_shape: tuple[int, ...]) -> str:
+    """``digits`` for the bundled kind of model (16x16, one channel), ``inception`` for every other."""
+    return "digits" if tuple(output_shape) == DIGITS_SHAPE else "inception"
+
+
+def check_fits(extractor: Extractor, output_shape: tuple[int, ...]) -> None:
+    """Refuse an extractor that cannot judge these images, naming the one that can."""
+    if extractor.image_shape is None or tuple(output_shape) == extractor.image_shape:
+        return
+    want, got = "x".join(map(str, extractor.image_shape)), "x".join(map(str, output_shape))
+    right = default_extractor(output_shape)
+    raise InputError(f"--extractor {extractor.name} only judges {want} images but this generator makes {got}; "
+                     f"use --extractor {right}" + (" (the standard FID network)" if right == "inception" else ""))
+
+
+def sample_count_notes(extractor: Extractor, num_samples: int) -> list[str]:
+    """What a reader must know before comparing this FID with another one."""
+    if extractor.published_samples is None:
+        return [f"FID with the {extractor.name} extractor compares models measured here with each other; "
+                "it is not comparable with published FIDs (those use --extractor inception)"]
+    if num_samples < MIN_COMPARABLE_SAMPLES:
+        return [f"FID from {num_samples:,} samples is biased (it falls as samples grow) and not comparable with "
+                f"published numbers; use at least {MIN_COMPARABLE_SAMPLES:,} (-n), papers use {extractor.published_samples:,}"]
+    if num_samples < extractor.published_samples:
+        return [f"FID from {num_samples:,} samples: papers use {extractor.published_samples:,} (-n "
+                f"{extractor.published_samples}); compare only with FIDs from the same count and real data"]
+    return []
 
 
 def get_extractor(name: str) -> Extractor:

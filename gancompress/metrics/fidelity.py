@@ -41,9 +41,12 @@ METRIC_KEYS = {
 
 
 def to_uint8(images: torch.Tensor, value_range: tuple[float, float], channels: int | None = None) -> torch.Tensor:
-    """Float images in ``value_range`` -> ``uint8`` ``0..255`` with ``channels`` channels."""
+    """Float images in ``value_range`` -> ``uint8`` ``0..255`` with ``channels`` channels (uint8 stays as is)."""
     lo, hi = value_range
-    out = ((images.float() - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
+    if images.dtype == torch.uint8:
+        out = images
+    else:
+        out = ((images.float() - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
     if channels == 3 and out.shape[1] == 1:
         out = out.repeat(1, 3, 1, 1)
     elif channels == 1 and out.shape[1] == 3:
@@ -199,3 +202,48 @@ def distribution_metrics(sampler: GeneratorSampler, real: RealSet | None, extrac
     else:
         raw = torch_fidelity.calculate_metrics(input1=sampler, **kwargs)
     return {METRIC_KEYS[k]: float(v) for k, v in raw.items() if k in METRIC_KEYS}
+
+
+def _fid_extractor(extractor: Extractor, request: MetricRequest, extra: dict):
+    from torch_fidelity.utils import create_feature_extractor, resolve_feature_layer_for_metric
+
+    kwargs = dict(feature_extractor=extractor.fidelity_name, verbose=False, **extra)
+    layer = resolve_feature_layer_for_metric("fid", **kwargs)
+    cuda = torch.device(request.device).type == "cuda"
+    return create_feature_extractor(extractor.fidelity_name, [layer], cuda=cuda, **kwargs), layer
+
+
+def real_statistics(real: RealSet, extractor: Extractor, request: MetricRequest, extra: dict | None = None,
+                    *, cache: bool = True):
+    """FID statistics of ``real`` (a :class:`~.stats_file.Statistics`), from the same cache the FID runs use
+    (``cache=False``: computed afresh and not stored, for generated images)."""
+    from torch_fidelity.metric_fid import fid_input_id_to_statistics_cached
+
+    from .stats_file import Statistics
+
+    fid_only = MetricRequest(True, False, False, False, request.num_samples, request.batch_size, request.seed,
+                             request.device)
+    kwargs = _fidelity_kwargs(fid_only, real, extractor, dict(extra or {}))
+    kwargs["cache"] = cache
+    os.makedirs(kwargs["cache_root"], exist_ok=True)
+    feat, layer = _fid_extractor(extractor, request, extra or {})
+    stats = fid_input_id_to_statistics_cached(2, feat, layer, **kwargs)
+    return Statistics(stats["mu"], stats["sigma"], {"extractor": extractor.name, "fingerprint": extractor.fingerprint(),
+                                                    "count": real.count, "layer": layer})
+
+
+def generated_statistics(sampler: GeneratorSampler, extractor: Extractor, request: MetricRequest,
+                         extra: dict | None = None):
+    """FID statistics of ``request.num_samples`` samples of ``sampler`` (seeded latents, as for FID)."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+    from torch_fidelity.utils import get_featuresdict_from_generative_model
+
+    from .stats_file import Statistics
+
+    sampler.channels = extractor.channels
+    feat, layer = _fid_extractor(extractor, request, extra or {})
+    cuda = torch.device(request.device).type == "cuda"
+    features = get_featuresdict_from_generative_model(sampler, feat, request.num_samples, request.batch_size, cuda,
+                                                      request.seed, False)[layer]
+    stats = fid_features_to_statistics(features)
+    return Statistics(stats["mu"], stats["sigma"], {"extractor": extractor.name, "count": request.num_samples})

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..registry import unknown_choice
 from .granularity import GRANULARITIES, check_sparsity, implied_sparsity, parse_block, parse_nm
 
 SCOPES = ("layer", "global")
@@ -51,7 +52,7 @@ class PruneConfig:
             raise InputError(f"granularity must be a name, got {self.granularity!r}")
         GRANULARITIES.get(self.granularity)
         if self.scope not in SCOPES:
-            raise InputError(f"unknown scope {self.scope!r}; choose one of: {', '.join(SCOPES)}")
+            raise unknown_choice("scope", self.scope, SCOPES)
         self.block, self.nm = parse_block(self.block), parse_nm(self.nm)
         self.include, self.exclude = _globs(self.include, "include"), _globs(self.exclude, "exclude")
         self.sparsity = self._checked_sparsity()
@@ -63,6 +64,9 @@ class PruneConfig:
         self.input_shape = _shape(self.input_shape)
 
     def _checked_sparsity(self) -> float:
+        if self.sparsity is None and self.granularity != "nm":
+            raise InputError("--sparsity is required: give the fraction of weights to zero, e.g. -s 0.9 "
+                             "(only --granularity nm implies it)")
         if self.granularity != "nm":
             return check_sparsity(self.sparsity)
         implied = implied_sparsity(self.nm)

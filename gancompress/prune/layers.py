@@ -14,6 +14,7 @@ with groups, output channel ``g*(out/g)+j`` reads input channels ``g*(in/g) ... 
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import warnings
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..layer_table import CONV, CONV_TRANSPOSE, KINDS, weight_layer
+from ..layer_table import CONV, CONV_TRANSPOSE, KINDS, MODULATED_CONV, weight_layer
 
 # Where a module keeps the tensor to prune, most specific first: spectral_norm (old API) keeps
 # ``weight_orig``, parametrize keeps ``parametrizations.weight.original`` (weight_norm: ``original1``
@@ -63,6 +64,10 @@ def geometry(shape: tuple[int, ...] | torch.Size, kind: str = CONV, groups: int 
     shape = tuple(int(s) for s in shape)
     if kind not in KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; expected one of {KINDS}")
+    if kind == MODULATED_CONV:
+        if len(shape) < 4 or shape[0] != 1:
+            raise ValueError(f"a modulated conv weight is (1, out, in, *kernel), not {shape}")
+        return dataclasses.replace(geometry(shape[1:], CONV, groups), kind=kind, shape=shape)
     if len(shape) < 2 or groups < 1:
         raise ValueError(f"not a prunable weight shape {shape} (groups={groups})")
     kernel = shape[2:]
@@ -95,7 +100,7 @@ def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
 
 
 def is_prunable(module: nn.Module) -> bool:
-    """Conv, transposed conv and Linear modules that hold a weight."""
+    """Conv, transposed conv and Linear modules (or modules declaring ``weight_kind``) that hold a weight."""
     return weight_layer(module) is not None and weight_name(module) is not None
 
 
@@ -133,6 +138,12 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
+def _selected(name: str, module: nn.Module, include: tuple[str, ...]) -> bool:
+    if include:
+        return _matches(name, include)
+    return getattr(module, "prune_by_default", True)
+
+
 def _warn_unmatched(names: list[str], globs: tuple[str, ...], option: str) -> None:
     for g in globs:
         if not any(fnmatch.fnmatchcase(n, g) for n in names):
@@ -153,7 +164,9 @@ def prunable_layers(
 
     Conv/transposed-conv/Linear weights only. The first and last prunable layers stay dense
     unless ``prune_first_last``. ``include``/``exclude`` are ``fnmatch`` globs on module names;
-    a glob matching nothing warns; an empty selection raises :class:`InputError`.
+    a glob matching nothing warns; an empty selection raises :class:`InputError`. A layer whose
+    module says ``prune_by_default = False`` (StyleGAN2's mapping, style affines and ToRGB) is
+    pruned only when an ``include`` glob names it.
     """
     include, exclude = tuple(include), tuple(exclude)
     layers = [(n, m) for n, m in model.named_modules() if is_prunable(m)]
@@ -163,7 +176,7 @@ def prunable_layers(
     _warn_unmatched(names, include, "include")
     _warn_unmatched(names, exclude, "exclude")
     chosen = layers if prune_first_last else layers[1:-1]
-    chosen = [(n, m) for n, m in chosen if (not include or _matches(n, include)) and not _matches(n, exclude)]
+    chosen = [(n, m) for n, m in chosen if _selected(n, m, include) and not _matches(n, exclude)]
     if not chosen:
         kept = "" if prune_first_last else (
             f"; the first and last layers ({names[0]}, {names[-1]}) are kept dense, pass "

@@ -58,13 +58,25 @@ def compute_masks(model: nn.Module, config: PruneConfig,
 
     ``config.coupled`` (filter granularity) prunes filter groups joined by residual additions
     together, ranked globally; it traces the model at ``config.input_shape`` (or the model's
-    ``input_shape`` attribute); see :mod:`.coupled`.
+    ``input_shape`` attribute); see :mod:`.coupled`. Filter pruning of a model that declares
+    its channel readers (StyleGAN2) also masks the readers' inputs of removed filters
+    (:mod:`.readers`); that already couples whatever must go together, so ``coupled`` adds
+    nothing there and its trace is skipped.
     """
-    if config.coupled:
+    readers = config.granularity == "filter" and hasattr(model, "channel_readers")
+    if config.coupled and not readers:
         from .coupled import coupled_masks
 
         masks = coupled_masks(model, config, previous)
         return {**{k: v.to(torch.bool) for k, v in (previous or {}).items() if k not in masks}, **masks}
+    if readers:
+        from .readers import mask_readers
+
+        return mask_readers(model, _masks(model, config, previous))
+    return _masks(model, config, previous)
+
+
+def _masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
     entries = _entries(model, config, previous)
     gran = GRANULARITIES.get(config.granularity)
     if config.scope == "global" and config.granularity != "nm":

@@ -1,16 +1,20 @@
 """Prune a checkpoint's generator: the library function behind ``gancompress prune``."""
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..formats.checkpoint import GanBundle, save_bundle
 from ..errors import InputError
 from ..io_utils import check_writable, derived_output
 from ..loading import LoadOptions, load_bundle
 from . import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report
+from .granularity import GRANULARITIES
 
 
 @dataclass
@@ -49,9 +53,18 @@ def teacher_source(bundle: GanBundle, source: str) -> str:
     return str(Path(source).expanduser().resolve())
 
 
-def default_output(source: str, config: PruneConfig) -> Path:
-    """``<stem>.pruned-<granularity><pct>.safetensors`` beside a local input, else in the cwd."""
-    return derived_output(source, f"pruned-{config.granularity}{round(100 * float(config.sparsity or 0))}")
+def default_output(source: str, granularity: str, sparsity: float) -> Path:
+    """``<stem>.<granularity><percent>.safetensors`` beside a local input, else in the cwd; a re-prune of
+    ``m.block90.safetensors`` gives ``m.block95.safetensors``, not ``m.block90.block95.safetensors``."""
+    path = derived_output(source, f"{granularity}{round(100 * sparsity)}")
+    base, _, tag = path.name[: -len(".safetensors")].rpartition(".")
+    previous = _TAG.search(base)
+    if previous and previous.group(1) in GRANULARITIES:
+        base = base[: previous.start()]
+    return path.with_name(f"{base}.{tag}.safetensors")
+
+
+_TAG = re.compile(r"\.(?:pruned-)?([a-z]+)(\d{1,3})$")
 
 
 def _config_record(config: PruneConfig) -> dict[str, Any]:
@@ -64,9 +77,8 @@ def _config_record(config: PruneConfig) -> dict[str, Any]:
 
 def prune_checkpoint(job: PruneJob) -> PruneResult:
     """Load, prune the generator by magnitude, and (unless ``dry_run``) write the project file."""
-    output = job.output or default_output(job.source, job.config)
-    if not job.dry_run:
-        check_writable(output, force=job.force, inputs=(Path(job.source),))
+    if job.output is not None and not job.dry_run:
+        check_writable(job.output, force=job.force, inputs=(Path(job.source),))
     bundle = load_bundle(job.source, job.load)
     if bundle.g_spec is None:
         raise InputError("this checkpoint holds a TorchScript or pickled module; prune needs a state dict it can rebuild")
@@ -75,17 +87,45 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         from ..generation import generator_info
 
         config = replace(config, input_shape=generator_info(bundle).input_shape)
+    previous, previous_record = bundle.masks or None, bundle.meta.get("pruning")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        masks = compute_masks(bundle.generator, config, previous=bundle.masks or None)
+        masks = compute_masks(bundle.generator, config, previous=previous)
     apply_masks(bundle.generator, masks)
     layers = layer_report(bundle.generator, masks, config)
     sparsity = achieved_sparsity(bundle.generator, masks)
-    record = {**_config_record(config), "source": teacher_source(bundle, job.source),
-              "layers": sorted(masks), "achieved": sparsity}
+    notes = [str(w.message) for w in caught]
+    record = {**_config_record(config), "source": teacher_source(bundle, job.source), "layers": sorted(masks)}
+    granularity, percent = config.granularity, config.sparsity
+    if _unchanged(previous, masks):  # the old masks already reach the target: say so, name and record what is there
+        notes.append(f"the existing masks already zero {sparsity['pruned']:.1%} of the pruned layers, at or above the "
+                     f"{config.sparsity:.0%} asked: nothing more was pruned")
+        if isinstance(previous_record, dict):
+            record = {**previous_record, "layers": sorted(masks)}
+        granularity, percent = str(record.get("granularity", granularity)), sparsity["pruned"]
+    record["achieved"] = sparsity
+    output = job.output or default_output(job.source, granularity, percent)
+    write = not job.dry_run
+    if job.output is None and _is_input(output, job.source):  # a no-op re-prune: the input is the result
+        notes[-1] += f"; {job.source} already is the result, nothing written"
+        output, write = Path(job.source), False
+    elif job.output is None and write:
+        check_writable(output, force=job.force, inputs=(Path(job.source),))
     bundle.masks = masks
     bundle.meta["pruning"] = record
     bundle.meta["provenance"] = {"source": job.source, "command": "prune"}
-    if not job.dry_run:
+    if write:
         save_bundle(bundle, output, force=job.force)
-    return PruneResult(None if job.dry_run else output, layers, sparsity, record, [str(w.message) for w in caught], bundle)
+    return PruneResult(None if job.dry_run else output, layers, sparsity, record, notes, bundle)
+
+
+def _is_input(output: Path, source: str) -> bool:
+    try:
+        return Path(source).expanduser().resolve() == output.resolve()
+    except OSError:
+        return False
+
+
+def _unchanged(previous: dict[str, torch.Tensor] | None, masks: dict[str, torch.Tensor]) -> bool:
+    """True when re-pruning zeroed nothing new (every mask is the one the file already had)."""
+    return bool(previous) and set(previous) == set(masks) and all(torch.equal(previous[k].bool(), masks[k]) for k in masks)
