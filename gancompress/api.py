@@ -135,11 +135,11 @@ def evaluate(generator: nn.Module, *, data: Any = None, reference: nn.Module | N
         references = [str(_write(folder / "reference.safetensors", _module(reference, "reference"), None))
                       ] if reference is not None else []
         real = _data_folder(data, folder / "data", _value_range(generator))
-        config = EvaluateConfig(sources, references=references, real=real, fid=fid, kid=kid, isc=isc, prc=prc,
-                                latency=LatencyConfig() if latency else None,
-                                extractor=extractor, num_samples=num_samples, batch_size=batch_size, seed=seed,
-                                device=device, samples_png=Path(samples) if samples else None,
-                                load=LoadOptions(arch=LIVE), **options)
+        config = EvaluateConfig.from_options(
+            sources=sources, references=references, real=real, fid=fid, kid=kid, isc=isc, prc=prc,
+            latency=LatencyConfig() if latency else None, extractor=extractor, num_samples=num_samples,
+            batch_size=batch_size, seed=seed, device=device, samples_png=Path(samples) if samples else None,
+            load=LoadOptions(arch=LIVE), **options)
         return run_evaluate(config).to_json()
 
 

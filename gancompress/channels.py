@@ -169,7 +169,8 @@ def _check_module(name: str, m: nn.Module) -> None:
 
 
 def graph_of(model: nn.Module) -> Graph:
-    """The whitelisted graph of ``model`` (modules deep-copied, in eval mode, not in place)."""
+    """The whitelisted graph of ``model`` (modules copied, in eval mode, not in place; their parameters and
+    buffers are the model's own tensors, which nothing here writes)."""
     traced = _trace(model)
     _undo_inplace(traced, model)
     for fxn in reversed(list(traced.nodes)):  # drop results nobody reads
@@ -198,7 +199,8 @@ def graph_of(model: nn.Module) -> Graph:
             if uses[fxn.target] > 1 and isinstance(m, SITE_BOUND):
                 raise refuse(f"layer {fxn.target} ({type(m).__name__}) is used more than once")
             if fxn.target not in modules:
-                modules[fxn.target] = copy.deepcopy(m).eval()
+                shared = {id(t): t for t in (*m.parameters(), *m.buffers())}  # read only: no second copy of the weights
+                modules[fxn.target] = copy.deepcopy(m, shared).eval()
                 if hasattr(modules[fxn.target], "inplace"):
                     modules[fxn.target].inplace = False
             nodes.append({"op": "module", "name": fxn.target, "in": [index[fxn.args[0]]]})

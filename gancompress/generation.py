@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .archs import ARCHITECTURES, ArchSpec
+from .archs.base import meta_forward
 from .formats.checkpoint import GanBundle
 from .errors import InputError
 
@@ -84,7 +85,9 @@ def _output_shape(generator: nn.Module, input_shape: tuple[int, ...], classes: i
     generator.eval()
     try:
         labels = torch.zeros(1, dtype=torch.long, device=device) if classes else None
-        out = run_generator(generator, torch.zeros(1, *input_shape, device=device), labels)
+        out = meta_forward(generator, input_shape) if labels is None else None  # shapes only: no weights read
+        if out is None:
+            out = run_generator(generator, torch.zeros(1, *input_shape, device=device), labels)
         if out.dim() != 4:
             raise InputError(f"the generator makes outputs of shape {tuple(out.shape[1:])} per sample, not images "
                              "(C, H, W); give it an `output_shape` attribute, e.g. (1, 28, 28), to reshape a flat output")

@@ -30,7 +30,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
         if not isinstance(weight, torch.Tensor):
             weight = getattr(module, "weight_orig", None)  # spectral norm
         numel = sum(p.numel() for _, p in params)
-        zeros = sum(int((p == 0).sum()) for _, p in params)
+        zeros = numel - sum(int(torch.count_nonzero(p)) for _, p in params)
         weight_layer = is_weight_layer(module) and isinstance(weight, torch.Tensor)
         rows.append({
             "name": name or "(root)",
@@ -54,7 +54,7 @@ def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | Non
 def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
-    nonzero = sum(int((p != 0).sum()) for p in params)
+    nonzero = sum(int(torch.count_nonzero(p)) for p in params)
     dtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
     return {
         "parameters": total,

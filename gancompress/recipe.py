@@ -83,8 +83,9 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
 
     references = [] if str(model_path) == dense_source else [dense_source]
     real = None if real == "builtin:digits" else real  # the default for digits models
-    report = evaluate(EvaluateConfig([str(model_path)], references=references, fid=True, num_samples=num_samples,
-                                     seed=seed, device=device, load=load, real=real))
+    report = evaluate(EvaluateConfig.from_options(sources=[str(model_path)], references=references, fid=True,
+                                                  num_samples=num_samples, seed=seed, device=device, load=load,
+                                                  real=real))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,

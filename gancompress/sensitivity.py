@@ -133,8 +133,9 @@ def _fid_probe(config: SensitivityConfig, bundle) -> Callable[[torch.nn.Module],
     def fid(generator: torch.nn.Module) -> float:
         path = folder / "variant.safetensors"
         save_bundle(GanBundle(generator, bundle.g_spec, meta={}), path, force=True)
-        report = evaluate(EvaluateConfig([str(path)], fid=True, real=config.data, num_samples=config.fid_samples,
-                                         seed=config.seed, device=config.device))
+        report = evaluate(EvaluateConfig.from_options(sources=[str(path)], fid=True, real=config.data,
+                                                      num_samples=config.fid_samples, seed=config.seed,
+                                                      device=config.device))
         return report.rows[0].values().get("fid")
 
     return fid

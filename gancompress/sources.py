@@ -308,14 +308,15 @@ def _read_torch(path: Path, *, trust_pickle: bool) -> RawFile:
 
     if not _looks_like_torch_file(path):
         raise InputError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save archive nor a pickle); check the file")
-    if not zipfile.is_zipfile(path):
+    zipped = zipfile.is_zipfile(path)
+    if not zipped:
         _check_legacy_sizes(path, path.stat().st_size)
 
-    try:
+    try:  # a zip archive is memory-mapped: tensors are read from the page cache, not copied in
         # argparse.Namespace only holds values (training scripts such as StyleGAN2's train.py save
         # their options in one); allowing it lets their checkpoints load without running code
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle))
+            return RawFile(path, torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=zipped))
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "weights_only" in str(exc):
             raise InputError(

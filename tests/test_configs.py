@@ -1,14 +1,18 @@
 """The shared configs, registries and progress/stop plumbing of issue 15."""
 from __future__ import annotations
 
+import ast
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+import gancompress
 from gancompress.errors import InputError
+from gancompress.evaluate.config import EvaluateConfig
 from gancompress.export import formats as export_formats
 from gancompress.finetune import methods
 from gancompress.finetune.config import FinetuneConfig, LossWeights, Rates, RecoveryConfig
@@ -125,3 +129,56 @@ def test_the_library_installs_no_signal_handlers():
              if "signal" in {a.name for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Import)
                              for a in n.names}]
     assert users == ["cli/progress.py"]
+
+
+MAX_CONFIG_FIELDS = 15
+
+
+def _dataclass_fields(tree: ast.Module) -> dict[str, int]:
+    """Field count of every ``@dataclass`` class named ``*Config``/``*Options`` (annotated class attributes)."""
+    def is_dataclass(d: ast.expr) -> bool:
+        target = d.func if isinstance(d, ast.Call) else d
+        return (isinstance(target, ast.Name) and target.id == "dataclass") or (
+            isinstance(target, ast.Attribute) and target.attr == "dataclass")
+
+    counts = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.ClassDef) and node.name.endswith(("Config", "Options"))
+                and any(is_dataclass(d) for d in node.decorator_list)):
+            counts[node.name] = sum(isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+                                    and "ClassVar" not in ast.unparse(s.annotation) for s in node.body)
+    return counts
+
+
+def test_no_config_has_more_than_fifteen_fields():
+    root = Path(gancompress.__file__).parent
+    counts = {f"{path.relative_to(root)}:{name}": n for path in sorted(root.rglob("*.py"))
+              for name, n in _dataclass_fields(ast.parse(path.read_text())).items()}
+    assert "evaluate/config.py:EvaluateConfig" in counts and "finetune/config.py:FinetuneConfig" in counts
+    too_big = {k: n for k, n in counts.items() if n > MAX_CONFIG_FIELDS}
+    assert not too_big, f"split these configs into composed parts of at most {MAX_CONFIG_FIELDS} fields: {too_big}"
+
+
+def test_field_counter_sees_a_big_dataclass():
+    fields = "\n".join(f"    f{i}: int = {i}" for i in range(16))
+    tree = ast.parse(f"@dataclasses.dataclass(frozen=True)\nclass BigConfig:\n{fields}\n    X: ClassVar[int] = 1\n")
+    assert _dataclass_fields(tree) == {"BigConfig": 16}
+
+
+def test_evaluate_config_parts_check_themselves_and_join_once():
+    c = EvaluateConfig.from_options(sources=["a", "b"], fid=True, max_fid=5.0, out="r.json", seed=4, trust_pickle=True,
+                                    direction="BtoA", data="d")
+    assert c.models.reference_index == 0 and c.metrics.fid and c.gates.max_fid == 5.0 and c.run.seed == 4
+    assert c.models.load == LoadOptions(trust_pickle=True, direction="BtoA") and c.outputs.out == "r.json"
+    with pytest.raises(InputError, match="--max-fid needs --fid"):
+        EvaluateConfig.from_options(sources=["a"], max_fid=5.0)
+    with pytest.raises(InputError, match="--max-fid-increase needs --fid and a --reference"):
+        EvaluateConfig.from_options(sources=["a"], fid=True, max_fid_increase_pct=10.0)
+    with pytest.raises(InputError, match="--kid and --prc need the real images"):
+        EvaluateConfig.from_options(sources=["a"], kid=True, real="stats.npz")
+    with pytest.raises(InputError, match="--grid-columns must be at least 1"):
+        EvaluateConfig.from_options(sources=["a"], grid_columns=0)
+    with pytest.raises(InputError, match="direction"):
+        EvaluateConfig.from_options(sources=["a"], direction="sideways")
+    with pytest.raises(TypeError, match="unknown evaluate options: colour"):
+        EvaluateConfig.from_options(sources=["a"], colour=1)

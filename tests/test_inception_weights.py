@@ -95,11 +95,12 @@ def test_default_sample_counts_follow_the_extractor(tmp_path):
     Image.fromarray((torch.rand(8, 8, 3) * 255).to(torch.uint8).numpy()).save(tmp_path / "a.png")
     rgb = GeneratorInfo("noise", (8, 1, 1), (3, 32, 32), (-1.0, 1.0))
     digits = GeneratorInfo("noise", (8, 1, 1), (1, 16, 16), (-1.0, 1.0))
-    plan = plan_metrics(EvaluateConfig(["g"], fid=True, real=str(tmp_path)), rgb, early={})
+    plan = plan_metrics(EvaluateConfig.from_options(sources=["g"], fid=True, real=str(tmp_path)), rgb, early={})
     assert plan.extractor.name == "inception" and plan.num_samples == 10_000
     assert plan.notes == ["FID from 10,000 samples: papers use 50,000 (-n 50000); compare only with FIDs from the "
                           "same count and real data"]
-    plan = plan_metrics(EvaluateConfig(["g"], fid=True), digits, early=None)
+    plan = plan_metrics(EvaluateConfig.from_options(sources=["g"], fid=True), digits, early=None)
     assert plan.extractor.name == "digits" and plan.num_samples == 2_000
-    plan = plan_metrics(EvaluateConfig(["g"], fid=True, real=str(tmp_path), num_samples=50_000), rgb, early={})
+    config = EvaluateConfig.from_options(sources=["g"], fid=True, real=str(tmp_path), num_samples=50_000)
+    plan = plan_metrics(config, rgb, early={})
     assert plan.notes == []

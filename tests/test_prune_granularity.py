@@ -380,3 +380,49 @@ def test_detect_tolerates_stray_exact_zeros():
         assert detect_structure(pruned) == label
     very_sparse = w * GRANULARITIES.get("element").mask(w, 0.99, "conv")
     assert detect_structure(very_sparse) == "element"
+
+
+def _detect_whole(weight, kind="conv", groups=1):
+    """The detection on the whole tensor (no banding, no shortcuts): what detect_structure must equal."""
+    from gancompress.prune import masks as M
+
+    geo = geometry(weight.shape, kind, groups)
+    zero = to_canonical(weight == 0, geo)
+    zeros = int(zero.sum())
+    if not zeros:
+        return "none"
+    for _, label, name, opts in M._candidates(geo):
+        if M._uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
+            return label
+    for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
+        rows = M.nm_rows(zero, geo, axis)
+        for n, m in M._NMS:
+            if M._is_nm(rows, n, m):
+                return f"{n}:{m}{suffix}"
+    return "element"
+
+
+@pytest.mark.parametrize("layer,shape,groups", [("conv", (43, 6, 3, 3), 1), ("conv_transpose", (6, 21, 4, 4), 1),
+                                                ("linear", (37, 20), 1), ("conv", (12, 3, 3, 3), 4)])
+@pytest.mark.parametrize("pattern", ["stray", "block", "filter-stray", "kernel", "last-rows", "nm"])
+def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern):
+    gen = torch.Generator().manual_seed(hash((layer, pattern)) % 1000)
+    w = torch.randn(shape, generator=gen) + 0.01
+    flat = w.view(-1)
+    if pattern == "stray":
+        flat[torch.randint(0, flat.numel(), (3,), generator=gen)] = 0.0
+    elif pattern == "block":
+        w = w * GRANULARITIES.get("block").mask(w, 0.5, layer, groups=groups, block=(2, 2))
+    elif pattern == "filter-stray":
+        w = w * GRANULARITIES.get("filter").mask(w, 0.25, layer, groups=groups)
+        w.view(-1)[5] = 0.0
+    elif pattern == "kernel":
+        w = w * GRANULARITIES.get("kernel").mask(w, 0.5, layer, groups=groups)
+    elif pattern == "last-rows":
+        geo = geometry(w.shape, layer, groups)
+        canon = to_canonical(w, geo).clone()
+        canon[-1, :] = 0.0  # one whole unit in the ragged last band only
+        w = from_canonical(canon, geo).contiguous()
+    else:
+        w = w * GRANULARITIES.get("nm").mask(w, None, layer, groups=groups, nm=(2, 4))
+    assert detect_structure(w, layer, groups) == _detect_whole(w, layer, groups)

@@ -127,9 +127,36 @@ def build_loaded(spec: ArchSpec, state_dict: StateDict, what: str) -> nn.Module:
         if spec.name != "custom":  # the user's own constructor may not support meta tensors: build it for real
             raise
         skeleton = None
-    if skeleton is not None:
-        check_fits(skeleton, state_dict, what)
-    return load_into(build(spec), state_dict, what)
+    if skeleton is None:
+        return load_into(build(spec), state_dict, what)
+    check_fits(skeleton, state_dict, what)
+    return _assigned(skeleton, state_dict) or load_into(build(spec), state_dict, what)
+
+
+def _assigned(skeleton: nn.Module, state_dict: StateDict) -> nn.Module | None:
+    """The meta-device ``skeleton`` holding the state dict's tensors themselves (cast where the network's dtype
+    differs), so loading costs no second copy and no random initialisation; None when the module keeps state
+    the dict does not hold (a non-persistent buffer would stay on the meta device)."""
+    expected = skeleton.state_dict()
+    tensors = {k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype) for k, v in state_dict.items()}
+    skeleton.load_state_dict(tensors, strict=True, assign=True)
+    if any(t.is_meta for t in (*skeleton.parameters(), *skeleton.buffers())):
+        return None
+    return skeleton
+
+
+@torch.no_grad()
+def meta_forward(module: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor | None:
+    """``module`` applied to one zero sample with every parameter and buffer stood in for by a meta tensor: the
+    output's shape (and the FLOPs a counter sees) without reading the weights or allocating activations; None
+    when the forward cannot run on the meta device (data-dependent branches, tensors made on the CPU)."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in (*module.named_parameters(), *module.named_buffers())}
+    try:
+        return functional_call(module, state, (torch.zeros(1, *input_shape, device="meta"),))
+    except Exception:  # noqa: BLE001 - any failure means: run it for real
+        return None
 
 
 def prepare(arch: Architecture, state_dict: StateDict) -> dict[str, torch.Tensor]:
@@ -199,4 +226,4 @@ def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -
 def build_detected(spec: ArchSpec, state_dict: StateDict, role: str) -> nn.Module:
     """A detected ``spec`` built, with ``state_dict`` (normalised for its layout) loaded strictly, in eval mode."""
     arch = ARCHITECTURES.get(spec.name)
-    return load_into(build(spec), prepare(arch, state_dict), f"{role} {spec.name}").eval()
+    return build_loaded(spec, prepare(arch, state_dict), f"{role} {spec.name}").eval()

@@ -84,13 +84,12 @@ def evaluate(
     sizes = _int_list("--batch-size", batch_size)
     lat = LatencyConfig(tuple(backend.split(",")), tuple(sizes)) if latency else None
     sources = [source_from_stdin(s) for s in sources] if sources else [source_from_stdin(None)]
-    config = EvaluateConfig(
+    config = EvaluateConfig.from_options(
         sources=sources, references=reference or [], labels=label or [], real=real, data=data, fid=fid, kid=kid,
         isc=isc, prc=prc, lpips=lpips, extractor=extractor, num_samples=num_samples, batch_size=max(sizes), seed=seed,
         device=device, latency=lat, samples_png=samples, out=out, save_stats=save_stats, force=force, max_fid=max_fid,
         max_fid_increase_pct=max_fid_increase, min_psnr=min_psnr, inception_weights=inception_weights,
-        trust_pickle=trust_pickle, pairs=pairs, inputs=inputs, direction=direction, load=load,
-        truncation=truncation, amp=amp,
+        pairs=pairs, inputs=inputs, direction=direction, load=load, truncation=truncation, amp=amp,
     )
     _check_markdown(markdown, config)
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
@@ -128,11 +127,13 @@ def _check_markdown(markdown: Path | None, config: Any) -> None:
 
     if markdown is None:
         return
-    for option, other in (("-o/--output", config.out), ("--samples", config.samples_png), ("--save-stats", config.save_stats)):
+    named = (("-o/--output", config.outputs.out), ("--samples", config.outputs.samples_png),
+             ("--save-stats", config.data.save_stats))
+    for option, other in named:
         if other is not None and Path(other).resolve() == Path(markdown).resolve():
             raise InputError(f"--markdown and {option} name the same file; choose two different files")
-    inputs = tuple(Path(s) for s in config.all_sources if "://" not in s and not s.startswith("builtin:"))
-    check_writable(Path(markdown), force=config.force, inputs=inputs)
+    inputs = tuple(Path(s) for s in config.models.all_sources if "://" not in s and not s.startswith("builtin:"))
+    check_writable(Path(markdown), force=config.outputs.force, inputs=inputs)
 
 
 # (key, header, lower is better, format)

@@ -115,7 +115,7 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     
     info = models[0].info
     size = min(info.output_shape[-1], 128)
-    items = test.items[:config.grid_columns]
+    items = test.items[:config.outputs.grid_columns]
     c = info.output_shape[0]
 
     def shown(images: list[torch.Tensor]) -> torch.Tensor:
@@ -136,7 +136,7 @@ def write_img2img_grid(config: EvaluateConfig, models: list[LoadedModel], dense:
     if test.paired and targets:
         rows.append(("target", shown(targets)))
     scale = max(1, min(8, 64 // max(1, size)))
-    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
+    return save_grid(rows, config.outputs.samples_png, info.output_range, scale, force=config.outputs.force)
 
 
 MAX_CLASS_ROWS = 16  # a class-conditional grid shows the first classes only
@@ -146,7 +146,8 @@ MAX_CLASS_ROWS = 16  # a class-conditional grid shows the first classes only
 def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
     
     info = models[0].info
-    x = next(model_inputs(info, config.grid_columns, config.grid_columns, config.seed, resolve_device(config.device)))
+    columns = config.outputs.grid_columns
+    x = next(model_inputs(info, columns, columns, config.run.seed, resolve_device(config.run.device)))
     if info.num_classes:  # one row per class and model, the same latents in every column
         from ..generation import with_labels
 
@@ -155,4 +156,4 @@ def write_grid(config: EvaluateConfig, models: list[LoadedModel]) -> Path:
     else:
         rows = [(shown_label(m), m.bundle.generator(x).float().cpu()) for m in models]
     scale = max(1, min(8, 64 // max(1, info.output_shape[-1])))
-    return save_grid(rows, config.samples_png, info.output_range, scale, force=config.force)
+    return save_grid(rows, config.outputs.samples_png, info.output_range, scale, force=config.outputs.force)

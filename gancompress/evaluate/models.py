@@ -1,7 +1,7 @@
 """The generators one ``evaluate`` run compares: loading them, checking they match, the teacher, inputs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -46,9 +46,9 @@ def default_labels(sources: list[str]) -> list[str]:
 
 def compared_models(config: EvaluateConfig, device: torch.device) -> list[LoadedModel]:
     """Every source of ``config`` loaded, labelled (``--label`` or :func:`default_labels`) and given its role."""
-    sources = config.all_sources
-    labels = config.labels + default_labels(sources)[len(config.labels):]
-    roles = ["reference" if i == config.reference_index else "model" for i in range(len(sources))]
+    sources = config.models.all_sources
+    labels = config.models.labels + default_labels(sources)[len(config.models.labels):]
+    roles = ["reference" if i == config.models.reference_index else "model" for i in range(len(sources))]
     first = load_model(sources[0], roles[0], config, device, labels[0])
     models = [first] + [load_model(s, r, config, device, label, first.bundle)
                         for s, r, label in zip(sources[1:], roles[1:], labels[1:])]
@@ -62,14 +62,13 @@ def load_model(source: str, role: str, config: EvaluateConfig, device: torch.dev
     teacher of the same ``--arch`` reuses when none are given."""
     from ..formats.precision import run_in_weight_dtype
     from ..generation import generator_info, set_truncation
-    from ..loading import LoadOptions, load_bundle
+    from ..loading import load_bundle
     from ..sources import resolve
 
-    options = replace(config.load or LoadOptions(), trust_pickle=config.trust_pickle, direction=config.direction)
-    bundle = load_bundle(options.for_source(source).like(like.g_spec if like is not None else None))
+    bundle = load_bundle(config.models.load.for_source(source).like(like.g_spec if like is not None else None))
     run_in_weight_dtype(bundle.generator.eval().to(device))
-    if config.truncation != 1.0:
-        set_truncation(bundle.generator, config.truncation, source)
+    if config.metrics.truncation != 1.0:
+        set_truncation(bundle.generator, config.metrics.truncation, source)
     info = generator_info(bundle)
     return LoadedModel(source, label or default_labels([source])[0], role, bundle, info, resolve(source))
 

@@ -40,20 +40,21 @@ class MetricPlan:
 
 def early_extractor_kwargs(config: EvaluateConfig) -> dict[str, Any] | None:
     """An explicitly chosen extractor's needs (Inception weights) are checked before loading anything."""
-    if config.extractor is None or not (config.wants_distribution or config.save_stats):
+    if config.metrics.extractor is None or not (config.metrics.wants_distribution or config.data.save_stats):
         return None
     from ..metrics.extractors import ExtractorOptions, get_extractor
 
-    return get_extractor(config.extractor).fidelity_kwargs(ExtractorOptions(config.inception_weights))
+    return get_extractor(config.metrics.extractor).fidelity_kwargs(ExtractorOptions(config.metrics.inception_weights))
 
 
 def _with_extractor(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None) -> MetricPlan:
     from ..metrics.extractors import ExtractorOptions, check_fits, default_extractor, get_extractor
 
-    extractor = get_extractor(config.extractor or default_extractor(info.output_shape))
+    extractor = get_extractor(config.metrics.extractor or default_extractor(info.output_shape))
     check_fits(extractor, info.output_shape)
-    kwargs = early if early is not None else extractor.fidelity_kwargs(ExtractorOptions(config.inception_weights))
-    return MetricPlan(extractor, kwargs, num_samples=config.num_samples or extractor.default_samples)
+    options = ExtractorOptions(config.metrics.inception_weights)
+    kwargs = early if early is not None else extractor.fidelity_kwargs(options)
+    return MetricPlan(extractor, kwargs, num_samples=config.metrics.num_samples or extractor.default_samples)
 
 
 def _attach_real(plan: MetricPlan, config: EvaluateConfig, info: GeneratorInfo, spec: str | None) -> None:
@@ -63,25 +64,25 @@ def _attach_real(plan: MetricPlan, config: EvaluateConfig, info: GeneratorInfo, 
             "generator: pass --data (a folder of images, a statistics .npz or a data set name such as "
             "cifar10-train; builtin:digits only suits 16x16 one-channel digits models)")
     plan.real_spec = spec
-    if config.data_is_stats:
+    if config.data.is_stats:
         plan.stats = load_reference_stats(spec, plan.extractor)
     else:
-        plan.real = real_set(spec, info, config.real_limit)
+        plan.real = real_set(spec, info, config.data.real_limit)
 
 
 def plan_metrics(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, Any] | None,
                  test: TestImages | None = None) -> MetricPlan:
     from ..metrics.extractors import sample_count_notes
 
-    if not (config.wants_distribution or config.save_stats):
-        return MetricPlan(num_samples=config.num_samples or FALLBACK_SAMPLES)
+    if not (config.metrics.wants_distribution or config.data.save_stats):
+        return MetricPlan(num_samples=config.metrics.num_samples or FALLBACK_SAMPLES)
     if info.input_kind != "noise":
         return _plan_img2img(config, info, early, test)
     plan = _with_extractor(config, info, early)
-    if config.needs_real or config.save_stats:
-        _attach_real(plan, config, info, config.real or ("builtin:digits" if tuple(info.output_shape) == DIGITS_SHAPE
-                                                          else None))
-    if config.fid:
+    if config.metrics.needs_real or config.data.save_stats:
+        digits = "builtin:digits" if tuple(info.output_shape) == DIGITS_SHAPE else None
+        _attach_real(plan, config, info, config.data.real or digits)
+    if config.metrics.fid:
         plan.notes += sample_count_notes(plan.extractor, plan.num_samples)
     return plan
 
@@ -95,15 +96,15 @@ def _plan_img2img(config: EvaluateConfig, info: GeneratorInfo, early: dict[str, 
                          "(pix2pix: A|B side-by-side images or A/ and B/; CycleGAN: A/ and B/; SR: high-resolution images)")
     plan = _with_extractor(config, info, early)
     plan.num_samples = len(test.items)
-    if not (config.needs_real or config.save_stats):
+    if not (config.metrics.needs_real or config.data.save_stats):
         return plan
-    if config.real:
-        _attach_real(plan, config, info, config.real)
+    if config.data.real:
+        _attach_real(plan, config, info, config.data.real)
     else:
         size = info.output_shape[-1]
-        targets = fit_all(test.domain[:config.real_limit] if config.real_limit else test.domain, size)
+        targets = fit_all(test.domain[:config.data.real_limit] if config.data.real_limit else test.domain, size)
         digest = hashlib.sha256(to_bytes(targets)).hexdigest()[:16]
-        plan.real = RealSet.from_tensor(targets, f"img2img:{test.spec}:{config.direction}:{digest}|{size}",
+        plan.real = RealSet.from_tensor(targets, f"img2img:{test.spec}:{config.models.load.direction}:{digest}|{size}",
                                         tuple(info.output_range))
         plan.real_spec = f"{test.spec} (target domain)"
     return plan

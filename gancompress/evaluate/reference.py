@@ -108,7 +108,7 @@ def save_reference_stats(config: Any, plan: Any, info: GeneratorInfo, device: to
     from ..metrics.fidelity import MetricRequest, real_statistics
     from ..metrics.stats_file import save_statistics
 
-    request = MetricRequest(batch_size=config.batch_size, seed=config.seed, device=str(device))
+    request = MetricRequest(batch_size=config.metrics.batch_size, seed=config.run.seed, device=str(device))
     stats = real_statistics(plan.real, plan.extractor, request, plan.extractor_kwargs)
     stats.meta.update({"data": plan.real_spec, "image_shape": list(info.output_shape), "gancompress": __version__})
-    return str(save_statistics(Path(config.save_stats), stats, force=config.force))
+    return str(save_statistics(Path(config.data.save_stats), stats, force=config.outputs.force))

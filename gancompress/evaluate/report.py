@@ -136,26 +136,28 @@ def _row_gates(config: EvaluateConfig, row: ModelRow, ref_row: ModelRow | None, 
     who = f"{row.label}: " if named else ""
     gates: list[GateResult] = []
     fid = row.metrics.get("fid")
-    if config.max_fid is not None:
-        ok = fid is not None and fid <= config.max_fid
-        gates.append(GateResult("--max-fid", config.max_fid, fid, ok, f"{who}FID {_num(fid)} > --max-fid {config.max_fid:g}"))
-    if config.max_fid_increase_pct is not None:
+    if config.gates.max_fid is not None:
+        limit = config.gates.max_fid
+        ok = fid is not None and fid <= limit
+        gates.append(GateResult("--max-fid", limit, fid, ok, f"{who}FID {_num(fid)} > --max-fid {limit:g}"))
+    if config.gates.max_fid_increase_pct is not None:
         ref = ref_row.metrics.get("fid") if ref_row is not None else None
         pct = _pct(fid, ref) if fid is not None and ref is not None else None
-        ok = pct is not None and pct <= config.max_fid_increase_pct
-        gates.append(GateResult("--max-fid-increase", config.max_fid_increase_pct, pct, ok,
+        ok = pct is not None and pct <= config.gates.max_fid_increase_pct
+        gates.append(GateResult("--max-fid-increase", config.gates.max_fid_increase_pct, pct, ok,
                                 f"{who}FID {_num(fid)} is {_num(pct, '+.2f')}% vs the reference's {_num(ref)} "
-                                f"(> --max-fid-increase {config.max_fid_increase_pct:g}%)"))
-    if config.min_psnr is not None:
+                                f"(> --max-fid-increase {config.gates.max_fid_increase_pct:g}%)"))
+    if config.gates.min_psnr is not None:
         psnr = row.similarity.psnr if row.similarity is not None else None
-        ok = psnr is not None and psnr >= config.min_psnr
-        gates.append(GateResult("--min-psnr", config.min_psnr, psnr, ok,
-                                f"{who}PSNR {_num(psnr)} dB < --min-psnr {config.min_psnr:g} dB"))
+        ok = psnr is not None and psnr >= config.gates.min_psnr
+        gates.append(GateResult("--min-psnr", config.gates.min_psnr, psnr, ok,
+                                f"{who}PSNR {_num(psnr)} dB < --min-psnr {config.gates.min_psnr:g} dB"))
     return gates
 
 
 def write_report(config: EvaluateConfig, report: EvaluateReport) -> None:
     from ..io_utils import atomic_write_text
 
-    if config.out is not None:
-        atomic_write_text(Path(config.out), json.dumps(report.to_json(), indent=2) + "\n", force=config.force)
+    if config.outputs.out is not None:
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+        atomic_write_text(Path(config.outputs.out), text, force=config.outputs.force)

@@ -64,12 +64,12 @@ def load_test_images(config: EvaluateConfig, model: LoadedModel) -> TestImages:
     info = model.info
     kind = test_kind(model.bundle)
     scale = max(1, info.output_shape[-1] // info.input_shape[-1]) if kind == "sr" else 1
-    data = load_image_data(kind, str(config.pairs), info.input_shape[0], info.output_shape[0], inputs=config.inputs,
-                           direction=config.direction, scale=scale)
+    data = load_image_data(kind, str(config.data.pairs), info.input_shape[0], info.output_shape[0],
+                           inputs=config.data.inputs, direction=config.models.load.direction, scale=scale)
     items = eval_pairs(data, info.output_range, input_multiple(model.bundle.g_spec))
     domain = [t for _, _, t in items] if kind != "unpaired" else [
         _to_range_batch(b, info.output_range) for b in data.b]
-    return TestImages(kind, items, domain, str(config.pairs), data.notes)
+    return TestImages(kind, items, domain, str(config.data.pairs), data.notes)
 
 
 def _to_range_batch(image: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
@@ -89,7 +89,7 @@ def _img2img_measure(row: ModelRow, model: LoadedModel, test: TestImages, plan: 
     """FID etc. of the outputs vs the target domain, PSNR/SSIM vs ground truth, fidelity to the dense model."""
     import torch_fidelity
 
-    from ..metrics.fidelity import METRIC_KEYS, MetricRequest, RealSet, _fidelity_kwargs
+    from ..metrics.fidelity import METRIC_KEYS, RealSet, _fidelity_kwargs
     from ..metrics.similarity import SimilarityAccumulator
 
     lo, hi = model.info.output_range
@@ -108,18 +108,17 @@ def _img2img_measure(row: ModelRow, model: LoadedModel, test: TestImages, plan: 
         row.similarity, row.similarity_to = acc.result(), dense.source
     if plan.lpips is not None and dense is not None and dense is not model:
         row.lpips = _mean_lpips(plan, zip(outputs, _img2img_outputs(dense, test, device)), model)
-    if plan.extractor is None or not config.wants_distribution:
+    if plan.extractor is None or not config.metrics.wants_distribution:
         return
     fake = RealSet.from_tensor(fit_all(outputs, model.info.output_shape[-1]), "outputs", (lo, hi))
-    request = MetricRequest(config.fid and plan.stats is None, config.kid, config.isc, config.prc, fake.count,
-                            config.batch_size, config.seed, str(device))
+    request = _request(config, plan, fake.count, device)
     if request.any:
         kwargs = _fidelity_kwargs(request, plan.real, plan.extractor, dict(plan.extractor_kwargs))
         kwargs.pop("input1_model_num_samples", None)
         Path(kwargs["cache_root"]).mkdir(parents=True, exist_ok=True)
         raw = torch_fidelity.calculate_metrics(input1=fake.dataset(plan.extractor.channels), **kwargs)
         row.metrics.update({METRIC_KEYS[k]: float(v) for k, v in raw.items() if k in METRIC_KEYS})
-    if config.fid and plan.stats is not None:
+    if config.metrics.fid and plan.stats is not None:
         from ..metrics.fidelity import real_statistics
         from ..metrics.stats_file import frechet_distance
 
@@ -147,7 +146,8 @@ def _latency(row: ModelRow, model: LoadedModel, config: EvaluateConfig, device: 
     from ..metrics.latency import measure_backends
 
     results = measure_backends(model.bundle.generator, model.info.input_shape, device, list(config.latency.backends),
-                               list(config.latency.batch_sizes), seed=config.seed, num_classes=model.info.num_classes)
+                               list(config.latency.batch_sizes), seed=config.run.seed,
+                               num_classes=model.info.num_classes)
     row.latency = [r.to_dict() for r in results]
     measured = [r for r in results if r.median_ms is not None]
     if measured:
@@ -163,11 +163,12 @@ def _similarity(row: ModelRow, model: LoadedModel, dense: LoadedModel | None, pl
     if dense is None or dense is model:
         return
     lo, hi = model.info.output_range
-    inputs = model_inputs(model.info, plan.num_samples, config.batch_size, config.seed, device)
+    inputs = model_inputs(model.info, plan.num_samples, config.metrics.batch_size, config.run.seed, device)
     row.similarity = compare_models(model.bundle.generator, dense.bundle.generator, inputs, hi - lo)
     row.similarity_to = dense.source
     if plan.lpips is not None:
-        inputs = model_inputs(model.info, min(plan.num_samples, LPIPS_SAMPLES), config.batch_size, config.seed, device)
+        n = min(plan.num_samples, LPIPS_SAMPLES)
+        inputs = model_inputs(model.info, n, config.metrics.batch_size, config.run.seed, device)
         with torch.no_grad():
             pairs = ((model.bundle.generator(x), dense.bundle.generator(x)) for x in inputs)
             row.lpips = _mean_lpips(plan, pairs, model)
@@ -181,27 +182,35 @@ def _mean_lpips(plan: MetricPlan, pairs, model: LoadedModel) -> float:
 
 def _distribution(row: ModelRow, model: LoadedModel, plan: MetricPlan, config: EvaluateConfig,
                   device: torch.device, tick: Callable[[int], None]) -> None:
-    from ..metrics.fidelity import GeneratorSampler, MetricRequest, distribution_metrics, generated_statistics
+    from ..metrics.fidelity import GeneratorSampler, distribution_metrics, generated_statistics
     from ..metrics.stats_file import frechet_distance
 
-    if plan.extractor is None or not config.wants_distribution:
+    if plan.extractor is None or not config.metrics.wants_distribution:
         return
-    request = MetricRequest(config.fid and plan.stats is None, config.kid, config.isc, config.prc, plan.num_samples,
-                            config.batch_size, config.seed, str(device))
+    request = _request(config, plan, plan.num_samples, device)
     sampler = GeneratorSampler(model.bundle.generator, model.info.input_shape, model.info.output_range, on_batch=tick,
                                num_classes=model.info.num_classes)
     if request.any:
         row.metrics = distribution_metrics(sampler, plan.real, plan.extractor, request, plan.extractor_kwargs)
-    if config.fid and plan.stats is not None:
+    if config.metrics.fid and plan.stats is not None:
         generated = generated_statistics(sampler, plan.extractor, request, plan.extractor_kwargs)
         row.metrics["fid"] = frechet_distance(generated, plan.stats)
+
+
+def _request(config: EvaluateConfig, plan: MetricPlan, count: int, device: torch.device) -> Any:
+    """The distribution metrics of ``config`` on ``count`` samples (FID from features only without a stats file)."""
+    from ..metrics.fidelity import MetricRequest
+
+    m = config.metrics
+    return MetricRequest(m.fid and plan.stats is None, m.kid, m.isc, m.prc, count, m.batch_size, config.run.seed,
+                         str(device))
 
 
 def progress_total(config: EvaluateConfig, num_samples: int | None = None) -> int:
     """Units reported to ``on_event``: generated samples for the metrics plus one step per model
     (``num_samples``: the resolved count, once the extractor is known)."""
-    n = num_samples or config.num_samples or 0
-    return len(config.all_sources) * ((n if config.wants_distribution else 0) + 1)
+    n = num_samples or config.metrics.num_samples or 0
+    return len(config.models.all_sources) * ((n if config.metrics.wants_distribution else 0) + 1)
 
 
 class _Progress:
@@ -237,14 +246,14 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 
 
 def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
-    ref = config.reference_index
-    return {"num_samples": plan.num_samples, "batch_size": config.batch_size, "seed": config.seed,
-            "truncation": config.truncation, "amp": config.amp,
+    ref = config.models.reference_index
+    return {"num_samples": plan.num_samples, "batch_size": config.metrics.batch_size, "seed": config.run.seed,
+            "truncation": config.metrics.truncation, "amp": config.run.amp,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
             "real": plan.real_spec, "real_count": plan.real.count if plan.real else (
                 plan.stats.meta.get("count") if plan.stats is not None else None),
-            "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config, m)],
-            "reference": config.all_sources[ref] if ref is not None else None,
+            "metrics": [m for m in ("fid", "kid", "isc", "prc") if getattr(config.metrics, m)],
+            "reference": config.models.all_sources[ref] if ref is not None else None,
             "latency_backends": list(config.latency.backends) if config.latency else None,
             "latency_batch_sizes": list(config.latency.batch_sizes) if config.latency else None,
             "lpips_samples": min(plan.num_samples, LPIPS_SAMPLES) if plan.lpips is not None else None,
@@ -254,7 +263,7 @@ def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) ->
 def _lpips_net(config: EvaluateConfig, dense: LoadedModel | None, device: torch.device) -> tuple[Any, str | None]:
     from ..metrics.lpips import LpipsUnavailable, load_lpips
 
-    if not config.lpips:
+    if not config.metrics.lpips:
         return None, None
     if dense is None:
         return None, "LPIPS skipped: it compares with the dense model; pass it as the first SOURCE or --reference"
@@ -277,26 +286,26 @@ def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
     """
     check_outputs(config)
     early = early_extractor_kwargs(config)
-    device = resolve_device(config.device)
+    device = resolve_device(config.run.device)
     models = compared_models(config, device)
     config = with_data_role(config, models[0].info.input_kind)
     test = None
-    if models[0].info.input_kind == "image" and config.pairs is not None:
+    if models[0].info.input_kind == "image" and config.data.pairs is not None:
         test = load_test_images(config, models[0])
-    elif config.pairs is not None:
+    elif config.data.pairs is not None:
         raise InputError("--pairs (test images) is for image-to-image generators; this one takes noise: "
                          "pass its real images with --data")
     plan = plan_metrics(config, models[0].info, early, test)
-    ref = config.reference_index
+    ref = config.models.reference_index
     dense, note = (models[ref], None) if ref is not None else teacher_model(config, models[0], device)
-    if config.min_psnr is not None and dense is None:
+    if config.gates.min_psnr is not None and dense is None:
         raise InputError(f"--min-psnr needs the dense model: pass --reference DENSE ({note})")
     plan.lpips, lpips_note = _lpips_net(config, dense, device)
     notes = [n for n in (note, lpips_note) if n] + plan.notes
-    saved = save_reference_stats(config, plan, models[0].info, device) if config.save_stats else None
+    saved = save_reference_stats(config, plan, models[0].info, device) if config.data.save_stats else None
     progress = _Progress(progress_total(config, plan.num_samples), on_event, should_stop)
     generators = [m.bundle.generator for m in models + ([dense] if dense is not None else [])]
-    with autocast_forward(generators, config.amp, device):
+    with autocast_forward(generators, config.run.amp, device):
         rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
     report = EvaluateReport(rows, deltas(rows, ref), check_gates(config, rows, ref), _settings(config, plan, device),
                             notes + (test.notes if test is not None else []))
@@ -311,11 +320,11 @@ def _finish(report: EvaluateReport, config: EvaluateConfig, models: list[LoadedM
     """Image-to-image settings, the sample grid and the JSON report."""
     if test is not None:
         report.settings.update({"pairs": test.spec, "pairs_kind": test.kind, "pairs_count": len(test.items),
-                                "direction": config.direction,
+                                "direction": config.models.load.direction,
                                 "psnr_gt": "PSNR/SSIM of full-size outputs (clamped to the output range) vs ground truth"})
-    if config.samples_png is not None and test is not None:
+    if config.outputs.samples_png is not None and test is not None:
         report.settings["samples_png"] = str(write_img2img_grid(config, models, dense, test, device))
-    elif config.samples_png is not None:
+    elif config.outputs.samples_png is not None:
         shown = models + ([dense] if dense is not None and dense not in models else [])
         report.settings["samples_png"] = str(write_grid(config, shown))
     write_report(config, report)

@@ -88,6 +88,6 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
         _check_with_runtime(path, model, x)
     size = path.stat().st_size
     params = sum(p.numel() for p in model.parameters())
-    nonzeros = sum(int((p != 0).sum()) for p in model.parameters())
+    nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return ExportResult(str(path), "onnx", config.dtype or "float32", size, dense_bytes, size / dense_bytes,
                         params, nonzeros, spec.name, {"onnx": 1})

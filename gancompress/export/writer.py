@@ -26,7 +26,7 @@ from .config import ExportConfig, ExportResult
 
 def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
     """The ``sparse``, ``dense`` and ``shrunk`` writers: the masked generator as one safetensors file."""
-    model, spec, report, notes = bundle.masked_generator(), bundle.g_spec, None, []
+    model, spec, report, notes = bundle.masked_generator(share=True), bundle.g_spec, None, []  # only read
     if config.format == "shrunk":
         from .shrink import shrink_generator
 
@@ -35,7 +35,7 @@ def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
         notes = [] if shrink_report.removed else [nothing_removed(bundle)]
     state = cast_state_dict(model.state_dict(), config.dtype)
     result = write_state(state, spec, config, provenance(bundle))
-    result.dense_float32_bytes = dense_float32_bytes(bundle.masked_generator(), bundle.g_spec, provenance(bundle))
+    result.dense_float32_bytes = dense_float32_bytes(bundle.generator, bundle.g_spec, provenance(bundle))
     result.ratio = result.file_bytes / result.dense_float32_bytes
     result.shrink, result.notes = report, notes
     return result
@@ -78,9 +78,10 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
 
 
 def dense_float32_bytes(model: nn.Module, spec: ArchSpec, extra: dict[str, Any]) -> int:
-    """Size of the dense float32 export of ``model`` (the yardstick for ratios)."""
+    """Size of the dense float32 export of ``model`` (the yardstick for ratios; from shapes alone, no copy)."""
     from ..formats.safetensors_file import serialized_size
 
-    state = cast_state_dict(model.state_dict(), "float32")
+    state = {k: torch.empty(v.shape, dtype=torch.float32 if v.is_floating_point() else v.dtype, device="meta")
+             for k, v in model.state_dict().items()}
     tensors, meta, _ = serialize(state, spec, "dense", extra)
     return serialized_size(tensors, meta)

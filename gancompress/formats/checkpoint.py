@@ -46,15 +46,22 @@ class GanBundle:
     def arch_name(self) -> str:
         return self.g_spec.name if self.g_spec else "custom"
 
-    def masked_generator(self) -> nn.Module:
-        """A copy of the generator with every mask applied (pruned weights are exactly +0.0)."""
-        model = copy.deepcopy(self.generator).eval()
-        params = dict(model.named_parameters())
+    def masked_generator(self, *, share: bool = False) -> nn.Module:
+        """A copy of the generator with every mask applied (pruned weights are exactly +0.0).
+
+        ``share``: tensors the masks leave as they are (unmasked, or already zero wherever pruned) are the
+        bundle's own, not copies, so the copy costs only the weights that change (one layer at a time while
+        checking); the caller must not modify the result's tensors in place."""
+        memo: dict[int, Any] = {id(t): t for t in (*self.generator.parameters(), *self.generator.buffers())} if share else {}
+        params = dict(self.generator.named_parameters())
         with torch.no_grad():
             for name, mask in self.masks.items():
                 p = params[name]
-                p.copy_(torch.where(mask.to(p.device), p, torch.zeros((), dtype=p.dtype, device=p.device)))
-        return model
+                value = torch.where(mask.to(p.device), p, torch.zeros((), dtype=p.dtype, device=p.device))
+                if not (share and torch.equal(value, p)):
+                    memo[id(p)] = nn.Parameter(value, requires_grad=p.requires_grad)
+                del value
+        return copy.deepcopy(self.generator, memo).eval()
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -89,8 +89,11 @@ def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dic
 
 
 def serialized_size(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> int:
-    """The size in bytes :func:`save_safetensors` would write."""
-    head, _ = _layout(tensors, with_digest(tensors, metadata))
+    """The size in bytes :func:`save_safetensors` would write (shapes and dtypes only: ``tensors`` may be on the
+    meta device; the digest has a fixed length, so a placeholder stands in for it)."""
+    meta = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+    meta[DIGEST_KEY] = "sha256:" + "0" * 64
+    head, _ = _layout(tensors, meta)
     return len(head) + sum(t.numel() * t.element_size() for t in tensors.values())
 
 

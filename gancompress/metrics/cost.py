@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..archs.base import meta_forward
 from ..layer_table import is_weight_layer
 
 
@@ -40,12 +41,12 @@ class Latency:
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
     """(parameters, nonzero parameters)."""
     params = list(model.parameters())
-    return sum(p.numel() for p in params), sum(int((p != 0).sum()) for p in params)
+    return sum(p.numel() for p in params), sum(int(torch.count_nonzero(p)) for p in params)
 
 
 def layer_density(module: nn.Module) -> float:
     weight = module.weight  # parametrized/spectral-normed modules give the effective weight
-    return float((weight != 0).sum()) / max(1, weight.numel())
+    return float(torch.count_nonzero(weight)) / max(1, weight.numel())
 
 
 @torch.no_grad()
@@ -61,8 +62,12 @@ def flop_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, di
     model.eval()
     try:
         counter = FlopCounterMode(display=False)
-        with counter:
-            model(torch.zeros(1, *input_shape, device=device))
+        with counter:  # FLOPs depend on shapes only: count on the meta device when the forward allows
+            on_meta = meta_forward(model, input_shape) is not None
+        if not on_meta:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model(torch.zeros(1, *input_shape, device=device))
         per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
         return int(counter.get_total_flops()), per_module
     except Exception:  # noqa: BLE001 - a custom module may not trace; MACs are then unknown

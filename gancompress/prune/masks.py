@@ -113,7 +113,7 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
     zero = weight.detach() == 0
-    return int((zero | ~mask.to(torch.bool)).sum() if mask is not None else zero.sum())
+    return int(torch.count_nonzero(zero | ~mask.to(torch.bool)) if mask is not None else torch.count_nonzero(zero))
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
@@ -151,6 +151,7 @@ _BLOCKS = ((8, 8), (4, 8), (8, 4), (4, 4), (2, 8), (8, 2), (2, 4), (4, 2), (2, 2
            (1, 8), (8, 1), (1, 4), (4, 1), (1, 2), (2, 1))
 _NMS = ((1, 4), (2, 4), (4, 8))
 _SAMPLE_ROWS = 64
+_BAND = 8  # every block height divides it
 _STRAY = 1e-3  # fraction of the zeros allowed outside the structure
 
 
@@ -219,8 +220,12 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
     zeros = int(torch.count_nonzero(zero))
     if not zeros:
         return "none"
-    for _, label, name, opts in _candidates(geo):
-        if _uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
+    banded, band_geo = _zero_bands(zero, geo)
+    for size, label, name, opts in _candidates(geo):
+        if name == "channel":  # units span every row: whole tensor; a unit bigger than all zeros cannot be all-zero
+            if zeros >= size and _uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
+                return label
+        elif _uniform(GRANULARITIES.get(name), banded, band_geo, opts, zeros):
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
         rows = nm_rows(zero, geo, axis)
@@ -228,6 +233,19 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
             if _is_nm(rows, n, m):
                 return f"{n}:{m}{suffix}"
     return "element"
+
+
+def _zero_bands(zero: torch.Tensor, geo: Geometry) -> tuple[torch.Tensor, Geometry]:
+    """Only the aligned bands of ``_BAND`` rows that hold a zero (with a layout of one group): the units of
+    every granularity but ``channel`` lie inside such a band (block heights divide it), so counting stray
+    zeros there gives the same answer as on the whole tensor, at the cost of the zeros' rows only."""
+    bands = -(-geo.out // _BAND)
+    padded = torch.nn.functional.pad(zero.any(1), (0, bands * _BAND - geo.out))
+    keep = padded.reshape(bands, _BAND).any(1).repeat_interleave(_BAND)[: geo.out]
+    if bool(keep.all()):
+        return zero, geo
+    sub = zero[keep]
+    return sub, dataclasses.replace(geo, out=sub.shape[0], groups=1)
 
 
 def module_structure(module: nn.Module) -> str:
