@@ -96,6 +96,11 @@ def evaluate(
             quiet=quiet or json_out, labels={"evaluate": "evaluating"}, info=lambda e: e.info.get("model", ""),
             interval=progress_interval) as bars:
         report = run_evaluate(config, on_event=bars, should_stop=should_stop)
+    _write_and_print(report, markdown, force=force, json_out=json_out)
+
+
+def _write_and_print(report: Any, markdown: Path | None, *, force: bool, json_out: bool) -> None:
+    """The Markdown report when asked, the table (or JSON) on stdout, then the gates' exit code."""
     if markdown is not None:
         from ..io_utils import atomic_write_text
         from ..formats.report import report_markdown

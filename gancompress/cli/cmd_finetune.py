@@ -70,11 +70,9 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     """
     from ..finetune.config import (DataConfig, FinetuneConfig, LossWeights, PruneSchedule, Rates, RecoveryConfig,
                                    RunConfig)
-    from ..finetune import run_finetune
-    from ..finetune.distributed import from_rank0, is_main_process
+    from ..finetune.distributed import from_rank0
     from ..io_utils import derived_output
     from dataclasses import replace
-    from ..prune import PruneConfig
 
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
@@ -85,25 +83,40 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         student_mode=student_mode, perceptual_weights=perceptual_weights,
         weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
+    prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,
+                          nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
+                          prune_first_last=prune_first_last, coupled=coupled)
+    config = FinetuneConfig(
+        load=replace(load, source=source, direction=direction),
+        run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_,
+                      log_every=log_every, sample_every=sample_every, save_every=save_every, resume=resume,
+                      force=force),
+        recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
+        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))
+    _run_and_report(config, quiet=quiet, json_out=json_out, interval=progress_interval)
+
+
+def _prune_config(sparsity: float | None, granularity: str, plan: Path | None, **options: Any):
+    """The gradual-pruning target, or None when the input is only recovered (no -s, no --plan, not nm)."""
+    from ..prune import PruneConfig
     from ..prune.plan import read_plan
 
     layers = read_plan(plan) if plan is not None else None
-    prune = (PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, block=block,
-                         nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
-                         prune_first_last=prune_first_last, coupled=coupled, plan=layers)
-             if sparsity is not None or layers is not None or granularity == "nm" else None)
-    config = FinetuneConfig(
-        load=replace(load, source=source, direction=direction),
-        run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_, log_every=log_every, sample_every=sample_every,
-                      save_every=save_every, resume=resume, force=force),
-        recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
-        data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))
+    if sparsity is None and layers is None and granularity != "nm":
+        return None
+    return PruneConfig(sparsity, granularity=granularity, plan=layers, **options)
+
+
+def _run_and_report(config: Any, *, quiet: bool, json_out: bool, interval: float) -> None:
+    """Run the recovery with progress and stopping wired to the terminal; print its result (rank 0 only)."""
+    from ..finetune import run_finetune
+    from ..finetune.distributed import is_main_process
+
     with cli_progress.stop_signals() as should_stop:
         if not is_main_process():  # torchrun: only rank 0 reports
             run_finetune(config, should_stop=should_stop)
             return
-        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info),
-                                    interval=progress_interval) as bars:
+        with cli_progress.EventBars(quiet=quiet or json_out, info=lambda e: _info(e.info), interval=interval) as bars:
             result = run_finetune(config, on_event=bars, should_stop=should_stop)
     for note in result.notes:
         notice(f"note: {note}", quiet=quiet or json_out)
