@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import Sampler as TorchSampler
 
 from .images import data_folder, fit, image_files, load_real, read_image, to_range
+from ..errors import GanCompressError
 
 DEFAULT_WORKERS = 2
 
@@ -70,7 +71,11 @@ class StepStream:
         if self._next != step:
             self._start(step)
         self._next += 1
-        return next(self._it)
+        try:
+            return next(self._it)
+        except GanCompressError as exc:  # a worker's error comes back wrapped in its traceback text
+            self.close()
+            raise type(exc)(_worker_message(str(exc))) from None
 
     def close(self) -> None:
         self._it, self._next = None, None
@@ -82,3 +87,12 @@ def open_real(spec: str, *, size: int, channels: int, value_range: tuple[float, 
     if spec.startswith("builtin:"):
         return load_real(spec, size=size, channels=channels, value_range=value_range)
     return ImageFolder(data_folder(spec), size=size, channels=channels, value_range=value_range)
+
+
+def _worker_message(text: str) -> str:
+    """The original one-line message of an error re-raised from a DataLoader worker ("Caught X in DataLoader
+    worker process N. Original Traceback ... X: message"); unchanged when it is not such a text."""
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].rsplit(".", 1)[-1].endswith("Error") else last

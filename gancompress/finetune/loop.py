@@ -158,15 +158,17 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
     cfg = trainer.config
     world = trainer.world
     main = world is None or world.is_main
+    steps = cfg.recovery.steps
+    # the first batch is read before any file is written: unreadable data leaves nothing behind
+    pending = setup.sampler.draw(trainer.done, trainer.device) if trainer.done < steps else None
     log = _open_log(trainer, setup, paths) if cfg.run.log_every and main else None
     fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.run.sample_every and main else None
     probe = setup.sampler.fixed(PROBE_COUNT, trainer.device)  # a checkpoint is saved only if these give finite outputs
     saved = trainer.done if cfg.run.resume else None
     started = time.perf_counter()
-    steps = cfg.recovery.steps
     while trainer.done < steps:
         k = trainer.done + 1
-        batch = setup.sampler.draw(trainer.done, trainer.device)
+        batch, pending = pending if pending is not None else setup.sampler.draw(trainer.done, trainer.device), None
         try:
             metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
             if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
