@@ -46,7 +46,7 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_dense", "adv_weight")
+               "schedule", "keep_dense", "adv_weight", "extractor")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -119,7 +119,7 @@ class SweepConfig:
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
-                    for k in ("num_samples", "eval_seed", "grid_columns") if k in options}
+                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor") if k in options}
         recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
         return cls(recovery=recovery, measure=MeasureConfig(**measured), **options)
 
@@ -137,7 +137,7 @@ class SweepConfig:
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
-                "num_samples": m.num_samples, "eval_seed": m.seed, "device": self.device,
+                "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints}
         return json.loads(json.dumps(flat))
 
@@ -175,7 +175,8 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
     done = prune_and_recover(config.source, setting, config.data, pruned_path, folder / "model.safetensors",
                              device=config.device, on_event=on_event, should_stop=should_stop, load=config.load)
     m = config.measure
-    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device, config.load, config.data)
+    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device, config.load, config.data,
+                      extractor=m.extractor)
     bundle = load_bundle(str(done.model), config.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
     write_samples([("dense", config.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
@@ -226,7 +227,7 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
-    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **old}
+    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, "extractor": None, **old}  # before --extractor: the default
     changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
@@ -338,7 +339,7 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
         emit(Event("sweep", 0, len(cells), {"event": "dense"}))
         m = config.measure
         state["dense"] = {**measure(config.source, config.source, m.num_samples, m.seed, config.device,
-                                   config.load, config.data), "sparsity": 0.0}
+                                   config.load, config.data, extractor=m.extractor), "sparsity": 0.0}
         _save_state(config, state)
     ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
     return _finish(config, cells, state, ran, skipped)

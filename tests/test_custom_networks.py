@@ -96,25 +96,46 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
     _run("evaluate", tuned, "-r", pruned, "--samples", grid, *extra, *(["--pairs", data] if needs_inputs else []), *flags)
     assert Image.open(grid).size[0] > size
 
-    x = torch.randn(2, *gen.input_shape) if not needs_inputs and g != "SRGenerator" else torch.rand(2, *gen.input_shape)
-    if getattr(gen, "num_classes", None):  # the tool's packed input: the latent, then the label
-        x = torch.cat([x, torch.tensor([[2.0], [0.0]])], 1)
-    reference = gancompress.load(tuned, arch=f"custom_nets:{g}", d_arch=f"custom_nets:{d}")
+    _exports_match(tuned, tmp_path, flags, f"custom_nets:{g}", f"custom_nets:{d}", (channels, size, size))
+
+
+def _inputs(gen: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+    """Two inputs for ``gen``: images in its range for an image generator, latents (and labels: 2, 0) else."""
+    shape = tuple(gen.input_shape)
+    if getattr(gen, "input_kind", "noise") == "image":
+        x = torch.rand(2, *shape)
+        return (x * 2 - 1 if tuple(getattr(gen, "output_range", (-1, 1))) == (-1, 1) else x,)
+    z = torch.randn(2, *shape)
+    return (z, torch.tensor([2, 0])) if getattr(gen, "num_classes", None) else (z,)
+
+
+def _exports_match(tuned: str, tmp_path: Path, flags: list[str], g_arch: str, d_arch: str | None,
+                   image: tuple[int, int, int]) -> None:
+    """Every export of ``tuned`` (sparse, shrunk, onnx) loads with gancompress.load() and computes what the
+    tuned model computes on the same inputs (and labels); sample(n, seed=) gives the same images; the
+    ONNX file also runs in onnxruntime directly (a class-conditional one takes z and labels)."""
+    reference = gancompress.load(tuned, arch=g_arch, d_arch=d_arch)
+    args = _inputs(reference)
     with torch.no_grad():
-        want = reference(x)
-    assert want.shape[1:] == (channels, size, size)
-    for fmt in ("sparse", "onnx") if getattr(gen, "num_classes", None) else ("sparse", "shrunk", "onnx"):
+        want = reference(*args)
+    assert want.shape[1:] == image
+    noise = reference.input_kind == "noise"
+    for fmt in ("sparse", "shrunk", "onnx"):
         name = "g.onnx" if fmt == "onnx" else f"g.{fmt}.safetensors"
         out = _run("export", tuned, "--format", fmt, "-o", tmp_path / name, *flags)
+        loaded = gancompress.load(out, arch=g_arch)
+        with torch.no_grad():
+            got = loaded(*args)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), fmt
+        if noise:
+            assert torch.allclose(loaded.sample(3, seed=5), reference.sample(3, seed=5), atol=1e-4), fmt
         if fmt == "onnx":
             import onnxruntime as ort
 
             session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
-        else:
-            with torch.no_grad():
-                got = gancompress.load(out, arch=f"custom_nets:{g}")(x)
-        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), fmt
+            assert [i.name for i in session.get_inputs()] == ["input", "labels"][:len(args)]
+            direct = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})[0]
+            assert torch.allclose(torch.from_numpy(direct), want, atol=1e-4)
 
 
 def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
@@ -140,8 +161,8 @@ def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypat
     assert bundle.d_spec.kwargs["target"] == "custom_nets:dcgan28_d" and bundle.discriminator.d_output == "probs"
     assert bundle.meta["finetune"]["loss"] == "ns"
     _run("evaluate", tuned, "--samples", tmp_path / "grid.png", *g_flags, *d_flags)
-    out = _run("export", tuned, "--format", "shrunk", "-o", tmp_path / "g.safetensors", *g_flags, *d_flags)
-    assert gancompress.load(out)(torch.randn(3, 16, 1, 1)).shape == (3, 1, 28, 28)
+    assert Image.open(tmp_path / "grid.png").size[0] > 28
+    _exports_match(tuned, tmp_path, g_flags + d_flags, "custom_nets:dcgan28", "custom_nets:dcgan28_d", (1, 28, 28))
 
 
 def _fails(*args: str) -> str:

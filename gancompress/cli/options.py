@@ -87,6 +87,7 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gi
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size.")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader processes decoding a --data folder, which is streamed a batch at a time (0: decode in the main process).")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model (for FID and the other distribution metrics).")]
+Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models; else inception, the standard FID network, its weights downloaded on first use).")]
 
 # --- pruning ------------------------------------------------------------------------------
 Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of ALL prunable (conv/linear) weights that are zero afterwards, dense-kept layers included; in [0, 1).")]
