@@ -258,3 +258,61 @@ def test_conditional_sample_grid_has_one_row_per_class(tmp_path: Path, monkeypat
          "--arch-kwargs", '{"image_size": 16}')
     one_row, three_rows = Image.open(plain).size[1], Image.open(grid).size[1]
     assert three_rows > 2.5 * one_row
+
+
+@pytest.mark.parametrize("name", ["CondGenerator", "CondCatGenerator", "CondMLPGenerator"])
+def test_shrunk_conditional_generator_equals_the_masked_one(name: str, tmp_path: Path) -> None:
+    """Three public styles of label conditioning (embedding x latent, embedding concatenated on channels, one-hot
+    concatenated to an MLP's noise): filter pruning removes channels, the label branch becomes a table, and the
+    shrunk network (rebuilt from the file, without this module) computes what the masked one does for the same
+    latents and labels."""
+    from gancompress.formats.shrunk import LabelTable
+    from gancompress.api import with_sampling
+
+    torch.manual_seed(0)
+    dense = _build(name, {}, "generator").eval()
+    pruned = gancompress.prune(dense, sparsity=0.5, granularity="filter", prune_first_last=True).eval()
+    gancompress.export(pruned, tmp_path / "s.safetensors", format="shrunk", arch=f"custom_nets:{name}")
+    small = gancompress.load(tmp_path / "s.safetensors")
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in dense.parameters())
+    assert any(isinstance(m, LabelTable) for m in small.modules())
+    z = torch.randn(7, *dense.input_shape)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0, 1])
+    with torch.no_grad():
+        want, got = pruned(z, labels), small(z, labels)
+        assert not torch.allclose(want, pruned(z, (labels + 1) % 3))  # the labels matter
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(small.sample(4, seed=3), with_sampling(pruned, None).sample(4, seed=3), atol=1e-5)
+    with pytest.raises(gancompress.errors.InputError, match="class-conditional: call it as model\\(z, labels\\)"):
+        small.forward(z)
+
+
+def test_sweep_on_your_own_conditional_networks(tmp_path: Path, monkeypatch) -> None:
+    """`sweep --arch --d-arch` on a class-conditional G and D, FID with the offline digits extractor."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save({"netG": nets.CondGenerator().state_dict(), "netD": nets.CondDiscriminator().state_dict()}, "gan.pth")
+    data = _labelled(tmp_path / "real", 3, 16)
+    flags = _flags("CondGenerator", {}, "CondDiscriminator", {})
+    doc = json.loads(_run("sweep", "gan.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+                          "--num-samples", "12", "--extractor", "digits", "--out-dir", "sw", "--device", "cpu",
+                          "--json", *flags))
+    cell = doc["cells"][0]
+    assert doc["ran"] == 1 and cell["method"] == "distill-adv" and abs(cell["achieved_sparsity"] - 0.5) < 0.01
+    assert cell["fid"] is not None and doc["dense"]["fid"] is not None
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["config"]["extractor"] == "digits"
+    out = _fails("sweep", "gan.pth", "--data", data, "--extractor", "nosuch", "--out-dir", "sw2", *flags)
+    assert "nosuch" in out and "digits" in out and not (tmp_path / "sw2").exists()
+
+
+def test_wrong_d_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.save({"netG": nets.MLPGenerator().state_dict(), "netD": nets.MLPDiscriminator().state_dict()}, "gan.pth")
+    g = ["--arch", "custom_nets:MLPGenerator"]
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:NoSuchD")
+    assert "--d-arch custom_nets:NoSuchD" in out and "module custom_nets has no attribute NoSuchD" in out
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs", '{"hidden": 8}')
+    assert "custom_nets:MLPDiscriminator" in out and "wrong shape" in out and "net.1.weight" in out
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs",
+                 '{"d_output": "scores"}')
+    assert "--d-arch custom_nets:MLPDiscriminator" in out and "d_output must be 'logits' or 'probs'" in out
