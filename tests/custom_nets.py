@@ -10,6 +10,16 @@ import torch
 from torch import nn
 
 
+def example_inputs(gen: nn.Module) -> tuple[torch.Tensor, ...]:
+    """Two inputs for ``gen``: images in its range for an image generator, latents (and labels: 2, 0) else."""
+    shape = tuple(gen.input_shape)
+    if getattr(gen, "input_kind", "noise") == "image":
+        x = torch.rand(2, *shape)
+        return (x * 2 - 1 if tuple(getattr(gen, "output_range", (-1, 1))) == (-1, 1) else x,)
+    z = torch.randn(2, *shape)
+    return (z, torch.tensor([2, 0])) if getattr(gen, "num_classes", None) else (z,)
+
+
 def dcgan28(nz: int = 16, ngf: int = 8) -> nn.Sequential:
     """A bare nn.Sequential DCGAN generator for 28x28 one-channel images: no contract attributes at all
     (give them with --arch-kwargs '{"nz": 16, "input_shape": [16, 1, 1]}')."""

@@ -99,23 +99,13 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
     _exports_match(tuned, tmp_path, flags, f"custom_nets:{g}", f"custom_nets:{d}", (channels, size, size))
 
 
-def _inputs(gen: torch.nn.Module) -> tuple[torch.Tensor, ...]:
-    """Two inputs for ``gen``: images in its range for an image generator, latents (and labels: 2, 0) else."""
-    shape = tuple(gen.input_shape)
-    if getattr(gen, "input_kind", "noise") == "image":
-        x = torch.rand(2, *shape)
-        return (x * 2 - 1 if tuple(getattr(gen, "output_range", (-1, 1))) == (-1, 1) else x,)
-    z = torch.randn(2, *shape)
-    return (z, torch.tensor([2, 0])) if getattr(gen, "num_classes", None) else (z,)
-
-
 def _exports_match(tuned: str, tmp_path: Path, flags: list[str], g_arch: str, d_arch: str | None,
                    image: tuple[int, int, int]) -> None:
     """Every export of ``tuned`` (sparse, shrunk, onnx) loads with gancompress.load() and computes what the
     tuned model computes on the same inputs (and labels); sample(n, seed=) gives the same images; the
     ONNX file also runs in onnxruntime directly (a class-conditional one takes z and labels)."""
     reference = gancompress.load(tuned, arch=g_arch, d_arch=d_arch)
-    args = _inputs(reference)
+    args = nets.example_inputs(reference)
     with torch.no_grad():
         want = reference(*args)
     assert want.shape[1:] == image
