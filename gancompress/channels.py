@@ -495,6 +495,8 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[t
     Filters joined by an addition (residual streams) share a group; every other filter is
     alone. A group-aware pruner that prunes whole groups lets ``--format shrunk`` remove them.
     """
+    if getattr(model, "num_classes", None) and getattr(model, "input_shape", None) is not None:
+        input_shape = tuple(model.input_shape)  # traced at its latent's shape (the tool's packed input adds the label)
     graph = graph_of(model.eval(), input_shape)
     infos = analyse(graph, input_shape, dtype_of(model))
     widths = [len(info.const) if info is not None else 0 for info in infos]

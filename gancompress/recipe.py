@@ -129,9 +129,11 @@ def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: in
 
 def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,
                       device: str = "auto", keep_pruned: bool = False, on_event: Callable | None = None,
-                      should_stop: Callable[[], bool] | None = None, load: LoadOptions | None = None) -> Recovered:
+                      should_stop: Callable[[], bool] | None = None, load: LoadOptions | None = None,
+                      discriminator: str | None = None) -> Recovered:
     """Prune ``source`` and recover it as ``setting`` says; ``keep_pruned`` also writes the one-shot
-    pruned checkpoint under AGP (the demo shows it as "no recovery")."""
+    pruned checkpoint under AGP (the demo shows it as "no recovery"); ``discriminator``: a file holding
+    the D when ``source`` has none (``finetune --discriminator``)."""
     import torch
 
     from .finetune import FinetuneConfig, run_finetune
@@ -157,7 +159,7 @@ def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: P
     start = replace(setting.prune, input_shape=None) if agp else None
     config = FinetuneConfig(load=(load or LoadOptions()).for_source(source if agp else str(pruned)), run=run,
                             recovery=setting.recovery,
-                            prune=start, data=DataConfig(data), teacher=source)
+                            prune=start, data=DataConfig(data), teacher=source, discriminator=discriminator)
     started = time.perf_counter()
     run_finetune(config, on_event=on_event, should_stop=should_stop)
     return Recovered(output, wrote_pruned, time.perf_counter() - started, prune_seconds)

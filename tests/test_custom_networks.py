@@ -306,3 +306,26 @@ def test_wrong_d_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeyp
     out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs",
                  '{"d_output": "scores"}')
     assert "--d-arch custom_nets:MLPDiscriminator" in out and "d_output must be 'logits' or 'probs'" in out
+
+
+def test_sweep_with_the_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
+    """A generator-only (legacy-serialised) file, its D given with --discriminator/--d-arch: the default
+    method trains against it in every cell."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save(nets.MLPGenerator(image_size=16).state_dict(), "g.pth", _use_new_zipfile_serialization=False)
+    torch.save(nets.MLPDiscriminator(image_size=16).state_dict(), "d.pth")
+    data = _images(tmp_path / "real", 8, 16, 1)
+    args = ["sweep", "g.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+            "--num-samples", "12", "--extractor", "digits", "--device", "cpu", "--arch", "custom_nets:MLPGenerator",
+            "--arch-kwargs", '{"image_size": 16}']
+    out = _fails(*args, "--out-dir", "none")
+    assert "--discriminator" in out and not (tmp_path / "none" / "cells").exists()
+    d = ["--discriminator", "d.pth", "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs", '{"image_size": 16}']
+    doc = json.loads(_run(*args, *d, "--out-dir", "sw", "--json"))
+    assert doc["ran"] == 1 and doc["cells"][0]["method"] == "distill-adv" and doc["cells"][0]["fid"] is not None
+    log = (tmp_path / "sw" / "cells" / "s50-element-distill-adv-seed0" / "model.safetensors")
+    from gancompress.loading import LoadOptions, load_bundle
+
+    tuned = load_bundle(str(log), LoadOptions(arch="custom_nets:MLPGenerator", d_arch="custom_nets:MLPDiscriminator"))
+    assert tuned.d_spec.kwargs["target"] == "custom_nets:MLPDiscriminator" and tuned.meta["finetune"]["method"] == "distill-adv"
