@@ -168,20 +168,18 @@ def check_cells(config: SweepConfig, generator) -> None:
         plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense))
 
 
-def check_discriminator(config: SweepConfig, source_has_one: bool) -> None:
+def check_discriminator(config: SweepConfig, dense) -> None:
     """Refuse, before any cell runs, methods that need a discriminator the inputs do not give (a
-    ``--discriminator`` file is read once here, so a wrong one fails now, not in the first cell)."""
+    ``--discriminator`` file is read here as finetune reads it, so a wrong one fails now, not in a cell)."""
     read = config.inputs
     if read.discriminator:
-        from .loading import LoadOptions, load_discriminator
+        from .finetune.resolve import discriminator_file
+        from .loading import LoadOptions
 
-        try:
-            load_discriminator((read.load or LoadOptions()).for_source(read.discriminator))
-        except InputError as exc:
-            raise InputError(f"--discriminator {read.discriminator}: {exc}") from None
+        discriminator_file(dense, read.load or LoadOptions(), read.discriminator)
         return
     needs = [m for m in config.methods if get_method(m).uses_d]
-    if needs and not source_has_one:
+    if needs and dense.discriminator is None:
         raise InputError(f"{read.source} has no discriminator and method {', '.join(needs)} needs one: pass "
                          "--discriminator SOURCE (with --d-arch module:Callable for your own class), or use "
                          "--method distill, which needs none")
@@ -367,7 +365,7 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     if dense_bundle.masks:
         raise InputError(f"{read.source} is already pruned; sweep starts from the dense model")
     check_cells(config, dense_bundle.generator)
-    check_discriminator(config, dense_bundle.discriminator is not None)
+    check_discriminator(config, dense_bundle)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     cells = config.cells()

@@ -321,6 +321,8 @@ def test_sweep_with_the_discriminator_in_its_own_file(tmp_path: Path, monkeypatc
             "--arch-kwargs", '{"image_size": 16}']
     out = _fails(*args, "--out-dir", "none")
     assert "--discriminator" in out and not (tmp_path / "none" / "cells").exists()
+    out = _fails(*args, "--discriminator", "g.pth", "--d-arch", "custom_nets:MLPDiscriminator", "--out-dir", "bad")
+    assert "--discriminator g.pth" in out and "custom_nets:MLPDiscriminator" in out and not (tmp_path / "bad" / "cells").exists()
     d = ["--discriminator", "d.pth", "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs", '{"image_size": 16}']
     doc = json.loads(_run(*args, *d, "--out-dir", "sw", "--json"))
     assert doc["ran"] == 1 and doc["cells"][0]["method"] == "distill-adv" and doc["cells"][0]["fid"] is not None
