@@ -7,6 +7,7 @@ the flags the contract documents.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,11 @@ def test_shrunk_conditional_generator_equals_the_masked_one(name: str, tmp_path:
     assert torch.allclose(small.sample(4, seed=3), with_sampling(pruned, None).sample(4, seed=3), atol=1e-5)
     with pytest.raises(gancompress.errors.InputError, match="class-conditional: call it as model\\(z, labels\\)"):
         small.forward(z)
+    from gancompress.metrics.latency import measure_backends  # evaluate --latency: the tool's packed input
+
+    packed = (math.prod(dense.input_shape) + 1,)
+    rows = measure_backends(small, packed, torch.device("cpu"), ["eager", "onnxruntime"], [2], repeats=2, num_classes=3)
+    assert [r.note for r in rows] == [None, None] and rows[1].runtime.startswith("onnxruntime")
 
 
 def test_sweep_on_your_own_conditional_networks(tmp_path: Path, monkeypatch) -> None:
