@@ -176,9 +176,12 @@ class RunConfig:
     save_every: int = DEFAULT_SAVE_EVERY
     resume: bool = False
     force: bool = False
+    tensorboard: Path | None = None  # a folder for TensorBoard events (scalars at log_every, grids at sample_every)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
+        if self.tensorboard is not None:
+            object.__setattr__(self, "tensorboard", Path(self.tensorboard))
         if not _DEVICE.match(str(self.device)):
             raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
         if isinstance(self.amp, bool):  # the library's former on/off switch: on meant bf16
@@ -191,7 +194,8 @@ class RunConfig:
 
 
 # The parts of a run that an interrupted run and its --resume may change.
-RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force"),
+RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force",
+                       "tensorboard"),
                "load": ("trust_pickle",), "data": ("workers",)}
 
 

@@ -175,6 +175,13 @@ class Trainer:
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def rates(self) -> dict[str, float]:
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
+        if self.opt_d is not None:
+            rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        return rates
+
     def achieved(self) -> dict[str, float]:
         return achieved_sparsity(self.student, self.masks)
 
