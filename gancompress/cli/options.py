@@ -66,7 +66,7 @@ Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help
 Force = Annotated[bool, flag("--force", help="Overwrite an existing output file.")]
 Json = Annotated[bool, flag("--json", help="Print one JSON document on stdout instead of tables.")]
 Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress bars, progress lines or notices.")]
-TensorBoard = Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard events into DIR: the losses, learning rates and sparsity at every --log-every step and the sample grids at every --sample-every step (needs: pip install 'gancompress[tensorboard]').")]
+TensorBoard = Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard events into DIR: the recovery's losses, learning rates and sparsity at each step of its JSON-lines log, and its sample grids (needs: pip install 'gancompress[tensorboard]').")]
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", metavar="SECONDS", min=0.0, help="Without a terminal (CI logs, schedulers): a plain progress line (step/total, losses, rate, ETA) every SECONDS and at the end of each stage.")]
 
 
