@@ -9,7 +9,7 @@ workers (:class:`~gancompress.data.pairs.CropSampler`); evaluation reads each te
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -44,6 +44,11 @@ class ImageRef:
     def read(cls, path: Path, half: int | None = None) -> ImageRef:
         channels, h, w = read_header(path)
         return cls(path, channels, h, w if half is None else w // 2, half)
+
+    def halves(self) -> tuple[ImageRef, ImageRef]:
+        """The left and right halves of this (side-by-side) file, with no second header read."""
+        w = self.width // 2
+        return replace(self, width=w, half=0), replace(self, width=w, half=1)
 
     def load(self, whole: torch.Tensor | None = None) -> torch.Tensor:
         """The image (``whole``: this file, already decoded)."""

@@ -154,7 +154,7 @@ def load_paired(data: str, in_channels: int, out_channels: int, *, inputs: str |
                 f"--data {folder}: {p.relative_to(folder).as_posix()} is {whole.width}x{whole.height}, not a side-by-side A|B pair (twice as wide as high). "
                 "pix2pix needs paired data: side-by-side A|B images, or A/ and B/ sub-folders with matching "
                 "file names (unpaired folders are for CycleGAN)")
-        left, right = ImageRef.read(p, 0), ImageRef.read(p, 1)
+        left, right = whole.halves()
         if direction == "BtoA":
             left, right = right, left
         a.append(left)
