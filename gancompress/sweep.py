@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
-from .finetune.config import LossWeights, Rates, RecoveryConfig
+from .finetune.config import LossWeights, Rates, RecoveryConfig, Runtime
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
@@ -88,7 +88,7 @@ class SweepConfig:
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_dense: str = "auto"
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    device: str = "auto"
+    runtime: Runtime = field(default_factory=Runtime)  # device, --amp, --workers, ... of every cell
     keep_checkpoints: bool = True
 
     def __post_init__(self) -> None:
@@ -122,9 +122,14 @@ class SweepConfig:
             setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         Setting(None, self.recovery, self.schedule)  # checks the schedule
 
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
     @classmethod
     def from_options(cls, **options: Any) -> SweepConfig:
-        """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ...)."""
+        """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ``device``,
+        ``amp``, ``workers``, ...)."""
         weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight") if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
@@ -132,7 +137,8 @@ class SweepConfig:
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor") if k in options}
         read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
         recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
-        return cls(SweepInputs(**read), recovery=recovery, measure=MeasureConfig(**measured), **options)
+        runtime = Runtime.take(options)
+        return cls(SweepInputs(**read), recovery=recovery, measure=MeasureConfig(**measured), runtime=runtime, **options)
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
@@ -202,12 +208,15 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
                                  keep_dense=config.keep_dense)
     setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
     pruned_path = folder / "pruned.safetensors"
+    runtime = config.runtime
+    if runtime.tensorboard is not None:  # one folder of events per cell
+        runtime = replace(runtime, tensorboard=runtime.tensorboard / folder.name)
     done = prune_and_recover(read.source, setting, read.data, pruned_path, folder / "model.safetensors",
-                             device=config.device, on_event=on_event, should_stop=should_stop, load=read.load,
+                             runtime=runtime, on_event=on_event, should_stop=should_stop, load=read.load,
                              discriminator=read.discriminator)
     m = config.measure
     numbers = measure(done.model, read.source, m.num_samples, m.seed, config.device, read.load, read.data,
-                      extractor=m.extractor)
+                      extractor=m.extractor, amp=runtime.amp)
     bundle = load_bundle(str(done.model), read.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
     write_samples([("dense", read.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
@@ -373,7 +382,7 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
         emit(Event("sweep", 0, len(cells), {"event": "dense"}))
         m = config.measure
         state["dense"] = {**measure(read.source, read.source, m.num_samples, m.seed, config.device,
-                                   read.load, read.data, extractor=m.extractor), "sparsity": 0.0}
+                                   read.load, read.data, extractor=m.extractor, amp=config.runtime.amp), "sparsity": 0.0}
         _save_state(config, state)
     ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
     return _finish(config, cells, state, ran, skipped)

@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Disc, NM, AdvWeight, Amp, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -27,8 +27,6 @@ Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (co
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
 R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
-ChannelsLast = Annotated[bool, flag("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
-Compile = Annotated[bool, flag("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
@@ -52,7 +50,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
              sr_noise: SrNoise = 0.0, arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
              d_arch_kwargs: DArchKwargs = None, workers: Workers = 2, channels_last: ChannelsLast = False,
-             compile_: Compile = False, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+             compile_: Compile = False, tensorboard: TensorBoard = None, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Recover a pruned generator (or prune a dense one gradually, with --sparsity) against its discriminator.
 
     The default method, distill-adv, trains the pruned generator towards the dense teacher's output for the same
@@ -89,7 +87,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         load=replace(load, source=source, direction=direction),
         run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_,
                       log_every=log_every, sample_every=sample_every, save_every=save_every, resume=resume,
-                      force=force),
+                      force=force, tensorboard=tensorboard),
         recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
         data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))
     _run_and_report(config, quiet=quiet, json_out=json_out, interval=progress_interval)

@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
+from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
                       Granularities, Json, LrD,
                       LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
@@ -40,12 +40,14 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
           arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
-          discriminator: Disc = None, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+          discriminator: Disc = None, amp: Amp = "none", channels_last: ChannelsLast = False, compile_: Compile = False,
+          workers: Workers = 2, tensorboard: TensorBoard = None,
+          progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Prune + recover + evaluate every sparsity x granularity x allocation x method x seed; re-runs skip finished cells.
 
     --sparsity is of ALL prunable weights, as in prune; nm cells take the N:M pattern of that sparsity (0.5: 2:4, 0.75: 1:4).
 
-    Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
+    Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR. With --tensorboard DIR, each cell's recovery writes its events into DIR/<cell>.
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
     """
@@ -65,7 +67,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         keep_dense=keep_dense, methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
-        extractor=extractor, device=device, load=load)
+        extractor=extractor, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
+        tensorboard=tensorboard, load=load)
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
         result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)

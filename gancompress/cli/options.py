@@ -67,6 +67,7 @@ Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help
 Force = Annotated[bool, flag("--force", help="Overwrite an existing output file.")]
 Json = Annotated[bool, flag("--json", help="Print one JSON document on stdout instead of tables.")]
 Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress bars, progress lines or notices.")]
+TensorBoard = Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard events into DIR: the recovery's losses, learning rates and sparsity at each step of its JSON-lines log, and its sample grids (needs: pip install 'gancompress[tensorboard]').")]
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", metavar="SECONDS", min=0.0, help="Without a terminal (CI logs, schedulers): a plain progress line (step/total, losses, rate, ETA) every SECONDS and at the end of each stage.")]
 
 
@@ -86,6 +87,8 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N o
 Amp = Annotated[str, typer.Option("--amp", metavar="none|bf16|fp16", help="Mixed precision: none, bf16, or fp16 (with a gradient scaler, for GPUs without bf16).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result on CPU.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size.")]
+ChannelsLast = Annotated[bool, flag("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
+Compile = Annotated[bool, flag("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader processes decoding a --data folder, which is streamed a batch at a time (0: decode in the main process).")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model (for FID and the other distribution metrics).")]
 Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models; else inception, the standard FID network, its weights downloaded on first use).")]

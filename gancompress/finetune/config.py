@@ -176,9 +176,12 @@ class RunConfig:
     save_every: int = DEFAULT_SAVE_EVERY
     resume: bool = False
     force: bool = False
+    tensorboard: Path | None = None  # a folder for TensorBoard events (scalars at log_every, grids at sample_every)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
+        if self.tensorboard is not None:
+            object.__setattr__(self, "tensorboard", Path(self.tensorboard))
         if not _DEVICE.match(str(self.device)):
             raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
         if isinstance(self.amp, bool):  # the library's former on/off switch: on meant bf16
@@ -190,8 +193,50 @@ class RunConfig:
             raise InputError(f"--seed must be an integer in [0, 2^31), got {self.seed!r}")
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How the recoveries of ``sweep`` and ``demo`` run and report on this machine: the options they share
+    with ``finetune`` (which holds them in :class:`RunConfig` and :class:`DataConfig`), spelled the same.
+
+    ``tensorboard``: a folder for TensorBoard events (``sweep``: one sub-folder per cell); checked,
+    and the package's presence too, when the config is made (before any work)."""
+
+    device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 2
+    tensorboard: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not _DEVICE.match(str(self.device)):
+            raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        check_amp(self.amp)
+        check_positive("workers", self.workers, integer=True, zero_ok=True)
+        if self.tensorboard is not None:
+            from .board import check_board_dir, require_tensorboard
+
+            object.__setattr__(self, "tensorboard", Path(self.tensorboard))
+            require_tensorboard()
+            check_board_dir(self.tensorboard)
+
+    def run_config(self, output: Path, **run: Any) -> RunConfig:
+        """A :class:`RunConfig` for one recovery (``run``: its seed, logging, ...) under these settings; with
+        ``tensorboard`` the log and sample grids are on at their defaults (the events mirror them)."""
+        if self.tensorboard is not None:
+            run.update(log_every=DEFAULT_LOG_EVERY, sample_every=DEFAULT_SAMPLE_EVERY)
+        return RunConfig(output, device=self.device, amp=self.amp, channels_last=self.channels_last,
+                         compile=self.compile, tensorboard=self.tensorboard, **run)
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> Runtime:
+        """A runtime from the flat option names in ``options`` (removed from it)."""
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+
+
 # The parts of a run that an interrupted run and its --resume may change.
-RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force"),
+RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force",
+                       "tensorboard"),
                "load": ("trust_pickle",), "data": ("workers",)}
 
 

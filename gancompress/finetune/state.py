@@ -5,7 +5,9 @@ For ``-o out.safetensors``: ``out.log.jsonl`` (JSON lines), ``out_samples/step_N
 ``--resume`` continues from; deleted when the run completes).
 
 The state holds the step, the student and discriminator weights (with BatchNorm buffers), both
-Adam states, the masks, the current schedule sparsity and the resolved config. Randomness is
+Adam states, the masks, the current schedule sparsity, the resolved config and, with ``--amp
+fp16``, the gradient scaler's state (its current scale and growth tracker: a resumed fp16 run
+skips and scales exactly the steps the uninterrupted one does). Randomness is
 derived from ``(seed, step)`` (see ``data.py``), so no RNG stream needs saving: a resumed run
 is bit-identical to an uninterrupted one on the CPU. It is a ``torch.save`` file of tensors
 and plain containers, loaded with ``weights_only=True`` (no code runs on load).
@@ -50,6 +52,7 @@ class TrainState:
     sparsity: float | None
     config: dict[str, Any]
     metrics: dict[str, float]
+    scaler: dict[str, Any] | None = None  # --amp fp16: torch.amp.GradScaler.state_dict()
 
 
 def _cpu(sd: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
@@ -62,6 +65,7 @@ def save_state(path: Path, state: TrainState) -> Path:
         "discriminator": _cpu(state.discriminator), "opt_g": state.opt_g, "opt_d": state.opt_d,
         "masks": _cpu(state.masks), "sparsity": state.sparsity,
         "config": json.dumps(state.config, sort_keys=True), "metrics": json.dumps(state.metrics),
+        "scaler": state.scaler,
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), force=True)
 
@@ -76,7 +80,8 @@ def load_state(path: Path) -> TrainState:
     if data.get("version") != STATE_VERSION:
         raise InputError(f"{path}: resume state version {data.get('version')!r} is not supported; start over with --force")
     return TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
-                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]))
+                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]),
+                      data.get("scaler"))
 
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:

@@ -175,13 +175,21 @@ class Trainer:
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def rates(self) -> dict[str, float]:
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
+        if self.opt_d is not None:
+            rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        return rates
+
     def achieved(self) -> dict[str, float]:
         return achieved_sparsity(self.student, self.masks)
 
     def state(self, metrics: dict[str, float]) -> TrainState:
         return TrainState(self.done, self.student.state_dict(), self.d.state_dict() if self.d is not None else None,
                           self.opt_g.state_dict(), self.opt_d.state_dict() if self.opt_d is not None else None,
-                          self.masks, self.sparsity, self.config.resume_key(), metrics)
+                          self.masks, self.sparsity, self.config.resume_key(), metrics,
+                          self.scaler.state_dict() if self.scaler is not None else None)
 
     def load(self, state: TrainState) -> None:
         self.student.load_state_dict(state.student)
@@ -190,6 +198,8 @@ class Trainer:
         self.opt_g.load_state_dict(state.opt_g)
         if self.opt_d is not None and state.opt_d is not None:
             self.opt_d.load_state_dict(state.opt_d)
+        if self.scaler is not None and state.scaler:  # a run resumed under another --amp starts a fresh scale
+            self.scaler.load_state_dict(state.scaler)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
         self.sparsity, self.done = state.sparsity, state.step
 
