@@ -53,7 +53,7 @@ def pruned_pair(g: StyleGAN2Generator, sparsity: float) -> tuple[StyleGAN2Genera
     apply_masks(masked, masks)
     kwargs = {"size": g.size, "style_dim": g.style_dim, "n_mlp": len(g.style) - 1}
     small = masked.shrunk_copy(kwargs)[0].eval()
-    z = torch.randn(2, g.style_dim, device=g.w_avg.device)
+    z = torch.randn(2, g.style_dim, device=g.latent_avg.device)
     with torch.no_grad():
         a, b = masked(z), small(z)
     err = float((a - b).abs().max())
