@@ -105,6 +105,18 @@ class ToRGB(nn.Module):
         return out if skip is None else out + self.upsample(skip)
 
 
+class LayerLatents(nn.Module):
+    """``w [N, D]`` -> the per-layer latents ``[N, L, D]`` the synthesis network reads (the same ``w``
+    at every layer; no parameters). Its output is what the path-length regulariser differentiates."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, w: Tensor) -> Tensor:
+        return w.unsqueeze(1).expand(-1, self.count, -1)
+
+
 class StyleGAN2Generator(nn.Module):
     """Mapping network + synthesis network; ``forward(z) -> images`` (see the module docstring)."""
 
@@ -132,6 +144,7 @@ class StyleGAN2Generator(nn.Module):
             self.convs.append(StyledConv(widths[j - 1], widths[j], style_dim, upsample=True))
             self.convs.append(StyledConv(widths[j], widths[j + 1], style_dim))
             self.to_rgbs.append(ToRGB(widths[j + 1], style_dim, rgb=rgb))
+        self.layer_w = LayerLatents(self.n_layers + 1)  # one w per styled conv and per ToRGB
         self.noises = nn.Module()
         for j in range(self.n_layers):
             side = 2 ** ((j + 5) // 2)
@@ -215,14 +228,17 @@ class StyleGAN2Generator(nn.Module):
         return self.synthesis(w)
 
     def synthesis(self, w: Tensor) -> Tensor:
-        """Images from intermediate latents ``w [N, style_dim]`` (the same ``w`` at every layer)."""
-        noise = self.noise_maps(w.shape[0], w)
-        x = self.conv1(self.input(w.shape[0]), w, noise[0])
-        skip = self.to_rgb1(x, w)
+        """Images from intermediate latents: ``w [N, style_dim]`` (the same at every layer) or per-layer
+        ``[N, n_layers + 1, style_dim]`` (styled convs and ToRGBs in the reference's order: conv1, to_rgb1,
+        then per resolution the two convs and the ToRGB, the ToRGB sharing the second conv's index + 1)."""
+        ws = self.layer_w(w) if w.dim() == 2 else w
+        noise = self.noise_maps(ws.shape[0], ws)
+        x = self.conv1(self.input(ws.shape[0]), ws[:, 0], noise[0])
+        skip = self.to_rgb1(x, ws[:, 1])
         for i, rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * i](x, w, noise[2 * i + 1])
-            x = self.convs[2 * i + 1](x, w, noise[2 * i + 2])
-            skip = rgb(x, w, skip)
+            x = self.convs[2 * i](x, ws[:, 2 * i + 1], noise[2 * i + 1])
+            x = self.convs[2 * i + 1](x, ws[:, 2 * i + 2], noise[2 * i + 2])
+            skip = rgb(x, ws[:, 2 * i + 3], skip)
         return skip
 
 
