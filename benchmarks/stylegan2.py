@@ -4,8 +4,8 @@
 For the generator at ``--size`` (default 256 px, config F widths, style dim 512, 8 mapping
 layers): parameters, MACs per sample (torch's FlopCounterMode; the masked rows count the
 dense MACs a dense kernel still does, the shrunk rows what the thinner network does) and
-median batch-1 latency, dense and at 50% / 75% filter sparsity of the synthesis convs
-(L2-norm filters; readers masked; ``export --format shrunk``'s cut, checked against the
+median batch-1 latency, dense and with 50% / 75% of the filters of every synthesis conv removed
+(a per-layer plan; L2-norm filters; readers masked; ``export --format shrunk``'s cut, checked against the
 masked generator). Mapping network and ToRGB stay dense, as by default.
 
 Then the step time of every recovery method (``finetune.step``: teacher and student on the
@@ -52,9 +52,12 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def pruned_pair(g: StyleGAN2Generator, sparsity: float) -> tuple[StyleGAN2Generator, StyleGAN2Generator, dict]:
-    """(masked, shrunk, masks) at ``sparsity`` filter sparsity; the shrunk one checked against the masked."""
+    """(masked, shrunk, masks) with ``sparsity`` of the filters of every synthesis conv removed (a per-layer
+    plan: ``-s`` alone counts the dense mapping and ToRGB weights in its total); the shrunk one checked
+    against the masked."""
     masked = copy.deepcopy(g)
-    masks = compute_masks(masked, PruneConfig(sparsity, granularity="filter"))
+    convs = {f"{name}.conv": sparsity for name in g.conv_names()[0]}  # that share of every synthesis conv's filters
+    masks = compute_masks(masked, PruneConfig(None, granularity="filter", plan=convs))
     apply_masks(masked, masks)
     kwargs = ARCHITECTURES.get("stylegan2-g").infer(g.state_dict())  # the layout, every width included
     small = masked.shrunk_copy(kwargs)[0].eval()

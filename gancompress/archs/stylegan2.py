@@ -229,8 +229,8 @@ class StyleGAN2Generator(nn.Module):
 
     def synthesis(self, w: Tensor) -> Tensor:
         """Images from intermediate latents: ``w [N, style_dim]`` (the same at every layer) or per-layer
-        ``[N, n_layers + 1, style_dim]`` (styled convs and ToRGBs in the reference's order: conv1, to_rgb1,
-        then per resolution the two convs and the ToRGB, the ToRGB sharing the second conv's index + 1)."""
+        ``[N, n_layers + 1, style_dim]``, indexed as the reference does: conv1 0, to_rgb1 1, then per
+        resolution i the two convs ``2i + 1``, ``2i + 2`` and its ToRGB ``2i + 3``."""
         ws = self.layer_w(w) if w.dim() == 2 else w
         noise = self.noise_maps(ws.shape[0], ws)
         x = self.conv1(self.input(ws.shape[0]), ws[:, 0], noise[0])
