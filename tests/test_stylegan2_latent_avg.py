@@ -101,3 +101,11 @@ def test_evaluate_says_where_the_centre_came_from(tmp_path):
     text = cli("evaluate", stored, "--truncation", "0.5", *FAST).stdout
     assert "w_avg is the checkpoint's latent_avg" in text
     assert json.loads(cli("evaluate", stored, "--json", *FAST).stdout)["settings"]["truncation_w_avg"] is None
+
+
+def test_inspect_says_where_the_centre_would_come_from(tmp_path):
+    stored = json.loads(cli("inspect", _reference_file(tmp_path / "s.pt", STORED), "--json").stdout)
+    plain = json.loads(cli("inspect", _reference_file(tmp_path / "p.pt", None), "--json").stdout)
+    assert stored["generator"]["truncation_w_avg"] == CHECKPOINT_W_AVG
+    assert plain["generator"]["truncation_w_avg"] == ESTIMATED_W_AVG
+    assert "--truncation pulls w toward the checkpoint's latent_avg" in cli("inspect", str(tmp_path / "s.pt")).stdout

@@ -181,8 +181,9 @@ class StyleGAN2Generator(nn.Module):
         return shrink(self, kwargs)
 
     @property
-    def stores_latent_avg(self) -> bool:
-        return "latent_avg" not in self._non_persistent_buffers_set
+    def truncation_w_avg(self) -> str:
+        """Where truncation's mean ``w`` comes (or would come) from, in words."""
+        return self.w_avg_source or ESTIMATED_W_AVG
 
     def use_latent_avg(self, value: Tensor) -> bool:
         """Take a checkpoint's stored mean ``w`` (``[style_dim]`` or ``[1, style_dim]``, finite) as the
