@@ -7,29 +7,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import gancompress
 from gancompress.archs.stylegan2 import CHECKPOINT_W_AVG, ESTIMATED_W_AVG, W_AVG_SAMPLES
 from gancompress.cli.main import app
 from gancompress.loading import load_bundle
+from stylegan2_fixtures import reference_file
 from test_metrics import register_tiny
 
 register_tiny()
-FIXTURE = Path(__file__).parent / "fixtures" / "stylegan2_parity.safetensors"
 FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "8", "--batch-size", "8", "--device", "cpu", "-q"]
 STORED = torch.linspace(-1.0, 1.0, 16)  # nothing like the mapping's mean: a test can tell them apart
 
 
 def _reference_file(path: Path, latent_avg: torch.Tensor | None) -> str:
-    t = load_file(str(FIXTURE))
-    ckpt = {"g_ema": {k[6:]: v for k, v in t.items() if k.startswith("g_ema.")},
-            "d": {k[2:]: v for k, v in t.items() if k.startswith("d.")}}
-    if latent_avg is not None:
-        ckpt["latent_avg"] = latent_avg
-    torch.save(ckpt, path)
-    return str(path)
+    return reference_file(path, latent_avg=latent_avg)
 
 
 def cli(*args: str):

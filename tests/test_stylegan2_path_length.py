@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 import gancompress.finetune.step as step_mod
-from gancompress.archs.stylegan2 import StyleGAN2Generator
 from gancompress.data.batches import StepData
 from gancompress.errors import InputError
 from gancompress.finetune import FinetuneConfig, FinetuneInterrupted, RunPaths, run_finetune
@@ -19,16 +18,13 @@ from gancompress.finetune.config import LossWeights
 from gancompress.finetune.state import load_state
 from gancompress.finetune.step import StepOptions, compute_losses
 from gancompress.losses import PL_DECAY, make_loss, path_length_penalty, path_lengths
+from stylegan2_fixtures import reference_file, tiny_networks
 
-FIXTURE = Path(__file__).parent / "fixtures" / "stylegan2_parity.safetensors"
 
 
 @pytest.fixture(scope="module")
 def g():
-    t = load_file(str(FIXTURE))
-    gen = StyleGAN2Generator(32, 16, 2, channels=[16, 12, 8, 6]).eval()
-    gen.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("g_ema.")})
-    return gen
+    return tiny_networks()[0]
 
 
 def _noise(shape, seed: int) -> torch.Tensor:
@@ -117,10 +113,7 @@ def _config(source: str, output: Path, **kw) -> FinetuneConfig:
 
 @pytest.fixture(scope="module")
 def sg2_file(tmp_path_factory) -> str:
-    t = load_file(str(FIXTURE))
-    path = tmp_path_factory.mktemp("pl") / "sg2.pt"
-    torch.save({"g_ema": {k[6:]: v for k, v in t.items() if k.startswith("g_ema.")}}, path)
-    return str(path)
+    return reference_file(tmp_path_factory.mktemp("pl") / "sg2.pt", with_d=False)
 
 
 def test_resume_keeps_the_running_mean_of_path_lengths(sg2_file, tmp_path):
