@@ -33,6 +33,7 @@ each rank computes the single-process loss; the step functions are otherwise unc
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterator
@@ -45,7 +46,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from ..data.batches import StepData
 from ..errors import InputError
 from ..losses import LossProfile, consistency, path_length_penalty, path_lengths, r1_penalty, total
-from .distributed import global_means, global_terms, unwrap
+from .distributed import global_means, global_randn_like, global_terms, unwrap
 from .guard import finite_flag
 from .methods import Method, get_method
 
@@ -231,7 +232,8 @@ def _path_length(fake_c: Tensor, latents: list[Tensor], pl_mean: Tensor | None) 
     if not latents:  # e.g. a compiled forward that skipped the hook
         raise InputError("--pl-weight: the generator's forward did not pass through its per-layer latents "
                          "(layer_w); run without --compile, or leave --pl-weight out")
-    lengths = path_lengths(fake_c, latents[-1])
+    noise = global_randn_like(fake_c) / math.sqrt(fake_c.shape[-2] * fake_c.shape[-1])
+    lengths = path_lengths(fake_c, latents[-1], noise)
     (batch_mean,) = global_means([lengths.mean()], fake_c.shape[0])
     penalty, mean = path_length_penalty(lengths, batch_mean, pl_mean)
     (penalty,) = global_means([penalty], fake_c.shape[0])
