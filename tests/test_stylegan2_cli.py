@@ -128,3 +128,19 @@ def test_mapping_and_torgb_prune_with_include_and_the_shrunk_export_stays_exact(
     with torch.no_grad():
         assert (masked(z) - small(z)).abs().max() < 1e-4
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in masked.parameters())
+
+
+def test_a_per_conv_plan_removes_that_share_of_every_conv_filters(tiny_sg2, tmp_path):
+    """README: -s counts the dense mapping/affines/ToRGB; a plan of 0.5 per styled conv halves every width."""
+    import gancompress
+
+    names = ["conv1.conv"] + [f"convs.{i}.conv" for i in range(6)]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format": "gancompress-sparsity-plan", "version": 1, "layers": {n: 0.5 for n in names}}))
+    pruned, thin = tmp_path / "p.safetensors", tmp_path / "s.safetensors"
+    for args in (["prune", tiny_sg2, "-g", "filter", "--plan", str(plan), "-o", str(pruned), "-q"],
+                 ["export", str(pruned), "--format", "shrunk", "-o", str(thin), "-q"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+    g = gancompress.load(thin)
+    assert [c.conv.weight.shape[1] for c in (g.conv1, *g.convs)] == [8, 6, 6, 4, 4, 3, 3]  # of 16, 12, 12, 8, 8, 6, 6
