@@ -134,5 +134,8 @@ def set_truncation(generator: nn.Module, psi: float, source: str = "the generato
     if setter is None:
         raise InputError(f"--truncation needs a generator with a mapping network (StyleGAN2); {source} has none: "
                          "leave --truncation out")
-    center = setter(psi)
+    try:
+        center = setter(psi)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
     return center if psi < 1.0 else None

@@ -102,3 +102,17 @@ def test_inspect_says_where_the_centre_would_come_from(tmp_path):
     assert stored["generator"]["truncation_w_avg"] == CHECKPOINT_W_AVG
     assert plain["generator"]["truncation_w_avg"] == ESTIMATED_W_AVG
     assert "--truncation pulls w toward the checkpoint's latent_avg" in cli("inspect", str(tmp_path / "s.pt")).stdout
+
+
+def test_a_non_finite_stored_centre_is_refused():
+    """Our files' digest already refuses an edited latent_avg; a state dict built elsewhere still cannot
+    turn every truncated sample into NaN."""
+    from gancompress.archs.stylegan2 import StyleGAN2Generator
+    from gancompress.errors import InputError
+    from gancompress.generation import set_truncation
+
+    g = StyleGAN2Generator(32, 16, 2, channels=[16, 12, 8, 6], latent_avg=True)
+    g.load_state_dict({**g.state_dict(), "latent_avg": torch.full((16,), float("nan"))})
+    with pytest.raises(InputError, match="NaN or Inf"):
+        set_truncation(g, 0.5, "x.safetensors")
+    set_truncation(g, 1.0)  # no truncation: the centre is not used

@@ -206,6 +206,9 @@ class StyleGAN2Generator(nn.Module):
         if psi < 1.0 and self.w_avg_source is None:
             self.latent_avg.copy_(self.mean_w())
             self.w_avg_source = ESTIMATED_W_AVG
+        if psi < 1.0 and not bool(torch.isfinite(self.latent_avg).all()):
+            raise ValueError(f"truncation needs a finite w_avg, but {self.w_avg_source} holds NaN or Inf; the file "
+                             "is damaged: re-create it, or sample without truncation")
         self.truncation = float(psi)
         return self.w_avg_source
 
