@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Sequence
 
@@ -250,8 +250,10 @@ def shard(batch, world: World | None):
     n = batch.x.shape[0]
     lo, hi = shard_bounds(n, world)
     cut = (lambda t: None if t is None else t[lo:hi])
-    # real and x share the batch dimension (the samplers draw the same count of both)
-    return type(batch)(cut(batch.x), cut(batch.real), cut(batch.real_x))
+    # every per-sample field shares the batch dimension (the samplers draw the same count of each):
+    # the generator inputs, the real images, their paired inputs and both label sets
+    return replace(batch, x=cut(batch.x), real=cut(batch.real), real_x=cut(batch.real_x),
+                   labels=cut(batch.labels), real_labels=cut(batch.real_labels))
 
 
 def wrap(module: nn.Module, world: World | None, device: torch.device, *, sync_bn: bool) -> nn.Module:
