@@ -225,6 +225,8 @@ def _print(report: Any) -> None:
     console.print(_table(report))
     if report.settings.get("truncation", 1.0) != 1.0:
         console.print(f"samples and metrics at truncation psi {report.settings['truncation']:g}")
+        for label, center in (report.settings.get("truncation_w_avg") or {}).items():
+            console.print(f"  {escape(label)}: w_avg is {escape(center)}")
     if any(row.latency for row in report.rows):
         console.print(_latency_table(report))
     for note in report.notes:

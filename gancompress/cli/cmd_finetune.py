@@ -27,6 +27,7 @@ Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (co
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
 R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
+PlWeight = Annotated[float, typer.Option("--pl-weight", help="StyleGAN2: weight of the path-length regulariser on the compressed generator, every 4 steps (0: off; StyleGAN2 trains with 2).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
@@ -44,7 +45,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None, plan: Plan = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
-             r1_gamma: R1 = None, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             r1_gamma: R1 = None, pl_weight: PlWeight = D.DEFAULT_PL_WEIGHT, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
@@ -78,7 +79,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
         student_mode=student_mode, perceptual_weights=perceptual_weights,
-        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,
                           nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),

@@ -26,8 +26,9 @@ from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
-                       DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
-                       DEFAULT_STUDENT_MODE, LR_SCHEDULES, STUDENT_MODES)
+                       DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
+                       DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
+                       STUDENT_MODES)
 from .methods import Method, get_method
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -45,16 +46,20 @@ def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: boo
 class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
     in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
-    see :func:`resolve_r1`)."""
+    see :func:`resolve_r1`); ``pl_weight``/``pl_every``: StyleGAN2's path-length regulariser on G_C
+    (0: off), every ``pl_every`` steps."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
     adv_weight: float = DEFAULT_ADV_WEIGHT
     r1_gamma: float | None = None  # None: the loss profile's own (StyleGAN2: 10), else off
     r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
+    pl_weight: float = DEFAULT_PL_WEIGHT
+    pl_every: int = DEFAULT_PL_EVERY
 
     def __post_init__(self) -> None:
-        for name in ("lam", "mu", "adv_weight"):
+        check_positive("pl_every", self.pl_every, integer=True)
+        for name in ("lam", "mu", "adv_weight", "pl_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
         if self.r1_gamma is not None:
             check_positive("r1_gamma", self.r1_gamma, zero_ok=True)

@@ -231,6 +231,18 @@ def shard_bounds(n: int, world: World | None) -> tuple[int, int]:
     return start, start + base + (1 if world.rank < extra else 0)
 
 
+def global_randn_like(x: Tensor) -> Tensor:
+    """``torch.randn_like(x)`` for this rank's slice of the global batch: the values one process draws
+    for the whole batch (every rank's global RNG is seeded alike), so the noise does not depend on
+    the number of processes. One all-reduce (the global batch size) in a multi-process run."""
+    if _ACTIVE is None:
+        return torch.randn_like(x)
+    count = all_reduce_sum(torch.tensor([float(x.shape[0])], device=x.device), _ACTIVE.group)
+    n = int(count.item())
+    lo, hi = shard_bounds(n, _ACTIVE)
+    return torch.randn((n, *x.shape[1:]), device=x.device, dtype=x.dtype)[lo:hi]
+
+
 def shard(batch, world: World | None):
     """This rank's slice of a global :class:`~.batches.StepData`."""
     if world is None or getattr(batch, "sharded", False):
