@@ -91,25 +91,27 @@ def test_chain_through_the_python_api(case: str, tmp_path: Path) -> None:
     assert any(not torch.equal(p, q) for p, q in zip(pruned.parameters(), recovered.parameters()))
     report = gancompress.evaluate(recovered, reference=dense, samples=tmp_path / "grid.png")
     assert report["rows"][0]["nonzeros"] < report["rows"][1]["nonzeros"] and (tmp_path / "grid.png").is_file()
-    _exports_load_back(recovered, tmp_path, f"custom_nets:{type(dense).__name__}", sparse=case != "sequential-dcgan28")
+    arch, arch_kwargs = ((f"custom_nets:{type(dense).__name__}", None) if case != "sequential-dcgan28" else
+                         ("custom_nets:dcgan28", {"input_shape": [16, 1, 1]}))  # a factory + the contract's attribute
+    _exports_load_back(recovered, tmp_path, arch, arch_kwargs)
     saved = gancompress.save(recovered, tmp_path / "model.safetensors", discriminator=critic,
                              arch=f"custom_nets:{type(dense).__name__}", d_arch=f"custom_nets:{type(critic).__name__}")
     assert saved.is_file()
 
 
-def _exports_load_back(model: torch.nn.Module, tmp_path: Path, arch: str, *, sparse: bool = True) -> None:
+def _exports_load_back(model: torch.nn.Module, tmp_path: Path, arch: str, arch_kwargs: dict | None = None) -> None:
     """export sparse/shrunk/onnx -> load(): each computes what ``model`` does on the same inputs (and labels),
-    and sample(n, seed=) of a noise generator gives the same images. A bare Sequential's sparse file is
-    rebuilt from --arch-kwargs, which load() does not take (``sparse=False``; the CLI test covers it)."""
+    and sample(n, seed=) of a noise generator gives the same images. The sparse file records ``arch_kwargs``
+    (a bare Sequential's factory gets its ``input_shape`` from them), so load() needs only ``arch``."""
     from gancompress.api import with_sampling
 
     args = nets.example_inputs(model)
     with torch.no_grad():
         want = model.eval()(*args)
     reference = with_sampling(model, None)
-    for fmt in ("sparse", "shrunk", "onnx") if sparse else ("shrunk", "onnx"):
+    for fmt in ("sparse", "shrunk", "onnx"):
         out = tmp_path / ("g.onnx" if fmt == "onnx" else f"g.{fmt}.safetensors")
-        gancompress.export(model, out, format=fmt, arch=arch)
+        gancompress.export(model, out, format=fmt, arch=arch, arch_kwargs=arch_kwargs)
         loaded = gancompress.load(out, **({"arch": arch} if fmt == "sparse" else {}))
         with torch.no_grad():
             got = loaded(*args)
