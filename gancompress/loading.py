@@ -105,6 +105,20 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+# What nn.DataParallel / DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") put in front
+# of every key of the network they wrap; load_state_dict on the bare network needs them gone.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _unwrap_keys(sd: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """``sd`` without a wrapper prefix that every one of its keys carries (repeated: DDP around compile)."""
+    while True:
+        prefix = next((p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in sd)), None)
+        if prefix is None:
+            return sd
+        sd = {k[len(prefix):]: v for k, v in sd.items()}
+
+
 def _split_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]] | None:
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in sd.items():
@@ -120,6 +134,7 @@ def state_dicts(obj: Any, name: str = "") -> dict[str, Any]:
     if isinstance(obj, nn.Module):
         return {name or "model": obj}
     if _is_state_dict(obj):
+        obj = _unwrap_keys(obj)
         return _split_prefixes(obj) or {name or "model": dict(obj)}
     if not isinstance(obj, Mapping):
         return {}

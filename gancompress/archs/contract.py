@@ -13,6 +13,8 @@ generator
 discriminator
   ``d_output``      ``"logits"`` (default) or ``"probs"`` (ends in a sigmoid)
   ``num_classes``   an int: the discriminator is class-conditional, ``forward(x, labels)``
+  ``d_output_index`` which element of a tuple/list output is the real/fake score (default 0), e.g.
+                    an auxiliary-classifier D returning ``(validity, class_scores)``
 
 :func:`apply_contract` checks every declared value once and stores it on the instance, so
 the rest of the tool reads plain attributes from the module.
@@ -29,7 +31,7 @@ from torch import nn
 from ..errors import InputError
 
 GENERATOR_KEYS = ("input_shape", "input_kind", "output_range", "output_shape", "num_classes")
-DISCRIMINATOR_KEYS = ("d_output", "num_classes")
+DISCRIMINATOR_KEYS = ("d_output", "num_classes", "d_output_index")
 CONTRACT_KEYS = tuple(dict.fromkeys(GENERATOR_KEYS + DISCRIMINATOR_KEYS))
 INPUT_KINDS = ("noise", "image")
 OUTPUT_RANGES = ((-1.0, 1.0), (0.0, 1.0))
@@ -68,6 +70,9 @@ def _check(name: str, value: Any, where: str) -> Any:
         raise InputError(f"{where}: d_output must be 'logits' or 'probs' (ends in a sigmoid), got {value!r}")
     if name == "num_classes" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
         raise InputError(f"{where}: num_classes must be an int of at least 2 (or None: not conditional), got {value!r}")
+    if name == "d_output_index" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InputError(f"{where}: d_output_index must be an int >= 0 (which element of the tuple your "
+                         f"discriminator returns is the real/fake score), got {value!r}")
     if name == "output_range":
         try:
             pair = tuple(float(v) for v in value)
@@ -94,7 +99,21 @@ def apply_contract(module: nn.Module, contract: dict[str, Any], role: str, where
             and unpack_labels not in module._forward_pre_hooks.values():
         required(module, "input_shape", where)
         module.register_forward_pre_hook(unpack_labels)
+    if role == "discriminator" and select_score not in module._forward_hooks.values():
+        module.register_forward_hook(select_score)
     return module
+
+
+def select_score(module: nn.Module, args: Any, output: Any) -> Any:
+    """Forward hook of a discriminator: of a tuple/list output (an auxiliary-classifier D's ``(validity,
+    class_scores)``, a D returning features too), the element ``d_output_index`` (default 0)."""
+    if not isinstance(output, (tuple, list)):
+        return output
+    index = getattr(module, "d_output_index", None) or 0
+    if index >= len(output):
+        raise InputError(f"your discriminator returned {len(output)} outputs but d_output_index is {index}; "
+                         f"set d_output_index to the position of its real/fake score (see {DOC})")
+    return output[index]
 
 
 def unpack_labels(module: nn.Module, args: tuple) -> tuple | None:

@@ -1,0 +1,97 @@
+"""Networks written as popular public GAN code writes them (tests/thirdparty_nets.py), saved as such code
+saves them, through inspect -> prune -> finetune (default method) -> evaluate --samples -> export
+sparse/shrunk/onnx -> load with only the flags docs/custom_networks.md documents.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import thirdparty_nets as tp
+from test_custom_networks import _exports_match, _images, _labelled, _run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MOD = "thirdparty_nets"
+
+# name: (G, G kwargs, D, D kwargs, image size, channels, checkpoint layout)
+CASES = {
+    "mlp-gan-bn1d-eps": ("MLPGenerator", {"input_shape": [8]}, "MLPDiscriminator", {"d_output": "probs"},
+                         8, 1, "generator/discriminator"),
+    "dcgan-linear-stem-upsample": ("DCGANGenerator", {"input_shape": [8]}, "DCGANDiscriminator",
+                                   {"d_output": "probs"}, 16, 1, "G/D"),
+    "wgan-gp-critic-logits": ("DCGANGenerator", {"input_shape": [8]}, "DCGANDiscriminator", {"sigmoid": False},
+                              16, 1, "module-prefix"),
+    "cgan-embedding-concat": ("CGANGenerator", {"input_shape": [8], "num_classes": 3}, "CGANDiscriminator",
+                              {"num_classes": 3}, 8, 1, "generator/discriminator"),
+    "acgan-tuple-d": ("ACGANGenerator", {"input_shape": [8], "num_classes": 3}, "ACGANDiscriminator",
+                      {"d_output": "probs"}, 16, 1, "G/D"),
+    "srgan-prelu-pixelshuffle": ("SRResNet", {"input_shape": [3, 4, 4], "input_kind": "image"},
+                                 "PatchDiscriminator", {}, 16, 3, "state_dict"),
+    "pix2pix-unet": ("GeneratorUNet", {"input_shape": [3, 16, 16], "input_kind": "image"}, "PatchDiscriminator", {},
+                     16, 3, "params_ema"),
+}
+
+
+def _flags(g: str, g_kw: dict, d: str, d_kw: dict) -> list[str]:
+    flags = ["--arch", f"{MOD}:{g}", "--arch-kwargs", json.dumps(g_kw), "--d-arch", f"{MOD}:{d}"]
+    return flags + (["--d-arch-kwargs", json.dumps(d_kw)] if d_kw else [])
+
+
+def _build(name: str, kwargs: dict, role: str) -> torch.nn.Module:
+    from gancompress.archs.custom import build_custom
+
+    return build_custom(f"{MOD}:{name}", kwargs, role)
+
+
+def _save(layout: str, g_sd: dict, d_sd: dict, folder: Path) -> tuple[Path, list[str]]:
+    """The checkpoint as the project's training script would save it, and the extra flags that need."""
+    ckpt = folder / "gan.pth"
+    if layout == "generator/discriminator":
+        torch.save({"generator": g_sd, "discriminator": d_sd, "epoch": 3}, ckpt)
+    elif layout == "G/D":
+        torch.save({"G": g_sd, "D": d_sd}, ckpt)
+    elif layout == "module-prefix":  # trained under nn.DataParallel, G and D in files of their own
+        torch.save(tp.data_parallel_keys(g_sd), ckpt)
+        torch.save(tp.data_parallel_keys(d_sd), folder / "netD.pth")
+        return ckpt, ["--discriminator", str(folder / "netD.pth")]
+    elif layout == "state_dict":
+        torch.save({"state_dict": g_sd}, ckpt)
+        torch.save({"state_dict": d_sd}, folder / "netD.pth")
+        return ckpt, ["--discriminator", str(folder / "netD.pth")]
+    else:  # BasicSR-style: the generator's EMA weights under params_ema, D in its own file
+        torch.save({"params_ema": g_sd}, ckpt)
+        torch.save({"params": d_sd}, folder / "netD.pth")
+        return ckpt, ["--discriminator", str(folder / "netD.pth")]
+    return ckpt, []
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
+    g, g_kw, d, d_kw, size, channels, layout = CASES[case]
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    gen, disc = _build(g, g_kw, "generator"), _build(d, d_kw, "discriminator")
+    ckpt, d_file = _save(layout, gen.state_dict(), disc.state_dict(), tmp_path)
+    conditional = "num_classes" in g_kw
+    data = _labelled(tmp_path / "real", 3, size) if conditional else _images(tmp_path / "real", 6, size, channels)
+    image_input = g_kw.get("input_kind") == "image"
+    extra = ["--inputs", str(_images(tmp_path / "inputs", 6, size, channels, 1))] if g == "GeneratorUNet" else []
+    flags = _flags(g, g_kw, d, d_kw)
+
+    report = json.loads(_run("inspect", ckpt, "--json", *flags))
+    assert report["generator"]["parameters"] == sum(p.numel() for p in gen.parameters())
+    assert report["has_discriminator"] == (not d_file)
+
+    pruned = _run("prune", ckpt, "-s", "0.5", "-g", "filter", "-o", tmp_path / "p.safetensors", *flags)
+    tuned = _run("finetune", pruned, "--data", data, *extra, *d_file, "--steps", "2", "--batch-size", "3",
+                 "--sample-every", "0", "-o", tmp_path / "f.safetensors", *flags)
+    grid = tmp_path / "grid.png"
+    pairs = ["--pairs", str(data)] if extra else []
+    _run("evaluate", tuned, "-r", ckpt, "--samples", grid, *extra, *pairs, *flags)
+    assert Image.open(grid).size[0] > size or image_input
+    _exports_match(tuned, tmp_path, flags, f"{MOD}:{g}", f"{MOD}:{d}", (channels, size, size))
