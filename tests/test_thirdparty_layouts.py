@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import thirdparty_nets as tp
+from img2img_fixtures import ab_folders
 from test_custom_networks import _exports_match, _images, _labelled, _run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,6 +35,8 @@ CASES = {
                                  "PatchDiscriminator", {}, 16, 3, "state_dict"),
     "pix2pix-unet": ("GeneratorUNet", {"input_shape": [3, 16, 16], "input_kind": "image"}, "PatchDiscriminator", {},
                      16, 3, "params_ema"),
+    "pix2pix-unet-two-argument-d": ("GeneratorUNet", {"input_shape": [3, 16, 16], "input_kind": "image"},
+                                    "Pix2PixDiscriminator", {"d_input": "image_input"}, 16, 3, "G/D"),
 }
 
 
@@ -81,6 +84,8 @@ def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
     data = _labelled(tmp_path / "real", 3, size) if conditional else _images(tmp_path / "real", 6, size, channels)
     image_input = g_kw.get("input_kind") == "image"
     extra = ["--inputs", str(_images(tmp_path / "inputs", 6, size, channels, 1))] if g == "GeneratorUNet" else []
+    if "d_input" in d_kw:  # a D that judges (input, output) pairs trains on paired A/ B/ folders
+        data, extra = ab_folders(tmp_path / "pairs", n=6, size=size), []
     flags = _flags(g, g_kw, d, d_kw)
 
     report = json.loads(_run("inspect", ckpt, "--json", *flags))
@@ -91,7 +96,7 @@ def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
     tuned = _run("finetune", pruned, "--data", data, *extra, *d_file, "--steps", "2", "--batch-size", "3",
                  "--sample-every", "0", "-o", tmp_path / "f.safetensors", *flags)
     grid = tmp_path / "grid.png"
-    pairs = ["--pairs", str(data)] if extra else []
+    pairs = ["--pairs", str(data)] if extra or "d_input" in d_kw else []
     _run("evaluate", tuned, "-r", ckpt, "--samples", grid, *extra, *pairs, *flags)
     assert Image.open(grid).size[0] > size or image_input
     _exports_match(tuned, tmp_path, flags, f"{MOD}:{g}", f"{MOD}:{d}", (channels, size, size))

@@ -255,6 +255,21 @@ class GeneratorUNet(nn.Module):
         return self.final(self.up2(self.up1(d3, d2), d1))
 
 
+class Pix2PixDiscriminator(nn.Module):
+    """pix2pix's conditional PatchGAN taking two arguments, called as ``discriminator(fake_B, real_A)``:
+    ``forward(img_A, img_B)`` concatenates them on channels itself."""
+
+    def __init__(self, in_channels: int = 3, width: int = 8) -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.Conv2d(in_channels * 2, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width * 2, 4, 2, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(width * 2, 1, 4, padding=1, bias=False))
+
+    def forward(self, img_A: torch.Tensor, img_B: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat((img_A, img_B), 1))
+
+
 def data_parallel_keys(sd: dict) -> dict:
     """``sd`` as ``torch.save(nn.DataParallel(G).state_dict())`` writes it: every key under ``module.``."""
     return {f"module.{k}": v for k, v in sd.items()}

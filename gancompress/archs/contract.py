@@ -13,6 +13,9 @@ generator
 discriminator
   ``d_output``      ``"logits"`` (default) or ``"probs"`` (ends in a sigmoid)
   ``num_classes``   an int: the discriminator is class-conditional, ``forward(x, labels)``
+  ``d_input``       what an image-to-image generator's D judges: ``"image"`` (default: the output alone),
+                    ``"concat"`` (``concat(input, output)`` on channels), or two arguments,
+                    ``"input_image"`` (``forward(input, output)``) / ``"image_input"`` (``forward(output, input)``)
   ``d_output_index`` which element of a tuple/list output is the real/fake score (default 0), e.g.
                     an auxiliary-classifier D returning ``(validity, class_scores)``
 
@@ -31,11 +34,12 @@ from torch import nn
 from ..errors import InputError
 
 GENERATOR_KEYS = ("input_shape", "input_kind", "output_range", "output_shape", "num_classes")
-DISCRIMINATOR_KEYS = ("d_output", "num_classes", "d_output_index")
+DISCRIMINATOR_KEYS = ("d_output", "num_classes", "d_output_index", "d_input")
 CONTRACT_KEYS = tuple(dict.fromkeys(GENERATOR_KEYS + DISCRIMINATOR_KEYS))
 INPUT_KINDS = ("noise", "image")
 OUTPUT_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 D_OUTPUTS = ("logits", "probs")
+D_INPUTS = ("image", "concat", "input_image", "image_input")
 DOC = "docs/custom_networks.md"
 
 
@@ -70,6 +74,8 @@ def _check(name: str, value: Any, where: str) -> Any:
         raise InputError(f"{where}: d_output must be 'logits' or 'probs' (ends in a sigmoid), got {value!r}")
     if name == "num_classes" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
         raise InputError(f"{where}: num_classes must be an int of at least 2 (or None: not conditional), got {value!r}")
+    if name == "d_input" and value not in D_INPUTS:
+        raise InputError(f"{where}: d_input must be one of {', '.join(D_INPUTS)}, got {value!r}")
     if name == "d_output_index" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise InputError(f"{where}: d_output_index must be an int >= 0 (which element of the tuple your "
                          f"discriminator returns is the real/fake score), got {value!r}")
@@ -167,6 +173,22 @@ def num_classes(module: nn.Module | None) -> int | None:
 def d_output(module: nn.Module | None, default: str = "logits") -> str:
     value = getattr(module, "d_output", None) if module is not None else None
     return value if value in D_OUTPUTS else default
+
+
+def judges_input(module: nn.Module | None) -> bool:
+    """Whether a user's discriminator sees the generator's input too (a pix2pix-style conditional D)."""
+    return getattr(module, "d_input", None) in D_INPUTS[1:]
+
+
+def judge(d: nn.Module, contract_holder: nn.Module, condition: torch.Tensor, images: torch.Tensor) -> Any:
+    """A conditional image-to-image D on ``images`` given the generator's ``condition`` (its input), called the way
+    ``contract_holder`` (the unwrapped D) declares in ``d_input``; the default is ``concat(input, output)``."""
+    kind = getattr(contract_holder, "d_input", None)
+    if kind == "input_image":
+        return d(condition, images)
+    if kind == "image_input":
+        return d(images, condition)
+    return d(torch.cat([condition, images], dim=1))
 
 
 def declared(module: nn.Module, role: str = "generator") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..archs.contract import judge
 from ..formats.checkpoint import GanBundle
 from ..data.pairs import CropSampler, Degradation, input_multiple, load_image_data
 from ..errors import InputError
@@ -59,7 +60,7 @@ def check_crop_fits(generator: nn.Module, discriminator: nn.Module | None, condi
             if tuple(out.shape[-2:]) != (crop, crop):
                 raise RuntimeError("size changed")
             if discriminator is not None:
-                discriminator(torch.cat([x, out], 1) if conditional else out)
+                judge(discriminator, discriminator, x, out) if conditional else discriminator(out)
     except (RuntimeError, ValueError):
         hint = f"a multiple of {mult}" if mult > 1 else "a larger crop"
         raise InputError(f"--crop {crop} does not fit {name} and its discriminator; use {hint} "

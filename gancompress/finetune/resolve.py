@@ -12,7 +12,7 @@ from ..archs import ARCHITECTURES
 from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
-from ..archs.contract import d_output as contract_d_output
+from ..archs.contract import d_output as contract_d_output, judges_input
 from ..loading import LoadOptions, load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
@@ -125,7 +125,9 @@ def resolve_loss(bundle: GanBundle, d_spec: Any, config: FinetuneConfig, *, cond
     return make_loss(name, d_output=d_output), name
 
 
-def is_conditional(d_spec: Any, info: GeneratorInfo) -> bool:
+def is_conditional(d_spec: Any, info: GeneratorInfo, discriminator: nn.Module | None = None) -> bool:
+    if d_spec is not None and d_spec.name == "custom":  # the user's D says what it judges (contract: d_input)
+        return info.input_kind == "image" and judges_input(discriminator)
     if d_spec is None or d_spec.name != "patchgan-d" or info.input_kind != "image":
         return False
     from ..archs.pix2pix import patchgan_conditional

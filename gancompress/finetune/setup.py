@@ -56,7 +56,7 @@ def build_setup(config: FinetuneConfig) -> Setup:
     if discriminator is not None and bundle.discriminator is not discriminator:
         bundle.discriminator, bundle.d_spec = discriminator, d_spec
     info = generator_info(bundle)
-    conditional = is_conditional(d_spec, info)
+    conditional = is_conditional(d_spec, info, discriminator)
     if info.input_kind == "image":
         return image_setup(config, bundle, partner, teacher, teacher_source, discriminator, d_spec, d_source,
                            info, conditional)

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from ..archs.contract import judge
 from ..data.batches import StepData
 from ..errors import InputError
 from ..losses import LossProfile, consistency, path_length_penalty, path_lengths, r1_penalty, total
@@ -95,7 +96,7 @@ def critic(d: nn.Module, cond: Tensor | ClassLabels | None) -> Callable[[Tensor]
         return d
     if isinstance(cond, ClassLabels):
         return lambda images: d(images, cond.labels)
-    return lambda images: d(torch.cat([cond.to(images.dtype), images], dim=1))
+    return lambda images: judge(d, unwrap(d), cond.to(images.dtype), images)
 
 
 def fake_condition(batch: StepData, opts: StepOptions) -> Tensor | ClassLabels | None:
