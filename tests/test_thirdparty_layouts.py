@@ -51,11 +51,21 @@ def _build(name: str, kwargs: dict, role: str) -> torch.nn.Module:
     return build_custom(f"{MOD}:{name}", kwargs, role)
 
 
+def _adam_state(sd: dict) -> dict:
+    """An Adam optimizer's state_dict() as training scripts save it beside the weights (one step taken)."""
+    params = [torch.nn.Parameter(v.clone()) for v in sd.values() if v.is_floating_point()]
+    optimizer = torch.optim.Adam(params)
+    sum(p.sum() for p in params).backward()
+    optimizer.step()
+    return optimizer.state_dict()
+
+
 def _save(layout: str, g_sd: dict, d_sd: dict, folder: Path) -> tuple[Path, list[str]]:
     """The checkpoint as the project's training script would save it, and the extra flags that need."""
     ckpt = folder / "gan.pth"
     if layout == "generator/discriminator":
-        torch.save({"generator": g_sd, "discriminator": d_sd, "epoch": 3}, ckpt)
+        torch.save({"generator": g_sd, "discriminator": d_sd, "epoch": 3, "optimizer_G": _adam_state(g_sd),
+                    "optimizer_D": _adam_state(d_sd)}, ckpt)
     elif layout == "G/D":
         torch.save({"G": g_sd, "D": d_sd}, ckpt)
     elif layout == "module-prefix":  # trained under nn.DataParallel, G and D in files of their own

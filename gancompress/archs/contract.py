@@ -105,9 +105,30 @@ def apply_contract(module: nn.Module, contract: dict[str, Any], role: str, where
             and unpack_labels not in module._forward_pre_hooks.values():
         required(module, "input_shape", where)
         module.register_forward_pre_hook(unpack_labels)
+    if role == "discriminator":
+        _check_d_arguments(module, where)
     if role == "discriminator" and select_score not in module._forward_hooks.values():
         module.register_forward_hook(select_score)
     return module
+
+
+def _required_arguments(forward: Callable[..., Any]) -> list[str]:
+    try:
+        params = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+
+def _check_d_arguments(module: nn.Module, where: str) -> None:
+    """A D whose ``forward`` needs two tensors must say what the second one is (labels or the generator's input)."""
+    names = _required_arguments(module.forward)
+    if len(names) >= 2 and not getattr(module, "num_classes", None) and not judges_input(module):
+        raise InputError(f"{where}: its forward takes {', '.join(names)}: say what the tool passes; for class labels "
+                         "set num_classes, for the generator's input image set d_input to 'input_image' "
+                         "(forward(input, output)) or 'image_input' (forward(output, input)), as an attribute or in "
+                         f"--d-arch-kwargs; see {DOC}")
 
 
 def select_score(module: nn.Module, args: Any, output: Any) -> Any:
