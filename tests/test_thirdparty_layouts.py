@@ -37,6 +37,9 @@ CASES = {
                      16, 3, "params_ema"),
     "pix2pix-unet-two-argument-d": ("GeneratorUNet", {"input_shape": [3, 16, 16], "input_kind": "image"},
                                     "Pix2PixDiscriminator", {"d_input": "image_input"}, 16, 3, "G/D"),
+    "sngan-spectral-norm-hooks": ("SNGenerator", {"input_shape": [8]}, "SNDiscriminator", {}, 16, 1, "G/D"),
+    "sngan-spectral-norm-parametrized": ("SNGenerator", {"input_shape": [8], "parametrized": True}, "SNDiscriminator",
+                                         {}, 16, 1, "G/D"),
 }
 
 

@@ -270,6 +270,38 @@ class Pix2PixDiscriminator(nn.Module):
         return self.model(torch.cat((img_A, img_B), 1))
 
 
+class SNGenerator(nn.Module):
+    """An SN-GAN/SAGAN-style generator with spectral norm on its own layers: the old hook API
+    (``weight_orig``/``weight_u``/``weight_v`` keys) or, with ``parametrized``, the parametrizations API
+    (``parametrizations.weight.original`` keys); ``F.interpolate`` upsampling, functional activations."""
+
+    def __init__(self, z_dim: int = 8, width: int = 16, parametrized: bool = False) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if parametrized else nn.utils.spectral_norm
+        self.width = width
+        self.fc = sn(nn.Linear(z_dim, width * 4 * 4))
+        self.conv1 = sn(nn.Conv2d(width, width, 3, 1, 1))
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = sn(nn.Conv2d(width, 1, 3, 1, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, self.width, 4, 4)
+        h = torch.relu(self.bn1(self.conv1(nn.functional.interpolate(h, scale_factor=2))))
+        return torch.tanh(self.conv2(nn.functional.interpolate(h, scale_factor=2)))
+
+
+class SNDiscriminator(nn.Module):
+    """A spectral-norm critic (logits)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.utils.spectral_norm(nn.Conv2d(1, width, 4, 2, 1))
+        self.fc = nn.utils.spectral_norm(nn.Linear(width * 8 * 8, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(nn.functional.leaky_relu(self.conv(x), 0.1).flatten(1))
+
+
 def data_parallel_keys(sd: dict) -> dict:
     """``sd`` as ``torch.save(nn.DataParallel(G).state_dict())`` writes it: every key under ``module.``."""
     return {f"module.{k}": v for k, v in sd.items()}

@@ -46,7 +46,9 @@ def write_onnx(bundle: GanBundle, config: ExportConfig) -> ExportResult:
     (``config.shrink``), else of the masked generator."""
     from .writer import dense_float32_bytes, provenance
 
-    model = bundle.masked_generator()
+    from .shrink import bake_weight_norms
+
+    model = bake_weight_norms(bundle.masked_generator())  # ONNX has no power iteration (vdot) to export
     dense_bytes = dense_float32_bytes(model, bundle.g_spec, provenance(bundle))
     small, report, notes = _shrunk(model, bundle, config) if config.shrink else (None, None, [])
     result = export_onnx(small if small is not None else model, bundle.g_spec, config, dense_bytes)

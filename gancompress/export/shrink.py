@@ -21,6 +21,7 @@ their original names, so the state-dict keys are the original ones with smaller 
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -66,6 +67,36 @@ def input_shape_of(spec: ArchSpec | None, model: nn.Module | None = None) -> tup
     return tuple(arch.input_shape(spec.kwargs))
 
 
+def _normed(m: nn.Module) -> bool:
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    return parametrize.is_parametrized(m) or any(isinstance(h, (SpectralNorm, WeightNorm)) for h in m._forward_pre_hooks.values())
+
+
+def bake_weight_norms(model: nn.Module) -> nn.Module:
+    """``model`` with spectral and weight norms (hooks or parametrizations, as SN-GAN/SAGAN/BigGAN generators use
+    them) folded into plain weights: the weights they give in eval mode (no power iteration), so the result
+    computes what ``model.eval()`` computes. A copy when there is any; ``model`` itself when there is none."""
+    from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    if not any(_normed(m) for m in model.modules()):
+        return model
+    model = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if parametrize.is_parametrized(m):
+                for name in list(m.parametrizations):
+                    parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+            for hook in list(m._forward_pre_hooks.values()):
+                if isinstance(hook, (SpectralNorm, WeightNorm)):
+                    (remove_spectral_norm if isinstance(hook, SpectralNorm) else remove_weight_norm)(m, hook.name)
+    return model
+
+
 def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec.
 
@@ -80,7 +111,7 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
     fixed = (getattr(model, "input_kind", None) or ARCHITECTURES.get(spec.name).input_kind) == "noise"
     contract = declared(model)
-    model = model.eval()
+    model = bake_weight_norms(model.eval())
     graph, report = shrink_graph(model, shape, fixed)
     small, gspec = build_graph(graph, shape)  # rebuilt from the spec alone, as load() will
     apply_contract(small, contract, "generator", "the shrunk generator")

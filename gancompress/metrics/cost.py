@@ -45,7 +45,11 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
 
 
 def layer_density(module: nn.Module) -> float:
-    weight = module.weight  # parametrized/spectral-normed modules give the effective weight
+    # parametrized modules give the effective weight; an old-style (hook) spectral/weight norm keeps the
+    # last forward's weight as a plain attribute, which is stale (a meta tensor after a meta forward): its
+    # original has the same zeros (the norm scales it)
+    weight = next((getattr(module, n) for n in ("weight_orig", "weight_v") if isinstance(getattr(module, n, None),
+                                                                                     torch.Tensor)), module.weight)
     return float(torch.count_nonzero(weight)) / max(1, weight.numel())
 
 
