@@ -113,3 +113,50 @@ def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
     _run("evaluate", tuned, "-r", ckpt, "--samples", grid, *extra, *pairs, *flags)
     assert Image.open(grid).size[0] > size or image_input
     _exports_match(tuned, tmp_path, flags, f"{MOD}:{g}", f"{MOD}:{d}", (channels, size, size))
+
+
+def test_two_argument_d_without_d_input_says_what_to_set(tmp_path: Path, monkeypatch) -> None:
+    """pix2pix code's D(img_A, img_B) given without d_input: one line naming num_classes and d_input, no file."""
+    from typer.testing import CliRunner
+
+    from gancompress.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"G": tp.GeneratorUNet().state_dict(), "D": tp.Pix2PixDiscriminator().state_dict()}, tmp_path / "g.pth")
+    g_kw = json.dumps({"input_shape": [3, 16, 16], "input_kind": "image"})
+    base = ["--arch", f"{MOD}:GeneratorUNet", "--arch-kwargs", g_kw, "--d-arch", f"{MOD}:Pix2PixDiscriminator"]
+    r = CliRunner().invoke(app, ["prune", str(tmp_path / "g.pth"), "-s", "0.5", "-o", str(tmp_path / "p.safetensors"), *base])
+    assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
+    assert "img_A, img_B" in r.output and "d_input" in r.output and "num_classes" in r.output
+    assert not (tmp_path / "p.safetensors").exists()
+    r = CliRunner().invoke(app, ["inspect", str(tmp_path / "g.pth"), *base, "--d-arch-kwargs", '{"d_input": "both"}'])
+    assert r.exit_code == 2 and "d_input must be one of image, concat, input_image, image_input" in r.output
+
+
+def test_tuple_output_index_is_checked() -> None:
+    """The score is element d_output_index of a tuple output; an index past its end names the attribute."""
+    from gancompress.archs.contract import apply_contract
+    from gancompress.errors import InputError
+
+    d = apply_contract(tp.ACGANDiscriminator().eval(), {}, "discriminator", "test D")
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        validity, classes = tp.ACGANDiscriminator.forward(d, x)
+        assert torch.equal(d(x), validity)
+        d.d_output_index = 1
+        assert torch.equal(d(x), classes)
+        d.d_output_index = 2
+        with pytest.raises(InputError, match="returned 2 outputs but d_output_index is 2"):
+            d(x)
+
+
+def test_wrapper_prefixes_are_read_off() -> None:
+    """DataParallel's module. and torch.compile's _orig_mod. (nested) come off when every key has them; a
+    prefix only some keys carry stays."""
+    from gancompress.loading import state_dicts
+
+    sd = tp.MLPGenerator().state_dict()
+    nested = {f"module._orig_mod.{k}": v for k, v in sd.items()}
+    assert list(state_dicts(nested)["model"]) == list(sd)
+    partial = {**sd, "module.extra": torch.zeros(1)}
+    assert set(state_dicts(partial)["model"]) == set(partial)
