@@ -180,15 +180,14 @@ def _custom_module(found: dict[str, Any], spec: ArchSpec, exclude: set[str]) -> 
     module = build(spec)
     option = "--d-arch" if spec.kwargs.get("role") == "discriminator" else "--arch"
     expected = set(module.state_dict())
-    candidates = [(k, v) for k, v in found.items() if k not in exclude]
+    # a whole pickled module (read with --trust-pickle) is taken by its state dict: the user's class rebuilds it
+    candidates = [(k, v.state_dict() if isinstance(v, nn.Module) else v) for k, v in found.items() if k not in exclude]
     if not candidates:
         raise InputError(f"{option} {spec.kwargs['target']}: the checkpoint holds no other state dict for it"
                          + ("; give the discriminator's own file with --discriminator FILE" if option == "--d-arch" else ""))
     ranked = sorted(candidates, key=lambda kv: (-len(expected & set(kv[1])) if isinstance(kv[1], Mapping) else 1,
                                                 _hint_rank(kv[0]) * (1 if option == "--arch" else -1)))
     name, sd = ranked[0]
-    if isinstance(sd, nn.Module):
-        raise InputError(f"{option} is for state dicts; this checkpoint already holds a whole module")
     load_into(module, sd, f"{option} {spec.kwargs['target']} (module {spec.kwargs['target'].split(':')[0]})")
     return name, module.eval()
 

@@ -160,3 +160,22 @@ def test_wrapper_prefixes_are_read_off() -> None:
     assert list(state_dicts(nested)["model"]) == list(sd)
     partial = {**sd, "module.extra": torch.zeros(1)}
     assert set(state_dicts(partial)["model"]) == set(partial)
+
+
+def test_whole_pickled_generator_with_arch(tmp_path: Path, monkeypatch) -> None:
+    """``torch.save(G)`` (a whole module, read only with --trust-pickle) and --arch: the module's weights go
+    into the user's class, so the results record an architecture and export like a state dict's."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    gen = tp.DCGANGenerator().eval()
+    torch.save(gen, tmp_path / "G.pth")
+    flags = ["--trust-pickle", "--arch", f"{MOD}:DCGANGenerator", "--arch-kwargs", '{"input_shape": [8]}']
+    pruned = _run("prune", tmp_path / "G.pth", "-s", "0.5", "-g", "filter", "-o", tmp_path / "p.safetensors", *flags)
+    small = _run("export", pruned, "--format", "shrunk", "-o", tmp_path / "s.safetensors", *flags[1:])
+    import gancompress
+
+    dense, shrunk = gancompress.load(pruned, arch=f"{MOD}:DCGANGenerator"), gancompress.load(small)
+    assert sum(p.numel() for p in shrunk.parameters()) < sum(p.numel() for p in gen.parameters())
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        assert torch.allclose(dense(z), shrunk(z), atol=1e-5)
