@@ -5,6 +5,7 @@ sparse/shrunk/onnx -> load with only the flags docs/custom_networks.md documents
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -109,9 +110,13 @@ def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
     tuned = _run("finetune", pruned, "--data", data, *extra, *d_file, "--steps", "2", "--batch-size", "3",
                  "--sample-every", "0", "-o", tmp_path / "f.safetensors", *flags)
     grid = tmp_path / "grid.png"
-    pairs = ["--pairs", str(data)] if extra or "d_input" in d_kw else []
+    pairs = ["--pairs", str(data)] if image_input else []  # an SR generator's: HR images, downscaled as inputs
     _run("evaluate", tuned, "-r", ckpt, "--samples", grid, *extra, *pairs, *flags)
     assert Image.open(grid).size[0] > size or image_input
+    if image_input:  # measured against the ground truth: HR images downscaled for an SR generator, else pairs
+        measured = json.loads(_run("evaluate", tuned, *extra, *pairs, "--json", *flags))
+        assert measured["settings"]["pairs_kind"] == ("sr" if g == "SRResNet" else "paired")
+        assert math.isfinite(measured["rows"][0]["psnr_gt"])
     _exports_match(tuned, tmp_path, flags, f"{MOD}:{g}", f"{MOD}:{d}", (channels, size, size))
 
 

@@ -26,6 +26,7 @@ import torch
 from ..errors import InputError, Interrupted
 from ..progress import Event, OnEvent, ShouldStop
 from ..formats.checkpoint import GanBundle
+from ..generation import GeneratorInfo
 from ..devices import autocast_forward
 from .config import EvaluateConfig, check_outputs, resolve_device, with_data_role
 from .grids import fit_all, write_grid, write_img2img_grid
@@ -40,9 +41,12 @@ LPIPS_SAMPLES = 1000  # LPIPS runs VGG16 per image: at most this many of the PSN
 # ---------------------------------------------------------------- image-to-image test data
 
 
-def test_kind(bundle: GanBundle) -> str:
-    """``sr`` for RRDBNet, ``unpaired`` for a CycleGAN (unconditional PatchGAN or a ``cyclegan`` fine-tune), else ``paired``."""
+def test_kind(bundle: GanBundle, info: GeneratorInfo | None = None) -> str:
+    """``sr`` for RRDBNet or any generator whose output is larger than its input (as finetune trains it),
+    ``unpaired`` for a CycleGAN (unconditional PatchGAN or a ``cyclegan`` fine-tune), else ``paired``."""
     if bundle.g_spec is not None and bundle.g_spec.name == "rrdbnet-g":
+        return "sr"
+    if info is not None and info.output_shape[-1] > info.input_shape[-1]:
         return "sr"
     ft = bundle.meta.get("finetune")
     loss = ft.get("loss") if isinstance(ft, dict) else None
@@ -62,7 +66,7 @@ def load_test_images(config: EvaluateConfig, model: LoadedModel) -> TestImages:
     from ..data.pairs import eval_pairs, input_multiple, load_image_data
 
     info = model.info
-    kind = test_kind(model.bundle)
+    kind = test_kind(model.bundle, info)
     scale = max(1, info.output_shape[-1] // info.input_shape[-1]) if kind == "sr" else 1
     data = load_image_data(kind, str(config.data.pairs), info.input_shape[0], info.output_shape[0],
                            inputs=config.data.inputs, direction=config.models.load.direction, scale=scale)
