@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import thirdparty_nets as tp
+from gancompress.archs.custom import build_custom
 from img2img_fixtures import ab_folders
 from test_custom_networks import _exports_match, _images, _labelled, _run
 
@@ -47,12 +48,6 @@ CASES = {
 def _flags(g: str, g_kw: dict, d: str, d_kw: dict) -> list[str]:
     flags = ["--arch", f"{MOD}:{g}", "--arch-kwargs", json.dumps(g_kw), "--d-arch", f"{MOD}:{d}"]
     return flags + (["--d-arch-kwargs", json.dumps(d_kw)] if d_kw else [])
-
-
-def _build(name: str, kwargs: dict, role: str) -> torch.nn.Module:
-    from gancompress.archs.custom import build_custom
-
-    return build_custom(f"{MOD}:{name}", kwargs, role)
 
 
 def _adam_state(sd: dict) -> dict:
@@ -91,8 +86,8 @@ def _save(layout: str, g_sd: dict, d_sd: dict, folder: Path) -> tuple[Path, list
 def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
     g, g_kw, d, d_kw, size, channels, layout = CASES[case]
     monkeypatch.chdir(tmp_path)
-    torch.manual_seed(0)
-    gen, disc = _build(g, g_kw, "generator"), _build(d, d_kw, "discriminator")
+    torch.manual_seed(0)  # the networks as the user's code builds them, the contract applied
+    gen, disc = build_custom(f"{MOD}:{g}", g_kw, "generator"), build_custom(f"{MOD}:{d}", d_kw, "discriminator")
     ckpt, d_file = _save(layout, gen.state_dict(), disc.state_dict(), tmp_path)
     conditional = "num_classes" in g_kw
     data = _labelled(tmp_path / "real", 3, size) if conditional else _images(tmp_path / "real", 6, size, channels)
