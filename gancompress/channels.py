@@ -43,9 +43,22 @@ UNIFORM_RTOL = 1e-6  # a constant map whose spread is below this (relative) is o
 # ----------------------------------------------------------------------------- tracing
 
 
+class _CpuProxy(fx.Proxy):
+    """A traced tensor that answers ``is_cuda`` (False: the graph is traced for any device), so the
+    ``if input.is_cuda and self.ngpu > 1: data_parallel(...)`` branch that generators copied from
+    pytorch/examples carry takes its single-device path instead of stopping the trace."""
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return type(m) in LAYER_TYPES or super().is_leaf_module(m, qualname)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _CpuProxy(node, self)
 
 
 def _trace(model: nn.Module) -> fx.Graph:

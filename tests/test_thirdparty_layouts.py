@@ -42,6 +42,8 @@ CASES = {
     "sngan-spectral-norm-hooks": ("SNGenerator", {"input_shape": [8]}, "SNDiscriminator", {}, 16, 1, "G/D"),
     "sngan-spectral-norm-parametrized": ("SNGenerator", {"input_shape": [8], "parametrized": True}, "SNDiscriminator",
                                          {}, 16, 1, "G/D"),
+    "pytorch-examples-ngpu-branch": ("ExamplesGenerator", {"input_shape": [8, 1, 1]}, "ExamplesDiscriminator",
+                                     {"d_output": "probs"}, 16, 1, "state_dict"),
 }
 
 

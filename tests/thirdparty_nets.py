@@ -302,6 +302,37 @@ class SNDiscriminator(nn.Module):
         return self.fc(nn.functional.leaky_relu(self.conv(x), 0.1).flatten(1))
 
 
+class ExamplesGenerator(nn.Module):
+    """A generator copied from pytorch/examples' DCGAN: ``ngpu`` and an ``input.is_cuda`` branch in ``forward``."""
+
+    def __init__(self, ngpu: int = 1, nz: int = 8, ngf: int = 8) -> None:
+        super().__init__()
+        self.ngpu = ngpu
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 2, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, 1, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.is_cuda and self.ngpu > 1:
+            return nn.parallel.data_parallel(self.main, input, range(self.ngpu))
+        return self.main(input)
+
+
+class ExamplesDiscriminator(nn.Module):
+    """Its discriminator: ends in a Sigmoid, ``output.view(-1, 1).squeeze(1)``."""
+
+    def __init__(self, ngpu: int = 1, ndf: int = 8) -> None:
+        super().__init__()
+        self.ngpu = ngpu
+        self.main = nn.Sequential(
+            nn.Conv2d(1, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, 1, 8, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.main(input).view(-1, 1).squeeze(1)
+
+
 def data_parallel_keys(sd: dict) -> dict:
     """``sd`` as ``torch.save(nn.DataParallel(G).state_dict())`` writes it: every key under ``module.``."""
     return {f"module.{k}": v for k, v in sd.items()}
