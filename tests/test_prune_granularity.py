@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gancompress.errors import InputError
 from gancompress.prune import granularity as G
+from gancompress.prune import masks as M
 from gancompress.prune import (GRANULARITIES, detect_structure, from_canonical, geometry, nm_keep,
                                parse_block, parse_nm, select_top, to_canonical)
 
@@ -382,30 +383,44 @@ def test_detect_tolerates_stray_exact_zeros():
     assert detect_structure(very_sparse) == "element"
 
 
-def _detect_whole(weight, kind="conv", groups=1):
-    """The detection on the whole tensor (no banding, no shortcuts): what detect_structure must equal."""
-    from gancompress.prune import masks as M
+def _is_nm_whole(rows, n, m):
+    """N:M on the whole row matrix at once (the definition the sliced check must equal)."""
+    count, cols = rows.shape
+    full = cols - cols % m
+    if full == 0:
+        return False
+    counts = (~rows[:, :full]).reshape(count, -1, m).sum(-1)
+    ragged = (~rows[:, full:]).sum(-1)
+    ragged_n = -(-n * (cols - full) // m)
+    at_most = bool((counts <= n).all() and (ragged <= ragged_n).all())
+    return at_most and int(counts.sum() + ragged.sum()) >= (1 - M._STRAY) * (counts.numel() * n + count * ragged_n)
 
+
+def _detect_whole(weight, kind="conv", groups=1):
+    """The detection on the whole tensor (no banding, slicing or shortcuts): what detect_structure must equal."""
     geo = geometry(weight.shape, kind, groups)
     zero = to_canonical(weight == 0, geo)
     zeros = int(zero.sum())
     if not zeros:
         return "none"
     for _, label, name, opts in M._candidates(geo):
-        if M._uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
+        if M._stray(GRANULARITIES.get(name), zero, geo, opts) <= M._STRAY * zeros:
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
         rows = M.nm_rows(zero, geo, axis)
         for n, m in M._NMS:
-            if M._is_nm(rows, n, m):
+            if _is_nm_whole(rows, n, m):
                 return f"{n}:{m}{suffix}"
     return "element"
 
 
 @pytest.mark.parametrize("layer,shape,groups", [("conv", (43, 6, 3, 3), 1), ("conv_transpose", (6, 21, 4, 4), 1),
                                                 ("linear", (37, 20), 1), ("conv", (12, 3, 3, 3), 4)])
-@pytest.mark.parametrize("pattern", ["stray", "block", "filter-stray", "kernel", "last-rows", "nm"])
-def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern):
+@pytest.mark.parametrize("pattern", ["stray", "block", "filter-stray", "kernel", "last-rows", "nm", "nm-kernel"])
+@pytest.mark.parametrize("chunk", [None, 40])
+def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern, chunk, monkeypatch):
+    if chunk:  # slices of a few rows: the sliced checks must add up to the whole-tensor answer
+        monkeypatch.setattr(M, "_CHUNK", chunk)
     gen = torch.Generator().manual_seed(hash((layer, pattern)) % 1000)
     w = torch.randn(shape, generator=gen) + 0.01
     flat = w.view(-1)
@@ -424,5 +439,6 @@ def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern)
         canon[-1, :] = 0.0  # one whole unit in the ragged last band only
         w = from_canonical(canon, geo).contiguous()
     else:
-        w = w * GRANULARITIES.get("nm").mask(w, None, layer, groups=groups, nm=(2, 4))
+        axis = "kernel" if pattern == "nm-kernel" else "in"
+        w = w * GRANULARITIES.get("nm").mask(w, None, layer, groups=groups, nm=(2, 4), nm_axis=axis)
     assert detect_structure(w, layer, groups) == _detect_whole(w, layer, groups)

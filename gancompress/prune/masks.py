@@ -153,6 +153,7 @@ _NMS = ((1, 4), (2, 4), (4, 8))
 _SAMPLE_ROWS = 64
 _BAND = 8  # every block height divides it
 _STRAY = 1e-3  # fraction of the zeros allowed outside the structure
+_CHUNK = 1 << 23  # elements per slice of rows in the full-tensor checks
 
 
 def _stray(gran: Granularity, zero: torch.Tensor, geo: Geometry, opts: dict) -> int:
@@ -177,21 +178,49 @@ def _uniform(gran: Granularity, zero: torch.Tensor, geo: Geometry, opts: dict, z
     sample = _sample(gran, zero, geo)
     if sample is not None and _stray(gran, sample[0], sample[1], opts) > allowed:
         return False
-    return _stray(gran, zero, geo, opts) <= allowed
+    if gran.name == "channel":  # a unit spans every row
+        return _stray(gran, zero, geo, opts) <= allowed
+    stray = 0
+    for rows, part_geo in _row_chunks(zero, geo, _BAND):  # every other unit lies inside an aligned band of rows
+        stray += _stray(gran, rows, part_geo, opts)
+        if stray > allowed:
+            return False
+    return True
 
 
-def _is_nm(zero: torch.Tensor, n: int, m: int) -> bool:
-    """At most ``n`` nonzeros in every full run of ``m`` columns of the rows of ``zero`` and, up
-    to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``)."""
-    rows, cols = zero.shape
-    full = cols - cols % m
-    if full == 0:
+def _row_chunks(mat: torch.Tensor, geo: Geometry, align: int):
+    """``(rows, geometry)`` slices of a canonical matrix of about ``_CHUNK`` elements, each a whole
+    number of ``align`` rows, so that detection's temporaries stay a small part of the layer."""
+    step = max(align, _CHUNK // max(1, geo.cols) // align * align)
+    if step >= geo.out:
+        yield mat, geo
+        return
+    for start in range(0, geo.out, step):
+        part = mat[start:start + step]
+        yield part, dataclasses.replace(geo, out=part.shape[0], groups=1)
+
+
+def _is_nm(zero: torch.Tensor, geo: Geometry, axis: str, n: int, m: int, zeros: int) -> bool:
+    """At most ``n`` nonzeros in every full run of ``m`` along ``axis`` (see :func:`nm_rows`) and, up
+    to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``). Counted
+    a slice of rows at a time."""
+    cols = geo.slots if axis == "in" else geo.cols
+    runs, rest = divmod(cols, m)
+    if runs == 0:
         return False
-    counts = (~zero[:, :full]).reshape(rows, -1, m).sum(-1)
-    ragged = (~zero[:, full:]).sum(-1)
-    expected = counts.numel() * n + rows * -(-n * (cols - full) // m)
-    at_most = bool((counts <= n).all() and (ragged <= -(-n * (cols - full) // m)).all())
-    return at_most and int(counts.sum() + ragged.sum()) >= (1 - _STRAY) * expected
+    rows = geo.out * (geo.ksize if axis == "in" else 1)
+    if zeros < (m - n) * runs * rows:  # at most n of every m kept needs at least this many zeros
+        return False
+    ragged_n = -(-n * rest // m)
+    kept = 0
+    for part, part_geo in _row_chunks(zero, geo, 1):
+        nonzero = ~nm_rows(part, part_geo, axis)
+        counts = nonzero[:, : runs * m].reshape(-1, runs, m).sum(-1, dtype=torch.int32)
+        ragged = nonzero[:, runs * m:].sum(-1, dtype=torch.int32)
+        if bool((counts > n).any()) or bool((ragged > ragged_n).any()):
+            return False
+        kept += int(counts.sum()) + int(ragged.sum())
+    return kept >= (1 - _STRAY) * rows * (runs * n + ragged_n)
 
 
 def _candidates(geo: Geometry) -> list[tuple[int, str, str, dict]]:
@@ -216,21 +245,20 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
     (``conv``, ``conv_transpose``, ``linear``).
     """
     geo = geometry(weight.shape, kind, groups)
-    zero = to_canonical(weight.detach() == 0, geo)
-    zeros = int(torch.count_nonzero(zero))
+    zeros = weight.numel() - int(torch.count_nonzero(weight.detach()))  # no temporary: dense weights stop here
     if not zeros:
         return "none"
+    zero = to_canonical(weight.detach() == 0, geo)
     banded, band_geo = _zero_bands(zero, geo)
     for size, label, name, opts in _candidates(geo):
-        if name == "channel":  # units span every row: whole tensor; a unit bigger than all zeros cannot be all-zero
-            if zeros >= size and _uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
-                return label
-        elif _uniform(GRANULARITIES.get(name), banded, band_geo, opts, zeros):
+        if name == "channel" and zeros < size:  # not one whole channel of zeros: every zero is a stray
+            continue
+        mat, mat_geo = (zero, geo) if name == "channel" else (banded, band_geo)  # a channel spans every row
+        if _uniform(GRANULARITIES.get(name), mat, mat_geo, opts, zeros):
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
-        rows = nm_rows(zero, geo, axis)
         for n, m in _NMS:
-            if _is_nm(rows, n, m):
+            if _is_nm(zero, geo, axis, n, m, zeros):
                 return f"{n}:{m}{suffix}"
     return "element"
 
