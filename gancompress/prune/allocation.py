@@ -72,18 +72,18 @@ def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     Also returns the per-unit shape (for :meth:`Ranked.keep_units`)."""
     scores = gran.unit_scores(weight, geo, previous, key, opts)
     units_shape = tuple(scores.shape)
-    mat = to_canonical(weight.detach(), geo)
-    live = mat != 0
+    live = to_canonical(weight.detach() != 0, geo)  # a transposed conv's canonical copy is made of bools, not floats
     if previous is not None:
         live &= to_canonical(previous.to(torch.bool), geo)
-    live_units = gran.unit_reduce(live.to(torch.int32), geo, opts, "sum").reshape(-1)
+    live_units = gran.unit_reduce(live, geo, opts, "sum").reshape(-1)
     full = torch.sort(scores.reshape(-1), descending=True, stable=True).indices.flip(0)  # ties: high index first
     droppable = ~gran.always_kept(scores, geo, opts).reshape(-1)[full]
     del scores
     order = full[droppable]
-    ranked = Ranked(key, tuple(weight.shape), weight.numel(), weight.numel() - int(live.sum()), order,
+    ranked = Ranked(key, tuple(weight.shape), weight.numel(), weight.numel() - int(torch.count_nonzero(live)), order,
                     live_units[order].cumsum(0, dtype=torch.int64))
     if values is not None:
+        mat = to_canonical(weight.detach(), geo)
         size = gran.unit_reduce(torch.ones(mat.shape), geo, opts, "sum").reshape(-1)
         ms = (gran.unit_reduce(mat.float().square() * live, geo, opts, "sum").reshape(-1) / size)[full]
         dead = live_units[full] == 0

@@ -227,7 +227,11 @@ class Granularity:
             return view.abs() if op == "l2" else view
         if op == "l2":
             return torch.linalg.vector_norm(view, dim=dims)
-        return view.any(dim=dims) if op == "any" else view.sum(dim=dims)
+        if op == "any":
+            return view.any(dim=dims)
+        if view.dtype.is_floating_point:
+            return view.sum(dim=dims)
+        return _sliced_sum(view, dims)
 
     def expand(self, units: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Broadcast one value per unit back to the canonical ``(out, cols)`` shape."""
@@ -283,6 +287,22 @@ class Granularity:
         s = self.unit_scores(weight, geo, previous, layer, opts)
         keep = s.numel() - prune_count(s.numel(), sparsity)
         return self.to_mask(select_top([s], keep)[0], geo, previous, opts)
+
+
+_SLICE = 1 << 23  # elements summed at once: an integer sum casts its input to int64 (8 bytes per weight)
+
+
+def _sliced_sum(view: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``view.sum(dims)`` for bool/integer views, a slice of the longest kept dimension at a time,
+    so the cast to int64 that the sum makes is never bigger than ``_SLICE`` elements."""
+    kept = [d for d in range(view.dim()) if d not in dims]
+    d = max(kept, key=lambda i: view.shape[i])
+    size = view.shape[d]
+    step = max(1, _SLICE * size // max(1, view.numel()))
+    if step >= size:
+        return view.sum(dim=dims)
+    out_dim = d - sum(1 for r in dims if r < d)
+    return torch.cat([view.narrow(d, s, min(step, size - s)).sum(dim=dims) for s in range(0, size, step)], out_dim)
 
 
 def normalize_opts(opts: dict) -> dict:
@@ -365,8 +385,9 @@ class Block(Granularity):
     def scores(self, mat, geo, opts):
         """Mean of squares per tile; ``ceil_mode`` pooling averages ragged tiles over their size."""
         block = opts["block"]
-        sq = mat.float().square()[None]
-        return torch.nn.functional.avg_pool2d(sq, block, block, ceil_mode=True)[0]
+        step = max(block[0], _SLICE // max(1, geo.cols) // block[0] * block[0])  # whole tiles per slice of rows
+        return torch.cat([torch.nn.functional.avg_pool2d(mat[r:r + step].float().square()[None], block, block,
+                                                         ceil_mode=True)[0] for r in range(0, geo.out, step)])
 
 
 @_register
