@@ -179,9 +179,23 @@ def _plan(graph: Graph, infos: list[Channels | None], fixed: bool) -> _Plan:
 def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     desc = describe(m)
     desc["args"].update(changes)
-    new = construct(desc)
-    new.load_state_dict(state)
-    return new.eval()
+    return _built_with(lambda: construct(desc), state).eval()
+
+
+def _built_with(build, state: dict[str, torch.Tensor]) -> nn.Module:
+    """``build()`` holding ``state``'s tensors as its own: built on the meta device and assigned, so
+    no random initialisation and no second copy of the weights (a tensor whose dtype differs from
+    the built one is cast, as ``load_state_dict`` would). Built for real when something it holds
+    is not in ``state`` (a non-persistent buffer)."""
+    with torch.device("meta"):
+        module = build()
+    own = module.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.dtype != own[k].dtype else v for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+        module = build()
+        module.load_state_dict(state, strict=True)
+    return module
 
 
 def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
@@ -315,9 +329,8 @@ def shrink_graph(model: nn.Module, input_shape: tuple[int, ...], fixed_size: boo
 def build_graph(graph: Graph, input_shape: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
     """The module exactly as ``load()`` rebuilds it from the spec, weights loaded; and the spec's graph."""
     spec = graph_spec(graph, input_shape)
-    small = ShrunkGraph(json.loads(json.dumps(spec)), list(input_shape))
     state = {f"{name}.{k}": v for name, m in graph.modules.items() for k, v in m.state_dict().items()}
-    small.load_state_dict(state, strict=True)
+    small = _built_with(lambda: ShrunkGraph(json.loads(json.dumps(spec)), list(input_shape)), state)
     return small.eval(), spec
 
 

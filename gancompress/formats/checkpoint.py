@@ -65,7 +65,7 @@ class GanBundle:
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:
-    bits = np.packbits(mask.detach().cpu().numpy().astype(bool).reshape(-1), bitorder="little")
+    bits = np.packbits(mask.detach().cpu().numpy().astype(bool, copy=False).reshape(-1), bitorder="little")
     return torch.from_numpy(bits)
 
 

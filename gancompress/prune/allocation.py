@@ -76,11 +76,14 @@ def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     if previous is not None:
         live &= to_canonical(previous.to(torch.bool), geo)
     live_units = gran.unit_reduce(live, geo, opts, "sum").reshape(-1)
+    zeros = weight.numel() - int(torch.count_nonzero(live))
+    if values is None:
+        del live  # a bool per weight: gone before the sort's temporaries (the cross-layer values need it)
     full = torch.sort(scores.reshape(-1), descending=True, stable=True).indices.flip(0)  # ties: high index first
     droppable = ~gran.always_kept(scores, geo, opts).reshape(-1)[full]
     del scores
     order = full[droppable]
-    ranked = Ranked(key, tuple(weight.shape), weight.numel(), weight.numel() - int(torch.count_nonzero(live)), order,
+    ranked = Ranked(key, tuple(weight.shape), weight.numel(), zeros, order,
                     live_units[order].cumsum(0, dtype=torch.int64))
     if values is not None:
         mat = to_canonical(weight.detach(), geo)

@@ -35,6 +35,7 @@ the achieved weight sparsity can exceed the target (and the structure is then mi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -43,7 +44,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import Registry
-from .layers import CONV, Geometry, from_canonical, geometry, to_canonical
+from .layers import CONV, Geometry, canonical_rows, from_canonical, geometry, to_canonical
 
 _HALF = 1 << 15
 _BINS = 1 << 16
@@ -257,12 +258,27 @@ class Granularity:
                     layer: str, opts: dict) -> torch.Tensor:
         """Scores per unit; units fully pruned in ``previous`` score -1."""
         self.validate(geo, opts, layer)
-        mat = to_canonical(weight.detach(), geo)
         prev = None if previous is None else to_canonical(previous.to(torch.bool), geo)
-        s = self.scores(mat if prev is None else mat * prev, geo, opts)
+        if self.name != "channel":  # a channel spans every row; other units lie in a few rows
+            s = self._slab_scores(weight.detach(), prev, geo, opts)
+        else:
+            mat = to_canonical(weight.detach(), geo)
+            s = self.scores(mat if prev is None else mat * prev, geo, opts)
         if s.numel() and not math.isfinite(float(s.amax())):  # NaN/Inf propagate to the max
             raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
         return s if prev is None else s.masked_fill_(~self.unit_reduce(prev, geo, opts, "any"), -1.0)
+
+    def _slab_scores(self, weight: torch.Tensor, prev: torch.Tensor | None, geo: Geometry, opts: dict) -> torch.Tensor:
+        """:meth:`scores` (of the weight times the canonical ``prev``) a slab of whole units' rows at a time, so
+        neither a transposed conv's reordered copy nor scoring's float temporaries span the whole weight."""
+        align = opts["block"][0] if self.name == "block" else 1
+        step = max(align, _SLICE // max(1, geo.cols) // align * align)
+        parts = []
+        for start in range(0, geo.out, step):
+            rows = canonical_rows(weight, geo, start, min(geo.out, start + step))
+            rows = rows if prev is None else rows * prev[start:start + step]
+            parts.append(self.scores(rows, dataclasses.replace(geo, out=rows.shape[0], groups=1), opts))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Bool per unit (shaped like ``scores``): the units no sparsity removes; here the best
@@ -385,9 +401,8 @@ class Block(Granularity):
     def scores(self, mat, geo, opts):
         """Mean of squares per tile; ``ceil_mode`` pooling averages ragged tiles over their size."""
         block = opts["block"]
-        step = max(block[0], _SLICE // max(1, geo.cols) // block[0] * block[0])  # whole tiles per slice of rows
-        return torch.cat([torch.nn.functional.avg_pool2d(mat[r:r + step].float().square()[None], block, block,
-                                                         ceil_mode=True)[0] for r in range(0, geo.out, step)])
+        sq = mat.float().square()[None]
+        return torch.nn.functional.avg_pool2d(sq, block, block, ceil_mode=True)[0]
 
 
 @_register

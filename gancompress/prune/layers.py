@@ -90,6 +90,17 @@ def to_canonical(weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return w.permute(0, 2, 1, 3).reshape(geo.out, geo.cols)
 
 
+def canonical_rows(weight: torch.Tensor, geo: Geometry, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of :func:`to_canonical` (a view, or a copy of those rows only for a
+    transposed conv of one group), without reordering the whole weight."""
+    if geo.kind != CONV_TRANSPOSE:
+        return to_canonical(weight, geo)[start:stop]
+    if geo.groups != 1:
+        return to_canonical(weight, geo)[start:stop]
+    rows = weight.reshape(geo.slots, geo.out, geo.ksize)[:, start:stop]
+    return rows.permute(1, 0, 2).reshape(rows.shape[1], geo.cols)
+
+
 def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
     """Inverse of :func:`to_canonical`: a ``(out, cols)`` matrix back to the raw shape."""
     if geo.kind != CONV_TRANSPOSE:

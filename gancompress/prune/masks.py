@@ -112,8 +112,12 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
-    zero = weight.detach() == 0
-    return int(torch.count_nonzero(zero | ~mask.to(torch.bool)) if mask is not None else torch.count_nonzero(zero))
+    """Weights that are zero or masked (one bool temporary at most: no copies of the weight)."""
+    if mask is None:
+        return weight.numel() - int(torch.count_nonzero(weight.detach()))
+    live = weight.detach() != 0
+    live &= mask.to(torch.bool)
+    return weight.numel() - int(torch.count_nonzero(live))
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
@@ -137,10 +141,13 @@ def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
     return rows
 
 
-def achieved_sparsity(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-    """Zero fraction over ALL conv/linear weights (``all``) and over the masked ones (``pruned``)."""
-    rows = layer_report(model, masks or {})
-    pruned = [r for r in rows if r["pruned"]]
+def achieved_sparsity(model: nn.Module, masks: dict[str, torch.Tensor] | None = None, *,
+                      rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Zero fraction over ALL conv/linear weights (``all``) and over the masked ones (``pruned``);
+    ``rows``: the :func:`layer_report` of the same model and masks when the caller has it."""
+    masks = masks or {}
+    rows = rows if rows is not None else layer_report(model, masks)
+    pruned = [r for r in rows if r["param"] in masks]
     total, p_total = sum(r["params"] for r in rows), sum(r["params"] for r in pruned)
     zeros, p_zeros = sum(r["zeros"] for r in rows), sum(r["zeros"] for r in pruned)
     return {"all": zeros / total if total else 0.0, "pruned": p_zeros / p_total if p_total else 0.0}
