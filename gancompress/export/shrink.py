@@ -69,7 +69,13 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec.
 
     What a user's network declares (docs/custom_networks.md) is recorded as ``contract`` and
-    applied to the rebuilt network, which needs none of the user's code."""
+    applied to the rebuilt network, which needs none of the user's code. The forwards that trace
+    and check it run on PyTorch's own kernels when a weight is large (see :func:`_large`)."""
+    with torch.backends.mkldnn.flags(enabled=not _large(model)):
+        return _shrink(model, spec)
+
+
+def _shrink(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     from ..archs.contract import apply_contract, declared
 
     if getattr(model, "num_classes", None):
@@ -368,3 +374,9 @@ def verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...], fixed: bo
                 f"(tolerance {TOLERANCE * scale:.1e}); nothing was written; {ADVICE}")
         worst = max(worst, err)
     return worst
+
+
+def _large(model: nn.Module) -> bool:
+    """A weight over 2**24 elements: oneDNN would copy it into its blocked layout on each forward (a
+    second copy of the biggest layer), so the check runs on PyTorch's own kernels instead."""
+    return any(p.numel() > 2**24 for p in model.parameters())

@@ -9,8 +9,6 @@ point of its full pattern onto the pattern, so a hardware-usable pattern is what
 """
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass, field
 
 import torch
@@ -67,8 +65,7 @@ def _ceiling(f: _Facts, name: str, module: nn.Module, config) -> None:
     if config.granularity == "nm":
         f.most, f.unit = max(f.zeros, nm_pattern_zeros(geo, config.nm, config.nm_axis)), 1
         return
-    shape, dims = gran.grid_shape(geo, config.options)  # on the meta device: the layer has at least one whole unit
-    f.unit = math.prod(shape[d] for d in dims)
+    f.unit = gran.unit_size(geo, config.options)
     f.most = max(f.zeros, f.weights - f.unit)
 
 
