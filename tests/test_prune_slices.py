@@ -9,7 +9,7 @@ from gancompress.errors import InputError
 from gancompress.prune import GRANULARITIES, detect_structure, geometry
 from gancompress.prune import granularity as G
 from gancompress.prune import masks as M
-from gancompress.prune.layers import canonical_rows, from_canonical, to_canonical
+from gancompress.prune.layers import canonical_rows, from_canonical, to_canonical, zero_rows
 from test_prune_granularity import _detect_whole
 
 LAYERS = [("conv", (43, 6, 3, 3), 1), ("conv_transpose", (6, 21, 4, 4), 1), ("conv_transpose", (8, 6, 3, 3), 2),
@@ -20,8 +20,18 @@ LAYERS = [("conv", (43, 6, 3, 3), 1), ("conv_transpose", (6, 21, 4, 4), 1), ("co
 def test_canonical_rows_are_rows_of_the_canonical_matrix(layer, shape, groups):
     w = torch.randn(shape)
     geo = geometry(w.shape, layer, groups)
-    for start, stop in [(0, 1), (2, 5), (0, geo.out), (geo.out - 3, geo.out)]:
-        assert torch.equal(canonical_rows(w, geo, start, stop), to_canonical(w, geo)[start:stop])
+    canonical = to_canonical(w, geo)
+    for start, stop in [(0, 1), (2, 5), (0, geo.out), (geo.out - 3, geo.out + 4)]:
+        assert torch.equal(canonical_rows(w, geo, slice(start, stop)), canonical[start:stop])
+    picked = torch.tensor([geo.out - 1, 0, 2])
+    assert torch.equal(canonical_rows(w, geo, picked), canonical[picked])
+    for step in (11, 997):  # many zeros (a pass per row) and a few (from their positions)
+        sparse = w.clone()
+        sparse.view(-1)[::step] = 0.0
+        zeros = int((sparse == 0).sum())
+        expected = (to_canonical(sparse, geo) == 0).any(1)
+        assert torch.equal(zero_rows(sparse, geo), expected)
+        assert torch.equal(zero_rows(sparse, geo, zeros), expected)
 
 
 def _patterned(layer, shape, groups, pattern):

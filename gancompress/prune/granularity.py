@@ -280,7 +280,7 @@ class Granularity:
         step = max(align, _SLICE // max(1, geo.cols) // align * align)
         parts = []
         for start in range(0, geo.out, step):
-            rows = canonical_rows(weight, geo, start, min(geo.out, start + step))
+            rows = canonical_rows(weight, geo, slice(start, start + step))
             rows = rows if prev is None else rows * prev[start:start + step]
             parts.append(self.scores(rows, dataclasses.replace(geo, out=rows.shape[0], groups=1), opts))
         return parts[0] if len(parts) == 1 else torch.cat(parts)

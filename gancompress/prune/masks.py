@@ -22,7 +22,8 @@ from ..errors import InputError
 from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
-from .layers import CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key, to_canonical
+from .layers import (CONV, Geometry, canonical_rows, geometry, is_prunable, layer_kind, module_geometry, param_key,
+                     to_canonical, zero_rows)
 
 
 @dataclass
@@ -207,7 +208,13 @@ def _row_chunks(mat: torch.Tensor, geo: Geometry, align: int):
         yield part, dataclasses.replace(geo, out=part.shape[0], groups=1)
 
 
-def _is_nm(zero: torch.Tensor, geo: Geometry, axis: str, n: int, m: int, zeros: int) -> bool:
+def _nm_possible(geo: Geometry, axis: str, n: int, m: int, zeros: int) -> bool:
+    """At most ``n`` kept of every full run of ``m`` needs at least ``m - n`` zeros per run."""
+    runs = (geo.slots if axis == "in" else geo.cols) // m
+    return runs > 0 and zeros >= (m - n) * runs * geo.out * (geo.ksize if axis == "in" else 1)
+
+
+def _is_nm(zero: torch.Tensor, geo: Geometry, axis: str, n: int, m: int) -> bool:
     """At most ``n`` nonzeros in every full run of ``m`` along ``axis`` (see :func:`nm_rows`) and, up
     to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``). Counted
     a slice of rows at a time."""
@@ -216,8 +223,6 @@ def _is_nm(zero: torch.Tensor, geo: Geometry, axis: str, n: int, m: int, zeros: 
     if runs == 0:
         return False
     rows = geo.out * (geo.ksize if axis == "in" else 1)
-    if zeros < (m - n) * runs * rows:  # at most n of every m kept needs at least this many zeros
-        return False
     ragged_n = -(-n * rest // m)
     kept = 0
     for part, part_geo in _row_chunks(zero, geo, 1):
@@ -239,7 +244,7 @@ def _candidates(geo: Geometry) -> list[tuple[int, str, str, dict]]:
     return sorted((u for u in units if u[0] > 1), key=lambda u: -u[0])  # stable: ties keep order
 
 
-def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) -> str:
+def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1, *, zeros: int | None = None) -> str:
     """Coarsest structure of ``weight``'s zeros: ``none``, ``filter``, ``channel``, ``kernel``,
     ``vector``, ``block RxC`` (R, C in 1, 2, 4, 8), ``N:M`` (1:4, 2:4, 4:8) or ``element``.
 
@@ -249,44 +254,52 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
     4-wide kernel rows is also vector-shaped but reads ``block 2x4``. N:M needs at most N
     nonzeros in every run and N in all but 0.1% of the cases, so N:M applied over older
     scattered zeros reads ``element``. ``kind``/``groups`` give the layer's layout
-    (``conv``, ``conv_transpose``, ``linear``).
+    (``conv``, ``conv_transpose``, ``linear``); ``zeros``: its count of exact zeros, when known.
     """
-    geo = geometry(weight.shape, kind, groups)
-    zeros = weight.numel() - int(torch.count_nonzero(weight.detach()))  # no temporary: dense weights stop here
+    geo, weight = geometry(weight.shape, kind, groups), weight.detach()
+    if zeros is None:
+        zeros = weight.numel() - int(torch.count_nonzero(weight))  # no temporary: dense weights stop here
     if not zeros:
         return "none"
-    zero = to_canonical(weight.detach() == 0, geo)
-    banded, band_geo = _zero_bands(zero, geo)
+    banded, band_geo = _zero_bands(weight, geo, zeros)
+    whole: list[torch.Tensor] = []  # the canonical zeros of the whole weight, made only if a check needs them
+
+    def zero() -> torch.Tensor:
+        if not whole:
+            whole.append(banded if band_geo is geo else to_canonical(weight == 0, geo))
+        return whole[0]
+
     for size, label, name, opts in _candidates(geo):
         if name == "channel" and zeros < size:  # not one whole channel of zeros: every zero is a stray
             continue
-        mat, mat_geo = (zero, geo) if name == "channel" else (banded, band_geo)  # a channel spans every row
+        mat, mat_geo = (zero(), geo) if name == "channel" else (banded, band_geo)  # a channel spans every row
         if _uniform(GRANULARITIES.get(name), mat, mat_geo, opts, zeros):
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
         for n, m in _NMS:
-            if _is_nm(zero, geo, axis, n, m, zeros):
+            if _nm_possible(geo, axis, n, m, zeros) and _is_nm(zero(), geo, axis, n, m):
                 return f"{n}:{m}{suffix}"
     return "element"
 
 
-def _zero_bands(zero: torch.Tensor, geo: Geometry) -> tuple[torch.Tensor, Geometry]:
-    """Only the aligned bands of ``_BAND`` rows that hold a zero (with a layout of one group): the units of
-    every granularity but ``channel`` lie inside such a band (block heights divide it), so counting stray
-    zeros there gives the same answer as on the whole tensor, at the cost of the zeros' rows only."""
+def _zero_bands(weight: torch.Tensor, geo: Geometry, zeros: int) -> tuple[torch.Tensor, Geometry]:
+    """The canonical zeros of only the aligned bands of ``_BAND`` rows that hold a zero (with a layout of one
+    group): the units of every granularity but ``channel`` lie inside such a band (block heights divide it),
+    so counting stray zeros there gives the same answer as on the whole tensor, at the cost of the zeros'
+    rows only; the whole canonical zeros (and ``geo`` itself) when every band holds one."""
     bands = -(-geo.out // _BAND)
-    padded = torch.nn.functional.pad(zero.any(1), (0, bands * _BAND - geo.out))
+    padded = torch.nn.functional.pad(zero_rows(weight, geo, zeros), (0, bands * _BAND - geo.out))
     keep = padded.reshape(bands, _BAND).any(1).repeat_interleave(_BAND)[: geo.out]
     if bool(keep.all()):
-        return zero, geo
-    sub = zero[keep]
+        return to_canonical(weight == 0, geo), geo
+    sub = canonical_rows(weight, geo, keep.nonzero().flatten()) == 0
     return sub, dataclasses.replace(geo, out=sub.shape[0], groups=1)
 
 
-def module_structure(module: nn.Module) -> str:
+def module_structure(module: nn.Module, zeros: int | None = None) -> str:
     """:func:`detect_structure` of a prunable module's weight, with its true layout."""
     kind, groups = layer_kind(module)
-    return detect_structure(module.get_parameter(param_key("", module)), kind, groups)
+    return detect_structure(module.get_parameter(param_key("", module)), kind, groups, zeros=zeros)
 
 
 __all__ = ["compute_masks", "apply_masks", "current_masks", "layer_report", "achieved_sparsity", "detect_structure",
