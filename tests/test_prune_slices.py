@@ -91,3 +91,25 @@ def test_scores_and_unit_sums_in_slabs_equal_the_whole_weight(layer, shape, grou
     masked = gran.unit_scores(w, geo, previous, "w", full_opts)
     assert torch.equal(masked[masked != -1], whole_masked[masked != -1])
     assert torch.equal(gran.unit_reduce(mat != 0, geo, full_opts, "sum"), whole_live)
+
+
+@pytest.mark.parametrize("layer,shape,groups", LAYERS + [("modulated_conv", (1, 10, 6, 3, 3), 1)])
+@pytest.mark.parametrize("name,opts", [("element", {}), ("filter", {}), ("kernel", {}), ("vector", {}),
+                                       ("block", {"block": (4, 8)}), ("block", {"block": (2, 2)}), ("nm", {}),
+                                       ("channel", {})])
+def test_masks_written_in_slabs_equal_the_whole_mask(layer, shape, groups, name, opts, monkeypatch):
+    gran = GRANULARITIES.get(name)
+    full_opts = G.normalize_opts(opts)
+    geo = geometry(shape, layer, groups)
+    try:
+        gran.validate(geo, full_opts, "w")
+    except InputError:
+        pytest.skip("granularity does not fit this layer")
+    units = gran.grid_shape(geo, full_opts)
+    keep = torch.rand([s for i, s in enumerate(units[0]) if i not in units[1]],
+                      generator=torch.Generator().manual_seed(5)) > 0.4
+    previous = torch.rand(shape, generator=torch.Generator().manual_seed(6)) > 0.2
+    whole = from_canonical(gran.expand(keep, geo, full_opts), geo)
+    monkeypatch.setattr(G, "_SLICE", 30)
+    assert torch.equal(gran.to_mask(keep, geo, None, full_opts), whole)
+    assert torch.equal(gran.to_mask(keep, geo, previous, full_opts), whole & previous)

@@ -44,7 +44,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import Registry
-from .layers import CONV, Geometry, canonical_rows, from_canonical, geometry, to_canonical
+from .layers import CONV, CONV_TRANSPOSE, Geometry, canonical_rows, from_canonical, geometry, to_canonical
 
 _HALF = 1 << 15
 _BINS = 1 << 16
@@ -296,8 +296,26 @@ class Granularity:
     def to_mask(self, keep_units: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
                 opts: dict) -> torch.Tensor:
         """Raw-shaped bool weight mask from a per-unit keep mask (and'ed with ``previous``)."""
-        m = from_canonical(self.expand(keep_units, geo, opts), geo).contiguous()
-        return m if previous is None else m & previous.to(torch.bool)
+        if self.name == "channel" or (geo.kind == CONV_TRANSPOSE and geo.groups != 1):  # a channel spans every row
+            m = from_canonical(self.expand(keep_units, geo, opts), geo).contiguous()
+        else:
+            m = self._slab_mask(keep_units, geo, opts)
+        return m if previous is None else m.logical_and_(previous.to(torch.bool))
+
+    def _slab_mask(self, keep_units: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
+        """:meth:`to_mask` written a slab of rows at a time straight into the raw layout (no whole
+        canonical mask next to the result); the first axis of ``keep_units`` runs over rows (of tiles)."""
+        align = opts["block"][0] if self.name == "block" else 1
+        step = max(align, _SLICE // max(1, geo.cols) // align * align)
+        mask = torch.empty(geo.shape, dtype=torch.bool)
+        rows = (mask.reshape(geo.slots, geo.out, geo.ksize).permute(1, 0, 2) if geo.kind == CONV_TRANSPOSE
+                else mask.reshape(geo.out, geo.slots, geo.ksize))  # the canonical rows, as a view of ``mask``
+        for start in range(0, geo.out, step):
+            stop = min(geo.out, start + step)
+            part = self.expand(keep_units[start // align: -(-stop // align)],
+                               dataclasses.replace(geo, out=stop - start, groups=1), opts)
+            rows[start:stop] = part.reshape(stop - start, geo.slots, geo.ksize)
+        return mask
 
     def mask(self, weight: torch.Tensor, sparsity: float, kind: str = CONV, *, groups: int = 1,
              previous: torch.Tensor | None = None, layer: str = "weight", **opts: Any) -> torch.Tensor:
