@@ -158,7 +158,8 @@ def _nm_candidates(m2: np.ndarray, nm, ndim: int, it: int, where: dict[str, int]
     rows, cols = m2.shape
     out = []
     for n, m in nm:
-        if cols and cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1).max()) <= n:
+        # uint16 counts: two bytes per run, not eight (an int64 per run of 4 is half the float weight)
+        if cols and cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1, dtype=np.uint16).max()) <= n:
             count = rows * (cols // m) * n
             out.append(Candidate(encoding, count * it + _ceil8(count * _bits_of(m)) + 8 * ndim + 3 * HEADER_COST,
                                  {**where, "n": n, "m": m}))
@@ -181,10 +182,13 @@ def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
 
 
 def _tiles(m2: np.ndarray, br: int, bc: int) -> np.ndarray:
+    """``(tile rows, tile cols, br, bc)``: a view of ``m2`` when the tiles fit exactly, else of a zero-padded copy."""
     rows, cols = m2.shape
     nbr, nbc = -(-rows // br), -(-cols // bc)
-    padded = np.zeros((nbr * br, nbc * bc), dtype=m2.dtype)
-    padded[:rows, :cols] = m2
+    padded = m2
+    if (nbr * br, nbc * bc) != (rows, cols):
+        padded = np.zeros((nbr * br, nbc * bc), dtype=m2.dtype)
+        padded[:rows, :cols] = m2
     return padded.reshape(nbr, br, nbc, bc).transpose(0, 2, 1, 3)
 
 
