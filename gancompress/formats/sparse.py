@@ -222,11 +222,31 @@ def encode_slices(a: np.ndarray, axis: int) -> Encoded:
 
 def encode_blocks(a: np.ndarray, axis: int, block: tuple[int, int]) -> Encoded:
     br, bc = block
-    tiles = _tiles(view2d(a, axis), br, bc)
-    keep = nonzero(tiles).any(axis=(2, 3))
-    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(tiles[keep]),
-              "block_mask": np.packbits(keep.reshape(-1), bitorder="little")}
+    keep, kept = [], []
+    for rows in _row_slabs(a, axis, br):  # the kept tiles in row-major tile order, a slab of tile rows at a time
+        tiles = _tiles(rows, br, bc)
+        keep.append(nonzero(tiles).any(axis=(2, 3)))
+        kept.append(np.ascontiguousarray(tiles[keep[-1]]))
+    keep_all = np.concatenate(keep)
+    arrays = {"shape": _shape_array(a), "compressed": np.concatenate(kept),
+              "block_mask": np.packbits(keep_all.reshape(-1), bitorder="little")}
     return Encoded("blocks", arrays, {"axis": axis, "block": [br, bc]})
+
+
+SLAB = 1 << 23  # elements of the 2-D view moved into row order at once by the block encoder
+
+
+def _row_slabs(a: np.ndarray, axis: int, align: int):
+    """:func:`view2d` of ``a`` as slabs of whole multiples of ``align`` rows (only one slab's copy at a time)."""
+    if a.ndim < 2:
+        yield view2d(a, axis)
+        return
+    moved = np.moveaxis(a, axis, 0)
+    cols = max(1, a.size // max(1, moved.shape[0]))
+    step = max(align, SLAB // cols // align * align)
+    for start in range(0, moved.shape[0], step):
+        part = moved[start:start + step]
+        yield np.ascontiguousarray(part).reshape(part.shape[0], -1)
 
 
 def encode_nm(a: np.ndarray, axis: int, n: int, m: int) -> Encoded:
