@@ -91,6 +91,11 @@ def nonzero(a: np.ndarray) -> np.ndarray:
     return a != 0
 
 
+def count_nonzero(a: np.ndarray) -> int:
+    """The number of :func:`nonzero` entries, without a bool array the size of ``a``."""
+    return int(np.count_nonzero(a.view(np.dtype(f"u{a.dtype.itemsize}")) if a.dtype.kind == "f" else a))
+
+
 def view2d(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """Rows = dim ``axis``, columns = the other dims flattened row-major (1-D: one row)."""
     if a.ndim == 0:
