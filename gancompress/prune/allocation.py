@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..registry import Registry
 from .granularity import Granularity
 from .layers import Geometry, to_canonical
+from .single_units import SingleRanked, global_single_drops, rank_single
 
 _BISECT = 60
 
@@ -60,6 +61,14 @@ class Ranked:
     def most(self) -> int:
         return self.zeros_after(len(self.order))
 
+    @property
+    def droppable(self) -> int:
+        return len(self.order)
+
+    def fit(self, room: int) -> int:
+        """Most units this layer can drop while adding at most ``room`` zeros."""
+        return int(torch.searchsorted(self.gain, torch.tensor(room), right=True)) if room >= 0 and len(self.gain) else 0
+
     def keep_units(self, k: int, units_shape: tuple[int, ...]) -> torch.Tensor:
         keep = torch.ones(math.prod(units_shape), dtype=torch.bool)
         keep[self.order[:k]] = False
@@ -67,9 +76,23 @@ class Ranked:
 
 
 def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
-               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked, tuple[int, ...]]:
+               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked | SingleRanked, tuple[int, ...]]:
     """Rank one layer's units; ``values`` ``"rms"`` or ``"lamp"`` adds cross-layer scores.
-    Also returns the per-unit shape (for :meth:`Ranked.keep_units`)."""
+    Also returns the per-unit shape (for :meth:`Ranked.keep_units`). Units of one weight are
+    ranked without a sort where that gives the same masks (:mod:`.single_units`)."""
+    def resorted() -> Ranked:
+        return rank_sorted(key, weight, geo, previous, gran, opts, values)[0]
+
+    if gran.single and values in (None, "rms"):
+        fast = rank_single(key, weight, geo, previous, gran, opts, values == "rms", resorted)
+        if fast is not None:
+            return fast
+    return rank_sorted(key, weight, geo, previous, gran, opts, values)
+
+
+def rank_sorted(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
+                gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked, tuple[int, ...]]:
+    """:func:`rank_layer` by sorting every unit (the reference the shortcut must agree with)."""
     scores = gran.unit_scores(weight, geo, previous, key, opts)
     units_shape = tuple(scores.shape)
     mat = to_canonical(weight.detach(), geo)
@@ -149,8 +172,7 @@ class RateAllocation(Allocation):
 
 def _fit(r: Ranked, target: float) -> int:
     """Most units ``r`` can drop while its zeros stay at or below ``target``."""
-    room = math.floor(target) - r.zeros
-    return int(torch.searchsorted(r.gain, torch.tensor(room), right=True)) if room >= 0 and len(r.gain) else 0
+    return r.fit(math.floor(target) - r.zeros)
 
 
 def _total(layers: list[Ranked], ks: list[int]) -> int:
@@ -207,6 +229,7 @@ class ThresholdAllocation(Allocation):
     """One threshold on ``values`` over all pruned layers."""
 
     def drops(self, layers, need):
+        layers = [r.resorted() if isinstance(r, SingleRanked) else r for r in layers]
         room = need - sum(r.zeros for r in layers)
         if room <= 0 or not any(len(r.order) for r in layers):
             return [0] * len(layers)
@@ -227,6 +250,11 @@ class GlobalMagnitude(ThresholdAllocation):
     name = "global"
     values = "rms"
 
+    def drops(self, layers, need):
+        if all(isinstance(r, SingleRanked) for r in layers):
+            return global_single_drops(layers, need)
+        return super().drops(layers, need)
+
 
 @_register
 class Lamp(ThresholdAllocation):
@@ -246,4 +274,5 @@ def check_allocation(name: str, granularity: str) -> Allocation:
     return alloc
 
 
-__all__ = ["ALLOCATIONS", "Allocation", "PlanAllocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer"]
+__all__ = ["ALLOCATIONS", "Allocation", "PlanAllocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer",
+           "rank_sorted"]

@@ -212,6 +212,7 @@ class Granularity:
     """A unit structure on the canonical view; subclasses define ``grid``."""
 
     name = "element"
+    single = False  # every unit is one weight (ranked without a sort, :mod:`.single_units`)
 
     def grid(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> tuple[torch.Tensor, tuple[int, ...]]:
         """``(view, dims)``: reducing ``view`` over ``dims`` yields one value per unit."""
@@ -305,6 +306,7 @@ def _register(cls: type[Granularity]) -> type[Granularity]:
 @_register
 class Element(Granularity):
     name = "element"
+    single = True
 
 
 @_register
@@ -376,6 +378,7 @@ class NM(Granularity):
     are always kept, so a layer's sparsity can grow up to the pattern's and no further."""
 
     name = "nm"
+    single = True
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Bool per unit (canonical shape): the N largest of every run of M."""
