@@ -246,6 +246,11 @@ class Granularity:
     def padded_cols(self, geo: Geometry, opts: dict) -> int:
         return geo.cols
 
+    def unit_size(self, geo: Geometry, opts: dict) -> int:
+        """Weights in the largest unit (a whole tile for ``block``), from the shapes alone."""
+        shape, dims = self.grid_shape(geo, opts)
+        return math.prod(shape[d] for d in dims)
+
     def scores(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Unit scores (float32) of a canonical weight matrix."""
         return self.unit_reduce(mat.float(), geo, opts, "l2")

@@ -65,7 +65,7 @@ def _ceiling(f: _Facts, name: str, module: nn.Module, config) -> None:
     if config.granularity == "nm":
         f.most, f.unit = max(f.zeros, nm_pattern_zeros(geo, config.nm, config.nm_axis)), 1
         return
-    f.unit = int(gran.unit_reduce(torch.ones(geo.out, geo.cols), geo, config.options, "sum").max())
+    f.unit = gran.unit_size(geo, config.options)
     f.most = max(f.zeros, f.weights - f.unit)
 
 
