@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..registry import Registry
 from .granularity import Granularity
 from .layers import Geometry, to_canonical
-from .single_units import SingleRanked, global_single_drops, rank_single
+from .whole_units import WholeRanked, global_whole_drops, rank_whole
 
 _BISECT = 60
 
@@ -76,15 +76,15 @@ class Ranked:
 
 
 def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
-               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked | SingleRanked, tuple[int, ...]]:
+               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked | WholeRanked, tuple[int, ...]]:
     """Rank one layer's units; ``values`` ``"rms"`` or ``"lamp"`` adds cross-layer scores.
-    Also returns the per-unit shape (for :meth:`Ranked.keep_units`). Units of one weight are
-    ranked without a sort where that gives the same masks (:mod:`.single_units`)."""
+    Also returns the per-unit shape (for :meth:`Ranked.keep_units`). Layers whose units are
+    whole (all weights left, or none) are ranked without a sort: the same masks (:mod:`.whole_units`)."""
     def resorted() -> Ranked:
         return rank_sorted(key, weight, geo, previous, gran, opts, values)[0]
 
-    if gran.single and values in (None, "rms"):
-        fast = rank_single(key, weight, geo, previous, gran, opts, values == "rms", resorted)
+    if values in (None, "rms"):
+        fast = rank_whole(key, weight, geo, previous, gran, opts, values == "rms", resorted)
         if fast is not None:
             return fast
     return rank_sorted(key, weight, geo, previous, gran, opts, values)
@@ -229,7 +229,7 @@ class ThresholdAllocation(Allocation):
     """One threshold on ``values`` over all pruned layers."""
 
     def drops(self, layers, need):
-        layers = [r.resorted() if isinstance(r, SingleRanked) else r for r in layers]
+        layers = [r.resorted() if isinstance(r, WholeRanked) else r for r in layers]
         room = need - sum(r.zeros for r in layers)
         if room <= 0 or not any(len(r.order) for r in layers):
             return [0] * len(layers)
@@ -251,8 +251,8 @@ class GlobalMagnitude(ThresholdAllocation):
     values = "rms"
 
     def drops(self, layers, need):
-        if all(isinstance(r, SingleRanked) for r in layers):
-            return global_single_drops(layers, need)
+        if all(isinstance(r, WholeRanked) for r in layers):
+            return global_whole_drops(layers, need)
         return super().drops(layers, need)
 
 

@@ -212,7 +212,7 @@ class Granularity:
     """A unit structure on the canonical view; subclasses define ``grid``."""
 
     name = "element"
-    single = False  # every unit is one weight (ranked without a sort, :mod:`.single_units`)
+    single = False  # every unit is one weight scored by ``|w|`` (what the global allocation compares)
 
     def grid(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> tuple[torch.Tensor, tuple[int, ...]]:
         """``(view, dims)``: reducing ``view`` over ``dims`` yields one value per unit."""
