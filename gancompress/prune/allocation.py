@@ -1,8 +1,9 @@
 """Per-layer allocation of an overall sparsity: how many units each pruned layer loses.
 
 The target is a count of zero weights over ALL prunable weights. Each pruned layer's units are
-ranked weakest first by its granularity's score (:class:`Ranked`); an allocation decides how long a
-prefix of that ranking each layer drops:
+ranked weakest first by its granularity's score (:class:`Ranked`, by a sort; where every unit is
+whole, :class:`.whole_units.WholeRanked`, the same ranking by counting and one threshold select);
+an allocation decides how long a prefix of that ranking each layer drops:
 
 ``uniform``  every pruned layer reaches the same weight sparsity, as near as its units allow.
 ``global``   one magnitude threshold over all pruned layers; a unit is compared by the root mean
