@@ -441,3 +441,14 @@ def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern)
     else:
         w = w * GRANULARITIES.get("nm").mask(w, None, layer, groups=groups, nm=(2, 4))
     assert detect_structure(w, layer, groups) == _detect_whole(w, layer, groups)
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("name", SCORED + ["nm"])
+@pytest.mark.parametrize("block", [(2, 2), (3, 2), (1, 4)])
+def test_unit_size_is_the_largest_unit_counted(layer, name, block):
+    """``unit_size`` (from shapes alone: no weight-sized tensor) equals the largest unit's count of weights."""
+    kind, shape, groups = LAYERS[layer]
+    geo, gran, opts = geometry(shape, kind, groups), GRANULARITIES.get(name), {"block": block}
+    sizes = gran.unit_reduce(torch.ones(geo.out, geo.cols), geo, opts, "sum")
+    assert gran.unit_size(geo, opts) == int(sizes.max())

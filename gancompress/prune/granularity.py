@@ -213,6 +213,7 @@ class Granularity:
     """A unit structure on the canonical view; subclasses define ``grid``."""
 
     name = "element"
+    single = False  # every unit is one weight scored by ``|w|`` (what the global allocation compares)
 
     def grid(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> tuple[torch.Tensor, tuple[int, ...]]:
         """``(view, dims)``: reducing ``view`` over ``dims`` yields one value per unit."""
@@ -364,6 +365,7 @@ def _register(cls: type[Granularity]) -> type[Granularity]:
 @_register
 class Element(Granularity):
     name = "element"
+    single = True
 
 
 @_register
@@ -435,6 +437,7 @@ class NM(Granularity):
     are always kept, so a layer's sparsity can grow up to the pattern's and no further."""
 
     name = "nm"
+    single = True
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Bool per unit (canonical shape): the N largest of every run of M."""
