@@ -12,15 +12,24 @@ from .formats.checkpoint import GanBundle
 from .layer_table import is_weight_layer
 
 
-def _structure(module: nn.Module) -> str:
+def _structure(module: nn.Module, nonzeros: dict[int, int]) -> str:
     from .prune import module_structure
+    from .prune.layers import param_key
 
+    weight = module.get_parameter(param_key("", module))
+    known = nonzeros.get(id(weight))
     with torch.no_grad():
-        return module_structure(module)
+        return module_structure(module, zeros=None if known is None else weight.numel() - known)
 
 
-def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
+def _nonzeros(model: nn.Module) -> dict[int, int]:
+    """Nonzeros of every parameter, counted once (a pass over a large checkpoint costs seconds)."""
+    return {id(p): int(torch.count_nonzero(p.detach())) for p in model.parameters()}
+
+
+def layer_rows(model: nn.Module, nonzeros: dict[int, int] | None = None) -> list[dict[str, Any]]:
     """One row per parameterised leaf module (weights of conv/linear layers get a structure)."""
+    nonzeros = nonzeros if nonzeros is not None else _nonzeros(model)
     rows = []
     for name, module in model.named_modules():
         params = list(module.named_parameters(recurse=False))
@@ -30,7 +39,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
         if not isinstance(weight, torch.Tensor):
             weight = getattr(module, "weight_orig", None)  # spectral norm
         numel = sum(p.numel() for _, p in params)
-        zeros = numel - sum(int(torch.count_nonzero(p)) for _, p in params)
+        zeros = numel - sum(nonzeros[id(p)] for _, p in params)
         weight_layer = is_weight_layer(module) and isinstance(weight, torch.Tensor)
         rows.append({
             "name": name or "(root)",
@@ -38,7 +47,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
             "shape": list(weight.shape) if isinstance(weight, torch.Tensor) else [],
             "params": numel,
             "zeros_pct": round(100.0 * zeros / max(1, numel), 2),
-            "structure": _structure(module) if weight_layer else "-",
+            "structure": _structure(module, nonzeros) if weight_layer else "-",
         })
     return rows
 
@@ -52,9 +61,9 @@ def macs_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int | Non
 
 
 def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, Any]:
-    params = list(model.parameters())
+    params, counts = list(model.parameters()), _nonzeros(model)
     total = sum(p.numel() for p in params)
-    nonzero = sum(int(torch.count_nonzero(p)) for p in params)
+    nonzero = sum(counts[id(p)] for p in params)
     dtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
     return {
         "parameters": total,
@@ -62,7 +71,7 @@ def network_summary(model: nn.Module, input_shape: tuple[int, ...] | None) -> di
         "sparsity_pct": round(100.0 * (1 - nonzero / max(1, total)), 2),
         "dtype": ",".join(dtypes),
         "macs_per_sample": macs_per_sample(model, input_shape) if input_shape else None,
-        "layers": layer_rows(model),
+        "layers": layer_rows(model, counts),
     }
 
 

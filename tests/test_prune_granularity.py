@@ -382,8 +382,23 @@ def test_detect_tolerates_stray_exact_zeros():
     assert detect_structure(very_sparse) == "element"
 
 
+def _is_nm_whole(rows, n, m):
+    """N:M on the whole row matrix at once (the definition the sliced check must equal)."""
+    from gancompress.prune import masks as M
+
+    count, cols = rows.shape
+    full = cols - cols % m
+    if full == 0:
+        return False
+    counts = (~rows[:, :full]).reshape(count, -1, m).sum(-1)
+    ragged = (~rows[:, full:]).sum(-1)
+    ragged_n = -(-n * (cols - full) // m)
+    at_most = bool((counts <= n).all() and (ragged <= ragged_n).all())
+    return at_most and int(counts.sum() + ragged.sum()) >= (1 - M._STRAY) * (counts.numel() * n + count * ragged_n)
+
+
 def _detect_whole(weight, kind="conv", groups=1):
-    """The detection on the whole tensor (no banding, no shortcuts): what detect_structure must equal."""
+    """The detection on the whole tensor (no banding, slicing or shortcuts): what detect_structure must equal."""
     from gancompress.prune import masks as M
 
     geo = geometry(weight.shape, kind, groups)
@@ -392,12 +407,12 @@ def _detect_whole(weight, kind="conv", groups=1):
     if not zeros:
         return "none"
     for _, label, name, opts in M._candidates(geo):
-        if M._uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
+        if M._stray(GRANULARITIES.get(name), zero, geo, opts) <= M._STRAY * zeros:
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
         rows = M.nm_rows(zero, geo, axis)
         for n, m in M._NMS:
-            if M._is_nm(rows, n, m):
+            if _is_nm_whole(rows, n, m):
                 return f"{n}:{m}{suffix}"
     return "element"
 
@@ -426,3 +441,14 @@ def test_detect_on_zero_bands_equals_whole_tensor(layer, shape, groups, pattern)
     else:
         w = w * GRANULARITIES.get("nm").mask(w, None, layer, groups=groups, nm=(2, 4))
     assert detect_structure(w, layer, groups) == _detect_whole(w, layer, groups)
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("name", SCORED + ["nm"])
+@pytest.mark.parametrize("block", [(2, 2), (3, 2), (1, 4)])
+def test_unit_size_is_the_largest_unit_counted(layer, name, block):
+    """``unit_size`` (from shapes alone: no weight-sized tensor) equals the largest unit's count of weights."""
+    kind, shape, groups = LAYERS[layer]
+    geo, gran, opts = geometry(shape, kind, groups), GRANULARITIES.get(name), {"block": block}
+    sizes = gran.unit_reduce(torch.ones(geo.out, geo.cols), geo, opts, "sum")
+    assert gran.unit_size(geo, opts) == int(sizes.max())

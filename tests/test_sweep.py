@@ -33,10 +33,22 @@ def config(dense: Path, out: Path, **kw) -> SweepConfig:
     return SweepConfig.from_options(**{**base, **kw})
 
 
-def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path):
+def test_sweep_runs_cells_writes_outputs_and_resumes(dense, tmp_path, monkeypatch):
+    from gancompress.finetune.trainer import Trainer
+
     out = tmp_path / "sweep"
-    events = []
+    events, ramps = [], {}
+    set_sparsity = Trainer.set_sparsity
+
+    def spy(trainer, sparsity):  # the masks the recovery ramps through, per granularity
+        ramps.setdefault(trainer.schedule.prune.granularity, []).append(sparsity)
+        set_sparsity(trainer, sparsity)
+
+    monkeypatch.setattr(Trainer, "set_sparsity", spy)
     result = sweep(config(dense, out), on_event=lambda e: events.append((e.info.get("event"), e.info.get("cell"))))
+    nm_ramp = ramps["nm"]  # gradual N:M in sweep: AGP toward the pattern, ending on it along the input channels
+    assert nm_ramp == sorted(nm_ramp) and nm_ramp[0] < 0.5 and nm_ramp[-1] == pytest.approx(0.5) and len(nm_ramp) > 2
+    assert_input_channel_nm(next(c for c in result.cells if c["granularity"] == "nm")["model"], 2, 4)
     assert result.ran == 2 and result.skipped == 0
     for name in ("state", "markdown", "json", "plot"):
         assert Path(result.files[name]).is_file(), name
@@ -100,6 +112,22 @@ def test_sweep_cli_resumes(dense, tmp_path):
     assert not (tmp_path / "z").exists()
     bad = CliRunner().invoke(app, args[:-4] + ["-g", "filter", "-s", "0.999", "--out-dir", str(tmp_path / "w")])
     assert bad.exit_code == 2 and "out of reach" in bad.stderr and not (tmp_path / "w" / "cells").exists()
+
+
+def assert_input_channel_nm(path: str, n: int, m: int) -> None:
+    """Every pruned layer of the checkpoint at ``path`` keeps exactly ``n`` of every full run of ``m``
+    input channels (per output and kernel tap)."""
+    from gancompress.loading import load_bundle
+    from gancompress.prune import module_geometry, to_canonical
+    from gancompress.prune.granularity import nm_rows
+
+    bundle = load_bundle(path)
+    assert bundle.masks
+    for key, mask in bundle.masks.items():
+        geo = module_geometry(bundle.generator.get_submodule(key.rsplit(".", 1)[0]))
+        runs = nm_rows(to_canonical(mask, geo), geo, "in")
+        full = runs.shape[1] - runs.shape[1] % m
+        assert full and bool((runs[:, :full].reshape(runs.shape[0], -1, m).sum(-1) == n).all()), key
 
 
 def test_setting_prune_config_hits_the_overall_target():

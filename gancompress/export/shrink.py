@@ -102,7 +102,13 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
 
     What a user's network declares (docs/custom_networks.md) is recorded as ``contract`` and
     applied to the rebuilt network, which needs none of the user's code. A class-conditional
-    generator's label branch becomes label tables (:mod:`gancompress.traced_inputs`)."""
+    generator's label branch becomes label tables (:mod:`gancompress.traced_inputs`). The forwards
+    that trace and check it run on PyTorch's own kernels when a weight is large (see :func:`_large`)."""
+    with torch.backends.mkldnn.flags(enabled=not _large(model)):
+        return _shrink(model, spec)
+
+
+def _shrink(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     from ..archs.contract import apply_contract, declared
 
     shape = input_shape_of(spec, model)
@@ -209,9 +215,23 @@ def _plan(graph: Graph, infos: list[Channels | None], fixed: bool) -> _Plan:
 def _rebuild(m: nn.Module, changes: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     desc = describe(m)
     desc["args"].update(changes)
-    new = construct(desc)
-    new.load_state_dict(state)
-    return new.eval()
+    return _built_with(lambda: construct(desc), state).eval()
+
+
+def _built_with(build, state: dict[str, torch.Tensor]) -> nn.Module:
+    """``build()`` holding ``state``'s tensors as its own: built on the meta device and assigned, so
+    no random initialisation and no second copy of the weights (a tensor whose dtype differs from
+    the built one is cast, as ``load_state_dict`` would). Built for real when something it holds
+    is not in ``state`` (a non-persistent buffer)."""
+    with torch.device("meta"):
+        module = build()
+    own = module.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.dtype != own[k].dtype else v for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+        module = build()
+        module.load_state_dict(state, strict=True)
+    return module
 
 
 def _cut_channels(m: nn.Module, keep: torch.Tensor) -> nn.Module:
@@ -347,9 +367,8 @@ def shrink_graph(model: nn.Module, input_shape: tuple[int, ...], fixed_size: boo
 def build_graph(graph: Graph, input_shape: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
     """The module exactly as ``load()`` rebuilds it from the spec, weights loaded; and the spec's graph."""
     spec = graph_spec(graph, input_shape)
-    small = ShrunkGraph(json.loads(json.dumps(spec)), list(input_shape))
     state = {f"{name}.{k}": v for name, m in graph.modules.items() for k, v in m.state_dict().items()}
-    small.load_state_dict(state, strict=True)
+    small = _built_with(lambda: ShrunkGraph(json.loads(json.dumps(spec)), list(input_shape)), state)
     return small.eval(), spec
 
 
@@ -396,3 +415,9 @@ def verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...], fixed: bo
                 f"(tolerance {TOLERANCE * scale:.1e}); nothing was written; {ADVICE}")
         worst = max(worst, err)
     return worst
+
+
+def _large(model: nn.Module) -> bool:
+    """A weight over 2**24 elements: oneDNN would copy it into its blocked layout on each forward (a
+    second copy of the biggest layer), so the check runs on PyTorch's own kernels instead."""
+    return any(p.numel() > 2**24 for p in model.parameters())

@@ -72,7 +72,7 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
     weights = [v for v in state.values() if v.is_floating_point()]
     return ExportResult(
         path=str(path), format=layout, dtype=meta["dtype"], file_bytes=size, dense_float32_bytes=size, ratio=1.0,
-        parameters=sum(v.numel() for v in weights), nonzeros=sum(int(sf.nonzero(to_numpy(v)).sum()) for v in weights),
+        parameters=sum(v.numel() for v in weights), nonzeros=sum(sf.count_nonzero(to_numpy(v)) for v in weights),
         architecture=spec.name, encodings=counts,
     )
 

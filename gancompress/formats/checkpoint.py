@@ -57,15 +57,23 @@ class GanBundle:
         with torch.no_grad():
             for name, mask in self.masks.items():
                 p = params[name]
+                if share and _zero_where_masked(p, mask):  # already what the masks make it: no copy
+                    continue
                 value = torch.where(mask.to(p.device), p, torch.zeros((), dtype=p.dtype, device=p.device))
-                if not (share and torch.equal(value, p)):
-                    memo[id(p)] = nn.Parameter(value, requires_grad=p.requires_grad)
+                memo[id(p)] = nn.Parameter(value, requires_grad=p.requires_grad)
                 del value
         return copy.deepcopy(self.generator, memo).eval()
 
 
+def _zero_where_masked(p: torch.Tensor, mask: torch.Tensor) -> bool:
+    """True when ``p`` is already 0 wherever ``mask`` prunes (two bools per weight, no float copy)."""
+    stray = p.detach() != 0
+    stray &= ~mask.to(device=p.device, dtype=torch.bool)
+    return not bool(stray.any())
+
+
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:
-    bits = np.packbits(mask.detach().cpu().numpy().astype(bool).reshape(-1), bitorder="little")
+    bits = np.packbits(mask.detach().cpu().numpy().astype(bool, copy=False).reshape(-1), bitorder="little")
     return torch.from_numpy(bits)
 
 

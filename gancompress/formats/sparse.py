@@ -91,6 +91,11 @@ def nonzero(a: np.ndarray) -> np.ndarray:
     return a != 0
 
 
+def count_nonzero(a: np.ndarray) -> int:
+    """The number of :func:`nonzero` entries, without a bool array the size of ``a``."""
+    return int(np.count_nonzero(a.view(np.dtype(f"u{a.dtype.itemsize}")) if a.dtype.kind == "f" else a))
+
+
 def view2d(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """Rows = dim ``axis``, columns = the other dims flattened row-major (1-D: one row)."""
     if a.ndim == 0:
@@ -158,7 +163,8 @@ def _nm_candidates(m2: np.ndarray, nm, ndim: int, it: int, where: dict[str, int]
     rows, cols = m2.shape
     out = []
     for n, m in nm:
-        if cols and cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1).max()) <= n:
+        # uint16 counts: two bytes per run, not eight (an int64 per run of 4 is half the float weight)
+        if cols and cols % m == 0 and int(m2.reshape(rows, -1, m).sum(-1, dtype=np.uint16).max()) <= n:
             count = rows * (cols // m) * n
             out.append(Candidate(encoding, count * it + _ceil8(count * _bits_of(m)) + 8 * ndim + 3 * HEADER_COST,
                                  {**where, "n": n, "m": m}))
@@ -181,10 +187,13 @@ def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
 
 
 def _tiles(m2: np.ndarray, br: int, bc: int) -> np.ndarray:
+    """``(tile rows, tile cols, br, bc)``: a view of ``m2`` when the tiles fit exactly, else of a zero-padded copy."""
     rows, cols = m2.shape
     nbr, nbc = -(-rows // br), -(-cols // bc)
-    padded = np.zeros((nbr * br, nbc * bc), dtype=m2.dtype)
-    padded[:rows, :cols] = m2
+    padded = m2
+    if (nbr * br, nbc * bc) != (rows, cols):
+        padded = np.zeros((nbr * br, nbc * bc), dtype=m2.dtype)
+        padded[:rows, :cols] = m2
     return padded.reshape(nbr, br, nbc, bc).transpose(0, 2, 1, 3)
 
 
@@ -218,11 +227,31 @@ def encode_slices(a: np.ndarray, axis: int) -> Encoded:
 
 def encode_blocks(a: np.ndarray, axis: int, block: tuple[int, int]) -> Encoded:
     br, bc = block
-    tiles = _tiles(view2d(a, axis), br, bc)
-    keep = nonzero(tiles).any(axis=(2, 3))
-    arrays = {"shape": _shape_array(a), "compressed": np.ascontiguousarray(tiles[keep]),
-              "block_mask": np.packbits(keep.reshape(-1), bitorder="little")}
+    keep, kept = [], []
+    for rows in _row_slabs(a, axis, br):  # the kept tiles in row-major tile order, a slab of tile rows at a time
+        tiles = _tiles(rows, br, bc)
+        keep.append(nonzero(tiles).any(axis=(2, 3)))
+        kept.append(np.ascontiguousarray(tiles[keep[-1]]))
+    keep_all = np.concatenate(keep)
+    arrays = {"shape": _shape_array(a), "compressed": np.concatenate(kept),
+              "block_mask": np.packbits(keep_all.reshape(-1), bitorder="little")}
     return Encoded("blocks", arrays, {"axis": axis, "block": [br, bc]})
+
+
+SLAB = 1 << 23  # elements of the 2-D view moved into row order at once by the block encoder
+
+
+def _row_slabs(a: np.ndarray, axis: int, align: int):
+    """:func:`view2d` of ``a`` as slabs of whole multiples of ``align`` rows (only one slab's copy at a time)."""
+    if a.ndim < 2:
+        yield view2d(a, axis)
+        return
+    moved = np.moveaxis(a, axis, 0)
+    cols = max(1, a.size // max(1, moved.shape[0]))
+    step = max(align, SLAB // cols // align * align)
+    for start in range(0, moved.shape[0], step):
+        part = moved[start:start + step]
+        yield np.ascontiguousarray(part).reshape(part.shape[0], -1)
 
 
 def encode_nm(a: np.ndarray, axis: int, n: int, m: int) -> Encoded:

@@ -1,8 +1,9 @@
 """Per-layer allocation of an overall sparsity: how many units each pruned layer loses.
 
 The target is a count of zero weights over ALL prunable weights. Each pruned layer's units are
-ranked weakest first by its granularity's score (:class:`Ranked`); an allocation decides how long a
-prefix of that ranking each layer drops:
+ranked weakest first by its granularity's score (:class:`Ranked`, by a sort; where every unit is
+whole, :class:`.whole_units.WholeRanked`, the same ranking by counting and one threshold select);
+an allocation decides how long a prefix of that ranking each layer drops:
 
 ``uniform``  every pruned layer reaches the same weight sparsity, as near as its units allow.
 ``global``   one magnitude threshold over all pruned layers; a unit is compared by the root mean
@@ -31,6 +32,7 @@ from ..errors import InputError
 from ..registry import Registry
 from .granularity import Granularity
 from .layers import Geometry, to_canonical
+from .whole_units import WholeRanked, global_whole_drops, rank_whole
 
 _BISECT = 60
 
@@ -60,6 +62,14 @@ class Ranked:
     def most(self) -> int:
         return self.zeros_after(len(self.order))
 
+    @property
+    def droppable(self) -> int:
+        return len(self.order)
+
+    def fit(self, room: int) -> int:
+        """Most units this layer can drop while adding at most ``room`` zeros."""
+        return int(torch.searchsorted(self.gain, torch.tensor(room), right=True)) if room >= 0 and len(self.gain) else 0
+
     def keep_units(self, k: int, units_shape: tuple[int, ...]) -> torch.Tensor:
         keep = torch.ones(math.prod(units_shape), dtype=torch.bool)
         keep[self.order[:k]] = False
@@ -67,23 +77,40 @@ class Ranked:
 
 
 def rank_layer(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
-               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked, tuple[int, ...]]:
+               gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked | WholeRanked, tuple[int, ...]]:
     """Rank one layer's units; ``values`` ``"rms"`` or ``"lamp"`` adds cross-layer scores.
-    Also returns the per-unit shape (for :meth:`Ranked.keep_units`)."""
+    Also returns the per-unit shape (for :meth:`Ranked.keep_units`). Layers whose units are
+    whole (all weights left, or none) are ranked without a sort: the same masks (:mod:`.whole_units`)."""
+    def resorted() -> Ranked:
+        return rank_sorted(key, weight, geo, previous, gran, opts, values)[0]
+
+    if values in (None, "rms"):
+        fast = rank_whole(key, weight, geo, previous, gran, opts, values == "rms", resorted)
+        if fast is not None:
+            return fast
+    return rank_sorted(key, weight, geo, previous, gran, opts, values)
+
+
+def rank_sorted(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
+                gran: Granularity, opts: dict, values: str | None = None) -> tuple[Ranked, tuple[int, ...]]:
+    """:func:`rank_layer` by sorting every unit (the reference the shortcut must agree with)."""
     scores = gran.unit_scores(weight, geo, previous, key, opts)
     units_shape = tuple(scores.shape)
-    mat = to_canonical(weight.detach(), geo)
-    live = mat != 0
+    live = to_canonical(weight.detach() != 0, geo)  # a transposed conv's canonical copy is made of bools, not floats
     if previous is not None:
         live &= to_canonical(previous.to(torch.bool), geo)
-    live_units = gran.unit_reduce(live.to(torch.int32), geo, opts, "sum").reshape(-1)
+    live_units = gran.unit_reduce(live, geo, opts, "sum").reshape(-1)
+    zeros = weight.numel() - int(torch.count_nonzero(live))
+    if values is None:
+        del live  # a bool per weight: gone before the sort's temporaries (the cross-layer values need it)
     full = torch.sort(scores.reshape(-1), descending=True, stable=True).indices.flip(0)  # ties: high index first
     droppable = ~gran.always_kept(scores, geo, opts).reshape(-1)[full]
     del scores
     order = full[droppable]
-    ranked = Ranked(key, tuple(weight.shape), weight.numel(), weight.numel() - int(live.sum()), order,
+    ranked = Ranked(key, tuple(weight.shape), weight.numel(), zeros, order,
                     live_units[order].cumsum(0, dtype=torch.int64))
     if values is not None:
+        mat = to_canonical(weight.detach(), geo)
         size = gran.unit_reduce(torch.ones(mat.shape), geo, opts, "sum").reshape(-1)
         ms = (gran.unit_reduce(mat.float().square() * live, geo, opts, "sum").reshape(-1) / size)[full]
         dead = live_units[full] == 0
@@ -149,8 +176,7 @@ class RateAllocation(Allocation):
 
 def _fit(r: Ranked, target: float) -> int:
     """Most units ``r`` can drop while its zeros stay at or below ``target``."""
-    room = math.floor(target) - r.zeros
-    return int(torch.searchsorted(r.gain, torch.tensor(room), right=True)) if room >= 0 and len(r.gain) else 0
+    return r.fit(math.floor(target) - r.zeros)
 
 
 def _total(layers: list[Ranked], ks: list[int]) -> int:
@@ -207,6 +233,7 @@ class ThresholdAllocation(Allocation):
     """One threshold on ``values`` over all pruned layers."""
 
     def drops(self, layers, need):
+        layers = [r.resorted() if isinstance(r, WholeRanked) else r for r in layers]
         room = need - sum(r.zeros for r in layers)
         if room <= 0 or not any(len(r.order) for r in layers):
             return [0] * len(layers)
@@ -227,6 +254,11 @@ class GlobalMagnitude(ThresholdAllocation):
     name = "global"
     values = "rms"
 
+    def drops(self, layers, need):
+        if all(isinstance(r, WholeRanked) for r in layers):
+            return global_whole_drops(layers, need)
+        return super().drops(layers, need)
+
 
 @_register
 class Lamp(ThresholdAllocation):
@@ -246,4 +278,5 @@ def check_allocation(name: str, granularity: str) -> Allocation:
     return alloc
 
 
-__all__ = ["ALLOCATIONS", "Allocation", "PlanAllocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer"]
+__all__ = ["ALLOCATIONS", "Allocation", "PlanAllocation", "Ranked", "check_allocation", "lamp_scores", "rank_layer",
+           "rank_sorted"]

@@ -35,6 +35,7 @@ the achieved weight sparsity can exceed the target (and the structure is then mi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -43,7 +44,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import Registry
-from .layers import CONV, Geometry, from_canonical, geometry, to_canonical
+from .layers import CONV, CONV_TRANSPOSE, Geometry, canonical_rows, from_canonical, geometry, to_canonical
 
 _HALF = 1 << 15
 _BINS = 1 << 16
@@ -212,6 +213,7 @@ class Granularity:
     """A unit structure on the canonical view; subclasses define ``grid``."""
 
     name = "element"
+    single = False  # every unit is one weight scored by ``|w|`` (what the global allocation compares)
 
     def grid(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> tuple[torch.Tensor, tuple[int, ...]]:
         """``(view, dims)``: reducing ``view`` over ``dims`` yields one value per unit."""
@@ -227,7 +229,11 @@ class Granularity:
             return view.abs() if op == "l2" else view
         if op == "l2":
             return torch.linalg.vector_norm(view, dim=dims)
-        return view.any(dim=dims) if op == "any" else view.sum(dim=dims)
+        if op == "any":
+            return view.any(dim=dims)
+        if view.dtype.is_floating_point:
+            return view.sum(dim=dims)
+        return _sliced_sum(view, dims)
 
     def expand(self, units: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Broadcast one value per unit back to the canonical ``(out, cols)`` shape."""
@@ -245,6 +251,11 @@ class Granularity:
     def padded_cols(self, geo: Geometry, opts: dict) -> int:
         return geo.cols
 
+    def unit_size(self, geo: Geometry, opts: dict) -> int:
+        """Weights in the largest unit (a whole tile for ``block``), from the shapes alone."""
+        shape, dims = self.grid_shape(geo, opts)
+        return math.prod(shape[d] for d in dims)
+
     def scores(self, mat: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Unit scores (float32) of a canonical weight matrix."""
         return self.unit_reduce(mat.float(), geo, opts, "l2")
@@ -253,12 +264,27 @@ class Granularity:
                     layer: str, opts: dict) -> torch.Tensor:
         """Scores per unit; units fully pruned in ``previous`` score -1."""
         self.validate(geo, opts, layer)
-        mat = to_canonical(weight.detach(), geo)
         prev = None if previous is None else to_canonical(previous.to(torch.bool), geo)
-        s = self.scores(mat if prev is None else mat * prev, geo, opts)
+        if self.name != "channel":  # a channel spans every row; other units lie in a few rows
+            s = self._slab_scores(weight.detach(), prev, geo, opts)
+        else:
+            mat = to_canonical(weight.detach(), geo)
+            s = self.scores(mat if prev is None else mat * prev, geo, opts)
         if s.numel() and not math.isfinite(float(s.amax())):  # NaN/Inf propagate to the max
             raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
         return s if prev is None else s.masked_fill_(~self.unit_reduce(prev, geo, opts, "any"), -1.0)
+
+    def _slab_scores(self, weight: torch.Tensor, prev: torch.Tensor | None, geo: Geometry, opts: dict) -> torch.Tensor:
+        """:meth:`scores` (of the weight times the canonical ``prev``) a slab of whole units' rows at a time, so
+        neither a transposed conv's reordered copy nor scoring's float temporaries span the whole weight."""
+        align = opts["block"][0] if self.name == "block" else 1
+        step = max(align, _SLICE // max(1, geo.cols) // align * align)
+        parts = []
+        for start in range(0, geo.out, step):
+            rows = canonical_rows(weight, geo, slice(start, start + step))
+            rows = rows if prev is None else rows * prev[start:start + step]
+            parts.append(self.scores(rows, dataclasses.replace(geo, out=rows.shape[0], groups=1), opts))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Bool per unit (shaped like ``scores``): the units no sparsity removes; here the best
@@ -271,8 +297,26 @@ class Granularity:
     def to_mask(self, keep_units: torch.Tensor, geo: Geometry, previous: torch.Tensor | None,
                 opts: dict) -> torch.Tensor:
         """Raw-shaped bool weight mask from a per-unit keep mask (and'ed with ``previous``)."""
-        m = from_canonical(self.expand(keep_units, geo, opts), geo).contiguous()
-        return m if previous is None else m & previous.to(torch.bool)
+        if self.name == "channel" or (geo.kind == CONV_TRANSPOSE and geo.groups != 1):  # a channel spans every row
+            m = from_canonical(self.expand(keep_units, geo, opts), geo).contiguous()
+        else:
+            m = self._slab_mask(keep_units, geo, opts)
+        return m if previous is None else m.logical_and_(previous.to(torch.bool))
+
+    def _slab_mask(self, keep_units: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
+        """:meth:`to_mask` written a slab of rows at a time straight into the raw layout (no whole
+        canonical mask next to the result); the first axis of ``keep_units`` runs over rows (of tiles)."""
+        align = opts["block"][0] if self.name == "block" else 1
+        step = max(align, _SLICE // max(1, geo.cols) // align * align)
+        mask = torch.empty(geo.shape, dtype=torch.bool)
+        rows = (mask.reshape(geo.slots, geo.out, geo.ksize).permute(1, 0, 2) if geo.kind == CONV_TRANSPOSE
+                else mask.reshape(geo.out, geo.slots, geo.ksize))  # the canonical rows, as a view of ``mask``
+        for start in range(0, geo.out, step):
+            stop = min(geo.out, start + step)
+            part = self.expand(keep_units[start // align: -(-stop // align)],
+                               dataclasses.replace(geo, out=stop - start, groups=1), opts)
+            rows[start:stop] = part.reshape(stop - start, geo.slots, geo.ksize)
+        return mask
 
     def mask(self, weight: torch.Tensor, sparsity: float, kind: str = CONV, *, groups: int = 1,
              previous: torch.Tensor | None = None, layer: str = "weight", **opts: Any) -> torch.Tensor:
@@ -283,6 +327,22 @@ class Granularity:
         s = self.unit_scores(weight, geo, previous, layer, opts)
         keep = s.numel() - prune_count(s.numel(), sparsity)
         return self.to_mask(select_top([s], keep)[0], geo, previous, opts)
+
+
+_SLICE = 1 << 23  # elements summed at once: an integer sum casts its input to int64 (8 bytes per weight)
+
+
+def _sliced_sum(view: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``view.sum(dims)`` for bool/integer views, a slice of the longest kept dimension at a time,
+    so the cast to int64 that the sum makes is never bigger than ``_SLICE`` elements."""
+    kept = [d for d in range(view.dim()) if d not in dims]
+    d = max(kept, key=lambda i: view.shape[i])
+    size = view.shape[d]
+    step = max(1, _SLICE * size // max(1, view.numel()))
+    if step >= size:
+        return view.sum(dim=dims)
+    out_dim = d - sum(1 for r in dims if r < d)
+    return torch.cat([view.narrow(d, s, min(step, size - s)).sum(dim=dims) for s in range(0, size, step)], out_dim)
 
 
 def normalize_opts(opts: dict) -> dict:
@@ -305,6 +365,7 @@ def _register(cls: type[Granularity]) -> type[Granularity]:
 @_register
 class Element(Granularity):
     name = "element"
+    single = True
 
 
 @_register
@@ -376,6 +437,7 @@ class NM(Granularity):
     are always kept, so a layer's sparsity can grow up to the pattern's and no further."""
 
     name = "nm"
+    single = True
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
         """Bool per unit (canonical shape): the N largest of every run of M."""

@@ -90,6 +90,36 @@ def to_canonical(weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return w.permute(0, 2, 1, 3).reshape(geo.out, geo.cols)
 
 
+def canonical_rows(weight: torch.Tensor, geo: Geometry, rows: torch.Tensor | slice) -> torch.Tensor:
+    """Rows ``rows`` (indices or a slice) of :func:`to_canonical`, copying only those rows: a
+    transposed conv's weight is not reordered whole."""
+    if geo.kind != CONV_TRANSPOSE:
+        return to_canonical(weight, geo)[rows]
+    index = torch.arange(geo.out)[rows] if isinstance(rows, slice) else rows
+    per_group = geo.out // geo.groups
+    grouped = weight.reshape(geo.groups, geo.slots, per_group, geo.ksize)
+    return grouped[index // per_group, :, index % per_group].reshape(len(index), geo.cols)
+
+
+def zero_rows(weight: torch.Tensor, geo: Geometry, zeros: int | None = None) -> torch.Tensor:
+    """Bool per canonical row: it holds an exact zero (one pass over the weight in its own order; from
+    the zeros' positions when ``zeros``, their count, is a small share of the weight)."""
+    zero = (weight == 0).reshape(-1)
+    per_group = geo.out // geo.groups
+    if zeros is not None and zeros <= weight.numel() // 64:  # their int64 indices stay small
+        index = zero.nonzero().flatten()
+        if geo.kind == CONV_TRANSPOSE:
+            index = index // (geo.slots * per_group * geo.ksize) * per_group + index // geo.ksize % per_group
+        else:
+            index = index // geo.cols
+        rows = torch.zeros(geo.out, dtype=torch.bool)
+        rows[index] = True
+        return rows
+    if geo.kind != CONV_TRANSPOSE:
+        return zero.reshape(geo.out, -1).any(1)
+    return zero.reshape(geo.groups, geo.slots, per_group, geo.ksize).any(3).any(1).reshape(geo.out)
+
+
 def from_canonical(mat: torch.Tensor, geo: Geometry) -> torch.Tensor:
     """Inverse of :func:`to_canonical`: a ``(out, cols)`` matrix back to the raw shape."""
     if geo.kind != CONV_TRANSPOSE:

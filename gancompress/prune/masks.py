@@ -22,7 +22,8 @@ from ..errors import InputError
 from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
-from .layers import CONV, Geometry, geometry, is_prunable, layer_kind, module_geometry, param_key, to_canonical
+from .layers import (CONV, Geometry, canonical_rows, geometry, is_prunable, layer_kind, module_geometry, param_key,
+                     to_canonical, zero_rows)
 
 
 @dataclass
@@ -112,8 +113,12 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
-    zero = weight.detach() == 0
-    return int(torch.count_nonzero(zero | ~mask.to(torch.bool)) if mask is not None else torch.count_nonzero(zero))
+    """Weights that are zero or masked (one bool temporary at most: no copies of the weight)."""
+    if mask is None:
+        return weight.numel() - int(torch.count_nonzero(weight.detach()))
+    live = weight.detach() != 0
+    live &= mask.to(torch.bool)
+    return weight.numel() - int(torch.count_nonzero(live))
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
@@ -137,10 +142,13 @@ def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],
     return rows
 
 
-def achieved_sparsity(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
-    """Zero fraction over ALL conv/linear weights (``all``) and over the masked ones (``pruned``)."""
-    rows = layer_report(model, masks or {})
-    pruned = [r for r in rows if r["pruned"]]
+def achieved_sparsity(model: nn.Module, masks: dict[str, torch.Tensor] | None = None, *,
+                      rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Zero fraction over ALL conv/linear weights (``all``) and over the masked ones (``pruned``);
+    ``rows``: the :func:`layer_report` of the same model and masks when the caller has it."""
+    masks = masks or {}
+    rows = rows if rows is not None else layer_report(model, masks)
+    pruned = [r for r in rows if r["param"] in masks]
     total, p_total = sum(r["params"] for r in rows), sum(r["params"] for r in pruned)
     zeros, p_zeros = sum(r["zeros"] for r in rows), sum(r["zeros"] for r in pruned)
     return {"all": zeros / total if total else 0.0, "pruned": p_zeros / p_total if p_total else 0.0}
@@ -153,6 +161,7 @@ _NMS = ((1, 4), (2, 4), (4, 8))
 _SAMPLE_ROWS = 64
 _BAND = 8  # every block height divides it
 _STRAY = 1e-3  # fraction of the zeros allowed outside the structure
+_CHUNK = 1 << 23  # elements per slice of rows in the full-tensor checks
 
 
 def _stray(gran: Granularity, zero: torch.Tensor, geo: Geometry, opts: dict) -> int:
@@ -177,21 +186,53 @@ def _uniform(gran: Granularity, zero: torch.Tensor, geo: Geometry, opts: dict, z
     sample = _sample(gran, zero, geo)
     if sample is not None and _stray(gran, sample[0], sample[1], opts) > allowed:
         return False
-    return _stray(gran, zero, geo, opts) <= allowed
+    if gran.name == "channel":  # a unit spans every row
+        return _stray(gran, zero, geo, opts) <= allowed
+    stray = 0
+    for rows, part_geo in _row_chunks(zero, geo, _BAND):  # every other unit lies inside an aligned band of rows
+        stray += _stray(gran, rows, part_geo, opts)
+        if stray > allowed:
+            return False
+    return True
 
 
-def _is_nm(zero: torch.Tensor, n: int, m: int) -> bool:
-    """At most ``n`` nonzeros in every full run of ``m`` columns of the rows of ``zero`` and, up
-    to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``)."""
-    rows, cols = zero.shape
-    full = cols - cols % m
-    if full == 0:
+def _row_chunks(mat: torch.Tensor, geo: Geometry, align: int):
+    """``(rows, geometry)`` slices of a canonical matrix of about ``_CHUNK`` elements, each a whole
+    number of ``align`` rows, so that detection's temporaries stay a small part of the layer."""
+    step = max(align, _CHUNK // max(1, geo.cols) // align * align)
+    if step >= geo.out:
+        yield mat, geo
+        return
+    for start in range(0, geo.out, step):
+        part = mat[start:start + step]
+        yield part, dataclasses.replace(geo, out=part.shape[0], groups=1)
+
+
+def _nm_possible(geo: Geometry, axis: str, n: int, m: int, zeros: int) -> bool:
+    """At most ``n`` kept of every full run of ``m`` needs at least ``m - n`` zeros per run."""
+    runs = (geo.slots if axis == "in" else geo.cols) // m
+    return runs > 0 and zeros >= (m - n) * runs * geo.out * (geo.ksize if axis == "in" else 1)
+
+
+def _is_nm(zero: torch.Tensor, geo: Geometry, axis: str, n: int, m: int) -> bool:
+    """At most ``n`` nonzeros in every full run of ``m`` along ``axis`` (see :func:`nm_rows`) and, up
+    to ``_STRAY``, exactly ``n`` on average (a ragged last run counts ``ceil(n*L/m)``). Counted
+    a slice of rows at a time."""
+    cols = geo.slots if axis == "in" else geo.cols
+    runs, rest = divmod(cols, m)
+    if runs == 0:
         return False
-    counts = (~zero[:, :full]).reshape(rows, -1, m).sum(-1)
-    ragged = (~zero[:, full:]).sum(-1)
-    expected = counts.numel() * n + rows * -(-n * (cols - full) // m)
-    at_most = bool((counts <= n).all() and (ragged <= -(-n * (cols - full) // m)).all())
-    return at_most and int(counts.sum() + ragged.sum()) >= (1 - _STRAY) * expected
+    rows = geo.out * (geo.ksize if axis == "in" else 1)
+    ragged_n = -(-n * rest // m)
+    kept = 0
+    for part, part_geo in _row_chunks(zero, geo, 1):
+        nonzero = ~nm_rows(part, part_geo, axis)
+        counts = nonzero[:, : runs * m].reshape(-1, runs, m).sum(-1, dtype=torch.int32)
+        ragged = nonzero[:, runs * m:].sum(-1, dtype=torch.int32)
+        if bool((counts > n).any()) or bool((ragged > ragged_n).any()):
+            return False
+        kept += int(counts.sum()) + int(ragged.sum())
+    return kept >= (1 - _STRAY) * rows * (runs * n + ragged_n)
 
 
 def _candidates(geo: Geometry) -> list[tuple[int, str, str, dict]]:
@@ -203,7 +244,7 @@ def _candidates(geo: Geometry) -> list[tuple[int, str, str, dict]]:
     return sorted((u for u in units if u[0] > 1), key=lambda u: -u[0])  # stable: ties keep order
 
 
-def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) -> str:
+def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1, *, zeros: int | None = None) -> str:
     """Coarsest structure of ``weight``'s zeros: ``none``, ``filter``, ``channel``, ``kernel``,
     ``vector``, ``block RxC`` (R, C in 1, 2, 4, 8), ``N:M`` (1:4, 2:4, 4:8) or ``element``.
 
@@ -213,45 +254,52 @@ def detect_structure(weight: torch.Tensor, kind: str = CONV, groups: int = 1) ->
     4-wide kernel rows is also vector-shaped but reads ``block 2x4``. N:M needs at most N
     nonzeros in every run and N in all but 0.1% of the cases, so N:M applied over older
     scattered zeros reads ``element``. ``kind``/``groups`` give the layer's layout
-    (``conv``, ``conv_transpose``, ``linear``).
+    (``conv``, ``conv_transpose``, ``linear``); ``zeros``: its count of exact zeros, when known.
     """
-    geo = geometry(weight.shape, kind, groups)
-    zero = to_canonical(weight.detach() == 0, geo)
-    zeros = int(torch.count_nonzero(zero))
+    geo, weight = geometry(weight.shape, kind, groups), weight.detach()
+    if zeros is None:
+        zeros = weight.numel() - int(torch.count_nonzero(weight))  # no temporary: dense weights stop here
     if not zeros:
         return "none"
-    banded, band_geo = _zero_bands(zero, geo)
+    banded, band_geo = _zero_bands(weight, geo, zeros)
+    whole: list[torch.Tensor] = []  # the canonical zeros of the whole weight, made only if a check needs them
+
+    def zero() -> torch.Tensor:
+        if not whole:
+            whole.append(banded if band_geo is geo else to_canonical(weight == 0, geo))
+        return whole[0]
+
     for size, label, name, opts in _candidates(geo):
-        if name == "channel":  # units span every row: whole tensor; a unit bigger than all zeros cannot be all-zero
-            if zeros >= size and _uniform(GRANULARITIES.get(name), zero, geo, opts, zeros):
-                return label
-        elif _uniform(GRANULARITIES.get(name), banded, band_geo, opts, zeros):
+        if name == "channel" and zeros < size:  # not one whole channel of zeros: every zero is a stray
+            continue
+        mat, mat_geo = (zero(), geo) if name == "channel" else (banded, band_geo)  # a channel spans every row
+        if _uniform(GRANULARITIES.get(name), mat, mat_geo, opts, zeros):
             return label
     for axis, suffix in (("in", ""), ("kernel", " kernel-axis")):
-        rows = nm_rows(zero, geo, axis)
         for n, m in _NMS:
-            if _is_nm(rows, n, m):
+            if _nm_possible(geo, axis, n, m, zeros) and _is_nm(zero(), geo, axis, n, m):
                 return f"{n}:{m}{suffix}"
     return "element"
 
 
-def _zero_bands(zero: torch.Tensor, geo: Geometry) -> tuple[torch.Tensor, Geometry]:
-    """Only the aligned bands of ``_BAND`` rows that hold a zero (with a layout of one group): the units of
-    every granularity but ``channel`` lie inside such a band (block heights divide it), so counting stray
-    zeros there gives the same answer as on the whole tensor, at the cost of the zeros' rows only."""
+def _zero_bands(weight: torch.Tensor, geo: Geometry, zeros: int) -> tuple[torch.Tensor, Geometry]:
+    """The canonical zeros of only the aligned bands of ``_BAND`` rows that hold a zero (with a layout of one
+    group): the units of every granularity but ``channel`` lie inside such a band (block heights divide it),
+    so counting stray zeros there gives the same answer as on the whole tensor, at the cost of the zeros'
+    rows only; the whole canonical zeros (and ``geo`` itself) when every band holds one."""
     bands = -(-geo.out // _BAND)
-    padded = torch.nn.functional.pad(zero.any(1), (0, bands * _BAND - geo.out))
+    padded = torch.nn.functional.pad(zero_rows(weight, geo, zeros), (0, bands * _BAND - geo.out))
     keep = padded.reshape(bands, _BAND).any(1).repeat_interleave(_BAND)[: geo.out]
     if bool(keep.all()):
-        return zero, geo
-    sub = zero[keep]
+        return to_canonical(weight == 0, geo), geo
+    sub = canonical_rows(weight, geo, keep.nonzero().flatten()) == 0
     return sub, dataclasses.replace(geo, out=sub.shape[0], groups=1)
 
 
-def module_structure(module: nn.Module) -> str:
+def module_structure(module: nn.Module, zeros: int | None = None) -> str:
     """:func:`detect_structure` of a prunable module's weight, with its true layout."""
     kind, groups = layer_kind(module)
-    return detect_structure(module.get_parameter(param_key("", module)), kind, groups)
+    return detect_structure(module.get_parameter(param_key("", module)), kind, groups, zeros=zeros)
 
 
 __all__ = ["compute_masks", "apply_masks", "current_masks", "layer_report", "achieved_sparsity", "detect_structure",

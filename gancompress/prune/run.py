@@ -95,7 +95,7 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         masks = compute_masks(bundle.generator, config, previous=previous, plan=plan)
     apply_masks(bundle.generator, masks)
     layers = layer_report(bundle.generator, masks, plan.dense)
-    sparsity = {**achieved_sparsity(bundle.generator, masks), "target": plan.target / plan.total}
+    sparsity = {**achieved_sparsity(bundle.generator, masks, rows=layers), "target": plan.target / plan.total}
     notes = [str(w.message) for w in caught] + plan.notes
     record = {**_config_record(config), "source": teacher_source(bundle, job.source), "layers": sorted(masks),
               "dense": plan.dense}

@@ -51,11 +51,11 @@ class TargetPlan:
 
 def _facts(model: nn.Module, name: str, module: nn.Module, previous: dict | None) -> _Facts:
     weight = model.get_parameter(param_key(name, module)).detach()
-    zero = weight == 0
     prev = (previous or {}).get(param_key(name, module))
-    if prev is not None and tuple(prev.shape) == tuple(weight.shape):
-        zero |= ~prev.to(device=weight.device, dtype=torch.bool)
-    return _Facts(weight.numel(), int(zero.sum()))
+    if prev is None or tuple(prev.shape) != tuple(weight.shape):  # counted in place: no copy of the weight
+        return _Facts(weight.numel(), weight.numel() - int(torch.count_nonzero(weight)))
+    live = (weight != 0) & prev.to(device=weight.device, dtype=torch.bool)
+    return _Facts(weight.numel(), weight.numel() - int(torch.count_nonzero(live)))
 
 
 def _ceiling(f: _Facts, name: str, module: nn.Module, config) -> None:
@@ -65,7 +65,7 @@ def _ceiling(f: _Facts, name: str, module: nn.Module, config) -> None:
     if config.granularity == "nm":
         f.most, f.unit = max(f.zeros, nm_pattern_zeros(geo, config.nm, config.nm_axis)), 1
         return
-    f.unit = int(gran.unit_reduce(torch.ones(geo.out, geo.cols), geo, config.options, "sum").max())
+    f.unit = gran.unit_size(geo, config.options)
     f.most = max(f.zeros, f.weights - f.unit)
 
 
