@@ -298,3 +298,42 @@ def test_bad_quantize_options_exit_2_and_write_nothing(files, tmp_path, args, ne
     out = tmp_path / "g.out"
     line = one_error_line(cli("export", files["element"], "-o", out, *args))
     assert needle in line and not out.exists()
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+
+def test_onnx_int8_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(files, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import numpy_helper
+
+    from gancompress.formats.onnx_file import verify
+    from gancompress.formats.onnx import load_onnx_bundle
+
+    path, plain = tmp_path / "g.int8.onnx", tmp_path / "g.onnx"
+    for out, extra in ((path, ["--quantize", "int8"]), (plain, [])):
+        r = cli("export", files["element"], "-o", out, "--format", "onnx", "--no-shrink", *extra, "-q")
+        assert r.exit_code == 0, r.stderr
+    verify(path)
+    model = onnx.load(str(path))
+    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert len(dq) == 4 and not any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    torch_model = load(files[("element", "dense", "int8")])
+    axes = weight_axes(torch_model)
+    for node in dq:
+        codes, scale = inits[node.input[0]], inits[node.input[1]]
+        axis = next(a.i for a in node.attribute if a.name == "axis")
+        assert codes.dtype == np.int8 and codes.ndim == 4 and scale.shape == (codes.shape[axis],)
+        assert axis == axes[node.input[0].removesuffix("_int8")]  # per output channel (1 for ConvTranspose2d)
+    assert not any(v.dtype == np.float32 and v.ndim == 4 for v in inits.values())  # no float weights left
+    assert path.stat().st_size < 0.6 * plain.stat().st_size
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: Z.numpy()})[0]
+    with torch.no_grad():
+        want = torch_model(Z).numpy()
+    assert float(np.abs(got - want).max()) < 1e-5
+    stored = load_onnx_bundle(path, str(path)).generator.state_dict()  # evaluate's view: the int8 weights' values
+    for name in axes:
+        assert any(torch.equal(v, torch_model.state_dict()[name]) for v in stored.values()), name

@@ -77,10 +77,18 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
         x = torch.cat([x.reshape(1, -1), torch.zeros(1, 1)], 1)
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])
+    if config.quantize:
+        from .onnx_quantize import fake_quantized_copy
+
+        model = fake_quantized_copy(model)
 
     def write(tmp: Path) -> None:
         torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+        if config.quantize:
+            from .onnx_quantize import fold_weight_quantizers
+
+            fold_weight_quantizers(tmp)
         add_digest(tmp, spec.to_json())
 
     path = atomic_write(Path(config.output), write, force=config.force)
@@ -90,4 +98,4 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     params = sum(p.numel() for p in model.parameters())
     nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return ExportResult(str(path), "onnx", config.dtype or "float32", size, dense_bytes, size / dense_bytes,
-                        params, nonzeros, spec.name, {"onnx": 1})
+                        params, nonzeros, spec.name, {"onnx": 1}, quantize=config.quantize)
