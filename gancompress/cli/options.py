@@ -82,6 +82,7 @@ def out_dir_option(default: str) -> typer.models.OptionInfo:
 
 
 Quantize = Annotated[Optional[str], typer.Option("--quantize", metavar="SCHEME", show_default=False, help="Store the conv/linear weights in 8 bits: {choices:quantize} (int8: symmetric, a scale per output channel, per tile for block-sparse weights; fp8: e4m3 with per-channel scales); biases and normalisation stay float32.")]
+QuantizeAware = Annotated[Optional[str], typer.Option("--quantize-aware", metavar="SCHEME", show_default=False, help="Train G_C through fake quantization of its conv/linear weights ({choices:quantize}; straight-through gradients), so `export --quantize SCHEME` ships exactly the weights it was recovered with.")]
 
 # --- how to run ---------------------------------------------------------------------------
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto picks CUDA when present).")]
