@@ -9,7 +9,7 @@ import typer
 from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Granularities, Json, LrD,
-                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quiet, Schedule, Sparsities, Steps, TrustPickle,
+                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
 from . import progress as cli_progress
 from .output import human_console, notice, print_json, stderr_console
@@ -38,7 +38,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
           arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
-          progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+          quantize: Quantizes = None, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Prune + recover + evaluate every sparsity x granularity x allocation x method x seed; re-runs skip finished cells.
 
     --sparsity is of ALL prunable weights, as in prune; nm cells take the N:M pattern of that sparsity (0.5: 2:4, 0.75: 1:4).
@@ -46,6 +46,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
     Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
+
+    Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.9 --quantize int8,fp8
     """
     from ..errors import InputError
     from ..sweep import SweepConfig
@@ -63,7 +65,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         keep_dense=keep_dense, methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
-        device=device, load=load)
+        device=device, load=load, quantize=_split(quantize, str, "--quantize") if quantize else ())
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
         result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)
