@@ -337,3 +337,20 @@ def test_onnx_int8_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(f
     stored = load_onnx_bundle(path, str(path)).generator.state_dict()  # evaluate's view: the int8 weights' values
     for name in axes:
         assert any(torch.equal(v, torch_model.state_dict()[name]) for v in stored.values()), name
+
+
+def test_dequantized_sizes_count_before_anything_is_decoded(files, tmp_path):
+    """A table whose 1-byte codes would fit the size limit but whose float32 values would not: refused up front."""
+    src = files[("element", "sparse", "int8")]
+    table = json.loads(read_raw(src)[0]["__metadata__"]["tensors"])
+    name = next(n for n, i in table.items() if i["encoding"] == "bitmask")
+    limit = 64 * src.stat().st_size + (16 << 20)
+    cols = limit // 2  # 0.5x the limit as int8 codes, 2x as float32 values
+
+    def edit(meta):
+        strip_digest(meta)
+        t = json.loads(meta["tensors"])
+        t[name] = {**t[name], "shape": [1, cols]}
+        meta["tensors"] = json.dumps(t)
+    bad = edit_metadata(src, tmp_path / "bad.safetensors", edit)
+    assert "declares" in one_error_line(cli("inspect", bad))
