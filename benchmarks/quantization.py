@@ -15,6 +15,8 @@ int8 file <= 0.05x the dense float32 file; FID within 1.05x of the float recover
 
     python benchmarks/quantization.py --seeds 0 --samples 5000          # one seed
     python benchmarks/quantization.py                                   # 3 seeds (0,1,2), 5,000 samples
+    python benchmarks/quantization.py --seeds 1 --out runs/q1 &         # one process per seed, then
+    python benchmarks/quantization.py --seeds 0,1 --merge runs/q1       # the table over both folders
 
 Every run is recorded in ``<out>/quantization.json`` as it finishes (a rerun skips what is there);
 prints one markdown table and writes ``<out>/quantization.md``.
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default=",".join(label for label, _, _ in ROWS), help="which rows to run")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=REPO / "runs" / "quantization")
+    p.add_argument("--merge", type=Path, action="append", default=[],
+                   help="also tabulate the runs recorded in this output folder (one process per seed; repeatable)")
     args = p.parse_args(argv)
 
     import torch
@@ -131,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     doc["runs"] = runs
     log.write_text(json.dumps(doc, indent=2) + "\n")
+    for folder in args.merge:
+        other = json.loads((folder / "quantization.json").read_text())["runs"]
+        runs += [r for r in other if all(r.get(k) == v for k, v in key.items())
+                 and not any(o["seed"] == r["seed"] and o["label"] == r["label"] for o in runs)]
     text = _table([r for r in runs if r["seed"] in seeds], doc["dense"], args.steps, args.samples, seeds)
     print(text)
     (args.out / "quantization.md").write_text(text)
