@@ -12,6 +12,10 @@ on the same latents; mean and sample std over seeds):
   d  every method, hybrid and distill-adv included, at 50/75/90%
   e  per-layer allocation at 90% element sparsity, default recovery: uniform (the same sparsity
      in every pruned layer), global magnitude, LAMP (Lee et al., ICLR 2021), ERK
+  f  quantization at 90% element sparsity: the sparse float32 file, + int8 and + fp8 exports of
+     the same model, and recovery with --quantize-aware int8 / fp8; file size against the dense
+     float32 file and FID against the float recovered model (``benchmarks/quantization.py``;
+     its own table, printed after the main one)
 
 The budget defaults to 10% of the steps the bundled GAN was trained for (its recorded
 ``best_step``), the paper's "about 10% of the original training". Cells are shared between
@@ -62,7 +66,18 @@ TITLES = {"a": "a: sparsity sweep, default recovery (Table 2 analog)",
           "b": "b: recovery methods (Table 1 analog)",
           "c": "c: element vs filter granularity (Section 6 analog)",
           "d": "d: every method incl. hybrid",
-          "e": "e: per-layer allocation at 90% element"}
+          "e": "e: per-layer allocation at 90% element",
+          "f": "f: 8-bit weights at 90% element (file size vs dense float32, FID vs the float recovered model)"}
+
+
+def _quantization(seeds: tuple[int, ...], steps: int, samples: int, out: Path, threads: int) -> str:
+    """Section f: benchmarks/quantization.py for these seeds, steps and samples; its markdown table."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import quantization
+
+    quantization.main(["--seeds", ",".join(map(str, seeds)), "--steps", str(steps), "--samples", str(samples),
+                       "--out", str(out), "--threads", str(threads)])
+    return (out / "quantization.md").read_text()
 
 
 def _key(c: dict) -> str:
@@ -82,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help="2 seeds, 2,000 samples per FID, the reduced grid")
-    p.add_argument("--sections", default="abcde", help="which sections to run (default abcde)")
+    p.add_argument("--sections", default="abcdef", help="which sections to run (default abcdef)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick 0,1)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION * 100:.0f}%% of the bundled GAN's training steps)")
     p.add_argument("--samples", type=int, default=None, help="samples per FID (default 5000; --quick 2000)")
@@ -134,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         recorded = [c for c in _recorded_cells(SweepConfig.from_options(**common)).values() if c["seed"] in seeds]
         cells = {_key(c): c for c in recorded}
         sections["all"] = summarise(recorded, dense)
+    quant_text = ""
     for name in ("" if args.report_only else args.sections):
+        if name == "f":
+            quant_text = _quantization(seeds, steps, samples, out / "quantization", args.threads)
+            continue
         spec = grid[name]
         cfg = SweepConfig.from_options(sparsities=spec["sparsities"], granularities=spec["granularities"],
                                        allocations=spec.get("allocations", ("uniform",)),
@@ -144,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         dense = result.dense
         sections[name] = summarise(result.cells, dense)
         cells.update({_key(c): c for c in result.cells})
+    if dense is None:  # only section f ran: its own table is the report
+        print(quant_text)
+        return 0
 
     md = [f"Bundled GAN ({SOURCE}, trained {trained} steps), recovery budget {steps} steps "
           f"({steps / trained:.0%} of training), seeds {list(seeds)}, {samples:,} samples per FID, "
@@ -156,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             md.append(f"| {name} | {r['granularity']} | {r.get('allocation', 'uniform')} | {r['method']} | {100 * r['sparsity']:g}% | "
                       f"{100 * r['achieved_sparsity']:.1f}% | {r['fid']:.2f} ± {r['fid_std']:.2f} | {r['fid_ratio']:.2f} | "
                       f"{r['psnr']:.2f} | {int(r['nonzeros']):,} | {len(r['seeds'])} |")
-    text = "\n".join(md) + "\n"
+    text = "\n".join(md) + "\n" + (f"\n{TITLES['f']}\n\n{quant_text}" if quant_text else "")
     print(text)
     all_rows = summarise(list(cells.values()), dense)
     doc = {"source": SOURCE, "trained_steps": trained, "steps": steps, "seeds": list(seeds), "samples": samples,

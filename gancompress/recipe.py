@@ -45,12 +45,19 @@ class MeasureConfig:
     seed: int = 0
     grid_columns: int = 8
     extractor: str | None = None  # FID features: None = evaluate's default (digits for 16x16 one-channel models)
+    quantize: tuple[str, ...] = ()  # also export each model with --quantize SCHEME and measure that file
 
     def __post_init__(self) -> None:
         if self.extractor is not None:
             from .metrics.extractors import get_extractor
 
             get_extractor(self.extractor)  # an unknown name lists the known ones
+        if self.quantize:
+            from .formats.quantize import SCHEMES
+
+            object.__setattr__(self, "quantize", tuple(SCHEMES.get(q).name for q in self.quantize))
+            if len(set(self.quantize)) != len(self.quantize):
+                raise InputError(f"--quantize: a value is repeated in {list(self.quantize)}")
         for name, least in (("num_samples", 2), ("grid_columns", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -98,6 +105,26 @@ def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: i
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
             "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
+
+
+def measure_exports(model_path: str | Path, dense_source: str, schemes: tuple[str, ...], folder: Path,
+                    measure_config: MeasureConfig, device: str, load: LoadOptions | None = None,
+                    real: str | None = None, *, amp: str = "none") -> tuple[int, dict[str, dict[str, Any]]]:
+    """The sparse float export's size, and per 8-bit scheme its sparse export's size, FID and PSNR to dense."""
+    from .export import ExportConfig, export
+
+    def write(path: Path, scheme: str | None) -> int:
+        return export(ExportConfig(str(model_path), path, quantize=scheme, force=True, load=load)).file_bytes
+
+    float_bytes = write(folder / "model.sparse.safetensors", None)
+    out = {}
+    for scheme in schemes:
+        path = folder / f"model.{scheme}.safetensors"
+        size = write(path, scheme)
+        numbers = measure(path, dense_source, measure_config.num_samples, measure_config.seed, device, load, real,
+                          extractor=measure_config.extractor, amp=amp)
+        out[scheme] = {**numbers, "file_bytes": size}
+    return float_bytes, out
 
 
 def sample_rows(entries: list[tuple[str, str | Path]], columns: int, seed: int,

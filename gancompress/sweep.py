@@ -37,7 +37,7 @@ from .finetune.config import LossWeights, Rates, RecoveryConfig, Runtime
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
-from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
+from .recipe import MeasureConfig, Setting, measure, measure_exports, prune_and_recover, setting_prune_config, write_samples
 
 if TYPE_CHECKING:  # the loader imports torch; keep this module light
     from .loading import LoadOptions
@@ -134,7 +134,7 @@ class SweepConfig:
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
-                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor") if k in options}
+                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize") if k in options}
         read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
         recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
         runtime = Runtime.take(options)
@@ -156,7 +156,7 @@ class SweepConfig:
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "device": self.device,
-                "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints}
+                "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}
         return json.loads(json.dumps(flat))
 
 
@@ -221,10 +221,15 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
     write_samples([("dense", read.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
                   read.load)
+    quantized: dict[str, Any] = {}
+    if m.quantize:  # the same recovered model in 8 bits (sparse exports), measured the same way
+        numbers["file_bytes"], quantized = measure_exports(done.model, read.source, m.quantize, folder, m,
+                                                           config.device, read.load, read.data, amp=runtime.amp)
     if not config.keep_checkpoints:
-        for p in (pruned_path, folder / "model.safetensors"):
+        exports = [folder / f"model.{q}.safetensors" for q in ("sparse", *m.quantize)]
+        for p in (pruned_path, folder / "model.safetensors", *exports):
             p.unlink(missing_ok=True)
-    return {**cell, **numbers, "achieved_sparsity": achieved, "finetune_seconds": round(done.seconds, 2),
+    return {**cell, **numbers, "quantized": quantized, "achieved_sparsity": achieved, "finetune_seconds": round(done.seconds, 2),
             "seconds": round(time.perf_counter() - started, 2), "samples": str(folder / "samples.png"),
             "model": str(done.model) if config.keep_checkpoints else None}
 
@@ -287,21 +292,35 @@ def _save_state(config: SweepConfig, state: dict[str, Any]) -> None:
     atomic_write_text(config.out_dir / STATE_FILE, json.dumps(state, indent=2) + "\n", force=True)
 
 
-def summarise(cells: list[dict[str, Any]], dense: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """One row per (granularity, method, sparsity): mean and spread (sample std) over seeds."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+def _with_quantized(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each cell, then one entry per 8-bit export measured in it (``quantize``: the scheme; None: float)."""
+    out = []
     for c in cells:
-        groups.setdefault((c["granularity"], c.get("allocation", "uniform"), c["method"], c["sparsity"]), []).append(c)
+        out.append({**c, "quantize": None})
+        for scheme, numbers in (c.get("quantized") or {}).items():
+            out.append({**c, **numbers, "quantize": scheme, "float_fid": c.get("fid")})
+    return out
+
+
+def summarise(cells: list[dict[str, Any]], dense: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per (granularity, allocation, method, sparsity, 8-bit scheme or float): mean and spread
+    (sample std) over seeds; an 8-bit row's ``fid_vs_float`` is the mean of each seed's FID over its float FID."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in _with_quantized(cells):
+        key = (c["granularity"], c.get("allocation", "uniform"), c["method"], c["sparsity"], c["quantize"])
+        groups.setdefault(key, []).append(c)
     rows = []
     dense_fid = dense.get("fid") if dense else None
-    for (gran, allocation, method, sparsity), items in groups.items():
+    for (gran, allocation, method, sparsity, quantize), items in groups.items():
         row = {"granularity": gran, "allocation": allocation, "method": method, "sparsity": sparsity,
-               "seeds": sorted(c["seed"] for c in items)}
-        for key in ("fid", "psnr", "achieved_sparsity", "nonzeros"):
+               "seeds": sorted(c["seed"] for c in items), "quantize": quantize}
+        for key in ("fid", "psnr", "achieved_sparsity", "nonzeros", "file_bytes"):
             vals = [c[key] for c in items if c.get(key) is not None]
             row[key] = statistics.fmean(vals) if vals else None
             row[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None
         row["fid_ratio"] = row["fid"] / dense_fid if row["fid"] is not None and dense_fid else None
+        ratios = [c["fid"] / c["float_fid"] for c in items if c.get("float_fid") and c.get("fid") is not None]
+        row["fid_vs_float"] = statistics.fmean(ratios) if ratios else None
         rows.append(row)
     return rows
 
@@ -310,17 +329,34 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _label(r: dict[str, Any]) -> str:
+    """The method, with the 8-bit scheme of a quantized export (``hybrid + int8``)."""
+    return f"{r['method']} + {r['quantize']}" if r.get("quantize") else r["method"]
+
+
+def _order(r: dict[str, Any]) -> tuple:
+    return r["granularity"], r.get("allocation", "uniform"), r["method"], r["sparsity"], r.get("quantize") or ""
+
+
 def markdown_table(table: list[dict[str, Any]], dense: dict[str, Any] | None) -> str:
-    lines = ["| granularity | allocation | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """The sweep's table; with ``--quantize``, 8-bit rows (``method + SCHEME``) with their sparse file size and
+    FID over the float model's."""
+    quantized = any(r.get("quantize") for r in table)
+    extra = (" G file | x float FID |", "---|---|") if quantized else ("", "")
+    lines = ["| granularity | allocation | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |"
+             + extra[0], "|---|---|---|---|---|---|---|---|---|---|" + extra[1]]
     if dense:
         lines.append(f"| dense | - | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
-                     f"{dense.get('nonzeros', 0):,} | - |")
-    for r in sorted(table, key=lambda r: (r["granularity"], r.get("allocation", "uniform"), r["method"], r["sparsity"])):
-        lines.append(
-            f"| {r['granularity']} | {r.get('allocation', 'uniform')} | {r['method']} | {100 * r['sparsity']:g}% | {_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
-            f"{_fmt(r['fid'], '.2f')} ± {_fmt(r['fid_std'], '.2f')} | {_fmt(r['fid_ratio'], '.2f')} | "
-            f"{_fmt(r['psnr'], '.2f')} | {int(r['nonzeros'] or 0):,} | {len(r['seeds'])} |")
+                     f"{dense.get('nonzeros', 0):,} | - |" + (" - | - |" if quantized else ""))
+    for r in sorted(table, key=_order):
+        line = (f"| {r['granularity']} | {r.get('allocation', 'uniform')} | {_label(r)} | {100 * r['sparsity']:g}% | "
+                f"{_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
+                f"{_fmt(r['fid'], '.2f')} ± {_fmt(r['fid_std'], '.2f')} | {_fmt(r['fid_ratio'], '.2f')} | "
+                f"{_fmt(r['psnr'], '.2f')} | {int(r['nonzeros'] or 0):,} | {len(r['seeds'])} |")
+        if quantized:
+            size = r.get("file_bytes")
+            line += f" {'n/a' if size is None else f'{size:,.0f} B'} | {_fmt(r.get('fid_vs_float'), '.3f')} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -337,7 +373,7 @@ def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, 
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in table:
         gran = r["granularity"] if r.get("allocation", "uniform") == "uniform" else f"{r['granularity']}, {r['allocation']}"
-        lines.setdefault((gran, r["method"]), []).append(r)
+        lines.setdefault((gran, _label(r)), []).append(r)
     for (gran, method), rows in sorted(lines.items()):
         rows = sorted(rows, key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in rows]

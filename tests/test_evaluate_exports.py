@@ -20,7 +20,9 @@ FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-
 # (format, dtype, lowest PSNR to the pruned model in dB)
 EXPORTS = [("sparse", None, 100.0), ("shrunk", "float16", 35.0), ("shrunk", "bfloat16", 20.0),
            ("sparse", "float16", 35.0), ("dense", "bfloat16", 20.0), ("onnx", None, 60.0),
-           ("onnx", "float16", 35.0)]
+           ("onnx", "float16", 35.0), ("sparse", "int8", 30.0), ("shrunk", "fp8", 20.0), ("dense", "int8", 30.0),
+           ("onnx", "int8", 30.0)]
+QUANTIZE = ("int8", "fp8")  # in the dtype slot: --quantize SCHEME (the values are float32)
 
 
 def invoke(*args: str):
@@ -39,7 +41,7 @@ def files(tmp_path_factory):
     out = {"pruned": str(pruned)}
     for fmt, dtype, _ in EXPORTS:
         name = f"{fmt}-{dtype or 'same'}" + (".onnx" if fmt == "onnx" else ".safetensors")
-        args = ["export", str(pruned), "--format", fmt, "-o", str(folder / name)] + (["--dtype", dtype] if dtype else [])
+        args = ["export", str(pruned), "--format", fmt, "-o", str(folder / name)] + (["--quantize" if dtype in QUANTIZE else "--dtype", dtype] if dtype else [])
         r = invoke(*args)
         assert r.exit_code == 0, r.output
         out[(fmt, dtype)] = str(folder / name)
@@ -68,7 +70,7 @@ def test_export_inspects(files, fmt, dtype):
     g = json.loads(r.stdout)["generator"]
     assert g["input_shape"] == [8, 1, 1] and g["output_shape"] == [1, 16, 16]
     assert g["macs_per_sample"] and g["parameters"] > 0 and g["layers"]
-    assert g["dtype"] == (dtype or "float32")
+    assert g["dtype"] == ((dtype if dtype not in QUANTIZE else None) or "float32")
 
 
 def test_unreadable_onnx_is_one_line_error(tmp_path):

@@ -42,6 +42,12 @@ def files(tmp_path_factory):
         path = root / f"filter.{fmt}.safetensors"
         assert cli("export", out["pruned-filter"], "-o", path, "--format", fmt, "-q").exit_code == 0
         out[fmt] = path
+    for pruned, fmt, scheme in (("block", "sparse", "int8"), ("element", "sparse", "fp8"), ("filter", "dense", "int8"),
+                                ("filter", "shrunk", "fp8")):  # 8-bit codes and their scales
+        path = root / f"{pruned}.{fmt}.{scheme}.safetensors"
+        args = ("-o", path, "--format", fmt, "--quantize", scheme, "-q")
+        assert cli("export", out[f"pruned-{pruned}"], *args).exit_code == 0
+        out[f"{fmt}-{pruned}-{scheme}"] = path
     return out
 
 
@@ -77,6 +83,7 @@ def test_a_flipped_byte_in_any_tensor_is_refused(files, tmp_path):
                 load(bad)
             checked += 1
     assert checked > 100
+    assert sum(name.endswith(".scale") for p in files.values() for name in read_raw(p)[0]) >= 12
 
 
 def test_the_cli_names_the_damage_in_one_line(files, tmp_path):

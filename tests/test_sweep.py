@@ -150,3 +150,23 @@ def test_summarise_mean_and_spread():
     (row,) = summarise(cells, {"fid": 10.0})
     assert row["fid"] == 21.0 and abs(row["fid_std"] - 2 ** 0.5) < 1e-9 and row["fid_ratio"] == 2.1
     assert cell_key(cells[0]) == "s90-element-hybrid-seed0"
+
+
+def test_sweep_quantize_axis_measures_8_bit_exports_of_each_recovered_model(dense, tmp_path):
+    result = sweep(config(dense, tmp_path / "q", granularities=("element",), quantize=("int8", "fp8"),
+                          keep_checkpoints=False))
+    (cell,) = result.cells
+    assert set(cell["quantized"]) == {"int8", "fp8"}
+    for scheme, q in cell["quantized"].items():
+        assert q["file_bytes"] < cell["file_bytes"] and q["fid"] is not None and q["psnr"] > 15, scheme
+    assert not list((tmp_path / "q").rglob("model.*.safetensors"))  # no checkpoints kept, no exports either
+    rows = {r["quantize"]: r for r in result.table}
+    assert set(rows) == {None, "int8", "fp8"}
+    assert rows["int8"]["fid_vs_float"] == pytest.approx(cell["quantized"]["int8"]["fid"] / cell["fid"])
+    md = Path(result.files["markdown"]).read_text()
+    assert "| element | uniform | hybrid + int8 | 50% |" in md and "x float FID" in md
+
+
+def test_sweep_refuses_an_unknown_scheme(dense, tmp_path):
+    with pytest.raises(InputError, match="unknown quantization scheme 'int4'"):
+        config(dense, tmp_path / "q", quantize=("int4",))

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Force, Json, OptSource, Quiet, TrustPickle, flag, load_options,
-                      output_option)
+from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Force, Json, OptSource, Quantize, Quiet, TrustPickle, flag,
+                      load_options, output_option)
 from .output import human_console, human_size, notice, print_json
 from .stdio import emit_written, source_from_stdin
 
@@ -33,7 +33,7 @@ def default_output(source: str, fmt: str) -> Path:
 
 @handle_errors
 def export(source: OptSource = None, output: Out = None, format: Format = "sparse", dtype: Dtype = None,
-           push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
+           quantize: Quantize = None, push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
            no_shrink: NoShrink = False, force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
            arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
            d_arch_kwargs: DArchKwargs = None) -> None:
@@ -42,6 +42,8 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
     Prints the file written as the only stdout line (one JSON document with --json).
 
     Example: gancompress export pruned.safetensors -o generator.safetensors --format shrunk --dtype float16
+
+    Example: gancompress export pruned.safetensors --quantize int8   (8-bit weights next to the sparsity mask)
 
     Example: gancompress export pruned.safetensors --push-to-hub you/digits-pruned --report report.json
     """
@@ -62,7 +64,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
-                          shrink=not no_shrink, force=force, trust_pickle=load.trust_pickle, arch=load.arch,
+                          quantize=quantize, shrink=not no_shrink, force=force, trust_pickle=load.trust_pickle, arch=load.arch,
                           arch_kwargs=load.arch_kwargs, load=load)
     result = export_and_push(config, push)
     for note in result.get("notes") or ():
@@ -79,7 +81,8 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
 
 def _print(r: dict[str, Any]) -> None:
     console = human_console()
-    console.print(f"wrote {r['path']} ({r['format']}, {r['dtype']}): {human_size(r['file_bytes'])}, "
+    kind = f"{r['dtype']}, weights {r['quantize']}" if r.get("quantize") else r["dtype"]
+    console.print(f"wrote {r['path']} ({r['format']}, {kind}): {human_size(r['file_bytes'])}, "
                   f"{r['ratio']:.3f}x the dense float32 file ({human_size(r['dense_float32_bytes'])})", markup=False)
     console.print(f"  {r['parameters']:,} parameters, {r['nonzeros']:,} nonzeros; encodings "
                   + ", ".join(f"{k} {v}" for k, v in r["encodings"].items()), markup=False)

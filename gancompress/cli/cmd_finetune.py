@@ -9,7 +9,7 @@ import typer
 from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (Disc, NM, AdvWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
-                      Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, Quiet, Seed,
+                      Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, QuantizeAware, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
 from .stdio import emit_written, source_from_stdin
@@ -51,7 +51,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
              sr_noise: SrNoise = 0.0, arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
              d_arch_kwargs: DArchKwargs = None, workers: Workers = 2, channels_last: ChannelsLast = False,
-             compile_: Compile = False, tensorboard: TensorBoard = None, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+             compile_: Compile = False, tensorboard: TensorBoard = None, quantize_aware: QuantizeAware = None,
+             progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Recover a pruned generator (or prune a dense one gradually, with --sparsity) against its discriminator.
 
     The default method, distill-adv, trains the pruned generator towards the dense teacher's output for the same
@@ -63,6 +64,8 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     Example: gancompress finetune builtin:digits-dcgan --sparsity 0.75 --data builtin:digits -o d75.safetensors
 
     Example: gancompress finetune checkpoints/facades_pix2pix --sparsity 0.5 --data datasets/facades/train --crop 64 -o facades50.safetensors
+
+    Example (trained for the int8 file it ships as): gancompress finetune pruned.safetensors --data builtin:digits --quantize-aware int8 -o r.safetensors && gancompress export r.safetensors --quantize int8
 
     Example (data-parallel, 4 processes; --batch-size is the global batch): torchrun --nproc_per_node 4 -m gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors
     """
@@ -78,7 +81,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     output = output or derived_output(source, "ft")
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
-        student_mode=student_mode, perceptual_weights=perceptual_weights,
+        student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware,
         weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,

@@ -10,7 +10,7 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
                       Granularities, Json, LrD,
-                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quiet, Schedule, Sparsities, Steps, TrustPickle,
+                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
 from . import progress as cli_progress
 from .output import human_console, notice, print_json, stderr_console
@@ -41,7 +41,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
           arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
           discriminator: Disc = None, amp: Amp = "none", channels_last: ChannelsLast = False, compile_: Compile = False,
-          workers: Workers = 2, tensorboard: TensorBoard = None,
+          workers: Workers = 2, tensorboard: TensorBoard = None, quantize: Quantizes = None,
           progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Prune + recover + evaluate every sparsity x granularity x allocation x method x seed; re-runs skip finished cells.
 
@@ -50,6 +50,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
     Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR. With --tensorboard DIR, each cell's recovery writes its events into DIR/<cell>.
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
+
+    Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.9 --quantize int8,fp8
     """
     from ..errors import InputError
     from ..sweep import SweepConfig
@@ -68,7 +70,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
         extractor=extractor, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
-        tensorboard=tensorboard, load=load)
+        tensorboard=tensorboard, load=load, quantize=_split(quantize, str, "--quantize") if quantize else ())
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
         result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)

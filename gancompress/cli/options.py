@@ -37,6 +37,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
     "format": _names("export.formats", "EXPORT_FORMATS"),
     "dtype": _names("export.config", "DTYPE_NAMES"),
+    "quantize": _names("formats.quantize", "SCHEMES"),
 }
 _PLACEHOLDER = re.compile(r"\{choices:([a-z-]+)\}")
 
@@ -81,6 +82,10 @@ def out_dir_option(default: str) -> typer.models.OptionInfo:
     """``--out-dir DIR``; ``default`` says which folder is written without it."""
     return typer.Option("--out-dir", metavar="DIR", show_default=False, help=f"Folder to write into (default: {default}).")
 
+
+Quantize = Annotated[Optional[str], typer.Option("--quantize", metavar="SCHEME", show_default=False, help="Store the conv/linear weights in 8 bits: {choices:quantize} (int8: symmetric, a scale per output channel, per tile for block-sparse weights; fp8: e4m3 with per-channel scales); biases and normalisation stay float32.")]
+Quantizes = Annotated[Optional[str], typer.Option("--quantize", metavar="LIST", show_default=False, help="Comma-separated 8-bit schemes from: {choices:quantize}; each recovered model is also exported sparse with --quantize SCHEME and measured (table rows 'METHOD + SCHEME' with the file size and the FID over the float model's).")]
+QuantizeAware = Annotated[Optional[str], typer.Option("--quantize-aware", metavar="SCHEME", show_default=False, help="Train G_C through fake quantization of its conv/linear weights ({choices:quantize}; straight-through gradients), so `export --quantize SCHEME` ships exactly the weights it was recovered with.")]
 
 # --- how to run ---------------------------------------------------------------------------
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto picks CUDA when present).")]

@@ -9,10 +9,11 @@ import struct
 import numpy as np
 
 ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
-             "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+             "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?", "F8_E4M3": "u1"}
 
 
-DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "tensors")
+DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "quantization",
+               "tensors")
 
 
 def file_digest(header, data, meta):
@@ -100,14 +101,44 @@ def decode_tensor(name, info, a):
     raise ValueError(f"unknown encoding {enc}")
 
 
+def fp8_e4m3_values():
+    """The float32 value of each of the 256 float8 e4m3fn bit patterns (0x7f and 0xff are NaN)."""
+    bits = np.arange(256)
+    exp, man = (bits >> 3) & 0xF, bits & 0x7
+    mag = np.where(exp == 0, man / 8 * 2.0 ** -6, (1 + man / 8) * 2.0 ** (exp - 7))
+    mag[(bits & 0x7F) == 0x7F] = np.nan
+    return (np.where(bits & 0x80, -1.0, 1.0) * mag).astype(np.float32)
+
+
+def dequantize(name, plan, scheme, codes, arrays):
+    """float32(code) * scale: per channel along plan["axis"], or one scale per stored tile."""
+    values = fp8_e4m3_values()[codes.view(np.uint8)] if scheme == "fp8" else codes.astype(np.float32)
+    scale, shape, axis = arrays[name + ".scale"], list(codes.shape), plan["axis"]
+    if plan["scales"] == "channel":
+        view = [1] * len(shape)
+        view[axis] = -1
+        return values * scale.reshape(view)
+    br, bc = plan["block"]
+    rows = shape[axis]
+    cols = codes.size // rows
+    nbr, nbc = -(-rows // br), -(-cols // bc)
+    grid = np.ones(nbr * nbc, np.float32)
+    grid[unpack(arrays[name + ".block_mask"], nbr * nbc)] = scale
+    full = np.repeat(np.repeat(grid.reshape(nbr, nbc), br, 0), bc, 1)[:rows, :cols]
+    return values * from_axis_view(full, shape, axis)
+
+
 def load_state(path):
     """{name: numpy array} of a gancompress-sparse (or -dense) file."""
     arrays, meta = read_safetensors(path)
     assert meta["format"] in ("gancompress-sparse", "gancompress-dense"), meta.get("format")
     assert meta["format_version"] == "1", meta["format_version"]
     table = json.loads(meta.get("tensors", "{}"))
+    quant = json.loads(meta.get("quantization", '{"tensors": {}}'))  # 8-bit weights (export --quantize)
     state = {name: decode_tensor(name, info, arrays) for name, info in table.items()}
-    stored = {f"{name}.{s}" for name in table for s in ("shape", "compressed", "bitmask", "row_offsets",
-                                                         "slice_mask", "block_mask", "indices")}
+    stored = {f"{name}.{s}" for name in {*table, *quant["tensors"]} for s in (
+        "shape", "compressed", "bitmask", "row_offsets", "slice_mask", "block_mask", "indices", "scale")}
     state.update({k: v for k, v in arrays.items() if k not in stored})
+    for name, plan in quant["tensors"].items():
+        state[name] = dequantize(name, plan, quant["scheme"], state[name], arrays)
     return state

@@ -22,6 +22,7 @@ class ExportConfig:
     output: Path
     format: str = "sparse"
     dtype: str | None = None  # None keeps the checkpoint's dtype
+    quantize: str | None = None  # an 8-bit weight scheme (formats.quantize.SCHEMES: int8, fp8); None keeps floats
     shrink: bool = True  # onnx: export the shrunk network when whole filters are zero (False: the masked dense graph)
     force: bool = False
     trust_pickle: bool = False
@@ -44,6 +45,7 @@ class ExportResult:
     nonzeros: int
     architecture: str
     encodings: dict[str, int] = field(default_factory=dict)
+    quantize: str | None = None  # the weights' 8-bit scheme, when quantized
     shrink: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # what the export did not gain, and how it could
 
@@ -52,5 +54,17 @@ class ExportResult:
 
 
 def check_dtype(config: ExportConfig) -> None:
+    """``dtype`` and ``quantize`` are known names and combine."""
     if config.dtype is not None and config.dtype not in DTYPE_NAMES:
         raise unknown_choice("dtype", config.dtype, DTYPE_NAMES)
+    if config.quantize is None:
+        return
+    from ..formats.quantize import SCHEMES
+
+    SCHEMES.get(config.quantize)
+    if config.dtype not in (None, "float32"):
+        raise InputError(f"--quantize {config.quantize} stores the weights in 8 bits and dequantizes them to float32; "
+                         f"it does not combine with --dtype {config.dtype} (drop one of them)")
+    if config.format == "onnx" and config.quantize != "int8":
+        raise InputError(f"--format onnx supports --quantize int8 (QuantizeLinear/DequantizeLinear per channel), "
+                         f"not {config.quantize}; use --quantize int8, or --format sparse/dense/shrunk for {config.quantize}")

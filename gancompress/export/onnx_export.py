@@ -95,12 +95,20 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     classes = getattr(model, "num_classes", None)
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])
+    if config.quantize:
+        from .onnx_quantize import fake_quantized_copy
+
+        model = fake_quantized_copy(model)
     args = (x, torch.arange(2) % classes) if classes else (x,)  # class-conditional: a second input, the labels
     names = ["input", "labels"][:len(args)]
 
     def write(tmp: Path) -> None:
         torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["output"],
                           dynamic_axes={n: {0: "batch"} for n in [*names, "output"]}, dynamo=False)
+        if config.quantize:
+            from .onnx_quantize import fold_weight_quantizers
+
+            fold_weight_quantizers(tmp)
         add_digest(tmp, spec.to_json(), _described(model, spec))
 
     path = atomic_write(Path(config.output), write, force=config.force)
@@ -110,4 +118,4 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     params = sum(p.numel() for p in model.parameters())
     nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return ExportResult(str(path), "onnx", config.dtype or "float32", size, dense_bytes, size / dense_bytes,
-                        params, nonzeros, spec.name, {"onnx": 1})
+                        params, nonzeros, spec.name, {"onnx": 1}, quantize=config.quantize)

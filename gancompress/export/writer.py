@@ -20,6 +20,7 @@ from ..archs import ArchSpec
 from ..formats import sparse as sf
 from ..formats.checkpoint import GanBundle
 from ..formats.export_file import cast_state_dict, serialize, to_numpy
+from ..formats.quantize import weight_axes
 from ..io_utils import atomic_write
 from .config import ExportConfig, ExportResult
 
@@ -34,7 +35,7 @@ def write_safetensors(bundle: GanBundle, config: ExportConfig) -> ExportResult:
         report = asdict(shrink_report)
         notes = [] if shrink_report.removed else [nothing_removed(bundle)]
     state = cast_state_dict(model.state_dict(), config.dtype)
-    result = write_state(state, spec, config, provenance(bundle))
+    result = write_state(state, spec, config, provenance(bundle), weight_axes(model))
     result.dense_float32_bytes = dense_float32_bytes(bundle.generator, bundle.g_spec, provenance(bundle))
     result.ratio = result.file_bytes / result.dense_float32_bytes
     result.shrink, result.notes = report, notes
@@ -61,11 +62,13 @@ def provenance(bundle: GanBundle) -> dict[str, Any]:
 
 
 def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportConfig,
-                extra: dict[str, Any]) -> ExportResult:
+                extra: dict[str, Any], axes: dict[str, int] | None = None) -> ExportResult:
+    """Write ``state``; with ``config.quantize``, the weights named in ``axes`` (name -> output axis) go in 8 bits."""
     from ..formats.safetensors_file import save_safetensors
 
     layout = config.format
-    tensors, meta, counts = serialize(state, spec, layout, extra)
+    quantize = (config.quantize, axes or {}) if config.quantize else None
+    tensors, meta, counts = serialize(state, spec, layout, extra, quantize)
     path = atomic_write(Path(config.output), lambda tmp: save_safetensors(tmp, tensors, meta), force=config.force,
                         inputs=(Path(extra.get("source", "")),))
     size = path.stat().st_size
@@ -73,7 +76,7 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
     return ExportResult(
         path=str(path), format=layout, dtype=meta["dtype"], file_bytes=size, dense_float32_bytes=size, ratio=1.0,
         parameters=sum(v.numel() for v in weights), nonzeros=sum(sf.count_nonzero(to_numpy(v)) for v in weights),
-        architecture=spec.name, encodings=counts,
+        architecture=spec.name, encodings=counts, quantize=config.quantize,
     )
 
 

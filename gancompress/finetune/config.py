@@ -126,9 +126,14 @@ class RecoveryConfig:
     freeze_discriminator: bool = False
     student_mode: str = DEFAULT_STUDENT_MODE
     perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
+    quantize_aware: str | None = None  # an 8-bit scheme (formats.quantize.SCHEMES): G_C trains through fake quantization
 
     def __post_init__(self) -> None:
         get_method(self.method)
+        if self.quantize_aware is not None:
+            from ..formats.quantize import SCHEMES
+
+            SCHEMES.get(self.quantize_aware)
         if self.loss is not None:
             from ..losses import LOSSES
 

@@ -269,12 +269,12 @@ def wrap(module: nn.Module, world: World | None, device: torch.device, *, sync_b
 
 
 def unwrap(module: nn.Module | None) -> nn.Module | None:
-    """The plain module inside ``DistributedDataParallel`` and/or ``--compile``'s wrapper."""
+    """The plain module inside ``DistributedDataParallel``, ``--compile``'s and ``--quantize-aware``'s wrappers."""
     from torch.nn.parallel import DistributedDataParallel
 
     from ..devices import CompiledOrEager
 
-    while isinstance(module, (DistributedDataParallel, CompiledOrEager)):
+    while isinstance(module, (DistributedDataParallel, CompiledOrEager)) or getattr(module, "unwraps_to_module", False):
         module = module.module
     return module
 

@@ -113,6 +113,10 @@ class Trainer:
         to_channels_last(self.d, run.channels_last)
         self.teacher_net = maybe_compile(self.teacher, "G_O", run.compile, self.speed_notes)
         self.student_net = maybe_compile(self.student_net, "G_C", run.compile, self.speed_notes)
+        if config.recovery.quantize_aware:
+            from .quant_aware import QuantAware
+
+            self.student_net = QuantAware(self.student_net, config.recovery.quantize_aware, self.student)
         self.d_net = maybe_compile(self.d_net, "D", run.compile, self.speed_notes)
         self.scaler = grad_scaler(run.amp, device)
         self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.recovery.rates.lr_g, betas=config.recovery.rates.betas)

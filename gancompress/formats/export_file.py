@@ -19,6 +19,9 @@ from ..archs import ArchSpec, build_loaded, parse_spec
 from ..errors import InputError
 from ..version import __version__
 from . import sparse as sf
+from .quantize import QuantPlan
+from .quantized_file import (QUANT_KEY, Quantization, dequantize_state, dequantized_extra_bytes, quantize_state,
+                             read_quantization)
 from .safetensors_file import read_safetensors
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -42,20 +45,29 @@ def dtype_name(dtype: torch.dtype) -> str:
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A numpy view of ``t``; bfloat16 travels as its int16 bit pattern."""
     t = t.detach().cpu().contiguous()
-    return t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+    if t.dtype in _BIT_PATTERNS:
+        return t.view(_BIT_PATTERNS[t.dtype]).numpy()
+    return t.numpy()
 
 
 def to_torch(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.view(torch.bfloat16) if dtype == torch.bfloat16 and t.dtype == torch.int16 else t
+    return t.view(dtype) if dtype in _BIT_PATTERNS and t.dtype == _BIT_PATTERNS[dtype] else t
 
 
-def encode_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Stored arrays and the ``tensors`` table (non-dense entries only) of a sparse file."""
+# dtypes numpy lacks travel as the integer bit patterns of their width
+_BIT_PATTERNS = {torch.bfloat16: torch.int16, torch.float8_e4m3fn: torch.uint8}
+
+
+def encode_state_dict(state: dict[str, torch.Tensor], quant: Quantization | None = None
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Stored arrays and the ``tensors`` table (non-dense entries only) of a sparse file
+    (quantized weights: their codes, per-tile scales forcing the ``blocks`` encoding they were made for)."""
     tensors: dict[str, torch.Tensor] = {}
     table: dict[str, Any] = {}
+    plans = quant.plans if quant is not None else {}
     for name, value in state.items():
-        enc = sf.encode(to_numpy(value)) if value.is_floating_point() else sf.Encoded("dense", {"": to_numpy(value)})
+        enc = _encode(value, plans.get(name))
         if enc.encoding == "dense":
             tensors[name] = value.contiguous()
             continue
@@ -64,6 +76,14 @@ def encode_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
         for suffix, arr in enc.arrays.items():
             tensors[f"{name}.{suffix}"] = to_torch(arr, value.dtype if suffix == "compressed" else None)
     return tensors, table
+
+
+def _encode(value: torch.Tensor, plan: QuantPlan | None) -> sf.Encoded:
+    if plan is not None and plan.scales == "block":
+        return sf.encode(to_numpy(value), sf.Candidate("blocks", 0, {"axis": plan.axis, "block": list(plan.block)}))
+    if value.is_floating_point() or plan is not None:
+        return sf.encode(to_numpy(value))
+    return sf.Encoded("dense", {"": to_numpy(value)})
 
 
 def file_metadata(fmt: str, spec: ArchSpec, state: dict[str, torch.Tensor], layout: str,
@@ -80,18 +100,29 @@ def file_metadata(fmt: str, spec: ArchSpec, state: dict[str, torch.Tensor], layo
     }
 
 
-def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str,
-              extra: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, int]]:
-    """Tensors, metadata and encoding counts of an export (``layout``: sparse, dense, shrunk)."""
+def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str, extra: dict[str, Any],
+              quantize: tuple[str, dict[str, int]] | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, int]]:
+    """Tensors, metadata and encoding counts of an export (``layout``: sparse, dense, shrunk);
+    ``quantize``: ``(scheme, {weight name: output axis})`` stores those weights as 8-bit codes and scales."""
+    quant, scales, meta_state = None, {}, state
+    if quantize is not None:
+        state, scales, quant = quantize_state(state, quantize[1], quantize[0], blocks=layout == "sparse")
     if layout == "sparse":
-        tensors, table = encode_state_dict(state)
-        meta = file_metadata(sf.FORMAT_SPARSE, spec, state, layout, extra)
+        tensors, table = encode_state_dict(state, quant)
+        meta = file_metadata(sf.FORMAT_SPARSE, spec, meta_state, layout, extra)
         meta["tensors"] = json.dumps(table, sort_keys=True, separators=(",", ":"))
         counts = {e: sum(1 for t in table.values() if t["encoding"] == e) for e in sf.ENCODINGS[1:]}
         counts["dense"] = len(state) - len(table)
-        return tensors, meta, {k: v for k, v in counts.items() if v}
-    tensors = {k: v.contiguous() for k, v in state.items()}
-    return tensors, file_metadata(sf.FORMAT_DENSE, spec, state, layout, extra), {"dense": len(state)}
+        counts = {k: v for k, v in counts.items() if v}
+    else:
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        meta, counts = file_metadata(sf.FORMAT_DENSE, spec, meta_state, layout, extra), {"dense": len(state)}
+    if quant is not None:
+        tensors.update(scales)
+        meta[QUANT_KEY] = quant.to_json()
+        counts[quant.scheme.name] = len(quant.plans)
+    return tensors, meta, counts
 
 
 @dataclass
@@ -166,10 +197,14 @@ def read_export(path: str | Path) -> ExportedGenerator:
                          f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
     spec = parse_spec(metadata.get("g_arch"), str(path))
     table = _table(metadata, str(path))
+    quant = read_quantization(metadata, str(path))
     stored = {f"{name}.{s}" for name, info in table.items() for s in sf.SUFFIXES.get(info.get("encoding"), ())}
     dense = sum(t.numel() * t.element_size() for k, t in tensors.items() if k not in stored)
+    dense += dequantized_extra_bytes(quant, table, tensors)
     sf.check_declared_sizes(table, dense, path.stat().st_size, str(path))  # before anything is decoded
     state = decode_tensors(tensors, table)
+    if quant is not None:
+        state = dequantize_state(state, quant, table, tensors)
     return ExportedGenerator(state, spec, metadata)
 
 

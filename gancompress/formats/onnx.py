@@ -117,13 +117,36 @@ def _ort_version() -> str:
 
 
 def _stored_tensors(model) -> dict[str, torch.Tensor]:
+    """The float weights the file stores (8-bit weights behind a DequantizeLinear: their values)."""
     from onnx import numpy_helper
 
-    out: dict[str, torch.Tensor] = {}
+    weights = dequantized_weights(model.graph)
+    scales = {n.input[i] for n in model.graph.node if n.op_type == "DequantizeLinear" for i in (1, 2) if i < len(n.input)}
+    out: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in weights.items()}
     for init in model.graph.initializer:
         array = numpy_helper.to_array(init)
-        if array.dtype.kind == "f" and array.size > 1:
+        if array.dtype.kind == "f" and array.size > 1 and init.name not in scales:
             out[init.name] = torch.from_numpy(np.array(array))
+    return out
+
+
+def dequantized_weights(graph) -> dict[str, np.ndarray]:
+    """``{DequantizeLinear output: float32 values}`` for each DequantizeLinear of a stored int8/uint8 tensor."""
+    from onnx import numpy_helper
+
+    stored = {t.name: t for t in graph.initializer}
+    out = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or not all(i in stored for i in node.input if i):
+            continue
+        codes, scale = (numpy_helper.to_array(stored[i]) for i in node.input[:2])
+        zero = numpy_helper.to_array(stored[node.input[2]]) if len(node.input) > 2 and node.input[2] else 0
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        view = [1] * codes.ndim
+        if np.ndim(scale) and codes.ndim:
+            view[axis] = -1
+        values = (codes.astype(np.float32) - np.reshape(zero, view if np.ndim(zero) else ()).astype(np.float32))
+        out[node.output[0]] = values * np.reshape(scale, view if np.ndim(scale) else ()).astype(np.float32)
     return out
 
 
@@ -162,7 +185,10 @@ def graph_macs(model, input_shape: tuple[int, ...]) -> tuple[int, int] | None:
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*graph.input, *graph.value_info, *graph.output]}
     shapes.update({t.name: list(t.dims) for t in graph.initializer})
-    stored = {t.name: t for t in graph.initializer}
+    stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    stored.update(dequantized_weights(graph))
+    for name, values in dequantized_weights(graph).items():
+        shapes[name] = list(values.shape)
     dense = effective = 0.0
     for node in graph.node:
         if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
@@ -171,7 +197,7 @@ def graph_macs(model, input_shape: tuple[int, ...]) -> tuple[int, int] | None:
         if not w or not out or not a or 0 in w or 0 in out or 0 in a:
             return None
         macs = _node_macs(node.op_type, a, w, out)
-        weight = numpy_helper.to_array(stored[node.input[1]]) if node.input[1] in stored else None
+        weight = stored.get(node.input[1])
         dense += macs
         effective += macs * (float(np.count_nonzero(weight)) / max(1, weight.size) if weight is not None else 1.0)
     return int(dense), int(round(effective))

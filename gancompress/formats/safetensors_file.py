@@ -26,10 +26,10 @@ import torch
 from ..errors import InputError
 
 DIGEST_KEY = "digest"
-DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "tensors")
+DIGEST_KEYS = ("d_arch", "dtype", "format", "format_version", "g_arch", "layout", "mask_shapes", "quantization", "tensors")
 ST_DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3",
 }
 
 

@@ -51,7 +51,7 @@ SUFFIXES = {
 }
 MAX_EXPANSION = 64  # decoded bytes per file byte a reader accepts (90% filter pruning: ~10x; 99% element: ~14x)
 EXPANSION_FLOOR = 16 << 20  # plus this much, so tiny files with small dense tensors always load
-ITEM_SIZES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+ITEM_SIZES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float8_e4m3fn": 1}  # int8/fp8: quantized codes
 HEADER_COST = 96  # approximate safetensors header bytes per stored array (used to rank encodings)
 BLOCKS = ((4, 4), (8, 8), (2, 2), (1, 4), (4, 1), (1, 8), (8, 1), (16, 16))
 NM = ((2, 4), (1, 4), (4, 8))
