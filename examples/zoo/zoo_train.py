@@ -47,6 +47,7 @@ class LoopConfig:
     r1_gamma: float = 1.0  # 0: no R1 penalty
     r1_every: int = 4
     eval_every: int = 500
+    adv_weight: float = 1.0  # G's adversarial term (paired tasks add an L1 to the target with weight 1)
     patience: int = 4  # evaluations without a better score before stopping
     min_delta: float = 0.02  # relative improvement that counts as better
     seed: int = 0
@@ -61,7 +62,8 @@ class LoopConfig:
 @dataclass
 class Task:
     """What differs between members: ``real(batch, gen) -> (x, labels | None)``, ``inputs(batch, gen) ->
-    (G's input, labels | None)`` and ``score(g) -> float`` (lower is better, G in eval mode)."""
+    (G's input, labels | None, target | None)`` (a target adds an L1 term: super-resolution) and
+    ``score(g) -> float`` (lower is better, G in eval mode)."""
 
     real: Callable
     inputs: Callable
@@ -97,7 +99,7 @@ def _optimizers(g, d, cfg: LoopConfig):
 
 def _step(g, d, opt_g, opt_d, task: Task, cfg: LoopConfig, step: int, gen: torch.Generator) -> tuple[float, float]:
     x, y = task.real(cfg.batch, gen)
-    z, zy = task.inputs(cfg.batch, gen)
+    z, zy, _ = task.inputs(cfg.batch, gen)
     with torch.no_grad():
         fake = call(g, z, zy)
     loss_d = d_loss(cfg.loss, call(d, x, y), call(d, fake, zy))
@@ -106,8 +108,11 @@ def _step(g, d, opt_g, opt_d, task: Task, cfg: LoopConfig, step: int, gen: torch
     if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
         (0.5 * cfg.r1_gamma * cfg.r1_every * _r1(d, x, y)).backward()
     opt_d.step()
-    z, zy = task.inputs(cfg.batch, gen)
-    loss_g = g_loss(cfg.loss, call(d, call(g, z, zy), zy))
+    z, zy, target = task.inputs(cfg.batch, gen)
+    fake = call(g, z, zy)
+    loss_g = cfg.adv_weight * g_loss(cfg.loss, call(d, fake, zy))
+    if target is not None:
+        loss_g = loss_g + F.l1_loss(fake, target)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -192,7 +197,7 @@ def digits_real(labels: bool = False) -> Callable:
 def latents(shape: tuple[int, ...], num_classes: int | None = None) -> Callable:
     def inputs(batch: int, gen: torch.Generator):
         z = torch.randn(batch, *shape, generator=gen)
-        return z, (torch.randint(num_classes, (batch,), generator=gen) if num_classes else None)
+        return z, (torch.randint(num_classes, (batch,), generator=gen) if num_classes else None), None
     return inputs
 
 
