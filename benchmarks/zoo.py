@@ -41,6 +41,9 @@ for _path in (REPO, ZOO_CODE):
 BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
 METHODS = ("distill-adv", "distill", "hybrid", "self-supervised", "finetune")
+# Where trained members are looked for (the first folder holding the file): the training scripts' output,
+# then the small members kept in git (under 1 MB each).
+MEMBER_DIRS = (REPO / "runs" / "zoo" / "members", ZOO_CODE / "members")
 # name: (checkpoint file under --members-dir, or a built-in source; --arch; --d-arch; how it is trained)
 MEMBERS = {
     "bundled": ("builtin:digits-dcgan", None, None, "examples/train_digits_gan.py"),
@@ -64,14 +67,15 @@ def parse_cells(text: str) -> list[tuple[str, float]]:
     return cells
 
 
-def member_source(name: str, members_dir: Path):
+def member_source(name: str, members_dir: Path | None = None):
     """(source, LoadOptions or None, the member's training steps) of one member; exits with a hint if untrained."""
     from gancompress.loading import LoadOptions, load_bundle
 
     if name not in MEMBERS:
         raise SystemExit(f"error: unknown member {name!r}; the zoo has {', '.join(MEMBERS)}")
     file, arch, d_arch, script = MEMBERS[name]
-    source = file if file.startswith("builtin:") else str(members_dir / file)
+    folders = [members_dir] if members_dir else [d for d in MEMBER_DIRS if (d / file).exists()] or [MEMBER_DIRS[0]]
+    source = file if file.startswith("builtin:") else str(folders[0] / file)
     if not file.startswith("builtin:") and not Path(source).exists():
         raise SystemExit(f"error: {source} does not exist: train it with `python {script}` (or pass --members-dir)")
     load = LoadOptions(arch=arch, d_arch=d_arch) if arch else None
@@ -196,7 +200,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION:.0%} of each member's training)")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
-    p.add_argument("--members-dir", type=Path, default=REPO / "runs" / "zoo" / "members")
+    p.add_argument("--members-dir", type=Path, default=None,
+                   help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
