@@ -39,18 +39,18 @@ def load(source: str | Path, *, arch: str | None = None, d_arch: str | None = No
          trust_pickle: bool = False) -> nn.Module:
     """The generator in eval mode from any gancompress export, project checkpoint or SOURCE.
 
-    Project checkpoints and other sources come back with their pruning masks applied.
+    Project checkpoints and other sources come back with their pruning masks applied; an ONNX file
+    comes back as a module that runs it with onnxruntime (``pip install onnxruntime``).
     ``arch`` / ``d_arch`` name your own generator / discriminator (``module:Callable``) when the
     file records them (a module is imported only when named: importing runs its code).
     """
     path = Path(str(source)).expanduser()
-    if path.suffix == ".onnx":
-        raise InputError(f"{source} is an ONNX file; run it with onnxruntime (load() returns torch modules)")
     if export_metadata(path) is not None:
         exported = read_export(path)
         return with_sampling(build_exported(exported, str(source), arch), exported.spec)
     bundle = load_bundle(str(source), LoadOptions(trust_pickle=trust_pickle, arch=arch, d_arch=d_arch))
-    return with_sampling(bundle.masked_generator().eval(), bundle.g_spec)
+    generator = bundle.masked_generator() if bundle.masks else bundle.generator  # an ONNX session cannot be copied
+    return with_sampling(generator.eval(), bundle.g_spec)
 
 
 def with_sampling(generator: nn.Module, spec: "ArchSpec | None") -> nn.Module:

@@ -32,15 +32,12 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .errors import InputError
-from .formats.shrunk import ARITH, LAYER_TYPES, INTERP_KEYS, SITE_BOUND, Graph, apply_node, is_number, last_uses, node_kind
+from .formats.shrunk import (ARITH, LAYER_TYPES, INTERP_KEYS, RESHAPES, SITE_BOUND, Graph, LabelTable, apply_node,
+                             is_number, last_uses, node_kind)
+from .traced_inputs import ADVICE, Inputs, is_size, label_tables, module_reshape, refuse, regroup, reshape_node, \
+    split_inputs
 
 UNIFORM_RTOL = 1e-6  # a constant map whose spread is below this (relative) is one number
-ADVICE = "use --format dense (or sparse): both export the pruned generator exactly"
-
-
-def refuse(what: str) -> InputError:
-    return InputError(f"--format shrunk cannot shrink this generator: {what}; {ADVICE}")
 
 
 # ----------------------------------------------------------------------------- tracing
@@ -168,10 +165,15 @@ def _check_module(name: str, m: nn.Module) -> None:
         raise refuse(f"layer {name} pads a transposed convolution with {m.padding_mode!r}")
 
 
-def graph_of(model: nn.Module) -> Graph:
+def graph_of(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> Graph:
     """The whitelisted graph of ``model`` (modules copied, in eval mode, not in place; their parameters and
-    buffers are the model's own tensors, which nothing here writes)."""
+    buffers are the model's own tensors, which nothing here writes). A class-conditional generator
+    (``num_classes``, ``forward(z, labels)``) needs ``input_shape``: its label branch is tabulated."""
     traced = _trace(model)
+    classes = getattr(model, "num_classes", None)
+    inputs = split_inputs(traced, classes)
+    tables = label_tables(model, traced, inputs.frontier, tuple(input_shape or ()), classes, dtype_of(model)) \
+        if inputs.frontier else {}
     _undo_inplace(traced, model)
     for fxn in reversed(list(traced.nodes)):  # drop results nobody reads
         if fxn.op not in ("placeholder", "output") and not fxn.users:
@@ -182,36 +184,66 @@ def graph_of(model: nn.Module) -> Graph:
     index: dict[fx.Node, int] = {}
     for fxn in traced.nodes:
         if fxn.op == "placeholder":
-            if nodes:
-                raise refuse("it takes more than one input")
-            nodes.append({"op": "input"})
+            if fxn is inputs.z or (fxn is inputs.labels and tables):
+                nodes.append({"op": "input" if fxn is inputs.z else "labels"})
+        elif fxn in tables:
+            name = _table_name(fxn.name, model, modules)
+            modules[name] = _table(tables[fxn])
+            nodes.append({"op": "module", "name": name, "in": [1]})
+        elif fxn in inputs.skip or is_size(fxn):
+            continue
         elif fxn.op == "output":
             out = fxn.args[0]
             if not isinstance(out, fx.Node):
                 raise refuse("it returns more than one tensor")
             nodes.append({"op": "output", "in": [index[out]]})
         elif fxn.op == "call_module":
-            m = model.get_submodule(fxn.target)
-            _check_module(fxn.target, m)
-            if len(fxn.args) != 1 or fxn.kwargs or not isinstance(fxn.args[0], fx.Node):
-                raise refuse(f"layer {fxn.target} is called with {len(fxn.args)} arguments")
-            uses[fxn.target] = uses.get(fxn.target, 0) + 1
-            if uses[fxn.target] > 1 and isinstance(m, SITE_BOUND):
-                raise refuse(f"layer {fxn.target} ({type(m).__name__}) is used more than once")
-            if fxn.target not in modules:
-                shared = {id(t): t for t in (*m.parameters(), *m.buffers())}  # read only: no second copy of the weights
-                modules[fxn.target] = copy.deepcopy(m, shared).eval()
-                if hasattr(modules[fxn.target], "inplace"):
-                    modules[fxn.target].inplace = False
-            nodes.append({"op": "module", "name": fxn.target, "in": [index[fxn.args[0]]]})
+            nodes.append(_module_node(fxn, model, modules, uses, index))
         elif fxn.op in ("call_function", "call_method"):
-            nodes.append(_call_node(fxn, index))
+            nodes.append(reshape_node(fxn, index) or _call_node(fxn, index))
         else:
             raise refuse(f"it reads tensor {fxn.target!r} directly ({fxn.op})")
         index[fxn] = len(nodes) - 1
     if not nodes or nodes[0]["op"] != "input" or nodes[-1]["op"] != "output":
         raise refuse("its traced graph has no single input and output")
     return Graph(nodes, modules)
+
+
+def _table(value: torch.Tensor) -> LabelTable:
+    table = LabelTable(value.shape[0], list(value.shape[1:]))
+    table.value.copy_(value)
+    return table.eval()
+
+
+def _table_name(node_name: str, model: nn.Module, modules: dict[str, nn.Module]) -> str:
+    """A layer name for a label table that no layer of ``model`` (or of the graph) uses or nests under."""
+    taken = {n for n, _ in model.named_modules()} | set(modules)
+    base = "label_" + "".join(c if c.isalnum() else "_" for c in node_name)
+    out, k = base, 1
+    while out in taken or any(t.startswith(out + ".") for t in taken):
+        k += 1
+        out = f"{base}{k}"
+    return out
+
+
+def _module_node(fxn: fx.Node, model: nn.Module, modules: dict[str, nn.Module], uses: dict[str, int],
+                 index: dict[fx.Node, int]) -> dict[str, Any]:
+    m = model.get_submodule(fxn.target)
+    if len(fxn.args) != 1 or fxn.kwargs or not isinstance(fxn.args[0], fx.Node):
+        raise refuse(f"layer {fxn.target} is called with {len(fxn.args)} arguments")
+    reshaped = module_reshape(fxn.target, m, index[fxn.args[0]])
+    if reshaped is not None:
+        return reshaped
+    _check_module(fxn.target, m)
+    uses[fxn.target] = uses.get(fxn.target, 0) + 1
+    if uses[fxn.target] > 1 and isinstance(m, SITE_BOUND):
+        raise refuse(f"layer {fxn.target} ({type(m).__name__}) is used more than once")
+    if fxn.target not in modules:
+        shared = {id(t): t for t in (*m.parameters(), *m.buffers())}  # read only: no second copy of the weights
+        modules[fxn.target] = copy.deepcopy(m, shared).eval()
+        if hasattr(modules[fxn.target], "inplace"):
+            modules[fxn.target].inplace = False
+    return {"op": "module", "name": fxn.target, "in": [index[fxn.args[0]]]}
 
 
 # ----------------------------------------------------------------------------- running
@@ -249,12 +281,18 @@ def _producer_const(m: nn.Module, const_in: torch.Tensor) -> torch.Tensor:
 
 def _const_of(node: dict[str, Any], graph: Graph, infos: list[Channels | None], width: int) -> torch.Tensor:
     op = node["op"]
-    if op == "input":
+    if op in ("input", "labels"):
         return torch.zeros(width, dtype=torch.bool)
     ins = [infos[j].const for j in node["in"]]
+    if op in RESHAPES:
+        src, dst = regroup(len(ins[0]), width)  # an output channel is constant when all it takes from is
+        const = torch.ones(width, dtype=torch.int8)
+        return const.scatter_reduce_(0, dst, ins[0][src].to(torch.int8), "amin").bool()
     if op == "module":
         m = graph.modules[node["name"]]
         kind = node_kind(m)
+        if kind == "source":  # a label table: depends on the labels
+            return torch.zeros(width, dtype=torch.bool)
         if kind == "producer":
             return _producer_const(m, ins[0])
         if kind == "ones":
@@ -277,6 +315,8 @@ def _const_of(node: dict[str, Any], graph: Graph, infos: list[Channels | None], 
 
 def _check_shapes(node: dict[str, Any], graph: Graph, xs: list[torch.Tensor]) -> None:
     op = node["op"]
+    if op == "module" and node_kind(graph.modules[node["name"]]) == "source":
+        return  # a label table reads the labels
     if any(not torch.is_tensor(x) or x.ndim < 2 or not x.is_floating_point() for x in xs):
         raise refuse(f"a {op} node reads something that is not a floating (N, C, ...) tensor")
     if op in ARITH and len(xs) == 2 and xs[0].shape != xs[1].shape:
@@ -343,6 +383,11 @@ def analyse(graph: Graph, input_shape: tuple[int, ...], dtype: torch.dtype) -> l
             if node["op"] == "output":
                 infos.append(None)
                 continue
+            if node["op"] == "labels":  # the class labels: no channels (read by label tables only)
+                vals[i] = torch.zeros(1, dtype=torch.long)
+                empty = torch.zeros(0, dtype=torch.bool)
+                infos.append(Channels((1,), empty, empty, torch.zeros(0, dtype=dtype), {}))
+                continue
             if node["op"] == "input":
                 y = x
             else:
@@ -401,7 +446,12 @@ def link(graph: Graph, widths: list[int]) -> tuple[torch.Tensor, list[int], torc
             continue
         m = graph.modules[node["name"]] if op == "module" else None
         kind = node_kind(m) if m is not None else op
-        if kind == "producer":
+        if kind in ("producer", "source", "labels"):
+            continue
+        if kind in RESHAPES:
+            src, dst = regroup(widths[ins[0]], widths[i])
+            for a, b in zip(src.tolist(), dst.tolist()):
+                tie(ins[0], a, i, b)
             continue
         if kind == "cat":
             off = 0
@@ -445,7 +495,9 @@ def filter_groups(model: nn.Module, input_shape: tuple[int, ...]) -> list[list[t
     Filters joined by an addition (residual streams) share a group; every other filter is
     alone. A group-aware pruner that prunes whole groups lets ``--format shrunk`` remove them.
     """
-    graph = graph_of(model.eval())
+    if getattr(model, "num_classes", None) and getattr(model, "input_shape", None) is not None:
+        input_shape = tuple(model.input_shape)  # traced at its latent's shape (the tool's packed input adds the label)
+    graph = graph_of(model.eval(), input_shape)
     infos = analyse(graph, input_shape, dtype_of(model))
     widths = [len(info.const) if info is not None else 0 for info in infos]
     roots, offsets, _ = link(graph, widths)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .registry import unknown_choice
@@ -27,6 +27,9 @@ from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .io_utils import atomic_write_text
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
+
+if TYPE_CHECKING:  # finetune.config imports torch; `gancompress demo --help` must not
+    from .finetune.config import Runtime
 
 DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
@@ -50,7 +53,7 @@ class DemoConfig:
     method: str = DEFAULT_METHOD
     schedule: str = DEFAULT_SCHEDULE
     seed: int = 0
-    device: str = "auto"
+    runtime: Runtime = field(default_factory=lambda: _runtime({}))  # device, --amp, --workers, ... (``from_options``: flat names)
     num_samples: int = DEMO_SAMPLES
     grid_columns: int = 12
     source: str = DEMO_SOURCE
@@ -69,6 +72,15 @@ class DemoConfig:
         Setting(None, self.recovery, self.schedule, self.seed)  # checks method, steps and schedule
         self.measure  # noqa: B018  (checks the sample count and grid columns)
 
+    @classmethod
+    def from_options(cls, **options: Any) -> DemoConfig:
+        """From the CLI's flat option names (``sparsity``, ``steps``, ``device``, ``amp``, ``workers``, ...)."""
+        return cls(runtime=_runtime(options), **options)
+
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
     @property
     def recovery(self):
         from .finetune.config import RecoveryConfig
@@ -78,6 +90,12 @@ class DemoConfig:
     @property
     def measure(self) -> MeasureConfig:
         return MeasureConfig(self.num_samples, self.seed, self.grid_columns)
+
+
+def _runtime(options: dict[str, Any]) -> Runtime:
+    from .finetune.config import Runtime
+
+    return Runtime.take(options)
 
 
 @dataclass
@@ -162,7 +180,7 @@ def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: S
                                  keep_dense=config.keep_dense)
     setting = Setting(pconf, config.recovery, config.schedule, config.seed)
     done = prune_and_recover(config.source, setting, config.data, files["pruned"], files["recovered"],
-                             device=config.device, keep_pruned=True, on_event=emit, should_stop=should_stop)
+                             runtime=config.runtime, keep_pruned=True, on_event=emit, should_stop=should_stop)
     clock.seconds.update(prune=round(done.prune_seconds, 2), finetune=round(done.seconds, 2))
     clock.clock = time.perf_counter()
     rows = _measure_rows(config, dense, files, emit)
@@ -202,7 +220,7 @@ def _measure_rows(config: DemoConfig, dense: Any, files: dict[str, Path], emit: 
     rows, m = [], config.measure
     for i, (label, path) in enumerate(models):
         emit(Event("evaluate", i, len(models) + 1))
-        numbers = measure(path, config.source, m.num_samples, m.seed, config.device)
+        numbers = measure(path, config.source, m.num_samples, m.seed, config.device, amp=config.runtime.amp)
         bundle = dense if path == config.source else load_bundle(str(path))
         rows.append([label, str(path), numbers, achieved_sparsity(bundle.generator, bundle.masks)["all"]])
     write_samples([(label, path) for label, path in models], files["samples"], m.grid_columns, m.seed)
@@ -213,6 +231,6 @@ def _measure_rows(config: DemoConfig, dense: Any, files: dict[str, Path], emit: 
 def _settings(config: DemoConfig, pconf: Any) -> dict[str, Any]:
     return {"source": config.source, "data": config.data, "sparsity_target": config.sparsity,
             "granularity": config.granularity, "method": config.method, "schedule": config.schedule,
-            "steps": config.steps, "seed": config.seed, "device": config.device, "fid_samples": config.num_samples,
+            "steps": config.steps, "seed": config.seed, "device": config.device, "amp": config.runtime.amp, "fid_samples": config.num_samples,
             "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
             "allocation": pconf.allocation, "keep_dense": ",".join(pconf.keep_dense)}

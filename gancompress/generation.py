@@ -127,10 +127,15 @@ def labels_of(x: torch.Tensor) -> torch.Tensor:
     return x[:, -1].round().long()
 
 
-def set_truncation(generator: nn.Module, psi: float, source: str = "the generator") -> None:
-    """Sample ``generator`` with truncation ``psi`` (StyleGAN2's ``w_avg + psi (w - w_avg)``)."""
+def set_truncation(generator: nn.Module, psi: float, source: str = "the generator") -> str | None:
+    """Sample ``generator`` with truncation ``psi`` (StyleGAN2's ``w_avg + psi (w - w_avg)``); returns
+    where ``w_avg`` comes from (the checkpoint's stored mean, or an estimate), None at psi 1."""
     setter = getattr(generator, "set_truncation", None)
     if setter is None:
         raise InputError(f"--truncation needs a generator with a mapping network (StyleGAN2); {source} has none: "
                          "leave --truncation out")
-    setter(psi)
+    try:
+        center = setter(psi)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    return center if psi < 1.0 else None

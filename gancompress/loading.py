@@ -388,6 +388,7 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
     else:
         bundle = _builtin_bundle(found)
         g_name = _generator_entry(found, bundle.generator)
+        _stored_latent_avg(bundle, raw_files)
     if options.d_arch and set(found) - {g_name}:  # a generator-only file: the D comes from --discriminator
         attach_custom_discriminator(bundle, found, options, {g_name})
     bundle.source = source
@@ -395,6 +396,17 @@ def _load_source(options: LoadOptions, partner: bool = False) -> tuple[GanBundle
     if options.direction == "BtoA" and any(_cycle_role(k) for k in found):
         bundle.meta["provenance"]["direction"] = "BtoA"
     return bundle, (_partner(found) if partner and not options.arch else None)
+
+
+def _stored_latent_avg(bundle: GanBundle, raw_files: list[RawFile]) -> None:
+    """A ``latent_avg`` tensor beside the state dicts (rosinality's StyleGAN2 layout: the mean w) goes to a
+    generator that can use it (``use_latent_avg``); its spec then records that the state dict holds it."""
+    use = getattr(bundle.generator, "use_latent_avg", None)
+    content = raw_files[0].content if len(raw_files) == 1 else None
+    if use is None or bundle.g_spec is None or not isinstance(content, Mapping):
+        return
+    if use(content.get("latent_avg")):
+        bundle.g_spec = ArchSpec(bundle.g_spec.name, {**bundle.g_spec.kwargs, "latent_avg": True})
 
 
 def _exported_bundle(path: Path, source: str, options: LoadOptions) -> GanBundle:

@@ -34,6 +34,7 @@ both and contributes zero.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -113,9 +114,10 @@ class NonSaturating(LossProfile):
 class StyleGAN2Loss(NonSaturating):
     """StyleGAN2 (Karras et al. 2020): the non-saturating logistic loss with lazy R1 on D
     (gamma 10, every 16 steps, the penalty scaled by 16), as in the paper's config F and
-    rosinality/stylegan2-pytorch's ``train.py``. Its path-length regulariser on G is not used
-    during recovery: the student starts from a generator already trained with it, and the
-    per-sample terms tie it to that generator's mapping."""
+    rosinality/stylegan2-pytorch's ``train.py``. Its path-length regulariser on G
+    (:func:`path_lengths`, :func:`path_length_penalty`) is off by default during recovery
+    (``pl_weight`` 0; StyleGAN2 trains with 2, lazily every 4 steps): the student starts from a
+    generator already trained with it, and the per-sample terms tie it to that generator."""
 
     name = "stylegan2"
     r1_gamma = 10.0
@@ -382,6 +384,30 @@ def r1_penalty(d_real: Tensor, real: Tensor, gamma: float) -> Tensor:
     """R1 regulariser ``gamma / 2 * E ||grad_x D(x)||^2`` on real images (``real`` must require grad)."""
     (grad,) = torch.autograd.grad(d_real.float().sum(), real, create_graph=True)
     return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+PL_DECAY = 0.01  # StyleGAN2's decay of the running mean of path lengths
+
+
+def path_lengths(fake: Tensor, latents: Tensor, noise: Tensor | None = None) -> Tensor:
+    """StyleGAN2's path lengths: per sample ``sqrt(mean_l ||J_l^T y||^2)``, ``J_l`` the Jacobian of the
+    images with respect to layer ``l``'s latent (``latents [N, L, D]``, in ``fake``'s graph) and ``y``
+    image-shaped noise ``N(0, I) / sqrt(H W)`` (torch's global RNG unless ``noise`` is given).
+    Differentiable (``create_graph``), so a penalty on them trains the generator."""
+    if noise is None:
+        noise = torch.randn_like(fake) / math.sqrt(fake.shape[-2] * fake.shape[-1])
+    (grad,) = torch.autograd.grad((fake.float() * noise.float()).sum(), latents, create_graph=True)
+    return grad.float().pow(2).sum(2).mean(1).sqrt()
+
+
+def path_length_penalty(lengths: Tensor, batch_mean: Tensor, mean: Tensor | None,
+                        decay: float = PL_DECAY) -> tuple[Tensor, Tensor]:
+    """(``mean((lengths - a)^2)``, ``a`` detached) with ``a`` the running mean of path lengths moved
+    ``decay`` of the way toward this batch's mean (``batch_mean``; global in a multi-process run).
+    ``mean`` None (the first measurement) starts the running mean at the batch's own mean: a
+    pretrained generator's lengths are far from StyleGAN2's initial 0."""
+    target = batch_mean.detach() if mean is None else mean + decay * (batch_mean - mean)
+    return (lengths - target).pow(2).mean(), target.detach()
 
 
 def total(terms: Terms) -> Tensor:

@@ -16,6 +16,7 @@ from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
 
 if TYPE_CHECKING:  # the loader imports torch; keep this module light
+    from .finetune.config import Runtime
     from .loading import LoadOptions
 
 
@@ -43,8 +44,13 @@ class MeasureConfig:
     num_samples: int = 2000
     seed: int = 0
     grid_columns: int = 8
+    extractor: str | None = None  # FID features: None = evaluate's default (digits for 16x16 one-channel models)
 
     def __post_init__(self) -> None:
+        if self.extractor is not None:
+            from .metrics.extractors import get_extractor
+
+            get_extractor(self.extractor)  # an unknown name lists the known ones
         for name, least in (("num_samples", 2), ("grid_columns", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -77,15 +83,17 @@ def setting_prune_config(sparsity: float, granularity: str = "element", *, alloc
 
 
 def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str,
-            load: LoadOptions | None = None, real: str | None = None) -> dict[str, Any]:
-    """FID (digits extractor for 16x16 digits models), PSNR to dense, nonzeros of one generator."""
+            load: LoadOptions | None = None, real: str | None = None, *, extractor: str | None = None,
+            amp: str = "none") -> dict[str, Any]:
+    """FID (with ``extractor``; by default digits for 16x16 digits models), PSNR to dense, nonzeros of one
+    generator (``amp``: the generators run under that autocast, as ``evaluate --amp``)."""
     from .evaluate import EvaluateConfig, evaluate
 
     references = [] if str(model_path) == dense_source else [dense_source]
     real = None if real == "builtin:digits" else real  # the default for digits models
     report = evaluate(EvaluateConfig.from_options(sources=[str(model_path)], references=references, fid=True,
                                                   num_samples=num_samples, seed=seed, device=device, load=load,
-                                                  real=real))
+                                                  real=real, extractor=extractor, amp=amp))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
@@ -123,14 +131,16 @@ def write_samples(entries: list[tuple[str, str | Path]], path: Path, columns: in
 
 
 def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: Path, output: Path, *,
-                      device: str = "auto", keep_pruned: bool = False, on_event: Callable | None = None,
-                      should_stop: Callable[[], bool] | None = None, load: LoadOptions | None = None) -> Recovered:
-    """Prune ``source`` and recover it as ``setting`` says; ``keep_pruned`` also writes the one-shot
-    pruned checkpoint under AGP (the demo shows it as "no recovery")."""
+                      runtime: Runtime | None = None, keep_pruned: bool = False, on_event: Callable | None = None,
+                      should_stop: Callable[[], bool] | None = None, load: LoadOptions | None = None,
+                      discriminator: str | None = None) -> Recovered:
+    """Prune ``source`` and recover it as ``setting`` says, run as ``runtime`` says (device, --amp, workers,
+    ...); ``keep_pruned`` also writes the one-shot pruned checkpoint under AGP (the demo shows it as "no
+    recovery"); ``discriminator``: a file holding the D when ``source`` has none (``finetune --discriminator``)."""
     import torch
 
     from .finetune import FinetuneConfig, run_finetune
-    from .finetune.config import DataConfig, RunConfig
+    from .finetune.config import DataConfig, Runtime
     from .loading import LoadOptions
     from .prune.run import PruneJob, prune_checkpoint
 
@@ -148,11 +158,13 @@ def prune_and_recover(source: str, setting: Setting, data: str | None, pruned: P
     if not trains:
         return Recovered(pruned, wrote_pruned, 0.0, prune_seconds)
     emit(Event("finetune", 0, setting.recovery.steps))
-    run = RunConfig(output, seed=setting.seed, device=device, force=True, log_every=0, sample_every=0, save_every=0)
+    runtime = runtime or Runtime()
+    run = runtime.run_config(output, seed=setting.seed, force=True, log_every=0, sample_every=0, save_every=0)
     start = replace(setting.prune, input_shape=None) if agp else None
     config = FinetuneConfig(load=(load or LoadOptions()).for_source(source if agp else str(pruned)), run=run,
                             recovery=setting.recovery,
-                            prune=start, data=DataConfig(data), teacher=source)
+                            prune=start, data=DataConfig(data, workers=runtime.workers), teacher=source,
+                            discriminator=discriminator)
     started = time.perf_counter()
     run_finetune(config, on_event=on_event, should_stop=should_stop)
     return Recovered(output, wrote_pruned, time.perf_counter() - started, prune_seconds)

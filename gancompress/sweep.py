@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
-from .finetune.config import LossWeights, Rates, RecoveryConfig
+from .finetune.config import LossWeights, Rates, RecoveryConfig, Runtime
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
@@ -46,7 +46,7 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_dense", "adv_weight")
+               "schedule", "keep_dense", "adv_weight", "extractor", "discriminator")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -61,13 +61,24 @@ def _tuple(values, cast) -> tuple:
     return tuple(cast(v) for v in values)
 
 
+@dataclass(frozen=True)
+class SweepInputs:
+    """What every cell reads: the dense SOURCE, real images (``--data``), a discriminator kept in its own
+    file (``--discriminator``, for a SOURCE that holds only the generator), and how to read them
+    (``--arch``/``--d-arch``)."""
+
+    source: str
+    data: str | None = None
+    discriminator: str | None = None
+    load: LoadOptions | None = None
+
+
 @dataclass
 class SweepConfig:
     """A grid of settings; ``recovery`` holds the shared recovery options (its method is each cell's)."""
 
-    source: str
+    inputs: SweepInputs
     out_dir: Path
-    data: str | None = None
     sparsities: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     granularities: tuple[str, ...] = ("element",)
     allocations: tuple[str, ...] = ("uniform",)
@@ -77,9 +88,8 @@ class SweepConfig:
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_dense: str = "auto"
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    device: str = "auto"
+    runtime: Runtime = field(default_factory=Runtime)  # device, --amp, --workers, ... of every cell
     keep_checkpoints: bool = True
-    load: LoadOptions | None = None  # your own --arch/--d-arch, for every model the sweep reads
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -95,7 +105,7 @@ class SweepConfig:
             if len(set(values)) != len(values):
                 raise InputError(f"--{name}: a value is repeated in {list(values)}")
         self._check_cells()
-        if any(get_method(m).uses_d for m in self.methods) and not self.data:
+        if any(get_method(m).uses_d for m in self.methods) and not self.inputs.data:
             uses_d = [name for name, m in METHODS.items() if m.uses_d]
             raise InputError(f"the methods {', '.join(uses_d)} need real images: pass --data")
 
@@ -112,16 +122,23 @@ class SweepConfig:
             setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         Setting(None, self.recovery, self.schedule)  # checks the schedule
 
+    @property
+    def device(self) -> str:
+        return self.runtime.device
+
     @classmethod
     def from_options(cls, **options: Any) -> SweepConfig:
-        """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ...)."""
+        """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ``device``,
+        ``amp``, ``workers``, ...)."""
         weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight") if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
-                    for k in ("num_samples", "eval_seed", "grid_columns") if k in options}
+                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor") if k in options}
+        read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
         recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
-        return cls(recovery=recovery, measure=MeasureConfig(**measured), **options)
+        runtime = Runtime.take(options)
+        return cls(SweepInputs(**read), recovery=recovery, measure=MeasureConfig(**measured), runtime=runtime, **options)
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"sparsity": s, "granularity": g, "allocation": a, "method": m, "seed": seed}
@@ -131,13 +148,14 @@ class SweepConfig:
     def record(self) -> dict[str, Any]:
         """The settings as one flat JSON document (the keys ``sweep.json`` has always recorded)."""
         r, w, m = self.recovery, self.recovery.weights, self.measure
-        flat = {"source": self.source, "out_dir": str(self.out_dir), "data": self.data,
+        flat = {"source": self.inputs.source, "out_dir": str(self.out_dir), "data": self.inputs.data,
+                "discriminator": self.inputs.discriminator,
                 "sparsities": self.sparsities, "granularities": self.granularities, "allocations": self.allocations,
                 "methods": self.methods,
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
-                "num_samples": m.num_samples, "eval_seed": m.seed, "device": self.device,
+                "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints}
         return json.loads(json.dumps(flat))
 
@@ -156,6 +174,23 @@ def check_cells(config: SweepConfig, generator) -> None:
         plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense))
 
 
+def check_discriminator(config: SweepConfig, dense) -> None:
+    """Refuse, before any cell runs, methods that need a discriminator the inputs do not give (a
+    ``--discriminator`` file is read here as finetune reads it, so a wrong one fails now, not in a cell)."""
+    read = config.inputs
+    if read.discriminator:
+        from .finetune.resolve import discriminator_file
+        from .loading import LoadOptions
+
+        discriminator_file(dense, read.load or LoadOptions(), read.discriminator)
+        return
+    needs = [m for m in config.methods if get_method(m).uses_d]
+    if needs and dense.discriminator is None:
+        raise InputError(f"{read.source} has no discriminator and method {', '.join(needs)} needs one: pass "
+                         "--discriminator SOURCE (with --d-arch module:Callable for your own class), or use "
+                         "--method distill, which needs none")
+
+
 # --------------------------------------------------------------------------- one cell
 
 
@@ -167,19 +202,25 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
 
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    dense = load_bundle(config.source, config.load)
+    read = config.inputs
+    dense = load_bundle(read.source, read.load)
     pconf = setting_prune_config(cell["sparsity"], cell["granularity"], allocation=cell.get("allocation", "uniform"),
                                  keep_dense=config.keep_dense)
     setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
     pruned_path = folder / "pruned.safetensors"
-    done = prune_and_recover(config.source, setting, config.data, pruned_path, folder / "model.safetensors",
-                             device=config.device, on_event=on_event, should_stop=should_stop, load=config.load)
+    runtime = config.runtime
+    if runtime.tensorboard is not None:  # one folder of events per cell
+        runtime = replace(runtime, tensorboard=runtime.tensorboard / folder.name)
+    done = prune_and_recover(read.source, setting, read.data, pruned_path, folder / "model.safetensors",
+                             runtime=runtime, on_event=on_event, should_stop=should_stop, load=read.load,
+                             discriminator=read.discriminator)
     m = config.measure
-    numbers = measure(done.model, config.source, m.num_samples, m.seed, config.device, config.load, config.data)
-    bundle = load_bundle(str(done.model), config.load)
+    numbers = measure(done.model, read.source, m.num_samples, m.seed, config.device, read.load, read.data,
+                      extractor=m.extractor, amp=runtime.amp)
+    bundle = load_bundle(str(done.model), read.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
-    write_samples([("dense", config.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
-                  config.load)
+    write_samples([("dense", read.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
+                  read.load)
     if not config.keep_checkpoints:
         for p in (pruned_path, folder / "model.safetensors"):
             p.unlink(missing_ok=True)
@@ -226,7 +267,8 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
-    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **old}
+    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, "extractor": None, "discriminator": None,  # before the flags
+           **old}
     changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
@@ -327,18 +369,20 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     from .loading import load_bundle
 
     emit = on_event or (lambda event: None)
-    dense_bundle = load_bundle(config.source, config.load)  # fails early on a bad source
+    read = config.inputs
+    dense_bundle = load_bundle(read.source, read.load)  # fails early on a bad source
     if dense_bundle.masks:
-        raise InputError(f"{config.source} is already pruned; sweep starts from the dense model")
+        raise InputError(f"{read.source} is already pruned; sweep starts from the dense model")
     check_cells(config, dense_bundle.generator)
+    check_discriminator(config, dense_bundle)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     cells = config.cells()
     if state.get("dense") is None:
         emit(Event("sweep", 0, len(cells), {"event": "dense"}))
         m = config.measure
-        state["dense"] = {**measure(config.source, config.source, m.num_samples, m.seed, config.device,
-                                   config.load, config.data), "sparsity": 0.0}
+        state["dense"] = {**measure(read.source, read.source, m.num_samples, m.seed, config.device,
+                                   read.load, read.data, extractor=m.extractor, amp=config.runtime.amp), "sparsity": 0.0}
         _save_state(config, state)
     ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
     return _finish(config, cells, state, ran, skipped)

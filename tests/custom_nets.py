@@ -10,6 +10,16 @@ import torch
 from torch import nn
 
 
+def example_inputs(gen: nn.Module) -> tuple[torch.Tensor, ...]:
+    """Two inputs for ``gen``: images in its range for an image generator, latents (and labels: 2, 0) else."""
+    shape = tuple(gen.input_shape)
+    if getattr(gen, "input_kind", "noise") == "image":
+        x = torch.rand(2, *shape)
+        return (x * 2 - 1 if tuple(getattr(gen, "output_range", (-1, 1))) == (-1, 1) else x,)
+    z = torch.randn(2, *shape)
+    return (z, torch.tensor([2, 0])) if getattr(gen, "num_classes", None) else (z,)
+
+
 def dcgan28(nz: int = 16, ngf: int = 8) -> nn.Sequential:
     """A bare nn.Sequential DCGAN generator for 28x28 one-channel images: no contract attributes at all
     (give them with --arch-kwargs '{"nz": 16, "input_shape": [16, 1, 1]}')."""
@@ -70,6 +80,40 @@ class CondGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.fc(z * self.embed(labels)).view(z.shape[0], self.ngf * 2, 4, 4)
         return self.up(h)
+
+
+class CondCatGenerator(nn.Module):
+    """Class-conditional DCGAN in the common public style: the label embedding, unsqueezed to (E, 1, 1), is
+    concatenated to the latent (nz, 1, 1) along channels."""
+
+    def __init__(self, nz: int = 8, num_classes: int = 4, emb: int = 4, ngf: int = 8) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = (nz, 1, 1), num_classes
+        self.label_emb = nn.Embedding(num_classes, emb)
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz + emb, ngf * 2, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, 1, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        c = self.label_emb(labels).unsqueeze(2).unsqueeze(3)
+        return self.main(torch.cat([z, c], 1))
+
+
+class CondMLPGenerator(nn.Module):
+    """Class-conditional MLP GAN in the common public style: one-hot labels concatenated to the noise, the
+    flat output viewed as an image by the module itself."""
+
+    def __init__(self, nz: int = 8, num_classes: int = 3, hidden: int = 32, image_size: int = 8) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes, self.image_size = (nz,), num_classes, image_size
+        self.model = nn.Sequential(nn.Linear(nz + num_classes, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),
+                                   nn.Linear(hidden, image_size * image_size), nn.Tanh())
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(labels, self.num_classes).float()
+        img = self.model(torch.cat((onehot, noise), -1))
+        return img.view(img.size(0), 1, self.image_size, self.image_size)
 
 
 class CondDiscriminator(nn.Module):

@@ -7,6 +7,7 @@ the flags the contract documents.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -96,25 +97,36 @@ def test_chain_through_the_cli(case: str, tmp_path: Path, monkeypatch) -> None:
     _run("evaluate", tuned, "-r", pruned, "--samples", grid, *extra, *(["--pairs", data] if needs_inputs else []), *flags)
     assert Image.open(grid).size[0] > size
 
-    x = torch.randn(2, *gen.input_shape) if not needs_inputs and g != "SRGenerator" else torch.rand(2, *gen.input_shape)
-    if getattr(gen, "num_classes", None):  # the tool's packed input: the latent, then the label
-        x = torch.cat([x, torch.tensor([[2.0], [0.0]])], 1)
-    reference = gancompress.load(tuned, arch=f"custom_nets:{g}", d_arch=f"custom_nets:{d}")
+    _exports_match(tuned, tmp_path, flags, f"custom_nets:{g}", f"custom_nets:{d}", (channels, size, size))
+
+
+def _exports_match(tuned: str, tmp_path: Path, flags: list[str], g_arch: str, d_arch: str | None,
+                   image: tuple[int, int, int]) -> None:
+    """Every export of ``tuned`` (sparse, shrunk, onnx) loads with gancompress.load() and computes what the
+    tuned model computes on the same inputs (and labels); sample(n, seed=) gives the same images; the
+    ONNX file also runs in onnxruntime directly (a class-conditional one takes z and labels)."""
+    reference = gancompress.load(tuned, arch=g_arch, d_arch=d_arch)
+    args = nets.example_inputs(reference)
     with torch.no_grad():
-        want = reference(x)
-    assert want.shape[1:] == (channels, size, size)
-    for fmt in ("sparse", "onnx") if getattr(gen, "num_classes", None) else ("sparse", "shrunk", "onnx"):
+        want = reference(*args)
+    assert want.shape[1:] == image
+    noise = reference.input_kind == "noise"
+    for fmt in ("sparse", "shrunk", "onnx"):
         name = "g.onnx" if fmt == "onnx" else f"g.{fmt}.safetensors"
         out = _run("export", tuned, "--format", fmt, "-o", tmp_path / name, *flags)
+        loaded = gancompress.load(out, arch=g_arch)
+        with torch.no_grad():
+            got = loaded(*args)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), fmt
+        if noise:
+            assert torch.allclose(loaded.sample(3, seed=5), reference.sample(3, seed=5), atol=1e-4), fmt
         if fmt == "onnx":
             import onnxruntime as ort
 
             session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
-        else:
-            with torch.no_grad():
-                got = gancompress.load(out, arch=f"custom_nets:{g}")(x)
-        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4), fmt
+            assert [i.name for i in session.get_inputs()] == ["input", "labels"][:len(args)]
+            direct = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})[0]
+            assert torch.allclose(torch.from_numpy(direct), want, atol=1e-4)
 
 
 def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
@@ -140,8 +152,8 @@ def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypat
     assert bundle.d_spec.kwargs["target"] == "custom_nets:dcgan28_d" and bundle.discriminator.d_output == "probs"
     assert bundle.meta["finetune"]["loss"] == "ns"
     _run("evaluate", tuned, "--samples", tmp_path / "grid.png", *g_flags, *d_flags)
-    out = _run("export", tuned, "--format", "shrunk", "-o", tmp_path / "g.safetensors", *g_flags, *d_flags)
-    assert gancompress.load(out)(torch.randn(3, 16, 1, 1)).shape == (3, 1, 28, 28)
+    assert Image.open(tmp_path / "grid.png").size[0] > 28
+    _exports_match(tuned, tmp_path, g_flags + d_flags, "custom_nets:dcgan28", "custom_nets:dcgan28_d", (1, 28, 28))
 
 
 def _fails(*args: str) -> str:
@@ -252,3 +264,91 @@ def test_conditional_sample_grid_has_one_row_per_class(tmp_path: Path, monkeypat
          "--arch-kwargs", '{"image_size": 16}')
     one_row, three_rows = Image.open(plain).size[1], Image.open(grid).size[1]
     assert three_rows > 2.5 * one_row
+
+
+@pytest.mark.parametrize("name", ["CondGenerator", "CondCatGenerator", "CondMLPGenerator"])
+def test_shrunk_conditional_generator_equals_the_masked_one(name: str, tmp_path: Path) -> None:
+    """Three public styles of label conditioning (embedding x latent, embedding concatenated on channels, one-hot
+    concatenated to an MLP's noise): filter pruning removes channels, the label branch becomes a table, and the
+    shrunk network (rebuilt from the file, without this module) computes what the masked one does for the same
+    latents and labels."""
+    from gancompress.formats.shrunk import LabelTable
+    from gancompress.api import with_sampling
+
+    torch.manual_seed(0)
+    dense = _build(name, {}, "generator").eval()
+    pruned = gancompress.prune(dense, sparsity=0.5, granularity="filter", prune_first_last=True).eval()
+    gancompress.export(pruned, tmp_path / "s.safetensors", format="shrunk", arch=f"custom_nets:{name}")
+    small = gancompress.load(tmp_path / "s.safetensors")
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in dense.parameters())
+    assert any(isinstance(m, LabelTable) for m in small.modules())
+    z = torch.randn(7, *dense.input_shape)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0, 1])
+    with torch.no_grad():
+        want, got = pruned(z, labels), small(z, labels)
+        assert not torch.allclose(want, pruned(z, (labels + 1) % 3))  # the labels matter
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(small.sample(4, seed=3), with_sampling(pruned, None).sample(4, seed=3), atol=1e-5)
+    with pytest.raises(gancompress.errors.InputError, match="class-conditional: call it as model\\(z, labels\\)"):
+        small.forward(z)
+    from gancompress.metrics.latency import measure_backends  # evaluate --latency: the tool's packed input
+
+    packed = (math.prod(dense.input_shape) + 1,)
+    rows = measure_backends(small, packed, torch.device("cpu"), ["eager", "onnxruntime"], [2], repeats=2, num_classes=3)
+    assert [r.note for r in rows] == [None, None] and rows[1].runtime.startswith("onnxruntime")
+
+
+def test_sweep_on_your_own_conditional_networks(tmp_path: Path, monkeypatch) -> None:
+    """`sweep --arch --d-arch` on a class-conditional G and D, FID with the offline digits extractor."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save({"netG": nets.CondGenerator().state_dict(), "netD": nets.CondDiscriminator().state_dict()}, "gan.pth")
+    data = _labelled(tmp_path / "real", 3, 16)
+    flags = _flags("CondGenerator", {}, "CondDiscriminator", {})
+    doc = json.loads(_run("sweep", "gan.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+                          "--num-samples", "12", "--extractor", "digits", "--out-dir", "sw", "--device", "cpu",
+                          "--json", *flags))
+    cell = doc["cells"][0]
+    assert doc["ran"] == 1 and cell["method"] == "distill-adv" and abs(cell["achieved_sparsity"] - 0.5) < 0.01
+    assert cell["fid"] is not None and doc["dense"]["fid"] is not None
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["config"]["extractor"] == "digits"
+    out = _fails("sweep", "gan.pth", "--data", data, "--extractor", "nosuch", "--out-dir", "sw2", *flags)
+    assert "nosuch" in out and "digits" in out and not (tmp_path / "sw2").exists()
+
+
+def test_wrong_d_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.save({"netG": nets.MLPGenerator().state_dict(), "netD": nets.MLPDiscriminator().state_dict()}, "gan.pth")
+    g = ["--arch", "custom_nets:MLPGenerator"]
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:NoSuchD")
+    assert "--d-arch custom_nets:NoSuchD" in out and "module custom_nets has no attribute NoSuchD" in out
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs", '{"hidden": 8}')
+    assert "custom_nets:MLPDiscriminator" in out and "wrong shape" in out and "net.1.weight" in out
+    out = _fails("inspect", "gan.pth", *g, "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs",
+                 '{"d_output": "scores"}')
+    assert "--d-arch custom_nets:MLPDiscriminator" in out and "d_output must be 'logits' or 'probs'" in out
+
+
+def test_sweep_with_the_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
+    """A generator-only (legacy-serialised) file, its D given with --discriminator/--d-arch: the default
+    method trains against it in every cell."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save(nets.MLPGenerator(image_size=16).state_dict(), "g.pth", _use_new_zipfile_serialization=False)
+    torch.save(nets.MLPDiscriminator(image_size=16).state_dict(), "d.pth")
+    data = _images(tmp_path / "real", 8, 16, 1)
+    args = ["sweep", "g.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+            "--num-samples", "12", "--extractor", "digits", "--device", "cpu", "--arch", "custom_nets:MLPGenerator",
+            "--arch-kwargs", '{"image_size": 16}']
+    out = _fails(*args, "--out-dir", "none")
+    assert "--discriminator" in out and not (tmp_path / "none" / "cells").exists()
+    out = _fails(*args, "--discriminator", "g.pth", "--d-arch", "custom_nets:MLPDiscriminator", "--out-dir", "bad")
+    assert "--discriminator g.pth" in out and "custom_nets:MLPDiscriminator" in out and not (tmp_path / "bad" / "cells").exists()
+    d = ["--discriminator", "d.pth", "--d-arch", "custom_nets:MLPDiscriminator", "--d-arch-kwargs", '{"image_size": 16}']
+    doc = json.loads(_run(*args, *d, "--out-dir", "sw", "--json"))
+    assert doc["ran"] == 1 and doc["cells"][0]["method"] == "distill-adv" and doc["cells"][0]["fid"] is not None
+    log = (tmp_path / "sw" / "cells" / "s50-element-distill-adv-seed0" / "model.safetensors")
+    from gancompress.loading import LoadOptions, load_bundle
+
+    tuned = load_bundle(str(log), LoadOptions(arch="custom_nets:MLPGenerator", d_arch="custom_nets:MLPDiscriminator"))
+    assert tuned.d_spec.kwargs["target"] == "custom_nets:MLPDiscriminator" and tuned.meta["finetune"]["method"] == "distill-adv"

@@ -50,7 +50,8 @@ def test_every_example_in_the_doc_runs(tmp_path: Path, monkeypatch) -> None:
                     assert r.exit_code == 0, (line, r.output)
                     ran += 1
     finally:
-        for name in ("mygan", "mlp_d"):
+        for name in ("mygan", "mlp_d", "cgan"):
             sys.modules.pop(name, None)
     assert ran >= 12
     assert (tmp_path / "grid.png").is_file() and (tmp_path / "generator.onnx").is_file()
+    assert (tmp_path / "c_grid.png").is_file() and (tmp_path / "c_small.safetensors").is_file()

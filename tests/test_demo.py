@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def demo_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
-    return run_demo(DemoConfig(out_dir=out, steps=40, num_samples=400, device="cpu"))
+    return run_demo(DemoConfig.from_options(out_dir=out, steps=40, num_samples=400, device="cpu"))
 
 
 def test_demo_writes_every_file(demo_result):
@@ -80,9 +80,14 @@ def test_demo_cli_prints_the_folder_only_on_stdout(tmp_path):
     from gancompress.cli.main import app
 
     out = tmp_path / "cli-demo"
-    result = CliRunner().invoke(app, ["demo", "--out-dir", str(out), "--steps", "3", "--device", "cpu", "--quiet"])
+    result = CliRunner().invoke(app, ["demo", "--out-dir", str(out), "--steps", "3", "--device", "cpu",
+                                      "--progress-interval", "0", "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out)
+    stages = [line.split(" | ")[0] for line in result.stderr.splitlines() if line[:1].isdigit()]
+    assert stages[:3] == ["1/5 inspect...", "1/5 inspect 0/1 (0%)", "1/5 inspect 1/1 (100%)"]  # no terminal: plain lines
+    assert "3/5 finetune 3/3 (100%)" in stages and stages[-1] == "5/5 export 1/1 (100%)"
+    assert "\x1b[" not in result.stderr
     assert (out / "samples.png").is_file() and (out / "recovered.sparse.safetensors").is_file()
     bad = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path / "b"), "--sparsity", "2"])
     assert bad.exit_code == 2

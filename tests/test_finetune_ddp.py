@@ -130,3 +130,19 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, mo
             for a, b in zip(grads[name][part], ranks[0]["grads"][part]):
                 assert torch.allclose(a, b, rtol=1e-3, atol=1e-7), (name, part, (a - b).abs().max())
         assert not RunPaths.for_output(tmp_path / f"ddp-{name}.safetensors").state.exists()
+
+
+def test_shard_keeps_the_class_labels_of_its_slice():
+    """A conditional in-memory batch: each rank's slice keeps the labels of ITS fakes and real images."""
+    from gancompress.data.batches import StepData
+    from gancompress.finetune.distributed import World, shard
+
+    x = torch.arange(7.0).reshape(7, 1)
+    batch = StepData(x, real=torch.arange(7.0).reshape(7, 1, 1, 1) + 10, labels=torch.arange(7) % 3,
+                     real_labels=torch.tensor([2, 2, 1, 0, 1, 0, 2]))
+    parts = [shard(batch, World(rank, 2, rank)) for rank in range(2)]
+    assert [p.x.shape[0] for p in parts] == [4, 3]
+    for part, (lo, hi) in zip(parts, [(0, 4), (4, 7)]):
+        assert torch.equal(part.labels, batch.labels[lo:hi]) and torch.equal(part.real_labels, batch.real_labels[lo:hi])
+        assert torch.equal(part.x, batch.x[lo:hi]) and torch.equal(part.real, batch.real[lo:hi]) and part.real_x is None
+    assert shard(batch, None) is batch

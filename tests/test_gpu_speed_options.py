@@ -1,6 +1,8 @@
 """--amp fp16 (with a gradient scaler), --channels-last, --compile's fallback and --device mps, on the CPU."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -9,7 +11,9 @@ from gancompress.cli.main import app
 from gancompress.devices import resolve_device
 from gancompress.errors import InputError
 from gancompress.finetune import run_finetune
-from test_finetune import config, make_project, tensors
+from gancompress.finetune import FinetuneInterrupted, RunPaths
+from gancompress.finetune.state import load_state
+from test_finetune import _stop_after, config, make_project, tensors
 
 
 @pytest.fixture
@@ -38,6 +42,31 @@ def test_fp16_steps_go_through_the_gradient_scaler(project, tmp_path, monkeypatc
     assert all(torch.isfinite(v).all() for v in b.values())
     assert any(not torch.equal(a[k], b[k]) for k in a)  # autocast really ran in float16
     assert any("--amp fp16 on the CPU" in n for n in half.notes)
+
+
+def test_fp16_resume_continues_with_the_saved_scale(project, tmp_path, monkeypatch):
+    """On the CPU the first fp16 steps overflow and halve the scale (65536 -> 32768 -> ...), skipping their
+    updates; a resume that restarted at 65536 would skip more steps than the uninterrupted run."""
+    import gancompress.finetune.trainer as trainer_mod
+
+    kw = dict(steps=10, method="hybrid", amp="fp16", log_every=1)
+    full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
+    part = config(project, output=tmp_path / "part.safetensors", **kw)
+    with pytest.raises(FinetuneInterrupted):
+        run_finetune(part, *_stop_after(3))
+    saved = load_state(RunPaths.for_output(part.output).state).scaler
+    assert saved is not None and saved["scale"] < 65536.0  # the run backed off before the interruption
+    resumed = run_finetune(config(project, output=part.output, resume=True, **kw))
+    a, b = tensors(full.output, "G."), tensors(resumed.output, "G.")
+    assert all(torch.equal(a[k], b[k]) for k in a) and full.metrics == resumed.metrics
+
+    with pytest.raises(FinetuneInterrupted):  # control: the same resume without the saved scale differs
+        run_finetune(config(project, output=tmp_path / "fresh.safetensors", **kw), *_stop_after(3))
+    original = trainer_mod.Trainer.load
+    monkeypatch.setattr(trainer_mod.Trainer, "load", lambda self, state: original(self, replace(state, scaler=None)))
+    fresh = run_finetune(config(project, output=tmp_path / "fresh.safetensors", resume=True, **kw))
+    c = tensors(fresh.output, "G.")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
 def test_channels_last_learns_the_same_weights(project, tmp_path):

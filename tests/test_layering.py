@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("layer_table", "archs"),
     ("formats",),
     ("sources", "loading", "generation"),
-    ("data", "channels", "metrics"),
+    ("data", "traced_inputs", "channels", "metrics"),
     ("prune", "losses", "export"),
     ("finetune", "evaluate", "inspection"),
     ("recipe", "sensitivity"),

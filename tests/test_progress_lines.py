@@ -56,3 +56,17 @@ def test_finetune_without_a_terminal_prints_plain_lines(project):
 
     result = _finetune(project, "--method", "hybrid", "--progress-interval", "0", "--quiet")
     assert result.exit_code == 0 and not any(map(LINE.match, result.stderr.splitlines()))
+
+
+def test_evaluate_without_a_terminal_prints_plain_lines(project):
+    args = ["evaluate", str(project["pruned"]), "--reference", str(project["dense"]), "-n", "8", "--batch-size", "4",
+            "--device", "cpu", "--progress-interval", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("evaluating ")]
+    done = [tuple(map(int, line.split(" ")[1].split("/"))) for line in lines]
+    assert len(done) >= 2 and done == sorted(done) and done[-1][0] == done[-1][1]  # steady lines up to the end
+    assert lines[0] == "evaluating 1/2 (50%) | pruned" and " | done in " in lines[-1]  # the model being measured
+    assert "\x1b[" not in result.stderr
+    quiet = CliRunner().invoke(app, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and not [ln for ln in quiet.stderr.splitlines() if ln.startswith("evaluating ")]

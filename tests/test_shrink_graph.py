@@ -284,3 +284,49 @@ def test_a_tampered_structure_fails_with_a_clear_error(shrunk_file, tmp_path, ta
 def test_the_untampered_file_still_loads(shrunk_file, tmp_path):
     path = _edit_graph(shrunk_file, tmp_path, lambda g: None, False)
     assert isinstance(load(path), ShrunkGraph)
+
+
+def _conditional_spec() -> dict:
+    """A tiny class-conditional graph: a label table times the latent, a Linear, a per-sample reshape."""
+    from gancompress.formats.shrunk import Graph, LabelTable, graph_spec
+
+    nodes = [{"op": "input"}, {"op": "labels"}, {"op": "module", "name": "label_t", "in": [1]},
+             {"op": "mul", "in": [0, 2]}, {"op": "module", "name": "fc", "in": [3]},
+             {"op": "reshape", "in": [4], "shape": [2, 2, 2]}, {"op": "unsqueeze", "in": [5], "dim": -1},
+             {"op": "output", "in": [6]}]
+    return graph_spec(Graph(nodes, {"label_t": LabelTable(3, [4]), "fc": torch.nn.Linear(4, 8)}), (4,))
+
+
+def _redigested(spec: dict, edit) -> dict:
+    spec = json.loads(json.dumps(spec))
+    edit(spec)
+    spec["digest"] = graph_digest({k: v for k, v in spec.items() if k != "digest"})
+    return spec
+
+
+COND_TAMPER = {
+    "labels-not-second": lambda g: g["nodes"].insert(1, g["nodes"].pop(2)),
+    "reshape-two-unknowns": lambda g: g["nodes"][5].__setitem__("shape", [-1, -1, 2]),
+    "reshape-zero": lambda g: g["nodes"][5].__setitem__("shape", [0, 8]),
+    "unsqueeze-batch": lambda g: g["nodes"][6].__setitem__("dim", 0),
+    "table-shape": lambda g: g["modules"][0]["args"].__setitem__("shape", []),
+    "table-huge": lambda g: g["modules"][0]["args"].__setitem__("num_classes", 10**9),
+}
+
+
+def test_a_conditional_graph_runs_with_labels_and_refuses_edits():
+    spec = _conditional_spec()
+    g = ShrunkGraph(spec, [4])
+    g.label_t.value.copy_(torch.arange(12.0).reshape(3, 4))
+    z = torch.ones(2, 4)
+    out = g(z, torch.tensor([2, 0]))
+    assert out.shape == (2, 2, 2, 2, 1)
+    assert torch.allclose(out[0].flatten(), g.fc(torch.arange(8.0, 12.0)), atol=1e-6)  # label 2: the table row 8..11
+    with pytest.raises(InputError, match="class-conditional"):
+        g(z)
+    with pytest.raises(InputError, match="1-d integer tensor"):
+        g(z, torch.tensor([0.0, 1.0]))
+    for name, edit in COND_TAMPER.items():
+        with pytest.raises(InputError, match="damaged or was edited|do(es)? not fit"):
+            ShrunkGraph(_redigested(spec, edit), [4])
+            pytest.fail(name)

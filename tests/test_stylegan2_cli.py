@@ -106,3 +106,41 @@ def test_whole_chain_inspect_prune_finetune_evaluate_export_load(tiny_sg2, tmp_p
     # -s 0.5 is half of all prunable weights (ToRGB and mapping stay dense): every styled conv loses at least half
     assert 0 < thin.conv1.conv.weight.shape[1] <= 8 and 0 < thin.convs[5].conv.weight.shape[1] <= 3
     assert sum(p.numel() for p in thin.parameters()) < 0.5 * sum(p.numel() for p in masked.parameters())
+
+
+def test_mapping_and_torgb_prune_with_include_and_the_shrunk_export_stays_exact(tiny_sg2, tmp_path):
+    """Dense by default, prunable by --include: filter pruning of the mapping network and every
+    modulated conv (ToRGB included); the shrunk export still equals the masked generator."""
+    import gancompress
+    from gancompress.loading import load_bundle
+
+    pruned, thin = tmp_path / "p.safetensors", tmp_path / "s.safetensors"
+    for args in (["prune", tiny_sg2, "-s", "0.3", "-g", "filter", "--include", "*.conv", "--include", "style.*",
+                  "--keep-dense", "none", "-o", str(pruned), "-q"],
+                 ["export", str(pruned), "--format", "shrunk", "-o", str(thin), "-q"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+    masks = load_bundle(str(pruned)).masks
+    for key in ("style.1.weight", "style.2.weight", "to_rgb1.conv.weight", "to_rgbs.2.conv.weight"):
+        assert not masks[key].all(), key  # pruned where --include names them
+    masked, small = gancompress.load(pruned), gancompress.load(thin)
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (masked(z) - small(z)).abs().max() < 1e-4
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in masked.parameters())
+
+
+def test_a_per_conv_plan_removes_that_share_of_every_conv_filters(tiny_sg2, tmp_path):
+    """README: -s counts the dense mapping/affines/ToRGB; a plan of 0.5 per styled conv halves every width."""
+    import gancompress
+
+    names = ["conv1.conv"] + [f"convs.{i}.conv" for i in range(6)]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format": "gancompress-sparsity-plan", "version": 1, "layers": {n: 0.5 for n in names}}))
+    pruned, thin = tmp_path / "p.safetensors", tmp_path / "s.safetensors"
+    for args in (["prune", tiny_sg2, "-g", "filter", "--plan", str(plan), "-o", str(pruned), "-q"],
+                 ["export", str(pruned), "--format", "shrunk", "-o", str(thin), "-q"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+    g = gancompress.load(thin)
+    assert [c.conv.weight.shape[1] for c in (g.conv1, *g.convs)] == [8, 6, 6, 4, 4, 3, 3]  # of 16, 12, 12, 8, 8, 6, 6

@@ -2,31 +2,24 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from gancompress.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from gancompress.data.batches import StepData
 from gancompress.finetune.config import LossWeights, resolve_r1
 from gancompress.finetune.defaults import DEFAULT_R1_EVERY
 from gancompress.finetune.step import StepOptions, compute_losses
 from gancompress.losses import make_loss
 from gancompress.prune import PruneConfig, compute_masks, prunable_layers
+from stylegan2_fixtures import parity_tensors, tiny_networks
 
-FIXTURE = Path(__file__).parent / "fixtures" / "stylegan2_parity.safetensors"
 
 
 @pytest.fixture(scope="module")
 def nets():
-    t = load_file(str(FIXTURE))
-    g = StyleGAN2Generator(32, 16, 2, channels=[16, 12, 8, 6]).eval()
-    g.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("g_ema.")})
-    d = StyleGAN2Discriminator(32, channels=[6, 8, 12, 16])
-    d.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("d.")})
-    return g, d, t["z"], torch.tanh(t["images"])
+    t = parity_tensors()
+    return (*tiny_networks(), t["z"], torch.tanh(t["images"]))
 
 
 def test_r1_defaults_come_from_the_loss_profile():

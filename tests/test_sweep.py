@@ -82,9 +82,11 @@ def test_sweep_cli_resumes(dense, tmp_path):
     args = ["sweep", str(dense), "--data", "builtin:digits", "--sparsity", "0.5", "--granularity", "element",
             "--method", "distill,none", "--steps", "2", "--num-samples", "32", "--batch-size", "8",
             "--out-dir", str(out), "--device", "cpu"]
-    first = CliRunner().invoke(app, args)
+    first = CliRunner().invoke(app, args + ["--progress-interval", "0"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(out)
+    plain = [line.split(" | ")[0] for line in first.stderr.splitlines() if line.startswith("finetune ")]
+    assert plain == ["finetune 0/2 (0%)", "finetune 1/2 (50%)", "finetune 2/2 (100%)"]  # no terminal: plain lines
     second = CliRunner().invoke(app, args + ["--json"])
     assert second.exit_code == 0, second.output
     doc = json.loads(second.stdout)

@@ -101,7 +101,10 @@ def unpack_labels(module: nn.Module, args: tuple) -> tuple | None:
     """Forward pre-hook of a class-conditional generator: one packed input ``(N, prod(input_shape) + 1)``
     (the latent, flattened, then the class label) is called as ``forward(z, labels)``. The tool passes
     packed inputs so the dense teacher and the student always get the same latents AND labels; calls
-    with ``(z, labels)`` pass through."""
+    with ``(z, labels)`` pass through. A ``None`` for the labels (a tracer filling in a default
+    ``labels=None``) counts as not given."""
+    if len(args) == 2 and args[1] is None:
+        args = args[:1]
     if len(args) != 1:
         return None
     x, shape = args[0], tuple(module.input_shape)

@@ -22,7 +22,9 @@ clamped). ``noise_mode`` says where the per-layer noise comes from: ``"const"`` 
 the stored ``noises.noise_j`` for every sample (the reference's ``randomize_noise=False``; the
 same noise for the teacher and the student, and an exportable, traceable network),
 ``"random"`` draws fresh noise per sample from torch's global RNG (as StyleGAN2 trains).
-``truncation`` (psi, default 1) pulls ``w`` toward ``w_avg`` (:meth:`StyleGAN2Generator.set_truncation`).
+``truncation`` (psi, default 1) pulls ``w`` toward the mean ``w`` (:meth:`StyleGAN2Generator.set_truncation`):
+the checkpoint's own ``latent_avg`` when it has one (``latent_avg=True``: the buffer is then part of
+the state dict, so our own files keep it), else the mapping's mean over 4,096 seeded latents.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ from .stylegan2_ops import (
 NOISE_MODES = ("const", "random")
 W_AVG_SAMPLES = 4096
 W_AVG_SEED = 0
+CHECKPOINT_W_AVG = "the checkpoint's latent_avg"
+ESTIMATED_W_AVG = f"the mean w of {W_AVG_SAMPLES:,} seeded latents (seed {W_AVG_SEED})"
 
 
 def config_f_channels(size: int, channel_multiplier: int = 2) -> list[int]:
@@ -101,11 +105,24 @@ class ToRGB(nn.Module):
         return out if skip is None else out + self.upsample(skip)
 
 
+class LayerLatents(nn.Module):
+    """``w [N, D]`` -> the per-layer latents ``[N, L, D]`` the synthesis network reads (the same ``w``
+    at every layer; no parameters). Its output is what the path-length regulariser differentiates."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, w: Tensor) -> Tensor:
+        return w.unsqueeze(1).expand(-1, self.count, -1)
+
+
 class StyleGAN2Generator(nn.Module):
     """Mapping network + synthesis network; ``forward(z) -> images`` (see the module docstring)."""
 
     def __init__(self, size: int = 256, style_dim: int = 512, n_mlp: int = 8, channels: list[int] | None = None,
-                 rgb: int = 3, lr_mlp: float = 0.01, conv_widths: list[int] | None = None) -> None:
+                 rgb: int = 3, lr_mlp: float = 0.01, conv_widths: list[int] | None = None,
+                 latent_avg: bool = False) -> None:
         super().__init__()
         log_size = int(math.log2(size))
         if size < 4 or 2 ** log_size != size:
@@ -127,12 +144,15 @@ class StyleGAN2Generator(nn.Module):
             self.convs.append(StyledConv(widths[j - 1], widths[j], style_dim, upsample=True))
             self.convs.append(StyledConv(widths[j], widths[j + 1], style_dim))
             self.to_rgbs.append(ToRGB(widths[j + 1], style_dim, rgb=rgb))
+        self.layer_w = LayerLatents(self.n_layers + 1)  # one w per styled conv and per ToRGB
         self.noises = nn.Module()
         for j in range(self.n_layers):
             side = 2 ** ((j + 5) // 2)
             self.noises.register_buffer(f"noise_{j}", torch.randn(1, 1, side, side))
-        self.register_buffer("w_avg", torch.zeros(style_dim), persistent=False)
-        self.noise_mode, self.truncation, self.w_avg_known = "const", 1.0, False
+        # the mean w that truncation pulls toward; a state-dict entry only when the checkpoint stores one
+        self.register_buffer("latent_avg", torch.zeros(style_dim), persistent=latent_avg)
+        self.noise_mode, self.truncation = "const", 1.0
+        self.w_avg_source: str | None = CHECKPOINT_W_AVG if latent_avg else None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -160,22 +180,41 @@ class StyleGAN2Generator(nn.Module):
 
         return shrink(self, kwargs)
 
-    def set_truncation(self, psi: float, w_avg: Tensor | None = None) -> None:
-        """Sample with truncation ``psi``; ``w_avg`` defaults to the mapping's mean over
-        4,096 fixed latents (seed 0), computed once."""
+    @property
+    def truncation_w_avg(self) -> str:
+        """Where truncation's mean ``w`` comes (or would come) from, in words."""
+        return self.w_avg_source or ESTIMATED_W_AVG
+
+    def use_latent_avg(self, value: Tensor) -> bool:
+        """Take a checkpoint's stored mean ``w`` (``[style_dim]`` or ``[1, style_dim]``, finite) as the
+        truncation centre and keep it in the state dict; False (nothing changes) when it does not fit."""
+        if not torch.is_tensor(value) or not value.is_floating_point() or value.numel() != self.style_dim:
+            return False
+        if value.dim() > 2 or not bool(torch.isfinite(value).all()):
+            return False
+        with torch.no_grad():
+            self.latent_avg.copy_(value.detach().reshape(-1).to(self.latent_avg))
+        self._non_persistent_buffers_set.discard("latent_avg")
+        self.w_avg_source = CHECKPOINT_W_AVG
+        return True
+
+    def set_truncation(self, psi: float) -> str | None:
+        """Sample with truncation ``psi``; returns where the mean ``w`` comes from: the checkpoint's
+        ``latent_avg``, else the mapping's mean over 4,096 fixed latents (seed 0), computed once."""
         if not 0.0 <= psi <= 1.0:
             raise ValueError(f"truncation psi must be in [0, 1], not {psi}")
-        if w_avg is not None:
-            self.w_avg.copy_(w_avg.reshape(-1).to(self.w_avg))
-            self.w_avg_known = True
-        elif psi < 1.0 and not self.w_avg_known:
-            self.w_avg.copy_(self.mean_w())
-            self.w_avg_known = True
+        if psi < 1.0 and self.w_avg_source is None:
+            self.latent_avg.copy_(self.mean_w())
+            self.w_avg_source = ESTIMATED_W_AVG
+        if psi < 1.0 and not bool(torch.isfinite(self.latent_avg).all()):
+            raise ValueError(f"truncation needs a finite w_avg, but {self.w_avg_source} holds NaN or Inf; the file "
+                             "is damaged: re-create it, or sample without truncation")
         self.truncation = float(psi)
+        return self.w_avg_source
 
     @torch.no_grad()
     def mean_w(self, n: int = W_AVG_SAMPLES, seed: int = W_AVG_SEED) -> Tensor:
-        z = torch.randn(n, self.style_dim, generator=torch.Generator().manual_seed(seed)).to(self.w_avg.device)
+        z = torch.randn(n, self.style_dim, generator=torch.Generator().manual_seed(seed)).to(self.latent_avg.device)
         return self.style(z).mean(0)
 
     def noise_maps(self, batch: int, like: Tensor) -> list[Tensor]:
@@ -189,18 +228,21 @@ class StyleGAN2Generator(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         w = self.style(z)
         if self.truncation < 1.0:
-            w = self.w_avg + self.truncation * (w - self.w_avg)
+            w = self.latent_avg + self.truncation * (w - self.latent_avg)
         return self.synthesis(w)
 
     def synthesis(self, w: Tensor) -> Tensor:
-        """Images from intermediate latents ``w [N, style_dim]`` (the same ``w`` at every layer)."""
-        noise = self.noise_maps(w.shape[0], w)
-        x = self.conv1(self.input(w.shape[0]), w, noise[0])
-        skip = self.to_rgb1(x, w)
+        """Images from intermediate latents: ``w [N, style_dim]`` (the same at every layer) or per-layer
+        ``[N, n_layers + 1, style_dim]``, indexed as the reference does: conv1 0, to_rgb1 1, then per
+        resolution i the two convs ``2i + 1``, ``2i + 2`` and its ToRGB ``2i + 3``."""
+        ws = self.layer_w(w) if w.dim() == 2 else w
+        noise = self.noise_maps(ws.shape[0], ws)
+        x = self.conv1(self.input(ws.shape[0]), ws[:, 0], noise[0])
+        skip = self.to_rgb1(x, ws[:, 1])
         for i, rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * i](x, w, noise[2 * i + 1])
-            x = self.convs[2 * i + 1](x, w, noise[2 * i + 2])
-            skip = rgb(x, w, skip)
+            x = self.convs[2 * i](x, ws[:, 2 * i + 1], noise[2 * i + 1])
+            x = self.convs[2 * i + 1](x, ws[:, 2 * i + 2], noise[2 * i + 2])
+            skip = rgb(x, ws[:, 2 * i + 3], skip)
         return skip
 
 

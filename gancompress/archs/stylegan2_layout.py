@@ -6,6 +6,9 @@ from ``style.*``, and the width of every resolution from the conv weights, so cu
 channel tables load, not only config F's ``channel_multiplier``. Not recoverable from a state
 dict: the mapping's learning-rate multiplier (0.01 in every released model) and the blur
 filter's taps (the stored ``kernel`` buffers hold the values; we require the usual 4 taps).
+The reference's ``latent_avg`` sits beside the state dicts (the loader hands it to the generator,
+:meth:`~.stylegan2.StyleGAN2Generator.use_latent_avg`); files we write hold it as the
+generator's ``latent_avg`` entry.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ def infer_generator(sd: StateDict) -> dict | None:
     widths = [int(sd["conv1.conv.weight"].shape[1])] + [int(sd[f"convs.{i}.conv.weight"].shape[1]) for i in convs]
     if widths != layer_widths(channels):  # a thinned (filter-pruned and shrunk) generator
         kwargs["conv_widths"] = widths
+    if "latent_avg" in sd:  # our own files keep the checkpoint's mean w in the generator's state dict
+        kwargs["latent_avg"] = True
     return kwargs
 
 

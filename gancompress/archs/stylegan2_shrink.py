@@ -68,6 +68,6 @@ def shrink(g: nn.Module, kwargs: dict) -> tuple[nn.Module, dict, list[int], list
         state[key] = value
     small.load_state_dict(state, strict=True)
     small.noise_mode, small.truncation = g.noise_mode, g.truncation
-    small.w_avg.copy_(g.w_avg)
-    small.w_avg_known = g.w_avg_known
-    return small.to(g.w_avg.device).train(g.training), new_kwargs, before, after
+    small.latent_avg.copy_(g.latent_avg)
+    small.w_avg_source = g.w_avg_source
+    return small.to(g.latent_avg.device).train(g.training), new_kwargs, before, after

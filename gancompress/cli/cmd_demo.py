@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
 from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .errors import handle_errors
-from .options import Allocation, Device, Granularity, KeepDense, Json, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
+from .options import Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocation, Device, Granularity, KeepDense, Json, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
 from .output import human_console, human_size, print_json, table
 from . import progress as cli_progress
 from .stdio import emit_written
@@ -21,7 +21,8 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
          allocation: Allocation = "uniform", keep_dense: KeepDense = "auto",
          steps: Steps = DEMO_STEPS, method: Method = DEFAULT_METHOD,
          schedule: Schedule = DEFAULT_SCHEDULE, device: Device = "auto", seed: Seed = 0,
-         quiet: Quiet = False, json_out: Json = False,
+         quiet: Quiet = False, json_out: Json = False, amp: Amp = "none", channels_last: ChannelsLast = False,
+         compile_: Compile = False, workers: Workers = 2, tensorboard: TensorBoard = None,
          progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Compress the bundled digits GAN end to end: inspect, prune, recover, evaluate, export.
 
@@ -31,9 +32,10 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
     """
     from ..demo import DemoConfig, run_demo
 
-    config = DemoConfig(out_dir=out_dir, sparsity=sparsity, granularity=granularity, allocation=allocation,
-                        keep_dense=keep_dense, steps=steps, method=method,
-                        schedule=schedule, seed=seed, device=device)
+    config = DemoConfig.from_options(out_dir=out_dir, sparsity=sparsity, granularity=granularity, allocation=allocation,
+                                     keep_dense=keep_dense, steps=steps, method=method, schedule=schedule, seed=seed,
+                                     device=device, amp=amp, channels_last=channels_last, compile=compile_,
+                                     workers=workers, tensorboard=tensorboard)
     labels = {stage: f"{n}/{len(STAGES)} {stage}" for n, stage in enumerate(STAGES, start=1)}
     with cli_progress.stop_signals() as should_stop, cli_progress.EventBars(
             quiet=quiet or json_out, lines=True, labels=labels, interval=progress_interval) as bars:

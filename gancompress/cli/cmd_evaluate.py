@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Amp, Arch, ArchKwargs, DArch, DArchKwargs, Device, Direction, Force, Inputs, Json, ProgressInterval,
+from .options import (Amp, Arch, Extractor, ArchKwargs, DArch, DArchKwargs, Device, Direction, Force, Inputs, Json, ProgressInterval,
                       Quiet, Seed, TrustPickle, flag, load_options)
 from . import progress as cli_progress
 from .output import human_size, print_json, report_console
@@ -21,7 +21,6 @@ EvalData = Annotated[Optional[str], typer.Option("--data", metavar="DATA", help=
 Real = Annotated[Optional[str], typer.Option("--real", hidden=True, help="Real images for FID/KID/PRC (the target domain for an image-to-image model); --data for a noise-input model.")]
 Pairs = Annotated[Optional[str], typer.Option("--pairs", hidden=True, help="Image-to-image test images: --data for an image-to-image model.")]
 SaveStats = Annotated[Optional[Path], typer.Option("--save-stats", metavar="FILE.npz", help="Also write the real data's FID statistics (mu, sigma: pytorch-fid's .npz) with this extractor, for --data FILE.npz later.")]
-Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models; else inception, the standard FID network, its weights downloaded on first use).")]
 InceptionWeights = Annotated[Optional[str], typer.Option("--inception-weights", metavar="FILE", help="Path to torch-fidelity's weights-inception-2015-12-05-6726825d.pth (also GANCOMPRESS_INCEPTION_WEIGHTS); default: the torch hub cache, downloaded there when missing.")]
 Samples = Annotated[Optional[Path], typer.Option("--samples", metavar="PNG", help="Write a PNG grid: one labelled row per model, the same input in every column.")]
 Out = Annotated[Optional[Path], typer.Option("--output", "-o", "--out", metavar="FILE", help="Also write the JSON report to this file.")]
@@ -226,6 +225,8 @@ def _print(report: Any) -> None:
     console.print(_table(report))
     if report.settings.get("truncation", 1.0) != 1.0:
         console.print(f"samples and metrics at truncation psi {report.settings['truncation']:g}")
+        for label, center in (report.settings.get("truncation_w_avg") or {}).items():
+            console.print(f"  {escape(label)}: w_avg is {escape(center)}")
     if any(row.latency for row in report.rows):
         console.print(_latency_table(report))
     for note in report.notes:

@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (NM, AdvWeight, Amp, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -17,7 +17,6 @@ from . import progress as cli_progress
 
 OutputOpt = Annotated[Optional[Path], output_option("<stem>.ft.safetensors beside the input; the log, samples and resume state go beside it")]
 Teacher = Annotated[Optional[str], typer.Option("--teacher", help="The dense generator (default: the input when dense, else the source its pruning recorded).")]
-Disc = Annotated[Optional[str], typer.Option("--discriminator", help="Checkpoint holding the discriminator, when the input has none.")]
 Crop = Annotated[Optional[int], typer.Option("--crop", help="Image-to-image: train on random CROP x CROP windows (output pixels; default the model's native size, 256 at most for super-resolution).")]
 Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
 SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
@@ -28,8 +27,7 @@ Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (co
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
 R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
-ChannelsLast = Annotated[bool, flag("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
-Compile = Annotated[bool, flag("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
+PlWeight = Annotated[float, typer.Option("--pl-weight", help="StyleGAN2: weight of the path-length regulariser on the compressed generator, every 4 steps (0: off; StyleGAN2 trains with 2).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
 SampleEvery = Annotated[int, typer.Option("--sample-every", help="Write a teacher-vs-student sample grid every N steps (0: off).")]
 SaveEvery = Annotated[int, typer.Option("--save-every", help="Checkpoint (resumable) every N steps (0: only at the end).")]
@@ -47,13 +45,13 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None, plan: Plan = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
              freeze_discriminator: Freeze = False, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE,
-             r1_gamma: R1 = None, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
+             r1_gamma: R1 = None, pl_weight: PlWeight = D.DEFAULT_PL_WEIGHT, seed: Seed = 0, device: Device = "auto", amp: Amp = "none", log_every: LogEvery = D.DEFAULT_LOG_EVERY,
              sample_every: SampleEvery = D.DEFAULT_SAMPLE_EVERY, save_every: SaveEvery = D.DEFAULT_SAVE_EVERY, resume: Resume = False, force: Force = False,
              json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False, crop: Crop = None,
              direction: Direction = "AtoB", perceptual_weights: Perceptual = None, sr_blur: SrBlur = 0.0,
              sr_noise: SrNoise = 0.0, arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
              d_arch_kwargs: DArchKwargs = None, workers: Workers = 2, channels_last: ChannelsLast = False,
-             compile_: Compile = False, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
+             compile_: Compile = False, tensorboard: TensorBoard = None, progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Recover a pruned generator (or prune a dense one gradually, with --sparsity) against its discriminator.
 
     The default method, distill-adv, trains the pruned generator towards the dense teacher's output for the same
@@ -81,7 +79,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
         student_mode=student_mode, perceptual_weights=perceptual_weights,
-        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma),
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,
                           nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
@@ -90,7 +88,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         load=replace(load, source=source, direction=direction),
         run=RunConfig(output, seed=seed, device=device, amp=amp, channels_last=channels_last, compile=compile_,
                       log_every=log_every, sample_every=sample_every, save_every=save_every, resume=resume,
-                      force=force),
+                      force=force, tensorboard=tensorboard),
         recovery=recovery, prune=prune, teacher=teacher, discriminator=discriminator,
         data=DataConfig(data, inputs=inputs, crop=crop, sr_blur=sr_blur, sr_noise=sr_noise, workers=workers))
     _run_and_report(config, quiet=quiet, json_out=json_out, interval=progress_interval)

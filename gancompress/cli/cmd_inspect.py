@@ -43,6 +43,8 @@ def _fmt(n: Any) -> str:
 
 
 def _print(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     console = report_console()
     for role in ("generator", "discriminator"):
         net = report[role]
@@ -53,6 +55,8 @@ def _print(report: dict[str, Any]) -> None:
         console.print(table(f"{role}: {net['architecture']}", ["layer", "type", "shape", "params", "zeros %", "structure"], rows))
         console.print(f"  parameters {_fmt(net['parameters'])}, nonzeros {_fmt(net['nonzeros'])} "
                       f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
+        if net.get("truncation_w_avg"):
+            console.print(f"  --truncation pulls w toward {escape(net['truncation_w_avg'])}")
     size = report["file_size"]
     if report.get("role") == "discriminator":
         shape = report["discriminator"].get("input_shape")

@@ -8,7 +8,8 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Granularities, Json, LrD,
+from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, KeepDense, AdvWeight, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
+                      Granularities, Json, LrD,
                       LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
 from . import progress as cli_progress
@@ -33,17 +34,20 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           granularity: Granularities = "element", allocation: Allocations = "uniform", keep_dense: KeepDense = "auto",
           method: Methods = D.DEFAULT_METHOD, seeds: Seeds = "0",
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
+          extractor: Extractor = None,
           schedule: Schedule = D.DEFAULT_SCHEDULE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
           lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
           device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
           arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None, d_arch_kwargs: DArchKwargs = None,
+          discriminator: Disc = None, amp: Amp = "none", channels_last: ChannelsLast = False, compile_: Compile = False,
+          workers: Workers = 2, tensorboard: TensorBoard = None,
           progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Prune + recover + evaluate every sparsity x granularity x allocation x method x seed; re-runs skip finished cells.
 
     --sparsity is of ALL prunable weights, as in prune; nm cells take the N:M pattern of that sparsity (0.5: 2:4, 0.75: 1:4).
 
-    Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR.
+    Writes OUT_DIR/results.md, results.json, fid_vs_sparsity.png and cells/*/samples.png; prints OUT_DIR. With --tensorboard DIR, each cell's recovery writes its events into DIR/<cell>.
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
     """
@@ -58,12 +62,13 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
                          "`gancompress prune --trust-pickle -s 0` first")
     source = source_from_stdin(source)
     config = SweepConfig.from_options(
-        source=source, out_dir=out_dir, data=data, sparsities=_split(sparsity, float, "--sparsity"),
+        source=source, out_dir=out_dir, data=data, discriminator=discriminator, sparsities=_split(sparsity, float, "--sparsity"),
         granularities=_split(granularity, str, "--granularity"), allocations=_split(allocation, str, "--allocation"),
         keep_dense=keep_dense, methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
-        device=device, load=load)
+        extractor=extractor, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
+        tensorboard=tensorboard, load=load)
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
         result = run_sweep(config, on_event=_reporter(show, progress_interval), should_stop=should_stop)

@@ -57,6 +57,7 @@ TrustPickle = Annotated[bool, flag("--trust-pickle", help="Allow pickles that ru
 Arch = Annotated[Optional[str], typer.Option("--arch", metavar="MODULE:CALLABLE", help="Your own generator class, for networks not built in (built in and recognised without it: {choices:arch}).")]
 ArchKwargs = Annotated[Optional[str], typer.Option("--arch-kwargs", metavar="JSON", help="Keyword arguments for --arch, e.g. '{\"nz\": 64}'.")]
 DArch = Annotated[Optional[str], typer.Option("--d-arch", metavar="MODULE:CALLABLE", help="Your own discriminator class, when the checkpoint's D is not built in.")]
+Disc = Annotated[Optional[str], typer.Option("--discriminator", help="Checkpoint holding the discriminator, when the input has none.")]
 DArchKwargs = Annotated[Optional[str], typer.Option("--d-arch-kwargs", metavar="JSON", help="Keyword arguments for --d-arch, e.g. '{\"ndf\": 64}'.")]
 Data = Annotated[Optional[str], typer.Option("--data", metavar="PATH", help="Real images: a folder, or builtin:digits. Image-to-image: pix2pix: side-by-side A|B images or A/ and B/ folders; CycleGAN: A/ and B/ folders; super-resolution: high-resolution images.")]
 Inputs = Annotated[Optional[str], typer.Option("--inputs", metavar="DIR", help="Image-to-image: a folder of A (input) images, matched by path (without the suffix) with the B images in --data.")]
@@ -66,6 +67,7 @@ Direction = Annotated[str, typer.Option("--direction", metavar="AtoB|BtoA", help
 Force = Annotated[bool, flag("--force", help="Overwrite an existing output file.")]
 Json = Annotated[bool, flag("--json", help="Print one JSON document on stdout instead of tables.")]
 Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress bars, progress lines or notices.")]
+TensorBoard = Annotated[Optional[Path], typer.Option("--tensorboard", metavar="DIR", help="Also write TensorBoard events into DIR: the recovery's losses, learning rates and sparsity at each step of its JSON-lines log, and its sample grids (needs: pip install 'gancompress[tensorboard]').")]
 ProgressInterval = Annotated[float, typer.Option("--progress-interval", metavar="SECONDS", min=0.0, help="Without a terminal (CI logs, schedulers): a plain progress line (step/total, losses, rate, ETA) every SECONDS and at the end of each stage.")]
 
 
@@ -85,8 +87,11 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N o
 Amp = Annotated[str, typer.Option("--amp", metavar="none|bf16|fp16", help="Mixed precision: none, bf16, or fp16 (with a gradient scaler, for GPUs without bf16).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result on CPU.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size.")]
+ChannelsLast = Annotated[bool, flag("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
+Compile = Annotated[bool, flag("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader processes decoding a --data folder, which is streamed a batch at a time (0: decode in the main process).")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Generated samples per model (for FID and the other distribution metrics).")]
+Extractor = Annotated[Optional[str], typer.Option("--extractor", show_default=False, help="Feature extractor: {choices:extractor} (default: digits, bundled and offline, for 16x16 one-channel models; else inception, the standard FID network, its weights downloaded on first use).")]
 
 # --- pruning ------------------------------------------------------------------------------
 Sparsity = Annotated[Optional[float], typer.Option("--sparsity", "-s", metavar="FRACTION", help="Fraction of ALL prunable (conv/linear) weights that are zero afterwards, dense-kept layers included; in [0, 1).")]

@@ -66,11 +66,22 @@ def read_image(path: Path, channels: int | None = None) -> torch.Tensor:
     """
     with open_image(path) as im:
         if channels is None:
-            channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+            channels = _channels_of(im.mode)
         im = im.convert("L" if channels == 1 else "RGB")
         h, w = im.height, im.width
         data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     return data.view(h, w, channels).permute(2, 0, 1).contiguous()
+
+
+def _channels_of(mode: str) -> int:
+    """The channels :func:`read_image` gives a PIL mode without ``channels``: 1 for grayscale modes, else 3."""
+    return 1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+
+
+def read_header(path: Path) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of :func:`read_image` 's result, from the header alone (no pixels decoded)."""
+    with open_image(path) as im:
+        return _channels_of(im.mode), im.height, im.width
 
 
 def fit(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -28,50 +28,54 @@ conversion is reported once per data set (:attr:`ImageData.notes`). Alpha is dro
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..registry import unknown_choice
-from .images import image_files, read_image, to_range
+from .images import image_files, to_range
+from .lazy import ImageRef, LazyImages, image_size, shared_file
 
 DATA_KINDS = ("paired", "unpaired", "sr")
 DIRECTIONS = ("AtoB", "BtoA")
 STREAM_ORDER_A, STREAM_ORDER_B, STREAM_CROP, STREAM_DEGRADE = 11, 12, 13, 14
-LUMA = (0.299, 0.587, 0.114)
 
 
 # ------------------------------------------------------------------ reading
 
 
 class Converter:
-    """Brings images to a channel count and remembers (once) that it had to."""
+    """Remembers (once per conversion) that images had to be brought to another channel count; the
+    conversion itself happens when an image is decoded (:func:`.lazy.to_channels`)."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
         self._seen: set[tuple[int, int]] = set()
 
-    def __call__(self, image: torch.Tensor, channels: int, where: str) -> torch.Tensor:
-        have = int(image.shape[0])
-        if have == channels:
-            return image
-        if (have, channels) not in self._seen:
-            self._seen.add((have, channels))
-            what = "grayscale images were given to an RGB model: each is repeated over 3 channels" if channels == 3 \
-                else "RGB images were given to a one-channel model: each is converted to luma (0.299 R + 0.587 G + 0.114 B)"
-            self.notes.append(f"{where}: {what}")
-        if channels == 3:
-            return image.expand(3, *image.shape[1:]).clone()
-        w = torch.tensor(LUMA).view(3, 1, 1)
-        return (image.float() * w).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    def note(self, have: int, channels: int, where: str) -> None:
+        if have == channels or (have, channels) in self._seen:
+            return
+        self._seen.add((have, channels))
+        what = "grayscale images were given to an RGB model: each is repeated over 3 channels" if channels == 3 \
+            else "RGB images were given to a one-channel model: each is converted to luma (0.299 R + 0.587 G + 0.114 B)"
+        self.notes.append(f"{where}: {what}")
+
+    def images(self, refs: list[ImageRef], channels: int, where: str) -> LazyImages:
+        for ref in refs:
+            self.note(ref.channels, channels, where)
+        return LazyImages(refs, channels)
 
 
-def _read_folder(folder: Path, channels: int, conv: Converter, what: str) -> tuple[list[torch.Tensor], list[str]]:
+def _read_folder(folder: Path, channels: int, conv: Converter, what: str) -> tuple[LazyImages, list[str]]:
     files = image_files(folder, what)
-    return [conv(read_image(p), channels, what) for p in files], _names(files, folder)
+    return conv.images([ImageRef.read(p) for p in files], channels, what), _names(files, folder)
 
 
 def _names(files: list[Path], folder: Path) -> list[str]:
@@ -105,15 +109,16 @@ def _match_by_name(a_dir: Path, b_dir: Path, what_a: str, what_b: str) -> tuple[
 
 @dataclass
 class ImageData:
-    """Inputs ``a`` and targets ``b`` (``uint8`` CHW, any sizes) for one kind of image-to-image task.
+    """Inputs ``a`` and targets ``b`` (``uint8`` CHW, any sizes; a :class:`~.lazy.LazyImages` decodes
+    each when indexed, a list holds decoded tensors) for one kind of image-to-image task.
 
     ``paired``: ``a[i]`` goes with ``b[i]``. ``unpaired``: independent lists. ``sr``: ``b`` holds
     the high-resolution images and ``a`` is empty (inputs are made from ``b``; ``scale``).
     """
 
     kind: str
-    a: list[torch.Tensor]
-    b: list[torch.Tensor]
+    a: Sequence[torch.Tensor]
+    b: Sequence[torch.Tensor]
     names: list[str]
     scale: int = 1
     notes: list[str] = field(default_factory=list)
@@ -143,19 +148,21 @@ def load_paired(data: str, in_channels: int, out_channels: int, *, inputs: str |
     files = image_files(folder, "--data")
     a, b = [], []
     for p in files:
-        image = read_image(p)
-        h, w = image.shape[1:]
-        if w != 2 * h:
+        whole = ImageRef.read(p)
+        if whole.width != 2 * whole.height:
             raise InputError(
-                f"--data {folder}: {p.relative_to(folder).as_posix()} is {w}x{h}, not a side-by-side A|B pair (twice as wide as high). "
+                f"--data {folder}: {p.relative_to(folder).as_posix()} is {whole.width}x{whole.height}, not a side-by-side A|B pair (twice as wide as high). "
                 "pix2pix needs paired data: side-by-side A|B images, or A/ and B/ sub-folders with matching "
                 "file names (unpaired folders are for CycleGAN)")
-        left, right = image[:, :, :h], image[:, :, h:]
+        left, right = whole.halves()
         if direction == "BtoA":
             left, right = right, left
-        a.append(conv(left.contiguous(), in_channels, "inputs"))
-        b.append(conv(right.contiguous(), out_channels, "targets"))
-    return ImageData("paired", a, b, _names(files, folder), notes=conv.notes)
+        a.append(left)
+        conv.note(left.channels, in_channels, "inputs")
+        b.append(right)
+        conv.note(right.channels, out_channels, "targets")
+    return ImageData("paired", LazyImages(a, in_channels), LazyImages(b, out_channels), _names(files, folder),
+                     notes=conv.notes)
 
 
 def _paired_folders(a_dir: Path, b_dir: Path, labels: tuple[str, str], in_channels: int, out_channels: int,
@@ -164,16 +171,16 @@ def _paired_folders(a_dir: Path, b_dir: Path, labels: tuple[str, str], in_channe
     a_files, b_files = _match_by_name(a_dir, b_dir, *labels)
     if direction == "BtoA":
         (a_files, a_dir), (b_files, b_dir) = (b_files, b_dir), (a_files, a_dir)
-    a = [conv(read_image(p), in_channels, "inputs") for p in a_files]
-    b = [conv(read_image(p), out_channels, "targets") for p in b_files]
+    a = conv.images([ImageRef.read(p) for p in a_files], in_channels, "inputs")
+    b = conv.images([ImageRef.read(p) for p in b_files], out_channels, "targets")
     return _checked_pairs(ImageData("paired", a, b, _names(a_files, a_dir), notes=conv.notes))
 
 
 def _checked_pairs(data: ImageData) -> ImageData:
-    for name, a, b in zip(data.names, data.a, data.b):
-        if a.shape[1:] != b.shape[1:]:
-            raise InputError(f"paired data: {name} is {a.shape[2]}x{a.shape[1]} in A but {b.shape[2]}x{b.shape[1]} "
-                             "in B; each pair must have the same size")
+    for i, name in enumerate(data.names):
+        (ha, wa), (hb, wb) = image_size(data.a, i), image_size(data.b, i)
+        if (ha, wa) != (hb, wb):
+            raise InputError(f"paired data: {name} is {wa}x{ha} in A but {wb}x{hb} in B; each pair must have the same size")
     return data
 
 
@@ -253,7 +260,10 @@ class Degradation:
         if self.blur < 0 or self.noise < 0:
             raise InputError("--sr-blur and --sr-noise must be >= 0")
 
-    def __call__(self, hr: torch.Tensor, value_range: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, value_range: tuple[float, float], generator: torch.Generator | None = None,
+                 *, rows: tuple[int, int] | None = None, batch: int | None = None) -> torch.Tensor:
+        """``rows``: ``hr`` is rows ``lo:hi`` of a ``batch`` of images (one rank's slice): its noise is
+        that slice of the whole batch's noise, so the slices put together equal the whole."""
         lo, hi = value_range
         x = gaussian_blur(hr.float(), self.blur)
         if self.scale > 1:
@@ -261,20 +271,22 @@ class Degradation:
             x = F.interpolate(x, size=(h // self.scale, w // self.scale), mode="bicubic", antialias=True,
                               align_corners=False)
         if self.noise > 0:
-            x = x + torch.randn(x.shape, generator=generator).to(x) * self.noise * (hi - lo)
+            shape = x.shape if rows is None else (batch, *x.shape[1:])
+            noise = torch.randn(shape, generator=generator)
+            x = x + (noise if rows is None else noise[rows[0]:rows[1]]).to(x) * self.noise * (hi - lo)
         return x.clamp(lo, hi)
 
 
 def check_crop(data: ImageData, crop: int) -> None:
-    """Every image must hold a ``crop x crop`` window (and SR crops divide by the scale)."""
+    """Every image must hold a ``crop x crop`` window (and SR crops divide by the scale); sizes from headers."""
     if not isinstance(crop, int) or isinstance(crop, bool) or crop <= 0:
         raise InputError(f"--crop must be a positive integer, got {crop!r}")
     if data.kind == "sr" and crop % data.scale:
         raise InputError(f"--crop {crop} is not a multiple of the x{data.scale} scale; the crop is taken on the "
                          f"high-resolution images, so use e.g. --crop {max(data.scale, crop - crop % data.scale)}")
     for images, label in ((data.a, "input"), (data.b, "target")):
-        for i, image in enumerate(images):
-            h, w = image.shape[1:]
+        for i in range(len(images)):
+            h, w = image_size(images, i)
             if h < crop or w < crop:
                 named = i < len(data.names) and (label == "input" or data.kind != "unpaired")
                 name = data.names[i] if named else f"#{i + 1}"
@@ -288,13 +300,47 @@ def _rng(seed: int, index: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(mix(seed, index, stream))
 
 
+Window = tuple[int, int, int, bool]  # (image index, top, left, flip)
+Item = tuple[Optional[Window], Optional[Window]]  # one sample: its window in A (None for SR) and in B
+
+
+class CropItems(Dataset):
+    """The crops of one sample: ``(A crop or None, B crop or None)`` as ``uint8``, decoded here (in a
+    DataLoader worker when streamed); a side-by-side file is decoded once for both of its halves."""
+
+    def __init__(self, data: ImageData, crop: int) -> None:
+        self.data, self.crop = data, crop
+
+    def __getitem__(self, item: Item) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        a, b = item
+        whole = shared_file(self.data.a, a[0], self.data.b, b[0]) if a is not None and b is not None else None
+        return self._cut(self.data.a, a, whole), self._cut(self.data.b, b, whole)
+
+    def _cut(self, images: Sequence[torch.Tensor], window: Window | None, whole: torch.Tensor | None) -> torch.Tensor | None:
+        if window is None:
+            return None
+        i, top, left, flip = window
+        image = images.get(i, whole) if isinstance(images, LazyImages) else images[i]
+        out = image[:, top:top + self.crop, left:left + self.crop]
+        return out.flip(-1) if flip else out
+
+
+def _as_list(items: list) -> list:
+    """The DataLoader's collate: a step's samples as they are (A and B crops are stacked by the sampler)."""
+    return items
+
+
 @dataclass
 class CropSampler:
     """Random crops of image-to-image data for every step, derived from ``(seed, step)`` alone.
 
     ``draw`` returns :class:`~gancompress.finetune.batches.StepData`: ``x`` the input crops,
     ``real`` the target crops (the ground truth of ``x`` for paired and SR data, independent
-    target-domain crops for unpaired data) and ``real_x = x`` when paired.
+    target-domain crops for unpaired data) and ``real_x = x`` when paired. A step's windows
+    (:meth:`items`) come from the image sizes alone; the pixels are decoded and cut by
+    :class:`CropItems`, through ``workers`` DataLoader processes once :meth:`place` is called
+    (the trainer does; pinned memory on CUDA; ``bounds``: this rank's slice under torchrun),
+    else in this process. Both give the same batches.
     """
 
     seed: int
@@ -304,6 +350,7 @@ class CropSampler:
     value_range: tuple[float, float]
     degradation: Degradation | None = None
     flip: bool = True
+    workers: int = 2
 
     def __post_init__(self) -> None:
         if self.data.n == 0 or (self.data.kind == "unpaired" and not self.data.b):
@@ -313,10 +360,19 @@ class CropSampler:
         self.size = min(self.batch_size, self.n)
         if self.data.kind == "sr" and self.degradation is None:
             self.degradation = Degradation(self.data.scale)
+        self.stream, self.bounds = None, None
 
     @property
     def paired(self) -> bool:
         return self.data.kind in ("paired", "sr")
+
+    def place(self, device: torch.device, bounds: tuple[int, int] | None = None) -> None:
+        """Stream the crops to ``device`` by DataLoader workers; ``bounds``: this rank's slice of every batch."""
+        from .stream import StepStream
+
+        self.bounds = bounds
+        self.stream = StepStream(CropItems(self.data, self.crop), self.items, workers=self.workers,
+                                 pin_memory=device.type == "cuda", bounds=bounds, collate=_as_list)
 
     def _order(self, step: int, n: int, stream: int) -> torch.Tensor:
         per_epoch = max(1, n // self.size)
@@ -326,48 +382,56 @@ class CropSampler:
             order = order.repeat(self.size // n + 1)
         return order[pos * self.size:(pos + 1) * self.size]
 
-    def _crop(self, image: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor:
-        h, w = image.shape[1:]
+    def _window(self, images: Sequence[torch.Tensor], i: int, g: torch.Generator, flip: bool) -> Window:
+        h, w = image_size(images, i)
         top = int(torch.randint(0, h - self.crop + 1, (1,), generator=g))
         left = int(torch.randint(0, w - self.crop + 1, (1,), generator=g))
-        out = image[:, top:top + self.crop, left:left + self.crop]
-        return out.flip(-1) if flip else out
+        return i, top, left, flip
 
     def _flip(self, g: torch.Generator) -> bool:
         return bool(self.flip and torch.rand((), generator=g) < 0.5)
 
+    def items(self, step: int) -> list[Item]:
+        """Step ``step``'s samples: the window of each in A and B (the same window and flip for a pair)."""
+        g = _rng(self.seed, step, STREAM_CROP)
+        kind, a, b = self.data.kind, self.data.a, self.data.b
+        if kind == "paired":
+            out = []
+            for i in self._order(step, self.n, STREAM_ORDER_A).tolist():
+                gi = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                window = self._window(a, i, gi, self._flip(gi))
+                out.append((window, window))
+            return out
+        if kind == "sr":
+            return [(None, self._window(b, i, g, self._flip(g))) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()]
+        xs = [self._window(a, i, g, self._flip(g)) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()]
+        ys = [self._window(b, i, g, self._flip(g)) for i in self._order(step, len(b), STREAM_ORDER_B).tolist()]
+        return list(zip(xs, ys))
+
     def draw(self, step: int, device: torch.device):
         from .batches import StepData
 
-        g = _rng(self.seed, step, STREAM_CROP)
-        kind = self.data.kind
-        if kind == "paired":
-            xs, ys = [], []
-            for i in self._order(step, self.n, STREAM_ORDER_A).tolist():
-                gi = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
-                flip = self._flip(gi)
-                state = gi.get_state()
-                xs.append(self._crop(self.data.a[i], gi, flip))
-                gi.set_state(state)  # the same window in B
-                ys.append(self._crop(self.data.b[i], gi, flip))
-            x = to_range(torch.stack(xs), self.value_range)
-            y = to_range(torch.stack(ys), self.value_range)
-            return StepData(x.to(device), y.to(device), x.to(device))
-        if kind == "sr":
-            hr = torch.stack([self._crop(self.data.b[i], g, self._flip(g)) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()])
-            hr = to_range(hr, self.value_range)
-            lr = self.degradation(hr, self.value_range, _rng(self.seed, step, STREAM_DEGRADE))
-            return StepData(lr.to(device), hr.to(device), lr.to(device))
-        xs = [self._crop(self.data.a[i], g, self._flip(g)) for i in self._order(step, self.n, STREAM_ORDER_A).tolist()]
-        ys = [self._crop(self.data.b[i], g, self._flip(g)) for i in self._order(step, len(self.data.b), STREAM_ORDER_B).tolist()]
-        return StepData(to_range(torch.stack(xs), self.value_range).to(device),
-                        to_range(torch.stack(ys), self.value_range).to(device), None)
+        if self.stream is not None:
+            crops = self.stream.batch(step)
+        else:
+            items = self.items(step)
+            crops = [CropItems(self.data, self.crop)[item] for item in items]
+        move = (lambda t: t.to(device, non_blocking=True))
+        b = to_range(torch.stack([c[1] for c in crops]), self.value_range)
+        sharded = self.bounds is not None
+        if self.data.kind == "sr":
+            lr = self.degradation(b, self.value_range, _rng(self.seed, step, STREAM_DEGRADE), rows=self.bounds,
+                                  batch=self.size)
+            return StepData(move(lr), move(b), move(lr), sharded=sharded)
+        a = move(to_range(torch.stack([c[0] for c in crops]), self.value_range))
+        return StepData(a, move(b), a if self.data.kind == "paired" else None, sharded=sharded)
 
     def fixed(self, n: int, device: torch.device) -> torch.Tensor:
         """The same ``n`` centre-cropped inputs every time (for sample grids)."""
         source = self.data.b if self.data.kind == "sr" else self.data.a
         crops = []
-        for image in source[:n]:
+        for i in range(min(n, len(source))):
+            image = source[i]
             h, w = image.shape[1:]
             top, left = (h - self.crop) // 2, (w - self.crop) // 2
             crops.append(image[:, top:top + self.crop, left:left + self.crop])

@@ -1,4 +1,5 @@
-"""Real images streamed from a folder: decoded lazily, a step's batch at a time, by DataLoader workers.
+"""Real images streamed from a folder: decoded lazily, a step's batch at a time, by DataLoader workers
+(image-to-image crops use the same :class:`StepStream`, see :class:`~.pairs.CropSampler`).
 
 :class:`ImageFolder` decodes one image per ``__getitem__`` (nothing reads the whole folder into
 memory). :class:`StepStream` feeds a ``torch.utils.data.DataLoader`` a batch sampler whose batch
@@ -10,7 +11,7 @@ decodes only its own images). Workers prefetch the following steps; a step out o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -40,7 +41,7 @@ class ImageFolder(Dataset):
 class _StepBatches(TorchSampler):
     """Index lists for steps ``start, start + 1, ...`` (endless), each cut to ``bounds``."""
 
-    def __init__(self, order: Callable[[int], torch.Tensor], start: int, bounds: tuple[int, int] | None) -> None:
+    def __init__(self, order: Callable[[int], Sequence], start: int, bounds: tuple[int, int] | None) -> None:
         self.order, self.start, self.bounds = order, start, bounds
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -49,25 +50,28 @@ class _StepBatches(TorchSampler):
             idx = self.order(step)
             if self.bounds is not None:
                 idx = idx[self.bounds[0]:self.bounds[1]]
-            yield idx.tolist()
+            yield idx.tolist() if torch.is_tensor(idx) else list(idx)
             step += 1
 
 
 class StepStream:
-    """``batch(step)``: the images ``order(step)`` (this rank's slice), decoded by ``workers`` processes."""
+    """``batch(step)``: the items ``order(step)`` (this rank's slice), read from ``dataset`` by ``workers``
+    processes and put together by ``collate`` (the DataLoader's default: stacked)."""
 
-    def __init__(self, dataset: Dataset, order: Callable[[int], torch.Tensor], *, workers: int = DEFAULT_WORKERS,
-                 pin_memory: bool = False, bounds: tuple[int, int] | None = None) -> None:
+    def __init__(self, dataset: Dataset, order: Callable[[int], Sequence], *, workers: int = DEFAULT_WORKERS,
+                 pin_memory: bool = False, bounds: tuple[int, int] | None = None,
+                 collate: Callable[[list], Any] | None = None) -> None:
         self.dataset, self.order, self.workers, self.pin_memory, self.bounds = dataset, order, workers, pin_memory, bounds
+        self.collate = collate
         self._next, self._it = None, None
 
     def _start(self, step: int) -> None:
         loader = DataLoader(self.dataset, batch_sampler=_StepBatches(self.order, step, self.bounds),
-                            num_workers=self.workers, pin_memory=self.pin_memory,
+                            num_workers=self.workers, pin_memory=self.pin_memory, collate_fn=self.collate,
                             persistent_workers=False, prefetch_factor=2 if self.workers else None)
         self._it, self._next = iter(loader), step
 
-    def batch(self, step: int) -> torch.Tensor:
+    def batch(self, step: int) -> Any:
         if self._next != step:
             self._start(step)
         self._next += 1

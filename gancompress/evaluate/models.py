@@ -21,6 +21,7 @@ class LoadedModel:
     bundle: GanBundle
     info: GeneratorInfo
     path: Path | None
+    w_avg: str | None = None  # truncation: where the mean w came from (the checkpoint's, or estimated)
 
 
 def _name_parts(source: str) -> list[str]:
@@ -67,10 +68,11 @@ def load_model(source: str, role: str, config: EvaluateConfig, device: torch.dev
 
     bundle = load_bundle(config.models.load.for_source(source).like(like.g_spec if like is not None else None))
     run_in_weight_dtype(bundle.generator.eval().to(device))
+    w_avg = None
     if config.metrics.truncation != 1.0:
-        set_truncation(bundle.generator, config.metrics.truncation, source)
+        w_avg = set_truncation(bundle.generator, config.metrics.truncation, source)
     info = generator_info(bundle)
-    return LoadedModel(source, label or default_labels([source])[0], role, bundle, info, resolve(source))
+    return LoadedModel(source, label or default_labels([source])[0], role, bundle, info, resolve(source), w_avg)
 
 
 def check_compatible(models: list[LoadedModel]) -> None:

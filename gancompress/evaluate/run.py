@@ -245,10 +245,12 @@ def measure_row(model: LoadedModel, plan: MetricPlan, dense: LoadedModel | None,
 # ---------------------------------------------------------------- report
 
 
-def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device) -> dict[str, Any]:
+def _settings(config: EvaluateConfig, plan: MetricPlan, device: torch.device,
+              models: list[LoadedModel]) -> dict[str, Any]:
     ref = config.models.reference_index
     return {"num_samples": plan.num_samples, "batch_size": config.metrics.batch_size, "seed": config.run.seed,
             "truncation": config.metrics.truncation, "amp": config.run.amp,
+            "truncation_w_avg": {m.label: m.w_avg for m in models if m.w_avg} or None,
             "device": str(device), "extractor": plan.extractor.name if plan.extractor else None,
             "real": plan.real_spec, "real_count": plan.real.count if plan.real else (
                 plan.stats.meta.get("count") if plan.stats is not None else None),
@@ -307,7 +309,7 @@ def evaluate(config: EvaluateConfig, on_event: OnEvent | None = None,
     generators = [m.bundle.generator for m in models + ([dense] if dense is not None else [])]
     with autocast_forward(generators, config.run.amp, device):
         rows = [measure_row(m, plan, dense, config, device, progress, test) for m in models]
-    report = EvaluateReport(rows, deltas(rows, ref), check_gates(config, rows, ref), _settings(config, plan, device),
+    report = EvaluateReport(rows, deltas(rows, ref), check_gates(config, rows, ref), _settings(config, plan, device, models),
                             notes + (test.notes if test is not None else []))
     if saved is not None:
         report.settings["saved_stats"] = saved

@@ -5,7 +5,9 @@ run once and compared with the PyTorch output.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -26,15 +28,15 @@ def _require_onnx() -> None:
                          "the file); or use --format sparse/dense/shrunk") from None
 
 
-def _check_with_runtime(path: Path, model: nn.Module, x: torch.Tensor) -> None:
+def _check_with_runtime(path: Path, model: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
     try:
         import onnxruntime as ort
     except ImportError:
         return
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})[0]
     with torch.no_grad():
-        want = model(x).numpy()
+        want = model(*args).numpy()
     if got.shape != want.shape or float(abs(got - want).max()) > 1e-3:
         raise GanCompressError("the ONNX file's output differs from PyTorch's; please report this")
 
@@ -68,24 +70,40 @@ def _shrunk(model: nn.Module, bundle: GanBundle, config: ExportConfig):
                                    "--no-shrink exports the masked dense graph"]
 
 
+def _described(model: nn.Module, spec: ArchSpec) -> dict[str, str]:
+    """What a reader of the file needs besides the graph (:mod:`gancompress.formats.onnx` reads it back)."""
+    from ..archs import ARCHITECTURES
+    from ..generation import generator_input
+
+    arch = ARCHITECTURES.get(spec.name) if spec.name in ARCHITECTURES else None
+    value_range = getattr(model, "output_range", None) or (arch.output_range if arch is not None else None)
+    out = {"gancompress.input_kind": generator_input(model, spec)[0]}
+    if value_range is not None:
+        out["gancompress.output_range"] = json.dumps([float(v) for v in value_range])
+    if getattr(model, "num_classes", None):
+        out["gancompress.num_classes"] = str(int(model.num_classes))
+    return out
+
+
 def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_bytes: int) -> ExportResult:
     from .shrink import input_shape_of
 
     _require_onnx()
-    x = torch.randn(1, *input_shape_of(spec, model))
-    if getattr(model, "num_classes", None):  # one input: the latent, flattened, then the class label
-        x = torch.cat([x.reshape(1, -1), torch.zeros(1, 1)], 1)
+    x = torch.randn(2, *input_shape_of(spec, model))
+    classes = getattr(model, "num_classes", None)
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])
+    args = (x, torch.arange(2) % classes) if classes else (x,)  # class-conditional: a second input, the labels
+    names = ["input", "labels"][:len(args)]
 
     def write(tmp: Path) -> None:
-        torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
-        add_digest(tmp, spec.to_json())
+        torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["output"],
+                          dynamic_axes={n: {0: "batch"} for n in [*names, "output"]}, dynamo=False)
+        add_digest(tmp, spec.to_json(), _described(model, spec))
 
     path = atomic_write(Path(config.output), write, force=config.force)
     if config.dtype in (None, "float32"):
-        _check_with_runtime(path, model, x)
+        _check_with_runtime(path, model, args)
     size = path.stat().st_size
     params = sum(p.numel() for p in model.parameters())
     nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())

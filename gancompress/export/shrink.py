@@ -38,6 +38,7 @@ from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, Shru
                               ensure_shrunk_arch, graph_spec, node_kind, per_channel)
 
 TOLERANCE = 1e-5  # refuse a shrunk network whose output differs more than this (times max(1, |output|))
+VERIFY_BATCH = 3  # class-conditional: samples of distinct labels compared (a label branch that mixes the batch is caught)
 
 
 @dataclass
@@ -69,12 +70,10 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
     """A smaller generator equal (to ~1e-6) to the masked ``model``, and its ``shrunk:`` spec.
 
     What a user's network declares (docs/custom_networks.md) is recorded as ``contract`` and
-    applied to the rebuilt network, which needs none of the user's code."""
+    applied to the rebuilt network, which needs none of the user's code. A class-conditional
+    generator's label branch becomes label tables (:mod:`gancompress.traced_inputs`)."""
     from ..archs.contract import apply_contract, declared
 
-    if getattr(model, "num_classes", None):
-        raise InputError("--format shrunk does not take class-conditional generators (forward(z, labels)) yet; "
-                         "use --format sparse or dense")
     shape = input_shape_of(spec, model)
     if hasattr(model, "shrunk_copy"):  # an architecture with its own exact channel surgery (StyleGAN2)
         return _own_rule(model.eval(), spec, shape)
@@ -293,6 +292,8 @@ def _cut(graph: Graph, infos: list[Channels | None], plan: _Plan, fixed: bool,
                     report.constant_maps += 1
             elif name not in modules:
                 modules[name] = _cut_channels(m, plan.keep[i]) if kind == "channel" else _rebuild(m, {}, m.state_dict())
+        if node["op"] == "reshape" and node["shape"][0] > 0:  # an explicit channel count: the kept ones
+            new["shape"] = [len(plan.keep[i]), *node["shape"][1:]]
         nodes.append(new)
         remap[i] = len(nodes) - 1
     return Graph(nodes, modules)
@@ -300,7 +301,7 @@ def _cut(graph: Graph, infos: list[Channels | None], plan: _Plan, fixed: bool,
 
 def shrink_graph(model: nn.Module, input_shape: tuple[int, ...], fixed_size: bool) -> tuple[Graph, ShrinkReport]:
     """The shrunk graph of a masked, eval-mode generator and what was done."""
-    graph = graph_of(model)
+    graph = graph_of(model, input_shape)
     infos = analyse(graph, input_shape, dtype_of(model))
     plan = _plan(graph, infos, fixed_size)
     report = ShrinkReport()
@@ -327,9 +328,18 @@ def _second_shape(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     return [(shape[0], *[max(1, s // 2) for s in shape[1:]]), (shape[0], *[2 * s for s in shape[1:]])]
 
 
+def _labels(model: nn.Module, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Class-conditional: one batch of distinct labels (the batch of inputs is as long); else none."""
+    classes = getattr(model, "num_classes", None)
+    return (torch.randperm(classes, generator=gen)[:VERIFY_BATCH],) if classes else ()
+
+
 def verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...], fixed: bool) -> float:
-    """Max difference of ``small`` vs ``model`` on random inputs; refuses beyond tolerance."""
+    """Max difference of ``small`` vs ``model`` on a batch of random inputs (of distinct labels for a
+    class-conditional generator); refuses beyond tolerance."""
     gen = torch.Generator().manual_seed(0)
+    labels = _labels(model, gen)
+    batch = len(labels[0]) if labels else 1
     worst = 0.0
     candidates = [shape] + ([] if fixed else _second_shape(shape))
     checked_other = False
@@ -337,15 +347,15 @@ def verify(model: nn.Module, small: nn.Module, shape: tuple[int, ...], fixed: bo
     for s in candidates:
         if s is not shape and checked_other:
             break
-        x = torch.randn(1, *s, generator=gen).to(dtype)
+        x = torch.randn(batch, *s, generator=gen).to(dtype)
         with torch.no_grad():
             try:
-                a = model(x.clone())
+                a = model(x.clone(), *labels)
             except Exception:  # a size the architecture does not take: try the next one
                 if s is shape:
                     raise
                 continue
-            b = small(x.clone())
+            b = small(x.clone(), *labels)
         checked_other = s is not shape
         err = float((a - b).abs().max()) if a.shape == b.shape else math.inf
         scale = max(1.0, float(a.abs().max()))

@@ -26,8 +26,9 @@ from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
-                       DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION, DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS,
-                       DEFAULT_STUDENT_MODE, LR_SCHEDULES, STUDENT_MODES)
+                       DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
+                       DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
+                       STUDENT_MODES)
 from .methods import Method, get_method
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -45,16 +46,20 @@ def check_positive(name: str, value: Any, *, integer: bool = False, zero_ok: boo
 class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
     in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
-    see :func:`resolve_r1`)."""
+    see :func:`resolve_r1`); ``pl_weight``/``pl_every``: StyleGAN2's path-length regulariser on G_C
+    (0: off), every ``pl_every`` steps."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
     adv_weight: float = DEFAULT_ADV_WEIGHT
     r1_gamma: float | None = None  # None: the loss profile's own (StyleGAN2: 10), else off
     r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
+    pl_weight: float = DEFAULT_PL_WEIGHT
+    pl_every: int = DEFAULT_PL_EVERY
 
     def __post_init__(self) -> None:
-        for name in ("lam", "mu", "adv_weight"):
+        check_positive("pl_every", self.pl_every, integer=True)
+        for name in ("lam", "mu", "adv_weight", "pl_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
         if self.r1_gamma is not None:
             check_positive("r1_gamma", self.r1_gamma, zero_ok=True)
@@ -176,9 +181,12 @@ class RunConfig:
     save_every: int = DEFAULT_SAVE_EVERY
     resume: bool = False
     force: bool = False
+    tensorboard: Path | None = None  # a folder for TensorBoard events (scalars at log_every, grids at sample_every)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
+        if self.tensorboard is not None:
+            object.__setattr__(self, "tensorboard", Path(self.tensorboard))
         if not _DEVICE.match(str(self.device)):
             raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
         if isinstance(self.amp, bool):  # the library's former on/off switch: on meant bf16
@@ -190,8 +198,50 @@ class RunConfig:
             raise InputError(f"--seed must be an integer in [0, 2^31), got {self.seed!r}")
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How the recoveries of ``sweep`` and ``demo`` run and report on this machine: the options they share
+    with ``finetune`` (which holds them in :class:`RunConfig` and :class:`DataConfig`), spelled the same.
+
+    ``tensorboard``: a folder for TensorBoard events (``sweep``: one sub-folder per cell); checked,
+    and the package's presence too, when the config is made (before any work)."""
+
+    device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 2
+    tensorboard: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not _DEVICE.match(str(self.device)):
+            raise InputError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        check_amp(self.amp)
+        check_positive("workers", self.workers, integer=True, zero_ok=True)
+        if self.tensorboard is not None:
+            from .board import check_board_dir, require_tensorboard
+
+            object.__setattr__(self, "tensorboard", Path(self.tensorboard))
+            require_tensorboard()
+            check_board_dir(self.tensorboard)
+
+    def run_config(self, output: Path, **run: Any) -> RunConfig:
+        """A :class:`RunConfig` for one recovery (``run``: its seed, logging, ...) under these settings; with
+        ``tensorboard`` the log and sample grids are on at their defaults (the events mirror them)."""
+        if self.tensorboard is not None:
+            run.update(log_every=DEFAULT_LOG_EVERY, sample_every=DEFAULT_SAMPLE_EVERY)
+        return RunConfig(output, device=self.device, amp=self.amp, channels_last=self.channels_last,
+                         compile=self.compile, tensorboard=self.tensorboard, **run)
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> Runtime:
+        """A runtime from the flat option names in ``options`` (removed from it)."""
+        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+
+
 # The parts of a run that an interrupted run and its --resume may change.
-RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force"),
+RESUME_FREE = {"run": ("output", "device", "amp", "channels_last", "compile", "log_every", "sample_every", "save_every", "resume", "force",
+                       "tensorboard"),
                "load": ("trust_pickle",), "data": ("workers",)}
 
 

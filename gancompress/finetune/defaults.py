@@ -56,5 +56,9 @@ DEFAULT_LOG_EVERY = 10
 DEFAULT_SAMPLE_EVERY = 250
 DEFAULT_SAVE_EVERY = 500
 DEFAULT_R1_EVERY = 4
+# StyleGAN2's path-length regulariser on G_C: off during recovery (StyleGAN2 trains with weight 2),
+# lazily every 4 steps when --pl-weight turns it on
+DEFAULT_PL_WEIGHT = 0.0
+DEFAULT_PL_EVERY = 4
 DEFAULT_STUDENT_MODE = "eval"
 STUDENT_MODES = ("eval", "train")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Sequence
 
@@ -231,6 +231,18 @@ def shard_bounds(n: int, world: World | None) -> tuple[int, int]:
     return start, start + base + (1 if world.rank < extra else 0)
 
 
+def global_randn_like(x: Tensor) -> Tensor:
+    """``torch.randn_like(x)`` for this rank's slice of the global batch: the values one process draws
+    for the whole batch (every rank's global RNG is seeded alike), so the noise does not depend on
+    the number of processes. One all-reduce (the global batch size) in a multi-process run."""
+    if _ACTIVE is None:
+        return torch.randn_like(x)
+    count = all_reduce_sum(torch.tensor([float(x.shape[0])], device=x.device), _ACTIVE.group)
+    n = int(count.item())
+    lo, hi = shard_bounds(n, _ACTIVE)
+    return torch.randn((n, *x.shape[1:]), device=x.device, dtype=x.dtype)[lo:hi]
+
+
 def shard(batch, world: World | None):
     """This rank's slice of a global :class:`~.batches.StepData`."""
     if world is None or getattr(batch, "sharded", False):
@@ -238,8 +250,10 @@ def shard(batch, world: World | None):
     n = batch.x.shape[0]
     lo, hi = shard_bounds(n, world)
     cut = (lambda t: None if t is None else t[lo:hi])
-    # real and x share the batch dimension (the samplers draw the same count of both)
-    return type(batch)(cut(batch.x), cut(batch.real), cut(batch.real_x))
+    # every per-sample field shares the batch dimension (the samplers draw the same count of each):
+    # the generator inputs, the real images, their paired inputs and both label sets
+    return replace(batch, x=cut(batch.x), real=cut(batch.real), real_x=cut(batch.real_x),
+                   labels=cut(batch.labels), real_labels=cut(batch.real_labels))
 
 
 def wrap(module: nn.Module, world: World | None, device: torch.device, *, sync_bn: bool) -> nn.Module:

@@ -2,7 +2,8 @@
 
 The loss profile decides the data (:mod:`gancompress.data_pairs`): ``pix2pix`` trains on
 paired A/B images, ``cyclegan`` on unpaired A/ and B/ folders, ``sr`` on high-resolution images
-whose low-resolution inputs are made by bicubic downscaling. Training draws random ``--crop``
+whose low-resolution inputs are made by bicubic downscaling. The images are read lazily (headers
+when the run starts, a step's crops by ``--workers`` DataLoader processes). Training draws random ``--crop``
 windows (default: the generator's native output size, 256 at most for super-resolution); the
 teacher and the student see the same input crops every step.
 """
@@ -125,7 +126,8 @@ def image_setup(config: FinetuneConfig, bundle: GanBundle, partner: nn.Module | 
     notes += data.notes
     crop = config.data.crop or (min(info.output_shape[-1], SR_DEFAULT_CROP) if kind == "sr" else info.output_shape[-1])
     degradation = Degradation(scale, config.data.sr_blur, config.data.sr_noise) if kind == "sr" else None
-    sampler = CropSampler(config.run.seed, config.recovery.batch_size, data, crop, info.output_range, degradation)
+    sampler = CropSampler(config.run.seed, config.recovery.batch_size, data, crop, info.output_range, degradation,
+                          workers=config.data.workers)
     d_check = discriminator if config.uses_discriminator else None
     check_crop_fits(bundle.generator, d_check, conditional, crop, scale, info.input_shape[0], bundle.g_spec,
                     bundle.arch_name)

@@ -12,6 +12,7 @@ from ..io_utils import check_writable
 from ..progress import Event, OnEvent, ShouldStop
 from .config import FinetuneConfig, resolve_device
 from .distributed import World, activated, any_rank, barrier, device_for, has_batchnorm, init_world
+from .board import Board, check_board_dir, require_tensorboard
 from .outputs import RunLog, sample_grid, save_output, write_png
 from .setup import Setup, build_setup
 from .state import RunPaths, check_compatible, load_state, save_state
@@ -48,6 +49,9 @@ class FinetuneResult:
 
 def check_outputs(config: FinetuneConfig, paths: RunPaths) -> None:
     """Refuse to clobber an output, an input, or an interrupted run's state (before any work)."""
+    if config.run.tensorboard is not None:
+        require_tensorboard()
+        check_board_dir(config.run.tensorboard)
     inputs = tuple(Path(s) for s in (config.source, config.teacher, config.discriminator) if s)
     for path in (paths.output, paths.log, paths.state):  # never an input, a device or a folder, even with --force
         check_writable(path, force=True, inputs=inputs)
@@ -156,41 +160,77 @@ def _due(every: int, k: int, steps: int) -> bool:
 def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnEvent | None, ShouldStop | None],
            metrics: dict[str, float]) -> dict[str, float]:
     cfg = trainer.config
-    world = trainer.world
-    main = world is None or world.is_main
+    main = trainer.world is None or trainer.world.is_main
     steps = cfg.recovery.steps
     # the first batch is read before any file is written: unreadable data leaves nothing behind
     pending = setup.sampler.draw(trainer.done, trainer.device) if trainer.done < steps else None
-    log = _open_log(trainer, setup, paths) if cfg.run.log_every and main else None
-    fixed = setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if cfg.run.sample_every and main else None
+    reports = _Reports.open(trainer, setup, paths) if main else _Reports()
     probe = setup.sampler.fixed(PROBE_COUNT, trainer.device)  # a checkpoint is saved only if these give finite outputs
     saved = trainer.done if cfg.run.resume else None
-    started = time.perf_counter()
-    while trainer.done < steps:
-        k = trainer.done + 1
-        batch, pending = pending if pending is not None else setup.sampler.draw(trainer.done, trainer.device), None
-        try:
-            metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
-            if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
-                check_finite_outputs(trainer.student, probe)
-        except NonFiniteStep as exc:
-            raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths, log)) from None
-        if log is not None and _due(cfg.run.log_every, k, steps):
-            log.write({"step": k, **metrics, "seconds": round(time.perf_counter() - started, 3)})
-        if fixed is not None and _due(cfg.run.sample_every, k, steps):
-            write_png(paths.samples / f"step_{k:06d}.png", sample_grid(trainer, fixed, setup.info.output_range))
-        if cfg.run.save_every and k % cfg.run.save_every == 0 and k < steps:
-            if main:
-                _checkpoint(trainer, setup, paths, metrics)
-            saved = k
-        if _stop_requested(callbacks, Event("finetune", k, steps, metrics), trainer):
-            if main:
-                _checkpoint(trainer, setup, paths, metrics)
-            barrier()
-            raise FinetuneInterrupted(
-                f"interrupted after step {k} of {steps}; state saved to {paths.state}: "
-                "rerun the same command with --resume to continue") from None
+    try:
+        while trainer.done < steps:
+            k = trainer.done + 1
+            batch, pending = pending if pending is not None else setup.sampler.draw(trainer.done, trainer.device), None
+            try:
+                metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
+                if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
+                    check_finite_outputs(trainer.student, probe)
+            except NonFiniteStep as exc:
+                raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths, reports.log)) from None
+            reports.after_step(k, metrics)
+            if cfg.run.save_every and k % cfg.run.save_every == 0 and k < steps:
+                if main:
+                    _checkpoint(trainer, setup, paths, metrics)
+                saved = k
+            if _stop_requested(callbacks, Event("finetune", k, steps, metrics), trainer):
+                if main:
+                    _checkpoint(trainer, setup, paths, metrics)
+                barrier()
+                raise FinetuneInterrupted(
+                    f"interrupted after step {k} of {steps}; state saved to {paths.state}: "
+                    "rerun the same command with --resume to continue") from None
+    finally:
+        reports.close()
     return metrics
+
+
+@dataclass
+class _Reports:
+    """What rank 0 writes while training: the JSON-lines log, the sample grids, the TensorBoard events."""
+
+    trainer: Trainer | None = None
+    paths: RunPaths | None = None
+    log: RunLog | None = None
+    board: Board | None = None
+    fixed: Any = None  # the sample grids' inputs
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def open(cls, trainer: Trainer, setup: Setup, paths: RunPaths) -> "_Reports":
+        run = trainer.config.run
+        board = Board(run.tensorboard, resume_step=trainer.done if run.resume else None) if run.tensorboard else None
+        return cls(trainer, paths, _open_log(trainer, setup, paths) if run.log_every else None, board,
+                   setup.sampler.fixed(SAMPLE_COUNT, trainer.device) if run.sample_every else None)
+
+    def after_step(self, k: int, metrics: dict[str, float]) -> None:
+        if self.trainer is None:
+            return
+        run, steps = self.trainer.config.run, self.trainer.config.recovery.steps
+        if _due(run.log_every, k, steps):
+            record = {"step": k, **metrics, **self.trainer.rates(), "seconds": round(time.perf_counter() - self.started, 3)}
+            if self.log is not None:
+                self.log.write(record)
+            if self.board is not None:
+                self.board.log(record)
+        if self.fixed is not None and _due(run.sample_every, k, steps):
+            grid = sample_grid(self.trainer, self.fixed, self.trainer.setup.info.output_range)
+            write_png(self.paths.samples / f"step_{k:06d}.png", grid)
+            if self.board is not None:
+                self.board.image(grid, k)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
 
 def _open_log(trainer: Trainer, setup: Setup, paths: RunPaths) -> RunLog:

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..formats.checkpoint import GanBundle
 from ..generation import GeneratorInfo
 from ..archs.contract import d_output as contract_d_output
-from ..loading import load_bundle, load_discriminator, load_with_partner
+from ..loading import LoadOptions, load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
 
@@ -83,17 +83,23 @@ def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
+def discriminator_file(bundle: GanBundle, options: LoadOptions, source: str) -> tuple[nn.Module, Any]:
+    """The discriminator in its own file ``source`` (``--discriminator``), confirmed to judge what
+    ``bundle``'s generator makes."""
+    from ..archs.detection import discriminator_probes
+    from ..generation import generator_info
+
+    info = generator_info(bundle)
+    probes = discriminator_probes(info.input_shape, info.output_shape, info.input_kind)
+    try:
+        return load_discriminator(options.for_source(source), probes=probes)
+    except InputError as exc:
+        raise InputError(f"--discriminator {source}: {exc}") from None
+
+
 def resolve_discriminator(bundle: GanBundle, config: FinetuneConfig) -> tuple[nn.Module | None, Any, str | None]:
     if config.discriminator:
-        from ..archs.detection import discriminator_probes
-        from ..generation import generator_info
-
-        info = generator_info(bundle)
-        probes = discriminator_probes(info.input_shape, info.output_shape, info.input_kind)
-        try:
-            module, spec = load_discriminator(config.load.for_source(config.discriminator), probes=probes)
-        except InputError as exc:
-            raise InputError(f"--discriminator {config.discriminator}: {exc}") from None
+        module, spec = discriminator_file(bundle, config.load, config.discriminator)
         return module, spec, config.discriminator
     if bundle.discriminator is not None:
         return bundle.discriminator, bundle.d_spec, config.source

@@ -5,7 +5,10 @@ For ``-o out.safetensors``: ``out.log.jsonl`` (JSON lines), ``out_samples/step_N
 ``--resume`` continues from; deleted when the run completes).
 
 The state holds the step, the student and discriminator weights (with BatchNorm buffers), both
-Adam states, the masks, the current schedule sparsity and the resolved config. Randomness is
+Adam states, the masks, the current schedule sparsity, the running mean of StyleGAN2 path lengths
+(``--pl-weight``), the resolved config and, with ``--amp fp16``, the gradient scaler's state (its
+current scale and growth tracker: a resumed fp16 run skips and scales exactly the steps the
+uninterrupted one does). Randomness is
 derived from ``(seed, step)`` (see ``data.py``), so no RNG stream needs saving: a resumed run
 is bit-identical to an uninterrupted one on the CPU. It is a ``torch.save`` file of tensors
 and plain containers, loaded with ``weights_only=True`` (no code runs on load).
@@ -50,6 +53,8 @@ class TrainState:
     sparsity: float | None
     config: dict[str, Any]
     metrics: dict[str, float]
+    scaler: dict[str, Any] | None = None  # --amp fp16: torch.amp.GradScaler.state_dict()
+    pl_mean: float | None = None  # running mean of path lengths (--pl-weight; None: not measured yet)
 
 
 def _cpu(sd: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
@@ -62,6 +67,8 @@ def save_state(path: Path, state: TrainState) -> Path:
         "discriminator": _cpu(state.discriminator), "opt_g": state.opt_g, "opt_d": state.opt_d,
         "masks": _cpu(state.masks), "sparsity": state.sparsity,
         "config": json.dumps(state.config, sort_keys=True), "metrics": json.dumps(state.metrics),
+        "scaler": state.scaler,
+        "pl_mean": state.pl_mean,
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), force=True)
 
@@ -76,7 +83,17 @@ def load_state(path: Path) -> TrainState:
     if data.get("version") != STATE_VERSION:
         raise InputError(f"{path}: resume state version {data.get('version')!r} is not supported; start over with --force")
     return TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
-                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]))
+                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]),
+                      data.get("scaler"), _pl_mean(data.get("pl_mean"), path))
+
+
+def _pl_mean(value: Any, path: Path) -> float | None:
+    """The stored running mean of path lengths: None (states before it, or not measured yet) or a finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise InputError(f"{path}: damaged resume state (pl_mean {value!r}); delete it and start over with --force")
+    return float(value)
 
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:

@@ -33,6 +33,7 @@ each rank computes the single-process loss; the step functions are otherwise unc
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterator
@@ -43,8 +44,9 @@ from torch.nn.utils.parametrizations import _SpectralNorm
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..data.batches import StepData
-from ..losses import LossProfile, consistency, r1_penalty, total
-from .distributed import global_means, global_terms, unwrap
+from ..errors import InputError
+from ..losses import LossProfile, consistency, path_length_penalty, path_lengths, r1_penalty, total
+from .distributed import global_means, global_randn_like, global_terms, unwrap
 from .guard import finite_flag
 from .methods import Method, get_method
 
@@ -62,6 +64,8 @@ class StepOptions:
     image_terms: bool = False  # image-to-image: the profile's G terms also see images and the generator
     adv_weight: float = 0.0  # distill-adv: weight of the GAN's own G loss beside the L1 to the teacher
     class_labels: bool = False  # a class-conditional D: forward(images, labels)
+    pl_weight: float = 0.0  # StyleGAN2's path-length regulariser on G_C (0: off, nothing computed)
+    pl_every: int = 4  # lazy: every pl_every steps, scaled by pl_every
 
     @property
     def recipe(self) -> Method:
@@ -74,6 +78,7 @@ class StepLosses:
     d_loss: Tensor | None
     metrics: dict[str, Tensor]
     guards: dict[str, Tensor] = field(default_factory=dict)  # finite_flag of the networks' outputs (see .guard)
+    pl_mean: Tensor | None = None  # the running mean of path lengths after a path-length step
 
 
 @dataclass(frozen=True)
@@ -201,15 +206,72 @@ def _student_teacher(teacher: nn.Module, student: nn.Module, x: Tensor, need_tea
         return teacher(x), fake_c
 
 
+def has_layer_latents(generator: nn.Module | None) -> bool:
+    """The generator exposes ``layer_w``, the module whose output (per-layer latents) the
+    path-length regulariser differentiates (StyleGAN2)."""
+    return isinstance(getattr(unwrap(generator), "layer_w", None), nn.Module)
+
+
+@contextmanager
+def captured_latents(generator: nn.Module | None) -> Iterator[list[Tensor]]:
+    """The per-layer latents of the forward passes run inside (none captured for ``None``)."""
+    seen: list[Tensor] = []
+    handle = None
+    if generator is not None:
+        handle = unwrap(generator).layer_w.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        yield seen
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _path_length(fake_c: Tensor, latents: list[Tensor], pl_mean: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(penalty, new running mean) on the student's own fakes: no extra forward pass. The batch's mean
+    length and the penalty are global means in a multi-process run."""
+    if not latents:  # e.g. a compiled forward that skipped the hook
+        raise InputError("--pl-weight: the generator's forward did not pass through its per-layer latents "
+                         "(layer_w); run without --compile, or leave --pl-weight out")
+    noise = global_randn_like(fake_c) / math.sqrt(fake_c.shape[-2] * fake_c.shape[-1])
+    lengths = path_lengths(fake_c, latents[-1], noise)
+    (batch_mean,) = global_means([lengths.mean()], fake_c.shape[0])
+    penalty, mean = path_length_penalty(lengths, batch_mean, pl_mean)
+    (penalty,) = global_means([penalty], fake_c.shape[0])
+    return penalty, mean
+
+
+def _with_path_length(losses: StepLosses, pl: tuple[Tensor, Tensor] | None, opts: StepOptions) -> StepLosses:
+    """G_C's loss plus ``pl_weight * pl_every * penalty`` on a path-length step (StyleGAN2's lazy form)."""
+    if pl is None:
+        return losses
+    penalty, mean = pl
+    losses.g_loss = losses.g_loss + opts.pl_weight * opts.pl_every * penalty
+    losses.metrics.update(pl=penalty, pl_mean=mean, g_loss=losses.g_loss)
+    losses.pl_mean = mean
+    return losses
+
+
 def compute_losses(teacher: nn.Module, student: nn.Module, d: nn.Module | None, batch: StepData,
-                   profile: LossProfile, opts: StepOptions, step: int, *, monitor: bool = False) -> StepLosses:
+                   profile: LossProfile, opts: StepOptions, step: int, *, monitor: bool = False,
+                   pl_mean: Tensor | None = None) -> StepLosses:
     """The method's G_C loss and (when D trains) D's loss, from one shared forward.
 
     ``monitor`` also computes the normalised L1 to the teacher when the method does not.
+    ``pl_mean``: the running mean of path lengths (None before the first path-length step).
     """
     method = opts.recipe
+    pl_now = opts.pl_weight > 0 and method.trains_generator and step % opts.pl_every == 0
     with opts.autocast():
-        fake_o, fake_c = _student_teacher(teacher, student, batch.x, method.uses_teacher or monitor)
+        with captured_latents(student if pl_now else None) as latents:
+            fake_o, fake_c = _student_teacher(teacher, student, batch.x, method.uses_teacher or monitor)
+        pl = _path_length(fake_c, latents, pl_mean) if pl_now else None
+    return _with_path_length(_method_losses(teacher, student, d, batch, profile, opts, step, fake_o, fake_c), pl, opts)
+
+
+def _method_losses(teacher, student, d, batch: StepData, profile: LossProfile, opts: StepOptions, step: int,
+                   fake_o: Tensor | None, fake_c: Tensor) -> StepLosses:
+    method = opts.recipe
+    with opts.autocast():
         guards = {"the student generator's output": finite_flag(fake_c)}
         if not method.uses_d:
             l1 = l1_to_teacher(fake_c, fake_o)

@@ -19,7 +19,8 @@ from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
-from .step import StepOptions, backward_and_step, compute_losses, first_non_finite, mask_optimizer_state
+from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
+                   mask_optimizer_state)
 
 MASK_EVENTS = 20  # AGP mask updates over the ramp when --mask-every is not given
 
@@ -125,7 +126,12 @@ class Trainer:
         self.options = StepOptions(config.recovery.method, weights.lam, weights.mu, config.trains_discriminator,
                                    *resolve_r1(weights, setup.profile), setup.conditional, autocast(run.amp, device),
                                    image_terms=setup.info.input_kind == "image", adv_weight=weights.adv_weight,
-                                   class_labels=bool(num_classes(setup.discriminator)))
+                                   class_labels=bool(num_classes(setup.discriminator)), pl_weight=weights.pl_weight,
+                                   pl_every=weights.pl_every)
+        if weights.pl_weight and not has_layer_latents(self.student):
+            raise InputError(f"--pl-weight needs a generator with a mapping network and per-layer latents (StyleGAN2); "
+                             f"{setup.bundle.arch_name} has none: leave --pl-weight out")
+        self.pl_mean: torch.Tensor | None = None  # running mean of path lengths (None: not measured yet)
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
@@ -155,10 +161,12 @@ class Trainer:
         self._set_lr()
         batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
         losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
-                                self.done, monitor=monitor)
+                                self.done, monitor=monitor, pl_mean=self.pl_mean)
         bad = first_non_finite(losses)  # the losses are global, so every rank agrees
         if bad is not None:
             raise NonFiniteStep(*bad)
+        if losses.pl_mean is not None:
+            self.pl_mean = losses.pl_mean
         backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler)
         check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
         self.done += 1
@@ -175,13 +183,22 @@ class Trainer:
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def rates(self) -> dict[str, float]:
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
+        if self.opt_d is not None:
+            rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        return rates
+
     def achieved(self) -> dict[str, float]:
         return achieved_sparsity(self.student, self.masks)
 
     def state(self, metrics: dict[str, float]) -> TrainState:
         return TrainState(self.done, self.student.state_dict(), self.d.state_dict() if self.d is not None else None,
                           self.opt_g.state_dict(), self.opt_d.state_dict() if self.opt_d is not None else None,
-                          self.masks, self.sparsity, self.config.resume_key(), metrics)
+                          self.masks, self.sparsity, self.config.resume_key(), metrics,
+                          self.scaler.state_dict() if self.scaler is not None else None,
+                          float(self.pl_mean) if self.pl_mean is not None else None)
 
     def load(self, state: TrainState) -> None:
         self.student.load_state_dict(state.student)
@@ -190,8 +207,11 @@ class Trainer:
         self.opt_g.load_state_dict(state.opt_g)
         if self.opt_d is not None and state.opt_d is not None:
             self.opt_d.load_state_dict(state.opt_d)
+        if self.scaler is not None and state.scaler:  # a run resumed under another --amp starts a fresh scale
+            self.scaler.load_state_dict(state.scaler)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
         self.sparsity, self.done = state.sparsity, state.step
+        self.pl_mean = torch.tensor(state.pl_mean, device=self.device) if state.pl_mean is not None else None
 
 
 def _channels_last(batch, enabled: bool):

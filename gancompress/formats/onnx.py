@@ -1,5 +1,8 @@
 """An ONNX generator (``gancompress export --format onnx``, or any one-input ONNX generator) as a module.
 
+A class-conditional export has a second input, ``labels`` (int64, one per sample), and records
+``gancompress.num_classes``; the module then takes ``(z, labels)`` or the tool's packed input.
+
 :func:`load_onnx_bundle` gives a :class:`~gancompress.checkpoint.GanBundle` whose generator runs
 the file through onnxruntime (the optional ``onnx`` extra), so ``evaluate`` and ``inspect``
 take ONNX files like checkpoints. The file's stored tensors (initializers) are kept as frozen
@@ -66,14 +69,36 @@ class OnnxGenerator(nn.Module):
         self.output_range = tuple(json.loads(meta["gancompress.output_range"])) if "gancompress.output_range" in meta \
             else (-1.0, 1.0)
         self.runtime = f"onnxruntime {_ort_version()} ({session.get_providers()[0]})"
+        self.labels_name = _labels_input(path, session, meta)
+        if self.labels_name is not None:  # class-conditional: forward(z, labels), or the tool's packed input
+            from ..archs.contract import apply_contract
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+            apply_contract(self, {"num_classes": int(meta["gancompress.num_classes"])}, "generator", str(path))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         feed = x.detach().cpu().numpy().astype(self.input_np, copy=False)
+        if (labels is None) != (self.labels_name is None):
+            raise InputError(f"{self.path}: the ONNX generator takes " + ("(z, labels)" if labels is None else "one input"))
+        names = [self.input_name] + ([self.labels_name] if labels is not None else [])
+        feeds = [feed] + ([labels.detach().cpu().numpy().astype(np.int64)] if labels is not None else [])
         step = self.fixed_batch or feed.shape[0]
         if feed.shape[0] % step:
             raise InputError(f"{self.path}: the ONNX file takes batches of exactly {step}; use a batch size divisible by it")
-        parts = [self.session.run(None, {self.input_name: feed[i:i + step]})[0] for i in range(0, feed.shape[0], step)]
+        parts = [self.session.run(None, {n: f[i:i + step] for n, f in zip(names, feeds)})[0]
+                 for i in range(0, feed.shape[0], step)]
         return torch.from_numpy(np.concatenate(parts).astype(np.float32, copy=False)).to(x.device)
+
+
+def _labels_input(path: Path, session, meta: dict[str, str]) -> str | None:
+    """The name of a class-conditional file's second input (its labels); None for a one-input generator."""
+    inputs = session.get_inputs()
+    if len(inputs) == 1:
+        return None
+    classes = meta.get("gancompress.num_classes", "")
+    if len(inputs) != 2 or not classes.isdigit() or int(classes) < 2 or inputs[1].type != "tensor(int64)":
+        raise InputError(f"{path}: the ONNX file takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                         "gancompress runs one-input generators, or class-conditional ones it exported (z, labels)")
+    return inputs[1].name
 
 
 def _key(name: str, index: int) -> str:

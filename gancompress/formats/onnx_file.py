@@ -31,12 +31,14 @@ def _props(model) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def add_digest(path: Path, g_arch: str) -> None:
-    """Record ``format``, ``g_arch`` and ``digest`` in the ONNX file at ``path`` (rewritten in place)."""
+def add_digest(path: Path, g_arch: str, extra: dict[str, str] | None = None) -> None:
+    """Record ``format``, ``g_arch``, ``digest`` and ``extra`` (e.g. ``gancompress.num_classes``) in the ONNX
+    file at ``path`` (rewritten in place)."""
     import onnx
 
     model = onnx.load(str(path))
-    props = {**_props(model), "format": FORMAT_ONNX, "g_arch": g_arch, "digest": model_digest(model, g_arch)}
+    props = {**_props(model), **(extra or {}), "format": FORMAT_ONNX, "g_arch": g_arch,
+             "digest": model_digest(model, g_arch)}
     del model.metadata_props[:]
     for key in sorted(props):
         model.metadata_props.add(key=key, value=props[key])

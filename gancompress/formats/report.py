@@ -155,7 +155,7 @@ def report_markdown(doc: dict[str, Any], *, title: str = "gancompress evaluate r
     grid = settings.get("samples_png")
     if grid:
         out += ["## Samples", "", f"Sample grid (one row per model, the same inputs in every column): `{grid}`", ""]
-    shown = {k: settings.get(k) for k in ("extractor", "real", "real_count", "num_samples", "batch_size", "seed", "truncation", "device")
+    shown = {k: settings.get(k) for k in ("extractor", "real", "real_count", "num_samples", "batch_size", "seed", "truncation", "truncation_w_avg", "device")
              if settings.get(k) is not None}
     if shown:
         out += ["## Settings", "", *[f"- {k}: `{v}`" for k, v in shown.items()], ""]

@@ -42,6 +42,21 @@ class ConstantMap(nn.Module):
         return x + self.value
 
 
+class LabelTable(nn.Module):
+    """What a class-conditional generator computes from the label alone (its embedding, reshaped,
+    projected, ...), tabulated for every class: ``forward(labels)`` is ``value[labels]``."""
+
+    def __init__(self, num_classes: int, shape: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.zeros(num_classes, *shape))
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dtype not in (torch.int64, torch.int32) or labels.dim() != 1:
+            raise InputError(f"class labels must be a 1-d integer tensor (one label per sample), got "
+                             f"{tuple(labels.shape)} {labels.dtype}")
+        return self.value.index_select(0, labels.long())
+
+
 @dataclass(frozen=True)
 class LayerType:
     """How one module type is described, rebuilt and cut. ``out_dim``/``in_dim``: producers."""
@@ -115,6 +130,7 @@ LAYER_TYPES: dict[type, LayerType] = {
     nn.GELU: LayerType(_attrs("approximate")),
     OnesChannel: LayerType(lambda m: {}),
     nn.PReLU: LayerType(_attrs("num_parameters"), channel_params=("weight",), width_args=("num_parameters",)),
+    LabelTable: LayerType(lambda m: {"num_classes": m.value.shape[0], "shape": list(m.value.shape[1:])}),
 }
 TYPES_BY_NAME = {t.__name__: t for t in LAYER_TYPES}
 
@@ -132,12 +148,15 @@ SITE_BOUND = tuple(t for t, lt in LAYER_TYPES.items()  # modules whose state or 
 ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 _UNARY = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 INTERP_KEYS = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
-OPS = ("input", "output", "module", "cat", "pixel_shuffle", "pixel_unshuffle", "interpolate", "leaky_relu",
-       *ARITH, *_UNARY)
+RESHAPES = ("reshape", "unsqueeze")  # per-sample reshapes; the batch dimension stays first
+OPS = ("input", "labels", "output", "module", "cat", "pixel_shuffle", "pixel_unshuffle", "interpolate", "leaky_relu",
+       *RESHAPES, *ARITH, *_UNARY)
 _NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
 
 def node_kind(m: nn.Module) -> str:
+    if isinstance(m, LabelTable):
+        return "source"
     if isinstance(m, OnesChannel):
         return "ones"
     if isinstance(m, nn.PixelShuffle):
@@ -160,6 +179,8 @@ def construct(desc: dict[str, Any]) -> nn.Module:
     if not isinstance(args, dict):
         raise damaged(f"arguments of {desc.get('type')} are not a table")
     args = {k: tuple(v) if isinstance(v, list) and k != "shape" else v for k, v in args.items()}
+    if kind is LabelTable and not (isinstance(args.get("shape"), list) and 0 < len(args["shape"]) <= 4):
+        raise damaged(f"a label table of shape {args.get('shape')!r}")
     try:
         return kind(**args)
     except Exception as exc:  # a wrong argument may fail anywhere in a constructor
@@ -199,6 +220,10 @@ def apply_node(node: dict[str, Any], module: nn.Module | None, xs: list[torch.Te
                                        for k, v in node.items() if k in INTERP_KEYS})
     if op == "leaky_relu":
         return F.leaky_relu(xs[0], node["negative_slope"])
+    if op == "reshape":
+        return xs[0].reshape(xs[0].shape[0], *node["shape"])
+    if op == "unsqueeze":
+        return xs[0].unsqueeze(node["dim"])
     return _UNARY[op](xs[0])
 
 
@@ -215,13 +240,16 @@ def last_uses(nodes: list[dict[str, Any]]) -> dict[int, list[int]]:
 
 
 def run_graph(nodes: list[dict[str, Any]], mods: list[nn.Module | None], x: torch.Tensor,
-              free: dict[int, list[int]]) -> torch.Tensor:
+              free: dict[int, list[int]], labels: torch.Tensor | None = None) -> torch.Tensor:
     vals: list[torch.Tensor | None] = [None] * len(nodes)
     vals[0] = x
     for i in range(1, len(nodes)):
         node = nodes[i]
         if node["op"] == "output":
             return vals[node["in"][0]]
+        if node["op"] == "labels":
+            vals[i] = labels
+            continue
         vals[i] = apply_node(node, mods[i], [vals[j] for j in node["in"]])
         for j in free.get(i, ()):
             vals[j] = None
@@ -266,8 +294,8 @@ def _check_node(i: int, node: Any, names: set[str]) -> None:
     if not isinstance(node, dict) or node.get("op") not in OPS:
         raise damaged(f"node {i} is {node!r:.80}")
     op, ins = node["op"], node.get("in", [])
-    if op == "input":
-        if i != 0 or set(node) != {"op"}:
+    if op in ("input", "labels"):
+        if i != ("input", "labels").index(op) or set(node) != {"op"}:
             raise damaged(f"node {i} is an input")
         return
     if i == 0 or not isinstance(ins, list) or not all(isinstance(j, int) and not isinstance(j, bool) and 0 <= j < i
@@ -297,12 +325,28 @@ def _check_node(i: int, node: Any, names: set[str]) -> None:
     elif op == "interpolate":
         allowed |= set(INTERP_KEYS)
         _check_ints([v for k, v in node.items() if k in INTERP_KEYS and not isinstance(v, str)], f"node {i}")
+    elif op in RESHAPES:
+        _check_reshape(i, node, allowed)
     elif op == "leaky_relu":
         allowed.add("negative_slope")
         if not is_number(node.get("negative_slope")):
             raise damaged(f"node {i} has slope {node.get('negative_slope')!r}")
     if set(node) - allowed:
         raise damaged(f"node {i} ({op}) has unknown fields {sorted(set(node) - allowed)}")
+
+
+def _check_reshape(i: int, node: dict[str, Any], allowed: set[str]) -> None:
+    if node["op"] == "unsqueeze":
+        allowed.add("dim")
+        dim = node.get("dim")
+        if not isinstance(dim, int) or isinstance(dim, bool) or not -6 <= dim <= 6 or dim == 0:
+            raise damaged(f"node {i} unsqueezes dimension {dim!r}")
+        return
+    allowed.add("shape")
+    shape = node.get("shape")
+    if not isinstance(shape, list) or not 0 < len(shape) <= 5 or shape.count(-1) > 1 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and (s == -1 or 0 < s <= 2**24) for s in shape):
+        raise damaged(f"node {i} reshapes to {shape!r}")
 
 
 def _place(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -369,13 +413,22 @@ def validate_graph(graph: Any, input_shape: Any = None) -> tuple[list[dict[str, 
     return nodes, descs, shape
 
 
-def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> int:
-    """Channels out of one node given its inputs' channels; raises ValueError when they do not fit."""
+def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int | None]) -> int | None:
+    """Channels out of one node given its inputs' channels (None: not known before the graph runs, after
+    a reshape); raises ValueError when they do not fit."""
     op = node["op"]
+    if op == "labels":
+        return 0
+    if op == "reshape":
+        return node["shape"][0] if node["shape"][0] > 0 else None
+    if op == "unsqueeze" or (m is not None and node_kind(m) == "source"):
+        return None
+    if op == "cat":
+        return None if None in ws else sum(ws)
+    if None in ws:
+        return getattr(m, WEIGHT_LAYERS[type(m)].out_attr) if m is not None and node_kind(m) == "producer" else None
     if op in ARITH and len(ws) == 2 and ws[0] != ws[1]:
         raise ValueError(f"{op} of {ws[0]} and {ws[1]} channels")
-    if op == "cat":
-        return sum(ws)
     factor = node.get("factor")
     if m is not None:
         kind = node_kind(m)
@@ -400,10 +453,10 @@ def _width_after(node: dict[str, Any], m: nn.Module | None, ws: list[int]) -> in
 
 
 def _check_widths(nodes: list[dict[str, Any]], mods: dict[str, nn.Module], shape: list[int]) -> None:
-    widths = [shape[0]]
+    widths: list[int | None] = [shape[0]]
     for i, node in enumerate(nodes[1:-1], start=1):
         try:
-            widths.append(_width_after(node, mods.get(node.get("name", "")), [widths[j] for j in node["in"]]))
+            widths.append(_width_after(node, mods.get(node.get("name", "")), [widths[j] for j in node.get("in", [])]))
         except ValueError as exc:
             raise damaged(f"node {i}: {exc}") from None
 
@@ -427,9 +480,13 @@ class ShrunkGraph(nn.Module):
         self._free = free
         self._mods = [self.get_submodule(n["name"]) if n["op"] == "module" else None for n in nodes]
         self.input_shape = tuple(shape)
+        self.conditional = any(n["op"] == "labels" for n in nodes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_graph(self._nodes, self._mods, x, self._free)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional and labels is None:
+            raise InputError("this shrunk generator is class-conditional: call it as model(z, labels) with one "
+                             "integer label per sample")
+        return run_graph(self._nodes, self._mods, x, self._free, labels)
 
 
 # ----------------------------------------------------------------------------- the architecture
