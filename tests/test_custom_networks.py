@@ -200,6 +200,21 @@ def test_exception_in_user_forward_is_the_users_code_failing(tmp_path: Path, mon
     assert "your code custom_nets:Broken (custom_nets.py:" in out and "deliberate failure in the user's forward" in out
 
 
+def test_builtin_digits_give_their_classes_to_a_ten_class_network() -> None:
+    """The real digits' labels line up with the images load_real reads; other class counts get uniform labels."""
+    from gancompress.data.digits import digits_labels
+    from gancompress.data.images import folder_labels, load_real
+    from gancompress.metrics.digits_classifier import load_digits_classifier
+
+    labels = folder_labels("builtin:digits", 10)
+    real = load_real("builtin:digits", size=16, channels=1)
+    assert labels.shape == (len(real),) and torch.equal(labels, digits_labels())
+    with torch.no_grad():  # the bundled classifier agrees with the labels on the images in the same order
+        accuracy = (load_digits_classifier()(real[:300]).argmax(1) == labels[:300]).float().mean().item()
+    assert accuracy > 0.9
+    assert folder_labels("builtin:digits", 3) is None
+
+
 def test_conditional_labels_reach_both_generators_and_the_discriminator(tmp_path: Path) -> None:
     """Teacher and student get the same latents and labels (one packed input); D gets the fakes' labels;
     real images get the labels of their class folder."""

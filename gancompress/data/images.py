@@ -142,7 +142,12 @@ def folder_labels(spec: str | None, num_classes: int) -> torch.Tensor | None:
     """Class labels of a labelled folder tree (one sub-folder per class, sorted by name: the first is
     class 0), in the order :func:`load_real` reads the images; None when ``spec`` is not one.
 
+    ``builtin:digits`` gives its digits' classes to a 10-class network (uniform labels otherwise).
     A tree with another number of class folders than ``num_classes`` is refused."""
+    if spec == "builtin:digits" and num_classes == 10:
+        from .digits import digits_labels
+
+        return digits_labels()
     if spec is None or spec.startswith("builtin:"):
         return None
     folder = Path(spec).expanduser()

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Train one digits member of the zoo (16x16, scikit-learn's 1,797 digits) until its digits-FID stops improving.
+
+Members (the zoo's first member, the bundled DCGAN, is trained by ``examples/train_digits_gan.py``):
+
+  narrow-dcgan  the bundled architecture (``digits-dcgan-g``/``-d``, built in) at ngf 30: 206k generator
+                parameters; non-saturating loss + lazy R1
+  upsample-sn   ``zoo_nets:UpsampleGenerator`` (linear stem, upsample + conv) and
+                ``zoo_nets:SNDiscriminator`` (spectral norm), hinge loss, no R1
+  conditional   ``zoo_nets:ConditionalGenerator`` (``forward(z, labels)``) and
+                ``zoo_nets:ProjectionDiscriminator``, non-saturating loss + lazy R1, the digits' classes
+
+Every ``--eval-every`` steps digits-FID (2,000 samples, the bundled trainer's ruler) is measured;
+training stops after ``--patience`` evaluations without a 2% improvement, and the best G and D
+are written to ``--out`` (default ``runs/zoo/members/<member>.safetensors``) with the curve beside
+it (``.curve.csv``, ``.curve.png``, ``.train.json``). Deterministic on the CPU for a seed.
+
+    OMP_NUM_THREADS=1 python examples/zoo/train_digits_member.py --member narrow-dcgan
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+import zoo_train
+from zoo_train import REPO, DigitsFid, Task, digits_real, latents
+
+MEMBERS = {
+    "narrow-dcgan": {"g": ("digits-dcgan-g", {"nz": 32, "ngf": 30, "nc": 1}), "d": ("digits-dcgan-d", {"ndf": 32, "nc": 1}),
+                     "loop": {}},
+    "upsample-sn": {"g": ("zoo_nets:UpsampleGenerator", {"nz": 32, "ngf": 32}), "d": ("zoo_nets:SNDiscriminator", {"ndf": 32}),
+                    "loop": {"loss": "hinge", "r1_gamma": 0.0, "lr_d": 4e-4, "lr_g": 1e-4}},
+    "conditional": {"g": ("zoo_nets:ConditionalGenerator", {"nz": 32, "ngf": 32, "num_classes": 10}),
+                    "d": ("zoo_nets:ProjectionDiscriminator", {"ndf": 32, "num_classes": 10}), "loop": {}},
+}
+
+
+def build(name: str, kwargs: dict, role: str):
+    """The network and the spec gancompress records for it (built-in name, or ``module:Callable``)."""
+    from gancompress.archs import ArchSpec
+    from gancompress.archs import build as build_builtin
+
+    if ":" not in name:
+        return build_builtin(ArchSpec(name, kwargs)), ArchSpec(name, kwargs)
+    import zoo_nets
+
+    net = getattr(zoo_nets, name.split(":")[1])(**kwargs)
+    return net, zoo_train.custom_spec(name, kwargs, role)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--member", choices=sorted(MEMBERS), required=True)
+    p.add_argument("--fid-samples", type=int, default=2000)
+    p.add_argument("--out", type=Path, default=None)
+    known, _ = p.parse_known_args(argv)
+    zoo_train.loop_arguments(p, **MEMBERS[known.member]["loop"])
+    args = p.parse_args(argv)
+    out = args.out or REPO / "runs" / "zoo" / "members" / f"{args.member}.safetensors"
+    if out.exists() and not args.force:
+        p.error(f"{out} exists; pass --force to overwrite it (or choose --out)")
+    torch.set_num_threads(args.threads)
+    cfg = zoo_train.loop_config(args)
+    torch.manual_seed(cfg.seed)
+    member = MEMBERS[args.member]
+    (g, g_spec), (d, d_spec) = build(*member["g"], "generator"), build(*member["d"], "discriminator")
+    classes = member["g"][1].get("num_classes")
+    shape = getattr(g, "input_shape", (member["g"][1]["nz"], 1, 1))
+    fid = DigitsFid(args.fid_samples)
+    task = Task(real=digits_real(labels=bool(classes)), inputs=latents(shape, classes),
+                score=lambda net: fid(net, conditional=bool(classes)))
+    print(f"{args.member}: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; "
+          f"{cfg}")
+    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True))
+    provenance.update(member=args.member, script="examples/zoo/train_digits_member.py", data="builtin:digits (16x16)",
+                      metric=f"digits-FID, {args.fid_samples} samples vs the 1,797 real digits")
+    zoo_train.finish(g, g_spec, d, d_spec, provenance, out, "digits-FID", force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

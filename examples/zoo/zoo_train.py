@@ -1,0 +1,269 @@
+"""What every zoo training script shares: the GAN loop with early stopping, the rulers, the curve, the save.
+
+The loop (:func:`train`) alternates one discriminator and one generator step (non-saturating or
+hinge loss, optional lazy R1 penalty on D), scores the generator every ``eval_every`` steps with
+a ruler (lower is better: digits-FID, or minus PSNR for super-resolution), keeps the best
+generator and discriminator, and stops when ``patience`` evaluations in a row have not beaten
+the best by ``min_delta`` (relative), or at ``max_steps``. So each member is trained until its
+score stops improving, and continued training cannot pass for recovery.
+
+:func:`finish` writes, next to the checkpoint, ``<name>.curve.csv``, ``<name>.train.json`` (the
+provenance: seed, options, best step, the curve) and ``<name>.curve.png`` when matplotlib is
+there; the checkpoint is a gancompress project file (``formats.checkpoint.save_bundle``) that
+every command reads (with ``--arch``/``--d-arch`` for the networks of ``zoo_nets``).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+for path in (REPO, REPO / "examples", HERE):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from train_digits_gan import classifier_features, frechet_distance, gaussian_fit  # noqa: E402  (the bundled GAN's ruler)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How long and how a member trains; every field is written into its provenance."""
+
+    max_steps: int = 12_000
+    batch: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    loss: str = "ns"  # "ns" (softplus) or "hinge"
+    r1_gamma: float = 1.0  # 0: no R1 penalty
+    r1_every: int = 4
+    eval_every: int = 500
+    adv_weight: float = 1.0  # G's adversarial term (paired tasks add an L1 to the target with weight 1)
+    patience: int = 4  # evaluations without a better score before stopping
+    min_delta: float = 0.02  # relative improvement that counts as better
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("ns", "hinge"):
+            raise ValueError(f"loss must be 'ns' or 'hinge', got {self.loss!r}")
+        if min(self.max_steps, self.batch, self.eval_every, self.patience, self.r1_every) < 1:
+            raise ValueError("max_steps, batch, eval_every, patience and r1_every must be positive")
+
+
+@dataclass
+class Task:
+    """What differs between members: ``real(batch, gen) -> (x, labels | None)``, ``inputs(batch, gen) ->
+    (G's input, labels | None, target | None)`` (a target adds an L1 term: super-resolution) and
+    ``score(g) -> float`` (lower is better, G in eval mode)."""
+
+    real: Callable
+    inputs: Callable
+    score: Callable
+
+
+def call(net: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    return net(x) if labels is None else net(x, labels)
+
+
+def d_loss(loss: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    if loss == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def g_loss(loss: str, fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean() if loss == "hinge" else F.softplus(-fake).mean()
+
+
+def _r1(d, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(call(d, x, labels).sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def _optimizers(g, d, cfg: LoopConfig):
+    betas = (0.5, 0.999)
+    c = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0  # lazy R1 (StyleGAN2's scaling)
+    return (torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=betas),
+            torch.optim.Adam(d.parameters(), lr=cfg.lr_d * c, betas=(betas[0] ** c, betas[1] ** c)))
+
+
+def _step(g, d, opt_g, opt_d, task: Task, cfg: LoopConfig, step: int, gen: torch.Generator) -> tuple[float, float]:
+    x, y = task.real(cfg.batch, gen)
+    z, zy, _ = task.inputs(cfg.batch, gen)
+    with torch.no_grad():
+        fake = call(g, z, zy)
+    loss_d = d_loss(cfg.loss, call(d, x, y), call(d, fake, zy))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
+        (0.5 * cfg.r1_gamma * cfg.r1_every * _r1(d, x, y)).backward()
+    opt_d.step()
+    z, zy, target = task.inputs(cfg.batch, gen)
+    fake = call(g, z, zy)
+    loss_g = cfg.adv_weight * g_loss(cfg.loss, call(d, fake, zy))
+    if target is not None:
+        loss_g = loss_g + F.l1_loss(fake, target)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def _evaluate(g, task: Task) -> float:
+    g.eval()
+    with torch.no_grad():
+        value = float(task.score(g))
+    g.train()
+    return value
+
+
+def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print) -> dict:
+    """Train until the score stops improving; load the best G and D back; return the provenance."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    opt_g, opt_d = _optimizers(g, d, cfg)
+    best = {"score": float("inf"), "step": 0, "g": copy.deepcopy(g.state_dict()), "d": copy.deepcopy(d.state_dict())}
+    history, stale, started, losses = [], 0, time.time(), [0.0, 0.0]
+    step = 0
+    for step in range(1, cfg.max_steps + 1):
+        ld, lg = _step(g, d, opt_g, opt_d, task, cfg, step, gen)
+        losses = [losses[0] + ld, losses[1] + lg]
+        if step % cfg.eval_every:
+            continue
+        score = _evaluate(g, task)
+        better = score < best["score"] - cfg.min_delta * abs(best["score"]) if best["step"] else True
+        history.append({"step": step, "score": round(score, 4), "loss_d": round(losses[0] / cfg.eval_every, 4),
+                        "loss_g": round(losses[1] / cfg.eval_every, 4), "seconds": round(time.time() - started, 1)})
+        losses, stale = [0.0, 0.0], 0 if better else stale + 1
+        if better or score < best["score"]:
+            best.update(score=score, step=step, g=copy.deepcopy(g.state_dict()), d=copy.deepcopy(d.state_dict()))
+        log(f"step {step:6d}  D {history[-1]['loss_d']:.3f}  G {history[-1]['loss_g']:.3f}  score {score:.3f}"
+            f"{'  * best' if best['step'] == step else ''}  ({history[-1]['seconds']:.0f} s)")
+        if stale >= cfg.patience:
+            log(f"stopped: {cfg.patience} evaluations without a {cfg.min_delta:.0%} improvement")
+            break
+    g.load_state_dict(best["g"])
+    d.load_state_dict(best["d"])
+    return {"loop": asdict(cfg), "best_step": best["step"], "best_score": round(best["score"], 4), "steps": step,
+            "stopped_early": stale >= cfg.patience, "curve": history, "train_seconds": round(time.time() - started, 1)}
+
+
+# --------------------------------------------------------------------------- rulers
+
+
+class DigitsFid:
+    """digits-FID as the bundled GAN's trainer measures it: the bundled classifier's features of ``n``
+    generated digits (fixed latents, uniform labels for a conditional G) against all 1,797 real ones."""
+
+    def __init__(self, n: int = 2000, seed: int = 10_000) -> None:
+        from gancompress.data.digits import digits_images
+        from gancompress.metrics.digits_classifier import load_digits_classifier
+
+        self.clf = load_digits_classifier()
+        self.real_fit = gaussian_fit(classifier_features(self.clf, digits_images(16)))
+        gen = torch.Generator().manual_seed(seed)
+        self.z = torch.randn(n, 32, generator=gen)
+        self.labels = torch.randint(10, (n,), generator=gen)
+
+    def __call__(self, g, conditional: bool = False) -> float:
+        z = self.z.reshape(len(self.z), *g.input_shape) if hasattr(g, "input_shape") else self.z[:, :, None, None]
+        fake = torch.cat([call(g, z[i:i + 500], self.labels[i:i + 500] if conditional else None)
+                          for i in range(0, len(z), 500)])
+        return frechet_distance(*gaussian_fit(classifier_features(self.clf, fake)), *self.real_fit)
+
+
+def digits_real(labels: bool = False) -> Callable:
+    """``real(batch, gen)`` over the 1,797 digits (16x16, [-1, 1]), with their classes when ``labels``."""
+    from gancompress.data.digits import digits_images, digits_labels
+
+    images, classes = digits_images(16), digits_labels()
+
+    def real(batch: int, gen: torch.Generator):
+        idx = torch.randint(len(images), (batch,), generator=gen)
+        return images[idx], (classes[idx] if labels else None)
+    return real
+
+
+def latents(shape: tuple[int, ...], num_classes: int | None = None) -> Callable:
+    def inputs(batch: int, gen: torch.Generator):
+        z = torch.randn(batch, *shape, generator=gen)
+        return z, (torch.randint(num_classes, (batch,), generator=gen) if num_classes else None), None
+    return inputs
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
+    """``<out>.curve.csv``, ``<out>.train.json`` and, with matplotlib, ``<out>.curve.png``."""
+    stem = out.with_suffix("")
+    written = [stem.with_suffix(".curve.csv"), stem.with_suffix(".train.json")]
+    with open(written[0], "w", newline="") as f:
+        rows = csv.DictWriter(f, fieldnames=["step", "score", "loss_d", "loss_g", "seconds"])
+        rows.writeheader()
+        rows.writerows(provenance["curve"])
+    written[1].write_text(json.dumps(provenance, indent=2) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=100)
+    ax.plot([r["step"] for r in provenance["curve"]], [r["score"] for r in provenance["curve"]], marker="o")
+    ax.axvline(provenance["best_step"], color="gray", linestyle="--", label=f"best (step {provenance['best_step']})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{stem.name}: {metric} while training")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".curve.png"))
+    plt.close(fig)
+    return written + [stem.with_suffix(".curve.png")]
+
+
+def finish(g, g_spec, d, d_spec, provenance: dict, out: Path, metric: str, force: bool = False) -> None:
+    """Save G and D as a project checkpoint at ``out`` (G and D in eval mode) and the curve beside it."""
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    provenance = {**provenance, "torch": torch.__version__,
+                  "g_params": sum(p.numel() for p in g.parameters()), "d_params": sum(p.numel() for p in d.parameters())}
+    save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec, meta={"provenance": provenance}), out, force=force)
+    files = write_curve(provenance, out, metric)
+    print(f"best {metric} {provenance['best_score']:.3f} at step {provenance['best_step']} of {provenance['steps']}; "
+          f"wrote {out} and {', '.join(p.name for p in files)}")
+
+
+def custom_spec(target: str, kwargs: dict, role: str = "generator"):
+    """The recorded architecture of a ``zoo_nets`` network (what ``--arch``/``--d-arch`` records)."""
+    from gancompress.loading import LoadOptions
+
+    options = LoadOptions(arch=target, arch_kwargs=kwargs) if role == "generator" else \
+        LoadOptions(d_arch=target, d_arch_kwargs=kwargs)
+    return options.custom_spec(role)
+
+
+def loop_arguments(parser, **defaults) -> None:
+    """The options every script shares (``defaults`` override LoopConfig's per member)."""
+    base = {**asdict(LoopConfig()), **defaults}
+    for name, value in base.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+
+
+def loop_config(args) -> LoopConfig:
+    return LoopConfig(**{k: getattr(args, k) for k in asdict(LoopConfig())})

@@ -1,0 +1,102 @@
+"""The zoo's training loop (examples/zoo/zoo_train.py): early stop on a plateau, best G/D restored, seeded runs repeat."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator
+
+ZOO = Path(__file__).resolve().parents[1] / "examples" / "zoo"
+sys.path.insert(0, str(ZOO))
+import zoo_train  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _task(scores: list[float], seen: list[dict]) -> zoo_train.Task:
+    """A task whose score follows ``scores`` and that remembers G's weights at every evaluation."""
+    real = zoo_train.digits_real()
+    calls = iter(scores)
+
+    def score(g) -> float:
+        seen.append({k: v.clone() for k, v in g.state_dict().items()})
+        return next(calls)
+    return zoo_train.Task(real=real, inputs=zoo_train.latents((8, 1, 1)), score=score)
+
+
+def _nets():
+    torch.manual_seed(0)
+    return DigitsGenerator(8, 2, 1), DigitsDiscriminator(2, 1)
+
+
+def test_stops_after_patience_evaluations_without_improvement_and_restores_the_best():
+    g, d = _nets()
+    seen: list[dict] = []
+    cfg = zoo_train.LoopConfig(max_steps=100, batch=4, eval_every=2, patience=3, min_delta=0.05)
+    # 10 -> 8 is better; 7.9 is not 5% better (no reset) but is kept as the best; two more stale evaluations stop it
+    prov = zoo_train.train(g, d, _task([10.0, 8.0, 7.9, 9.0, 8.5, 1.0], seen), cfg, log=lambda line: None)
+    assert prov["steps"] == 10 and prov["stopped_early"] and len(prov["curve"]) == 5
+    assert prov["best_step"] == 6 and prov["best_score"] == 7.9
+    assert [r["step"] for r in prov["curve"]] == [2, 4, 6, 8, 10]
+    for key, value in g.state_dict().items():
+        assert torch.equal(value, seen[2][key]), key
+    assert not all(torch.equal(v, seen[-1][k]) for k, v in g.state_dict().items())
+
+
+def test_runs_to_max_steps_while_improving_and_repeats_for_a_seed():
+    results = []
+    for _ in range(2):
+        g, d = _nets()
+        prov = zoo_train.train(g, d, _task([5.0, 4.0, 3.0], []), zoo_train.LoopConfig(max_steps=6, batch=4, eval_every=2),
+                               log=lambda line: None)
+        assert prov["steps"] == 6 and not prov["stopped_early"] and prov["best_step"] == 6
+        results.append((g.state_dict(), d.state_dict()))
+    for first, second in zip(*results):
+        for key in first:
+            assert torch.equal(first[key], second[key]), key
+
+
+def test_hinge_and_non_saturating_losses():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
+    assert zoo_train.d_loss("hinge", real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1.5) / 2)
+    assert zoo_train.g_loss("hinge", fake).item() == pytest.approx(0.75)
+    assert zoo_train.d_loss("ns", real, fake).item() == pytest.approx(
+        (torch.nn.functional.softplus(-real).mean() + torch.nn.functional.softplus(fake).mean()).item())
+    with pytest.raises(ValueError, match="loss"):
+        zoo_train.LoopConfig(loss="wgan")
+
+
+@pytest.mark.parametrize("g_name, g_kw, d_name, d_kw, x", [
+    ("UpsampleGenerator", {"nz": 8, "ngf": 2}, "SNDiscriminator", {"ndf": 2}, (3, 8)),
+    ("ConditionalGenerator", {"nz": 8, "ngf": 2, "num_classes": 10}, "ProjectionDiscriminator", {"ndf": 2, "num_classes": 10},
+     (3, 9)),
+    ("SRGenerator", {"nf": 4, "blocks": 1, "patch": 8}, "SRDiscriminator", {"ndf": 2}, (3, 3, 8, 8)),
+])
+def test_zoo_networks_round_trip_through_the_custom_network_contract(tmp_path, g_name, g_kw, d_name, d_kw, x):
+    """A member saved as the scripts save it loads back with --arch/--d-arch and computes the same outputs."""
+    import zoo_nets
+
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+    from gancompress.generation import generator_info
+    from gancompress.loading import LoadOptions, load_bundle
+
+    torch.manual_seed(0)
+    g, d = getattr(zoo_nets, g_name)(**g_kw).eval(), getattr(zoo_nets, d_name)(**d_kw).eval()
+    path = save_bundle(GanBundle(g, zoo_train.custom_spec(f"zoo_nets:{g_name}", g_kw), d,
+                                 zoo_train.custom_spec(f"zoo_nets:{d_name}", d_kw, "discriminator")), tmp_path / "m.safetensors")
+    bundle = load_bundle(LoadOptions(source=str(path), arch=f"zoo_nets:{g_name}", d_arch=f"zoo_nets:{d_name}"))
+    inputs = torch.rand(*x)
+    if "num_classes" in g_kw:
+        inputs[:, -1] = torch.tensor([0.0, 3.0, 9.0])
+        expected = g(inputs[:, :-1], inputs[:, -1].long())
+    else:
+        expected = g(inputs)
+    with torch.no_grad():
+        assert torch.allclose(bundle.generator(inputs), expected, atol=1e-6)
+    info = generator_info(bundle)
+    assert info.input_kind == ("image" if g_name == "SRGenerator" else "noise")
+    assert info.num_classes == g_kw.get("num_classes")
+    assert type(bundle.discriminator).__name__ == d_name
