@@ -78,6 +78,8 @@ def rank_whole(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     if rms and not gran.single:
         return None
     raw = gran.unit_scores(weight, geo, previous, key, opts)
+    if gran.name == "element" and not rms:
+        return _element_ranked(key, weight, previous, raw, score, resorted)
     size, live = gran.unit_size(geo, opts), _live_units(weight, geo, previous, gran, opts)
     positive = raw > 0
     whole = bool(((live == 0) | (live == size)).all()) and bool(((live > 0) == positive).all())
@@ -90,6 +92,33 @@ def rank_whole(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     units_shape = tuple(raw.shape)
     return WholeRanked(key, tuple(weight.shape), weight.numel(), zeros, size, int(torch.count_nonzero(droppable)), dead,
                        score, resorted), units_shape
+
+
+def _element_ranked(key: str, weight: torch.Tensor, previous: torch.Tensor | None, raw: torch.Tensor,
+                    score: Callable[[], torch.Tensor], resorted: Callable[[], object]) -> tuple[WholeRanked, tuple[int, ...]] | None:
+    """:func:`rank_whole` for single weights counted a slab at a time (no weight-sized bool beside the
+    scores): a weight scores above zero only when it is nonzero and not masked before, so the units are
+    whole when as many score above zero as are live; the one always kept is the best (``argmax``)."""
+    n = raw.numel()
+    positive = _count(raw.reshape(-1), lambda part: part > 0)
+    live = _count(weight.detach().reshape(-1), lambda part: part != 0) if previous is None else \
+        _count_pairs(weight.detach().reshape(-1), previous.reshape(-1))
+    if positive != live:
+        return None
+    dead = n - positive - (1 if n and positive == 0 else 0)  # the kept best unit is dead only when all are
+    return WholeRanked(key, tuple(weight.shape), n, n - positive, 1, max(0, n - 1), dead, score, resorted), tuple(raw.shape)
+
+
+_SLAB = 1 << 22
+
+
+def _count(flat: torch.Tensor, test: Callable[[torch.Tensor], torch.Tensor]) -> int:
+    return sum(int(torch.count_nonzero(test(flat[i:i + _SLAB]))) for i in range(0, flat.numel(), _SLAB))
+
+
+def _count_pairs(flat: torch.Tensor, previous: torch.Tensor) -> int:
+    return sum(int(torch.count_nonzero((flat[i:i + _SLAB] != 0) & previous[i:i + _SLAB].to(torch.bool)))
+               for i in range(0, flat.numel(), _SLAB))
 
 
 def _live_units(weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None, gran: Granularity,
