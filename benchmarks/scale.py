@@ -11,7 +11,7 @@ flat across sizes, inspect of the dense 1B checkpoint under a minute on 2 cores.
     python benchmarks/scale.py [--sizes 50M,250M,1B] [--steps inspect,prune-element,...] [--json out.json]
 
 The 1B size needs ~20 GiB of disk for the checkpoint plus its outputs, and memory for the steps
-(the targets put that at ~12 GiB; the element prune's ranking needed ~4.5x the file when last
+(the targets put that at ~12 GiB; the element prune needed ~2.6x the file when last
 measured, so on a shared 24 GiB machine run 1B without ``prune-element`` and with
 ``--export-from block``); leave it out (``--sizes 50M,250M``) on smaller machines.
 """
