@@ -66,6 +66,7 @@ class StepStream:
         self._next, self._it = None, None
 
     def _start(self, step: int) -> None:
+        self.close()
         loader = DataLoader(self.dataset, batch_sampler=_StepBatches(self.order, step, self.bounds),
                             num_workers=self.workers, pin_memory=self.pin_memory, collate_fn=self.collate,
                             persistent_workers=False, prefetch_factor=2 if self.workers else None)
@@ -82,7 +83,11 @@ class StepStream:
             raise type(exc)(_worker_message(str(exc))) from None
 
     def close(self) -> None:
-        self._it, self._next = None, None
+        """Stop the worker processes now (not when the iterator happens to be collected)."""
+        it, self._it, self._next = self._it, None, None
+        shutdown = getattr(it, "_shutdown_workers", None)  # the multi-process iterator's own clean stop
+        if shutdown is not None:
+            shutdown()
 
 
 def open_real(spec: str, *, size: int, channels: int, value_range: tuple[float, float] = (-1.0, 1.0)):

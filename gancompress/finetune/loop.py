@@ -87,13 +87,17 @@ def run_finetune(config: FinetuneConfig, on_event: OnEvent | None = None,
     device = resolve_device(config.run.device)
     with activated(init_world(config.run.device)) as world:
         device = device_for(world, device)
-        return _run(config, paths, device, world, (on_event, should_stop), started)
+        setup = build_setup(config)
+        try:
+            return _run(config, setup, paths, device, world, (on_event, should_stop), started)
+        finally:  # no DataLoader worker outlives the run (one left at exit is killed and fails the process)
+            if getattr(setup.sampler, "stream", None) is not None:
+                setup.sampler.stream.close()
 
 
-def _run(config: FinetuneConfig, paths: RunPaths, device, world: World | None,
+def _run(config: FinetuneConfig, setup: Setup, paths: RunPaths, device, world: World | None,
          callbacks: tuple[OnEvent | None, ShouldStop | None], started: float) -> FinetuneResult:
     main = world is None or world.is_main
-    setup = build_setup(config)
     trainer = Trainer(setup, config, device, world)
     metrics: dict[str, float] = {}
     if config.run.resume:
