@@ -6,10 +6,14 @@ every cell (``element`` at 80/90/95%, ``filter`` at 50/75%) x every method x eve
 ``gancompress.sweep`` cell: prune the dense member to that overall sparsity (the tiny output layer
 dense, ``keep_dense auto``), recover it for ``--steps`` (default: 15% of the steps the member was
 trained for, its recorded ``best_step``), and measure digits-FID on ``--samples`` generated
-digits (same latents for every model). Beside them, per method and seed, the **dense control**:
-the same recovery on the unpruned member (sparsity 0). The figure of merit is the FID ratio to
-the dense control of the same method; the ratio to the teacher (the member as trained) is
-shown beside it.
+digits (same latents for every model; a class-conditional member gets uniform labels, the same
+for every model). Beside them, per method and seed, the **dense control**: the same recovery on
+the unpruned member (sparsity 0). The figure of merit is the FID ratio to the dense control of
+the same method; the ratio to the teacher (the member as trained) is shown beside it.
+
+The image-to-image member (``sr-x2``) recovers on the training photographs (``--photos``/train)
+and is scored by PSNR and SSIM of its outputs on the full held-out photographs (``--photos``/heldout)
+against their ground truth; its figure of merit is the PSNR difference to its dense control in dB.
 
 Cells are recorded as they finish (``runs/zoo/<member>/cells/*/result.json``): an interrupted
 run resumes, ``--shard K/N`` lets N processes share the output, and a second run of a finished
@@ -31,6 +35,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_CODE = REPO / "examples" / "zoo"
@@ -44,15 +49,29 @@ METHODS = ("distill-adv", "distill", "hybrid", "self-supervised", "finetune")
 # Where trained members are looked for (the first folder holding the file): the training scripts' output,
 # then the small members kept in git (under 1 MB each).
 MEMBER_DIRS = (REPO / "runs" / "zoo" / "members", ZOO_CODE / "members")
-# name: (checkpoint file under --members-dir, or a built-in source; --arch; --d-arch; how it is trained)
+
+
+class Member(NamedTuple):
+    file: str  # checkpoint file under --members-dir, or a built-in source
+    arch: str | None  # --arch / --d-arch for the networks gancompress does not know
+    d_arch: str | None
+    script: str  # how it is trained
+    photos: bool = False  # image-to-image: recovered on --photos/train, scored by PSNR/SSIM on --photos/heldout
+
+
 MEMBERS = {
-    "bundled": ("builtin:digits-dcgan", None, None, "examples/train_digits_gan.py"),
-    "narrow-dcgan": ("narrow-dcgan.safetensors", None, None, "examples/zoo/train_digits_member.py --member narrow-dcgan"),
-    "upsample-sn": ("upsample-sn.safetensors", "zoo_nets:UpsampleGenerator", "zoo_nets:SNDiscriminator",
-                    "examples/zoo/train_digits_member.py --member upsample-sn"),
-    "conditional": ("conditional.safetensors", "zoo_nets:ConditionalGenerator", "zoo_nets:ProjectionDiscriminator",
-                    "examples/zoo/train_digits_member.py --member conditional"),
+    "bundled": Member("builtin:digits-dcgan", None, None, "examples/train_digits_gan.py"),
+    "narrow-dcgan": Member("narrow-dcgan.safetensors", None, None, "examples/zoo/train_digits_member.py --member narrow-dcgan"),
+    "upsample-sn": Member("upsample-sn.safetensors", "zoo_nets:UpsampleGenerator", "zoo_nets:SNDiscriminator",
+                          "examples/zoo/train_digits_member.py --member upsample-sn"),
+    "conditional": Member("conditional.safetensors", "zoo_nets:ConditionalGenerator", "zoo_nets:ProjectionDiscriminator",
+                          "examples/zoo/train_digits_member.py --member conditional"),
+    "sr-x2": Member("sr-x2.safetensors", "zoo_nets:SRGenerator", "zoo_nets:SRDiscriminator",
+                    "examples/zoo/train_sr_member.py --write-photos runs/zoo/photos", photos=True),
 }
+# The figure of merit per kind of member: digits-FID (lower is better, a ratio to the control) or
+# PSNR to the held-out ground truth (higher is better, a difference in dB to the control).
+METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 SMOKE = {"steps": 2, "samples": 64, "seeds": "0", "cells": "element:0.9", "methods": "distill-adv"}
 
 
@@ -73,7 +92,7 @@ def member_source(name: str, members_dir: Path | None = None):
 
     if name not in MEMBERS:
         raise SystemExit(f"error: unknown member {name!r}; the zoo has {', '.join(MEMBERS)}")
-    file, arch, d_arch, script = MEMBERS[name]
+    file, arch, d_arch, script, _ = MEMBERS[name]
     folders = [members_dir] if members_dir else [d for d in MEMBER_DIRS if (d / file).exists()] or [MEMBER_DIRS[0]]
     source = file if file.startswith("builtin:") else str(folders[0] / file)
     if not file.startswith("builtin:") and not Path(source).exists():
@@ -84,6 +103,18 @@ def member_source(name: str, members_dir: Path | None = None):
     if trained < 1:
         raise SystemExit(f"error: {source} records no training steps (provenance best_step); pass --steps")
     return source, load, trained
+
+
+def photo_folders(name: str, photos: Path) -> tuple[str, str | None]:
+    """(recovery --data, held-out test images or None) of one member; exits with a hint when the photographs are missing."""
+    if not MEMBERS[name].photos:
+        return "builtin:digits", None
+    folders = photos / "train", photos / "heldout"
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} missing: write the photographs with "
+                         f"`python examples/zoo/train_sr_member.py --write-photos {photos}` (or pass --photos)")
+    return str(folders[0]), str(folders[1])
 
 
 def budget(trained: int, steps: int | None = None) -> int:
@@ -97,20 +128,22 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     from gancompress.sweep import SweepConfig, sweep
 
     source, load, trained = member_source(name, args.members_dir)
+    data, heldout = photo_folders(name, args.photos)
     steps = budget(trained, args.steps)
     grid = {"element": sorted({0.0, *(s for g, s in cells if g == "element")})}
     if any(g == "filter" for g, _ in cells):
         grid["filter"] = sorted(s for g, s in cells if g == "filter")
     records, dense, ran = [], None, 0
     for gran, sparsities in grid.items():
-        cfg = SweepConfig.from_options(source=source, data="builtin:digits", out_dir=args.out / name, sparsities=sparsities,
+        cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
                                        granularities=(gran,), methods=methods, seeds=seeds, steps=steps,
-                                       num_samples=args.samples, device=args.device, keep_checkpoints=False, load=load)
+                                       num_samples=args.samples, test_data=heldout, fid=heldout is None,
+                                       device=args.device, keep_checkpoints=False, load=load)
         result = sweep(cfg, on_event=_progress(name), shard=shard)
         records += result.cells
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
-            "cells": records, "ran": ran}
+            "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
 
 
 def _progress(member: str):
@@ -118,28 +151,39 @@ def _progress(member: str):
         info = event.info
         if event.stage == "sweep" and info.get("event") == "cell-done":
             r = info["record"]
-            print(f"  {member} {info['cell']}: FID {r['fid']:.2f} ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            score = f"FID {r['fid']:.2f}" if r.get("fid") is not None else f"PSNR {r['psnr_gt']:.2f} dB, SSIM {r['ssim_gt']:.4f}"
+            print(f"  {member} {info['cell']}: {score} ({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
     return show
 
 
+def versus(metric: str, value: float, base: float | None) -> float | None:
+    """``value`` against ``base``: the FID ratio, or the PSNR difference in dB (negative: worse)."""
+    if base is None:
+        return None
+    return value - base if metric == "psnr_gt" else value / base
+
+
 def rows(run: dict) -> list[dict]:
-    """One row per (granularity, sparsity, method): FID mean/std over seeds, ratio to the control and to the teacher."""
+    """One row per (granularity, sparsity, method): the metric's mean/std over seeds (FID, or PSNR to the held-out
+    ground truth with its SSIM) and the metric against the dense control and the teacher (``versus``)."""
+    metric = run.get("metric", "fid")
     groups: dict[tuple, list[dict]] = {}
     for c in run["cells"]:
         groups.setdefault((c["granularity"], c["sparsity"], c["method"]), []).append(c)
-    control = {m: statistics.fmean(c["fid"] for c in items) for (g, s, m), items in groups.items() if s == 0.0}
-    teacher = run["dense"]["fid"]
+    control = {m: statistics.fmean(c[metric] for c in items) for (g, s, m), items in groups.items() if s == 0.0}
+    teacher = run["dense"][metric]
     out = []
     for (gran, sparsity, method), items in sorted(groups.items()):
-        fids = [c["fid"] for c in items]
-        fid = statistics.fmean(fids)
-        base = control.get(method)
+        values = [c[metric] for c in items]
+        value = statistics.fmean(values)
+        ssim = [c["ssim_gt"] for c in items if c.get("ssim_gt") is not None]
         out.append({"member": run["member"], "granularity": "dense control" if sparsity == 0.0 else gran,
-                    "sparsity": sparsity, "method": method, "fid": fid,
-                    "fid_std": statistics.stdev(fids) if len(fids) > 1 else 0.0,
-                    "x_control": fid / base if base else None, "x_teacher": fid / teacher,
+                    "sparsity": sparsity, "method": method, "metric": metric, "value": value,
+                    "value_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "ssim_gt": statistics.fmean(ssim) if ssim else None,
+                    "vs_control": versus(metric, value, control.get(method)), "vs_teacher": versus(metric, value, teacher),
                     "achieved": statistics.fmean(c["achieved_sparsity"] for c in items),
-                    "seeds": sorted(c["seed"] for c in items)})
+                    "seeds": sorted(c["seed"] for c in items), "seconds": [c["seconds"] for c in items]})
     return out
 
 
@@ -147,18 +191,35 @@ def _num(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _score(r: dict) -> str:
+    if r["metric"] == "psnr_gt":
+        return f"PSNR {r['value']:.2f} ± {r['value_std']:.2f} dB, SSIM {_num(r['ssim_gt'], '.4f')}"
+    return f"FID {r['value']:.2f} ± {r['value_std']:.2f}"
+
+
+def _versus(value: float | None, metric: str) -> str:
+    return _num(value, "+.2f") + " dB" if metric == "psnr_gt" and value is not None else _num(value, ".2f")
+
+
 def markdown(runs: list[dict], samples: int) -> str:
-    lines = ["| member (teacher FID, trained steps, recovery steps) | cell | method | achieved | FID (mean ± std) | "
-             "x dense control | x teacher | seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| member (teacher, trained steps, recovery steps) | cell | method | achieved | score (mean ± std) | "
+             "vs dense control | vs teacher | seeds |", "|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        head = f"{run['member']} ({run['dense']['fid']:.2f}, {run['trained_steps']:,}, {run['steps']:,})"
+        metric = run.get("metric", "fid")
+        teacher = f"{METRICS[metric == 'psnr_gt'][1]} {run['dense'][metric]:.2f}"
+        head = f"{run['member']} ({teacher}, {run['trained_steps']:,}, {run['steps']:,})"
         for r in rows(run):
             cell = "dense control (0%)" if r["sparsity"] == 0.0 else f"{r['granularity']} {100 * r['sparsity']:g}%"
-            lines.append(f"| {head} | {cell} | {r['method']} | {100 * r['achieved']:.1f}% | {r['fid']:.2f} ± "
-                         f"{r['fid_std']:.2f} | {_num(r['x_control'], '.2f')} | {r['x_teacher']:.2f} | "
+            lines.append(f"| {head} | {cell} | {r['method']} | {100 * r['achieved']:.1f}% | {_score(r)} | "
+                         f"{_versus(r['vs_control'], metric)} | {_versus(r['vs_teacher'], metric)} | "
                          f"{','.join(map(str, r['seeds']))} |")
-    return "\n".join(lines) + f"\n\ndigits-FID on {samples:,} samples per model; the dense control is the same " \
-                              "recovery (method, steps, seed) on the unpruned member.\n"
+    kinds = {run.get("metric", "fid") for run in runs}
+    notes = [f"digits-FID on {samples:,} samples per model (vs: the FID ratio)"] if "fid" in kinds else []
+    if "psnr_gt" in kinds:
+        notes.append("image-to-image members: PSNR/SSIM of the full held-out photographs against their ground truth "
+                     "(vs: the PSNR difference in dB)")
+    return "\n".join(lines) + f"\n\n{'; '.join(notes)}; the dense control is the same recovery (method, steps, seed) " \
+                              "on the unpruned member.\n"
 
 
 def plot_member(run: dict, path: Path) -> Path | None:
@@ -172,15 +233,16 @@ def plot_member(run: dict, path: Path) -> Path | None:
         return None
     lines: dict[tuple[str, str], list[dict]] = {}
     for r in rows(run):
-        if r["sparsity"] > 0 and r["x_control"] is not None:
+        if r["sparsity"] > 0 and r["vs_control"] is not None:
             lines.setdefault((r["granularity"], r["method"]), []).append(r)
     fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=100)
     for (gran, method), items in sorted(lines.items()):
-        ax.plot([100 * r["sparsity"] for r in items], [r["x_control"] for r in items],
+        ax.plot([100 * r["sparsity"] for r in items], [r["vs_control"] for r in items],
                 marker="o" if gran == "element" else "s", label=f"{method} ({gran})")
-    ax.axhline(1.0, color="gray", linestyle="--", label="dense control")
+    sr = run.get("metric") == "psnr_gt"
+    ax.axhline(0.0 if sr else 1.0, color="gray", linestyle="--", label="dense control")
     ax.set_xlabel("target sparsity of all prunable weights (%)")
-    ax.set_ylabel("FID / FID of the dense control")
+    ax.set_ylabel("PSNR - PSNR of the dense control (dB)" if sr else "FID / FID of the dense control")
     ax.set_title(f"zoo: {run['member']}, {run['steps']}-step recovery")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -200,6 +262,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION:.0%} of each member's training)")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
+    p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
+                   help="the SR member's photographs: train/ (recovery) and heldout/ (PSNR/SSIM); default runs/zoo/photos")
     p.add_argument("--members-dir", type=Path, default=None,
                    help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")

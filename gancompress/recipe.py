@@ -39,13 +39,18 @@ class Setting:
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """How each model of a setting is measured: FID samples, the seed of their latents, grid columns."""
+    """How each model of a setting is measured: FID samples, the seed of their latents, grid columns;
+    for an image-to-image generator, ``test_data``: the test images its PSNR/SSIM to the ground truth
+    are measured on (held-out photographs, say; default: the training ``--data``), and ``fid``: False
+    to measure no FID (a handful of test photographs makes no distribution)."""
 
     num_samples: int = 2000
     seed: int = 0
     grid_columns: int = 8
     extractor: str | None = None  # FID features: None = evaluate's default (digits for 16x16 one-channel models)
     quantize: tuple[str, ...] = ()  # also export each model with --quantize SCHEME and measure that file
+    test_data: str | None = None
+    fid: bool = True
 
     def __post_init__(self) -> None:
         if self.extractor is not None:
@@ -91,19 +96,23 @@ def setting_prune_config(sparsity: float, granularity: str = "element", *, alloc
 
 def measure(model_path: str | Path, dense_source: str, num_samples: int, seed: int, device: str,
             load: LoadOptions | None = None, real: str | None = None, *, extractor: str | None = None,
-            amp: str = "none") -> dict[str, Any]:
+            amp: str = "none", test_data: str | None = None, fid: bool = True) -> dict[str, Any]:
     """FID (with ``extractor``; by default digits for 16x16 digits models), PSNR to dense, nonzeros of one
-    generator (``amp``: the generators run under that autocast, as ``evaluate --amp``)."""
+    generator (``amp``: the generators run under that autocast, as ``evaluate --amp``); an image-to-image
+    generator is measured on ``test_data`` (else ``real``), with its PSNR/SSIM to the ground truth
+    (``psnr_gt``, ``ssim_gt``; None for a noise-input one)."""
     from .evaluate import EvaluateConfig, evaluate
 
     references = [] if str(model_path) == dense_source else [dense_source]
     real = None if real == "builtin:digits" else real  # the default for digits models
-    report = evaluate(EvaluateConfig.from_options(sources=[str(model_path)], references=references, fid=True,
+    images = {"data": test_data} if test_data else {"real": real}
+    report = evaluate(EvaluateConfig.from_options(sources=[str(model_path)], references=references, fid=fid,
                                                   num_samples=num_samples, seed=seed, device=device, load=load,
-                                                  real=real, extractor=extractor, amp=amp))
+                                                  extractor=extractor, amp=amp, **images))
     row = report.rows[0].values()
     psnr = row.get("psnr")
     return {"fid": row.get("fid"), "psnr": None if psnr is None or math.isinf(psnr) else psnr,
+            "psnr_gt": row.get("psnr_gt"), "ssim_gt": row.get("ssim_gt"),
             "nonzeros": row.get("nonzeros"), "parameters": row.get("parameters")}
 
 
@@ -122,7 +131,8 @@ def measure_exports(model_path: str | Path, dense_source: str, schemes: tuple[st
         path = folder / f"model.{scheme}.safetensors"
         size = write(path, scheme)
         numbers = measure(path, dense_source, measure_config.num_samples, measure_config.seed, device, load, real,
-                          extractor=measure_config.extractor, amp=amp)
+                          extractor=measure_config.extractor, amp=amp, test_data=measure_config.test_data,
+                          fid=measure_config.fid)
         out[scheme] = {**numbers, "file_bytes": size}
     return float_bytes, out
 

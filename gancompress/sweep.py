@@ -46,7 +46,7 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_dense", "adv_weight", "extractor", "discriminator")
+               "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -134,7 +134,8 @@ class SweepConfig:
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
-                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize") if k in options}
+                    for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
+                    if k in options}
         read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
         recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
         runtime = Runtime.take(options)
@@ -155,7 +156,8 @@ class SweepConfig:
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
-                "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "device": self.device,
+                "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
+                "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}
         return json.loads(json.dumps(flat))
 
@@ -216,7 +218,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
                              discriminator=read.discriminator)
     m = config.measure
     numbers = measure(done.model, read.source, m.num_samples, m.seed, config.device, read.load, read.data,
-                      extractor=m.extractor, amp=runtime.amp)
+                      extractor=m.extractor, amp=runtime.amp, test_data=m.test_data, fid=m.fid)
     bundle = load_bundle(str(done.model), read.load)
     achieved = achieved_sparsity(bundle.generator, bundle.masks)["all"]
     write_samples([("dense", read.source), (cell_key(cell), done.model)], folder / "samples.png", m.grid_columns, m.seed,
@@ -273,7 +275,7 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
     old = {**{k: new[k] for k in LATER_KEYS if k not in old}, "extractor": None, "discriminator": None,  # before the flags
-           **old}
+           "test_data": None, "fid": True, **old}
     changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
@@ -314,7 +316,7 @@ def summarise(cells: list[dict[str, Any]], dense: dict[str, Any] | None) -> list
     for (gran, allocation, method, sparsity, quantize), items in groups.items():
         row = {"granularity": gran, "allocation": allocation, "method": method, "sparsity": sparsity,
                "seeds": sorted(c["seed"] for c in items), "quantize": quantize}
-        for key in ("fid", "psnr", "achieved_sparsity", "nonzeros", "file_bytes"):
+        for key in ("fid", "psnr", "psnr_gt", "ssim_gt", "achieved_sparsity", "nonzeros", "file_bytes"):
             vals = [c[key] for c in items if c.get(key) is not None]
             row[key] = statistics.fmean(vals) if vals else None
             row[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None
@@ -340,14 +342,16 @@ def _order(r: dict[str, Any]) -> tuple:
 
 def markdown_table(table: list[dict[str, Any]], dense: dict[str, Any] | None) -> str:
     """The sweep's table; with ``--quantize``, 8-bit rows (``method + SCHEME``) with their sparse file size and
-    FID over the float model's."""
+    FID over the float model's; with an image-to-image model's test images, PSNR/SSIM to the ground truth."""
     quantized = any(r.get("quantize") for r in table)
-    extra = (" G file | x float FID |", "---|---|") if quantized else ("", "")
+    truth = any(r.get("psnr_gt") is not None for r in table) or bool(dense and dense.get("psnr_gt") is not None)
+    extra = (" G file | x float FID |" if quantized else "") + (" PSNR to GT dB | SSIM to GT |" if truth else "")
     lines = ["| granularity | allocation | method | target | achieved | FID (mean ± std) | x dense | PSNR dB | nonzeros | seeds |"
-             + extra[0], "|---|---|---|---|---|---|---|---|---|---|" + extra[1]]
+             + extra, "|---|---|---|---|---|---|---|---|---|---|" + "---|" * extra.count("|")]
     if dense:
         lines.append(f"| dense | - | - | 0% | 0.0% | {_fmt(dense.get('fid'), '.2f')} | 1.00 | - | "
-                     f"{dense.get('nonzeros', 0):,} | - |" + (" - | - |" if quantized else ""))
+                     f"{dense.get('nonzeros', 0):,} | - |" + (" - | - |" if quantized else "")
+                     + (f" {_fmt(dense.get('psnr_gt'), '.2f')} | {_fmt(dense.get('ssim_gt'), '.4f')} |" if truth else ""))
     for r in sorted(table, key=_order):
         line = (f"| {r['granularity']} | {r.get('allocation', 'uniform')} | {_label(r)} | {100 * r['sparsity']:g}% | "
                 f"{_fmt(100 * (r['achieved_sparsity'] or 0), '.1f')}% | "
@@ -356,12 +360,15 @@ def markdown_table(table: list[dict[str, Any]], dense: dict[str, Any] | None) ->
         if quantized:
             size = r.get("file_bytes")
             line += f" {'n/a' if size is None else f'{size:,.0f} B'} | {_fmt(r.get('fid_vs_float'), '.3f')} |"
+        if truth:
+            line += f" {_fmt(r.get('psnr_gt'), '.2f')} ± {_fmt(r.get('psnr_gt_std'), '.2f')} | {_fmt(r.get('ssim_gt'), '.4f')} |"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
 def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, title: str = "FID vs sparsity") -> Path:
-    """FID vs achieved sparsity, one line per granularity/method (error bars: std over seeds)."""
+    """FID vs achieved sparsity, one line per granularity/method (error bars: std over seeds); PSNR to the
+    ground truth instead when no FID was measured (an image-to-image model on its test images)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -369,21 +376,25 @@ def plot(table: list[dict[str, Any]], dense: dict[str, Any] | None, path: Path, 
 
     from .io_utils import atomic_write
 
+    key = "fid" if any(r["fid"] is not None for r in table) or not any(r.get("psnr_gt") is not None for r in table) \
+        else "psnr_gt"
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in table:
+        if r.get(key) is None:
+            continue
         gran = r["granularity"] if r.get("allocation", "uniform") == "uniform" else f"{r['granularity']}, {r['allocation']}"
         lines.setdefault((gran, _label(r)), []).append(r)
     for (gran, method), rows in sorted(lines.items()):
         rows = sorted(rows, key=lambda r: r["sparsity"])
         xs = [100 * r["sparsity"] for r in rows]
-        ax.errorbar(xs, [r["fid"] for r in rows], yerr=[r["fid_std"] or 0 for r in rows], marker="o", capsize=3,
+        ax.errorbar(xs, [r[key] for r in rows], yerr=[r[f"{key}_std"] or 0 for r in rows], marker="o", capsize=3,
                     label=f"{method} ({gran})")
-    if dense and dense.get("fid") is not None:
-        ax.axhline(dense["fid"], color="gray", linestyle="--", label=f"dense ({dense['fid']:.1f})")
+    if dense and dense.get(key) is not None:
+        ax.axhline(dense[key], color="gray", linestyle="--", label=f"dense ({dense[key]:.1f})")
     ax.set_xlabel("sparsity of all conv weights (%)")
-    ax.set_ylabel("FID (lower is better)")
-    ax.set_yscale("log")
+    ax.set_ylabel("FID (lower is better)" if key == "fid" else "PSNR to the ground truth (dB, higher is better)")
+    ax.set_yscale("log" if key == "fid" else "linear")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -417,8 +428,9 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
     if state.get("dense") is None:
         emit(Event("sweep", 0, len(cells), {"event": "dense"}))
         m = config.measure
-        state["dense"] = {**measure(read.source, read.source, m.num_samples, m.seed, config.device,
-                                   read.load, read.data, extractor=m.extractor, amp=config.runtime.amp), "sparsity": 0.0}
+        state["dense"] = {**measure(read.source, read.source, m.num_samples, m.seed, config.device, read.load, read.data,
+                                    extractor=m.extractor, amp=config.runtime.amp, test_data=m.test_data, fid=m.fid),
+                          "sparsity": 0.0}
         _save_state(config, state)
     ran, skipped = _run_cells(config, cells, state, shard, emit, should_stop)
     return _finish(config, cells, state, ran, skipped)

@@ -1,12 +1,15 @@
-"""benchmarks/zoo.py in --smoke mode on tiny members: the table's rows and ratios, and a resumed re-run that does no work."""
+"""benchmarks/zoo.py in --smoke mode on tiny members: the table's rows and ratios (FID; PSNR/SSIM to the held-out
+ground truth for the SR member), the labels a class-conditional member sees, and a resumed re-run that does no work."""
 from __future__ import annotations
 
 import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gancompress.archs import ArchSpec, build
 from gancompress.formats.checkpoint import GanBundle, save_bundle
@@ -24,7 +27,8 @@ def _zoo():
 
 @pytest.fixture
 def members(tmp_path) -> Path:
-    """A tiny built-in member and a tiny class-conditional ``zoo_nets`` (custom --arch) member, each recording 20 training steps."""
+    """A tiny built-in member, a tiny class-conditional and a tiny SR ``zoo_nets`` (custom --arch) member, each recording
+    20 training steps; ``photos/train`` and ``photos/heldout`` beside them for the SR member."""
     zoo = _zoo()  # puts examples/zoo on the path
     import zoo_train
     import zoo_nets
@@ -40,6 +44,18 @@ def members(tmp_path) -> Path:
                           zoo_nets.ProjectionDiscriminator(**d_kw).eval(),
                           zoo_train.custom_spec("zoo_nets:ProjectionDiscriminator", d_kw, "discriminator"), meta=meta),
                 folder / zoo.MEMBERS["conditional"][0])
+    g_kw, d_kw = {"nf": 8, "blocks": 1, "patch": 12}, {"ndf": 4}
+    save_bundle(GanBundle(zoo_nets.SRGenerator(**g_kw).eval(), zoo_train.custom_spec("zoo_nets:SRGenerator", g_kw),
+                          zoo_nets.SRDiscriminator(**d_kw).eval(),
+                          zoo_train.custom_spec("zoo_nets:SRDiscriminator", d_kw, "discriminator"), meta=meta),
+                folder / zoo.MEMBERS["sr-x2"].file)
+    rng = np.random.default_rng(0)
+    for part, sizes in (("train", [(40, 48), (48, 48), (56, 40)]), ("heldout", [(32, 48), (40, 36)])):
+        (folder / "photos" / part).mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):  # smooth images with some detail: bilinear upsampling does not solve them
+            base = rng.uniform(0, 255, (h // 4, w // 4, 3))
+            image = np.kron(base, np.ones((4, 4, 1))) + rng.normal(0, 12, (h, w, 3))
+            Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / "photos" / part / f"{part}{i}.png")
     return folder
 
 
@@ -57,14 +73,14 @@ def test_zoo_smoke_table_and_resume(members, tmp_path, capsys):
     for member in ("narrow-dcgan", "conditional"):
         for method in ("distill-adv", "distill"):
             control, pruned = rows[member, "dense control", method], rows[member, "element", method]
-            assert control["x_control"] == pytest.approx(1.0) and control["achieved"] == 0.0
-            assert pruned["x_control"] == pytest.approx(pruned["fid"] / control["fid"])
+            assert control["vs_control"] == pytest.approx(1.0) and control["achieved"] == 0.0
+            assert pruned["metric"] == "fid" and pruned["vs_control"] == pytest.approx(pruned["value"] / control["value"])
             assert pruned["achieved"] == pytest.approx(0.9, abs=0.01)
         run = next(r for r in doc["members"] if r["member"] == member)
         # distill on the unpruned member starts at zero loss: its control is the teacher itself
-        assert rows[member, "dense control", "distill"]["x_teacher"] == pytest.approx(1.0, abs=1e-6)
-        assert rows[member, "element", "distill"]["x_teacher"] == pytest.approx(
-            rows[member, "element", "distill"]["fid"] / run["dense"]["fid"])
+        assert rows[member, "dense control", "distill"]["vs_teacher"] == pytest.approx(1.0, abs=1e-6)
+        assert rows[member, "element", "distill"]["vs_teacher"] == pytest.approx(
+            rows[member, "element", "distill"]["value"] / run["dense"]["fid"])
     table = (out / "zoo.md").read_text()
     assert table.count("| narrow-dcgan (") == 4 and table.count("dense control (0%)") == 4
     assert "64 samples" in table
@@ -83,3 +99,91 @@ def test_zoo_budget_is_15_percent_of_the_members_training():
 def test_zoo_refuses_an_untrained_member(tmp_path):
     with pytest.raises(SystemExit, match="train it with"):
         _zoo().main(["--smoke", "--members", "conditional", "--members-dir", str(tmp_path)])
+
+
+def _heldout_psnr(member: Path, photos: Path) -> float:
+    """PSNR (pooled over all pixels) of the member's outputs on the held-out photographs, computed here."""
+    import zoo_nets
+
+    from gancompress.data.pairs import Degradation
+    from gancompress.loading import LoadOptions, load_bundle
+
+    g = load_bundle(LoadOptions(arch="zoo_nets:SRGenerator", d_arch="zoo_nets:SRDiscriminator").for_source(str(member))).generator
+    assert isinstance(g, zoo_nets.SRGenerator)
+    sq = n = 0.0
+    for path in sorted(photos.glob("*.png")):
+        hr = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            out = g.eval()(Degradation(2)(hr, (0.0, 1.0))).clamp(0, 1)
+        sq, n = sq + float(((out.double() - hr.double()) ** 2).sum()), n + hr.numel()
+    return float(10 * np.log10(1 / (sq / n)))
+
+
+def test_zoo_sr_member_is_scored_by_psnr_and_ssim_on_the_heldout_photos(members, tmp_path):
+    zoo, out = _zoo(), tmp_path / "zoo"
+    argv = ["--smoke", "--members", "sr-x2", "--members-dir", str(members), "--photos", str(members / "photos"),
+            "--out", str(out), "--methods", "distill-adv,distill"]
+    assert zoo.main(argv) == 0
+    doc = json.loads((out / "zoo.json").read_text())
+    (run,) = doc["members"]
+    assert run["metric"] == "psnr_gt" and run["test_data"] == str(members / "photos" / "heldout")
+    teacher = run["dense"]["psnr_gt"]
+    assert teacher == pytest.approx(_heldout_psnr(members / "sr-x2.safetensors", members / "photos" / "heldout"), abs=1e-3)
+    assert teacher != pytest.approx(_heldout_psnr(members / "sr-x2.safetensors", members / "photos" / "train"), abs=1e-3)
+    assert run["dense"]["fid"] is None and 0 < run["dense"]["ssim_gt"] <= 1
+    rows = {(r["granularity"], r["method"]): r for r in doc["rows"]}
+    for method in ("distill-adv", "distill"):
+        control, pruned = rows["dense control", method], rows["element", method]
+        assert pruned["metric"] == "psnr_gt" and pruned["achieved"] == pytest.approx(0.9, abs=0.01)
+        assert control["vs_control"] == 0.0  # a difference in dB, not a ratio
+        assert pruned["vs_control"] == pytest.approx(pruned["value"] - control["value"])
+        assert pruned["vs_teacher"] == pytest.approx(pruned["value"] - teacher)
+        assert 0 < pruned["ssim_gt"] <= 1
+    assert rows["dense control", "distill"]["value"] == pytest.approx(teacher, abs=1e-4)  # nothing to distil when dense
+    table = (out / "zoo.md").read_text()
+    assert "| sr-x2 (PSNR " in table and " dB |" in table and "held-out photographs" in table
+
+
+def test_zoo_sr_member_needs_its_photographs(members, tmp_path):
+    with pytest.raises(SystemExit, match="--write-photos"):
+        _zoo().main(["--smoke", "--members", "sr-x2", "--members-dir", str(members), "--photos", str(tmp_path / "none")])
+
+
+def test_zoo_conditional_member_gets_uniform_labels_the_same_for_every_model(members, tmp_path, monkeypatch):
+    """Recovery: the student sees the labels the teacher sees; FID: uniform labels, the same for every model measured."""
+    zoo = _zoo()
+    import zoo_nets
+
+    import gancompress.sweep as sweep_module
+
+    calls: list[tuple[str, bool, torch.Tensor]] = []
+    phase = {"now": "recover"}
+    forward, measure = zoo_nets.ConditionalGenerator.forward, sweep_module.measure
+
+    def spy(self, z, labels):
+        calls.append((phase["now"], torch.is_grad_enabled(), labels.detach().long().clone()))
+        return forward(self, z, labels)
+
+    def measuring(*args, **kwargs):
+        phase["now"] = f"measure {len(calls)}"
+        try:
+            return measure(*args, **kwargs)
+        finally:
+            phase["now"] = "recover"
+
+    monkeypatch.setattr(zoo_nets.ConditionalGenerator, "forward", spy)
+    monkeypatch.setattr(sweep_module, "measure", measuring)
+    assert zoo.main(["--smoke", "--members", "conditional", "--members-dir", str(members), "--out", str(tmp_path / "zoo"),
+                     "--methods", "distill", "--samples", "300"]) == 0
+    student = [tuple(c[2].tolist()) for c in calls if c[0] == "recover" and c[1]]  # trained: with gradients
+    teacher = {tuple(c[2].tolist()) for c in calls if c[0] == "recover" and not c[1]}
+    assert student and all(labels in teacher for labels in student)
+    measured: dict[str, list[torch.Tensor]] = {}
+    for now, _, labels in calls:
+        if now.startswith("measure") and len(labels) > 1:  # not the one-sample shape probe
+            measured.setdefault(now, []).append(labels)
+    assert len(measured) == 3  # the dense member, the dense control and the 90% cell
+    fid_labels = [torch.cat(batches)[:300] for batches in measured.values()]  # the FID sampler comes first
+    assert all(torch.equal(fid_labels[0], other) for other in fid_labels[1:])
+    counts = torch.bincount(fid_labels[0], minlength=10)
+    assert len(counts) == 10 and counts.min() >= 15 and counts.max() <= 45  # uniform over the 10 classes (30 each)

@@ -98,7 +98,8 @@ def _reporter(show: bool, interval: float):
         where = f"[{info.get('index', event.done)}/{event.total}] {info.get('cell', '')}"
         if info["event"] == "cell-done":
             r = info["record"]
-            notice(f"{where}: FID {r['fid']:.2f}, {100 * r['achieved_sparsity']:.1f}% zeros, {r['seconds']:.0f} s")
+            score = f"FID {r['fid']:.2f}" if r.get("fid") is not None else f"PSNR to GT {r.get('psnr_gt') or 0:.2f} dB"
+            notice(f"{where}: {score}, {100 * r['achieved_sparsity']:.1f}% zeros, {r['seconds']:.0f} s")
         elif info["event"] == "cell-skip":
             notice(f"{where}: already done, skipped")
         elif info["event"] == "cell-start":
