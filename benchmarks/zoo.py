@@ -130,14 +130,15 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     source, load, trained = member_source(name, args.members_dir)
     data, heldout = photo_folders(name, args.photos)
     steps = budget(trained, args.steps)
-    grid = {"element": sorted({0.0, *(s for g, s in cells if g == "element")})}
-    if any(g == "filter" for g, _ in cells):
-        grid["filter"] = sorted(s for g, s in cells if g == "filter")
+    grid = [("element", "uniform", [0.0])]  # the dense controls: the allocation of no zeros does not matter
+    for gran in ("element", "filter"):
+        if chosen := sorted(s for g, s in cells if g == gran and s > 0):
+            grid.append((gran, args.allocation, chosen))
     records, dense, ran = [], None, 0
-    for gran, sparsities in grid.items():
+    for gran, allocation, sparsities in grid:
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
-                                       granularities=(gran,), methods=methods, seeds=seeds, steps=steps,
-                                       num_samples=args.samples, test_data=heldout, fid=heldout is None,
+                                       granularities=(gran,), allocations=(allocation,), methods=methods, seeds=seeds,
+                                       steps=steps, num_samples=args.samples, test_data=heldout, fid=heldout is None,
                                        device=args.device, keep_checkpoints=False, load=load)
         result = sweep(cfg, on_event=_progress(name), shard=shard)
         records += result.cells
@@ -169,7 +170,9 @@ def rows(run: dict) -> list[dict]:
     metric = run.get("metric", "fid")
     groups: dict[tuple, list[dict]] = {}
     for c in run["cells"]:
-        groups.setdefault((c["granularity"], c["sparsity"], c["method"]), []).append(c)
+        allocation = c.get("allocation", "uniform")
+        gran = c["granularity"] if allocation == "uniform" else f"{c['granularity']}, {allocation}"
+        groups.setdefault((gran, c["sparsity"], c["method"]), []).append(c)
     control = {m: statistics.fmean(c[metric] for c in items) for (g, s, m), items in groups.items() if s == 0.0}
     teacher = run["dense"][metric]
     out = []
@@ -238,7 +241,7 @@ def plot_member(run: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=100)
     for (gran, method), items in sorted(lines.items()):
         ax.plot([100 * r["sparsity"] for r in items], [r["vs_control"] for r in items],
-                marker="o" if gran == "element" else "s", label=f"{method} ({gran})")
+                marker="o" if gran.startswith("element") else "s", label=f"{method} ({gran})")
     sr = run.get("metric") == "psnr_gt"
     ax.axhline(0.0 if sr else 1.0, color="gray", linestyle="--", label="dense control")
     ax.set_xlabel("target sparsity of all prunable weights (%)")
@@ -257,6 +260,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", default=",".join(MEMBERS), help=f"comma-separated (default all: {','.join(MEMBERS)})")
     p.add_argument("--cells", default=",".join(f"{g}:{s:g}" for g, s in CELLS), help="granularity:sparsity list")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--allocation", default="uniform",
+                   help="how the pruned cells spread their zeros over the layers (uniform, lamp, erk; the dense controls are shared)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION:.0%} of each member's training)")

@@ -187,3 +187,17 @@ def test_zoo_conditional_member_gets_uniform_labels_the_same_for_every_model(mem
     assert all(torch.equal(fid_labels[0], other) for other in fid_labels[1:])
     counts = torch.bincount(fid_labels[0], minlength=10)
     assert len(counts) == 10 and counts.min() >= 15 and counts.max() <= 45  # uniform over the 10 classes (30 each)
+
+
+def test_zoo_allocation_shares_the_dense_control(members, tmp_path):
+    zoo, out = _zoo(), tmp_path / "zoo"
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
+    assert zoo.main(base) == 0
+    assert zoo.main(base + ["--allocation", "lamp"]) == 0
+    doc = json.loads((out / "zoo.json").read_text())
+    assert doc["ran"] == 1  # only the lamp cell: the dense control is the uniform run's
+    rows = {r["granularity"]: r for r in doc["rows"]}
+    assert set(rows) == {"dense control", "element, lamp"}
+    lamp = next(c for c in doc["members"][0]["cells"] if c["sparsity"] > 0)
+    assert lamp["allocation"] == "lamp" and rows["element, lamp"]["achieved"] == pytest.approx(0.9, abs=0.01)
+    assert rows["element, lamp"]["vs_control"] == pytest.approx(rows["element, lamp"]["value"] / rows["dense control"]["value"])
