@@ -170,3 +170,45 @@ def test_sweep_quantize_axis_measures_8_bit_exports_of_each_recovered_model(dens
 def test_sweep_refuses_an_unknown_scheme(dense, tmp_path):
     with pytest.raises(InputError, match="unknown quantization scheme 'int4'"):
         config(dense, tmp_path / "q", quantize=("int4",))
+
+
+def test_sweep_cli_measures_an_sr_model_on_its_test_images(tmp_path, monkeypatch):
+    """--test-data: every model's PSNR/SSIM to the held-out ground truth (not the training --data), no FID;
+    a record made without it is not reused."""
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from gancompress.cli.main import app
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples" / "zoo"))
+    import zoo_nets
+    import zoo_train
+
+    torch.manual_seed(0)
+    g_kw, d_kw = {"nf": 8, "blocks": 1, "patch": 12}, {"ndf": 4}
+    src = save_bundle(GanBundle(zoo_nets.SRGenerator(**g_kw).eval(), zoo_train.custom_spec("zoo_nets:SRGenerator", g_kw),
+                                zoo_nets.SRDiscriminator(**d_kw).eval(),
+                                zoo_train.custom_spec("zoo_nets:SRDiscriminator", d_kw, "discriminator")),
+                      tmp_path / "sr.safetensors")
+    rng = np.random.default_rng(0)
+    for part, count in (("train", 2), ("heldout", 2)):
+        (tmp_path / part).mkdir()
+        for i in range(count):
+            image = np.kron(rng.uniform(0, 255, (10, 12, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+            Image.fromarray(image).save(tmp_path / part / f"{i}.png")
+    out = tmp_path / "out"
+    args = ["sweep", str(src), "--arch", "zoo_nets:SRGenerator", "--d-arch", "zoo_nets:SRDiscriminator",
+            "--data", str(tmp_path / "train"), "--sparsity", "0.5", "--method", "distill", "--steps", "1",
+            "--batch-size", "2", "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, args + ["--test-data", str(tmp_path / "heldout"), "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (cell,) = doc["cells"]
+    assert cell["fid"] is None and doc["dense"]["fid"] is None
+    assert 0 < cell["ssim_gt"] <= 1 and cell["psnr_gt"] > 0 and doc["dense"]["psnr_gt"] > 0
+    assert "PSNR to GT" in (out / "results.md").read_text()
+    on_train = CliRunner().invoke(app, args + ["--test-data", str(tmp_path / "train"), "--out-dir", str(tmp_path / "t")])
+    assert json.loads(on_train.stdout)["dense"]["psnr_gt"] != pytest.approx(doc["dense"]["psnr_gt"])  # measured where told
+    again = CliRunner().invoke(app, args + ["--out-dir", str(out)])
+    assert again.exit_code == 2 and "test_data" in again.stderr

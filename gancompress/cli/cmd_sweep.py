@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,6 +17,7 @@ from .output import human_console, notice, print_json, stderr_console
 from .stdio import emit_written, source_from_stdin
 
 Seeds = Annotated[str, typer.Option("--seeds", metavar="LIST", help="Comma-separated seeds; the table shows mean and spread over them.")]
+TestData = Annotated[Optional[str], typer.Option("--test-data", metavar="FOLDER", help="Image-to-image: held-out test images (super-resolution: high-resolution ones); every model's PSNR/SSIM to their ground truth is measured on them, and no FID (default: measure on --data).")]
 OutDir = Annotated[Path, out_dir_option("./gancompress-sweep; holds the cells, sweep.json (the resume record), results.md/.json and the plot")]
 
 
@@ -34,7 +35,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           granularity: Granularities = "element", allocation: Allocations = "uniform", keep_dense: KeepDense = "auto",
           method: Methods = D.DEFAULT_METHOD, seeds: Seeds = "0",
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
-          extractor: Extractor = None,
+          extractor: Extractor = None, test_data: TestData = None,
           schedule: Schedule = D.DEFAULT_SCHEDULE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
           lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
@@ -52,6 +53,8 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.5,0.9 --granularity element,filter --steps 300
 
     Example: gancompress sweep builtin:digits-dcgan --data builtin:digits --sparsity 0.9 --quantize int8,fp8
+
+    Example: gancompress sweep sr.safetensors --data photos/train --test-data photos/heldout --sparsity 0.9
     """
     from ..errors import InputError
     from ..sweep import SweepConfig
@@ -69,7 +72,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         keep_dense=keep_dense, methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, schedule=schedule, num_samples=num_samples,
-        extractor=extractor, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
+        extractor=extractor, test_data=test_data, fid=test_data is None, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
         tensorboard=tensorboard, load=load, quantize=_split(quantize, str, "--quantize") if quantize else ())
     show = not (quiet or json_out)
     with cli_progress.stop_signals() as should_stop:
