@@ -130,10 +130,9 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     source, load, trained = member_source(name, args.members_dir)
     data, heldout = photo_folders(name, args.photos)
     steps = budget(trained, args.steps)
-    grid = [("element", "uniform", [0.0])]  # the dense controls: the allocation of no zeros does not matter
-    for gran in ("element", "filter"):
-        if chosen := sorted(s for g, s in cells if g == gran and s > 0):
-            grid.append((gran, args.allocation, chosen))
+    grid = [(gran, args.allocation, chosen) for gran in ("element", "filter")
+            if (chosen := sorted(s for g, s in cells if g == gran and s > 0))]
+    grid.append(("element", "uniform", [0.0]))  # the dense controls (last): the allocation of no zeros does not matter
     records, dense, ran = [], None, 0
     for gran, allocation, sparsities in grid:
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
