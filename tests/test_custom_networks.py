@@ -142,9 +142,11 @@ def test_legacy_file_and_discriminator_in_its_own_file(tmp_path: Path, monkeypat
     report = json.loads(_run("inspect", tmp_path / "netG.pth", "--json", *g_flags))
     assert not report["has_discriminator"]
     pruned = _run("prune", tmp_path / "netG.pth", "-s", "0.5", "-o", tmp_path / "p.safetensors", *g_flags)
-    missing = runner.invoke(app, ["finetune", pruned, "--data", str(data), "--steps", "1", *g_flags])
+    missing = runner.invoke(app, ["finetune", pruned, "--data", str(data), "--steps", "1", "--method", "distill-adv",
+                                  *g_flags])
     assert missing.exit_code == 2 and "--discriminator" in missing.output and "--d-arch" in missing.output
     tuned = _run("finetune", pruned, "--data", data, "--discriminator", tmp_path / "netD.pth", "--steps", "2",
+                 "--method", "distill-adv",
                  "--batch-size", "4", "--sample-every", "0", "-o", tmp_path / "f.safetensors", *g_flags, *d_flags)
     from gancompress.loading import LoadOptions, load_bundle
 
@@ -306,6 +308,7 @@ def test_sweep_on_your_own_conditional_networks(tmp_path: Path, monkeypatch) -> 
     data = _labelled(tmp_path / "real", 3, 16)
     flags = _flags("CondGenerator", {}, "CondDiscriminator", {})
     doc = json.loads(_run("sweep", "gan.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+                          "--method", "distill-adv",
                           "--num-samples", "12", "--extractor", "digits", "--out-dir", "sw", "--device", "cpu",
                           "--json", *flags))
     cell = doc["cells"][0]
@@ -330,14 +333,15 @@ def test_wrong_d_arch_names_the_module_and_what_is_wrong(tmp_path: Path, monkeyp
 
 
 def test_sweep_with_the_discriminator_in_its_own_file(tmp_path: Path, monkeypatch) -> None:
-    """A generator-only (legacy-serialised) file, its D given with --discriminator/--d-arch: the default
-    method trains against it in every cell."""
+    """A generator-only (legacy-serialised) file, its D given with --discriminator/--d-arch: distill-adv
+    trains against it in every cell."""
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     torch.save(nets.MLPGenerator(image_size=16).state_dict(), "g.pth", _use_new_zipfile_serialization=False)
     torch.save(nets.MLPDiscriminator(image_size=16).state_dict(), "d.pth")
     data = _images(tmp_path / "real", 8, 16, 1)
     args = ["sweep", "g.pth", "--data", data, "--sparsity", "0.5", "--steps", "2", "--batch-size", "4",
+            "--method", "distill-adv",
             "--num-samples", "12", "--extractor", "digits", "--device", "cpu", "--arch", "custom_nets:MLPGenerator",
             "--arch-kwargs", '{"image_size": 16}']
     out = _fails(*args, "--out-dir", "none")

@@ -250,7 +250,7 @@ def test_method_none_is_a_one_shot_prune(project):
 def test_missing_discriminator_says_what_to_pass(tmp_path):
     p = make_project(tmp_path, with_d=False)
     with pytest.raises(InputError, match="--discriminator"):
-        run_finetune(config(p))
+        run_finetune(config(p, method="distill-adv"))
     assert not p["out"].exists()
     result = run_finetune(config(p, method="distill", data=None, steps=1))  # distill needs no D
     assert result.output.is_file()

@@ -60,7 +60,7 @@ def test_bad_options_exit_2_with_one_line(project, extra, needle):
 
 def test_missing_discriminator(tmp_path):
     p = make_project(tmp_path, with_d=False)
-    result = invoke(p)  # the default, distill-adv, trains against D
+    result = invoke(p, "--method", "distill-adv")  # trains against D
     assert result.exit_code == 2 and "--discriminator" in result.stderr and "--method distill" in result.stderr
     assert not p["out"].exists()
     result = invoke(p, "--method", "distill")  # needs no discriminator
@@ -129,10 +129,10 @@ def test_discriminator_in_its_own_file(tmp_path):
 
     p = make_project(tmp_path, with_d=False)
     torch.save(build(D_SPEC).state_dict(), tmp_path / "netD.pth")
-    result = invoke(p, "--discriminator", str(tmp_path / "netD.pth"))
+    result = invoke(p, "--method", "distill-adv", "--discriminator", str(tmp_path / "netD.pth"))
     assert result.exit_code == 0, result.output
     torch.save(DCGANDiscriminator([1, 8, 16, 32, 1]).state_dict(), tmp_path / "netD32.pth")
     p["out"].unlink()
-    result = invoke(p, "--discriminator", str(tmp_path / "netD32.pth"))
+    result = invoke(p, "--method", "distill-adv", "--discriminator", str(tmp_path / "netD32.pth"))
     assert result.exit_code == 2 and "dcgan-d: it does not run on 1x16x16 inputs" in result.stderr
     assert not p["out"].exists()

@@ -121,7 +121,7 @@ def _exports_load_back(model: torch.nn.Module, tmp_path: Path, arch: str, arch_k
 
 
 def test_legacy_serialised_checkpoint_through_the_api(tmp_path: Path) -> None:
-    """A pre-1.6 (legacy-serialised) file: load -> prune -> recover (default method, with a D of the user's) ->
+    """A pre-1.6 (legacy-serialised) file: load -> prune -> recover (distill-adv, with a D of the user's) ->
     evaluate -> export -> load."""
     torch.manual_seed(0)
     g = nets.MLPGenerator()
@@ -132,7 +132,7 @@ def test_legacy_serialised_checkpoint_through_the_api(tmp_path: Path) -> None:
         assert torch.equal(loaded(z), g(z).reshape(3, 1, 8, 8))
     pruned = gancompress.prune(loaded, sparsity=0.75, prune_first_last=True)
     recovered = gancompress.recover(pruned, teacher=loaded, discriminator=nets.MLPDiscriminator(), data=_labelled(8, 8, 1),
-                                    steps=2, batch_size=4)
+                                    method="distill-adv", steps=2, batch_size=4)
     assert any(not torch.equal(p, q) for p, q in zip(pruned.parameters(), recovered.parameters()))
     report = gancompress.evaluate(recovered, reference=loaded, samples=tmp_path / "grid.png")
     assert report["rows"][0]["psnr"] > 0 and (tmp_path / "grid.png").is_file()

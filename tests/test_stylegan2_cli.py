@@ -80,7 +80,7 @@ def cli(*args: str):
 
 
 def test_whole_chain_inspect_prune_finetune_evaluate_export_load(tiny_sg2, tmp_path):
-    """Filter pruning at 50%, recovery with the default method against the checkpoint's D, then
+    """Filter pruning at 50%, recovery with distill-adv against the checkpoint's D, then
     sparse (exact) and shrunk (thinner, equal to the masked generator) exports that load back."""
     import gancompress
 
@@ -90,7 +90,7 @@ def test_whole_chain_inspect_prune_finetune_evaluate_export_load(tiny_sg2, tmp_p
     pruned, tuned = tmp_path / "p.safetensors", tmp_path / "t.safetensors"
     cli("prune", tiny_sg2, "-s", "0.5", "-g", "filter", "-o", str(pruned), "-q")
     cli("finetune", str(pruned), "--data", "builtin:digits", "--steps", "2", "--batch-size", "4", "-o", str(tuned),
-        "--device", "cpu", "-q")
+        "--method", "distill-adv", "--device", "cpu", "-q")
     report = json.loads(cli("evaluate", str(tuned), "--fid", "--json", "--samples", str(tmp_path / "g.png"), *FAST).stdout)
     assert report["rows"][0]["fid"] > 0 and (tmp_path / "g.png").is_file()
     masked = gancompress.load(tuned)

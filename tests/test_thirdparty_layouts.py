@@ -1,5 +1,5 @@
 """Networks written as popular public GAN code writes them (tests/thirdparty_nets.py), saved as such code
-saves them, through inspect -> prune -> finetune (default method) -> evaluate --samples -> export
+saves them, through inspect -> prune -> finetune (distill-adv, against their D) -> evaluate --samples -> export
 sparse/shrunk/onnx -> load with only the flags docs/custom_networks.md documents.
 """
 from __future__ import annotations
@@ -105,6 +105,7 @@ def test_thirdparty_chain(case: str, tmp_path: Path, monkeypatch) -> None:
 
     pruned = _run("prune", ckpt, "-s", "0.5", "-g", "filter", "-o", tmp_path / "p.safetensors", *flags)
     tuned = _run("finetune", pruned, "--data", data, *extra, *d_file, "--steps", "2", "--batch-size", "3",
+                 "--method", "distill-adv",
                  "--sample-every", "0", "-o", tmp_path / "f.safetensors", *flags)
     grid = tmp_path / "grid.png"
     pairs = ["--pairs", str(data)] if image_input else []  # an SR generator's: HR images, downscaled as inputs
