@@ -67,11 +67,15 @@ def test_missing_discriminator(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_default_method_without_data_says_what_to_pass(project):
-    result = runner.invoke(app, ["finetune", str(project["pruned"]), "-o", str(project["out"]), "--steps", "1"])
+def test_distill_adv_without_data_says_what_to_pass_and_the_default_needs_none(project):
+    base = ["finetune", str(project["pruned"]), "-o", str(project["out"]), "--steps", "1"]
+    result = runner.invoke(app, base + ["--method", "distill-adv"])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "--data" in result.stderr and "--method distill" in result.stderr
     assert not project["out"].exists()
+    result = runner.invoke(app, base + ["--device", "cpu", "--sample-every", "0"])  # the default, distill
+    assert result.exit_code == 0, result.output
+    assert project["out"].exists()
 
 
 def test_moved_dense_model_points_at_teacher(project, tmp_path):

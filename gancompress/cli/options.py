@@ -116,7 +116,7 @@ NMAxis = Annotated[str, typer.Option("--nm-axis", help="N:M runs along: {choices
 Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 
 # --- recovery -----------------------------------------------------------------------------
-Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) adds the GAN's own generator loss against the training discriminator to a per-sample L1 to the dense teacher.")]
+Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) is a per-sample L1 to the dense teacher (no discriminator or data needed); distill-adv adds the GAN's own generator loss against the training discriminator.")]
 Methods = Annotated[str, typer.Option("--method", metavar="LIST", help="Comma-separated recovery methods from: {choices:method}.")]
 Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsity is reached: agp (prune gradually while recovering) or oneshot (prune, then recover with fixed masks).")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
