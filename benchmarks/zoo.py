@@ -133,6 +133,8 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     grid = [(gran, args.allocation, chosen) for gran in ("element", "filter")
             if (chosen := sorted(s for g, s in cells if g == gran and s > 0))]
     grid.append(("element", "uniform", [0.0]))  # the dense controls (last): the allocation of no zeros does not matter
+    if args.report_only:
+        return recorded(name, args.out / name, source, trained, steps, heldout)
     records, dense, ran = [], None, 0
     for gran, allocation, sparsities in grid:
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
@@ -144,6 +146,19 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
+
+
+def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
+    """``run_member``'s record from the cells finished in ``folder`` (any cell, method and seed), running nothing."""
+    from gancompress.sweep import CELL_RESULT, STATE_FILE
+
+    state = folder / STATE_FILE
+    if not state.exists():
+        raise SystemExit(f"error: nothing recorded for {name} in {folder}: run it without --report-only first")
+    cells = [json.loads(p.read_text()) for p in sorted(folder.glob(f"cells/*/{CELL_RESULT}"))]
+    return {"member": name, "source": source, "trained_steps": trained, "steps": steps,
+            "dense": json.loads(state.read_text())["dense"], "metric": METRICS[heldout is not None][0],
+            "test_data": heldout, "cells": cells, "ran": 0}
 
 
 def _progress(member: str):
@@ -271,6 +286,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members-dir", type=Path, default=None,
                    help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
+    p.add_argument("--report-only", action="store_true", help="tabulate every cell recorded under --out; run nothing")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)

@@ -89,6 +89,8 @@ def test_zoo_smoke_table_and_resume(members, tmp_path, capsys):
     assert zoo.main(argv) == 0  # everything is recorded: nothing runs again, the same table comes out
     assert json.loads((out / "zoo.json").read_text())["ran"] == 0
     assert (out / "zoo.md").read_text() == table
+    assert zoo.main(argv[:-2] + ["--methods", "hybrid", "--report-only"]) == 0  # every recorded cell, nothing run
+    assert (out / "zoo.md").read_text() == table and not (out / "narrow-dcgan" / "cells" / "s90-element-hybrid-seed0").exists()
 
 
 def test_zoo_budget_is_15_percent_of_the_members_training():
