@@ -34,8 +34,8 @@ at 90% with distill, the 788k model reaches 1.09x.
 """
 # The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default: against a dense control that gets
 # the same recovery, distill loses less to pruning than distill-adv on every member measured
-# (90% element, seed 0: bundled 1.06x vs 1.24x, narrow DCGAN 1.48x vs 1.91x; the numbers in
-# docs/zoo.md), by mean and by worst case. distill-adv's better absolute FID is mostly continued
+# (90% element, seed 0: bundled 1.06x vs 1.24x, narrow DCGAN 1.48x vs 1.91x, conditional 1.97x
+# vs 6.90x, SR +0.02 dB vs -0.62 dB; docs/zoo.md), by mean and by worst case. distill-adv's better absolute FID is mostly continued
 # training of the GAN (it improves the unpruned members by a third), which a recovery recipe
 # cannot claim. distill also needs neither the discriminator nor data. distill-adv stays one
 # flag away (--method distill-adv) for the best absolute FID.
