@@ -115,9 +115,22 @@ def _bits_to_float(bits: int, nan_as: float) -> float:
     return nan_as if math.isnan(v) else v
 
 
-def _pieces(chunks: list[torch.Tensor]):
+def _pieces(chunks: list):
+    """Flat float32 pieces of ``chunks``: tensors, or re-iterable sources that yield flat pieces
+    (scores computed again on every pass, e.g. :class:`.element_scores.ElementScores`)."""
     for c in chunks:
-        yield from c.reshape(-1).split(_PIECE)
+        yield from c.reshape(-1).split(_PIECE) if isinstance(c, torch.Tensor) else c
+
+
+def count_where(chunks: list, test) -> int:
+    """How many values of ``chunks`` (as :func:`_pieces` reads them) pass ``test``, a piece at a time."""
+    return sum(int(torch.count_nonzero(test(p))) for p in _pieces(chunks))
+
+
+def check_finite(scores: torch.Tensor, layer: str) -> None:
+    """:class:`InputError` when ``scores`` hold a NaN or Inf (they propagate to the max)."""
+    if scores.numel() and not math.isfinite(float(scores.amax())):
+        raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
 
 
 def _histogram(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -165,8 +178,9 @@ def _lowbits_select(chunks: list[torch.Tensor], bucket: int, rank: int, neg0: in
     return _bits_to_float((top << 16) | (pos if top >= 0 else 0xFFFF - pos), math.nan)
 
 
-def kth_smallest(chunks: list[torch.Tensor], d: int) -> float:
-    """Value at 0-based position ``d`` of the sorted concatenation of float32 ``chunks``.
+def kth_smallest(chunks: list, d: int) -> float:
+    """Value at 0-based position ``d`` of the sorted concatenation of float32 ``chunks`` (tensors, or
+    re-iterable sources of flat pieces: see :func:`_pieces`).
 
     Exact radix select: one bincount pass over the top 16 float bits picks the bucket; a
     second pass gathers that bucket for ``kthvalue`` or, for a crowded bucket, histograms
@@ -270,8 +284,7 @@ class Granularity:
         else:
             mat = to_canonical(weight.detach(), geo)
             s = self.scores(mat if prev is None else mat * prev, geo, opts)
-        if s.numel() and not math.isfinite(float(s.amax())):  # NaN/Inf propagate to the max
-            raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
+        check_finite(s, layer)
         return s if prev is None else s.masked_fill_(~self.unit_reduce(prev, geo, opts, "any"), -1.0)
 
     def _slab_scores(self, weight: torch.Tensor, prev: torch.Tensor | None, geo: Geometry, opts: dict) -> torch.Tensor:
