@@ -8,7 +8,8 @@ empty units score at or below zero and every other one above it, so the empty on
 and dropping ``k`` units adds ``size * max(0, k - dead)`` zeros. The units themselves are found
 when the mask is made, by the exact threshold select of :func:`.granularity.select_top` (ties
 drop the higher index first, as the sort does), from scores computed again then, so no per-unit
-tensor is held between ranking and masking.
+tensor is held between ranking and masking. Element layers never hold their scores at all: they
+are counted, selected and masked a slab of rows at a time (:mod:`.element_scores`).
 
 A layer is ranked here only where this is exact: :func:`rank_whole` returns None when a unit is
 part-empty, or nonempty but scores zero (float64 weights under float32's range), and, for the
