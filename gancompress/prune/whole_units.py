@@ -26,7 +26,7 @@ import torch
 
 from .element_scores import ElementScores, element_mask
 from .granularity import Granularity, count_where, kth_smallest, select_top
-from .layers import Geometry, to_canonical
+from .layers import Geometry
 
 # Inside [2**-63, 2**63] a float32 square is a normal float, and the correctly rounded square root
 # of the correctly rounded square of a binary float is the float itself.
@@ -84,7 +84,7 @@ def rank_whole(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
     if gran.name == "element":
         return _element_ranked(key, weight, geo, previous, rms, resorted)
     raw = gran.unit_scores(weight, geo, previous, key, opts)
-    size, live = gran.unit_size(geo, opts), _live_units(weight, geo, previous, gran, opts)
+    size, live = gran.unit_size(geo, opts), gran.live_units(weight, geo, previous, opts)
     positive = raw > 0
     whole = bool(((live == 0) | (live == size)).all()) and bool(((live > 0) == positive).all())
     if not whole or (rms and not _rms_exact(raw, positive)):
@@ -126,15 +126,6 @@ def count_live(weight: torch.Tensor, mask: torch.Tensor | None = None) -> int:
         return sum(int(torch.count_nonzero(flat[i:i + _SLAB])) for i in range(0, flat.numel(), _SLAB))
     return sum(int(torch.count_nonzero((flat[i:i + _SLAB] != 0) & flat_mask[i:i + _SLAB].to(torch.bool)))
                for i in range(0, flat.numel(), _SLAB))
-
-
-def _live_units(weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None, gran: Granularity,
-                opts: dict) -> torch.Tensor:
-    """Weights left per unit (nonzero and not masked before)."""
-    live = to_canonical(weight.detach() != 0, geo)
-    if previous is not None:
-        live = live & to_canonical(previous.to(torch.bool), geo)
-    return gran.unit_reduce(live if gran.single else live.to(torch.uint8), geo, opts, "sum")
 
 
 def _rms_exact_pieces(scores: ElementScores) -> bool:
