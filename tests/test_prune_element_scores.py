@@ -1,5 +1,5 @@
 """Element pruning a slab of canonical rows at a time gives the masks of the whole-tensor selection
-exactly: every layer kind and dtype, every drop count, ties, exact zeros, earlier masks, and slabs
+exactly: every layer kind and dtype, drop counts across the range, ties, exact zeros, earlier masks, and slabs
 forced down to a few rows (so thresholds, ties and the always-kept weight fall across slabs)."""
 from __future__ import annotations
 
@@ -39,9 +39,8 @@ def whole_tensor_mask(weight, geo, previous, k: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
-@pytest.mark.parametrize("style", ["ties", "normal"])
-@pytest.mark.parametrize("previous", [False, True])
-def test_streamed_mask_equals_the_whole_tensor_mask_at_every_count(layer, dtype, style, previous, monkeypatch):
+@pytest.mark.parametrize("style,previous", [("ties", False), ("ties", True), ("normal", True)])
+def test_streamed_mask_equals_the_whole_tensor_mask(layer, dtype, style, previous, monkeypatch):
     monkeypatch.setattr(element_scores, "_SLAB", 11)  # a row or two per slab
     module = fill(LAYERS[layer](), 3, style, dtype)
     geo, weight = module_geometry(module), module.weight
@@ -49,7 +48,8 @@ def test_streamed_mask_equals_the_whole_tensor_mask_at_every_count(layer, dtype,
     kept = None if prev is None else prev.clone()
     scores = ElementScores(weight, geo, prev, "w")
     assert torch.equal(scores.full(), ELEMENT.unit_scores(weight, geo, prev, "w", {}))
-    for k in range(weight.numel()):
+    n = weight.numel()
+    for k in sorted({*range(0, n, 5), 1, n // 2, n - 2, n - 1}):  # every fifth count and the edges
         assert torch.equal(element_mask(weight, geo, prev, "w", k), whole_tensor_mask(weight, geo, prev, k)), k
     assert prev is None or torch.equal(prev, kept)  # the caller's mask is read, never changed
 
@@ -72,7 +72,7 @@ def test_nan_weights_are_refused():
         element_mask(conv.weight, module_geometry(conv), None, "layer", 5)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(alloc=st.sampled_from(["uniform", "global"]), sparsity=st.floats(0.0, 0.95),
        style=st.sampled_from(["ties", "signs", "normal"]), seed=st.integers(0, 10_000),
        previous=st.sampled_from(["none", "scattered", "same"]), slab=st.integers(1, 40),
