@@ -46,14 +46,14 @@ def _export(source: Path, output: Path, quantize: str | None, fmt: str = "sparse
 
 
 def _recover(seed: int, qat: str | None, steps: int, folder: Path) -> Path:
-    from gancompress.finetune.config import RecoveryConfig
+    from gancompress.finetune.config import RecoveryConfig, Runtime
     from gancompress.recipe import Setting, prune_and_recover, setting_prune_config
 
     recovery = replace(RecoveryConfig(steps=steps), quantize_aware=qat)
     setting = Setting(setting_prune_config(SPARSITY), recovery, "agp", seed)
     out = folder / f"seed{seed}-{qat or 'float'}.safetensors"
     if not out.exists():
-        prune_and_recover(SOURCE, setting, DATA, folder / "pruned.safetensors", out, device="cpu")
+        prune_and_recover(SOURCE, setting, DATA, folder / "pruned.safetensors", out, runtime=Runtime(device="cpu"))
     return out
 
 
