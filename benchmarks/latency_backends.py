@@ -6,11 +6,13 @@ anything). Each is pruned to 50% of its filters and exported shrunk (float32, fl
 fp8 weights: ``gancompress.load`` gives the dequantized float32 module), and as ONNX (float32, and
 int8 weights behind ``DequantizeLinear``, and fp8 when the exporter writes it; a format it refuses
 is a row with the reason). Torch files are timed with every ``--backends`` backend, ONNX files in
-onnxruntime; each row's ``x dense eager`` is its time over the dense generator's eager time at the
-same batch size (median of 20 calls at batch 1, 5 at larger batches, after 3 untimed ones;
-torch.compile compiles during those). Prints a markdown table, JSON with ``--json``.
+onnxruntime. Each row: the median wall and calling-thread CPU milliseconds of ``--repeats`` calls
+after 3 untimed ones (torch.compile compiles during those), and ``x dense eager``: its CPU time over
+the dense generator's eager CPU time at the same batch size. With one thread (the default) the
+compute runs on the calling thread, so CPU time is the number a busy machine disturbs least.
+Prints a markdown table, JSON with ``--json``.
 
-    python benchmarks/latency_backends.py [--batch-sizes 1 16] [--backends eager compile onnxruntime] [--threads 2]
+    python benchmarks/latency_backends.py [--batch-sizes 1 16] [--backends eager compile onnxruntime] [--repeats 20]
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -69,29 +73,53 @@ def build_files(source: str, folder: Path) -> dict[str, str]:
     return out
 
 
-def time_file(source: str, backends: list[str], batch_sizes: list[int]) -> list[dict]:
+def time_file(source: str, backends: list[str], batch_sizes: list[int], repeats: int) -> list[dict]:
     from gancompress.generation import generator_info
     from gancompress.loading import load_bundle
-    from gancompress.metrics.latency import measure_backends
 
     if source.startswith("not exported: "):
-        return [{"backend": "-", "runtime": "-", "batch_size": b, "median_ms": None, "throughput": None,
-                 "note": source} for b in batch_sizes]
+        return [{"backend": "-", "runtime": "-", "batch_size": b, "wall_ms": None, "cpu_ms": None, "note": source}
+                for b in batch_sizes]
     bundle = load_bundle(source)
     info = generator_info(bundle)
     backends = ["onnxruntime"] if source.endswith(".onnx") else backends
-    rows = measure_backends(bundle.generator, info.input_shape, torch.device("cpu"), backends, batch_sizes,
-                            num_classes=info.num_classes)
-    return [r.to_dict() for r in rows]
+    return [row for b in backends for row in time_backend(bundle.generator.eval(), info, b, batch_sizes, repeats)]
+
+
+@torch.no_grad()
+def time_backend(model, info, backend: str, batch_sizes: list[int], repeats: int) -> list[dict]:
+    """Median wall and calling-thread CPU milliseconds per call (one thread: the compute runs on this
+    thread, so its CPU time hardly moves when other jobs share the cores; wall time does)."""
+    from gancompress.generation import draw_latents
+    from gancompress.metrics.latency import BACKENDS, BackendUnavailable
+
+    try:
+        run, runtime = BACKENDS.get(backend)(model, info.input_shape, torch.device("cpu"))
+    except BackendUnavailable as exc:
+        return [{"backend": backend, "runtime": "-", "batch_size": b, "wall_ms": None, "cpu_ms": None,
+                 "note": str(exc)} for b in batch_sizes]
+    rows = []
+    for batch in batch_sizes:
+        x = draw_latents(batch, info.input_shape, torch.Generator().manual_seed(0), info.num_classes)
+        wall, cpu = [], []
+        for i in range(3 + repeats):  # 3 untimed calls (torch.compile compiles during them)
+            w0, c0 = time.perf_counter(), time.thread_time()
+            run(x)
+            if i >= 3:
+                wall.append(time.perf_counter() - w0)
+                cpu.append(time.thread_time() - c0)
+        rows.append({"backend": backend, "runtime": runtime, "batch_size": batch, "note": None,
+                     "wall_ms": 1000 * statistics.median(wall), "cpu_ms": 1000 * statistics.median(cpu)})
+    return rows
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
-    """Each row's time over its generator's dense eager time at the same batch size."""
-    base = {(r["generator"], r["batch_size"]): r["median_ms"] for r in rows
+    """Each row's CPU time over its generator's dense eager CPU time at the same batch size."""
+    base = {(r["generator"], r["batch_size"]): r["cpu_ms"] for r in rows
             if r["model"] == DENSE and r["backend"] == "eager"}
     for r in rows:
         dense = base.get((r["generator"], r["batch_size"]))
-        r["x_dense_eager"] = None if r["median_ms"] is None or not dense else r["median_ms"] / dense
+        r["x_dense_eager"] = None if r["cpu_ms"] is None or not dense else r["cpu_ms"] / dense
     return rows
 
 
@@ -103,13 +131,16 @@ def machine(threads: int) -> str:
 
 def print_table(rows: list[dict], threads: int) -> None:
     print(f"Latency per runtime ({machine(threads)}); ratios are what to read, absolute times are noisy here.\n")
-    print("| generator | model | backend | runtime | batch | ms per call | x dense eager |")
-    print("|---|---|---|---|---:|---:|---:|")
+    print("| generator | model | backend | runtime | batch | wall ms | CPU ms | x dense eager (CPU) |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
     for r in rows:
-        ms = "-" if r["median_ms"] is None else f"{r['median_ms']:.3f}"
-        ratio = "-" if r["x_dense_eager"] is None else f"{r['x_dense_eager']:.2f}"
+        wall, cpu, ratio = (_number(r[k], f) for k, f in (("wall_ms", ".2f"), ("cpu_ms", ".2f"), ("x_dense_eager", ".3f")))
         print(f"| {r['generator']} | {r['model']} | {r['backend']} | {r['note'] or r['runtime']} | {r['batch_size']} "
-              f"| {ms} | {ratio} |")
+              f"| {wall} | {cpu} | {ratio} |")
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def main() -> None:
@@ -117,7 +148,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--backends", nargs="+", default=["eager", "compile", "onnxruntime"])
     parser.add_argument("--generators", nargs="+", default=list(GENERATORS), choices=list(GENERATORS))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (CPU times assume 1)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per row (the median is reported)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,7 +160,7 @@ def main() -> None:
             folder.mkdir()
             for model, source in build_files(GENERATORS[generator](folder), folder).items():
                 rows += [{"generator": generator, "model": model, **r}
-                         for r in time_file(source, args.backends, args.batch_sizes)]
+                         for r in time_file(source, args.backends, args.batch_sizes, args.repeats)]
     rows = with_ratios(rows)
     if args.json:
         print(json.dumps(rows, indent=2))

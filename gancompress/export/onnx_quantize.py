@@ -87,7 +87,7 @@ def fold_weight_quantizers(path: Path, scheme_name: str = "int8") -> int:
             continue
         w = torch.from_numpy(numpy_helper.to_array(inits[node.input[0]]).copy())
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        scale = torch.from_numpy(np.asarray(_value(node.input[1], inits, consts)))
+        scale = torch.from_numpy(np.array(_value(node.input[1], inits, consts)))
         codes = scheme.to_codes(w / _scaled(w, scale, axis))  # round half to even, as QuantizeLinear
         name = node.input[0].replace(".parametrizations.weight.original", ".weight") + f"_{scheme.name}"
         graph.initializer.append(_code_tensor(codes, name, scheme))
