@@ -6,9 +6,11 @@ anything). Each is pruned to 50% of its filters and exported shrunk (float32, fl
 fp8 weights: ``gancompress.load`` gives the dequantized float32 module), and as ONNX (float32, and
 int8 weights behind ``DequantizeLinear``, and fp8 when the exporter writes it; a format it refuses
 is a row with the reason). Torch files are timed with every ``--backends`` backend, ONNX files in
-onnxruntime. Each row: the median wall and calling-thread CPU milliseconds of ``--repeats`` calls
-after 3 untimed ones (torch.compile compiles during those), and ``x dense eager``: its CPU time over
-the dense generator's eager CPU time at the same batch size. With one thread (the default) the
+onnxruntime (8-bit ones twice: default session, and ``session.disable_quant_qdq=1``, which folds the
+weights' DequantizeLinear into float32 constants at load). Each row: the median wall and
+calling-thread CPU milliseconds of ``--repeats`` calls after 3 untimed ones (torch.compile compiles
+during those), and ``x dense eager``: its CPU time over the dense generator's eager CPU time at the
+same batch size. With one thread (the default) the
 compute runs on the calling thread, so CPU time is the number a busy machine disturbs least.
 Prints a markdown table, JSON with ``--json``.
 
@@ -74,30 +76,59 @@ def build_files(source: str, folder: Path) -> dict[str, str]:
 
 
 def time_file(source: str, backends: list[str], batch_sizes: list[int], repeats: int) -> list[dict]:
+    """Rows for one file: each backend (ONNX files: onnxruntime, and with its 8-bit weights folded)."""
     from gancompress.generation import generator_info
     from gancompress.loading import load_bundle
+    from gancompress.metrics.latency import BACKENDS, BackendUnavailable
 
     if source.startswith("not exported: "):
-        return [{"backend": "-", "runtime": "-", "batch_size": b, "wall_ms": None, "cpu_ms": None, "note": source}
-                for b in batch_sizes]
+        return _note_rows("-", source, batch_sizes)
     bundle = load_bundle(source)
     info = generator_info(bundle)
-    backends = ["onnxruntime"] if source.endswith(".onnx") else backends
-    return [row for b in backends for row in time_backend(bundle.generator.eval(), info, b, batch_sizes, repeats)]
+    rows = []
+    for backend in ["onnxruntime"] if source.endswith(".onnx") else backends:
+        try:
+            run, runtime = BACKENDS.get(backend)(bundle.generator.eval(), info.input_shape, torch.device("cpu"))
+        except BackendUnavailable as exc:
+            rows += _note_rows(backend, str(exc), batch_sizes)
+            continue
+        rows += time_runner(run, runtime, backend, info, batch_sizes, repeats)
+    if source.endswith(".onnx") and _has_dequantize(source):
+        rows += time_runner(*folded_weights_runner(source), "onnxruntime", info, batch_sizes, repeats)
+    return rows
+
+
+def _note_rows(backend: str, note: str, batch_sizes: list[int]) -> list[dict]:
+    return [{"backend": backend, "runtime": "-", "batch_size": b, "wall_ms": None, "cpu_ms": None, "note": note}
+            for b in batch_sizes]
+
+
+def _has_dequantize(path: str) -> bool:
+    import onnx
+
+    return any(node.op_type == "DequantizeLinear" for node in onnx.load(path).graph.node)
+
+
+def folded_weights_runner(path: str):
+    """onnxruntime with ``session.disable_quant_qdq=1``: the weights' DequantizeLinear nodes are then
+    constant-folded to float32 once, at load (by default onnxruntime keeps them, dequantizing every call)."""
+    import onnxruntime as ort
+
+    from gancompress.metrics.latency import session_options
+
+    options = session_options(ort)
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return (lambda x: session.run(None, {name: x.numpy()})), f"onnxruntime {ort.__version__}, session.disable_quant_qdq=1"
 
 
 @torch.no_grad()
-def time_backend(model, info, backend: str, batch_sizes: list[int], repeats: int) -> list[dict]:
+def time_runner(run, runtime: str, backend: str, info, batch_sizes: list[int], repeats: int) -> list[dict]:
     """Median wall and calling-thread CPU milliseconds per call (one thread: the compute runs on this
     thread, so its CPU time hardly moves when other jobs share the cores; wall time does)."""
     from gancompress.generation import draw_latents
-    from gancompress.metrics.latency import BACKENDS, BackendUnavailable
 
-    try:
-        run, runtime = BACKENDS.get(backend)(model, info.input_shape, torch.device("cpu"))
-    except BackendUnavailable as exc:
-        return [{"backend": backend, "runtime": "-", "batch_size": b, "wall_ms": None, "cpu_ms": None,
-                 "note": str(exc)} for b in batch_sizes]
     rows = []
     for batch in batch_sizes:
         x = draw_latents(batch, info.input_shape, torch.Generator().manual_seed(0), info.num_classes)
