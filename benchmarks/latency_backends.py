@@ -10,8 +10,8 @@ onnxruntime (8-bit ones twice: default session, and ``session.disable_quant_qdq=
 weights' DequantizeLinear into float32 constants at load). Each row: the median wall and
 calling-thread CPU milliseconds of ``--repeats`` calls after 3 untimed ones (torch.compile compiles
 during those), and ``x dense eager``: its CPU time over the dense generator's eager CPU time at the
-same batch size. With one thread (the default) the
-compute runs on the calling thread, so CPU time is the number a busy machine disturbs least.
+same batch size. With one thread (the default) the compute runs on the calling thread, so CPU time
+is the number a busy machine disturbs least.
 Prints a markdown table, JSON with ``--json``.
 
     python benchmarks/latency_backends.py [--batch-sizes 1 16] [--backends eager compile onnxruntime] [--repeats 20]
@@ -85,16 +85,18 @@ def time_file(source: str, backends: list[str], batch_sizes: list[int], repeats:
         return _note_rows("-", source, batch_sizes)
     bundle = load_bundle(source)
     info = generator_info(bundle)
+    if source.endswith(".onnx"):  # the same session wrapper for both, so only the option differs
+        folds = (False, True) if _has_dequantize(source) else (False,)
+        return [row for fold in folds for row in time_runner(*onnx_runner(source, fold), "onnxruntime", info,
+                                                             batch_sizes, repeats)]
     rows = []
-    for backend in ["onnxruntime"] if source.endswith(".onnx") else backends:
+    for backend in backends:
         try:
             run, runtime = BACKENDS.get(backend)(bundle.generator.eval(), info.input_shape, torch.device("cpu"))
         except BackendUnavailable as exc:
             rows += _note_rows(backend, str(exc), batch_sizes)
             continue
         rows += time_runner(run, runtime, backend, info, batch_sizes, repeats)
-    if source.endswith(".onnx") and _has_dequantize(source):
-        rows += time_runner(*folded_weights_runner(source), "onnxruntime", info, batch_sizes, repeats)
     return rows
 
 
@@ -109,18 +111,21 @@ def _has_dequantize(path: str) -> bool:
     return any(node.op_type == "DequantizeLinear" for node in onnx.load(path).graph.node)
 
 
-def folded_weights_runner(path: str):
-    """onnxruntime with ``session.disable_quant_qdq=1``: the weights' DequantizeLinear nodes are then
-    constant-folded to float32 once, at load (by default onnxruntime keeps them, dequantizing every call)."""
+def onnx_runner(path: str, fold: bool):
+    """An onnxruntime session on ``path`` (``fold``: with ``session.disable_quant_qdq=1``, so the weights'
+    DequantizeLinear nodes are constant-folded to float32 once, at load; by default onnxruntime keeps them
+    and dequantizes on every call)."""
     import onnxruntime as ort
 
     from gancompress.metrics.latency import session_options
 
     options = session_options(ort)
-    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if fold:
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return (lambda x: session.run(None, {name: x.numpy()})), f"onnxruntime {ort.__version__}, session.disable_quant_qdq=1"
+    runtime = f"onnxruntime {ort.__version__} (CPU{', session.disable_quant_qdq=1' if fold else ''})"
+    return (lambda x: session.run(None, {name: x.numpy()})), runtime
 
 
 @torch.no_grad()
