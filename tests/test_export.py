@@ -282,11 +282,12 @@ def test_load_project_checkpoint_applies_masks(tmp_path, digits):
 
 @pytest.fixture()
 def sparse_file(tmp_path, digits) -> Path:
-    masks = _masks(digits, "element", 0.9)
+    masks = _masks(digits, "element", 0.9)  # 10% kept: the gap code
+    masks["net.0.weight"] = _masks(digits, "element", 0.5)["net.0.weight"]  # half kept: the bitmask
     masks["net.3.weight"] = _masks(digits, "nm", 0.5)["net.3.weight"]
     path = tmp_path / "g.safetensors"
     r = _export(GanBundle(digits, DIGITS, masks=masks), path)
-    assert {"bitmask", "nm"} <= set(r.encodings)
+    assert {"bitmask", "nm", "rice"} <= set(r.encodings)
     return path
 
 
@@ -297,6 +298,7 @@ def _rewrite(path: Path, edit) -> None:
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata())
     tensors = load_file(path)
+    meta.pop("digest", None)  # the structural checks must catch the damage on their own
     edit(tensors, meta)
     save_file(tensors, str(path), metadata=meta)
 
@@ -317,6 +319,12 @@ DAMAGE = {
     "nm_index": lambda t, m: t.__setitem__("net.3.weight.indices", torch.full_like(t["net.3.weight.indices"], 255)),
     "dtype": lambda t, m: t.__setitem__("net.0.weight.compressed", t["net.0.weight.compressed"].double()),
     "version": lambda t, m: m.__setitem__("format_version", "99"),
+    "version-1-rice": lambda t, m: m.__setitem__("format_version", "1"),  # rice is a version-2 encoding
+    "rice-k": _edit_table("net.6.weight", "k", 40),
+    "rice-count": lambda t, m: t.__setitem__("net.6.weight.compressed", t["net.6.weight.compressed"][:-1].clone()),
+    "rice-past-end": lambda t, m: t.__setitem__("net.6.weight.gaps_low", torch.full_like(t["net.6.weight.gaps_low"], 255)),
+    "rice-high": lambda t, m: t.__setitem__("net.6.weight.gaps_high", torch.cat([t["net.6.weight.gaps_high"],
+                                                                               torch.zeros(3, dtype=torch.uint8)])),
     "missing": lambda t, m: t.pop("net.0.weight.bitmask"),
     "arch": lambda t, m: m.__setitem__("g_arch", "{not json"),
 }
