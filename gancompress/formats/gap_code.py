@@ -28,8 +28,10 @@ def _ceil8(n: int) -> int:
 
 
 def gaps_of(positions: np.ndarray) -> np.ndarray:
-    """The gaps (skipped entries before each kept one) of sorted positions."""
-    return np.diff(positions.astype(np.int64), prepend=-1) - 1
+    """The gaps (skipped entries before each kept one) of sorted positions (a new array)."""
+    gaps = np.diff(positions.astype(np.int64, copy=False), prepend=-1)
+    gaps -= 1
+    return gaps
 
 
 def stream_bytes(gaps: np.ndarray, k: int) -> int:
@@ -49,17 +51,26 @@ def best_k(gaps: np.ndarray) -> int:
 
 def encode_positions(positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``(high, low)`` packed uint8 streams of sorted, distinct positions."""
-    gaps = gaps_of(positions)
-    ends = np.cumsum((gaps >> k) + 1) - 1  # where each gap's closing one bit goes
+    return encode_gaps(gaps_of(positions), k)
+
+
+def encode_gaps(gaps: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The streams of ``gaps`` (int64; overwritten with their low bits: no temporaries of its size beyond one)."""
+    ends = gaps >> k
+    ends += 1
+    np.cumsum(ends, out=ends)
+    ends -= 1  # where each gap's closing one bit goes
     bits = np.zeros(int(ends[-1]) + 1 if ends.size else 0, dtype=np.uint8)
     bits[ends] = 1
-    return np.packbits(bits, bitorder="little"), _pack_low(gaps & ((1 << k) - 1), k)
+    del ends
+    gaps &= (1 << k) - 1
+    return np.packbits(bits, bitorder="little"), _pack_low(gaps, k)
 
 
 def _pack_low(low: np.ndarray, k: int) -> np.ndarray:
     if k == 0 or low.size == 0:
         return np.zeros(0, dtype=np.uint8)
-    as_bytes = low.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :_ceil8(k)]
+    as_bytes = low.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :_ceil8(k)]
     bits = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :k]
     return np.packbits(bits.reshape(-1), bitorder="little")
 
@@ -109,11 +120,18 @@ def decode_positions(high: np.ndarray, low: np.ndarray, count: int, k: int, size
     low_bits = _checked_low(low, count, k)
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    quotients = np.diff(ends, prepend=-1) - 1
-    span = float(quotients.sum()) * 2.0 ** k + float(low_bits.sum(dtype=np.float64)) + count  # no int64 overflow
+    positions = np.diff(ends, prepend=-1)  # the quotients, plus one
+    del ends
+    span = float(positions.sum() - count) * 2.0 ** k + float(low_bits.sum(dtype=np.float64)) + count  # float: no wrap
     if span > size + 1.0:
         raise ValueError(f"the gaps run past the tensor's {size} entries")
-    positions = np.cumsum((quotients << k) + low_bits + 1) - 1
+    positions -= 1
+    positions <<= k
+    positions += low_bits
+    del low_bits
+    positions += 1
+    np.cumsum(positions, out=positions)
+    positions -= 1
     if int(positions[-1]) >= size:
         raise ValueError(f"a kept position ({int(positions[-1])}) lies past the tensor's {size} entries")
     return positions

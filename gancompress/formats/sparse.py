@@ -299,8 +299,10 @@ def _nm_arrays(a: np.ndarray, v: np.ndarray, n: int, m: int) -> dict[str, np.nda
 def encode_rice(a: np.ndarray, k: int) -> Encoded:
     flat = a.reshape(-1)
     positions = np.flatnonzero(nonzero(flat))
-    high, low = gap_code.encode_positions(positions, k)
-    arrays = {"shape": _shape_array(a), "compressed": flat[positions], "gaps_high": high, "gaps_low": low}
+    values, gaps = flat[positions], gap_code.gaps_of(positions)
+    del positions
+    high, low = gap_code.encode_gaps(gaps, k)
+    arrays = {"shape": _shape_array(a), "compressed": values, "gaps_high": high, "gaps_low": low}
     return Encoded("rice", arrays, {"k": k})
 
 
