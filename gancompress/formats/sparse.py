@@ -1,6 +1,6 @@
-"""The ``gancompress-sparse`` safetensors layout (version 1): encode and decode.
+"""The ``gancompress-sparse`` safetensors layout (versions 1 and 2): encode and decode.
 
-Every tensor of the generator's state dict is stored under its own name in one of five
+Every tensor of the generator's state dict is stored under its own name in one of seven
 encodings, chosen per tensor as the smallest (see ``docs/sparse_format.md``):
 
 * ``dense``   -- ``<name>`` as it is;
