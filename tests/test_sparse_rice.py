@@ -84,6 +84,14 @@ def test_positions_against_brute_force():
         gap_code.decode_positions(*gap_code.encode_positions(positions, 2), positions.size, 2, 70000)
 
 
+def test_k_stays_in_range_for_gaps_beyond_2_to_the_32():
+    positions = np.array([2 ** 40, 2 ** 40 + 5])
+    k = gap_code.best_k(gap_code.gaps_of(positions))
+    assert k == gap_code.MAX_K
+    high, low = gap_code.encode_positions(positions, k)
+    assert high.size == 33 and gap_code.decode_positions(high, low, 2, k, 2 ** 41).tolist() == positions.tolist()
+
+
 def test_the_writer_picks_rice_for_sparse_tensors_and_keeps_the_bitmask_for_dense_ish_ones():
     sparse, halfway = _sparse((64, 32, 4, 4), 0.1), _sparse((64, 32, 4, 4), 0.5)
     best = sf.choose(sparse)

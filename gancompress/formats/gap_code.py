@@ -44,7 +44,7 @@ def best_k(gaps: np.ndarray) -> int:
     """The ``k`` (near ``log2`` of the mean gap) that makes the streams smallest."""
     if gaps.size == 0:
         return 0
-    k0 = int(math.log2(float(gaps.mean()) + 1.0))
+    k0 = min(int(math.log2(float(gaps.mean()) + 1.0)), MAX_K)
     tried = range(max(0, k0 - 2), min(MAX_K, k0 + 2) + 1)
     return min(tried, key=lambda k: (stream_bytes(gaps, k), k))
 
