@@ -344,7 +344,7 @@ def test_dequantized_sizes_count_before_anything_is_decoded(files, tmp_path):
     """A table whose 1-byte codes would fit the size limit but whose float32 values would not: refused up front."""
     src = files[("element", "sparse", "int8")]
     table = json.loads(read_raw(src)[0]["__metadata__"]["tensors"])
-    name = next(n for n, i in table.items() if i["encoding"] == "bitmask")
+    name = next(n for n, i in table.items() if i["encoding"] in ("bitmask", "rice"))
     limit = 64 * src.stat().st_size + (16 << 20)
     cols = limit // 2  # 0.5x the limit as int8 codes, 2x as float32 values
 
@@ -355,3 +355,18 @@ def test_dequantized_sizes_count_before_anything_is_decoded(files, tmp_path):
         meta["tensors"] = json.dumps(t)
     bad = edit_metadata(src, tmp_path / "bad.safetensors", edit)
     assert "declares" in one_error_line(cli("inspect", bad))
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def test_inspect_shows_the_scheme_and_the_scales_of_each_weight(files):
+    block = json.loads(cli("inspect", files[("block", "sparse", "int8")], "--json").stdout)
+    assert block["quantization"]["scheme"] == "int8" and "per-block" in block["quantization"]["scales"]
+    stored = {r["name"]: r.get("quantized") for r in block["generator"]["layers"]}
+    assert stored["net.3"] == "int8 per-block 2x2" and stored["net.1"] is None  # BatchNorm stays float
+    dense = json.loads(cli("inspect", files[("filter", "dense", "fp8")], "--json").stdout)
+    assert dense["quantization"] == {"scheme": "fp8", "weights": 4, "scales": {"per-channel": 4}}
+    assert json.loads(cli("inspect", files["element"], "--json").stdout)["quantization"] is None  # a checkpoint
+    table = cli("inspect", files[("block", "sparse", "int8")]).stdout
+    assert "int8 per-block 2x2" in table and "quantized int8" in table and "stored as" in table
