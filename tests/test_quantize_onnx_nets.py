@@ -65,6 +65,10 @@ def test_8bit_onnx_matches_the_dequantized_torch_model(case, scheme, tmp_path):
     got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})[0]
     assert len(session.get_inputs()) == len(args) and got.shape == want.shape
     assert float(np.abs(got - want).max()) < 1e-5
+    loaded = gancompress.load(path)  # gancompress's own session folds the weights' DequantizeLinear once
+    assert loaded.session.get_session_options().get_session_config_entry("session.disable_quant_qdq") == "1"
+    with torch.no_grad():
+        assert float(np.abs(loaded(*args).numpy() - want).max()) < 1e-5
     float_model = gancompress.load(tmp_path / "p.safetensors", arch=arch).eval()
     with torch.no_grad():  # the 8-bit rounding is visible: the ONNX file is not the float model
         assert float(np.abs(float_model(*args).numpy() - got).max()) > 1e-5
