@@ -65,6 +65,3 @@ def check_dtype(config: ExportConfig) -> None:
     if config.dtype not in (None, "float32"):
         raise InputError(f"--quantize {config.quantize} stores the weights in 8 bits and dequantizes them to float32; "
                          f"it does not combine with --dtype {config.dtype} (drop one of them)")
-    if config.format == "onnx" and config.quantize != "int8":
-        raise InputError(f"--format onnx supports --quantize int8 (QuantizeLinear/DequantizeLinear per channel), "
-                         f"not {config.quantize}; use --quantize int8, or --format sparse/dense/shrunk for {config.quantize}")

@@ -112,6 +112,7 @@ def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str, extra
         tensors, table = encode_state_dict(state, quant)
         meta = file_metadata(sf.FORMAT_SPARSE, spec, meta_state, layout, extra)
         meta["tensors"] = json.dumps(table, sort_keys=True, separators=(",", ":"))
+        meta["format_version"] = sf.format_version(table)
         counts = {e: sum(1 for t in table.values() if t["encoding"] == e) for e in sf.ENCODINGS[1:]}
         counts["dense"] = len(state) - len(table)
         counts = {k: v for k, v in counts.items() if v}
@@ -192,11 +193,9 @@ def read_export(path: str | Path) -> ExportedGenerator:
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") not in EXPORT_FORMATS:
         raise InputError(f"{path}: not a gancompress export (format {metadata.get('format')!r})")
-    if metadata.get("format_version") != sf.FORMAT_VERSION:
-        raise InputError(f"{path}: export format version {metadata.get('format_version')!r} is not supported "
-                         f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
-    spec = parse_spec(metadata.get("g_arch"), str(path))
     table = _table(metadata, str(path))
+    sf.check_version(metadata.get("format_version"), table, str(path))
+    spec = parse_spec(metadata.get("g_arch"), str(path))
     quant = read_quantization(metadata, str(path))
     stored = {f"{name}.{s}" for name, info in table.items() for s in sf.SUFFIXES.get(info.get("encoding"), ())}
     dense = sum(t.numel() * t.element_size() for k, t in tensors.items() if k not in stored)
