@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -215,3 +216,28 @@ def test_an_edited_rice_stream_without_digest_fails_in_one_line(files, tmp_path)
     bad = replace_tensor(src, tmp_path / "bad.safetensors", f"{name}.gaps_high", raw, [len(raw)])
     line = one_error_line(cli("inspect", bad))
     assert name in line and "gaps_high" in line
+
+
+@pytest.mark.parametrize("scheme", [None, "int8"])
+def test_encodings_bitmask_writes_a_version_1_file_with_the_same_weights(files, tmp_path, scheme):
+    """`--encodings bitmask` (compressed-tensors' layout, version-1 readers): no rice, the same decoded weights."""
+    from gancompress.api import load
+
+    pruned = files[("0.9", scheme)].parent / "p0.9.safetensors"
+    path = tmp_path / "compat.safetensors"
+    args = ["--quantize", scheme] if scheme else []
+    assert cli("export", pruned, "-o", path, "--encodings", "bitmask", *args, "-q").exit_code == 0
+    encodings = {i["encoding"] for i in json.loads(_meta(path)["tensors"]).values()}
+    assert encodings == {"bitmask"} and _meta(path)["format_version"] == "1"
+    assert path.stat().st_size > files[("0.9", scheme)].stat().st_size  # the gap code was the smaller one
+    want, got = load(files[("0.9", scheme)]).state_dict(), load(path).state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+@pytest.mark.parametrize("args, words", [(["--encodings", "bitmask,zip"], "zip"),
+                                         (["--encodings", "bitmask", "--format", "dense"], "sparse only")])
+def test_bad_encodings_fail_in_one_line_and_write_nothing(files, tmp_path, args, words):
+    pruned = files[("0.9", None)].parent / "p0.9.safetensors"
+    result = cli("export", pruned, "-o", tmp_path / "x.safetensors", *args)
+    assert result.exit_code == 2 and words in one_error_line(result)
+    assert not (tmp_path / "x.safetensors").exists()

@@ -52,7 +52,8 @@ class Quantization:
 
 
 def quantize_state(state: dict[str, torch.Tensor], axes: dict[str, int], scheme_name: str, *,
-                   blocks: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Quantization]:
+                   blocks: bool, allowed: tuple[str, ...] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Quantization]:
     """``(state with codes in place of the float weights named in axes, scale arrays, quantization)``.
     ``blocks``: block-sparse weights get a scale per tile (for the sparse layout's ``blocks`` encoding)."""
     scheme = SCHEMES.get(scheme_name)
@@ -61,7 +62,7 @@ def quantize_state(state: dict[str, torch.Tensor], axes: dict[str, int], scheme_
         weight = state.get(name)
         if weight is None or not weight.is_floating_point():
             continue
-        plan = plan_for(weight, axis, blocks=blocks)
+        plan = plan_for(weight, axis, blocks=blocks, allowed=allowed)
         out[name], scales[f"{name}.{SCALE_SUFFIX}"] = quantize(weight, scheme, plan, name)
         plans[name] = plan
     return out, scales, Quantization(scheme, plans)

@@ -48,6 +48,7 @@ FORMAT_SPARSE = "gancompress-sparse"
 FORMAT_DENSE = "gancompress-dense"
 FORMAT_VERSION = "1"  # files that use only the version-1 encodings keep declaring it (older readers read them)
 ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm", "nm_dim", "rice")
+SPARSE_ENCODINGS = ENCODINGS[1:]  # what `export --encodings` may name (dense always applies)
 SINCE_VERSION = {"rice": "2"}  # encodings newer than version 1, and the version a file using them declares
 READ_VERSIONS = ("1", "2")
 SUFFIXES = {
@@ -204,9 +205,21 @@ def _from_run_view(mat: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndar
     return np.ascontiguousarray(np.moveaxis(mat.reshape(moved), -1, dim))
 
 
-def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
+def choose(a: np.ndarray, allowed: tuple[str, ...] | None = None, **kwargs: Any) -> Candidate:
+    """The smallest encoding of ``a`` (``allowed``: only these, besides ``dense``, which always applies)."""
     order = {e: i for i, e in enumerate(ENCODINGS)}
-    return min(candidates(a, **kwargs), key=lambda c: (c.size, order[c.encoding]))
+    offered = [c for c in candidates(a, **kwargs) if allowed is None or c.encoding == "dense" or c.encoding in allowed]
+    return min(offered, key=lambda c: (c.size, order[c.encoding]))
+
+
+def check_encodings(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if every one is a sparse encoding (``dense`` is implied); an :class:`InputError` lists them."""
+    known = SPARSE_ENCODINGS
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise InputError(f"--encodings {','.join(bad) or '(empty)'}: choose from {', '.join(known)} (comma-separated; "
+                         "dense is always allowed; `--encodings bitmask` writes files compressed-tensors reads)")
+    return tuple(names)
 
 
 def _tiles(m2: np.ndarray, br: int, bc: int) -> np.ndarray:
