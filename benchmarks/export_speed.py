@@ -12,6 +12,11 @@ weights, so the numbers say nothing about image quality). Two kinds of filter ma
   filters per layer; what a group-aware pruner would give. Same sparsity per layer.
 
 Run: ``python benchmarks/export_speed.py [--repeats 3] [--size 256] [--kinds per-layer grouped]``.
+
+``--codec`` instead times the sparse layout's two element encodings on one large tensor
+(default 50M float32 weights, 10% kept at random): encode and decode of ``bitmask`` against
+``rice`` (the gap code), with the bytes each spends on the mask; the same arrays whether the
+values are float32, int8 or fp8 codes, so one row per encoding covers them.
 The CPU is shared, so expect noise of 10-20% (far more on a loaded machine): the median of
 ``--repeats`` runs is printed, dense is re-timed next to every shrunk model and each ratio
 uses that neighbouring dense time; process CPU time (all threads) is printed next to wall
@@ -33,7 +38,7 @@ from gancompress.archs import ArchSpec, build
 from gancompress.formats.checkpoint import GanBundle
 from gancompress.errors import InputError
 from gancompress.export import ExportConfig, export_bundle
-from gancompress.export.shrink_graph import filter_groups
+from gancompress.channels import filter_groups
 from gancompress.prune import PruneConfig, compute_masks
 
 SPEC = ArchSpec("pix2pix-resnet-g", {"input_nc": 3, "output_nc": 3, "ngf": 64, "n_blocks": 9,
@@ -134,10 +139,51 @@ def run(repeats: int, size: int, kinds: list[str]) -> None:
               f"{err:.1e} | {params:,} | {sizes['dense'] / 2**20:.1f} | {sizes['sparse'] / 2**20:.1f} | "
               f"{sizes['shrunk'] / 2**20:.1f} |")
 
+def codec_rows(weights: int, kept: float, repeats: int) -> None:
+    """Median encode/decode seconds of ``bitmask`` vs ``rice`` on a ``(weights / 16384, 1024, 4, 4)`` tensor."""
+    import numpy as np
+
+    from gancompress.formats import sparse as sf
+
+    rng = np.random.default_rng(0)
+    shape = (max(1, weights // 16384), 1024, 4, 4)
+    a = np.zeros(shape, np.float32)
+    keep = rng.random(shape, dtype=np.float32) < kept
+    a[keep] = rng.standard_normal(int(keep.sum()), dtype=np.float32)
+    del keep
+    rice = next(c for c in sf.candidates(a, blocks=(), nm=()) if c.encoding == "rice")
+    print(f"\n| encoding | weights | kept | mask bytes | mask bits/weight | encode s | decode s |")
+    print("|---|---|---|---|---|---|---|")
+    for cand in (sf.Candidate("bitmask", 0), rice):
+        enc_s, enc = _timed(lambda: sf.encode(a, cand), repeats)
+        info = {"encoding": enc.encoding, "shape": list(shape), **enc.params}
+        dec_s, out = _timed(lambda: sf.decode("w", info, enc.arrays), repeats)
+        assert out.tobytes() == a.tobytes()
+        mask = enc.nbytes - enc.arrays["compressed"].nbytes - enc.arrays["shape"].nbytes
+        label = enc.encoding + "".join(f", {k}={v}" for k, v in enc.params.items())
+        print(f"| {label} | {a.size:,} | {kept:.0%} | {mask:,} | {8 * mask / a.size:.3f} | "
+              f"{enc_s:.2f} | {dec_s:.2f} |")
+
+
+def _timed(fn, repeats: int):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--kinds", nargs="+", default=["per-layer", "grouped"], choices=["per-layer", "grouped"])
+    parser.add_argument("--codec", action="store_true", help="time bitmask vs rice encode/decode instead")
+    parser.add_argument("--weights", type=int, default=50_000_000, help="--codec: weights in the tensor")
+    parser.add_argument("--kept", type=float, default=0.1, help="--codec: fraction of weights kept")
     args = parser.parse_args()
-    run(args.repeats, args.size, args.kinds)
+    if args.codec:
+        codec_rows(args.weights, args.kept, args.repeats)
+    else:
+        run(args.repeats, args.size, args.kinds)

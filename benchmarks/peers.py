@@ -280,9 +280,14 @@ def section_sparse(tmp: Path) -> list[dict]:
         cli("prune", str(src), *flags, "--force", "-o", str(tmp / "p.safetensors"))
         ours = tmp / "ours.sparse.safetensors"
         cli("export", str(tmp / "p.safetensors"), "--format", "sparse", "--force", "-o", str(ours))
+        compat = tmp / "ours.bitmask.safetensors"  # --encodings bitmask: the layout compressed-tensors reads
+        cli("export", str(tmp / "p.safetensors"), "--format", "sparse", "--encodings", "bitmask", "--force", "-o", str(compat))
         masked_sd = load_generator(tmp / "p.safetensors").state_dict()
-        row = {"case": label, "dense_bytes": dense_bytes, "ours_bytes": ours.stat().st_size}
+        row = {"case": label, "dense_bytes": dense_bytes, "ours_bytes": ours.stat().st_size,
+               "ours_bitmask_bytes": compat.stat().st_size}
         row.update(_peer_sparse(masked_sd, ours, tmp))
+        if have("compressed_tensors"):
+            row["peer_reads_ours_bitmask"] = _peer_reads(compat, masked_sd)
         rows.append(row)
     return rows
 
@@ -486,11 +491,13 @@ def print_tables(results: dict[str, list[dict]]) -> None:
                   f"{'%.1e' % r['peer_err'] if 'peer_err' in r else '-'} |")
     if "sparse" in results:
         print("\n### Sparse files: export --format sparse vs compressed-tensors sparse-bitmask (ResNet-9)\n")
-        print("| case | peer | size ours/peer | ours / dense | peer reads ours | ours reads peer |")
-        print("|---|---|---|---|---|---|")
+        print("| case | peer | size ours/peer | ours / dense | peer reads ours | ours reads peer | "
+              "`--encodings bitmask`: size ours/peer, peer reads it |")
+        print("|---|---|---|---|---|---|---|")
         for r in results["sparse"]:
             print(f"| {r['case']} | {r['peer']} | {_r(r['ours_bytes'], r.get('peer_bytes'))} | "
-                  f"{r['ours_bytes'] / r['dense_bytes']:.3f}x | {r.get('peer_reads_ours', '-')} | {r.get('ours_reads_peer', '-')} |")
+                  f"{r['ours_bytes'] / r['dense_bytes']:.3f}x | {r.get('peer_reads_ours', '-')} | {r.get('ours_reads_peer', '-')} | "
+                  f"{_r(r['ours_bitmask_bytes'], r.get('peer_bytes'))}, {r.get('peer_reads_ours_bitmask', '-')} |")
     if "fid" in results:
         print("\n### FID throughput: gancompress evaluate vs torch-fidelity calculate_metrics\n")
         print("| case | peer | wall ours/peer | FID ours | FID peer |")

@@ -17,6 +17,11 @@ int8 file <= 0.05x the dense float32 file; FID within 1.05x of the float recover
     python benchmarks/quantization.py                                   # 3 seeds (0,1,2), 5,000 samples
     python benchmarks/quantization.py --seeds 1 --out runs/q1 &         # one process per seed, then
     python benchmarks/quantization.py --seeds 0,1 --merge runs/q1       # the table over both folders
+    python benchmarks/quantization.py --sizes                           # file sizes only (prune + export)
+
+``--sizes`` prunes the bundled GAN at 90% (element, block 4x4, filter; the same prune settings
+as the recovered rows, whose masks are of the same kind) and exports each pruned checkpoint as
+sparse float32 / int8 / fp8 and shrunk int8: the file-size table of the README, in seconds.
 
 Every run is recorded in ``<out>/quantization.json`` as it finishes (a rerun skips what is there);
 prints one markdown table and writes ``<out>/quantization.md``.
@@ -46,14 +51,14 @@ def _export(source: Path, output: Path, quantize: str | None, fmt: str = "sparse
 
 
 def _recover(seed: int, qat: str | None, steps: int, folder: Path) -> Path:
-    from gancompress.finetune.config import RecoveryConfig
+    from gancompress.finetune.config import RecoveryConfig, Runtime
     from gancompress.recipe import Setting, prune_and_recover, setting_prune_config
 
     recovery = replace(RecoveryConfig(steps=steps), quantize_aware=qat)
     setting = Setting(setting_prune_config(SPARSITY), recovery, "agp", seed)
     out = folder / f"seed{seed}-{qat or 'float'}.safetensors"
     if not out.exists():
-        prune_and_recover(SOURCE, setting, DATA, folder / "pruned.safetensors", out, device="cpu")
+        prune_and_recover(SOURCE, setting, DATA, folder / "pruned.safetensors", out, runtime=Runtime(device="cpu"))
     return out
 
 
@@ -92,6 +97,27 @@ def _table(records: list[dict], dense: dict, steps: int, samples: int, seeds: li
     return "\n".join(lines) + "\n"
 
 
+SIZE_CELLS = (("sparse float32", "sparse", None), ("sparse + int8", "sparse", "int8"),
+              ("sparse + fp8", "sparse", "fp8"), ("shrunk + int8", "shrunk", "int8"))
+
+
+def _sizes(folder: Path) -> str:
+    """The file-size table: each 90% pruned checkpoint's exports over the dense float32 export."""
+    from gancompress.prune.run import PruneJob, prune_checkpoint
+    from gancompress.recipe import setting_prune_config
+
+    dense = _export(Path(SOURCE), folder / "dense.safetensors", None, "dense")
+    lines = [f"File sizes of {SOURCE} at {SPARSITY:.0%} sparsity over its dense float32 export ({dense:,} bytes):", "",
+             "| pruning | " + " | ".join(label for label, _, _ in SIZE_CELLS) + " |", "|---|" + "---|" * len(SIZE_CELLS)]
+    for granularity in ("element", "block", "filter"):
+        pruned = folder / f"pruned-{granularity}.safetensors"
+        prune_checkpoint(PruneJob(SOURCE, setting_prune_config(SPARSITY, granularity), pruned, force=True))
+        sizes = [_export(pruned, folder / f"{granularity}-{fmt}-{scheme}.safetensors", scheme, fmt)
+                 for _, fmt, scheme in SIZE_CELLS]
+        lines.append(f"| {granularity} | " + " | ".join(f"{b:,} B ({b / dense:.3f}x)" for b in sizes) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--seeds", default="0,1,2")
@@ -102,9 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "runs" / "quantization")
     p.add_argument("--merge", type=Path, action="append", default=[],
                    help="also tabulate the runs recorded in this output folder (one process per seed; repeatable)")
+    p.add_argument("--sizes", action="store_true", help="only the file-size table (prune + export, no recovery)")
     args = p.parse_args(argv)
 
     import torch
+
+    if args.sizes:
+        args.out.mkdir(parents=True, exist_ok=True)
+        text = _sizes(args.out)
+        print(text)
+        (args.out / "sizes.md").write_text(text)
+        return 0
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from reproduce_paper import BUDGET_FRACTION, bundled_training_steps

@@ -96,6 +96,21 @@ def _size_on_disk(path: Path | None) -> int | None:
     return sum(p.stat().st_size for p in checkpoint_files(path))
 
 
+def file_quantization(path: Path | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The 8-bit scheme of an ``export --quantize`` file (None for any other source); marks each
+    quantized layer's row with ``quantized`` (``int8 per-channel`` ...)."""
+    from .formats.export_file import export_metadata
+    from .formats.quantized_file import read_quantization
+
+    metadata = export_metadata(path) if path is not None else None
+    quant = read_quantization(metadata, str(path)) if metadata else None
+    if quant is None:
+        return None
+    for row in rows:
+        row["quantized"] = quant.describe("weight" if row["name"] == "(root)" else f"{row['name']}.weight")
+    return quant.summary()
+
+
 def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any]:
     """A JSON-ready description of a loaded checkpoint."""
     from .generation import generator_info
@@ -119,6 +134,7 @@ def inspect_bundle(bundle: GanBundle, path: Path | None = None) -> dict[str, Any
         "masks": len(bundle.masks),
         "pruning": bundle.meta.get("pruning"),
     }
+    report["quantization"] = file_quantization(path, report["generator"]["layers"])
     if bundle.discriminator is not None:
         d_in = _discriminator_input_shape(bundle, g_out, g_in, kind)
         report["discriminator"] = {"architecture": bundle.d_spec.name if bundle.d_spec else "custom",

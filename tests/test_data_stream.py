@@ -48,3 +48,20 @@ def test_each_rank_streams_only_its_slice(tmp_path: Path) -> None:
         part = rank.draw(6, torch.device("cpu"))
         assert part.sharded and torch.equal(part.real, whole.real[bounds[0]:bounds[1]])
         assert torch.equal(part.x, whole.x[bounds[0]:bounds[1]])
+
+
+def test_workers_left_running_are_stopped_at_interpreter_exit(tmp_path: Path) -> None:
+    """A stream drawn from after its run closed it (a caller's extra draw) would leave workers that
+    multiprocessing kills at exit, failing the process: the exit handler stops them first."""
+    import gancompress.data.stream as stream
+
+    streamed = Sampler(5, 4, "noise", (3, 1, 1), open_real(str(_folder(tmp_path)), size=8, channels=3), workers=2)
+    streamed.draw(0, torch.device("cpu"))
+    workers = list(streamed.stream._it._workers)
+    assert streamed.stream in stream._LIVE and all(w.is_alive() for w in workers)
+    stream._close_live_streams()
+    assert streamed.stream._it is None and streamed.stream not in stream._LIVE
+    for w in workers:
+        w.join(timeout=10)
+    assert not any(w.is_alive() for w in workers)
+    streamed.stream.close()  # closing twice is harmless

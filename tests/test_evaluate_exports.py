@@ -21,7 +21,7 @@ FAST = ["--extractor", "tiny", "--real", "builtin:digits", "-n", "40", "--batch-
 EXPORTS = [("sparse", None, 100.0), ("shrunk", "float16", 35.0), ("shrunk", "bfloat16", 20.0),
            ("sparse", "float16", 35.0), ("dense", "bfloat16", 20.0), ("onnx", None, 60.0),
            ("onnx", "float16", 35.0), ("sparse", "int8", 30.0), ("shrunk", "fp8", 20.0), ("dense", "int8", 30.0),
-           ("onnx", "int8", 30.0)]
+           ("onnx", "int8", 30.0), ("onnx", "fp8", 20.0)]
 QUANTIZE = ("int8", "fp8")  # in the dtype slot: --quantize SCHEME (the values are float32)
 
 

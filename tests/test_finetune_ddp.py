@@ -52,6 +52,8 @@ def _grads(trainer, step: int) -> dict[str, list[torch.Tensor]]:
     with activated(trainer.world):  # the run's group stays (run_finetune did not create it)
         seed_global(trainer.config.run.seed, step)
         batch = shard(trainer.setup.sampler.draw(step, trainer.device), trainer.world)
+        if getattr(trainer.setup.sampler, "stream", None) is not None:  # the draw restarted the run's workers
+            trainer.setup.sampler.stream.close()
         losses = compute_losses(trainer.teacher, trainer.student_net, trainer.d_net, batch, trainer.setup.profile,
                                 trainer.options, step)
         g, d = list(trainer.student.parameters()), list(trainer.d.parameters())

@@ -114,7 +114,8 @@ def _shape_bytes(shape):
     return np.asarray(shape, np.int64).tobytes(), [len(shape)], "I64"
 
 
-@pytest.mark.parametrize("case", ["slices-huge", "blocks-huge", "nm-huge", "bitmask-rows", "negative", "not-int", "2**70"])
+@pytest.mark.parametrize("case", ["slices-huge", "blocks-huge", "nm-huge", "bitmask-rows", "rice-huge", "negative", "not-int",
+                                  "2**70"])
 def test_sparse_table_sizes_are_checked_before_decoding(sparse, tmp_path, case):
     """Shapes that claim gigabytes with (almost) nothing behind them: refused, nothing allocated."""
     table = json.loads(read_raw(sparse)[0]["__metadata__"]["tensors"])
@@ -129,6 +130,10 @@ def test_sparse_table_sizes_are_checked_before_decoding(sparse, tmp_path, case):
     elif case == "nm-huge":
         info = {"encoding": "nm", "shape": [1, 2 ** 34], "dtype": "float32", "axis": 0, "n": 1, "m": 256}
         arrays = {"shape": _shape_bytes([1, 2 ** 34])}
+    elif case == "rice-huge":  # a few bytes of gap streams claiming 2**35 entries
+        info = {"encoding": "rice", "shape": big, "dtype": "float32", "k": 20}
+        arrays = {"shape": _shape_bytes(big), "gaps_high": (b"\x01", [1], "U8"), "gaps_low": (b"\x00" * 3, [3], "U8"),
+                  "compressed": (b"\x00\x00\x80\x3f", [1], "F32")}
     elif case == "bitmask-rows":
         info = {"encoding": "bitmask", "shape": [2 ** 32, 1], "dtype": "float32"}
         arrays = {"shape": _shape_bytes([2 ** 32, 1])}

@@ -22,7 +22,8 @@ from hostile_files import (
 ROOT = Path(__file__).resolve().parents[1]
 PRUNINGS = {"element": ["-s", "0.7", "--prune-first-last"], "filter": ["-g", "filter", "-s", "0.5"],
             "block": ["-g", "block", "-s", "0.8", "--block", "2x2"], "nm": ["-g", "nm", "--nm", "2:4", "--prune-first-last", "--nm-axis", "kernel"],
-             "nm-in": ["-g", "nm", "--nm", "1:4", "--keep-dense", "none"]}
+             "nm-in": ["-g", "nm", "--nm", "1:4", "--keep-dense", "none"],
+             "element-90": ["-s", "0.9", "--prune-first-last"]}  # 10% kept: the rice gap code
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_the_fixture_covers_every_encoding(files):
     for key in files:
         if key.startswith("sparse-"):
             seen |= set(_encodings(files[key]).values())
-    assert {"bitmask", "slices", "blocks", "nm", "nm_dim"} <= seen
+    assert {"bitmask", "slices", "blocks", "nm", "nm_dim", "rice"} <= seen
 
 
 def test_every_file_we_write_records_a_sha256_digest(files):
@@ -101,7 +102,8 @@ def _swap_one_set_and_one_unset_bit(packed: bytes) -> bytes:
     return np.packbits(bits, bitorder="little").tobytes()
 
 
-@pytest.mark.parametrize("granularity, suffix", [("element", "bitmask"), ("filter", "slice_mask"), ("block", "block_mask")])
+@pytest.mark.parametrize("granularity, suffix", [("element", "bitmask"), ("filter", "slice_mask"), ("block", "block_mask"),
+                                                 ("element-90", "gaps_high"), ("element-90", "gaps_low")])
 def test_a_moved_mask_bit_is_refused(files, tmp_path, granularity, suffix):
     path = files[f"sparse-{granularity}"]
     name = next(n for n, e in _encodings(path).items() if f"{n}.{suffix}" in read_raw(path)[0])

@@ -292,7 +292,6 @@ def _rename_tensor(src: Path, dst: Path, name: str, new: str) -> Path:
 @pytest.mark.parametrize("args, needle", [
     (["--quantize", "int4"], "unknown quantization scheme 'int4'"),
     (["--quantize", "int8", "--dtype", "float16"], "does not combine with --dtype float16"),
-    (["--quantize", "fp8", "--format", "onnx"], "supports --quantize int8"),
 ])
 def test_bad_quantize_options_exit_2_and_write_nothing(files, tmp_path, args, needle):
     out = tmp_path / "g.out"
@@ -303,7 +302,8 @@ def test_bad_quantize_options_exit_2_and_write_nothing(files, tmp_path, args, ne
 # ----------------------------------------------------------------------------- ONNX
 
 
-def test_onnx_int8_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(files, tmp_path):
+@pytest.mark.parametrize("scheme", ["int8", "fp8"])
+def test_onnx_8bit_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(files, tmp_path, scheme):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import numpy_helper
@@ -311,8 +311,8 @@ def test_onnx_int8_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(f
     from gancompress.formats.onnx_file import verify
     from gancompress.formats.onnx import load_onnx_bundle
 
-    path, plain = tmp_path / "g.int8.onnx", tmp_path / "g.onnx"
-    for out, extra in ((path, ["--quantize", "int8"]), (plain, [])):
+    path, plain = tmp_path / f"g.{scheme}.onnx", tmp_path / "g.onnx"
+    for out, extra in ((path, ["--quantize", scheme]), (plain, [])):
         r = cli("export", files["element"], "-o", out, "--format", "onnx", "--no-shrink", *extra, "-q")
         assert r.exit_code == 0, r.stderr
     verify(path)
@@ -320,13 +320,14 @@ def test_onnx_int8_runs_in_onnxruntime_and_matches_the_dequantized_torch_model(f
     dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     assert len(dq) == 4 and not any(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    torch_model = load(files[("element", "dense", "int8")])
+    torch_model = load(files[("element", "dense", scheme)])
     axes = weight_axes(torch_model)
     for node in dq:
         codes, scale = inits[node.input[0]], inits[node.input[1]]
         axis = next(a.i for a in node.attribute if a.name == "axis")
-        assert codes.dtype == np.int8 and codes.ndim == 4 and scale.shape == (codes.shape[axis],)
-        assert axis == axes[node.input[0].removesuffix("_int8")]  # per output channel (1 for ConvTranspose2d)
+        assert str(codes.dtype) == {"int8": "int8", "fp8": "float8_e4m3fn"}[scheme] and codes.ndim == 4
+        assert scale.dtype == np.float32 and scale.shape == (codes.shape[axis],)
+        assert axis == axes[node.input[0].removesuffix(f"_{scheme}")]  # per output channel (1 for ConvTranspose2d)
     assert not any(v.dtype == np.float32 and v.ndim == 4 for v in inits.values())  # no float weights left
     assert path.stat().st_size < 0.6 * plain.stat().st_size
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -343,7 +344,7 @@ def test_dequantized_sizes_count_before_anything_is_decoded(files, tmp_path):
     """A table whose 1-byte codes would fit the size limit but whose float32 values would not: refused up front."""
     src = files[("element", "sparse", "int8")]
     table = json.loads(read_raw(src)[0]["__metadata__"]["tensors"])
-    name = next(n for n, i in table.items() if i["encoding"] == "bitmask")
+    name = next(n for n, i in table.items() if i["encoding"] in ("bitmask", "rice"))
     limit = 64 * src.stat().st_size + (16 << 20)
     cols = limit // 2  # 0.5x the limit as int8 codes, 2x as float32 values
 
@@ -354,3 +355,18 @@ def test_dequantized_sizes_count_before_anything_is_decoded(files, tmp_path):
         meta["tensors"] = json.dumps(t)
     bad = edit_metadata(src, tmp_path / "bad.safetensors", edit)
     assert "declares" in one_error_line(cli("inspect", bad))
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def test_inspect_shows_the_scheme_and_the_scales_of_each_weight(files):
+    block = json.loads(cli("inspect", files[("block", "sparse", "int8")], "--json").stdout)
+    assert block["quantization"]["scheme"] == "int8" and "per-block" in block["quantization"]["scales"]
+    stored = {r["name"]: r.get("quantized") for r in block["generator"]["layers"]}
+    assert stored["net.3"] == "int8 per-block 2x2" and stored["net.1"] is None  # BatchNorm stays float
+    dense = json.loads(cli("inspect", files[("filter", "dense", "fp8")], "--json").stdout)
+    assert dense["quantization"] == {"scheme": "fp8", "weights": 4, "scales": {"per-channel": 4}}
+    assert json.loads(cli("inspect", files["element"], "--json").stdout)["quantization"] is None  # a checkpoint
+    table = cli("inspect", files[("block", "sparse", "int8")]).stdout
+    assert "int8 per-block 2x2" in table and "quantized int8" in table and "stored as" in table

@@ -330,3 +330,17 @@ def test_a_conditional_graph_runs_with_labels_and_refuses_edits():
         with pytest.raises(InputError, match="damaged or was edited|do(es)? not fit"):
             ShrunkGraph(_redigested(spec, edit), [4])
             pytest.fail(name)
+
+
+@pytest.mark.parametrize("dims", [(0, 1), (1, 0)])
+@pytest.mark.parametrize("slice_", [1, 7, 1 << 22])
+def test_cut_weight_equals_two_index_selects(dims, slice_, monkeypatch):
+    from gancompress.export import shrink
+
+    monkeypatch.setattr(shrink, "_CUT_SLICE", slice_)
+    w = torch.randn(6, 5, 3, 2)
+    out_dim, in_dim = dims
+    keep_out = torch.tensor([0, 2, 3, 5]) if out_dim == 0 else torch.tensor([1, 4])
+    keep_in = torch.tensor([1, 4]) if out_dim == 0 else torch.tensor([0, 2, 3, 5])
+    want = w.index_select(out_dim, keep_out).index_select(in_dim, keep_in)
+    assert torch.equal(shrink.cut_weight(w, out_dim, keep_out, in_dim, keep_in), want)

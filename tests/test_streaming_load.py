@@ -104,3 +104,19 @@ def test_shared_masked_generator_equals_the_copy_and_leaves_the_bundle_alone():
     assert got[names[0]] is params[names[0]]  # already masked: shared, no copy
     assert got[names[1]] is not params[names[1]]
     assert not any(p is params[n] for n, p in copied.named_parameters())
+
+
+@pytest.mark.parametrize("stray", [None, 0, -1])
+def test_the_masked_check_reads_slabs_and_finds_a_stray_weight_anywhere(stray, monkeypatch):
+    """A weight already zero wherever masked is shared; one nonzero pruned weight (first or last slab) is not."""
+    from gancompress.formats import checkpoint
+
+    monkeypatch.setattr(checkpoint, "_SLAB", 5)
+    weight = torch.randn(4, 3, 3, 3)
+    mask = torch.rand(weight.shape, generator=torch.Generator().manual_seed(2)) > 0.5
+    weight.mul_(mask)
+    if stray is not None:
+        pruned = (~mask).reshape(-1).nonzero().flatten()[stray]
+        weight.view(-1)[pruned] = 1.0
+    assert checkpoint._zero_where_masked(weight, mask) == (stray is None)
+    assert checkpoint._zero_where_masked(weight, mask.to(torch.uint8)) == (stray is None)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Force, Json, OptSource, Quantize, Quiet, TrustPickle, flag,
+from .options import (Arch, ArchKwargs, DArch, DArchKwargs, Encodings, Force, Json, OptSource, Quantize, Quiet, TrustPickle, flag,
                       load_options, output_option)
 from .output import human_console, human_size, notice, print_json
 from .stdio import emit_written, source_from_stdin
@@ -31,9 +31,13 @@ def default_output(source: str, fmt: str) -> Path:
     return derived_output(source, "onnx", "") if fmt == "onnx" else derived_output(source, fmt)
 
 
+def _encodings(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 @handle_errors
 def export(source: OptSource = None, output: Out = None, format: Format = "sparse", dtype: Dtype = None,
-           quantize: Quantize = None, push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
+           quantize: Quantize = None, encodings: Encodings = None, push_to_hub: PushTo = None, private: Private = False, revision: Revision = None, report: Report = None,
            no_shrink: NoShrink = False, force: Force = False, json_out: Json = False, quiet: Quiet = False, trust_pickle: TrustPickle = False,
            arch: Arch = None, arch_kwargs: ArchKwargs = None, d_arch: DArch = None,
            d_arch_kwargs: DArchKwargs = None) -> None:
@@ -64,7 +68,7 @@ def export(source: OptSource = None, output: Out = None, format: Format = "spars
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
     config = ExportConfig(source=source, output=output or default_output(source, format), format=format, dtype=dtype,
-                          quantize=quantize, shrink=not no_shrink, force=force, trust_pickle=load.trust_pickle, arch=load.arch,
+                          quantize=quantize, encodings=_encodings(encodings), shrink=not no_shrink, force=force, trust_pickle=load.trust_pickle, arch=load.arch,
                           arch_kwargs=load.arch_kwargs, load=load)
     result = export_and_push(config, push)
     for note in result.get("notes") or ():

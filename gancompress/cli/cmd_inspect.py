@@ -50,14 +50,20 @@ def _print(report: dict[str, Any]) -> None:
         net = report[role]
         if net is None:
             continue
+        quant = any(r.get("quantized") for r in net["layers"])
         rows = [[r["name"], r["type"], "x".join(map(str, r["shape"])), _fmt(r["params"]), f"{r['zeros_pct']:.1f}", r["structure"]]
-                for r in net["layers"]]
-        console.print(table(f"{role}: {net['architecture']}", ["layer", "type", "shape", "params", "zeros %", "structure"], rows))
+                + ([r.get("quantized") or "float"] if quant else []) for r in net["layers"]]
+        columns = ["layer", "type", "shape", "params", "zeros %", "structure"] + (["stored as"] if quant else [])
+        console.print(table(f"{role}: {net['architecture']}", columns, rows))
         console.print(f"  parameters {_fmt(net['parameters'])}, nonzeros {_fmt(net['nonzeros'])} "
                       f"({net['sparsity_pct']:.1f}% sparse), dtype {net['dtype']}, MACs/sample {_fmt(net['macs_per_sample'])}")
         if net.get("truncation_w_avg"):
             console.print(f"  --truncation pulls w toward {escape(net['truncation_w_avg'])}")
     size = report["file_size"]
+    if report.get("quantization"):
+        q = report["quantization"]
+        scales = ", ".join(f"{n} {kind}" for kind, n in q["scales"].items())
+        console.print(f"  quantized {q['scheme']}: {q['weights']} weights as 8-bit codes ({scales} scales)")
     if report.get("role") == "discriminator":
         shape = report["discriminator"].get("input_shape")
         if shape:

@@ -38,6 +38,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "format": _names("export.formats", "EXPORT_FORMATS"),
     "dtype": _names("export.config", "DTYPE_NAMES"),
     "quantize": _names("formats.quantize", "SCHEMES"),
+    "encodings": _names("formats.sparse", "SPARSE_ENCODINGS"),
 }
 _PLACEHOLDER = re.compile(r"\{choices:([a-z-]+)\}")
 
@@ -84,6 +85,7 @@ def out_dir_option(default: str) -> typer.models.OptionInfo:
 
 
 Quantize = Annotated[Optional[str], typer.Option("--quantize", metavar="SCHEME", show_default=False, help="Store the conv/linear weights in 8 bits: {choices:quantize} (int8: symmetric, a scale per output channel, per tile for block-sparse weights; fp8: e4m3 with per-channel scales); biases and normalisation stay float32.")]
+Encodings = Annotated[Optional[str], typer.Option("--encodings", metavar="LIST", show_default=False, help="--format sparse: store weights only in these encodings (comma-separated from: {choices:encodings}; dense always applies); by default each tensor gets the smallest. `--encodings bitmask` writes files compressed-tensors' sparse-bitmask reader (and format-version-1 readers) read.")]
 Quantizes = Annotated[Optional[str], typer.Option("--quantize", metavar="LIST", show_default=False, help="Comma-separated 8-bit schemes from: {choices:quantize}; each recovered model is also exported sparse with --quantize SCHEME and measured (table rows 'METHOD + SCHEME' with the file size and the FID over the float model's).")]
 QuantizeAware = Annotated[Optional[str], typer.Option("--quantize-aware", metavar="SCHEME", show_default=False, help="Train G_C through fake quantization of its conv/linear weights ({choices:quantize}; straight-through gradients), so `export --quantize SCHEME` ships exactly the weights it was recovered with.")]
 

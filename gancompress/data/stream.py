@@ -10,6 +10,8 @@ decodes only its own images). Workers prefetch the following steps; a step out o
 """
 from __future__ import annotations
 
+import atexit
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -21,6 +23,15 @@ from .images import data_folder, fit, image_files, load_real, read_image, to_ran
 from ..errors import GanCompressError
 
 DEFAULT_WORKERS = 2
+# Streams with live workers: closed at interpreter exit, before multiprocessing's own exit handler
+# (registered earlier, so it runs later) would kill the workers and fail the process.
+_LIVE: "weakref.WeakSet[StepStream]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_streams() -> None:
+    for stream in list(_LIVE):
+        stream.close()
 
 
 class ImageFolder(Dataset):
@@ -71,6 +82,8 @@ class StepStream:
                             num_workers=self.workers, pin_memory=self.pin_memory, collate_fn=self.collate,
                             persistent_workers=False, prefetch_factor=2 if self.workers else None)
         self._it, self._next = iter(loader), step
+        if self.workers:
+            _LIVE.add(self)
 
     def batch(self, step: int) -> Any:
         if self._next != step:
@@ -85,6 +98,7 @@ class StepStream:
     def close(self) -> None:
         """Stop the worker processes now (not when the iterator happens to be collected)."""
         it, self._it, self._next = self._it, None, None
+        _LIVE.discard(self)
         shutdown = getattr(it, "_shutdown_workers", None)  # the multi-process iterator's own clean stop
         if shutdown is not None:
             shutdown()

@@ -66,6 +66,15 @@ def nm_groups(packed, vals, n, m, rows, cols):
     return groups.reshape(rows, cols)
 
 
+def rice_positions(high, low, count, k):
+    """Sorted kept positions from the two Golomb-Rice gap streams (parameter k)."""
+    ends = np.flatnonzero(np.unpackbits(high, bitorder="little"))  # each gap's closing one bit
+    bits = np.unpackbits(low, count=count * k, bitorder="little").reshape(count, k)
+    lows = (bits.astype(np.int64) << np.arange(k)).sum(1)
+    quotients = np.diff(ends, prepend=-1) - 1
+    return np.cumsum((quotients << k) + lows + 1) - 1
+
+
 def decode_tensor(name, info, a):
     shape, axis, enc = info["shape"], info.get("axis", 0), info["encoding"]
     vals = a[name + ".compressed"]
@@ -76,6 +85,10 @@ def decode_tensor(name, info, a):
         mask = np.unpackbits(a[name + ".bitmask"], axis=-1, count=cols, bitorder="little").astype(bool)
         out = np.zeros((rows, cols), vals.dtype)
         out[mask] = vals
+        return out.reshape(shape)
+    if enc == "rice":  # the kept positions of the flattened tensor as coded gaps
+        out = np.zeros(size, vals.dtype)
+        out[rice_positions(a[name + ".gaps_high"], a[name + ".gaps_low"], vals.size, info["k"])] = vals
         return out.reshape(shape)
     if enc == "nm_dim":  # N:M runs along dimension dim (the input channels)
         dim = info["dim"]
@@ -132,12 +145,13 @@ def load_state(path):
     """{name: numpy array} of a gancompress-sparse (or -dense) file."""
     arrays, meta = read_safetensors(path)
     assert meta["format"] in ("gancompress-sparse", "gancompress-dense"), meta.get("format")
-    assert meta["format_version"] == "1", meta["format_version"]
+    assert meta["format_version"] in ("1", "2"), meta["format_version"]
     table = json.loads(meta.get("tensors", "{}"))
     quant = json.loads(meta.get("quantization", '{"tensors": {}}'))  # 8-bit weights (export --quantize)
     state = {name: decode_tensor(name, info, arrays) for name, info in table.items()}
     stored = {f"{name}.{s}" for name in {*table, *quant["tensors"]} for s in (
-        "shape", "compressed", "bitmask", "row_offsets", "slice_mask", "block_mask", "indices", "scale")}
+        "shape", "compressed", "bitmask", "row_offsets", "slice_mask", "block_mask", "indices", "gaps_high",
+        "gaps_low", "scale")}
     state.update({k: v for k, v in arrays.items() if k not in stored})
     for name, plan in quant["tensors"].items():
         state[name] = dequantize(name, plan, quant["scheme"], state[name], arrays)

@@ -23,6 +23,7 @@ class ExportConfig:
     format: str = "sparse"
     dtype: str | None = None  # None keeps the checkpoint's dtype
     quantize: str | None = None  # an 8-bit weight scheme (formats.quantize.SCHEMES: int8, fp8); None keeps floats
+    encodings: tuple[str, ...] | None = None  # sparse format: only these encodings (and dense); None: the smallest
     shrink: bool = True  # onnx: export the shrunk network when whole filters are zero (False: the masked dense graph)
     force: bool = False
     trust_pickle: bool = False
@@ -54,9 +55,15 @@ class ExportResult:
 
 
 def check_dtype(config: ExportConfig) -> None:
-    """``dtype`` and ``quantize`` are known names and combine."""
+    """``dtype``, ``quantize`` and ``encodings`` are known names and combine."""
     if config.dtype is not None and config.dtype not in DTYPE_NAMES:
         raise unknown_choice("dtype", config.dtype, DTYPE_NAMES)
+    if config.encodings is not None:
+        from ..formats.sparse import check_encodings
+
+        check_encodings(config.encodings)
+        if config.format != "sparse":
+            raise InputError(f"--encodings applies to --format sparse only, not {config.format} (drop it)")
     if config.quantize is None:
         return
     from ..formats.quantize import SCHEMES
@@ -65,6 +72,3 @@ def check_dtype(config: ExportConfig) -> None:
     if config.dtype not in (None, "float32"):
         raise InputError(f"--quantize {config.quantize} stores the weights in 8 bits and dequantizes them to float32; "
                          f"it does not combine with --dtype {config.dtype} (drop one of them)")
-    if config.format == "onnx" and config.quantize != "int8":
-        raise InputError(f"--format onnx supports --quantize int8 (QuantizeLinear/DequantizeLinear per channel), "
-                         f"not {config.quantize}; use --quantize int8, or --format sparse/dense/shrunk for {config.quantize}")

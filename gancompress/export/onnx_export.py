@@ -98,7 +98,7 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
     if config.quantize:
         from .onnx_quantize import fake_quantized_copy
 
-        model = fake_quantized_copy(model)
+        model = fake_quantized_copy(model, config.quantize)
     args = (x, torch.arange(2) % classes) if classes else (x,)  # class-conditional: a second input, the labels
     names = ["input", "labels"][:len(args)]
 
@@ -108,7 +108,7 @@ def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_by
         if config.quantize:
             from .onnx_quantize import fold_weight_quantizers
 
-            fold_weight_quantizers(tmp)
+            fold_weight_quantizers(tmp, config.quantize)
         add_digest(tmp, spec.to_json(), _described(model, spec))
 
     path = atomic_write(Path(config.output), write, force=config.force)

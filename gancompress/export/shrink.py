@@ -283,7 +283,7 @@ def _cut_producer(m: nn.Module, info: Channels, keep_in: torch.Tensor, drop_in: 
                 delta += contrib[0].reshape(contrib.shape[1], -1).mean(1)
             else:  # fixed sizes (or caught by the check at a second size)
                 cmap = contrib[0].index_select(0, keep_out)
-    sd = {"weight": w.index_select(lt.out_dim, keep_out).index_select(lt.in_dim, keep_in)}
+    sd = {"weight": cut_weight(w, lt.out_dim, keep_out, lt.in_dim, keep_in)}
     if ones_w is not None:
         sd["weight"] = torch.cat([sd["weight"], ones_w.index_select(lt.out_dim, keep_out)], lt.in_dim)
     delta = delta.index_select(0, keep_out)
@@ -294,6 +294,22 @@ def _cut_producer(m: nn.Module, info: Channels, keep_in: torch.Tensor, drop_in: 
     wl = weight_layer(m)
     changes = {wl.in_attr: len(keep_in) + (ones_w is not None), wl.out_attr: len(keep_out), "bias": "bias" in sd}
     return _Cut(_rebuild(m, changes, sd), ones_w is not None, cmap, folded)
+
+
+_CUT_SLICE = 1 << 22  # weights read at once while cutting
+
+
+def cut_weight(w: torch.Tensor, out_dim: int, keep_out: torch.Tensor, in_dim: int, keep_in: torch.Tensor) -> torch.Tensor:
+    """``w.index_select(out_dim, keep_out).index_select(in_dim, keep_in)``, a few output channels at a time: no
+    intermediate holding the kept outputs' every input (half the largest layer at 50% filter pruning)."""
+    shape = list(w.shape)
+    shape[out_dim], shape[in_dim] = len(keep_out), len(keep_in)
+    out = torch.empty(shape, dtype=w.dtype)
+    step = max(1, _CUT_SLICE * w.shape[out_dim] // max(1, w.numel()))
+    for start in range(0, len(keep_out), step):
+        part = keep_out[start:start + step]
+        out.narrow(out_dim, start, len(part)).copy_(w.index_select(out_dim, part).index_select(in_dim, keep_in))
+    return out
 
 
 def _fresh(name: str, taken: set[str]) -> str:

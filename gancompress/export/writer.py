@@ -68,7 +68,7 @@ def write_state(state: dict[str, torch.Tensor], spec: ArchSpec, config: ExportCo
 
     layout = config.format
     quantize = (config.quantize, axes or {}) if config.quantize else None
-    tensors, meta, counts = serialize(state, spec, layout, extra, quantize)
+    tensors, meta, counts = serialize(state, spec, layout, extra, quantize, config.encodings)
     path = atomic_write(Path(config.output), lambda tmp: save_safetensors(tmp, tensors, meta), force=config.force,
                         inputs=(Path(extra.get("source", "")),))
     size = path.stat().st_size

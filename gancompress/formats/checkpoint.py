@@ -65,11 +65,17 @@ class GanBundle:
         return copy.deepcopy(self.generator, memo).eval()
 
 
+_SLAB = 1 << 22
+
+
 def _zero_where_masked(p: torch.Tensor, mask: torch.Tensor) -> bool:
-    """True when ``p`` is already 0 wherever ``mask`` prunes (two bools per weight, no float copy)."""
-    stray = p.detach() != 0
-    stray &= ~mask.to(device=p.device, dtype=torch.bool)
-    return not bool(stray.any())
+    """True when ``p`` is already 0 wherever ``mask`` prunes (read a slab at a time: no bool the size of ``p``)."""
+    flat, keep = p.detach().reshape(-1), mask.to(device=p.device).reshape(-1)
+    for i in range(0, flat.numel(), _SLAB):
+        stray = flat[i:i + _SLAB] != 0
+        if bool(stray.logical_and_(keep[i:i + _SLAB].logical_not()).any()):
+            return False
+    return True
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:

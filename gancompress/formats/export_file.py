@@ -59,15 +59,16 @@ def to_torch(a: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
 _BIT_PATTERNS = {torch.bfloat16: torch.int16, torch.float8_e4m3fn: torch.uint8}
 
 
-def encode_state_dict(state: dict[str, torch.Tensor], quant: Quantization | None = None
-                      ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def encode_state_dict(state: dict[str, torch.Tensor], quant: Quantization | None = None,
+                      encodings: tuple[str, ...] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Stored arrays and the ``tensors`` table (non-dense entries only) of a sparse file
-    (quantized weights: their codes, per-tile scales forcing the ``blocks`` encoding they were made for)."""
+    (quantized weights: their codes, per-tile scales forcing the ``blocks`` encoding they were made for;
+    ``encodings``: only these, besides dense)."""
     tensors: dict[str, torch.Tensor] = {}
     table: dict[str, Any] = {}
     plans = quant.plans if quant is not None else {}
     for name, value in state.items():
-        enc = _encode(value, plans.get(name))
+        enc = _encode(value, plans.get(name), encodings)
         if enc.encoding == "dense":
             tensors[name] = value.contiguous()
             continue
@@ -78,11 +79,12 @@ def encode_state_dict(state: dict[str, torch.Tensor], quant: Quantization | None
     return tensors, table
 
 
-def _encode(value: torch.Tensor, plan: QuantPlan | None) -> sf.Encoded:
+def _encode(value: torch.Tensor, plan: QuantPlan | None, encodings: tuple[str, ...] | None) -> sf.Encoded:
     if plan is not None and plan.scales == "block":
         return sf.encode(to_numpy(value), sf.Candidate("blocks", 0, {"axis": plan.axis, "block": list(plan.block)}))
     if value.is_floating_point() or plan is not None:
-        return sf.encode(to_numpy(value))
+        a = to_numpy(value)
+        return sf.encode(a, sf.choose(a, encodings))
     return sf.Encoded("dense", {"": to_numpy(value)})
 
 
@@ -101,17 +103,20 @@ def file_metadata(fmt: str, spec: ArchSpec, state: dict[str, torch.Tensor], layo
 
 
 def serialize(state: dict[str, torch.Tensor], spec: ArchSpec, layout: str, extra: dict[str, Any],
-              quantize: tuple[str, dict[str, int]] | None = None
+              quantize: tuple[str, dict[str, int]] | None = None, encodings: tuple[str, ...] | None = None
               ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, int]]:
     """Tensors, metadata and encoding counts of an export (``layout``: sparse, dense, shrunk);
-    ``quantize``: ``(scheme, {weight name: output axis})`` stores those weights as 8-bit codes and scales."""
+    ``quantize``: ``(scheme, {weight name: output axis})`` stores those weights as 8-bit codes and scales;
+    ``encodings``: the sparse layout uses only these (and dense; None: the smallest of all)."""
     quant, scales, meta_state = None, {}, state
     if quantize is not None:
-        state, scales, quant = quantize_state(state, quantize[1], quantize[0], blocks=layout == "sparse")
+        state, scales, quant = quantize_state(state, quantize[1], quantize[0], blocks=layout == "sparse",
+                                              allowed=encodings)
     if layout == "sparse":
-        tensors, table = encode_state_dict(state, quant)
+        tensors, table = encode_state_dict(state, quant, encodings)
         meta = file_metadata(sf.FORMAT_SPARSE, spec, meta_state, layout, extra)
         meta["tensors"] = json.dumps(table, sort_keys=True, separators=(",", ":"))
+        meta["format_version"] = sf.format_version(table)
         counts = {e: sum(1 for t in table.values() if t["encoding"] == e) for e in sf.ENCODINGS[1:]}
         counts["dense"] = len(state) - len(table)
         counts = {k: v for k, v in counts.items() if v}
@@ -192,11 +197,9 @@ def read_export(path: str | Path) -> ExportedGenerator:
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") not in EXPORT_FORMATS:
         raise InputError(f"{path}: not a gancompress export (format {metadata.get('format')!r})")
-    if metadata.get("format_version") != sf.FORMAT_VERSION:
-        raise InputError(f"{path}: export format version {metadata.get('format_version')!r} is not supported "
-                         f"(this gancompress reads version {sf.FORMAT_VERSION}); upgrade gancompress")
-    spec = parse_spec(metadata.get("g_arch"), str(path))
     table = _table(metadata, str(path))
+    sf.check_version(metadata.get("format_version"), table, str(path))
+    spec = parse_spec(metadata.get("g_arch"), str(path))
     quant = read_quantization(metadata, str(path))
     stored = {f"{name}.{s}" for name, info in table.items() for s in sf.SUFFIXES.get(info.get("encoding"), ())}
     dense = sum(t.numel() * t.element_size() for k, t in tensors.items() if k not in stored)

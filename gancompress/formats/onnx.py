@@ -162,6 +162,9 @@ def load_onnx_bundle(path: Path, source: str):
         model = onnx.load(str(path), load_external_data=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # the cores torch would use, not all of them
+        # 8-bit weights behind DequantizeLinear: dequantized once when the session is built, not on every call
+        # (onnxruntime has no kernels for weight-only 8-bit convolutions; its default re-dequantizes per run)
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - protobuf and onnxruntime raise their own types
         raise InputError(f"{source}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None

@@ -90,10 +90,11 @@ def weight_axes(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def plan_for(weight: torch.Tensor, axis: int, *, blocks: bool) -> QuantPlan:
-    """Per-tile scales when ``blocks`` and the sparse codec stores ``weight`` as tiles; else per channel."""
+def plan_for(weight: torch.Tensor, axis: int, *, blocks: bool, allowed: tuple[str, ...] | None = None) -> QuantPlan:
+    """Per-tile scales when ``blocks`` and the sparse codec stores ``weight`` as tiles (of the ``allowed``
+    encodings); else per channel."""
     if blocks and weight.dim() >= 2:
-        choice = sf.choose(weight.detach().cpu().float().numpy())
+        choice = sf.choose(weight.detach().cpu().float().numpy(), allowed)
         if choice.encoding == "blocks":
             return QuantPlan("block", choice.params["axis"], tuple(choice.params["block"]))
     return QuantPlan("channel", axis)

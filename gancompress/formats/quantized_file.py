@@ -36,9 +36,24 @@ class Quantization:
         doc = {"scheme": self.scheme.name, "tensors": {k: p.to_json() for k, p in sorted(self.plans.items())}}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
+    def describe(self, name: str) -> str | None:
+        """``int8 per-channel``, ``fp8 per-block 4x4`` ...: how weight ``name`` is stored (None: float)."""
+        plan = self.plans.get(name)
+        if plan is None:
+            return None
+        tile = f" {plan.block[0]}x{plan.block[1]}" if plan.block else ""
+        return f"{self.scheme.name} per-{plan.scales}{tile}"
+
+    def summary(self) -> dict[str, Any]:
+        """The scheme and how many weights have each kind of scales (for ``inspect``)."""
+        kinds = sorted({p.scales for p in self.plans.values()})
+        return {"scheme": self.scheme.name, "weights": len(self.plans),
+                "scales": {f"per-{k}": sum(p.scales == k for p in self.plans.values()) for k in kinds}}
+
 
 def quantize_state(state: dict[str, torch.Tensor], axes: dict[str, int], scheme_name: str, *,
-                   blocks: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Quantization]:
+                   blocks: bool, allowed: tuple[str, ...] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Quantization]:
     """``(state with codes in place of the float weights named in axes, scale arrays, quantization)``.
     ``blocks``: block-sparse weights get a scale per tile (for the sparse layout's ``blocks`` encoding)."""
     scheme = SCHEMES.get(scheme_name)
@@ -47,7 +62,7 @@ def quantize_state(state: dict[str, torch.Tensor], axes: dict[str, int], scheme_
         weight = state.get(name)
         if weight is None or not weight.is_floating_point():
             continue
-        plan = plan_for(weight, axis, blocks=blocks)
+        plan = plan_for(weight, axis, blocks=blocks, allowed=allowed)
         out[name], scales[f"{name}.{SCALE_SUFFIX}"] = quantize(weight, scheme, plan, name)
         plans[name] = plan
     return out, scales, Quantization(scheme, plans)

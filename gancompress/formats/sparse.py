@@ -1,6 +1,6 @@
-"""The ``gancompress-sparse`` safetensors layout (version 1): encode and decode.
+"""The ``gancompress-sparse`` safetensors layout (versions 1 and 2): encode and decode.
 
-Every tensor of the generator's state dict is stored under its own name in one of five
+Every tensor of the generator's state dict is stored under its own name in one of seven
 encodings, chosen per tensor as the smallest (see ``docs/sparse_format.md``):
 
 * ``dense``   -- ``<name>`` as it is;
@@ -21,7 +21,12 @@ encodings, chosen per tensor as the smallest (see ``docs/sparse_format.md``):
 * ``nm_dim``  -- the same arrays, the groups running along dimension ``dim`` (the input
   channels: dim 1 of a conv or Linear weight, dim 0 of a transposed conv's): the view is
   ``moveaxis(a, dim, -1)`` flattened to ``(-1, shape[dim])``. 2:4 stores the kept half of the
-  values plus 2 bits per value, against a bit per weight plus the values for ``bitmask``.
+  values plus 2 bits per value, against a bit per weight plus the values for ``bitmask``;
+* ``rice``    -- the kept positions of the flattened tensor as Golomb-Rice coded gaps
+  (:mod:`.gap_code`): ``<name>.shape``, ``<name>.compressed`` (non-zeros, row-major),
+  ``<name>.gaps_high`` and ``<name>.gaps_low`` (packed bit streams), parameter ``k``. About
+  ``k + 2`` bits per kept value: at 10% density half the bitmask's bit per weight. Format
+  version 2: a file that uses it declares ``format_version`` 2, other files stay version 1.
 
 "Non-zero" means a non-zero *bit pattern*, so ``-0.0`` and NaN survive and the dense
 reconstruction is bit-identical. Decoding validates every array and raises
@@ -37,17 +42,22 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
+from . import gap_code
 
 FORMAT_SPARSE = "gancompress-sparse"
 FORMAT_DENSE = "gancompress-dense"
-FORMAT_VERSION = "1"
-ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm", "nm_dim")
+FORMAT_VERSION = "1"  # files that use only the version-1 encodings keep declaring it (older readers read them)
+ENCODINGS = ("dense", "bitmask", "slices", "blocks", "nm", "nm_dim", "rice")
+SPARSE_ENCODINGS = ENCODINGS[1:]  # what `export --encodings` may name (dense always applies)
+SINCE_VERSION = {"rice": "2"}  # encodings newer than version 1, and the version a file using them declares
+READ_VERSIONS = ("1", "2")
 SUFFIXES = {
     "bitmask": ("shape", "compressed", "bitmask", "row_offsets"),
     "slices": ("shape", "compressed", "slice_mask"),
     "blocks": ("shape", "compressed", "block_mask"),
     "nm": ("shape", "compressed", "indices"),
     "nm_dim": ("shape", "compressed", "indices"),
+    "rice": ("shape", "compressed", "gaps_high", "gaps_low"),
 }
 MAX_EXPANSION = 64  # decoded bytes per file byte a reader accepts (90% filter pruning: ~10x; 99% element: ~14x)
 EXPANSION_FLOOR = 16 << 20  # plus this much, so tiny files with small dense tensors always load
@@ -55,6 +65,7 @@ ITEM_SIZES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1
 HEADER_COST = 96  # approximate safetensors header bytes per stored array (used to rank encodings)
 BLOCKS = ((4, 4), (8, 8), (2, 2), (1, 4), (4, 1), (1, 8), (8, 1), (16, 16))
 NM = ((2, 4), (1, 4), (4, 8))
+RICE_MAX_MASK_FRACTION = 0.75  # the gap code is offered when its streams take at most this much of a bit per weight
 
 
 @dataclass(frozen=True)
@@ -138,11 +149,24 @@ def candidates(a: np.ndarray, blocks: tuple[tuple[int, int], ...] = BLOCKS,
     nz = nonzero(a)
     rows, cols = view2d(a).shape
     out.append(Candidate("bitmask", int(nz.sum()) * it + rows * (_ceil8(cols) + 8) + 8 * a.ndim + 4 * h))
+    out += _rice_candidate(nz, it, a.ndim)
     for axis in ((0, 1) if a.ndim >= 2 else ()):
         out += _axis_candidates(nz, a, axis, blocks, nm)
     for dim in (range(a.ndim) if a.ndim >= 2 else ()):
         out += _nm_candidates(run_view(nz, dim), nm, a.ndim, it, {"dim": dim}, "nm_dim")
     return out
+
+
+def _rice_candidate(nz: np.ndarray, it: int, ndim: int) -> list[Candidate]:
+    """The gap code, offered where it saves at least a quarter of the bitmask's bit per weight: less
+    sparse tensors keep the bitmask, which version-1 readers and compressed-tensors read (at ``k = 0``
+    the gap stream *is* the bitmask; at 30% kept it saves a tenth)."""
+    gaps = gap_code.gaps_of(np.flatnonzero(nz))
+    k = gap_code.best_k(gaps)
+    streams = gap_code.stream_bytes(gaps, k)
+    if streams > RICE_MAX_MASK_FRACTION * nz.size / 8:
+        return []
+    return [Candidate("rice", gaps.size * it + streams + 8 * ndim + 4 * HEADER_COST, {"k": k})]
 
 
 def _axis_candidates(nz: np.ndarray, a: np.ndarray, axis: int, blocks, nm) -> list[Candidate]:
@@ -181,9 +205,21 @@ def _from_run_view(mat: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndar
     return np.ascontiguousarray(np.moveaxis(mat.reshape(moved), -1, dim))
 
 
-def choose(a: np.ndarray, **kwargs: Any) -> Candidate:
+def choose(a: np.ndarray, allowed: tuple[str, ...] | None = None, **kwargs: Any) -> Candidate:
+    """The smallest encoding of ``a`` (``allowed``: only these, besides ``dense``, which always applies)."""
     order = {e: i for i, e in enumerate(ENCODINGS)}
-    return min(candidates(a, **kwargs), key=lambda c: (c.size, order[c.encoding]))
+    offered = [c for c in candidates(a, **kwargs) if allowed is None or c.encoding == "dense" or c.encoding in allowed]
+    return min(offered, key=lambda c: (c.size, order[c.encoding]))
+
+
+def check_encodings(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if every one is a sparse encoding (``dense`` is implied); an :class:`InputError` lists them."""
+    known = SPARSE_ENCODINGS
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise InputError(f"--encodings {','.join(bad) or '(empty)'}: choose from {', '.join(known)} (comma-separated; "
+                         "dense is always allowed; `--encodings bitmask` writes files compressed-tensors reads)")
+    return tuple(names)
 
 
 def _tiles(m2: np.ndarray, br: int, bc: int) -> np.ndarray:
@@ -273,6 +309,16 @@ def _nm_arrays(a: np.ndarray, v: np.ndarray, n: int, m: int) -> dict[str, np.nda
             "indices": np.packbits(bits.reshape(-1).astype(np.uint8), bitorder="little")}
 
 
+def encode_rice(a: np.ndarray, k: int) -> Encoded:
+    flat = a.reshape(-1)
+    positions = np.flatnonzero(nonzero(flat))
+    values, gaps = flat[positions], gap_code.gaps_of(positions)
+    del positions
+    high, low = gap_code.encode_gaps(gaps, k)
+    arrays = {"shape": _shape_array(a), "compressed": values, "gaps_high": high, "gaps_low": low}
+    return Encoded("rice", arrays, {"k": k})
+
+
 def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
     """Encode ``a`` with ``candidate`` (default: the smallest applicable encoding)."""
     c = candidate or choose(a)
@@ -287,6 +333,8 @@ def encode(a: np.ndarray, candidate: Candidate | None = None) -> Encoded:
         return encode_nm(a, p["axis"], p["n"], p["m"])
     if c.encoding == "nm_dim":
         return encode_nm_dim(a, p["dim"], p["n"], p["m"])
+    if c.encoding == "rice":
+        return encode_rice(a, p["k"])
     return Encoded("dense", {"": np.ascontiguousarray(a)})
 
 
@@ -439,14 +487,48 @@ def _nm_groups(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray], r
     return groups.reshape(rows, cols)
 
 
+def decode_rice(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    shape = _check_shape(name, info, arrays)
+    size, k, values = math.prod(shape), info.get("k"), arrays["compressed"]
+    _expect(isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= gap_code.MAX_K, name,
+            f"rice parameter k={k!r} is not an integer from 0 to {gap_code.MAX_K}")
+    _expect(values.ndim == 1 and values.size <= size, name,
+            f"{list(values.shape)} stored values do not fit a tensor of {size} entries")
+    try:
+        positions = gap_code.decode_positions(arrays["gaps_high"], arrays["gaps_low"], values.size, k, size)
+    except ValueError as exc:
+        raise damaged(name, str(exc)) from None
+    out = np.zeros(size, dtype=values.dtype)
+    out[positions] = values
+    return out.reshape(shape)
+
+
 def decode_dense(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
     return arrays[""]
 
 
 DECODERS: dict[str, Callable[[str, dict[str, Any], dict[str, np.ndarray]], np.ndarray]] = {
     "dense": decode_dense, "bitmask": decode_bitmask, "slices": decode_slices,
-    "blocks": decode_blocks, "nm": decode_nm, "nm_dim": decode_nm_dim,
+    "blocks": decode_blocks, "nm": decode_nm, "nm_dim": decode_nm_dim, "rice": decode_rice,
 }
+
+
+def format_version(table: dict[str, dict[str, Any]]) -> str:
+    """The version a file with this ``tensors`` table declares: the oldest whose readers know its encodings."""
+    return max([FORMAT_VERSION, *(SINCE_VERSION.get(info.get("encoding"), FORMAT_VERSION) for info in table.values())],
+               key=int)
+
+
+def check_version(version: Any, table: dict[str, dict[str, Any]], source: str) -> None:
+    """Refuse versions this code does not read, and encodings newer than the version the file declares."""
+    if version not in READ_VERSIONS:
+        raise InputError(f"{source}: export format version {version!r} is not supported (this gancompress reads "
+                         f"versions {', '.join(READ_VERSIONS)}); upgrade gancompress")
+    newer = sorted(n for n, info in table.items() if info.get("encoding") in SINCE_VERSION
+                   and int(SINCE_VERSION[info["encoding"]]) > int(version))
+    if newer:
+        raise InputError(f"{source}: tensor {newer[0]} uses encoding {table[newer[0]]['encoding']!r}, which format "
+                         f"version {version} does not have; the file is damaged or was edited, export it again")
 
 
 def decode(name: str, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:

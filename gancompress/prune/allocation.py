@@ -96,13 +96,8 @@ def rank_sorted(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.T
     """:func:`rank_layer` by sorting every unit (the reference the shortcut must agree with)."""
     scores = gran.unit_scores(weight, geo, previous, key, opts)
     units_shape = tuple(scores.shape)
-    live = to_canonical(weight.detach() != 0, geo)  # a transposed conv's canonical copy is made of bools, not floats
-    if previous is not None:
-        live &= to_canonical(previous.to(torch.bool), geo)
-    live_units = gran.unit_reduce(live, geo, opts, "sum").reshape(-1)
-    zeros = weight.numel() - int(torch.count_nonzero(live))
-    if values is None:
-        del live  # a bool per weight: gone before the sort's temporaries (the cross-layer values need it)
+    live_units = gran.live_units(weight, geo, previous, opts).reshape(-1)  # a slab at a time
+    zeros = weight.numel() - int(live_units.sum())
     full = torch.sort(scores.reshape(-1), descending=True, stable=True).indices.flip(0)  # ties: high index first
     droppable = ~gran.always_kept(scores, geo, opts).reshape(-1)[full]
     del scores
@@ -110,6 +105,9 @@ def rank_sorted(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.T
     ranked = Ranked(key, tuple(weight.shape), weight.numel(), zeros, order,
                     live_units[order].cumsum(0, dtype=torch.int64))
     if values is not None:
+        live = to_canonical(weight.detach() != 0, geo)
+        if previous is not None:
+            live &= to_canonical(previous.to(torch.bool), geo)
         mat = to_canonical(weight.detach(), geo)
         size = gran.unit_reduce(torch.ones(mat.shape), geo, opts, "sum").reshape(-1)
         ms = (gran.unit_reduce(mat.float().square() * live, geo, opts, "sum").reshape(-1) / size)[full]

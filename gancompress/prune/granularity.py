@@ -115,9 +115,22 @@ def _bits_to_float(bits: int, nan_as: float) -> float:
     return nan_as if math.isnan(v) else v
 
 
-def _pieces(chunks: list[torch.Tensor]):
+def _pieces(chunks: list):
+    """Flat float32 pieces of ``chunks``: tensors, or re-iterable sources that yield flat pieces
+    (scores computed again on every pass, e.g. :class:`.element_scores.ElementScores`)."""
     for c in chunks:
-        yield from c.reshape(-1).split(_PIECE)
+        yield from c.reshape(-1).split(_PIECE) if isinstance(c, torch.Tensor) else c
+
+
+def count_where(chunks: list, test) -> int:
+    """How many values of ``chunks`` (as :func:`_pieces` reads them) pass ``test``, a piece at a time."""
+    return sum(int(torch.count_nonzero(test(p))) for p in _pieces(chunks))
+
+
+def check_finite(scores: torch.Tensor, layer: str) -> None:
+    """:class:`InputError` when ``scores`` hold a NaN or Inf (they propagate to the max)."""
+    if scores.numel() and not math.isfinite(float(scores.amax())):
+        raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
 
 
 def _histogram(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -165,8 +178,9 @@ def _lowbits_select(chunks: list[torch.Tensor], bucket: int, rank: int, neg0: in
     return _bits_to_float((top << 16) | (pos if top >= 0 else 0xFFFF - pos), math.nan)
 
 
-def kth_smallest(chunks: list[torch.Tensor], d: int) -> float:
-    """Value at 0-based position ``d`` of the sorted concatenation of float32 ``chunks``.
+def kth_smallest(chunks: list, d: int) -> float:
+    """Value at 0-based position ``d`` of the sorted concatenation of float32 ``chunks`` (tensors, or
+    re-iterable sources of flat pieces: see :func:`_pieces`).
 
     Exact radix select: one bincount pass over the top 16 float bits picks the bucket; a
     second pass gathers that bucket for ``kthvalue`` or, for a crowded bucket, histograms
@@ -270,20 +284,41 @@ class Granularity:
         else:
             mat = to_canonical(weight.detach(), geo)
             s = self.scores(mat if prev is None else mat * prev, geo, opts)
-        if s.numel() and not math.isfinite(float(s.amax())):  # NaN/Inf propagate to the max
-            raise InputError(f"layer {layer!r} has NaN/Inf weights; fix or re-export the checkpoint")
+        check_finite(s, layer)
         return s if prev is None else s.masked_fill_(~self.unit_reduce(prev, geo, opts, "any"), -1.0)
+
+    def row_slabs(self, geo: Geometry, opts: dict) -> list[slice]:
+        """Slices of canonical rows that hold whole units (whole rows of tiles for ``block``), ``_SLICE``
+        weights or so each; not for ``channel``, whose units span every row."""
+        align = opts["block"][0] if self.name == "block" else 1
+        step = max(align, _SLICE // max(1, geo.cols) // align * align)
+        return [slice(start, start + step) for start in range(0, geo.out, step)]
 
     def _slab_scores(self, weight: torch.Tensor, prev: torch.Tensor | None, geo: Geometry, opts: dict) -> torch.Tensor:
         """:meth:`scores` (of the weight times the canonical ``prev``) a slab of whole units' rows at a time, so
         neither a transposed conv's reordered copy nor scoring's float temporaries span the whole weight."""
-        align = opts["block"][0] if self.name == "block" else 1
-        step = max(align, _SLICE // max(1, geo.cols) // align * align)
         parts = []
-        for start in range(0, geo.out, step):
-            rows = canonical_rows(weight, geo, slice(start, start + step))
-            rows = rows if prev is None else rows * prev[start:start + step]
-            parts.append(self.scores(rows, dataclasses.replace(geo, out=rows.shape[0], groups=1), opts))
+        for rows in self.row_slabs(geo, opts):
+            mat = canonical_rows(weight, geo, rows)
+            mat = mat if prev is None else mat * prev[rows]
+            parts.append(self.scores(mat, dataclasses.replace(geo, out=mat.shape[0], groups=1), opts))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def live_units(self, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None, opts: dict) -> torch.Tensor:
+        """Weights left per unit (nonzero and not masked before), counted a slab of rows at a time where the
+        units allow (no bool, or canonical copy of one, the size of the weight)."""
+        if self.name == "channel":
+            live = to_canonical(weight.detach() != 0, geo)
+            if previous is not None:
+                live = live & to_canonical(previous.to(torch.bool), geo)
+            return self.unit_reduce(live.to(torch.uint8), geo, opts, "sum")
+        parts = []
+        for rows in self.row_slabs(geo, opts):
+            live = canonical_rows(weight.detach(), geo, rows) != 0
+            if previous is not None:
+                live &= canonical_rows(previous, geo, rows).to(torch.bool)
+            part_geo = dataclasses.replace(geo, out=live.shape[0], groups=1)
+            parts.append(self.unit_reduce(live if self.single else live.to(torch.uint8), part_geo, opts, "sum"))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def always_kept(self, scores: torch.Tensor, geo: Geometry, opts: dict) -> torch.Tensor:
@@ -329,7 +364,7 @@ class Granularity:
         return self.to_mask(select_top([s], keep)[0], geo, previous, opts)
 
 
-_SLICE = 1 << 23  # elements summed at once: an integer sum casts its input to int64 (8 bytes per weight)
+_SLICE = 1 << 21  # elements scored or summed at once: an integer sum casts its input to int64 (8 bytes per weight)
 
 
 def _sliced_sum(view: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

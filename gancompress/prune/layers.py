@@ -101,6 +101,18 @@ def canonical_rows(weight: torch.Tensor, geo: Geometry, rows: torch.Tensor | sli
     return grouped[index // per_group, :, index % per_group].reshape(len(index), geo.cols)
 
 
+def put_canonical_rows(target: torch.Tensor, geo: Geometry, rows: slice, values: torch.Tensor) -> None:
+    """Write ``values`` as the canonical rows ``rows`` of the contiguous raw-layout ``target`` (the inverse
+    of :func:`canonical_rows`: a transposed conv's rows are scattered, nothing whole is reordered)."""
+    if geo.kind != CONV_TRANSPOSE:
+        target.view(geo.out, geo.cols)[rows] = values
+        return
+    index = torch.arange(geo.out)[rows]
+    per_group = geo.out // geo.groups
+    grouped = target.view(geo.groups, geo.slots, per_group, geo.ksize)
+    grouped[index // per_group, :, index % per_group] = values.reshape(len(index), geo.slots, geo.ksize)
+
+
 def zero_rows(weight: torch.Tensor, geo: Geometry, zeros: int | None = None) -> torch.Tensor:
     """Bool per canonical row: it holds an exact zero (one pass over the weight in its own order; from
     the zeros' positions when ``zeros``, their count, is a small share of the weight)."""

@@ -24,6 +24,7 @@ from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
 from .layers import (CONV, Geometry, canonical_rows, geometry, is_prunable, layer_kind, module_geometry, param_key,
                      to_canonical, zero_rows)
+from .whole_units import count_live
 
 
 @dataclass
@@ -76,9 +77,15 @@ def _ranked_masks(model: nn.Module, config: PruneConfig, previous: dict[str, tor
     for e in _entries(model, plan.pruned, previous):
         ranked.append((e, *rank_layer(e.key, e.weight, e.geo, e.previous, gran, config.options, alloc.values)))
     counts = alloc.drops([r for _, r, _ in ranked], plan.target - plan.dense_zeros)
-    masks = {e.key: gran.to_mask(r.keep_units(k, shape), e.geo, e.previous, config.options)
-             for (e, r, shape), k in zip(ranked, counts)}
+    masks = {e.key: _layer_mask(e, r, shape, k, gran, config.options) for (e, r, shape), k in zip(ranked, counts)}
     return {**{k: v for k, v in carried.items() if k not in masks}, **masks}
+
+
+def _layer_mask(e: _Entry, r, units_shape: tuple[int, ...], k: int, gran: Granularity, opts: dict) -> torch.Tensor:
+    """The layer's mask after dropping its ``k`` weakest units (element layers: written a slab at a time)."""
+    if getattr(r, "streamed", None) is not None:
+        return r.streamed(k)
+    return gran.to_mask(r.keep_units(k, units_shape), e.geo, e.previous, opts)
 
 
 def _entries(model: nn.Module, layers: list[tuple[str, nn.Module]], previous: dict | None) -> list[_Entry]:
@@ -103,7 +110,20 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
             param = model.get_parameter(key)
             if tuple(mask.shape) != tuple(param.shape):
                 raise InputError(f"mask for {key!r} has shape {tuple(mask.shape)}, weight is {tuple(param.shape)}")
-            param.masked_fill_(~mask.to(device=param.device, dtype=torch.bool), 0)
+            _masked_zero(param, mask.to(device=param.device))
+
+
+_SLAB = 1 << 22
+
+
+def _masked_zero(param: torch.Tensor, mask: torch.Tensor) -> None:
+    """``param[~mask] = 0`` a slab at a time where both are contiguous (no inverted mask the size of the weight)."""
+    if not (param.is_contiguous() and mask.is_contiguous()):
+        param.masked_fill_(~mask.to(torch.bool), 0)
+        return
+    flat, keep = param.view(-1), mask.view(-1)
+    for i in range(0, flat.numel(), _SLAB):
+        flat[i:i + _SLAB].masked_fill_(~keep[i:i + _SLAB].to(torch.bool), 0)
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -113,12 +133,8 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _zeros(weight: torch.Tensor, mask: torch.Tensor | None) -> int:
-    """Weights that are zero or masked (one bool temporary at most: no copies of the weight)."""
-    if mask is None:
-        return weight.numel() - int(torch.count_nonzero(weight.detach()))
-    live = weight.detach() != 0
-    live &= mask.to(torch.bool)
-    return weight.numel() - int(torch.count_nonzero(live))
+    """Weights that are zero or masked (counted a slab at a time: no copy of the weight)."""
+    return weight.numel() - count_live(weight, mask)
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor],

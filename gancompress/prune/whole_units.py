@@ -8,7 +8,8 @@ empty units score at or below zero and every other one above it, so the empty on
 and dropping ``k`` units adds ``size * max(0, k - dead)`` zeros. The units themselves are found
 when the mask is made, by the exact threshold select of :func:`.granularity.select_top` (ties
 drop the higher index first, as the sort does), from scores computed again then, so no per-unit
-tensor is held between ranking and masking.
+tensor is held between ranking and masking. Element layers never hold their scores at all: they
+are counted, selected and masked a slab of rows at a time (:mod:`.element_scores`).
 
 A layer is ranked here only where this is exact: :func:`rank_whole` returns None when a unit is
 part-empty, or nonempty but scores zero (float64 weights under float32's range), and, for the
@@ -23,8 +24,9 @@ from typing import Callable
 
 import torch
 
-from .granularity import Granularity, kth_smallest, select_top
-from .layers import Geometry, to_canonical
+from .element_scores import ElementScores, element_mask
+from .granularity import Granularity, count_where, kth_smallest, select_top
+from .layers import Geometry
 
 # Inside [2**-63, 2**63] a float32 square is a normal float, and the correctly rounded square root
 # of the correctly rounded square of a binary float is the float itself.
@@ -47,8 +49,9 @@ class WholeRanked:
     size: int
     droppable: int
     dead: int
-    score: Callable[[], torch.Tensor]
+    score: Callable[[], torch.Tensor | ElementScores]
     resorted: Callable[[], object]
+    streamed: Callable[[int], torch.Tensor] | None = None  # the raw-layout mask after dropping k units (element)
 
     def zeros_after(self, k: int) -> int:
         return self.zeros + self.size * max(0, k - self.dead)
@@ -63,6 +66,7 @@ class WholeRanked:
 
     def keep_units(self, k: int, units_shape: tuple[int, ...]) -> torch.Tensor:
         s = self.score()
+        s = s if isinstance(s, torch.Tensor) else s.full()
         return select_top([s], s.numel() - k)[0].reshape(units_shape)
 
 
@@ -77,10 +81,10 @@ def rank_whole(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
 
     if rms and not gran.single:
         return None
+    if gran.name == "element":
+        return _element_ranked(key, weight, geo, previous, rms, resorted)
     raw = gran.unit_scores(weight, geo, previous, key, opts)
-    if gran.name == "element" and not rms:
-        return _element_ranked(key, weight, previous, raw, score, resorted)
-    size, live = gran.unit_size(geo, opts), _live_units(weight, geo, previous, gran, opts)
+    size, live = gran.unit_size(geo, opts), gran.live_units(weight, geo, previous, opts)
     positive = raw > 0
     whole = bool(((live == 0) | (live == size)).all()) and bool(((live > 0) == positive).all())
     if not whole or (rms and not _rms_exact(raw, positive)):
@@ -94,40 +98,43 @@ def rank_whole(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Te
                        score, resorted), units_shape
 
 
-def _element_ranked(key: str, weight: torch.Tensor, previous: torch.Tensor | None, raw: torch.Tensor,
-                    score: Callable[[], torch.Tensor], resorted: Callable[[], object]) -> tuple[WholeRanked, tuple[int, ...]] | None:
-    """:func:`rank_whole` for single weights counted a slab at a time (no weight-sized bool beside the
-    scores): a weight scores above zero only when it is nonzero and not masked before, so the units are
-    whole when as many score above zero as are live; the one always kept is the best (``argmax``)."""
-    n = raw.numel()
-    positive = _count(raw.reshape(-1), lambda part: part > 0)
-    live = _count(weight.detach().reshape(-1), lambda part: part != 0) if previous is None else \
-        _count_pairs(weight.detach().reshape(-1), previous.reshape(-1))
-    if positive != live:
+def _element_ranked(key: str, weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None, rms: bool,
+                    resorted: Callable[[], object]) -> tuple[WholeRanked, tuple[int, ...]] | None:
+    """:func:`rank_whole` for single weights, counted a slab at a time from :class:`.element_scores.ElementScores`
+    (no score, no bool the size of the layer): a weight scores above zero only when it is nonzero and not
+    masked before, so the units are whole when as many score above zero as are live; the one always kept
+    is the best (``argmax``). The masks are made by :func:`.element_scores.element_mask`."""
+    scores, n = ElementScores(weight, geo, previous, key), weight.numel()
+    positive = count_where([scores], lambda part: part > 0)
+    live = count_live(weight, previous)
+    if positive != live or (rms and not _rms_exact_pieces(scores)):
         return None
     dead = n - positive - (1 if n and positive == 0 else 0)  # the kept best unit is dead only when all are
-    return WholeRanked(key, tuple(weight.shape), n, n - positive, 1, max(0, n - 1), dead, score, resorted), tuple(raw.shape)
+    return WholeRanked(key, tuple(weight.shape), n, n - positive, 1, max(0, n - 1), dead,
+                       lambda: ElementScores(weight, geo, previous, key).set_best(), resorted,
+                       lambda k: element_mask(weight, geo, previous, key, k)), (geo.out, geo.cols)
 
 
 _SLAB = 1 << 22
 
 
-def _count(flat: torch.Tensor, test: Callable[[torch.Tensor], torch.Tensor]) -> int:
-    return sum(int(torch.count_nonzero(test(flat[i:i + _SLAB]))) for i in range(0, flat.numel(), _SLAB))
-
-
-def _count_pairs(flat: torch.Tensor, previous: torch.Tensor) -> int:
-    return sum(int(torch.count_nonzero((flat[i:i + _SLAB] != 0) & previous[i:i + _SLAB].to(torch.bool)))
+def count_live(weight: torch.Tensor, mask: torch.Tensor | None = None) -> int:
+    """Weights that are nonzero (and kept by ``mask``), counted a slab at a time: no bool the size of the weight."""
+    flat = weight.detach().reshape(-1)
+    flat_mask = None if mask is None else mask.reshape(-1)
+    if flat_mask is None:
+        return sum(int(torch.count_nonzero(flat[i:i + _SLAB])) for i in range(0, flat.numel(), _SLAB))
+    return sum(int(torch.count_nonzero((flat[i:i + _SLAB] != 0) & flat_mask[i:i + _SLAB].to(torch.bool)))
                for i in range(0, flat.numel(), _SLAB))
 
 
-def _live_units(weight: torch.Tensor, geo: Geometry, previous: torch.Tensor | None, gran: Granularity,
-                opts: dict) -> torch.Tensor:
-    """Weights left per unit (nonzero and not masked before)."""
-    live = to_canonical(weight.detach() != 0, geo)
-    if previous is not None:
-        live = live & to_canonical(previous.to(torch.bool), geo)
-    return gran.unit_reduce(live if gran.single else live.to(torch.uint8), geo, opts, "sum")
+def _rms_exact_pieces(scores: ElementScores) -> bool:
+    """:func:`_rms_exact` a slab at a time (single weights: a unit's root mean square is its score)."""
+    low, high = math.inf, -math.inf
+    for p in scores:
+        low = min(low, float(torch.where(p > 0, p, math.inf).amin())) if p.numel() else low
+        high = max(high, float(p.amax())) if p.numel() else high
+    return low == math.inf or (_RMS_EXACT[0] <= low and high <= _RMS_EXACT[1])
 
 
 def _rms_exact(raw: torch.Tensor, positive: torch.Tensor) -> bool:
@@ -149,13 +156,13 @@ def global_whole_drops(layers: list[WholeRanked], need: int) -> list[int]:
     scores = [r.score() for r in layers]
     drop = sum(r.dead for r in layers) + room
     t = kth_smallest(scores, drop - 1)
-    below = [int(torch.count_nonzero(s < t)) for s in scores]
+    below = [count_where([s], lambda p: p < t) for s in scores]
     extra, counts = drop - sum(below), []
     for s, b in zip(scores, below):
-        take = min(extra, int(torch.count_nonzero(s == t)))
+        take = min(extra, count_where([s], lambda p: p == t))
         counts.append(b + take)
         extra -= take
     return counts
 
 
-__all__ = ["WholeRanked", "global_whole_drops", "rank_whole"]
+__all__ = ["WholeRanked", "count_live", "global_whole_drops", "rank_whole"]
