@@ -63,6 +63,9 @@ class MeasureConfig:
             object.__setattr__(self, "quantize", tuple(SCHEMES.get(q).name for q in self.quantize))
             if len(set(self.quantize)) != len(self.quantize):
                 raise InputError(f"--quantize: a value is repeated in {list(self.quantize)}")
+        if self.test_data is not None and not Path(self.test_data).expanduser().is_dir():
+            raise InputError(f"--test-data {self.test_data}: not a folder; give the folder of held-out test images "
+                             "an image-to-image generator's PSNR/SSIM are measured on")
         for name, least in (("num_samples", 2), ("grid_columns", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:

@@ -110,6 +110,9 @@ def test_sweep_cli_resumes(dense, tmp_path):
     bad = CliRunner().invoke(app, args[:-4] + ["--adv-weight", "-1", "--out-dir", str(tmp_path / "z")])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--adv-weight" in bad.stderr
     assert not (tmp_path / "z").exists()
+    bad = CliRunner().invoke(app, args[:-4] + ["--test-data", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "v")])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--test-data" in bad.stderr
+    assert not (tmp_path / "v").exists()
     bad = CliRunner().invoke(app, args[:-4] + ["-g", "filter", "-s", "0.999", "--out-dir", str(tmp_path / "w")])
     assert bad.exit_code == 2 and "out of reach" in bad.stderr and not (tmp_path / "w" / "cells").exists()
 
