@@ -278,7 +278,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="how the pruned cells spread their zeros over the layers (uniform, lamp, erk; the dense controls are shared)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
-    p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {BUDGET_FRACTION:.0%} of each member's training)")
+    p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {100 * BUDGET_FRACTION:g}%% of each member's training)")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",

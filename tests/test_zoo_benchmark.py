@@ -98,6 +98,13 @@ def test_zoo_budget_is_15_percent_of_the_members_training():
     assert zoo.budget(7500) == 1125 and zoo.budget(20) == 3 and zoo.budget(3) == 1 and zoo.budget(7500, 40) == 40
 
 
+def test_zoo_help_prints_every_option(capsys):
+    with pytest.raises(SystemExit) as stop:
+        _zoo().arguments(["--help"])
+    assert stop.value.code == 0
+    assert "recovery steps (default 15% of each member's training)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_zoo_refuses_an_untrained_member(tmp_path):
     with pytest.raises(SystemExit, match="train it with"):
         _zoo().main(["--smoke", "--members", "conditional", "--members-dir", str(tmp_path)])
