@@ -215,3 +215,18 @@ def test_sweep_cli_measures_an_sr_model_on_its_test_images(tmp_path, monkeypatch
     assert json.loads(on_train.stdout)["dense"]["psnr_gt"] != pytest.approx(doc["dense"]["psnr_gt"])  # measured where told
     again = CliRunner().invoke(app, args + ["--out-dir", str(out)])
     assert again.exit_code == 2 and "test_data" in again.stderr
+
+
+def test_a_record_from_before_ramp_fraction_resumes_only_at_the_default(dense, tmp_path):
+    from gancompress.finetune.defaults import DEFAULT_RAMP_FRACTION
+    from gancompress.sweep import STATE_FILE, _load_state
+
+    out = tmp_path / "old"
+    old = config(dense, out).record()
+    del old["ramp_fraction"]  # written before the sweep recorded it: every cell ramped over the default fraction
+    out.mkdir()
+    (out / STATE_FILE).write_text(json.dumps({"config": old, "dense": None, "cells": {}}))
+    assert _load_state(config(dense, out))["config"]["ramp_fraction"] == DEFAULT_RAMP_FRACTION
+    assert config(dense, out, ramp_fraction=0.25).recovery.schedule.ramp_fraction == 0.25
+    with pytest.raises(InputError, match=r"ramp_fraction: 0.5 -> 0.25"):
+        _load_state(config(dense, out, ramp_fraction=0.25))
