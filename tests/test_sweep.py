@@ -93,7 +93,7 @@ def test_sweep_cli_resumes(dense, tmp_path):
     out = tmp_path / "cli"
     args = ["sweep", str(dense), "--data", "builtin:digits", "--sparsity", "0.5", "--granularity", "element",
             "--method", "distill,none", "--steps", "2", "--num-samples", "32", "--batch-size", "8",
-            "--out-dir", str(out), "--device", "cpu"]
+            "--ramp-fraction", "0.25", "--out-dir", str(out), "--device", "cpu"]
     first = CliRunner().invoke(app, args + ["--progress-interval", "0"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(out)
@@ -103,6 +103,9 @@ def test_sweep_cli_resumes(dense, tmp_path):
     assert second.exit_code == 0, second.output
     doc = json.loads(second.stdout)
     assert doc["ran"] == 0 and doc["skipped"] == 2
+    assert json.loads((out / "sweep.json").read_text())["config"]["ramp_fraction"] == 0.25
+    bad = CliRunner().invoke(app, args[:-4] + ["--ramp-fraction", "1.5", "--out-dir", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "--ramp-fraction" in bad.stderr and not (tmp_path / "r").exists()
     bad = CliRunner().invoke(app, ["sweep", str(dense), "--method", "hybrid", "--out-dir", str(tmp_path / "x")])
     assert bad.exit_code == 2  # hybrid needs --data
     bad = CliRunner().invoke(app, args[:-4] + ["--lr-schedule", "step", "--out-dir", str(tmp_path / "y")])
