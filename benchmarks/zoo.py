@@ -140,12 +140,17 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
                                        granularities=(gran,), allocations=(allocation,), methods=methods, seeds=seeds,
                                        steps=steps, num_samples=args.samples, test_data=heldout, fid=heldout is None,
-                                       device=args.device, keep_checkpoints=False, load=load)
+                                       device=args.device, keep_checkpoints=False, load=load, **lever_options(args))
         result = sweep(cfg, on_event=_progress(name), shard=shard)
         records += result.cells
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
+
+
+def lever_options(args) -> dict:
+    """The recovery levers given on the command line (``--ema-decay``, ``--feature-weight``), for every cell."""
+    return {k: v for k, v in (("ema_decay", args.ema_decay), ("feature_weight", args.feature_weight)) if v is not None}
 
 
 def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
@@ -287,6 +292,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
     p.add_argument("--report-only", action="store_true", help="tabulate every cell recorded under --out; run nothing")
+    p.add_argument("--ema-decay", type=float, default=None, help="evaluate an EMA of the student with this decay (default off)")
+    p.add_argument("--feature-weight", type=float, default=None,
+                   help="intermediate-feature distillation through 1x1 adapters at this weight (default off)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)

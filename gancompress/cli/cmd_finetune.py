@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Disc, NM, AdvWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvWeight, EmaDecay, FeatureWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, QuantizeAware, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -37,7 +37,7 @@ Resume = Annotated[bool, flag("--resume", help="Continue an interrupted run from
 @handle_errors
 def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = None, teacher: Teacher = None, discriminator: Disc = None,
              inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
-             adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
+             adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, ema_decay: EmaDecay = None, feature_weight: FeatureWeight = 0.0,
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
@@ -82,8 +82,9 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     output = output or derived_output(source, "ft")
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
-        student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware,
-        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight),
+        student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware, ema_decay=ema_decay,
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight,
+                            feature_weight=feature_weight),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,
                           nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),

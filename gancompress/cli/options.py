@@ -127,6 +127,8 @@ LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the di
 LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: {choices:lr-schedule} (cosine: held while AGP prunes, then annealed to 0).")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
 AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
+EmaDecay = Annotated[Optional[float], typer.Option("--ema-decay", show_default=False, help="Save and evaluate an exponential moving average of the compressed generator with this decay in (0, 1), e.g. 0.999, warmed up as min(decay, (1+t)/(10+t)); masks hold on it (default: off).")]
+FeatureWeight = Annotated[float, typer.Option("--feature-weight", help="Weight of intermediate-feature distillation to the teacher through learned 1x1 adapters (methods that use the teacher; 0: off).")]
 
 
 def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | None, d_arch: str | None,

@@ -47,7 +47,8 @@ class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
     in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
     see :func:`resolve_r1`); ``pl_weight``/``pl_every``: StyleGAN2's path-length regulariser on G_C
-    (0: off), every ``pl_every`` steps."""
+    (0: off), every ``pl_every`` steps; ``feature_weight``: intermediate-feature distillation to the
+    teacher through learned 1x1 adapters (0: off; see :mod:`.features`)."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
@@ -56,10 +57,11 @@ class LossWeights:
     r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
     pl_weight: float = DEFAULT_PL_WEIGHT
     pl_every: int = DEFAULT_PL_EVERY
+    feature_weight: float = 0.0  # intermediate-feature distillation through learned 1x1 adapters (0: off; .features)
 
     def __post_init__(self) -> None:
         check_positive("pl_every", self.pl_every, integer=True)
-        for name in ("lam", "mu", "adv_weight", "pl_weight"):
+        for name in ("lam", "mu", "adv_weight", "pl_weight", "feature_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
         if self.r1_gamma is not None:
             check_positive("r1_gamma", self.r1_gamma, zero_ok=True)
@@ -127,9 +129,18 @@ class RecoveryConfig:
     student_mode: str = DEFAULT_STUDENT_MODE
     perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
     quantize_aware: str | None = None  # an 8-bit scheme (formats.quantize.SCHEMES): G_C trains through fake quantization
+    ema_decay: float | None = None  # an EMA of G_C (saved and evaluated instead of it); None: off (see .ema)
 
     def __post_init__(self) -> None:
-        get_method(self.method)
+        method = get_method(self.method)
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+                                           or not 0.0 < self.ema_decay < 1.0):
+            raise InputError(f"--ema-decay must be a number in (0, 1), e.g. 0.999, got {self.ema_decay!r}")
+        if self.ema_decay is not None and not method.trains_generator:
+            raise InputError(f"--ema-decay averages a trained generator; method {self.method} trains none: leave it out")
+        if self.weights.feature_weight and not method.uses_teacher:
+            raise InputError(f"--feature-weight distils the teacher's features; method {self.method} does not use the "
+                             "teacher: use distill, distill-adv or hybrid, or leave --feature-weight out")
         if self.quantize_aware is not None:
             from ..formats.quantize import SCHEMES
 

@@ -178,7 +178,7 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
             try:
                 metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
                 if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
-                    check_finite_outputs(trainer.student, probe)
+                    check_finite_outputs(trainer.result, probe)
             except NonFiniteStep as exc:
                 raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths, reports.log)) from None
             reports.after_step(k, metrics)
