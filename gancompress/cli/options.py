@@ -35,6 +35,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": _names("finetune.methods", "METHODS"),
     "schedule": _names("finetune.defaults", "SCHEDULES"),
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
+    "adv-schedule": _names("finetune.defaults", "ADV_SCHEDULES"),
     "format": _names("export.formats", "EXPORT_FORMATS"),
     "dtype": _names("export.config", "DTYPE_NAMES"),
     "quantize": _names("formats.quantize", "SCHEMES"),
@@ -127,6 +128,9 @@ LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the di
 LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: {choices:lr-schedule} (cosine: held while AGP prunes, then annealed to 0).")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
 AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
+AdvSchedule = Annotated[str, typer.Option("--adv-schedule", help="The adversarial term's weight over the run (distill-adv, finetune): {choices:adv-schedule} (ramp: from 0 over the AGP ramp; decay: held over the ramp, then to 0 at the end).")]
+DWarmup = Annotated[int, typer.Option("--d-warmup", metavar="STEPS", help="First STEPS steps: D trains on real images vs the compressed generator's fakes while the generator's adversarial term counts for nothing (distill-adv, finetune; 0: off).")]
+Loss = Annotated[Optional[str], typer.Option("--loss", show_default=False, help="GAN loss profile: {choices:loss} (default: the architecture's).")]
 
 
 def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | None, d_arch: str | None,
