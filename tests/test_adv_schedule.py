@@ -96,6 +96,12 @@ def test_finetune_warm_up_trains_d_alone(project, monkeypatch):
     assert not all(torch.equal(seen[2][0][name], g0[name]) for name in g0)
 
 
+def test_a_method_without_an_adversarial_term_notes_that_the_levers_did_nothing(project):
+    notes = run_finetune(config(project, method="distill", steps=2, d_warmup=1, adv_schedule="ramp")).notes
+    assert any("changed nothing" in n and "method distill" in n for n in notes)
+    assert not any("changed nothing" in n for n in run_finetune(config(project, method="distill", steps=2, force=True)).notes)
+
+
 def test_bad_schedule_or_warm_up_is_refused_in_one_line(project):
     base = ["finetune", str(project["pruned"]), "--data", str(project["images"]), "-o", str(project["out"]),
             "--steps", "2", "--method", "distill-adv", "--device", "cpu"]
