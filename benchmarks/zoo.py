@@ -105,6 +105,41 @@ def member_source(name: str, members_dir: Path | None = None):
     return source, load, trained
 
 
+def training_loss(source: str, load) -> str | None:
+    """The GAN loss the member was trained with (its provenance's ``loop.loss``), or None: the architecture's profile."""
+    from gancompress.loading import load_bundle
+
+    loop = load_bundle(source if load is None else load.for_source(source)).meta.get("provenance", {}).get("loop", {})
+    return loop.get("loss") if isinstance(loop, dict) else None
+
+
+def recovery_levers(args, source: str, load) -> dict:
+    """The recovery options given on the command line (the rest stay the sweep's defaults); ``--loss own``: each
+    member's own training loss."""
+    levers = {k: getattr(args, k) for k in ("lr_d", "adv_schedule", "d_warmup", "ema_decay", "feature_weight")
+              if getattr(args, k) is not None}
+    if args.loss is not None:
+        levers["loss"] = training_loss(source, load) if args.loss == "own" else args.loss
+    return levers
+
+
+def check_levers(args) -> None:
+    """Refuse a bad --loss, --adv-schedule, --d-warmup or --lr-d in one line (exit 2) before any work."""
+    from gancompress.errors import InputError
+    from gancompress.finetune.config import LossWeights, Rates
+    from gancompress.losses import LOSSES
+
+    try:
+        if args.loss not in (None, "own", *LOSSES.names()):
+            raise InputError(f"--loss {args.loss!r}: choose own (each member's training loss) or one of "
+                             f"{', '.join(LOSSES.names())}")
+        LossWeights(**{k: getattr(args, k) for k in ("adv_schedule", "d_warmup") if getattr(args, k) is not None})
+        Rates(**({"lr_d": args.lr_d} if args.lr_d is not None else {}))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def photo_folders(name: str, photos: Path) -> tuple[str, str | None]:
     """(recovery --data, held-out test images or None) of one member; exits with a hint when the photographs are missing."""
     if not MEMBERS[name].photos:
@@ -140,17 +175,13 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
                                        granularities=(gran,), allocations=(allocation,), methods=methods, seeds=seeds,
                                        steps=steps, num_samples=args.samples, test_data=heldout, fid=heldout is None,
-                                       device=args.device, keep_checkpoints=False, load=load, **lever_options(args))
+                                       device=args.device, keep_checkpoints=False, load=load,
+                                       **recovery_levers(args, source, load))
         result = sweep(cfg, on_event=_progress(name), shard=shard)
         records += result.cells
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
-
-
-def lever_options(args) -> dict:
-    """The recovery levers given on the command line (``--ema-decay``, ``--feature-weight``), for every cell."""
-    return {k: v for k, v in (("ema_decay", args.ema_decay), ("feature_weight", args.feature_weight)) if v is not None}
 
 
 def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
@@ -295,6 +326,15 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ema-decay", type=float, default=None, help="evaluate an EMA of the student with this decay (default off)")
     p.add_argument("--feature-weight", type=float, default=None,
                    help="intermediate-feature distillation through 1x1 adapters at this weight (default off)")
+    p.add_argument("--loss", default=None,
+                   help="GAN loss of the recovery: a loss profile name, or own (each member's recorded training loss, "
+                        "provenance loop.loss; else its architecture's); default: the architecture's")
+    p.add_argument("--lr-d", type=float, default=None, help="Adam learning rate of the discriminator (default: the sweep's)")
+    p.add_argument("--adv-schedule", default=None,
+                   help="the adversarial weight over the run: constant (default), ramp (0 to the weight over the AGP "
+                        "ramp) or decay (to 0 after the ramp)")
+    p.add_argument("--d-warmup", type=int, default=None,
+                   help="steps in which D trains before G_C's adversarial term counts (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -303,6 +343,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         for key, value in SMOKE.items():
             if key not in given:
                 setattr(args, key, value)
+    check_levers(args)
     args.out = args.out or REPO / "runs" / "zoo" / ("smoke" if args.smoke else "bench")
     return args
 

@@ -132,6 +132,10 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     notes += trainer.speed_notes
     if config.run.amp != "none" and trainer.device.type == "cpu":
         notes.append(f"--amp {config.run.amp} on the CPU: autocast runs, but is usually slower than float32 there")
+    weights = config.recovery.weights
+    if (weights.adv_schedule != "constant" or weights.d_warmup) and "adv" not in config.recipe.terms:
+        notes.append(f"--adv-schedule/--d-warmup shape the adversarial term of distill-adv and finetune; "
+                     f"method {config.recovery.method} has none, so they changed nothing")
     if config.recovery.freeze_discriminator and config.uses_discriminator:
         notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
     world = trainer.world

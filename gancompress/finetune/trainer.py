@@ -15,7 +15,7 @@ from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_chan
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks, plan_target
 from ..data.batches import seed_global
-from .config import FinetuneConfig, resolve_r1
+from .config import FinetuneConfig, adv_factor, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
@@ -170,6 +170,7 @@ class Trainer:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.run.seed, self.done)
         self._set_lr()
+        self._set_adv_scale()
         batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
         with self.features.capture() if self.features is not None else nullcontext((None, None)) as (f_o, f_c):
             losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
@@ -199,11 +200,21 @@ class Trainer:
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def _set_adv_scale(self) -> None:
+        """The adversarial term's multiplier for this step (:func:`.config.adv_factor`); the ramp is the AGP
+        ramp's length whether or not the run prunes, so a dense control gets the same weights."""
+        recovery = self.config.recovery
+        ramp_end = min(recovery.steps, math.ceil(recovery.schedule.ramp_fraction * recovery.steps))
+        self.options.adv_scale = adv_factor(recovery.weights, self.done, recovery.steps, ramp_end)
+
     def rates(self) -> dict[str, float]:
-        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains) and, for a method with an
+        adversarial term, that term's multiplier (``adv_scale``)."""
         rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
         if self.opt_d is not None:
             rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        if "adv" in self.config.recipe.terms:
+            rates["adv_scale"] = self.options.adv_scale
         return rates
 
     @property
