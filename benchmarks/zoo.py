@@ -43,6 +43,8 @@ for _path in (REPO, ZOO_CODE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES  # noqa: E402  (torch-free)
+
 BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
 METHODS = ("distill-adv", "distill", "hybrid", "self-supervised", "finetune")
@@ -72,6 +74,11 @@ MEMBERS = {
 # The figure of merit per kind of member: digits-FID (lower is better, a ratio to the control) or
 # PSNR to the held-out ground truth (higher is better, a difference in dB to the control).
 METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
+# Recovery settings passed through to every cell (sweep/finetune spelling; unset: the sweep's default). A setting
+# other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
+RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "schedule": str, "keep_dense": str, "ramp_fraction": float,
+            "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int}
+CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
 SMOKE = {"steps": 2, "samples": 64, "seeds": "0", "cells": "element:0.9", "methods": "distill-adv"}
 
 
@@ -116,8 +123,7 @@ def training_loss(source: str, load) -> str | None:
 def recovery_levers(args, source: str, load) -> dict:
     """The recovery options given on the command line (the rest stay the sweep's defaults); ``--loss own``: each
     member's own training loss."""
-    levers = {k: getattr(args, k) for k in ("lr_d", "adv_schedule", "d_warmup", "ema_decay", "feature_weight")
-              if getattr(args, k) is not None}
+    levers = recovery_options(args)
     if args.loss is not None:
         levers["loss"] = training_loss(source, load) if args.loss == "own" else args.loss
     return levers
@@ -167,7 +173,8 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     steps = budget(trained, args.steps)
     grid = [(gran, args.allocation, chosen) for gran in ("element", "filter")
             if (chosen := sorted(s for g, s in cells if g == gran and s > 0))]
-    grid.append(("element", "uniform", [0.0]))  # the dense controls (last): the allocation of no zeros does not matter
+    if not args.no_controls:  # the dense controls (last): the allocation of no zeros does not matter
+        grid.append(("element", "uniform", [0.0]))
     if args.report_only:
         return recorded(name, args.out / name, source, trained, steps, heldout)
     records, dense, ran = [], None, 0
@@ -182,6 +189,11 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
+
+
+def recovery_options(args) -> dict:
+    """The RECOVERY settings given on the command line (the others stay the sweep's defaults)."""
+    return {k: v for k in RECOVERY if (v := getattr(args, k)) is not None}
 
 
 def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
@@ -315,6 +327,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {100 * BUDGET_FRACTION:g}%% of each member's training)")
+    for key, kind in RECOVERY.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
+                       help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
+    p.add_argument("--no-controls", action="store_true",
+                   help="run no dense control (vs dense control reads n/a): only where it is known, e.g. distill's is the "
+                        "teacher itself, bit for bit (its loss on the unpruned member is zero); see vs teacher")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
@@ -323,18 +341,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
     p.add_argument("--report-only", action="store_true", help="tabulate every cell recorded under --out; run nothing")
-    p.add_argument("--ema-decay", type=float, default=None, help="evaluate an EMA of the student with this decay (default off)")
-    p.add_argument("--feature-weight", type=float, default=None,
-                   help="intermediate-feature distillation through 1x1 adapters at this weight (default off)")
     p.add_argument("--loss", default=None,
                    help="GAN loss of the recovery: a loss profile name, or own (each member's recorded training loss, "
                         "provenance loop.loss; else its architecture's); default: the architecture's")
-    p.add_argument("--lr-d", type=float, default=None, help="Adam learning rate of the discriminator (default: the sweep's)")
-    p.add_argument("--adv-schedule", default=None,
-                   help="the adversarial weight over the run: constant (default), ramp (0 to the weight over the AGP "
-                        "ramp) or decay (to 0 after the ramp)")
-    p.add_argument("--d-warmup", type=int, default=None,
-                   help="steps in which D trains before G_C's adversarial term counts (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
-from .finetune.config import LossWeights, Rates, RecoveryConfig, Runtime
-from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
+from .finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig, Runtime
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_RAMP_FRACTION, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, measure_exports, prune_and_recover, setting_prune_config, write_samples
@@ -47,14 +47,16 @@ CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
-               "adv_schedule", "d_warmup", "ema_decay", "feature_weight")
+               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
 # Settings a record made before they existed ran at these values (``loss`` None: each architecture's own profile;
-# no EMA, no feature distillation): such a record resumes only at them, never under a lever it was not made with.
+# no EMA, no feature distillation; the default AGP ramp): such a record resumes only at them, never under a
+# setting it was not made with.
 BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
-               "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0}
+               "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
+               "ramp_fraction": DEFAULT_RAMP_FRACTION}
 
 
 # --------------------------------------------------------------------------- config
@@ -141,11 +143,12 @@ class SweepConfig:
                    if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay") if k in options}
+        ramp = {k: options.pop(k) for k in ("ramp_fraction",) if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
                     if k in options}
         read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
-        recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
+        recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), schedule=PruneSchedule(**ramp), **runs)
         runtime = Runtime.take(options)
         return cls(SweepInputs(**read), recovery=recovery, measure=MeasureConfig(**measured), runtime=runtime, **options)
 
@@ -165,7 +168,7 @@ class SweepConfig:
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "loss": r.loss, "adv_schedule": w.adv_schedule, "d_warmup": w.d_warmup,
                 "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
-                "keep_dense": self.keep_dense,
+                "keep_dense": self.keep_dense, "ramp_fraction": r.schedule.ramp_fraction,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
                 "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}

@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Disc, NM, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, QuantizeAware, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -24,7 +24,6 @@ SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Ga
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
 Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
-Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
 R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
 PlWeight = Annotated[float, typer.Option("--pl-weight", help="StyleGAN2: weight of the path-length regulariser on the compressed generator, every 4 steps (0: off; StyleGAN2 trains with 2).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]

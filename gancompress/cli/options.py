@@ -122,6 +122,7 @@ Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: pru
 Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) is a per-sample L1 to the dense teacher (no discriminator or data needed); distill-adv adds the GAN's own generator loss against the training discriminator.")]
 Methods = Annotated[str, typer.Option("--method", metavar="LIST", help="Comma-separated recovery methods from: {choices:method}.")]
 Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsity is reached: agp (prune gradually while recovering) or oneshot (prune, then recover with fixed masks).")]
+Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity (sweep: with --schedule agp): fraction of the steps over which sparsity rises to the target.")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
