@@ -24,7 +24,7 @@ selection does no work (``--report-only`` tabulates what is recorded).
     python benchmarks/zoo.py                                              # the whole zoo, 3 seeds
     python benchmarks/zoo.py --smoke --members narrow-dcgan               # seconds: 2 steps, 64 samples
 
-Prints one markdown table (``<out>/zoo.md``, ``zoo.json``) and writes ``<out>/<member>.png``
+Prints one markdown table (``<out>/zoo.md``, ``zoo.json``; the README's shorter one in ``zoo-summary.md``) and writes ``<out>/<member>.png``
 (ratio to the dense control vs sparsity) when matplotlib is installed.
 """
 from __future__ import annotations
@@ -296,6 +296,24 @@ def markdown(runs: list[dict], samples: int) -> str:
                               "left out.\n"
 
 
+def summary(runs: list[dict]) -> str:
+    """The README's short table: one row per member, pruned cell and method with each seed's score and its ratio
+    to the dense control of its own seed (mean and worst); the dense controls themselves are in ``markdown``."""
+    lines = ["| member (teacher) | cell | method | score per seed | x dense control per seed | seeds |",
+             "|---|---|---|---|---|---|"]
+    for run in runs:
+        metric = run.get("metric", "fid")
+        label = METRICS[metric == "psnr_gt"][1]
+        for r in rows(run):
+            if r["sparsity"] == 0.0:
+                continue
+            scores = " / ".join(f"{s['value']:.2f}" for s in r["per_seed"])
+            lines.append(f"| {run['member']} ({label} {run['dense'][metric]:.2f}) | {r['granularity']} "
+                         f"{100 * r['sparsity']:g}% | {r['method']} | {label} {scores} | {_versus_control(r)} | "
+                         f"{','.join(map(str, r['seeds']))} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_member(run: dict, path: Path) -> Path | None:
     """Ratio to the dense control vs sparsity, one line per method and granularity; None without matplotlib."""
     try:
@@ -375,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
            "plots": plots, "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
     (args.out / "zoo.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "zoo.md").write_text(text)
-    print(f"ran {doc['ran']} cell(s); wrote {args.out / 'zoo.md'}, {args.out / 'zoo.json'}"
+    (args.out / "zoo-summary.md").write_text(summary(runs))
+    print(f"ran {doc['ran']} cell(s); wrote {args.out / 'zoo.md'}, {args.out / 'zoo-summary.md'} (the README's table), "
+          f"{args.out / 'zoo.json'}"
           + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
     return 0
 

@@ -233,6 +233,9 @@ def test_zoo_compares_each_seed_with_its_own_control_and_leaves_diverged_control
     table = zoo.markdown([run], 5000)
     assert "| control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30, worst 1.50 over 2 of 4 seeds) |" in table
     assert "| reference; seed 0 diverged (FID 400.00) |" in table
+    short = zoo.summary([run]).splitlines()  # the README's table: the pruned cells only, each seed's score
+    assert len(short) == 3 and short[2].startswith("| m (FID 12.00) | element 90% | adv | FID 12.00 / 11.00 / 12.00 / 9.00 | "
+                                                   "control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30")
 
 
 def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
