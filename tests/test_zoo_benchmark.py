@@ -210,3 +210,16 @@ def test_zoo_allocation_shares_the_dense_control(members, tmp_path):
     lamp = next(c for c in doc["members"][0]["cells"] if c["sparsity"] > 0)
     assert lamp["allocation"] == "lamp" and rows["element, lamp"]["achieved"] == pytest.approx(0.9, abs=0.01)
     assert rows["element, lamp"]["vs_control"] == pytest.approx(rows["element, lamp"]["value"] / rows["dense control"]["value"])
+
+
+def test_zoo_passes_the_recovery_levers_to_every_cell_of_a_custom_member(members, tmp_path):
+    from gancompress.errors import InputError
+
+    zoo, out = _zoo(), tmp_path / "zoo"
+    base = ["--smoke", "--members", "conditional", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
+    assert zoo.main(base + ["--ema-decay", "0.9", "--feature-weight", "2"]) == 0
+    record = json.loads((out / "conditional" / "sweep.json").read_text())["config"]
+    assert record["ema_decay"] == 0.9 and record["feature_weight"] == 2.0
+    assert json.loads((out / "zoo.json").read_text())["ran"] == 2  # the 90% cell and its dense control, both with the levers
+    with pytest.raises(InputError, match="ema_decay"):  # cells made with the levers are not reused without them
+        zoo.main(base)
