@@ -15,7 +15,7 @@ from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_chan
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks, plan_target
 from ..data.batches import seed_global
-from .config import FinetuneConfig, resolve_r1
+from .config import FinetuneConfig, adv_factor, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
@@ -49,14 +49,17 @@ class Schedule:
         return agp_sparsity(done, self.total, self.final, self.initial, self.ramp_fraction)
 
 
-def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
+def lr_factor(kind: str, done: int, total: int, hold: int = 0, warmup: int = 0) -> float:
     """The multiplier of lr_g for step ``done + 1``: 1 for ``constant``; for ``cosine`` 1 until
     step ``hold`` (the end of the AGP ramp), then 0.5 (1 + cos(pi p)) with p the fraction of the
-    remaining steps done, reaching 0 after the last step."""
+    remaining steps done, reaching 0 after the last step. ``warmup`` > 0 scales the first
+    ``warmup`` steps linearly, (done + 1) / warmup: Adam's first steps move every weight by
+    about lr_g at once, which can saturate a model trained at a much lower rate."""
+    ramp = min(1.0, (done + 1) / warmup) if warmup > 0 else 1.0
     if kind == "constant" or done < hold:
-        return 1.0
+        return ramp
     span = max(1, total - hold)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
+    return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
 
 
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
@@ -100,6 +103,7 @@ class Trainer:
         run = config.run
         enable_tf32(device)
         self.speed_notes: list[str] = []
+        self.collapsed: tuple[float, float] | None = None  # set at the end of training (guard.collapse)
         self.teacher = to_channels_last(setup.teacher.to(device).eval().requires_grad_(False), run.channels_last)
         self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
@@ -170,6 +174,7 @@ class Trainer:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.run.seed, self.done)
         self._set_lr()
+        self._set_adv_scale()
         batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
         with self.features.capture() if self.features is not None else nullcontext((None, None)) as (f_o, f_c):
             losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
@@ -195,15 +200,26 @@ class Trainer:
 
     def _set_lr(self) -> None:
         hold = self.schedule.ramp_end if self.schedule is not None else 0
-        lr = self.config.recovery.rates.lr_g * lr_factor(self.config.recovery.rates.lr_schedule, self.done, self.config.recovery.steps, hold)
+        rates = self.config.recovery.rates
+        lr = rates.lr_g * lr_factor(rates.lr_schedule, self.done, self.config.recovery.steps, hold, rates.lr_warmup)
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def _set_adv_scale(self) -> None:
+        """The adversarial term's multiplier for this step (:func:`.config.adv_factor`); the ramp is the AGP
+        ramp's length whether or not the run prunes, so a dense control gets the same weights."""
+        recovery = self.config.recovery
+        ramp_end = min(recovery.steps, math.ceil(recovery.schedule.ramp_fraction * recovery.steps))
+        self.options.adv_scale = adv_factor(recovery.weights, self.done, recovery.steps, ramp_end)
+
     def rates(self) -> dict[str, float]:
-        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains) and, for a method with an
+        adversarial term, that term's multiplier (``adv_scale``)."""
         rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
         if self.opt_d is not None:
             rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        if "adv" in self.config.recipe.terms:
+            rates["adv_scale"] = self.options.adv_scale
         return rates
 
     @property
