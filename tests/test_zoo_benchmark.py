@@ -298,3 +298,16 @@ def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
     table = zoo.markdown([run], 5000)
     assert "| -0.10 dB / -0.50 dB (mean -0.30 dB, worst -0.50 dB) |" in table
     assert "| control diverged (PSNR 26.00) |" in table
+
+
+def test_zoo_passes_the_recovery_levers_to_every_cell_of_a_custom_member(members, tmp_path):
+    from gancompress.errors import InputError
+
+    zoo, out = _zoo(), tmp_path / "zoo"
+    base = ["--smoke", "--members", "conditional", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
+    assert zoo.main(base + ["--ema-decay", "0.9", "--feature-weight", "2"]) == 0
+    record = json.loads((out / "conditional" / "sweep.json").read_text())["config"]
+    assert record["ema_decay"] == 0.9 and record["feature_weight"] == 2.0
+    assert json.loads((out / "zoo.json").read_text())["ran"] == 2  # the 90% cell and its dense control, both with the levers
+    with pytest.raises(InputError, match="ema_decay"):  # cells made with the levers are not reused without them
+        zoo.main(base)
