@@ -24,7 +24,7 @@ selection does no work (``--report-only`` tabulates what is recorded).
     python benchmarks/zoo.py                                              # the whole zoo, 3 seeds
     python benchmarks/zoo.py --smoke --members narrow-dcgan               # seconds: 2 steps, 64 samples
 
-Prints one markdown table (``<out>/zoo.md``, ``zoo.json``) and writes ``<out>/<member>.png``
+Prints one markdown table (``<out>/zoo.md``, ``zoo.json``; the README's shorter one in ``zoo-summary.md``) and writes ``<out>/<member>.png``
 (ratio to the dense control vs sparsity) when matplotlib is installed.
 """
 from __future__ import annotations
@@ -42,6 +42,8 @@ ZOO_CODE = REPO / "examples" / "zoo"
 for _path in (REPO, ZOO_CODE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
+
+from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES  # noqa: E402  (torch-free)
 
 BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
@@ -72,6 +74,14 @@ MEMBERS = {
 # The figure of merit per kind of member: digits-FID (lower is better, a ratio to the control) or
 # PSNR to the held-out ground truth (higher is better, a difference in dB to the control).
 METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
+# Recovery settings passed through to every cell (sweep/finetune spelling; unset: the sweep's default). A setting
+# other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
+RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
+            "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int}
+CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
+# A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
+# the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
+DIVERGED = {"fid": 2.0, "psnr_gt": -3.0}
 SMOKE = {"steps": 2, "samples": 64, "seeds": "0", "cells": "element:0.9", "methods": "distill-adv"}
 
 
@@ -116,7 +126,7 @@ def training_loss(source: str, load) -> str | None:
 def recovery_levers(args, source: str, load) -> dict:
     """The recovery options given on the command line (the rest stay the sweep's defaults); ``--loss own``: each
     member's own training loss."""
-    levers = {k: getattr(args, k) for k in ("lr_d", "adv_schedule", "d_warmup") if getattr(args, k) is not None}
+    levers = recovery_options(args)
     if args.loss is not None:
         levers["loss"] = training_loss(source, load) if args.loss == "own" else args.loss
     return levers
@@ -166,7 +176,8 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     steps = budget(trained, args.steps)
     grid = [(gran, args.allocation, chosen) for gran in ("element", "filter")
             if (chosen := sorted(s for g, s in cells if g == gran and s > 0))]
-    grid.append(("element", "uniform", [0.0]))  # the dense controls (last): the allocation of no zeros does not matter
+    if not args.no_controls:  # the dense controls (last): the allocation of no zeros does not matter
+        grid.append(("element", "uniform", [0.0]))
     if args.report_only:
         return recorded(name, args.out / name, source, trained, steps, heldout)
     records, dense, ran = [], None, 0
@@ -181,6 +192,11 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
+
+
+def recovery_options(args) -> dict:
+    """The RECOVERY settings given on the command line (the others stay the sweep's defaults)."""
+    return {k: v for k in RECOVERY if (v := getattr(args, k)) is not None}
 
 
 def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
@@ -213,27 +229,59 @@ def versus(metric: str, value: float, base: float | None) -> float | None:
     return value - base if metric == "psnr_gt" else value / base
 
 
+def diverged(metric: str, control: float, teacher: float) -> bool:
+    """A dense control far worse than the teacher it started from (``DIVERGED``): the recovery itself broke
+    the unpruned model, so no ratio to it says anything about pruning."""
+    gap = versus(metric, control, teacher)
+    return gap < DIVERGED[metric] if metric == "psnr_gt" else gap > DIVERGED[metric]
+
+
+def worst(metric: str, values: list[float]) -> float:
+    return min(values) if metric == "psnr_gt" else max(values)
+
+
+def per_seed(items: list[dict], controls: dict[int, float], metric: str, teacher: float) -> list[dict]:
+    """Each seed's value against the dense control of the same method and seed (None when that control was not run
+    or diverged)."""
+    out = []
+    for c in sorted(items, key=lambda c: c["seed"]):
+        control = controls.get(c["seed"])
+        broke = control is not None and diverged(metric, control, teacher)
+        out.append({"seed": c["seed"], "value": c[metric], "control": control, "control_diverged": broke,
+                    "vs_control": None if broke else versus(metric, c[metric], control)})
+    return out
+
+
 def rows(run: dict) -> list[dict]:
     """One row per (granularity, sparsity, method): the metric's mean/std over seeds (FID, or PSNR to the held-out
-    ground truth with its SSIM) and the metric against the dense control and the teacher (``versus``)."""
+    ground truth with its SSIM); each seed against the dense control of the same method and seed, and the mean
+    and worst of those (``vs_control``, ``vs_control_worst``; seeds whose control diverged or is missing are left
+    out and listed in ``per_seed``); the mean against the teacher (``versus``)."""
     metric = run.get("metric", "fid")
     groups: dict[tuple, list[dict]] = {}
     for c in run["cells"]:
         allocation = c.get("allocation", "uniform")
         gran = c["granularity"] if allocation == "uniform" else f"{c['granularity']}, {allocation}"
         groups.setdefault((gran, c["sparsity"], c["method"]), []).append(c)
-    control = {m: statistics.fmean(c[metric] for c in items) for (g, s, m), items in groups.items() if s == 0.0}
+    controls: dict[str, dict[int, float]] = {}
+    for (gran, sparsity, method), items in groups.items():
+        if sparsity == 0.0:
+            controls.setdefault(method, {}).update((c["seed"], c[metric]) for c in items)
     teacher = run["dense"][metric]
     out = []
     for (gran, sparsity, method), items in sorted(groups.items()):
         values = [c[metric] for c in items]
         value = statistics.fmean(values)
+        seeds = per_seed(items, controls.get(method, {}), metric, teacher)
+        usable = [s["vs_control"] for s in seeds if s["vs_control"] is not None]
         ssim = [c["ssim_gt"] for c in items if c.get("ssim_gt") is not None]
         out.append({"member": run["member"], "granularity": "dense control" if sparsity == 0.0 else gran,
                     "sparsity": sparsity, "method": method, "metric": metric, "value": value,
                     "value_std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "ssim_gt": statistics.fmean(ssim) if ssim else None,
-                    "vs_control": versus(metric, value, control.get(method)), "vs_teacher": versus(metric, value, teacher),
+                    "ssim_gt": statistics.fmean(ssim) if ssim else None, "per_seed": seeds,
+                    "vs_control": statistics.fmean(usable) if usable else None,
+                    "vs_control_worst": worst(metric, usable) if usable else None,
+                    "vs_teacher": versus(metric, value, teacher),
                     "achieved": statistics.fmean(c["achieved_sparsity"] for c in items),
                     "seeds": sorted(c["seed"] for c in items), "seconds": [c["seconds"] for c in items]})
     return out
@@ -253,9 +301,28 @@ def _versus(value: float | None, metric: str) -> str:
     return _num(value, "+.2f") + " dB" if metric == "psnr_gt" and value is not None else _num(value, ".2f")
 
 
+def _versus_control(r: dict) -> str:
+    """The figure of merit of one row: each seed against its own dense control, then their mean and worst;
+    a diverged control shows its score instead, a missing one n/a."""
+    metric, seeds = r["metric"], r["per_seed"]
+    label = METRICS[metric == "psnr_gt"][1]
+    if r["sparsity"] == 0.0:
+        broke = [s for s in seeds if s["control_diverged"]]
+        return "reference" + "".join(f"; seed {s['seed']} diverged ({label} {s['value']:.2f})" for s in broke)
+    parts = [f"control diverged ({label} {s['control']:.2f})" if s["control_diverged"] else _versus(s["vs_control"], metric)
+             for s in seeds]
+    usable = sum(s["vs_control"] is not None for s in seeds)
+    if len(seeds) == 1 or usable == 0:
+        return " / ".join(parts)
+    if usable == 1:
+        return " / ".join(parts) + f" (1 of {len(seeds)} seeds usable)"
+    of = f" over {usable} of {len(seeds)} seeds" if usable < len(seeds) else ""
+    return " / ".join(parts) + f" (mean {_versus(r['vs_control'], metric)}, worst {_versus(r['vs_control_worst'], metric)}{of})"
+
+
 def markdown(runs: list[dict], samples: int) -> str:
     lines = ["| member (teacher, trained steps, recovery steps) | cell | method | achieved | score (mean ± std) | "
-             "vs dense control | vs teacher | seeds |", "|---|---|---|---|---|---|---|---|"]
+             "vs dense control, per seed | vs teacher | seeds |", "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         metric = run.get("metric", "fid")
         teacher = f"{METRICS[metric == 'psnr_gt'][1]} {run['dense'][metric]:.2f}"
@@ -263,7 +330,7 @@ def markdown(runs: list[dict], samples: int) -> str:
         for r in rows(run):
             cell = "dense control (0%)" if r["sparsity"] == 0.0 else f"{r['granularity']} {100 * r['sparsity']:g}%"
             lines.append(f"| {head} | {cell} | {r['method']} | {100 * r['achieved']:.1f}% | {_score(r)} | "
-                         f"{_versus(r['vs_control'], metric)} | {_versus(r['vs_teacher'], metric)} | "
+                         f"{_versus_control(r)} | {_versus(r['vs_teacher'], metric)} | "
                          f"{','.join(map(str, r['seeds']))} |")
     kinds = {run.get("metric", "fid") for run in runs}
     notes = [f"digits-FID on {samples:,} samples per model (vs: the FID ratio)"] if "fid" in kinds else []
@@ -271,7 +338,28 @@ def markdown(runs: list[dict], samples: int) -> str:
         notes.append("image-to-image members: PSNR/SSIM of the full held-out photographs against their ground truth "
                      "(vs: the PSNR difference in dB)")
     return "\n".join(lines) + f"\n\n{'; '.join(notes)}; the dense control is the same recovery (method, steps, seed) " \
-                              "on the unpruned member.\n"
+                              "on the unpruned member; each seed is compared with the control of its own seed (n/a: not " \
+                              f"run), worst = the largest ratio or the lowest difference; a control {DIVERGED['fid']:g}x " \
+                              f"worse than the teacher ({DIVERGED['psnr_gt']:+g} dB) counts as diverged and its seed is " \
+                              "left out.\n"
+
+
+def summary(runs: list[dict]) -> str:
+    """The README's short table: one row per member, pruned cell and method with each seed's score and its ratio
+    to the dense control of its own seed (mean and worst); the dense controls themselves are in ``markdown``."""
+    lines = ["| member (teacher) | cell | method | score per seed | x dense control per seed | seeds |",
+             "|---|---|---|---|---|---|"]
+    for run in runs:
+        metric = run.get("metric", "fid")
+        label = METRICS[metric == "psnr_gt"][1]
+        for r in rows(run):
+            if r["sparsity"] == 0.0:
+                continue
+            scores = " / ".join(f"{s['value']:.2f}" for s in r["per_seed"])
+            lines.append(f"| {run['member']} ({label} {run['dense'][metric]:.2f}) | {r['granularity']} "
+                         f"{100 * r['sparsity']:g}% | {r['method']} | {label} {scores} | {_versus_control(r)} | "
+                         f"{','.join(map(str, r['seeds']))} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_member(run: dict, path: Path) -> Path | None:
@@ -314,6 +402,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {100 * BUDGET_FRACTION:g}%% of each member's training)")
+    for key, kind in RECOVERY.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
+                       help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
+    p.add_argument("--no-controls", action="store_true",
+                   help="run no dense control (vs dense control reads n/a): only where it is known, e.g. distill's is the "
+                        "teacher itself, bit for bit (its loss on the unpruned member is zero); see vs teacher")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
@@ -325,12 +419,6 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loss", default=None,
                    help="GAN loss of the recovery: a loss profile name, or own (each member's recorded training loss, "
                         "provenance loop.loss; else its architecture's); default: the architecture's")
-    p.add_argument("--lr-d", type=float, default=None, help="Adam learning rate of the discriminator (default: the sweep's)")
-    p.add_argument("--adv-schedule", default=None,
-                   help="the adversarial weight over the run: constant (default), ramp (0 to the weight over the AGP "
-                        "ramp) or decay (to 0 after the ramp)")
-    p.add_argument("--d-warmup", type=int, default=None,
-                   help="steps in which D trains before G_C's adversarial term counts (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -363,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
            "plots": plots, "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
     (args.out / "zoo.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "zoo.md").write_text(text)
-    print(f"ran {doc['ran']} cell(s); wrote {args.out / 'zoo.md'}, {args.out / 'zoo.json'}"
+    (args.out / "zoo-summary.md").write_text(summary(runs))
+    print(f"ran {doc['ran']} cell(s); wrote {args.out / 'zoo.md'}, {args.out / 'zoo-summary.md'} (the README's table), "
+          f"{args.out / 'zoo.json'}"
           + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
     return 0
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from gancompress.archs import ArchSpec, build
+from gancompress.errors import InputError
 from gancompress.formats.checkpoint import GanBundle, save_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,3 +211,90 @@ def test_zoo_allocation_shares_the_dense_control(members, tmp_path):
     lamp = next(c for c in doc["members"][0]["cells"] if c["sparsity"] > 0)
     assert lamp["allocation"] == "lamp" and rows["element, lamp"]["achieved"] == pytest.approx(0.9, abs=0.01)
     assert rows["element, lamp"]["vs_control"] == pytest.approx(rows["element, lamp"]["value"] / rows["dense control"]["value"])
+
+
+def test_zoo_recovery_options_reach_every_cell_and_its_record(members, tmp_path, monkeypatch):
+    import gancompress.sweep as sweep_module
+
+    zoo, out, seen = _zoo(), tmp_path / "zoo", []
+    recover = sweep_module.prune_and_recover
+
+    def spy(source, setting, *args, **kw):
+        seen.append(setting)
+        return recover(source, setting, *args, **kw)
+
+    monkeypatch.setattr(sweep_module, "prune_and_recover", spy)
+    options = ["--lr-g", "1e-3", "--lr-schedule", "constant", "--ramp-fraction", "0.25", "--keep-dense", "net.6,last",
+               "--batch-size", "8"]
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
+    assert zoo.main(base + options) == 0
+    assert len(seen) == 2  # the 90% cell and its dense control, both with the options
+    for setting in seen:
+        r = setting.recovery
+        assert (r.rates.lr_g, r.rates.lr_schedule, r.schedule.ramp_fraction, r.batch_size) == (1e-3, "constant", 0.25, 8)
+        assert setting.prune.keep_dense == ("net.6", "last") and setting.schedule == "agp"
+    recorded = json.loads((out / "narrow-dcgan" / "sweep.json").read_text())["config"]
+    assert {k: recorded[k] for k in ("lr_g", "lr_schedule", "ramp_fraction", "keep_dense", "batch_size", "schedule")} == {
+        "lr_g": 1e-3, "lr_schedule": "constant", "ramp_fraction": 0.25, "keep_dense": "net.6,last", "batch_size": 8,
+        "schedule": "agp"}
+    pruned = next(c for c in json.loads((out / "zoo.json").read_text())["members"][0]["cells"] if c["sparsity"] > 0)
+    assert pruned["achieved_sparsity"] == pytest.approx(0.9, abs=0.01)  # two layers dense, 90% of all still
+    assert zoo.main(base + options) == 0 and json.loads((out / "zoo.json").read_text())["ran"] == 0  # resumed
+    with pytest.raises(InputError, match="ramp_fraction: 0.25 -> 0.5"):  # the defaults would mix with these cells
+        zoo.main(base)
+    seen.clear()
+    assert zoo.main(base[:5] + ["--out", str(tmp_path / "oneshot"), "--methods", "distill", "--schedule", "oneshot"]) == 0
+    assert [s.schedule for s in seen] == ["oneshot", "oneshot"]
+
+
+def test_zoo_without_controls_runs_only_the_pruned_cells_and_distills_control_is_the_teacher(members, tmp_path):
+    zoo, out = _zoo(), tmp_path / "zoo"
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--methods", "distill", "--lr-g", "4e-3",
+            "--lr-schedule", "constant"]
+    assert zoo.main(base + ["--out", str(out), "--no-controls"]) == 0
+    doc = json.loads((out / "zoo.json").read_text())
+    assert doc["ran"] == 1 and [r["granularity"] for r in doc["rows"]] == ["element"]
+    assert doc["rows"][0]["vs_control"] is None and "| n/a |" in (out / "zoo.md").read_text()
+    assert zoo.main(base + ["--out", str(tmp_path / "with")]) == 0  # why distill may skip it: no change to the teacher
+    control = next(r for r in json.loads((tmp_path / "with" / "zoo.json").read_text())["rows"] if r["sparsity"] == 0.0)
+    assert control["vs_teacher"] == 1.0
+def _cell(sparsity: float, method: str, seed: int, **score) -> dict:
+    return {"granularity": "element", "sparsity": sparsity, "method": method, "seed": seed,
+            "achieved_sparsity": sparsity, "seconds": 1.0, **score}
+
+
+def test_zoo_compares_each_seed_with_its_own_control_and_leaves_diverged_controls_out():
+    zoo = _zoo()
+    controls = {0: 400.0, 1: 10.0, 2: 8.0}  # seed 0's control diverged (teacher 12): recovery broke the dense model
+    cells = [_cell(0.0, "adv", s, fid=f) for s, f in controls.items()]
+    cells += [_cell(0.9, "adv", s, fid=f) for s, f in ((0, 12.0), (1, 11.0), (2, 12.0), (3, 9.0))]  # seed 3: no control
+    run = {"member": "m", "dense": {"fid": 12.0}, "metric": "fid", "trained_steps": 100, "steps": 15, "cells": cells}
+    rows = {r["sparsity"]: r for r in zoo.rows(run)}
+    pruned = rows[0.9]
+    assert [s["vs_control"] for s in pruned["per_seed"]] == [None, pytest.approx(1.1), pytest.approx(1.5), None]
+    assert [s["control_diverged"] for s in pruned["per_seed"]] == [True, False, False, False]
+    assert pruned["vs_control"] == pytest.approx(1.3) and pruned["vs_control_worst"] == pytest.approx(1.5)
+    assert pruned["value"] == pytest.approx(11.0)  # the score's mean still covers every seed
+    # the ratio of means would have hidden the broken control: 11.0 / 139.3 = 0.08x
+    table = zoo.markdown([run], 5000)
+    assert "| control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30, worst 1.50 over 2 of 4 seeds) |" in table
+    assert "| reference; seed 0 diverged (FID 400.00) |" in table
+    short = zoo.summary([run]).splitlines()  # the README's table: the pruned cells only, each seed's score
+    assert len(short) == 3 and short[2].startswith("| m (FID 12.00) | element 90% | adv | FID 12.00 / 11.00 / 12.00 / 9.00 | "
+                                                   "control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30")
+
+
+def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
+    zoo = _zoo()
+    cells = [_cell(0.0, "distill", s, psnr_gt=30.0 + s, ssim_gt=0.9) for s in (0, 1)]
+    cells += [_cell(0.9, "distill", 0, psnr_gt=29.9, ssim_gt=0.9), _cell(0.9, "distill", 1, psnr_gt=30.5, ssim_gt=0.9)]
+    cells += [_cell(0.0, "adv", 0, psnr_gt=26.0, ssim_gt=0.5), _cell(0.9, "adv", 0, psnr_gt=29.0, ssim_gt=0.8)]
+    run = {"member": "sr", "dense": {"psnr_gt": 30.0}, "metric": "psnr_gt", "trained_steps": 100, "steps": 15,
+           "cells": cells}
+    rows = {(r["sparsity"], r["method"]): r for r in zoo.rows(run)}
+    pruned = rows[0.9, "distill"]
+    assert pruned["vs_control"] == pytest.approx(-0.3) and pruned["vs_control_worst"] == pytest.approx(-0.5)
+    assert rows[0.9, "adv"]["vs_control"] is None  # its control lost 4 dB: diverged
+    table = zoo.markdown([run], 5000)
+    assert "| -0.10 dB / -0.50 dB (mean -0.30 dB, worst -0.50 dB) |" in table
+    assert "| control diverged (PSNR 26.00) |" in table

@@ -25,7 +25,7 @@ from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
-                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
+                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
                        DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
                        STUDENT_MODES)
@@ -47,8 +47,9 @@ class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
     in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
     see :func:`resolve_r1`); ``pl_weight``/``pl_every``: StyleGAN2's path-length regulariser on G_C
-    (0: off), every ``pl_every`` steps; ``adv_schedule``/``d_warmup``: the adversarial term's weight over the
-    run and the steps before it counts (see :func:`adv_factor`)."""
+    (0: off), every ``pl_every`` steps; ``feature_weight``: intermediate-feature distillation to the
+    teacher through learned 1x1 adapters (0: off; see :mod:`.features`); ``adv_schedule``/``d_warmup``:
+    the adversarial term's weight over the run and the steps before it counts (see :func:`adv_factor`)."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
@@ -57,6 +58,7 @@ class LossWeights:
     r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
     pl_weight: float = DEFAULT_PL_WEIGHT
     pl_every: int = DEFAULT_PL_EVERY
+    feature_weight: float = 0.0  # intermediate-feature distillation through learned 1x1 adapters (0: off; .features)
     adv_schedule: str = DEFAULT_ADV_SCHEDULE
     d_warmup: int = DEFAULT_D_WARMUP
 
@@ -65,7 +67,7 @@ class LossWeights:
         check_positive("d_warmup", self.d_warmup, integer=True, zero_ok=True)
         if self.adv_schedule not in ADV_SCHEDULES:
             raise unknown_choice("adversarial weight schedule (--adv-schedule)", self.adv_schedule, ADV_SCHEDULES)
-        for name in ("lam", "mu", "adv_weight", "pl_weight"):
+        for name in ("lam", "mu", "adv_weight", "pl_weight", "feature_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
         if self.r1_gamma is not None:
             check_positive("r1_gamma", self.r1_gamma, zero_ok=True)
@@ -97,14 +99,17 @@ def resolve_r1(weights: LossWeights, profile: Any) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class Rates:
-    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine)."""
+    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine, after a linear
+    warm-up over ``lr_warmup`` steps when > 0)."""
 
     lr_g: float = DEFAULT_LR_G
     lr_d: float = DEFAULT_LR_D
     betas: tuple[float, float] = DEFAULT_BETAS
     lr_schedule: str = DEFAULT_LR_SCHEDULE
+    lr_warmup: int = DEFAULT_LR_WARMUP
 
     def __post_init__(self) -> None:
+        check_positive("lr_warmup", self.lr_warmup, integer=True, zero_ok=True)
         if self.lr_schedule not in LR_SCHEDULES:
             raise unknown_choice("learning-rate schedule (--lr-schedule)", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr_g", "lr_d"):
@@ -148,9 +153,18 @@ class RecoveryConfig:
     student_mode: str = DEFAULT_STUDENT_MODE
     perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
     quantize_aware: str | None = None  # an 8-bit scheme (formats.quantize.SCHEMES): G_C trains through fake quantization
+    ema_decay: float | None = None  # an EMA of G_C (saved and evaluated instead of it); None: off (see .ema)
 
     def __post_init__(self) -> None:
-        get_method(self.method)
+        method = get_method(self.method)
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+                                           or not 0.0 < self.ema_decay < 1.0):
+            raise InputError(f"--ema-decay must be a number in (0, 1), e.g. 0.999, got {self.ema_decay!r}")
+        if self.ema_decay is not None and not method.trains_generator:
+            raise InputError(f"--ema-decay averages a trained generator; method {self.method} trains none: leave it out")
+        if self.weights.feature_weight and not method.uses_teacher:
+            raise InputError(f"--feature-weight distils the teacher's features; method {self.method} does not use the "
+                             "teacher: use distill, distill-adv or hybrid, or leave --feature-weight out")
         if self.quantize_aware is not None:
             from ..formats.quantize import SCHEMES
 

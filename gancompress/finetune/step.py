@@ -366,7 +366,7 @@ def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | Non
     from ..prune import apply_masks
 
     scale = scaler.scale if scaler is not None else (lambda loss: loss)
-    g_params = [p for p in student.parameters() if p.requires_grad]
+    g_params = [p for group in opt_g.param_groups for p in group["params"] if p.requires_grad]  # + any adapters
     opt_g.zero_grad(set_to_none=True)
     if opt_d is not None and losses.d_loss is not None:
         opt_d.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from .config import FinetuneConfig, adv_factor, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
+from .recovery_levers import extras_state, load_extras, recovery_extras
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
                    mask_optimizer_state)
@@ -47,14 +49,17 @@ class Schedule:
         return agp_sparsity(done, self.total, self.final, self.initial, self.ramp_fraction)
 
 
-def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
+def lr_factor(kind: str, done: int, total: int, hold: int = 0, warmup: int = 0) -> float:
     """The multiplier of lr_g for step ``done + 1``: 1 for ``constant``; for ``cosine`` 1 until
     step ``hold`` (the end of the AGP ramp), then 0.5 (1 + cos(pi p)) with p the fraction of the
-    remaining steps done, reaching 0 after the last step."""
+    remaining steps done, reaching 0 after the last step. ``warmup`` > 0 scales the first
+    ``warmup`` steps linearly, (done + 1) / warmup: Adam's first steps move every weight by
+    about lr_g at once, which can saturate a model trained at a much lower rate."""
+    ramp = min(1.0, (done + 1) / warmup) if warmup > 0 else 1.0
     if kind == "constant" or done < hold:
-        return 1.0
+        return ramp
     span = max(1, total - hold)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
+    return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
 
 
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
@@ -98,6 +103,7 @@ class Trainer:
         run = config.run
         enable_tf32(device)
         self.speed_notes: list[str] = []
+        self.collapsed: tuple[float, float] | None = None  # set at the end of training (guard.collapse)
         self.teacher = to_channels_last(setup.teacher.to(device).eval().requires_grad_(False), run.channels_last)
         self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
@@ -136,6 +142,7 @@ class Trainer:
             raise InputError(f"--pl-weight needs a generator with a mapping network and per-layer latents (StyleGAN2); "
                              f"{setup.bundle.arch_name} has none: leave --pl-weight out")
         self.pl_mean: torch.Tensor | None = None  # running mean of path lengths (None: not measured yet)
+        self.ema, self.features = recovery_extras(self, config, world)
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
@@ -147,10 +154,14 @@ class Trainer:
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)
         mask_optimizer_state(self.opt_g, self.student, self.masks)
+        if self.ema is not None:
+            self.ema.mask(self.masks)
 
     def begin(self) -> None:
         """Before step 1: the input's masks, or the schedule's initial sparsity."""
         apply_masks(self.student, self.masks)
+        if self.ema is not None:
+            self.ema.mask(self.masks)
         if self.schedule is not None:
             self.set_sparsity(self.schedule.target(0))
 
@@ -165,8 +176,11 @@ class Trainer:
         self._set_lr()
         self._set_adv_scale()
         batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
-        losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
-                                self.done, monitor=monitor, pl_mean=self.pl_mean)
+        with self.features.capture() if self.features is not None else nullcontext((None, None)) as (f_o, f_c):
+            losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
+                                    self.done, monitor=monitor, pl_mean=self.pl_mean)
+        if self.features is not None:
+            losses = self.features.add_to(losses, f_o, f_c)
         bad = first_non_finite(losses)  # the losses are global, so every rank agrees
         if bad is not None:
             raise NonFiniteStep(*bad)
@@ -174,6 +188,8 @@ class Trainer:
             self.pl_mean = losses.pl_mean
         backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler)
         check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
+        if self.ema is not None:
+            self.ema.update(self.student, self.masks)
         self.done += 1
         if self.schedule is not None and self.schedule.due(self.done):
             self.set_sparsity(self.schedule.target(self.done))
@@ -184,7 +200,8 @@ class Trainer:
 
     def _set_lr(self) -> None:
         hold = self.schedule.ramp_end if self.schedule is not None else 0
-        lr = self.config.recovery.rates.lr_g * lr_factor(self.config.recovery.rates.lr_schedule, self.done, self.config.recovery.steps, hold)
+        rates = self.config.recovery.rates
+        lr = rates.lr_g * lr_factor(rates.lr_schedule, self.done, self.config.recovery.steps, hold, rates.lr_warmup)
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
@@ -205,15 +222,20 @@ class Trainer:
             rates["adv_scale"] = self.options.adv_scale
         return rates
 
+    @property
+    def result(self) -> nn.Module:
+        """The generator the run saves and evaluates: the EMA of the student (``--ema-decay``), else the student."""
+        return self.ema.model if self.ema is not None else self.student
+
     def achieved(self) -> dict[str, float]:
-        return achieved_sparsity(self.student, self.masks)
+        return achieved_sparsity(self.result, self.masks)
 
     def state(self, metrics: dict[str, float]) -> TrainState:
         return TrainState(self.done, self.student.state_dict(), self.d.state_dict() if self.d is not None else None,
                           self.opt_g.state_dict(), self.opt_d.state_dict() if self.opt_d is not None else None,
                           self.masks, self.sparsity, self.config.resume_key(), metrics,
                           self.scaler.state_dict() if self.scaler is not None else None,
-                          float(self.pl_mean) if self.pl_mean is not None else None)
+                          float(self.pl_mean) if self.pl_mean is not None else None, extras_state(self))
 
     def load(self, state: TrainState) -> None:
         self.student.load_state_dict(state.student)
@@ -227,6 +249,7 @@ class Trainer:
         self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
         self.sparsity, self.done = state.sparsity, state.step
         self.pl_mean = torch.tensor(state.pl_mean, device=self.device) if state.pl_mean is not None else None
+        load_extras(self, state.extras or {})
 
 
 def _channels_last(batch, enabled: bool):
