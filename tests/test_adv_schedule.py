@@ -113,6 +113,18 @@ def test_bad_schedule_or_warm_up_is_refused_in_one_line(project):
     assert not project["out"].exists()
 
 
+@pytest.mark.parametrize("extra,needle", [(["--loss", "nope"], "unknown loss profile"),
+                                          (["--adv-schedule", "cosine"], "--adv-schedule"),
+                                          (["--d-warmup", "3"], "fewer warm-up steps than --steps")])
+def test_sweep_refuses_a_bad_lever_in_one_line_before_any_work(dense, tmp_path, extra, needle):
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(app, ["sweep", str(dense), "--data", "builtin:digits", "--method", "distill-adv",
+                                      "--steps", "3", "--device", "cpu", "--out-dir", str(out), *extra])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+    assert not out.exists()
+
+
 def test_an_old_sweep_record_resumes_at_the_former_settings(dense, tmp_path):
     """A record made before --loss/--adv-schedule/--d-warmup ran at the profile's loss, constant, no warm-up."""
     out = tmp_path / "sweep"
