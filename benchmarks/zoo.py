@@ -43,6 +43,8 @@ for _path in (REPO, ZOO_CODE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES  # noqa: E402  (torch-free)
+
 BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
 METHODS = ("distill-adv", "distill", "hybrid", "self-supervised", "finetune")
@@ -75,6 +77,11 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
 # the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
 DIVERGED = {"fid": 2.0, "psnr_gt": -3.0}
+# Recovery settings passed through to every cell (sweep/finetune spelling; unset: the sweep's default). A setting
+# other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
+RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "schedule": str, "keep_dense": str, "ramp_fraction": float,
+            "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int}
+CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
 SMOKE = {"steps": 2, "samples": 64, "seeds": "0", "cells": "element:0.9", "methods": "distill-adv"}
 
 
@@ -108,6 +115,40 @@ def member_source(name: str, members_dir: Path | None = None):
     return source, load, trained
 
 
+def training_loss(source: str, load) -> str | None:
+    """The GAN loss the member was trained with (its provenance's ``loop.loss``), or None: the architecture's profile."""
+    from gancompress.loading import load_bundle
+
+    loop = load_bundle(source if load is None else load.for_source(source)).meta.get("provenance", {}).get("loop", {})
+    return loop.get("loss") if isinstance(loop, dict) else None
+
+
+def recovery_levers(args, source: str, load) -> dict:
+    """The recovery options given on the command line (the rest stay the sweep's defaults); ``--loss own``: each
+    member's own training loss."""
+    levers = recovery_options(args)
+    if args.loss is not None:
+        levers["loss"] = training_loss(source, load) if args.loss == "own" else args.loss
+    return levers
+
+
+def check_levers(args) -> None:
+    """Refuse a bad --loss, --adv-schedule, --d-warmup or --lr-d in one line (exit 2) before any work."""
+    from gancompress.errors import InputError
+    from gancompress.finetune.config import LossWeights, Rates
+    from gancompress.losses import LOSSES
+
+    try:
+        if args.loss not in (None, "own", *LOSSES.names()):
+            raise InputError(f"--loss {args.loss!r}: choose own (each member's training loss) or one of "
+                             f"{', '.join(LOSSES.names())}")
+        LossWeights(**{k: getattr(args, k) for k in ("adv_schedule", "d_warmup") if getattr(args, k) is not None})
+        Rates(**({"lr_d": args.lr_d} if args.lr_d is not None else {}))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def photo_folders(name: str, photos: Path) -> tuple[str, str | None]:
     """(recovery --data, held-out test images or None) of one member; exits with a hint when the photographs are missing."""
     if not MEMBERS[name].photos:
@@ -135,7 +176,8 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
     steps = budget(trained, args.steps)
     grid = [(gran, args.allocation, chosen) for gran in ("element", "filter")
             if (chosen := sorted(s for g, s in cells if g == gran and s > 0))]
-    grid.append(("element", "uniform", [0.0]))  # the dense controls (last): the allocation of no zeros does not matter
+    if not args.no_controls:  # the dense controls (last): the allocation of no zeros does not matter
+        grid.append(("element", "uniform", [0.0]))
     if args.report_only:
         return recorded(name, args.out / name, source, trained, steps, heldout)
     records, dense, ran = [], None, 0
@@ -143,12 +185,18 @@ def run_member(name: str, args, cells: list[tuple[str, float]], methods: tuple[s
         cfg = SweepConfig.from_options(source=source, data=data, out_dir=args.out / name, sparsities=sparsities,
                                        granularities=(gran,), allocations=(allocation,), methods=methods, seeds=seeds,
                                        steps=steps, num_samples=args.samples, test_data=heldout, fid=heldout is None,
-                                       device=args.device, keep_checkpoints=False, load=load)
+                                       device=args.device, keep_checkpoints=False, load=load,
+                                       **recovery_levers(args, source, load))
         result = sweep(cfg, on_event=_progress(name), shard=shard)
         records += result.cells
         dense, ran = result.dense, ran + result.ran
     return {"member": name, "source": source, "trained_steps": trained, "steps": steps, "dense": dense,
             "metric": METRICS[heldout is not None][0], "test_data": heldout, "cells": records, "ran": ran}
+
+
+def recovery_options(args) -> dict:
+    """The RECOVERY settings given on the command line (the others stay the sweep's defaults)."""
+    return {k: v for k in RECOVERY if (v := getattr(args, k)) is not None}
 
 
 def recorded(name: str, folder: Path, source: str, trained: int, steps: int, heldout: str | None) -> dict:
@@ -354,6 +402,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {100 * BUDGET_FRACTION:g}%% of each member's training)")
+    for key, kind in RECOVERY.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
+                       help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
+    p.add_argument("--no-controls", action="store_true",
+                   help="run no dense control (vs dense control reads n/a): only where it is known, e.g. distill's is the "
+                        "teacher itself, bit for bit (its loss on the unpruned member is zero); see vs teacher")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
@@ -362,6 +416,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
     p.add_argument("--report-only", action="store_true", help="tabulate every cell recorded under --out; run nothing")
+    p.add_argument("--loss", default=None,
+                   help="GAN loss of the recovery: a loss profile name, or own (each member's recorded training loss, "
+                        "provenance loop.loss; else its architecture's); default: the architecture's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -370,6 +427,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         for key, value in SMOKE.items():
             if key not in given:
                 setattr(args, key, value)
+    check_levers(args)
     args.out = args.out or REPO / "runs" / "zoo" / ("smoke" if args.smoke else "bench")
     return args
 

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
-from .finetune.config import LossWeights, Rates, RecoveryConfig, Runtime
-from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
+from .finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig, Runtime
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_RAMP_FRACTION, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, measure_exports, prune_and_recover, setting_prune_config, write_samples
@@ -46,10 +46,17 @@ STATE_FILE = "sweep.json"
 CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
-               "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid")
+               "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
+               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
+# Settings a record made before they existed ran at these values (``loss`` None: each architecture's own profile;
+# no EMA, no feature distillation; the default AGP ramp): such a record resumes only at them, never under a
+# setting it was not made with.
+BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
+               "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
+               "ramp_fraction": DEFAULT_RAMP_FRACTION}
 
 
 # --------------------------------------------------------------------------- config
@@ -121,6 +128,8 @@ class SweepConfig:
         for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
             setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
         Setting(None, self.recovery, self.schedule)  # checks the schedule
+        for m in self.methods:  # each method with the shared recovery options (--feature-weight needs the teacher)
+            replace(self.recovery, method=m)
 
     @property
     def device(self) -> str:
@@ -130,14 +139,16 @@ class SweepConfig:
     def from_options(cls, **options: Any) -> SweepConfig:
         """From the CLI's flat option names (``steps``, ``lr_g``, ``adv_weight``, ``num_samples``, ``device``,
         ``amp``, ``workers``, ...)."""
-        weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight") if k in options}
+        weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight", "adv_schedule", "d_warmup", "feature_weight")
+                   if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
-        runs = {k: options.pop(k) for k in ("steps", "batch_size") if k in options}
+        runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay") if k in options}
+        ramp = {k: options.pop(k) for k in ("ramp_fraction",) if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
                     if k in options}
         read = {k: options.pop(k) for k in ("source", "data", "discriminator", "load") if k in options}
-        recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), **runs)
+        recovery = RecoveryConfig(weights=LossWeights(**weights), rates=Rates(**rates), schedule=PruneSchedule(**ramp), **runs)
         runtime = Runtime.take(options)
         return cls(SweepInputs(**read), recovery=recovery, measure=MeasureConfig(**measured), runtime=runtime, **options)
 
@@ -155,7 +166,9 @@ class SweepConfig:
                 "methods": self.methods,
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
-                "lam": w.lam, "schedule": self.schedule, "keep_dense": self.keep_dense,
+                "lam": w.lam, "loss": r.loss, "adv_schedule": w.adv_schedule, "d_warmup": w.d_warmup,
+                "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
+                "keep_dense": self.keep_dense, "ramp_fraction": r.schedule.ramp_fraction,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
                 "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}
@@ -274,8 +287,7 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
-    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, "extractor": None, "discriminator": None,  # before the flags
-           "test_data": None, "fid": True, **old}
+    old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **BEFORE_KEYS, **old}
     changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

@@ -93,7 +93,7 @@ def test_sweep_cli_resumes(dense, tmp_path):
     out = tmp_path / "cli"
     args = ["sweep", str(dense), "--data", "builtin:digits", "--sparsity", "0.5", "--granularity", "element",
             "--method", "distill,none", "--steps", "2", "--num-samples", "32", "--batch-size", "8",
-            "--out-dir", str(out), "--device", "cpu"]
+            "--ramp-fraction", "0.25", "--out-dir", str(out), "--device", "cpu"]
     first = CliRunner().invoke(app, args + ["--progress-interval", "0"])
     assert first.exit_code == 0, first.output
     assert first.stdout.strip().splitlines()[-1] == str(out)
@@ -103,6 +103,9 @@ def test_sweep_cli_resumes(dense, tmp_path):
     assert second.exit_code == 0, second.output
     doc = json.loads(second.stdout)
     assert doc["ran"] == 0 and doc["skipped"] == 2
+    assert json.loads((out / "sweep.json").read_text())["config"]["ramp_fraction"] == 0.25
+    bad = CliRunner().invoke(app, args[:-4] + ["--ramp-fraction", "1.5", "--out-dir", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "--ramp-fraction" in bad.stderr and not (tmp_path / "r").exists()
     bad = CliRunner().invoke(app, ["sweep", str(dense), "--method", "hybrid", "--out-dir", str(tmp_path / "x")])
     assert bad.exit_code == 2  # hybrid needs --data
     bad = CliRunner().invoke(app, args[:-4] + ["--lr-schedule", "step", "--out-dir", str(tmp_path / "y")])
@@ -215,3 +218,18 @@ def test_sweep_cli_measures_an_sr_model_on_its_test_images(tmp_path, monkeypatch
     assert json.loads(on_train.stdout)["dense"]["psnr_gt"] != pytest.approx(doc["dense"]["psnr_gt"])  # measured where told
     again = CliRunner().invoke(app, args + ["--out-dir", str(out)])
     assert again.exit_code == 2 and "test_data" in again.stderr
+
+
+def test_a_record_from_before_ramp_fraction_resumes_only_at_the_default(dense, tmp_path):
+    from gancompress.finetune.defaults import DEFAULT_RAMP_FRACTION
+    from gancompress.sweep import STATE_FILE, _load_state
+
+    out = tmp_path / "old"
+    old = config(dense, out).record()
+    del old["ramp_fraction"]  # written before the sweep recorded it: every cell ramped over the default fraction
+    out.mkdir()
+    (out / STATE_FILE).write_text(json.dumps({"config": old, "dense": None, "cells": {}}))
+    assert _load_state(config(dense, out))["config"]["ramp_fraction"] == DEFAULT_RAMP_FRACTION
+    assert config(dense, out, ramp_fraction=0.25).recovery.schedule.ramp_fraction == 0.25
+    with pytest.raises(InputError, match=r"ramp_fraction: 0.5 -> 0.25"):
+        _load_state(config(dense, out, ramp_fraction=0.25))

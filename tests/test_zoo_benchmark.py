@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from gancompress.archs import ArchSpec, build
+from gancompress.errors import InputError
 from gancompress.formats.checkpoint import GanBundle, save_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,3 +253,50 @@ def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
     table = zoo.markdown([run], 5000)
     assert "| -0.10 dB / -0.50 dB (mean -0.30 dB, worst -0.50 dB) |" in table
     assert "| control diverged (PSNR 26.00) |" in table
+
+
+def test_zoo_recovery_options_reach_every_cell_and_its_record(members, tmp_path, monkeypatch):
+    import gancompress.sweep as sweep_module
+
+    zoo, out, seen = _zoo(), tmp_path / "zoo", []
+    recover = sweep_module.prune_and_recover
+
+    def spy(source, setting, *args, **kw):
+        seen.append(setting)
+        return recover(source, setting, *args, **kw)
+
+    monkeypatch.setattr(sweep_module, "prune_and_recover", spy)
+    options = ["--lr-g", "1e-3", "--lr-schedule", "constant", "--ramp-fraction", "0.25", "--keep-dense", "net.6,last",
+               "--batch-size", "8"]
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
+    assert zoo.main(base + options) == 0
+    assert len(seen) == 2  # the 90% cell and its dense control, both with the options
+    for setting in seen:
+        r = setting.recovery
+        assert (r.rates.lr_g, r.rates.lr_schedule, r.schedule.ramp_fraction, r.batch_size) == (1e-3, "constant", 0.25, 8)
+        assert setting.prune.keep_dense == ("net.6", "last") and setting.schedule == "agp"
+    recorded = json.loads((out / "narrow-dcgan" / "sweep.json").read_text())["config"]
+    assert {k: recorded[k] for k in ("lr_g", "lr_schedule", "ramp_fraction", "keep_dense", "batch_size", "schedule")} == {
+        "lr_g": 1e-3, "lr_schedule": "constant", "ramp_fraction": 0.25, "keep_dense": "net.6,last", "batch_size": 8,
+        "schedule": "agp"}
+    pruned = next(c for c in json.loads((out / "zoo.json").read_text())["members"][0]["cells"] if c["sparsity"] > 0)
+    assert pruned["achieved_sparsity"] == pytest.approx(0.9, abs=0.01)  # two layers dense, 90% of all still
+    assert zoo.main(base + options) == 0 and json.loads((out / "zoo.json").read_text())["ran"] == 0  # resumed
+    with pytest.raises(InputError, match="ramp_fraction: 0.25 -> 0.5"):  # the defaults would mix with these cells
+        zoo.main(base)
+    seen.clear()
+    assert zoo.main(base[:5] + ["--out", str(tmp_path / "oneshot"), "--methods", "distill", "--schedule", "oneshot"]) == 0
+    assert [s.schedule for s in seen] == ["oneshot", "oneshot"]
+
+
+def test_zoo_without_controls_runs_only_the_pruned_cells_and_distills_control_is_the_teacher(members, tmp_path):
+    zoo, out = _zoo(), tmp_path / "zoo"
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--methods", "distill", "--lr-g", "4e-3",
+            "--lr-schedule", "constant"]
+    assert zoo.main(base + ["--out", str(out), "--no-controls"]) == 0
+    doc = json.loads((out / "zoo.json").read_text())
+    assert doc["ran"] == 1 and [r["granularity"] for r in doc["rows"]] == ["element"]
+    assert doc["rows"][0]["vs_control"] is None and "| n/a |" in (out / "zoo.md").read_text()
+    assert zoo.main(base + ["--out", str(tmp_path / "with")]) == 0  # why distill may skip it: no change to the teacher
+    control = next(r for r in json.loads((tmp_path / "with" / "zoo.json").read_text())["rows"] if r["sparsity"] == 0.0)
+    assert control["vs_teacher"] == 1.0

@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Disc, NM, AdvWeight, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Amp, ChannelsLast, Compile, TensorBoard, Allocation, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, QuantizeAware, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -21,11 +21,9 @@ Crop = Annotated[Optional[int], typer.Option("--crop", help="Image-to-image: tra
 Perceptual = Annotated[Optional[str], typer.Option("--perceptual-weights", help="Super-resolution: a VGG19 state dict (torchvision layout, e.g. vgg19-dcbbeb0d.pth) enabling ESRGAN's perceptual term; nothing is downloaded.")]
 SrBlur = Annotated[float, typer.Option("--sr-blur", help="Super-resolution: Gaussian blur sigma (HR pixels) before the bicubic downscaling that makes the inputs.")]
 SrNoise = Annotated[float, typer.Option("--sr-noise", help="Super-resolution: Gaussian noise std (in [0, 1] units) added to the low-resolution inputs.")]
-Loss = Annotated[Optional[str], typer.Option("--loss", show_default=False, help="GAN loss profile: {choices:loss} (default: the architecture's).")]
 Lam = Annotated[float, typer.Option("--lambda", help="Weight of the discriminative consistency L_DC.")]
 Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D (collapsed in our probes; for experiments).")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="eval (running BatchNorm statistics, like the teacher) or train.")]
-Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity: fraction of the steps over which sparsity rises to the target.")]
 R1 = Annotated[Optional[float], typer.Option("--r1-gamma", show_default=False, help="R1 penalty on D (0: off; default: the loss profile's own, StyleGAN2 10 every 16 steps, else off).")]
 PlWeight = Annotated[float, typer.Option("--pl-weight", help="StyleGAN2: weight of the path-length regulariser on the compressed generator, every 4 steps (0: off; StyleGAN2 trains with 2).")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Write the JSON-lines log every N steps (0: off).")]
@@ -37,7 +35,8 @@ Resume = Annotated[bool, flag("--resume", help="Continue an interrupted run from
 @handle_errors
 def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = None, teacher: Teacher = None, discriminator: Disc = None,
              inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
-             adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT,
+             adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, adv_schedule: AdvSchedule = D.DEFAULT_ADV_SCHEDULE,
+             d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None, feature_weight: FeatureWeight = 0.0,
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION,
@@ -82,8 +81,9 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
     output = output or derived_output(source, "ft")
     recovery = RecoveryConfig(
         method=method, loss=loss, steps=steps, batch_size=batch_size, freeze_discriminator=freeze_discriminator,
-        student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware,
-        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight),
+        student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware, ema_decay=ema_decay,
+        weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight,
+                            feature_weight=feature_weight, adv_schedule=adv_schedule, d_warmup=d_warmup),
         rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule), schedule=PruneSchedule(ramp_fraction=ramp_fraction))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, keep_dense=keep_dense, block=block,
                           nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),

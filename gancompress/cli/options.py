@@ -35,6 +35,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "method": _names("finetune.methods", "METHODS"),
     "schedule": _names("finetune.defaults", "SCHEDULES"),
     "lr-schedule": _names("finetune.defaults", "LR_SCHEDULES"),
+    "adv-schedule": _names("finetune.defaults", "ADV_SCHEDULES"),
     "format": _names("export.formats", "EXPORT_FORMATS"),
     "dtype": _names("export.config", "DTYPE_NAMES"),
     "quantize": _names("formats.quantize", "SCHEMES"),
@@ -121,12 +122,18 @@ Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: pru
 Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) is a per-sample L1 to the dense teacher (no discriminator or data needed); distill-adv adds the GAN's own generator loss against the training discriminator.")]
 Methods = Annotated[str, typer.Option("--method", metavar="LIST", help="Comma-separated recovery methods from: {choices:method}.")]
 Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsity is reached: agp (prune gradually while recovering) or oneshot (prune, then recover with fixed masks).")]
+Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity (sweep: with --schedule agp): fraction of the steps over which sparsity rises to the target.")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
 LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: {choices:lr-schedule} (cosine: held while AGP prunes, then annealed to 0).")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher (hybrid).")]
 AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
+EmaDecay = Annotated[Optional[float], typer.Option("--ema-decay", show_default=False, help="Save and evaluate an exponential moving average of the compressed generator with this decay in (0, 1), e.g. 0.999, warmed up as min(decay, (1+t)/(10+t)); masks hold on it (default: off).")]
+FeatureWeight = Annotated[float, typer.Option("--feature-weight", help="Weight of intermediate-feature distillation to the teacher through learned 1x1 adapters (methods that use the teacher; 0: off).")]
+AdvSchedule = Annotated[str, typer.Option("--adv-schedule", help="The adversarial term's weight over the run (distill-adv, finetune): {choices:adv-schedule} (ramp: from 0 over the AGP ramp; decay: held over the ramp, then to 0 at the end).")]
+DWarmup = Annotated[int, typer.Option("--d-warmup", metavar="STEPS", help="First STEPS steps: D trains on real images vs the compressed generator's fakes while the generator's adversarial term counts for nothing (distill-adv, finetune; 0: off).")]
+Loss = Annotated[Optional[str], typer.Option("--loss", show_default=False, help="GAN loss profile: {choices:loss} (default: the architecture's).")]
 
 
 def load_options(*, trust_pickle: bool, arch: str | None, arch_kwargs: str | None, d_arch: str | None,

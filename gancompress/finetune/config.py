@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
-from .defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
+from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
                        DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
@@ -47,7 +47,9 @@ class LossWeights:
     """``lam``: L_DC (self-supervised, hybrid); ``mu``: the L1 in hybrid; ``adv_weight``: the GAN loss
     in distill-adv; ``r1_gamma``/``r1_every``: the R1 penalty on D (None: the loss profile's own,
     see :func:`resolve_r1`); ``pl_weight``/``pl_every``: StyleGAN2's path-length regulariser on G_C
-    (0: off), every ``pl_every`` steps."""
+    (0: off), every ``pl_every`` steps; ``feature_weight``: intermediate-feature distillation to the
+    teacher through learned 1x1 adapters (0: off; see :mod:`.features`); ``adv_schedule``/``d_warmup``:
+    the adversarial term's weight over the run and the steps before it counts (see :func:`adv_factor`)."""
 
     lam: float = DEFAULT_LAMBDA
     mu: float = DEFAULT_MU
@@ -56,15 +58,36 @@ class LossWeights:
     r1_every: int | None = None  # None: the loss profile's own (StyleGAN2: 16), else DEFAULT_R1_EVERY
     pl_weight: float = DEFAULT_PL_WEIGHT
     pl_every: int = DEFAULT_PL_EVERY
+    feature_weight: float = 0.0  # intermediate-feature distillation through learned 1x1 adapters (0: off; .features)
+    adv_schedule: str = DEFAULT_ADV_SCHEDULE
+    d_warmup: int = DEFAULT_D_WARMUP
 
     def __post_init__(self) -> None:
         check_positive("pl_every", self.pl_every, integer=True)
-        for name in ("lam", "mu", "adv_weight", "pl_weight"):
+        check_positive("d_warmup", self.d_warmup, integer=True, zero_ok=True)
+        if self.adv_schedule not in ADV_SCHEDULES:
+            raise unknown_choice("adversarial weight schedule (--adv-schedule)", self.adv_schedule, ADV_SCHEDULES)
+        for name in ("lam", "mu", "adv_weight", "pl_weight", "feature_weight"):
             check_positive(name, getattr(self, name), zero_ok=True)
         if self.r1_gamma is not None:
             check_positive("r1_gamma", self.r1_gamma, zero_ok=True)
         if self.r1_every is not None:
             check_positive("r1_every", self.r1_every, integer=True)
+
+
+def adv_factor(weights: LossWeights, done: int, total: int, ramp_end: int) -> float:
+    """The multiplier of G_C's adversarial term in step ``done + 1`` of ``total``: 0 during the first
+    ``d_warmup`` steps (D alone learns real vs G_C's fakes); then ``constant`` 1, ``ramp`` rising
+    linearly from 0 to 1 over the AGP ramp (``ramp_end`` steps, from the end of the warm-up) and held, ``decay``
+    1 until ``ramp_end``, then falling linearly to 0 after the last step."""
+    if done < weights.d_warmup:
+        return 0.0
+    if weights.adv_schedule == "ramp":
+        start = weights.d_warmup
+        return min(1.0, (done - start) / max(1, ramp_end - start))
+    if weights.adv_schedule == "decay" and done >= ramp_end:
+        return max(0.0, 1.0 - (done - ramp_end) / max(1, total - ramp_end))
+    return 1.0
 
 
 def resolve_r1(weights: LossWeights, profile: Any) -> tuple[float, int]:
@@ -127,9 +150,18 @@ class RecoveryConfig:
     student_mode: str = DEFAULT_STUDENT_MODE
     perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
     quantize_aware: str | None = None  # an 8-bit scheme (formats.quantize.SCHEMES): G_C trains through fake quantization
+    ema_decay: float | None = None  # an EMA of G_C (saved and evaluated instead of it); None: off (see .ema)
 
     def __post_init__(self) -> None:
-        get_method(self.method)
+        method = get_method(self.method)
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+                                           or not 0.0 < self.ema_decay < 1.0):
+            raise InputError(f"--ema-decay must be a number in (0, 1), e.g. 0.999, got {self.ema_decay!r}")
+        if self.ema_decay is not None and not method.trains_generator:
+            raise InputError(f"--ema-decay averages a trained generator; method {self.method} trains none: leave it out")
+        if self.weights.feature_weight and not method.uses_teacher:
+            raise InputError(f"--feature-weight distils the teacher's features; method {self.method} does not use the "
+                             "teacher: use distill, distill-adv or hybrid, or leave --feature-weight out")
         if self.quantize_aware is not None:
             from ..formats.quantize import SCHEMES
 
@@ -142,6 +174,9 @@ class RecoveryConfig:
             raise unknown_choice("student mode", self.student_mode, STUDENT_MODES)
         check_positive("steps", self.steps, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
+        if self.weights.d_warmup >= self.steps:
+            raise InputError(f"--d-warmup {self.weights.d_warmup} leaves no step of the {self.steps} for G_C's adversarial "
+                             "term: give fewer warm-up steps than --steps")
 
     @property
     def recipe(self) -> Method:

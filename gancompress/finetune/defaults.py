@@ -52,6 +52,13 @@ DEFAULT_LR_SCHEDULE = "cosine"
 DEFAULT_LAMBDA = 0.5
 DEFAULT_MU = 10.0  # hybrid only
 DEFAULT_ADV_WEIGHT = 1.0  # distill-adv only: weight of the GAN's own G loss beside the L1 to the teacher
+# The adversarial term's weight over the run (methods with an ``adv`` term: distill-adv, finetune):
+# "constant"; "ramp" from 0 to the full weight over the AGP ramp, then held; "decay" held over the
+# ramp, then linearly to 0 after the last step. D_WARMUP: the first steps in which D trains on real
+# images vs G_C's fakes while G_C's adversarial term counts for nothing (0: off).
+ADV_SCHEDULES = ("constant", "ramp", "decay")
+DEFAULT_ADV_SCHEDULE = "constant"
+DEFAULT_D_WARMUP = 0
 DEFAULT_RAMP_FRACTION = 0.5
 # How sweep/demo/benchmark reach the target sparsity: "agp" prunes the dense model gradually
 # while it recovers (5% -> target by DEFAULT_RAMP_FRACTION of the steps, the paper's schedule);

@@ -132,6 +132,10 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     notes += trainer.speed_notes
     if config.run.amp != "none" and trainer.device.type == "cpu":
         notes.append(f"--amp {config.run.amp} on the CPU: autocast runs, but is usually slower than float32 there")
+    weights = config.recovery.weights
+    if (weights.adv_schedule != "constant" or weights.d_warmup) and "adv" not in config.recipe.terms:
+        notes.append(f"--adv-schedule/--d-warmup shape the adversarial term of distill-adv and finetune; "
+                     f"method {config.recovery.method} has none, so they changed nothing")
     if config.recovery.freeze_discriminator and config.uses_discriminator:
         notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
     world = trainer.world
@@ -178,7 +182,7 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
             try:
                 metrics = trainer.step(batch, monitor=_due(cfg.run.log_every, k, steps))
                 if (cfg.run.save_every and k % cfg.run.save_every == 0) or k == steps:
-                    check_finite_outputs(trainer.student, probe)
+                    check_finite_outputs(trainer.result, probe)
             except NonFiniteStep as exc:
                 raise NonFiniteLoss(_non_finite_message(k, exc, saved, paths, reports.log)) from None
             reports.after_step(k, metrics)

@@ -35,7 +35,7 @@ def output_bundle(trainer: Trainer, setup: Setup, metrics: dict[str, float], com
                                         "every": s.every}, "achieved": trainer.achieved()}
     d = trainer.d if trainer.d is not None else setup.bundle.discriminator
     masks = {k: v.cpu() for k, v in trainer.masks.items()}
-    return GanBundle(trainer.student, setup.bundle.g_spec, d, setup.bundle.d_spec if d is not None else None,
+    return GanBundle(trainer.result, setup.bundle.g_spec, d, setup.bundle.d_spec if d is not None else None,
                      masks, meta, setup.bundle.source)
 
 
@@ -71,7 +71,7 @@ def sample_grid(trainer: Trainer, x: torch.Tensor, value_range: tuple[float, flo
     """Teacher outputs (top row) above the student's (bottom row), as a (3, H, W) tensor in [0, 1]."""
     from torchvision.utils import make_grid
 
-    student = trainer.student
+    student = trainer.result
     was_training = student.training
     student.eval()
     try:

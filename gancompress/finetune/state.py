@@ -6,7 +6,8 @@ For ``-o out.safetensors``: ``out.log.jsonl`` (JSON lines), ``out_samples/step_N
 
 The state holds the step, the student and discriminator weights (with BatchNorm buffers), both
 Adam states, the masks, the current schedule sparsity, the running mean of StyleGAN2 path lengths
-(``--pl-weight``), the resolved config and, with ``--amp fp16``, the gradient scaler's state (its
+(``--pl-weight``), the EMA of the student (``--ema-decay``) and the feature adapters
+(``--feature-weight``), the resolved config and, with ``--amp fp16``, the gradient scaler's state (its
 current scale and growth tracker: a resumed fp16 run skips and scales exactly the steps the
 uninterrupted one does). Randomness is
 derived from ``(seed, step)`` (see ``data.py``), so no RNG stream needs saving: a resumed run
@@ -55,6 +56,7 @@ class TrainState:
     metrics: dict[str, float]
     scaler: dict[str, Any] | None = None  # --amp fp16: torch.amp.GradScaler.state_dict()
     pl_mean: float | None = None  # running mean of path lengths (--pl-weight; None: not measured yet)
+    extras: dict[str, dict[str, torch.Tensor]] | None = None  # "ema" (--ema-decay), "adapters" (--feature-weight)
 
 
 def _cpu(sd: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
@@ -69,6 +71,7 @@ def save_state(path: Path, state: TrainState) -> Path:
         "config": json.dumps(state.config, sort_keys=True), "metrics": json.dumps(state.metrics),
         "scaler": state.scaler,
         "pl_mean": state.pl_mean,
+        "extras": {k: _cpu(v) for k, v in (state.extras or {}).items()},
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), force=True)
 
@@ -84,7 +87,8 @@ def load_state(path: Path) -> TrainState:
         raise InputError(f"{path}: resume state version {data.get('version')!r} is not supported; start over with --force")
     return TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
                       data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]),
-                      data.get("scaler"), _pl_mean(data.get("pl_mean"), path))
+                      data.get("scaler"), _pl_mean(data.get("pl_mean"), path),
+                      data.get("extras") or {})
 
 
 def _pl_mean(value: Any, path: Path) -> float | None:

@@ -67,6 +67,7 @@ class StepOptions:
     class_labels: bool = False  # a class-conditional D: forward(images, labels)
     pl_weight: float = 0.0  # StyleGAN2's path-length regulariser on G_C (0: off, nothing computed)
     pl_every: int = 4  # lazy: every pl_every steps, scaled by pl_every
+    adv_scale: float = 1.0  # this step's multiplier of the adversarial term (--adv-schedule, --d-warmup; 0: D warms up)
 
     @property
     def recipe(self) -> Method:
@@ -313,7 +314,8 @@ def _g_loss(profile, d, batch, d_real, d_fake_o, d_fake_c, fake_o, fake_c, opts:
 
 
 def _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts: StepOptions, gens, cond):
-    """The GAN's own G loss on the student's fakes (and D's terms when D trains): plain fine-tuning."""
+    """The GAN's own G loss on the student's fakes, times ``adv_scale`` (and D's terms when D trains): plain
+    fine-tuning."""
     terms = g_terms(profile, d_fake_c, fake_c, batch, gens[1]) if opts.image_terms else profile.g_terms(d_fake_c)
     m_c = None
     if opts.train_d:
@@ -321,7 +323,7 @@ def _gan_g_loss(profile, d, batch, d_real, d_fake_c, fake_c, opts: StepOptions, 
         terms, m_c = global_terms(terms, m_c, n=fake_c.shape[0])
     else:
         (terms,) = global_terms(terms, n=fake_c.shape[0])
-    return total(terms), m_c
+    return opts.adv_scale * total(terms), m_c
 
 
 def first_non_finite(losses: StepLosses) -> tuple[str, float] | None:
@@ -364,7 +366,7 @@ def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | Non
     from ..prune import apply_masks
 
     scale = scaler.scale if scaler is not None else (lambda loss: loss)
-    g_params = [p for p in student.parameters() if p.requires_grad]
+    g_params = [p for group in opt_g.param_groups for p in group["params"] if p.requires_grad]  # + any adapters
     opt_g.zero_grad(set_to_none=True)
     if opt_d is not None and losses.d_loss is not None:
         opt_d.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -14,10 +15,11 @@ from ..devices import autocast, enable_tf32, grad_scaler, maybe_compile, to_chan
 from ..errors import InputError
 from ..prune import PruneConfig, achieved_sparsity, agp_sparsity, apply_masks, compute_masks, plan_target
 from ..data.batches import seed_global
-from .config import FinetuneConfig, resolve_r1
+from .config import FinetuneConfig, adv_factor, resolve_r1
 from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
+from .recovery_levers import extras_state, load_extras, recovery_extras
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
                    mask_optimizer_state)
@@ -136,6 +138,7 @@ class Trainer:
             raise InputError(f"--pl-weight needs a generator with a mapping network and per-layer latents (StyleGAN2); "
                              f"{setup.bundle.arch_name} has none: leave --pl-weight out")
         self.pl_mean: torch.Tensor | None = None  # running mean of path lengths (None: not measured yet)
+        self.ema, self.features = recovery_extras(self, config, world)
 
     def set_sparsity(self, sparsity: float) -> None:
         """Recompute the masks at ``sparsity`` (monotone: ``previous=`` the current masks)."""
@@ -147,10 +150,14 @@ class Trainer:
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)
         mask_optimizer_state(self.opt_g, self.student, self.masks)
+        if self.ema is not None:
+            self.ema.mask(self.masks)
 
     def begin(self) -> None:
         """Before step 1: the input's masks, or the schedule's initial sparsity."""
         apply_masks(self.student, self.masks)
+        if self.ema is not None:
+            self.ema.mask(self.masks)
         if self.schedule is not None:
             self.set_sparsity(self.schedule.target(0))
 
@@ -163,9 +170,13 @@ class Trainer:
         """One optimisation step; returns its metrics as floats."""
         seed_global(self.config.run.seed, self.done)
         self._set_lr()
+        self._set_adv_scale()
         batch = _channels_last(shard(batch, self.world), self.config.run.channels_last)
-        losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
-                                self.done, monitor=monitor, pl_mean=self.pl_mean)
+        with self.features.capture() if self.features is not None else nullcontext((None, None)) as (f_o, f_c):
+            losses = compute_losses(self.teacher_net, self.student_net, self.d_net, batch, self.setup.profile, self.options,
+                                    self.done, monitor=monitor, pl_mean=self.pl_mean)
+        if self.features is not None:
+            losses = self.features.add_to(losses, f_o, f_c)
         bad = first_non_finite(losses)  # the losses are global, so every rank agrees
         if bad is not None:
             raise NonFiniteStep(*bad)
@@ -173,6 +184,8 @@ class Trainer:
             self.pl_mean = losses.pl_mean
         backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler)
         check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
+        if self.ema is not None:
+            self.ema.update(self.student, self.masks)
         self.done += 1
         if self.schedule is not None and self.schedule.due(self.done):
             self.set_sparsity(self.schedule.target(self.done))
@@ -187,22 +200,37 @@ class Trainer:
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
+    def _set_adv_scale(self) -> None:
+        """The adversarial term's multiplier for this step (:func:`.config.adv_factor`); the ramp is the AGP
+        ramp's length whether or not the run prunes, so a dense control gets the same weights."""
+        recovery = self.config.recovery
+        ramp_end = min(recovery.steps, math.ceil(recovery.schedule.ramp_fraction * recovery.steps))
+        self.options.adv_scale = adv_factor(recovery.weights, self.done, recovery.steps, ramp_end)
+
     def rates(self) -> dict[str, float]:
-        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains)."""
+        """The learning rates the last step used (``lr_g``; ``lr_d`` when D trains) and, for a method with an
+        adversarial term, that term's multiplier (``adv_scale``)."""
         rates = {"lr_g": float(self.opt_g.param_groups[0]["lr"])}
         if self.opt_d is not None:
             rates["lr_d"] = float(self.opt_d.param_groups[0]["lr"])
+        if "adv" in self.config.recipe.terms:
+            rates["adv_scale"] = self.options.adv_scale
         return rates
 
+    @property
+    def result(self) -> nn.Module:
+        """The generator the run saves and evaluates: the EMA of the student (``--ema-decay``), else the student."""
+        return self.ema.model if self.ema is not None else self.student
+
     def achieved(self) -> dict[str, float]:
-        return achieved_sparsity(self.student, self.masks)
+        return achieved_sparsity(self.result, self.masks)
 
     def state(self, metrics: dict[str, float]) -> TrainState:
         return TrainState(self.done, self.student.state_dict(), self.d.state_dict() if self.d is not None else None,
                           self.opt_g.state_dict(), self.opt_d.state_dict() if self.opt_d is not None else None,
                           self.masks, self.sparsity, self.config.resume_key(), metrics,
                           self.scaler.state_dict() if self.scaler is not None else None,
-                          float(self.pl_mean) if self.pl_mean is not None else None)
+                          float(self.pl_mean) if self.pl_mean is not None else None, extras_state(self))
 
     def load(self, state: TrainState) -> None:
         self.student.load_state_dict(state.student)
@@ -216,6 +244,7 @@ class Trainer:
         self.masks = {k: v.to(self.device, torch.bool) for k, v in state.masks.items()}
         self.sparsity, self.done = state.sparsity, state.step
         self.pl_mean = torch.tensor(state.pl_mean, device=self.device) if state.pl_mean is not None else None
+        load_extras(self, state.extras or {})
 
 
 def _channels_last(batch, enabled: bool):
