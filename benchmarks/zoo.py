@@ -74,14 +74,14 @@ MEMBERS = {
 # The figure of merit per kind of member: digits-FID (lower is better, a ratio to the control) or
 # PSNR to the held-out ground truth (higher is better, a difference in dB to the control).
 METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
-# A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
-# the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
-DIVERGED = {"fid": 2.0, "psnr_gt": -3.0}
 # Recovery settings passed through to every cell (sweep/finetune spelling; unset: the sweep's default). A setting
 # other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "schedule": str, "keep_dense": str, "ramp_fraction": float,
             "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int}
 CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
+# A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
+# the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
+DIVERGED = {"fid": 2.0, "psnr_gt": -3.0}
 SMOKE = {"steps": 2, "samples": 64, "seeds": "0", "cells": "element:0.9", "methods": "distill-adv"}
 
 

@@ -213,48 +213,6 @@ def test_zoo_allocation_shares_the_dense_control(members, tmp_path):
     assert rows["element, lamp"]["vs_control"] == pytest.approx(rows["element, lamp"]["value"] / rows["dense control"]["value"])
 
 
-def _cell(sparsity: float, method: str, seed: int, **score) -> dict:
-    return {"granularity": "element", "sparsity": sparsity, "method": method, "seed": seed,
-            "achieved_sparsity": sparsity, "seconds": 1.0, **score}
-
-
-def test_zoo_compares_each_seed_with_its_own_control_and_leaves_diverged_controls_out():
-    zoo = _zoo()
-    controls = {0: 400.0, 1: 10.0, 2: 8.0}  # seed 0's control diverged (teacher 12): recovery broke the dense model
-    cells = [_cell(0.0, "adv", s, fid=f) for s, f in controls.items()]
-    cells += [_cell(0.9, "adv", s, fid=f) for s, f in ((0, 12.0), (1, 11.0), (2, 12.0), (3, 9.0))]  # seed 3: no control
-    run = {"member": "m", "dense": {"fid": 12.0}, "metric": "fid", "trained_steps": 100, "steps": 15, "cells": cells}
-    rows = {r["sparsity"]: r for r in zoo.rows(run)}
-    pruned = rows[0.9]
-    assert [s["vs_control"] for s in pruned["per_seed"]] == [None, pytest.approx(1.1), pytest.approx(1.5), None]
-    assert [s["control_diverged"] for s in pruned["per_seed"]] == [True, False, False, False]
-    assert pruned["vs_control"] == pytest.approx(1.3) and pruned["vs_control_worst"] == pytest.approx(1.5)
-    assert pruned["value"] == pytest.approx(11.0)  # the score's mean still covers every seed
-    # the ratio of means would have hidden the broken control: 11.0 / 139.3 = 0.08x
-    table = zoo.markdown([run], 5000)
-    assert "| control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30, worst 1.50 over 2 of 4 seeds) |" in table
-    assert "| reference; seed 0 diverged (FID 400.00) |" in table
-    short = zoo.summary([run]).splitlines()  # the README's table: the pruned cells only, each seed's score
-    assert len(short) == 3 and short[2].startswith("| m (FID 12.00) | element 90% | adv | FID 12.00 / 11.00 / 12.00 / 9.00 | "
-                                                   "control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30")
-
-
-def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
-    zoo = _zoo()
-    cells = [_cell(0.0, "distill", s, psnr_gt=30.0 + s, ssim_gt=0.9) for s in (0, 1)]
-    cells += [_cell(0.9, "distill", 0, psnr_gt=29.9, ssim_gt=0.9), _cell(0.9, "distill", 1, psnr_gt=30.5, ssim_gt=0.9)]
-    cells += [_cell(0.0, "adv", 0, psnr_gt=26.0, ssim_gt=0.5), _cell(0.9, "adv", 0, psnr_gt=29.0, ssim_gt=0.8)]
-    run = {"member": "sr", "dense": {"psnr_gt": 30.0}, "metric": "psnr_gt", "trained_steps": 100, "steps": 15,
-           "cells": cells}
-    rows = {(r["sparsity"], r["method"]): r for r in zoo.rows(run)}
-    pruned = rows[0.9, "distill"]
-    assert pruned["vs_control"] == pytest.approx(-0.3) and pruned["vs_control_worst"] == pytest.approx(-0.5)
-    assert rows[0.9, "adv"]["vs_control"] is None  # its control lost 4 dB: diverged
-    table = zoo.markdown([run], 5000)
-    assert "| -0.10 dB / -0.50 dB (mean -0.30 dB, worst -0.50 dB) |" in table
-    assert "| control diverged (PSNR 26.00) |" in table
-
-
 def test_zoo_recovery_options_reach_every_cell_and_its_record(members, tmp_path, monkeypatch):
     import gancompress.sweep as sweep_module
 
@@ -300,3 +258,43 @@ def test_zoo_without_controls_runs_only_the_pruned_cells_and_distills_control_is
     assert zoo.main(base + ["--out", str(tmp_path / "with")]) == 0  # why distill may skip it: no change to the teacher
     control = next(r for r in json.loads((tmp_path / "with" / "zoo.json").read_text())["rows"] if r["sparsity"] == 0.0)
     assert control["vs_teacher"] == 1.0
+def _cell(sparsity: float, method: str, seed: int, **score) -> dict:
+    return {"granularity": "element", "sparsity": sparsity, "method": method, "seed": seed,
+            "achieved_sparsity": sparsity, "seconds": 1.0, **score}
+
+
+def test_zoo_compares_each_seed_with_its_own_control_and_leaves_diverged_controls_out():
+    zoo = _zoo()
+    controls = {0: 400.0, 1: 10.0, 2: 8.0}  # seed 0's control diverged (teacher 12): recovery broke the dense model
+    cells = [_cell(0.0, "adv", s, fid=f) for s, f in controls.items()]
+    cells += [_cell(0.9, "adv", s, fid=f) for s, f in ((0, 12.0), (1, 11.0), (2, 12.0), (3, 9.0))]  # seed 3: no control
+    run = {"member": "m", "dense": {"fid": 12.0}, "metric": "fid", "trained_steps": 100, "steps": 15, "cells": cells}
+    rows = {r["sparsity"]: r for r in zoo.rows(run)}
+    pruned = rows[0.9]
+    assert [s["vs_control"] for s in pruned["per_seed"]] == [None, pytest.approx(1.1), pytest.approx(1.5), None]
+    assert [s["control_diverged"] for s in pruned["per_seed"]] == [True, False, False, False]
+    assert pruned["vs_control"] == pytest.approx(1.3) and pruned["vs_control_worst"] == pytest.approx(1.5)
+    assert pruned["value"] == pytest.approx(11.0)  # the score's mean still covers every seed
+    # the ratio of means would have hidden the broken control: 11.0 / 139.3 = 0.08x
+    table = zoo.markdown([run], 5000)
+    assert "| control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30, worst 1.50 over 2 of 4 seeds) |" in table
+    assert "| reference; seed 0 diverged (FID 400.00) |" in table
+    short = zoo.summary([run]).splitlines()  # the README's table: the pruned cells only, each seed's score
+    assert len(short) == 3 and short[2].startswith("| m (FID 12.00) | element 90% | adv | FID 12.00 / 11.00 / 12.00 / 9.00 | "
+                                                   "control diverged (FID 400.00) / 1.10 / 1.50 / n/a (mean 1.30")
+
+
+def test_zoo_worst_psnr_seed_is_the_largest_loss_in_db():
+    zoo = _zoo()
+    cells = [_cell(0.0, "distill", s, psnr_gt=30.0 + s, ssim_gt=0.9) for s in (0, 1)]
+    cells += [_cell(0.9, "distill", 0, psnr_gt=29.9, ssim_gt=0.9), _cell(0.9, "distill", 1, psnr_gt=30.5, ssim_gt=0.9)]
+    cells += [_cell(0.0, "adv", 0, psnr_gt=26.0, ssim_gt=0.5), _cell(0.9, "adv", 0, psnr_gt=29.0, ssim_gt=0.8)]
+    run = {"member": "sr", "dense": {"psnr_gt": 30.0}, "metric": "psnr_gt", "trained_steps": 100, "steps": 15,
+           "cells": cells}
+    rows = {(r["sparsity"], r["method"]): r for r in zoo.rows(run)}
+    pruned = rows[0.9, "distill"]
+    assert pruned["vs_control"] == pytest.approx(-0.3) and pruned["vs_control_worst"] == pytest.approx(-0.5)
+    assert rows[0.9, "adv"]["vs_control"] is None  # its control lost 4 dB: diverged
+    table = zoo.markdown([run], 5000)
+    assert "| -0.10 dB / -0.50 dB (mean -0.30 dB, worst -0.50 dB) |" in table
+    assert "| control diverged (PSNR 26.00) |" in table
