@@ -47,7 +47,7 @@ CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
-               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction")
+               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -56,7 +56,7 @@ LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replac
 # setting it was not made with.
 BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
                "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
-               "ramp_fraction": DEFAULT_RAMP_FRACTION}
+               "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0}
 
 
 # --------------------------------------------------------------------------- config
@@ -141,7 +141,7 @@ class SweepConfig:
         ``amp``, ``workers``, ...)."""
         weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight", "adv_schedule", "d_warmup", "feature_weight")
                    if k in options}
-        rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule") if k in options}
+        rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule", "lr_warmup") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay") if k in options}
         ramp = {k: options.pop(k) for k in ("ramp_fraction",) if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
@@ -165,7 +165,7 @@ class SweepConfig:
                 "sparsities": self.sparsities, "granularities": self.granularities, "allocations": self.allocations,
                 "methods": self.methods,
                 "seeds": self.seeds, "steps": r.steps, "batch_size": r.batch_size, "lr_g": r.rates.lr_g,
-                "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "mu": w.mu, "adv_weight": w.adv_weight,
+                "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "lr_warmup": r.rates.lr_warmup, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "loss": r.loss, "adv_schedule": w.adv_schedule, "d_warmup": w.d_warmup,
                 "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
                 "keep_dense": self.keep_dense, "ramp_fraction": r.schedule.ramp_fraction,

@@ -10,7 +10,7 @@ from ..finetune import defaults as D
 from .errors import handle_errors
 from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, KeepDense, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
                       Granularities, Json, LrD,
-                      LrG, LrSchedule, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
+                      LrG, LrSchedule, LrWarmup, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
 from . import progress as cli_progress
 from .output import human_console, notice, print_json, stderr_console
@@ -37,7 +37,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
           extractor: Extractor = None, test_data: TestData = None,
           schedule: Schedule = D.DEFAULT_SCHEDULE, ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
-          lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE,
+          lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, loss: Loss = None,
           adv_schedule: AdvSchedule = D.DEFAULT_ADV_SCHEDULE, d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None,
           feature_weight: FeatureWeight = 0.0, device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,
@@ -71,7 +71,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         source=source, out_dir=out_dir, data=data, discriminator=discriminator, sparsities=_split(sparsity, float, "--sparsity"),
         granularities=_split(granularity, str, "--granularity"), allocations=_split(allocation, str, "--allocation"),
         keep_dense=keep_dense, methods=_split(method, str, "--method"),
-        seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
+        seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_warmup=lr_warmup,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, loss=loss, adv_schedule=adv_schedule, d_warmup=d_warmup,
         ema_decay=ema_decay, feature_weight=feature_weight, schedule=schedule, ramp_fraction=ramp_fraction,
         num_samples=num_samples,

@@ -25,7 +25,7 @@ from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
 from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
-                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU,
+                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
                        DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
                        STUDENT_MODES)
@@ -99,14 +99,17 @@ def resolve_r1(weights: LossWeights, profile: Any) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class Rates:
-    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine)."""
+    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine, after a linear
+    warm-up over ``lr_warmup`` steps when > 0)."""
 
     lr_g: float = DEFAULT_LR_G
     lr_d: float = DEFAULT_LR_D
     betas: tuple[float, float] = DEFAULT_BETAS
     lr_schedule: str = DEFAULT_LR_SCHEDULE
+    lr_warmup: int = DEFAULT_LR_WARMUP
 
     def __post_init__(self) -> None:
+        check_positive("lr_warmup", self.lr_warmup, integer=True, zero_ok=True)
         if self.lr_schedule not in LR_SCHEDULES:
             raise unknown_choice("learning-rate schedule (--lr-schedule)", self.lr_schedule, LR_SCHEDULES)
         for name in ("lr_g", "lr_d"):

@@ -49,6 +49,9 @@ DEFAULT_BETAS = (0.5, 0.999)
 # over the remaining steps; the whole run when the input is already pruned).
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR_SCHEDULE = "cosine"
+# Steps of linear lr_g warm-up (0: none). Off by default, as the zoo's recorded cells ran; the zoo found
+# members that a full-rate first step kills (docs/zoo.md, "lr warm-up"): --lr-warmup 50 is the remedy.
+DEFAULT_LR_WARMUP = 0
 DEFAULT_LAMBDA = 0.5
 DEFAULT_MU = 10.0  # hybrid only
 DEFAULT_ADV_WEIGHT = 1.0  # distill-adv only: weight of the GAN's own G loss beside the L1 to the teacher

@@ -4,6 +4,10 @@ Checked every step: the losses and metrics, the student's outputs and the discri
 (a loss can stay finite while D says ``inf``: hinge's ``relu(1 - inf)`` is 0), then the student's
 and D's weights and buffers after the update. Before any checkpoint is written, the student must
 also produce finite outputs on fixed inputs, so the "last good checkpoint" is one that works.
+
+A run can also end finite but dead: a step too large early on saturates the output (a tanh stuck
+at -1 passes no gradient back), and the student then draws one constant image for every input.
+:func:`collapse` tells that apart at the end of a run, so it is reported instead of measured.
 """
 from __future__ import annotations
 
@@ -47,3 +51,26 @@ def check_finite_outputs(student: nn.Module, probe: Tensor) -> None:
         student.train(was_training)
     if not bool(torch.isfinite(out).all()):
         raise NonFiniteStep("the student generator's output", float("nan"))
+
+
+COLLAPSE_FLOOR = 0.01  # the student's spread across inputs below this fraction of the teacher's: collapsed
+
+
+@torch.no_grad()
+def collapse(student: nn.Module, teacher: nn.Module, probe: Tensor) -> tuple[float, float] | None:
+    """(student spread, teacher spread) when the student's outputs on ``probe`` hardly vary across its inputs
+    (the mean over pixels of the standard deviation over inputs, below ``COLLAPSE_FLOOR`` x the teacher's),
+    else None. Both run in eval mode."""
+    if probe.shape[0] < 2:
+        return None
+    spreads = []
+    for net in (student, teacher):
+        was_training = net.training
+        net.eval()
+        try:
+            out = net(probe)
+        finally:
+            net.train(was_training)
+        spreads.append(float(out.float().std(dim=0).mean()) if torch.is_tensor(out) else float("nan"))
+    student_spread, teacher_spread = spreads
+    return (student_spread, teacher_spread) if student_spread < COLLAPSE_FLOOR * teacher_spread else None

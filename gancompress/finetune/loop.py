@@ -16,7 +16,7 @@ from .board import Board, check_board_dir, require_tensorboard
 from .outputs import RunLog, sample_grid, save_output, write_png
 from .setup import Setup, build_setup
 from .state import RunPaths, check_compatible, load_state, save_state
-from .guard import NonFiniteStep, check_finite_outputs
+from .guard import NonFiniteStep, check_finite_outputs, collapse
 from .trainer import Trainer
 
 SAMPLE_COUNT = 8
@@ -132,6 +132,11 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     notes += trainer.speed_notes
     if config.run.amp != "none" and trainer.device.type == "cpu":
         notes.append(f"--amp {config.run.amp} on the CPU: autocast runs, but is usually slower than float32 there")
+    if trainer.collapsed:
+        mine, teacher = trainer.collapsed
+        notes.append(f"the compressed generator's output collapsed: it hardly varies with its input (spread {mine:.2g} "
+                     f"vs the teacher's {teacher:.2g}), e.g. a saturated output layer; rerun with --lr-warmup 50 "
+                     f"or a lower --lr-g")
     weights = config.recovery.weights
     if (weights.adv_schedule != "constant" or weights.d_warmup) and "adv" not in config.recipe.terms:
         notes.append(f"--adv-schedule/--d-warmup shape the adversarial term of distill-adv and finetune; "
@@ -197,6 +202,7 @@ def _train(trainer: Trainer, setup: Setup, paths: RunPaths, callbacks: tuple[OnE
                 raise FinetuneInterrupted(
                     f"interrupted after step {k} of {steps}; state saved to {paths.state}: "
                     "rerun the same command with --resume to continue") from None
+        trainer.collapsed = collapse(trainer.result, trainer.teacher, probe)
     finally:
         reports.close()
     return metrics

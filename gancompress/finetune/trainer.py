@@ -49,14 +49,17 @@ class Schedule:
         return agp_sparsity(done, self.total, self.final, self.initial, self.ramp_fraction)
 
 
-def lr_factor(kind: str, done: int, total: int, hold: int = 0) -> float:
+def lr_factor(kind: str, done: int, total: int, hold: int = 0, warmup: int = 0) -> float:
     """The multiplier of lr_g for step ``done + 1``: 1 for ``constant``; for ``cosine`` 1 until
     step ``hold`` (the end of the AGP ramp), then 0.5 (1 + cos(pi p)) with p the fraction of the
-    remaining steps done, reaching 0 after the last step."""
+    remaining steps done, reaching 0 after the last step. ``warmup`` > 0 scales the first
+    ``warmup`` steps linearly, (done + 1) / warmup: Adam's first steps move every weight by
+    about lr_g at once, which can saturate a model trained at a much lower rate."""
+    ramp = min(1.0, (done + 1) / warmup) if warmup > 0 else 1.0
     if kind == "constant" or done < hold:
-        return 1.0
+        return ramp
     span = max(1, total - hold)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
+    return ramp * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - hold) / span)))
 
 
 def make_schedule(config: FinetuneConfig, student: nn.Module, masks: dict,
@@ -100,6 +103,7 @@ class Trainer:
         run = config.run
         enable_tf32(device)
         self.speed_notes: list[str] = []
+        self.collapsed: tuple[float, float] | None = None  # set at the end of training (guard.collapse)
         self.teacher = to_channels_last(setup.teacher.to(device).eval().requires_grad_(False), run.channels_last)
         self.student = setup.student.to(device).train(config.recovery.student_mode == "train")
         if getattr(setup.profile, "partner", None) is not None:  # CycleGAN's opposite generator: frozen
@@ -196,7 +200,8 @@ class Trainer:
 
     def _set_lr(self) -> None:
         hold = self.schedule.ramp_end if self.schedule is not None else 0
-        lr = self.config.recovery.rates.lr_g * lr_factor(self.config.recovery.rates.lr_schedule, self.done, self.config.recovery.steps, hold)
+        rates = self.config.recovery.rates
+        lr = rates.lr_g * lr_factor(rates.lr_schedule, self.done, self.config.recovery.steps, hold, rates.lr_warmup)
         for group in self.opt_g.param_groups:
             group["lr"] = lr
 
