@@ -382,7 +382,9 @@ def plot_member(run: dict, path: Path) -> Path | None:
     sr = run.get("metric") == "psnr_gt"
     ax.axhline(0.0 if sr else 1.0, color="gray", linestyle="--", label="dense control")
     ax.set_xlabel("target sparsity of all prunable weights (%)")
-    ax.set_ylabel("PSNR - PSNR of the dense control (dB)" if sr else "FID / FID of the dense control")
+    ax.set_ylabel("PSNR - PSNR of the dense control (dB)" if sr else "FID / FID of the dense control (log)")
+    if not sr:  # ratios: a collapsed cell (30x) must not flatten the 1.0-2.0 range where the methods differ
+        ax.set_yscale("log")
     ax.set_title(f"zoo: {run['member']}, {run['steps']}-step recovery")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
