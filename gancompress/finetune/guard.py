@@ -41,36 +41,32 @@ def check_weights(networks: dict[str, nn.Module | None]) -> None:
 
 
 @torch.no_grad()
+def eval_outputs(net: nn.Module, probe: Tensor):
+    """``net(probe)`` in eval mode, without gradients; ``net`` is left in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(probe)
+    finally:
+        net.train(was_training)
+
+
 def check_finite_outputs(student: nn.Module, probe: Tensor) -> None:
     """Raise :class:`NonFiniteStep` when the student's outputs on ``probe`` are not all finite."""
-    was_training = student.training
-    student.eval()
-    try:
-        out = student(probe)
-    finally:
-        student.train(was_training)
-    if not bool(torch.isfinite(out).all()):
+    if not bool(torch.isfinite(eval_outputs(student, probe)).all()):
         raise NonFiniteStep("the student generator's output", float("nan"))
 
 
 COLLAPSE_FLOOR = 0.01  # the student's spread across inputs below this fraction of the teacher's: collapsed
 
 
-@torch.no_grad()
 def collapse(student: nn.Module, teacher: nn.Module, probe: Tensor) -> tuple[float, float] | None:
     """(student spread, teacher spread) when the student's outputs on ``probe`` hardly vary across its inputs
     (the mean over pixels of the standard deviation over inputs, below ``COLLAPSE_FLOOR`` x the teacher's),
     else None. Both run in eval mode."""
     if probe.shape[0] < 2:
         return None
-    spreads = []
-    for net in (student, teacher):
-        was_training = net.training
-        net.eval()
-        try:
-            out = net(probe)
-        finally:
-            net.train(was_training)
-        spreads.append(float(out.float().std(dim=0).mean()) if torch.is_tensor(out) else float("nan"))
-    student_spread, teacher_spread = spreads
+    outputs = (eval_outputs(net, probe) for net in (student, teacher))
+    student_spread, teacher_spread = (float(out.float().std(dim=0).mean()) if torch.is_tensor(out) else float("nan")
+                                      for out in outputs)
     return (student_spread, teacher_spread) if student_spread < COLLAPSE_FLOOR * teacher_spread else None
