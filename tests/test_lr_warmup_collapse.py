@@ -14,7 +14,8 @@ from gancompress.finetune.guard import collapse
 from gancompress.finetune.trainer import lr_factor
 from gancompress.formats.checkpoint import GanBundle, save_bundle
 from gancompress.loading import load_bundle
-from gancompress.sweep import SweepConfig
+from gancompress.finetune.defaults import DEFAULT_LR_WARMUP
+from gancompress.sweep import BEFORE_KEYS, SweepConfig
 
 from test_finetune import config, make_project
 
@@ -69,4 +70,6 @@ def test_a_run_that_ends_with_a_dead_generator_says_so(tmp_path):
 def test_sweep_records_the_warmup_and_an_old_record_resumes_without_one(tmp_path):
     cfg = SweepConfig.from_options(source="builtin:digits-dcgan", out_dir=tmp_path, sparsities=[0.5], lr_warmup=20)
     assert cfg.recovery.rates.lr_warmup == 20 and cfg.record()["lr_warmup"] == 20
-    assert SweepConfig.from_options(source="builtin:digits-dcgan", out_dir=tmp_path, sparsities=[0.5]).record()["lr_warmup"] == 0
+    default = SweepConfig.from_options(source="builtin:digits-dcgan", out_dir=tmp_path, sparsities=[0.5])
+    assert default.record()["lr_warmup"] == DEFAULT_LR_WARMUP == 10  # the zoo's choice (docs/zoo.md)
+    assert BEFORE_KEYS["lr_warmup"] == 0  # a record from before the setting ran without a warm-up

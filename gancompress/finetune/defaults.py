@@ -49,9 +49,12 @@ DEFAULT_BETAS = (0.5, 0.999)
 # over the remaining steps; the whole run when the input is already pruned).
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_LR_SCHEDULE = "cosine"
-# Steps of linear lr_g warm-up (0: none). Off by default, as the zoo's recorded cells ran; the zoo found
-# members that a full-rate first step kills (docs/zoo.md, "lr warm-up"): --lr-warmup 50 is the remedy.
-DEFAULT_LR_WARMUP = 0
+# Steps of linear lr_g warm-up (0: none). The zoo (docs/zoo.md, "lr warm-up") found members that a full-rate first
+# step kills: Adam moves every weight by about lr_g at once (20x the rate they were trained at) and the output tanh
+# saturates for good (upsample-sn at 50%/75% filter: 34x its dense control without a warm-up, 1.03x/1.09x with 10
+# steps). Longer is not better: 50 steps also cured it but cost 2-25% on the cells that never collapsed (AGP prunes
+# hardest in its first steps, when a warm-up holds the learning rate down).
+DEFAULT_LR_WARMUP = 10
 DEFAULT_LAMBDA = 0.5
 DEFAULT_MU = 10.0  # hybrid only
 DEFAULT_ADV_WEIGHT = 1.0  # distill-adv only: weight of the GAN's own G loss beside the L1 to the teacher

@@ -135,8 +135,8 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
     if trainer.collapsed:
         mine, teacher = trainer.collapsed
         notes.append(f"the compressed generator's output collapsed: it hardly varies with its input (spread {mine:.2g} "
-                     f"vs the teacher's {teacher:.2g}), e.g. a saturated output layer; rerun with --lr-warmup 50 "
-                     f"or a lower --lr-g")
+                     f"vs the teacher's {teacher:.2g}), e.g. a saturated output layer; rerun with a longer "
+                     f"--lr-warmup (e.g. 50) or a lower --lr-g")
     weights = config.recovery.weights
     if (weights.adv_schedule != "constant" or weights.d_warmup) and "adv" not in config.recipe.terms:
         notes.append(f"--adv-schedule/--d-warmup shape the adversarial term of distill-adv and finetune; "
