@@ -240,15 +240,24 @@ def worst(metric: str, values: list[float]) -> float:
     return min(values) if metric == "psnr_gt" else max(values)
 
 
-def per_seed(items: list[dict], controls: dict[int, float], metric: str, teacher: float) -> list[dict]:
+# Methods whose dense control is the teacher itself: distilling the unpruned member from itself has zero loss and zero
+# gradient, so the weights do not move (every such control zoo.py ran scored the teacher exactly). A seed whose control
+# was not run (--no-controls) is compared with the teacher's score instead, marked "t" in the tables.
+TEACHER_IS_CONTROL = ("distill",)
+
+
+def per_seed(items: list[dict], controls: dict[int, float], metric: str, teacher: float,
+             teacher_stands_in: bool = False) -> list[dict]:
     """Each seed's value against the dense control of the same method and seed (None when that control was not run
-    or diverged)."""
+    or diverged; the teacher's score when it stands in for a control not run)."""
     out = []
     for c in sorted(items, key=lambda c: c["seed"]):
         control = controls.get(c["seed"])
+        stand_in = control is None and teacher_stands_in
+        control = teacher if stand_in else control
         broke = control is not None and diverged(metric, control, teacher)
         out.append({"seed": c["seed"], "value": c[metric], "control": control, "control_diverged": broke,
-                    "vs_control": None if broke else versus(metric, c[metric], control)})
+                    "control_is_teacher": stand_in, "vs_control": None if broke else versus(metric, c[metric], control)})
     return out
 
 
@@ -272,7 +281,7 @@ def rows(run: dict) -> list[dict]:
     for (gran, sparsity, method), items in sorted(groups.items()):
         values = [c[metric] for c in items]
         value = statistics.fmean(values)
-        seeds = per_seed(items, controls.get(method, {}), metric, teacher)
+        seeds = per_seed(items, controls.get(method, {}), metric, teacher, method in TEACHER_IS_CONTROL)
         usable = [s["vs_control"] for s in seeds if s["vs_control"] is not None]
         ssim = [c["ssim_gt"] for c in items if c.get("ssim_gt") is not None]
         out.append({"member": run["member"], "granularity": "dense control" if sparsity == 0.0 else gran,
@@ -309,8 +318,8 @@ def _versus_control(r: dict) -> str:
     if r["sparsity"] == 0.0:
         broke = [s for s in seeds if s["control_diverged"]]
         return "reference" + "".join(f"; seed {s['seed']} diverged ({label} {s['value']:.2f})" for s in broke)
-    parts = [f"control diverged ({label} {s['control']:.2f})" if s["control_diverged"] else _versus(s["vs_control"], metric)
-             for s in seeds]
+    parts = [f"control diverged ({label} {s['control']:.2f})" if s["control_diverged"]
+             else _versus(s["vs_control"], metric) + ("t" if s.get("control_is_teacher") else "") for s in seeds]
     usable = sum(s["vs_control"] is not None for s in seeds)
     if len(seeds) == 1 or usable == 0:
         return " / ".join(parts)
@@ -339,7 +348,8 @@ def markdown(runs: list[dict], samples: int) -> str:
                      "(vs: the PSNR difference in dB)")
     return "\n".join(lines) + f"\n\n{'; '.join(notes)}; the dense control is the same recovery (method, steps, seed) " \
                               "on the unpruned member; each seed is compared with the control of its own seed (n/a: not " \
-                              f"run), worst = the largest ratio or the lowest difference; a control {DIVERGED['fid']:g}x " \
+                              f"run; t: not run, the teacher stands in for {', '.join(TEACHER_IS_CONTROL)}), worst = the " \
+                              f"largest ratio or the lowest difference; a control {DIVERGED['fid']:g}x " \
                               f"worse than the teacher ({DIVERGED['psnr_gt']:+g} dB) counts as diverged and its seed is " \
                               "left out.\n"
 
@@ -408,8 +418,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
                        help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
     p.add_argument("--no-controls", action="store_true",
-                   help="run no dense control (vs dense control reads n/a): only where it is known, e.g. distill's is the "
-                        "teacher itself, bit for bit (its loss on the unpruned member is zero); see vs teacher")
+                   help="run no dense control: only where it is known; distill's is the teacher itself, bit for bit "
+                        "(its loss on the unpruned member is zero), and the tables use it, marked t; other methods read n/a")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",

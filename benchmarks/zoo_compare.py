@@ -4,9 +4,8 @@ Each folder is one setting (e.g. ``--lr-warmup 10 --out runs/zoo/warmup10``); ru
 on it first so that its ``zoo.json`` holds every recorded cell. Per cell (member, granularity, sparsity, method) and
 setting: each seed against the dense control of its own seed (FID ratio; PSNR difference in dB for an image-to-image
 member), then their mean and worst; below, per member and setting, the mean and the worst over the cells that every
-setting ran, which is the zoo's rule for keeping a lever. ``--teacher-control distill`` scores a seed whose dense
-control was not run against the teacher instead (marked ``t``): distilling the unpruned member from itself has zero
-loss and does not move, so that control is the teacher (``zoo.py`` measured it so in every run).
+setting ran, which is the zoo's rule for keeping a lever. ``t`` marks a seed scored against the teacher, which stands
+in for a distill control not run (``zoo.TEACHER_IS_CONTROL``).
 
     python benchmarks/zoo_compare.py "no warm-up=runs/zoo/bench" "warm-up 10=runs/zoo/warmup10" --method distill
 """
@@ -19,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo import versus, worst  # noqa: E402  (a sibling script, not a package)
+from zoo import worst  # noqa: E402  (a sibling script, not a package)
 
 Key = tuple[str, str, float, str]  # member, granularity, sparsity, method
 
@@ -31,21 +30,11 @@ def load(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def seed_scores(doc: dict, teacher_control: set[str]) -> dict[Key, list[tuple[int, float, bool]]]:
+def seed_scores(doc: dict) -> dict[Key, list[tuple[int, float, bool]]]:
     """Per pruned cell run: (seed, figure of merit, scored against the teacher) for every seed with a usable control."""
-    teachers = {m["member"]: m["dense"][m.get("metric", "fid")] for m in doc["members"]}
-    out: dict[Key, list[tuple[int, float, bool]]] = {}
-    for r in doc["rows"]:
-        if r["sparsity"] == 0.0:
-            continue
-        scores = []
-        for s in r["per_seed"]:
-            if s["vs_control"] is not None:
-                scores.append((s["seed"], s["vs_control"], False))
-            elif s["control"] is None and r["method"] in teacher_control:
-                scores.append((s["seed"], versus(r["metric"], s["value"], teachers[r["member"]]), True))
-        out[(r["member"], r["granularity"], r["sparsity"], r["method"])] = scores
-    return out
+    return {(r["member"], r["granularity"], r["sparsity"], r["method"]):
+            [(s["seed"], s["vs_control"], bool(s.get("control_is_teacher"))) for s in r["per_seed"] if s["vs_control"] is not None]
+            for r in doc["rows"] if r["sparsity"] > 0.0}
 
 
 def metric_of(docs: list[dict]) -> dict[str, str]:
@@ -68,8 +57,8 @@ def cell_text(scores: list[tuple[int, float, bool]] | None, metric: str) -> str:
     return f"{parts} (mean {_fmt(statistics.fmean(values), metric)}, worst {_fmt(worst(metric, values), metric)})"
 
 
-def compare(labels: list[str], docs: list[dict], method: str | None, teacher_control: set[str]) -> str:
-    per = [seed_scores(doc, teacher_control) for doc in docs]
+def compare(labels: list[str], docs: list[dict], method: str | None) -> str:
+    per = [seed_scores(doc) for doc in docs]
     metrics = metric_of(docs)
     keys = sorted({k for p in per for k in p if method is None or k[3] == method})
     lines = ["| member | cell | method | " + " | ".join(labels) + " |", "|---|---|---|" + "---|" * len(labels)]
@@ -92,9 +81,7 @@ def compare(labels: list[str], docs: list[dict], method: str | None, teacher_con
         lines.append(f"| {member} | {len(shared)} | " + " | ".join(stats) + " |")
     note = ("\nx dense control per seed (FID ratio; PSNR difference for image-to-image members); mean over a cell's seeds; "
             "worst = the largest ratio or lowest difference of any seed; the member rows average the cells' means over "
-            "the cells every setting ran")
-    if teacher_control:
-        note += f"; t: scored against the teacher, the dense control of {', '.join(sorted(teacher_control))}"
+            "the cells every setting ran; t: against the teacher, which stands in for a distill control not run")
     return "\n".join(lines) + "\n" + note + ".\n"
 
 
@@ -102,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("settings", nargs="+", metavar="LABEL=DIR", help="a label and a zoo.py --out folder")
     p.add_argument("--method", help="only this method's cells")
-    p.add_argument("--teacher-control", default="", metavar="METHODS",
-                   help="comma-separated methods whose missing dense control is the teacher (distill)")
     args = p.parse_args(argv)
     labels, docs = [], []
     for item in args.settings:
@@ -112,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{item!r}: give LABEL=DIR, e.g. 'warm-up 10=runs/zoo/warmup10'")
         labels.append(label)
         docs.append(load(Path(folder)))
-    print(compare(labels, docs, args.method, {m for m in args.teacher_control.split(",") if m}))
+    print(compare(labels, docs, args.method))
     return 0
 
 

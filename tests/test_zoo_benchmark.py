@@ -254,7 +254,9 @@ def test_zoo_without_controls_runs_only_the_pruned_cells_and_distills_control_is
     assert zoo.main(base + ["--out", str(out), "--no-controls"]) == 0
     doc = json.loads((out / "zoo.json").read_text())
     assert doc["ran"] == 1 and [r["granularity"] for r in doc["rows"]] == ["element"]
-    assert doc["rows"][0]["vs_control"] is None and "| n/a |" in (out / "zoo.md").read_text()
+    row = doc["rows"][0]  # no control ran: the teacher stands in for distill's, marked t
+    assert row["per_seed"][0]["control_is_teacher"] and row["vs_control"] == row["vs_teacher"]
+    assert f"| {row['vs_control']:.2f}t |" in (out / "zoo.md").read_text()
     assert zoo.main(base + ["--out", str(tmp_path / "with")]) == 0  # why distill may skip it: no change to the teacher
     control = next(r for r in json.loads((tmp_path / "with" / "zoo.json").read_text())["rows"] if r["sparsity"] == 0.0)
     assert control["vs_teacher"] == 1.0

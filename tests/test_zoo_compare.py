@@ -40,16 +40,16 @@ def test_compare_puts_settings_side_by_side_and_summarises_the_shared_cells(tmp_
     b = _write(tmp_path / "b", [_cell(0.0, "distill", 0, 5.0), _cell(0.9, "distill", 0, 8.0), _cell(0.9, "distill", 1, 7.0)])
     assert compare.main([f"none={a}", f"ten={b}", "--method", "distill"]) == 0
     out = capsys.readouterr().out
-    assert "| narrow | element 90% | distill | 1.50 / 1.20 (mean 1.35, worst 1.50) | 1.60 (seed 0) |" in out
+    assert "| narrow | element 90% | distill | 1.50 / 1.20 (mean 1.35, worst 1.50) | 1.60 / 1.40t (mean 1.50, worst 1.60) |" in out
     assert "| narrow | filter 50% | distill | 20.00 (seed 0) | not run |" in out
-    # only the 90% cell is shared; b's seed 1 has no control, so b has one usable seed there
-    assert "| narrow | 1 | 1.35 / 1.50 | 1.60 / 1.60 |" in out
+    # only the 90% cell is shared; b's seed 1 has no control run, and the teacher stands in for distill's
+    assert "| narrow | 1 | 1.35 / 1.50 | 1.50 / 1.60 |" in out
 
 
-def test_a_missing_distill_control_can_be_the_teacher(tmp_path, capsys):
+def test_the_teacher_stands_in_for_a_missing_distill_control_only(tmp_path, capsys):
     compare = _module("zoo_compare")
     b = _write(tmp_path / "b", [_cell(0.9, "distill", 0, 8.0), _cell(0.9, "distill-adv", 0, 6.0)])
-    assert compare.main([f"ten={b}", "--teacher-control", "distill"]) == 0
+    assert compare.main([f"ten={b}"]) == 0
     out = capsys.readouterr().out
     assert "| narrow | element 90% | distill | 1.60t (seed 0) |" in out
     assert "| narrow | element 90% | distill-adv | no usable control |" in out  # another method's control is never assumed
