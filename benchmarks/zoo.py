@@ -306,8 +306,9 @@ def _score(r: dict) -> str:
     return f"FID {r['value']:.2f} ± {r['value_std']:.2f}"
 
 
-def _versus(value: float | None, metric: str) -> str:
-    return _num(value, "+.2f") + " dB" if metric == "psnr_gt" and value is not None else _num(value, ".2f")
+def _versus(value: float | None, metric: str, mark: str = "") -> str:
+    """A ratio, or a PSNR difference in dB; ``mark`` follows the number (t: against the teacher)."""
+    return _num(value, "+.2f") + mark + " dB" if metric == "psnr_gt" and value is not None else _num(value, ".2f") + mark
 
 
 def _versus_control(r: dict) -> str:
@@ -319,7 +320,7 @@ def _versus_control(r: dict) -> str:
         broke = [s for s in seeds if s["control_diverged"]]
         return "reference" + "".join(f"; seed {s['seed']} diverged ({label} {s['value']:.2f})" for s in broke)
     parts = [f"control diverged ({label} {s['control']:.2f})" if s["control_diverged"]
-             else _versus(s["vs_control"], metric) + ("t" if s.get("control_is_teacher") else "") for s in seeds]
+             else _versus(s["vs_control"], metric, "t" if s.get("control_is_teacher") else "") for s in seeds]
     usable = sum(s["vs_control"] is not None for s in seeds)
     if len(seeds) == 1 or usable == 0:
         return " / ".join(parts)

@@ -41,8 +41,8 @@ def metric_of(docs: list[dict]) -> dict[str, str]:
     return {m["member"]: m.get("metric", "fid") for doc in docs for m in doc["members"]}
 
 
-def _fmt(value: float, metric: str) -> str:
-    return f"{value:+.2f} dB" if metric == "psnr_gt" else f"{value:.2f}"
+def _fmt(value: float, metric: str, mark: str = "") -> str:
+    return f"{value:+.2f}{mark} dB" if metric == "psnr_gt" else f"{value:.2f}{mark}"
 
 
 def cell_text(scores: list[tuple[int, float, bool]] | None, metric: str) -> str:
@@ -50,7 +50,7 @@ def cell_text(scores: list[tuple[int, float, bool]] | None, metric: str) -> str:
         return "not run"
     if not scores:
         return "no usable control"
-    parts = " / ".join(_fmt(v, metric) + ("t" if t else "") for _, v, t in scores)
+    parts = " / ".join(_fmt(v, metric, "t" if t else "") for _, v, t in scores)
     if len(scores) == 1:
         return f"{parts} (seed {scores[0][0]})"
     values = [v for _, v, _ in scores]
