@@ -65,7 +65,7 @@ for _m in (
     Method("hybrid", True, True, True, _hybrid, ("L_GC", "L_DC", "l1"),
            help="the paper's loss plus mu * the L1 to the teacher"),
     Method("distill-adv", True, True, True, lambda t, w: t["l1"] + w.adv_weight * t["adv"], ("l1", "adv"),
-           help="the L1 to the teacher plus adv_weight * the GAN's G loss, D training (the default)"),
+           help="the L1 to the teacher plus adv_weight * the GAN's G loss, D training"),
     Method("none", False, False, False, None, help="the pruning applied without training"),
 ):
     register_method(_m)
