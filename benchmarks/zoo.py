@@ -43,6 +43,7 @@ for _path in (REPO, ZOO_CODE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from gancompress.finetune import methods as recovery_methods  # noqa: E402  (torch-free)
 from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES  # noqa: E402  (torch-free)
 
 BUDGET_FRACTION = 0.15
@@ -240,10 +241,12 @@ def worst(metric: str, values: list[float]) -> float:
     return min(values) if metric == "psnr_gt" else max(values)
 
 
-# Methods whose dense control is the teacher itself: distilling the unpruned member from itself has zero loss and zero
-# gradient, so the weights do not move (every such control zoo.py ran scored the teacher exactly). A seed whose control
-# was not run (--no-controls) is compared with the teacher's score instead, marked "t" in the tables.
-TEACHER_IS_CONTROL = ("distill",)
+# Methods whose dense control is the teacher itself: every generator term is a difference to the teacher (distill,
+# hybrid, self-supervised; none trains nothing), zero on the unpruned member, so its weights do not move (tested; every
+# such control zoo.py ran scored the teacher exactly). A seed whose control was not run (--no-controls) is compared
+# with the teacher's score instead, marked "t" in the tables.
+TEACHER_IS_CONTROL = tuple(name for name in recovery_methods.names()
+                           if recovery_methods.get_method(name).stays_at_teacher)
 
 
 def per_seed(items: list[dict], controls: dict[int, float], metric: str, teacher: float,
@@ -419,8 +422,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
                        help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
     p.add_argument("--no-controls", action="store_true",
-                   help="run no dense control: only where it is known; distill's is the teacher itself, bit for bit "
-                        "(its loss on the unpruned member is zero), and the tables use it, marked t; other methods read n/a")
+                   help="run no dense control: only where it is known; for " + ", ".join(TEACHER_IS_CONTROL) + " it is the "
+                        "teacher itself, bit for bit (their loss on the unpruned member is zero), and the tables use it, "
+                        "marked t; other methods read n/a")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from ..registry import Registry
 
 Terms = Mapping[str, Any]  # term name -> scalar tensor
+TEACHER_DIFFERENCE_TERMS = ("l1", "L_GC", "L_DC")  # zero whenever G_C's output equals G_O's; "adv" is not
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Method:
     @property
     def trains_generator(self) -> bool:
         return self.g_loss is not None
+
+    @property
+    def stays_at_teacher(self) -> bool:
+        """Every G_C term is a difference to the teacher (the L1, L_GC, L_DC), so an unpruned G_C, equal to G_O,
+        gets zero loss and zero gradient and never moves: this method's dense control is the teacher itself."""
+        return all(term in TEACHER_DIFFERENCE_TERMS for term in self.terms)
 
     @property
     def consistency(self) -> bool:
