@@ -32,13 +32,14 @@ steps, 2,000 samples, dense 13.90) 18.86 ± 0.31 against 16.05 ± 0.13 (4 seeds)
 as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at 1.15x of dense
 at 90% with distill, the 788k model reaches 1.09x.
 """
-# The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default: against a dense control that gets
-# the same recovery, distill loses less to pruning than distill-adv on every member measured
-# (90% element, seed 0: bundled 1.06x vs 1.24x, narrow DCGAN 1.48x vs 1.91x, conditional 1.97x
-# vs 6.90x, SR +0.02 dB vs -0.62 dB; docs/zoo.md), by mean and by worst case. distill-adv's better absolute FID is mostly continued
-# training of the GAN (it improves the unpruned members by a third), which a recovery recipe
-# cannot claim. distill also needs neither the discriminator nor data. distill-adv stays one
-# flag away (--method distill-adv) for the best absolute FID.
+# The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default: against a dense control that gets the same recovery,
+# distill loses less to pruning than distill-adv on every member (90% element, 10-step warm-up, 3 seeds: bundled 1.07x
+# vs 1.24x (seed 0), narrow DCGAN 1.49x vs 1.97x, upsample-sn 1.18x vs 1.20x, conditional 1.85x vs 2.09x, SR +0.02 dB
+# vs -0.26 dB). distill-adv's better absolute FID is continued training of the GAN (its dense controls improve the
+# teachers by 22-54%), which a recovery recipe cannot claim. hybrid is now the zoo's best at 90% by mean and worst case
+# (1.29x / 1.53x vs 1.40x / 1.98x over the four noise-input members), all of it from the class-conditional member
+# (1.29x vs 1.85x; worse on both DCGANs); it needs a discriminator and real images, which distill does not, so it is
+# not the default (docs/zoo.md, "The default recipe"). distill-adv and hybrid stay one flag away.
 DEFAULT_METHOD = "distill"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
 DEFAULT_BATCH_SIZE = 64
