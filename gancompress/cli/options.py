@@ -119,7 +119,7 @@ NMAxis = Annotated[str, typer.Option("--nm-axis", help="N:M runs along: {choices
 Coupled = Annotated[bool, flag("--coupled", help="With --granularity filter: prune filters joined by residual additions together, so export --format shrunk can remove them.")]
 
 # --- recovery -----------------------------------------------------------------------------
-Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) is a per-sample L1 to the dense teacher (no discriminator or data needed); distill-adv adds the GAN's own generator loss against the training discriminator; hybrid adds the paper's consistency terms through it (the zoo's best on a class-conditional GAN; both need --data).")]
+Method = Annotated[str, typer.Option("--method", help=f"Recovery method: {{choices:method}}. {D.DEFAULT_METHOD} (the default) is a per-sample L1 to the dense teacher (no discriminator or data needed); distill-adv adds the GAN's own generator loss against the training discriminator; hybrid adds the paper's consistency terms through it (better than distill on the zoo's GANs with a projection or spectral-norm discriminator, worse on its DCGANs; both need --data).")]
 Methods = Annotated[str, typer.Option("--method", metavar="LIST", help="Comma-separated recovery methods from: {choices:method}.")]
 Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsity is reached: agp (prune gradually while recovering) or oneshot (prune, then recover with fixed masks).")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity (sweep: with --schedule agp): fraction of the steps over which sparsity rises to the target.")]

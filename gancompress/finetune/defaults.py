@@ -37,8 +37,8 @@ at 90% with distill, the 788k model reaches 1.09x.
 # vs 1.24x (seed 0), narrow DCGAN 1.49x vs 1.97x, upsample-sn 1.18x vs 1.20x, conditional 1.85x vs 2.09x, SR +0.02 dB
 # vs -0.26 dB). distill-adv's better absolute FID is continued training of the GAN (its dense controls improve the
 # teachers by 22-54%), which a recovery recipe cannot claim. hybrid is now the zoo's best at 90% by mean and worst case
-# (1.29x / 1.53x vs 1.40x / 1.98x over the four noise-input members), all of it from the class-conditional member
-# (1.29x vs 1.85x; worse on both DCGANs); it needs a discriminator and real images, which distill does not, so it is
+# (1.29x / 1.53x vs 1.40x / 1.98x over the four noise-input members) and over all five cells, from the members with a
+# projection or spectral-norm discriminator (conditional 1.29x vs 1.85x at 90%; worse on both DCGANs); it needs a discriminator and real images, which distill does not, so it is
 # not the default (docs/zoo.md, "The default recipe"). distill-adv and hybrid stay one flag away.
 DEFAULT_METHOD = "distill"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
