@@ -143,6 +143,9 @@ def check_levers(args) -> None:
         if args.loss not in (None, "own", *LOSSES.names()):
             raise InputError(f"--loss {args.loss!r}: choose own (each member's training loss) or one of "
                              f"{', '.join(LOSSES.names())}")
+        if "auto" in args.methods.split(","):
+            raise InputError("--methods auto: the zoo compares the methods themselves, and auto is hybrid on every "
+                             "member (each has a discriminator and data); list hybrid and/or distill")
         LossWeights(**{k: getattr(args, k) for k in ("adv_schedule", "d_warmup") if getattr(args, k) is not None})
         Rates(**({"lr_d": args.lr_d} if args.lr_d is not None else {}))
     except InputError as exc:

@@ -175,6 +175,7 @@ def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: S
     report["generator_parameters"] = report["generator"]["parameters"]
     emit(Event("inspect", 1, 1))
     clock.lap("inspect")
+    config, chosen = _choose_method(config, dense)
 
     pconf = setting_prune_config(config.sparsity, config.granularity, allocation=config.allocation,
                                  keep_dense=config.keep_dense)
@@ -194,10 +195,21 @@ def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: S
     sizes = [(dense_bytes, "dense f32"), (pruned_bytes, "sparse"), (export_bytes, "sparse")]
     result_rows = [DemoRow(label, path, n["fid"], n["psnr"], int(n["nonzeros"]), int(n["parameters"]), sp, size, kind)
                    for (label, path, n, sp), (size, kind) in zip(rows, sizes)]
-    result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, _settings(config, pconf),
-                        clock.seconds)
+    settings = {**_settings(config, pconf), **({"method_choice": chosen} if chosen else {})}
+    result = DemoResult(out, result_rows, {k: str(v) for k, v in files.items()}, report, settings, clock.seconds)
     atomic_write_text(files["report"], json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def _choose_method(config: DemoConfig, dense: Any) -> tuple[DemoConfig, str | None]:
+    """The demo's config with a method chosen per run (``auto``) resolved for the bundled GAN and its data."""
+    from dataclasses import replace
+
+    from .finetune.methods import resolve_method
+
+    name, why = resolve_method(config.method, has_discriminator=dense.discriminator is not None,
+                               has_data=bool(config.data))
+    return (replace(config, method=name), why) if why else (config, None)
 
 
 class _Laps:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError, Interrupted
 from .finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig, Runtime
 from .finetune.defaults import DEFAULT_METHOD, DEFAULT_RAMP_FRACTION, DEFAULT_SCHEDULE
-from .finetune.methods import METHODS, get_method
+from .finetune.methods import METHODS, get_method, resolve_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, measure_exports, prune_and_recover, setting_prune_config, write_samples
 
@@ -204,6 +204,22 @@ def check_discriminator(config: SweepConfig, dense) -> None:
         raise InputError(f"{read.source} has no discriminator and method {', '.join(needs)} needs one: pass "
                          "--discriminator SOURCE (with --d-arch module:Callable for your own class), or use "
                          "--method distill, which needs none")
+
+
+def choose_methods(config: SweepConfig, dense) -> list[str]:
+    """Replace a method chosen per run (``auto``) in ``config.methods`` by the one it picks for these inputs (the
+    dense checkpoint's or ``--discriminator``'s D, ``--data``); a method listed twice that way runs once. Returns
+    the reasons (one line per choice), so every cell, table row and record names the method that really ran."""
+    has_d = bool(config.inputs.discriminator) or dense.discriminator is not None
+    methods, reasons = [], []
+    for requested in config.methods:
+        name, why = resolve_method(requested, has_discriminator=has_d, has_data=bool(config.inputs.data))
+        if why:
+            reasons.append(why)
+        if name not in methods:
+            methods.append(name)
+    config.methods = tuple(methods)
+    return reasons
 
 
 # --------------------------------------------------------------------------- one cell
@@ -434,6 +450,8 @@ def sweep(config: SweepConfig, on_event: OnEvent | None = None, shard: tuple[int
         raise InputError(f"{read.source} is already pruned; sweep starts from the dense model")
     check_cells(config, dense_bundle.generator)
     check_discriminator(config, dense_bundle)
+    for reason in choose_methods(config, dense_bundle):
+        emit(Event("sweep", 0, len(config.cells()), {"event": "note", "note": reason}))
     config.out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(config)
     cells = config.cells()

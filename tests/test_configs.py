@@ -39,12 +39,13 @@ class Critic(torch.nn.Module):
 
 
 def test_methods_registry_drives_what_a_step_computes():
-    assert set(methods.names()) == {"self-supervised", "finetune", "distill", "hybrid", "distill-adv", "none"}
+    assert set(methods.names()) == {"self-supervised", "finetune", "distill", "hybrid", "distill-adv", "none", "auto"}
     adv = methods.get_method("distill-adv")
     assert adv.uses_teacher and adv.uses_d and adv.trains_d and not adv.consistency
     assert adv.g_loss({"l1": 2.0, "adv": 3.0}, LossWeights(adv_weight=0.5)) == 3.5
     assert methods.get_method("hybrid").g_loss({"L_GC": 1.0, "L_DC": 2.0, "l1": 4.0}, LossWeights(lam=0.5, mu=0)) == 2.0
     assert not methods.get_method("none").trains_generator and not methods.get_method("distill").uses_d
+    assert methods.get_method("auto").is_choice and not methods.get_method("hybrid").is_choice
     with pytest.raises(InputError, match="did you mean distill"):
         methods.get_method("distil")
 

@@ -24,9 +24,9 @@ def test_demo_writes_every_file(demo_result):
     for key in ("pruned", "recovered", "export", "samples", "report"):
         assert Path(demo_result.files[key]).is_file(), key
     doc = json.loads(Path(demo_result.files["report"]).read_text())
-    from gancompress.finetune.defaults import DEFAULT_METHOD
-
-    assert [r["label"] for r in doc["rows"]] == ["dense", "pruned, no recovery", f"pruned + {DEFAULT_METHOD}"]
+    # the default method, auto, picks hybrid for the bundled GAN (it has its discriminator, the demo its digits) and says so
+    assert [r["label"] for r in doc["rows"]] == ["dense", "pruned, no recovery", "pruned + hybrid"]
+    assert doc["settings"]["method"] == "hybrid" and "auto chose hybrid" in doc["settings"]["method_choice"]
 
 
 def test_demo_table_rows_and_recovery_helps(demo_result):

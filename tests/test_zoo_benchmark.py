@@ -313,3 +313,10 @@ def test_zoo_passes_the_recovery_levers_to_every_cell_of_a_custom_member(members
     assert json.loads((out / "zoo.json").read_text())["ran"] == 2  # the 90% cell and its dense control, both with the levers
     with pytest.raises(InputError, match="ema_decay"):  # cells made with the levers are not reused without them
         zoo.main(base)
+
+
+def test_zoo_refuses_auto_as_a_method(tmp_path, capsys):
+    """auto is a choice made per run (hybrid on every member); the zoo measures the methods it chooses between."""
+    with pytest.raises(SystemExit) as stop:
+        _zoo().main(["--smoke", "--methods", "distill,auto", "--members-dir", str(tmp_path)])
+    assert stop.value.code == 2 and "list hybrid and/or distill" in capsys.readouterr().err

@@ -63,6 +63,8 @@ def _print(result) -> None:
     title = (f"{s['source']}: {100 * s['sparsity_target']:g}% {s['granularity']} sparsity, "
              f"{s['method']} recovery ({s['schedule']}) for {s['steps']} steps (digits-FID, {s['fid_samples']:,} samples)")
     console.print(table(title, ["model", "FID", "x dense", "PSNR dB", "nonzeros", "zeros %", "G file"], rows))
+    if s.get("method_choice"):
+        console.print(s["method_choice"], markup=False)
     total = sum(result.seconds.values())
     console.print(f"took {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()) + ")",
                   markup=False)

@@ -54,10 +54,11 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              progress_interval: ProgressInterval = cli_progress.DEFAULT_INTERVAL) -> None:
     """Recover a pruned generator (or prune a dense one gradually, with --sparsity) against its discriminator.
 
-    The default method, distill, trains the pruned generator towards the dense teacher's output for the same
-    input (per-sample L1); it needs neither the discriminator nor --data. --method distill-adv adds the GAN's own
-    generator loss against the discriminator, which keeps training on --data. Writes the recovered checkpoint and
-    prints its path as the only stdout line.
+    The default method, auto, picks hybrid when the checkpoint (or --discriminator) gives a discriminator and
+    --data gives real images, and distill otherwise, and says which. distill trains the pruned generator towards
+    the dense teacher's output for the same input (per-sample L1) and needs neither; hybrid adds the paper's
+    consistency terms through the discriminator, which keeps training on --data. Writes the recovered
+    checkpoint and prints its path as the only stdout line.
 
     Example: gancompress finetune pruned.safetensors --data builtin:digits -o recovered.safetensors --steps 750
 

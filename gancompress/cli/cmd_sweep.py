@@ -112,5 +112,7 @@ def _reporter(show: bool, interval: float):
             notice(f"{where}: {info['steps']} steps...")
         elif info["event"] == "dense":
             notice("measuring the dense model...")
+        elif info["event"] == "note":
+            notice(info["note"])
 
     return report

@@ -6,14 +6,16 @@ frozen; never pruned). ``--method``:
 
 - ``self-supervised``: G_C minimises ``L_GC + lambda * L_DC`` (the paper's loss, see
   :mod:`gancompress.losses`);
-- ``hybrid``: that plus ``mu * mean|G_C(x) - G_O(x)| / mean|G_O(x)|`` (best in the probes of
-  shared/method.md; behind distill on the bundled GAN: README "Results");
+- ``hybrid``: that plus ``mu * mean|G_C(x) - G_O(x)| / mean|G_O(x)|`` (the zoo's best by mean
+  and worst case, behind distill on the DCGANs: docs/zoo.md);
 - ``finetune``: ordinary GAN fine-tuning of G_C with the profile's generator loss;
 - ``distill``: only the per-sample L1 to the teacher (needs no D and no data);
 - ``distill-adv``: that L1 plus ``adv_weight`` times the profile's generator loss on G_C's
-  fakes, with D training as in ``finetune``; the default, best at every sparsity in
-  ``benchmarks/reproduce_paper.py`` on the bundled GAN (see ``defaults.py``);
-- ``none``: the pruning applied without training (a one-shot prune at the target).
+  fakes, with D training as in ``finetune``; best in absolute FID on the bundled GAN, mostly as
+  continued training of the GAN (see ``defaults.py``);
+- ``none``: the pruning applied without training (a one-shot prune at the target);
+- ``auto`` (the default): ``hybrid`` when a discriminator and real images are at hand, else
+  ``distill``, chosen once the inputs are loaded (the zoo's pick, docs/zoo.md).
 
 Pruning: the input's masks, or with ``sparsity`` on a dense input, AGP (Zhu & Gupta) from 5%
 to the target by ``ramp_fraction`` of the steps, masks recomputed monotonically every few

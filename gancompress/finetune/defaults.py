@@ -8,7 +8,7 @@ settings for every method (lr_g 2e-3 held during the AGP ramp then cosine-anneal
 
   sparsity              50%             75%              90%
   distill-adv      4.20 ± 0.10     4.35 ± 0.09      5.05 ± 0.09   (0.78x dense at 90%; 1.21x its dense control)
-  distill          6.52 ± 0.03     6.59 ± 0.01      7.05 ± 0.04   <- DEFAULT_METHOD (1.09x)
+  distill          6.52 ± 0.03     6.59 ± 0.01      7.05 ± 0.04   (1.09x)
   hybrid (mu 10)   6.75 ± 0.11     6.90 ± 0.14      7.78 ± 0.10
   self-supervised  17.56 ± 1.16    45.05 ± 43.24    27.44 ± 2.84  (23.09 ± 2.19 at lr_g 2e-4 constant)
   finetune         324.7 ± 11.0    314.8 ± 19.6     287.2 ± 4.7   (30.02 ± 4.01 at lr_g 2e-4 constant)
@@ -32,15 +32,15 @@ steps, 2,000 samples, dense 13.90) 18.86 ± 0.31 against 16.05 ± 0.13 (4 seeds)
 as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at 1.15x of dense
 at 90% with distill, the 788k model reaches 1.09x.
 """
-# The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default: against a dense control that gets the same recovery,
-# distill loses less to pruning than distill-adv on every member (90% element, 10-step warm-up, 3 seeds: bundled 1.07x
-# vs 1.24x (seed 0), narrow DCGAN 1.49x vs 1.97x, upsample-sn 1.18x vs 1.20x, conditional 1.85x vs 2.09x, SR +0.02 dB
-# vs -0.26 dB). distill-adv's better absolute FID is continued training of the GAN (its dense controls improve the
-# teachers by 22-54%), which a recovery recipe cannot claim. hybrid is now the zoo's best at 90% by mean and worst case
-# (1.29x / 1.53x vs 1.40x / 1.98x over the four noise-input members) and over all five cells, from the members with a
-# projection or spectral-norm discriminator (conditional 1.29x vs 1.85x at 90%; worse on both DCGANs); it needs a discriminator and real images, which distill does not, so it is
-# not the default (docs/zoo.md, "The default recipe"). distill-adv and hybrid stay one flag away.
-DEFAULT_METHOD = "distill"
+# The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default. Against a dense control that gets the same recovery, at
+# 90% element with the 10-step warm-up (3 seeds, 5,000 samples), hybrid is the best by mean and by worst case over the
+# four noise-input members: 1.29x / 1.53x vs distill's 1.40x / 1.98x (distill-adv 1.63x / 2.31x; its better absolute
+# FID is continued training of the GAN: its dense controls improve the teachers by 22-54%), and over all five cells.
+# Its lead comes from the members with a projection or spectral-norm discriminator (conditional 1.29x vs 1.85x); it
+# loses on the two DCGANs (bundled 1.20x vs 1.07x, narrow 1.51x vs 1.49x). hybrid needs a discriminator and real
+# images, distill neither, so the default "auto" takes hybrid when both are at hand and distill otherwise, and says
+# which (finetune's notes, the result's method). distill, hybrid and distill-adv stay one flag away.
+DEFAULT_METHOD = "auto"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR_G = 2e-3

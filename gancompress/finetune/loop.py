@@ -88,6 +88,7 @@ def run_finetune(config: FinetuneConfig, on_event: OnEvent | None = None,
     with activated(init_world(config.run.device)) as world:
         device = device_for(world, device)
         setup = build_setup(config)
+        config = setup.config  # the method a per-run choice (auto) picked
         try:
             return _run(config, setup, paths, device, world, (on_event, should_stop), started)
         finally:  # no DataLoader worker outlives the run (one left at exit is killed and fails the process)

@@ -9,6 +9,10 @@ one shared forward and hands them to the method's ``g_loss`` with the run's loss
 - ``L_GC``, ``L_DC``: the paper's consistency terms (Yu & Pool, NeurIPS 2020), for which
   G_O's fakes also go through D.
 
+``auto`` (the default) is not a loss of its own but a choice made per run, once the inputs are
+known (:func:`resolve_method`): ``hybrid`` when a discriminator and real images are at hand (the
+zoo's best by mean and worst case, docs/zoo.md), else ``distill`` (which needs neither).
+
 Torch-free, so ``--help`` can list the methods without importing torch.
 """
 from __future__ import annotations
@@ -33,6 +37,12 @@ class Method:
     g_loss: Callable[[Terms, Any], Any] | None  # (terms, weights with lam/mu/adv_weight) -> G_C's loss
     terms: tuple[str, ...] = ()  # the terms g_loss reads: l1, adv, L_GC, L_DC
     help: str = ""
+    # A method chosen per run: (has a discriminator, has real images) -> (method name, why); see resolve_method.
+    choose: Callable[[bool, bool], tuple[str, str]] | None = None
+
+    @property
+    def is_choice(self) -> bool:
+        return self.choose is not None
 
     @property
     def trains_generator(self) -> bool:
@@ -76,6 +86,34 @@ for _m in (
     Method("none", False, False, False, None, help="the pruning applied without training"),
 ):
     register_method(_m)
+
+
+def _choose_auto(has_discriminator: bool, has_data: bool) -> tuple[str, str]:
+    if has_discriminator and has_data:
+        return "hybrid", "a discriminator and real images are at hand"
+    missing = " and ".join(what for what, ok in (("no discriminator", has_discriminator), ("no --data", has_data))
+                           if not ok)
+    return "distill", f"{missing}: hybrid needs both"
+
+
+def _unresolved(t: Terms, w: Any) -> Any:
+    raise RuntimeError("method auto is chosen per run: call resolve_method() before training")
+
+
+# Every candidate of auto trains G from teacher differences only (so its dense control is the teacher) and
+# uses the teacher; uses_d False: without a discriminator or data it is distill, so it demands neither.
+register_method(Method("auto", True, False, False, _unresolved, (), choose=_choose_auto,
+                       help="hybrid when a discriminator and --data are at hand, else distill (the default)"))
+
+
+def resolve_method(name: str, *, has_discriminator: bool, has_data: bool) -> tuple[str, str | None]:
+    """The method a run uses for the requested ``name``: itself, or what a choice (``auto``) picks for
+    these inputs, with the reason (None for a method that is not a choice)."""
+    method = get_method(name)
+    if method.choose is None:
+        return name, None
+    chosen, why = method.choose(has_discriminator, has_data)
+    return chosen, f"--method {name} chose {chosen} ({why})"
 
 
 def names() -> list[str]:

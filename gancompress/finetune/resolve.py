@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,6 +16,7 @@ from ..archs.contract import d_output as contract_d_output, judges_input
 from ..loading import LoadOptions, load_bundle, load_discriminator, load_with_partner
 from ..losses import LossProfile, make_loss
 from .config import FinetuneConfig
+from .methods import resolve_method
 
 
 @dataclass
@@ -34,6 +35,17 @@ class Setup:
     sampler: Any                      # batches.Sampler (noise) or data_pairs.CropSampler (image-to-image)
     notes: list[str] = field(default_factory=list)
     partner: nn.Module | None = None  # CycleGAN: the opposite-direction generator (dense, frozen)
+    config: FinetuneConfig | None = None  # the run's config, its method resolved (build_setup sets it)
+
+
+def choose_method(config: FinetuneConfig, bundle: GanBundle) -> tuple[FinetuneConfig, str | None]:
+    """``config`` with a method chosen per run (``auto``) replaced by the one it picks for these inputs (a
+    discriminator in the checkpoint or ``--discriminator``, real images from ``--data``), and why; else unchanged."""
+    has_d = bool(config.discriminator) or bundle.discriminator is not None
+    name, why = resolve_method(config.recovery.method, has_discriminator=has_d, has_data=bool(config.data.source))
+    if why is None:
+        return config, None
+    return replace(config, recovery=replace(config.recovery, method=name)), why
 
 
 def _load(source: str, config: FinetuneConfig, what: str, like: GanBundle | None = None) -> GanBundle:

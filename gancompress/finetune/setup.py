@@ -11,7 +11,8 @@ from ..data.batches import Sampler, downsample
 from ..data.images import folder_labels
 from .config import FinetuneConfig
 from .img2img import image_setup
-from .resolve import Setup, is_conditional, load_partner, resolve_discriminator, resolve_loss, resolve_teacher
+from .resolve import (Setup, choose_method, is_conditional, load_partner, resolve_discriminator, resolve_loss,
+                      resolve_teacher)
 
 
 def load_images(config: FinetuneConfig, info: GeneratorInfo, conditional: bool) -> tuple[object, torch.Tensor | None]:
@@ -49,8 +50,18 @@ def class_count(info: GeneratorInfo, discriminator) -> int | None:
 
 
 def build_setup(config: FinetuneConfig) -> Setup:
-    """Load and check everything; writes nothing."""
+    """Load and check everything; writes nothing. A method chosen per run (``auto``) is resolved here, once the
+    inputs are known: ``setup.config`` is the run's config with the method it uses."""
     bundle, partner = load_partner(config.source, config, "input")
+    config, chosen = choose_method(config, bundle)
+    setup = _build(config, bundle, partner)
+    setup.config = config
+    if chosen:
+        setup.notes.insert(0, chosen)
+    return setup
+
+
+def _build(config: FinetuneConfig, bundle, partner) -> Setup:
     teacher, teacher_source = resolve_teacher(bundle, config)
     discriminator, d_spec, d_source = resolve_discriminator(bundle, config)
     if discriminator is not None and bundle.discriminator is not discriminator:

@@ -1,0 +1,99 @@
+"""The default method, auto: hybrid when a discriminator and real images are at hand, distill otherwise.
+
+The zoo (docs/zoo.md) found hybrid the best recipe by mean and worst case, but it needs a discriminator and data;
+auto is chosen per run once the inputs are known, says which it took, and every record names the method that ran.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gancompress.errors import InputError
+from gancompress.finetune import FinetuneInterrupted, run_finetune
+from gancompress.finetune.defaults import DEFAULT_METHOD
+from gancompress.finetune.methods import get_method, names, resolve_method
+from gancompress.sweep import SweepConfig, sweep
+from test_finetune import config, make_project
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_auto_is_the_default_and_picks_hybrid_only_with_both_inputs():
+    assert DEFAULT_METHOD == "auto"
+    picks = {(d, x): resolve_method("auto", has_discriminator=d, has_data=x)[0] for d in (True, False) for x in (True, False)}
+    assert picks == {(True, True): "hybrid", (True, False): "distill", (False, True): "distill", (False, False): "distill"}
+    assert "no discriminator and no --data" in resolve_method("auto", has_discriminator=False, has_data=False)[1]
+    for name in names():  # every other method is itself, with no note
+        if name != "auto":
+            assert resolve_method(name, has_discriminator=True, has_data=True) == (name, None)
+    with pytest.raises(InputError, match="unknown method"):
+        resolve_method("hybird", has_discriminator=True, has_data=True)
+
+
+def test_auto_promises_no_more_than_its_candidates():
+    """Checked before the inputs are loaded: what auto claims must hold for whichever it picks."""
+    auto = get_method("auto")
+    for candidate in ("hybrid", "distill"):
+        m = get_method(candidate)
+        assert m.trains_generator and m.uses_teacher and m.stays_at_teacher
+    assert auto.trains_generator and auto.uses_teacher and auto.stays_at_teacher
+    assert not auto.uses_d  # so neither --data nor a discriminator is demanded up front
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("auto"))
+
+
+@pytest.fixture(scope="module")
+def no_d(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("auto_no_d"), with_d=False)
+
+
+def test_finetune_takes_hybrid_with_a_discriminator_and_data(project, tmp_path):
+    run = run_finetune(config(project, method="auto", output=tmp_path / "o.safetensors"))
+    assert run.method == "hybrid"
+    assert run.notes[0] == "--method auto chose hybrid (a discriminator and real images are at hand)"
+    log = [json.loads(line) for line in run.log.read_text().splitlines()]
+    assert any("L_GC" in row for row in log)  # the consistency terms really ran
+
+
+@pytest.mark.parametrize("case", ["no --data", "no discriminator"])
+def test_finetune_falls_back_to_distill_and_says_why(project, no_d, tmp_path, case):
+    p, data = (project, None) if case == "no --data" else (no_d, str(no_d["images"]))
+    run = run_finetune(config(p, method="auto", data=data, output=tmp_path / "o.safetensors"))
+    assert run.method == "distill" and f"({case}: hybrid needs both)" in run.notes[0]
+
+
+def test_a_discriminator_file_counts(no_d, project, tmp_path):
+    run = run_finetune(config(no_d, method="auto", teacher=str(no_d["dense"]), discriminator=str(project["dense"]),
+                              output=tmp_path / "o.safetensors"))
+    assert run.method == "hybrid"
+
+
+def test_an_interrupted_auto_run_resumes_under_either_spelling(project, tmp_path):
+    kw = dict(method="auto", steps=4, output=tmp_path / "part.safetensors")
+    done = []
+
+    def on_event(event):
+        done.append(event.done)
+
+    with pytest.raises(FinetuneInterrupted):
+        run_finetune(config(project, **kw), on_event=on_event, should_stop=lambda: bool(done) and done[-1] == 2)
+    resumed = run_finetune(config(project, resume=True, **{**kw, "method": "hybrid"}))  # what auto chose
+    assert resumed.method == "hybrid" and resumed.steps == 4
+
+
+def test_sweep_names_the_chosen_method_and_runs_it_once(project, tmp_path):
+    base = dict(source=str(project["dense"]), sparsities=(0.5,), granularities=("element",), steps=2, batch_size=8,
+                num_samples=32, device="cpu", grid_columns=2)
+    events = []
+    result = sweep(SweepConfig.from_options(out_dir=tmp_path / "s", methods=("auto", "distill"), **base),
+                   on_event=lambda e: events.append(e.info))
+    assert [c["method"] for c in result.cells] == ["distill"]  # no --data: auto is distill, run once
+    assert {"event": "note", "note": "--method auto chose distill (no --data: hybrid needs both)"} in events
+    with_data = sweep(SweepConfig.from_options(out_dir=tmp_path / "t", methods=("auto",), data=str(project["images"]),
+                                               **base))
+    assert [c["method"] for c in with_data.cells] == ["hybrid"]
+    assert json.loads((tmp_path / "t" / "sweep.json").read_text())["config"]["methods"] == ["hybrid"]
