@@ -78,7 +78,8 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 # Recovery settings passed through to every cell (sweep/finetune spelling; unset: the sweep's default). A setting
 # other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
-            "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int}
+            "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int,
+            "mu": float, "lam": float}
 CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
 # the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
