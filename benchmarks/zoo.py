@@ -79,7 +79,7 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 # other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
             "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int,
-            "mu": float, "lam": float}
+            "mu": float, "lam": float, "adv_weight": float}
 CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
 # the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
@@ -250,7 +250,8 @@ def worst(metric: str, values: list[float]) -> float:
 # such control zoo.py ran scored the teacher exactly). A seed whose control was not run (--no-controls) is compared
 # with the teacher's score instead, marked "t" in the tables.
 TEACHER_IS_CONTROL = tuple(name for name in recovery_methods.names()
-                           if recovery_methods.get_method(name).stays_at_teacher)
+                           if recovery_methods.get_method(name).stays_at_teacher
+                           and not recovery_methods.get_method(name).is_choice)  # auto: refused, see check_levers
 
 
 def per_seed(items: list[dict], controls: dict[int, float], metric: str, teacher: float,
