@@ -33,11 +33,11 @@ as well as 2e-3; 8e-3 diverged. Capacity is the third: the 230k model stayed at 
 at 90% with distill, the 788k model reaches 1.09x.
 """
 # The zoo (benchmarks/zoo.py, docs/zoo.md) picked the default. Against a dense control that gets the same recovery, at
-# 90% element with the 10-step warm-up (3 seeds, 5,000 samples), hybrid is the best by mean and by worst case over the
-# four noise-input members: 1.29x / 1.53x vs distill's 1.40x / 1.98x (distill-adv 1.63x / 2.31x; its better absolute
+# 90% element with the 10-step warm-up (3 seeds, 5,000 samples), hybrid (mu 30, below) is the best by mean and by worst
+# case over the four noise-input members: 1.27x / 1.52x vs distill's 1.40x / 1.98x (distill-adv 1.63x / 2.31x; its better absolute
 # FID is continued training of the GAN: its dense controls improve the teachers by 22-54%), and over all five cells.
-# Its lead comes from the members with a projection or spectral-norm discriminator (conditional 1.29x vs 1.85x); it
-# loses on the two DCGANs (bundled 1.20x vs 1.07x, narrow 1.51x vs 1.49x). hybrid needs a discriminator and real
+# Its lead comes from the members with a projection or spectral-norm discriminator (conditional 1.33x vs 1.85x); on
+# the bundled DCGAN distill stays ahead (1.07x vs 1.10x; narrow DCGAN 1.49x both). hybrid needs a discriminator and real
 # images, distill neither, so the default "auto" takes hybrid when both are at hand and distill otherwise, and says
 # which (finetune's notes, the result's method). distill, hybrid and distill-adv stay one flag away.
 DEFAULT_METHOD = "auto"
@@ -58,8 +58,8 @@ DEFAULT_LR_SCHEDULE = "cosine"
 DEFAULT_LR_WARMUP = 10
 DEFAULT_LAMBDA = 0.5
 # hybrid's weight of the per-sample L1 to the teacher beside the paper's terms. The zoo (docs/zoo.md, "hybrid's mu"),
-# 20 cells on the four noise-input members, mu 30 mostly seed 0 against mu 10's 3 seeds: mean 1.29x vs 1.33x, worst
-# cell 2.23x vs 2.89x (distill, mu -> infinity: 1.43x / 3.27x). Lower mu helps the class-conditional member and hurts
+# 20 cells on the four noise-input members (3 seeds; the bundled member's cells other than 90%: seed 0): mean 1.28x vs
+# 1.32x, worst cell 2.22x vs 2.89x (distill, mu -> infinity: 1.41x / 3.27x). Lower mu helps the class-conditional member and hurts
 # the DCGANs (mu 3 at 90%: conditional 1.19x, narrow DCGAN 2.34x); mu 30 is better than 10 on every DCGAN cell.
 DEFAULT_MU = 30.0  # hybrid only
 DEFAULT_ADV_WEIGHT = 1.0  # distill-adv only: weight of the GAN's own G loss beside the L1 to the teacher
