@@ -35,7 +35,7 @@ DEMO_SOURCE = "builtin:digits-dcgan"
 DEMO_DATA = "builtin:digits"
 DEMO_DIR = "gancompress-demo"
 # 10% of the bundled GAN's 7,500 training steps, the reproduction benchmark's budget (the
-# default distill: 79 s for the whole demo on an idle 2-core machine; distill-adv 94 s).
+# default auto, hybrid here: 82 s for the whole demo on an idle 2-core machine; distill 79 s, distill-adv 94 s).
 DEMO_STEPS = 750
 DEMO_SAMPLES = 2000
 STAGES = ("inspect", "prune", "finetune", "evaluate", "export")
