@@ -96,6 +96,7 @@ def recover(student: nn.Module, *, teacher: nn.Module, discriminator: nn.Module 
     image-to-image generator's input images, in the same forms (a super-resolution generator's are
     made by downscaling ``data``). ``options``:
     the other finetune settings by their CLI names (``lr_g``, ``mu``, ``adv_weight``, ``loss``, ...).
+    ``method`` ``auto`` (the default) runs hybrid when both ``discriminator`` and ``data`` are given, else distill.
     Returns a trained copy; the student's zeros stay zero.
     """
     from .finetune import run_finetune
