@@ -135,10 +135,15 @@ def recovery_levers(args, source: str, load) -> dict:
 
 
 def check_levers(args) -> None:
-    """Refuse a bad --loss, --adv-schedule, --d-warmup or --lr-d in one line (exit 2) before any work."""
+    """Refuse a bad --loss, --methods or recovery setting (--mu, --lr-g, --ema-decay, ...) in one line (exit 2) before
+    any work: each setting is checked by the config class that holds it in a cell."""
+    from dataclasses import fields
+
     from gancompress.errors import InputError
-    from gancompress.finetune.config import LossWeights, Rates
+    from gancompress.finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig
     from gancompress.losses import LOSSES
+
+    given = recovery_options(args)
 
     try:
         if args.loss not in (None, "own", *LOSSES.names()):
@@ -147,8 +152,8 @@ def check_levers(args) -> None:
         if "auto" in args.methods.split(","):
             raise InputError("--methods auto: the zoo compares the methods themselves, and auto is hybrid on every "
                              "member (each has a discriminator and data); list hybrid and/or distill")
-        LossWeights(**{k: getattr(args, k) for k in ("adv_schedule", "d_warmup") if getattr(args, k) is not None})
-        Rates(**({"lr_d": args.lr_d} if args.lr_d is not None else {}))
+        for cls in (LossWeights, Rates, PruneSchedule, RecoveryConfig):
+            cls(**{f.name: given[f.name] for f in fields(cls) if f.name in given})
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -320,3 +320,17 @@ def test_zoo_refuses_auto_as_a_method(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         _zoo().main(["--smoke", "--methods", "distill,auto", "--members-dir", str(tmp_path)])
     assert stop.value.code == 2 and "list hybrid and/or distill" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, message", [("--mu", "-1", "--mu must be a non-negative number"),
+                                                    ("--adv-weight", "-2", "--adv-weight must be a non-negative"),
+                                                    ("--lr-g", "-1", "--lr-g must be a positive number"),
+                                                    ("--ema-decay", "2", "--ema-decay must be a number in (0, 1)"),
+                                                    ("--batch-size", "0", "--batch-size must be a positive integer")])
+def test_zoo_refuses_a_bad_recovery_setting_in_one_line_before_any_work(tmp_path, capsys, option, value, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        _zoo().main(["--smoke", "--members", "narrow-dcgan", "--members-dir", str(tmp_path), "--out", str(out), option, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not out.exists()
