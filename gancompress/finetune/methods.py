@@ -110,7 +110,7 @@ def resolve_method(name: str, *, has_discriminator: bool, has_data: bool) -> tup
     """The method a run uses for the requested ``name``: itself, or what a choice (``auto``) picks for
     these inputs, with the reason (None for a method that is not a choice)."""
     method = get_method(name)
-    if method.choose is None:
+    if not method.is_choice:
         return name, None
     chosen, why = method.choose(has_discriminator, has_data)
     return chosen, f"--method {name} chose {chosen} ({why})"
