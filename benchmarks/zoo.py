@@ -44,7 +44,7 @@ for _path in (REPO, ZOO_CODE):
         sys.path.insert(0, str(_path))
 
 from gancompress.finetune import methods as recovery_methods  # noqa: E402  (torch-free)
-from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES  # noqa: E402  (torch-free)
+from gancompress.finetune.defaults import LR_SCHEDULES, SCHEDULES, STUDENT_MODES  # noqa: E402  (torch-free)
 
 BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
@@ -79,8 +79,9 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 # other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
             "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int,
-            "mu": float, "lam": float, "adv_weight": float}
-CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES}  # --adv-schedule: check_levers, one line
+            "mu": float, "lam": float, "adv_weight": float, "regrow": bool,
+            "student_mode": str, "importance": str}
+CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES, "student_mode": STUDENT_MODES}  # --adv-schedule: check_levers, one line
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
 # the recovery broke the unpruned model, and a ratio to it says nothing about pruning.
 DIVERGED = {"fid": 2.0, "psnr_gt": -3.0}
@@ -142,6 +143,7 @@ def check_levers(args) -> None:
     from gancompress.errors import InputError
     from gancompress.finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig
     from gancompress.losses import LOSSES
+    from gancompress.prune.importance import check_importance
 
     given = recovery_options(args)
 
@@ -152,6 +154,12 @@ def check_levers(args) -> None:
         if "auto" in args.methods.split(","):
             raise InputError("--methods auto: the zoo compares the methods themselves, and auto is hybrid on every "
                              "member (each has a discriminator and data); list hybrid and/or distill")
+        if args.no_controls and given.get("student_mode") == "train":
+            raise InputError("--no-controls with --student-mode train: BatchNorm's batch statistics make even the unpruned "
+                             "member differ from the teacher, so the teacher is no stand-in for the dense control; "
+                             "run the controls (drop --no-controls)")
+        if "importance" in given:
+            check_importance(given["importance"])
         for cls in (LossWeights, Rates, PruneSchedule, RecoveryConfig):
             cls(**{f.name: given[f.name] for f in fields(cls) if f.name in given})
     except InputError as exc:
@@ -429,7 +437,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=5000, help="generated digits per FID (default 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"recovery steps (default {100 * BUDGET_FRACTION:g}%% of each member's training)")
     for key, kind in RECOVERY.items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(key),
+        how = {"action": "store_const", "const": True} if kind is bool else {"type": kind, "choices": CHOICES.get(key)}
+        p.add_argument(f"--{key.replace('_', '-')}", default=None, **how,
                        help=f"recovery {key} of every cell, as `gancompress sweep` takes it (default: the sweep's)")
     p.add_argument("--no-controls", action="store_true",
                    help="run no dense control: only where it is known; for " + ", ".join(TEACHER_IS_CONTROL) + " it is the "

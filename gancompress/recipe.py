@@ -35,6 +35,9 @@ class Setting:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise unknown_choice("schedule", self.schedule, SCHEDULES)
+        if self.schedule == "oneshot" and getattr(self.recovery, "schedule", None) is not None and self.recovery.schedule.regrow:
+            raise InputError("--regrow re-ranks the masks while the sparsity ramps; --schedule oneshot prunes before "
+                             "recovery with fixed masks: use --schedule agp, or leave --regrow out")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class Recovered:
 
 
 def setting_prune_config(sparsity: float, granularity: str = "element", *, allocation: str = "uniform",
-                         keep_dense: str = "auto", nm_axis: str = "in", nm_runs: int = 4):
+                         keep_dense: str = "auto", nm_axis: str = "in", nm_runs: int = 4, importance: str = "magnitude"):
     """The :class:`~gancompress.prune.PruneConfig` of one demo/sweep setting: ``sparsity`` of ALL
     prunable weights, as ``prune -s`` means it. The default ``keep_dense`` ``auto`` keeps a tiny
     output layer dense (our probes: keeping the 288-weight output conv of the digits DCGAN dense
@@ -93,7 +96,7 @@ def setting_prune_config(sparsity: float, granularity: str = "element", *, alloc
     from .prune import PruneConfig, nm_for_sparsity
 
     nm = nm_for_sparsity(sparsity, nm_runs) if granularity == "nm" else (2, 4)
-    return PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, nm=nm,
+    return PruneConfig(sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense, nm=nm, importance=importance,
                        nm_axis=nm_axis)
 
 

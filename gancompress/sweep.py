@@ -47,7 +47,7 @@ CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
-               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup")
+               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -56,7 +56,7 @@ LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replac
 # setting it was not made with.
 BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
                "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
-               "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0}
+               "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0, "regrow": False, "student_mode": "eval", "importance": "magnitude"}
 
 
 # --------------------------------------------------------------------------- config
@@ -94,6 +94,7 @@ class SweepConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_dense: str = "auto"
+    importance: str = "magnitude"  # what ranks the weights (gancompress.prune.importance), every cell
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     runtime: Runtime = field(default_factory=Runtime)  # device, --amp, --workers, ... of every cell
     keep_checkpoints: bool = True
@@ -126,7 +127,7 @@ class SweepConfig:
         for m in self.methods:
             get_method(m)
         for s, g, a in {(c["sparsity"], c["granularity"], c["allocation"]) for c in self.cells()}:
-            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense)  # every cell's setting, before any work
+            setting_prune_config(s, g, allocation=a, keep_dense=self.keep_dense, importance=self.importance)  # every cell's setting, before any work
         Setting(None, self.recovery, self.schedule)  # checks the schedule
         for m in self.methods:  # each method with the shared recovery options (--feature-weight needs the teacher)
             replace(self.recovery, method=m)
@@ -142,8 +143,8 @@ class SweepConfig:
         weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight", "adv_schedule", "d_warmup", "feature_weight")
                    if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule", "lr_warmup") if k in options}
-        runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay") if k in options}
-        ramp = {k: options.pop(k) for k in ("ramp_fraction",) if k in options}
+        runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay", "student_mode") if k in options}
+        ramp = {k: options.pop(k) for k in ("ramp_fraction", "regrow") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
                     if k in options}
@@ -168,7 +169,8 @@ class SweepConfig:
                 "lr_d": r.rates.lr_d, "lr_schedule": r.rates.lr_schedule, "lr_warmup": r.rates.lr_warmup, "mu": w.mu, "adv_weight": w.adv_weight,
                 "lam": w.lam, "loss": r.loss, "adv_schedule": w.adv_schedule, "d_warmup": w.d_warmup,
                 "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
-                "keep_dense": self.keep_dense, "ramp_fraction": r.schedule.ramp_fraction,
+                "keep_dense": self.keep_dense, "importance": self.importance, "ramp_fraction": r.schedule.ramp_fraction, "regrow": r.schedule.regrow,
+                "student_mode": r.student_mode,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
                 "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}
@@ -186,7 +188,8 @@ def check_cells(config: SweepConfig, generator) -> None:
     from .prune import plan_target
 
     for s, g, a in sorted({(c["sparsity"], c["granularity"], c["allocation"]) for c in config.cells()}):
-        plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense))
+        plan_target(generator, setting_prune_config(s, g, allocation=a, keep_dense=config.keep_dense,
+                                                    importance=config.importance))
 
 
 def check_discriminator(config: SweepConfig, dense) -> None:
@@ -236,7 +239,7 @@ def run_cell(config: SweepConfig, cell: dict[str, Any], folder: Path, on_event: 
     read = config.inputs
     dense = load_bundle(read.source, read.load)
     pconf = setting_prune_config(cell["sparsity"], cell["granularity"], allocation=cell.get("allocation", "uniform"),
-                                 keep_dense=config.keep_dense)
+                                 keep_dense=config.keep_dense, importance=config.importance)
     setting = Setting(pconf, replace(config.recovery, method=cell["method"]), config.schedule, cell["seed"])
     pruned_path = folder / "pruned.safetensors"
     runtime = config.runtime

@@ -225,24 +225,29 @@ def test_zoo_recovery_options_reach_every_cell_and_its_record(members, tmp_path,
 
     monkeypatch.setattr(sweep_module, "prune_and_recover", spy)
     options = ["--lr-g", "1e-3", "--lr-schedule", "constant", "--ramp-fraction", "0.25", "--keep-dense", "net.6,last",
-               "--batch-size", "8"]
+               "--batch-size", "8", "--regrow", "--student-mode", "train", "--importance", "bn-scaled"]
     base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--out", str(out), "--methods", "distill"]
     assert zoo.main(base + options) == 0
     assert len(seen) == 2  # the 90% cell and its dense control, both with the options
     for setting in seen:
         r = setting.recovery
         assert (r.rates.lr_g, r.rates.lr_schedule, r.schedule.ramp_fraction, r.batch_size) == (1e-3, "constant", 0.25, 8)
+        assert r.schedule.regrow and r.student_mode == "train"
         assert setting.prune.keep_dense == ("net.6", "last") and setting.schedule == "agp"
+        assert setting.prune.importance == "bn-scaled"
     recorded = json.loads((out / "narrow-dcgan" / "sweep.json").read_text())["config"]
-    assert {k: recorded[k] for k in ("lr_g", "lr_schedule", "ramp_fraction", "keep_dense", "batch_size", "schedule")} == {
+    assert {k: recorded[k] for k in ("lr_g", "lr_schedule", "ramp_fraction", "keep_dense", "batch_size", "schedule",
+                                     "regrow", "student_mode", "importance")} == {
         "lr_g": 1e-3, "lr_schedule": "constant", "ramp_fraction": 0.25, "keep_dense": "net.6,last", "batch_size": 8,
-        "schedule": "agp"}
+        "schedule": "agp", "regrow": True, "student_mode": "train", "importance": "bn-scaled"}
     pruned = next(c for c in json.loads((out / "zoo.json").read_text())["members"][0]["cells"] if c["sparsity"] > 0)
     assert pruned["achieved_sparsity"] == pytest.approx(0.9, abs=0.01)  # two layers dense, 90% of all still
     assert zoo.main(base + options) == 0 and json.loads((out / "zoo.json").read_text())["ran"] == 0  # resumed
     with pytest.raises(InputError, match="ramp_fraction: 0.25 -> 0.5"):  # the defaults would mix with these cells
         zoo.main(base)
     seen.clear()
+    with pytest.raises(InputError, match="--regrow"):  # a one-shot schedule has no ramp to re-rank masks on
+        zoo.main(base[:5] + ["--out", str(tmp_path / "oneshot"), "--methods", "distill", "--schedule", "oneshot", "--regrow"])
     assert zoo.main(base[:5] + ["--out", str(tmp_path / "oneshot"), "--methods", "distill", "--schedule", "oneshot"]) == 0
     assert [s.schedule for s in seen] == ["oneshot", "oneshot"]
 
@@ -326,11 +331,14 @@ def test_zoo_refuses_auto_as_a_method(tmp_path, capsys):
                                                     ("--adv-weight", "-2", "--adv-weight must be a non-negative"),
                                                     ("--lr-g", "-1", "--lr-g must be a positive number"),
                                                     ("--ema-decay", "2", "--ema-decay must be a number in (0, 1)"),
-                                                    ("--batch-size", "0", "--batch-size must be a positive integer")])
+                                                    ("--batch-size", "0", "--batch-size must be a positive integer"),
+                                                    ("--no-controls --student-mode", "train",
+                                                     "--no-controls with --student-mode train")])
 def test_zoo_refuses_a_bad_recovery_setting_in_one_line_before_any_work(tmp_path, capsys, option, value, message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as stop:
-        _zoo().main(["--smoke", "--members", "narrow-dcgan", "--members-dir", str(tmp_path), "--out", str(out), option, value])
+        _zoo().main(["--smoke", "--members", "narrow-dcgan", "--members-dir", str(tmp_path), "--out", str(out),
+                     *option.split(), value])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not out.exists()

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import handle_errors
-from .options import (NM, Allocation, Plan, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
+from .options import (NM, Allocation, Importance, Plan, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
                       Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
@@ -23,6 +23,7 @@ def prune(
     sparsity: Sparsity = None,
     granularity: Granularity = "element",
     allocation: Allocation = "uniform",
+    importance: Importance = "magnitude",
     keep_dense: KeepDense = "auto",
     block: Block = "4x4",
     nm: NM = "2:4",
@@ -60,7 +61,7 @@ def prune(
     load = load_options(trust_pickle=trust_pickle, arch=arch, arch_kwargs=arch_kwargs, d_arch=d_arch,
                         d_arch_kwargs=d_arch_kwargs)
     source = source_from_stdin(source)
-    config = PruneConfig(sparsity=sparsity, granularity=granularity, allocation=allocation, keep_dense=keep_dense,
+    config = PruneConfig(sparsity=sparsity, granularity=granularity, allocation=allocation, importance=importance, keep_dense=keep_dense,
                          block=block, nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
                          coupled=coupled, scope=scope, prune_first_last=prune_first_last,
                          plan=read_plan(plan) if plan is not None else None)

@@ -123,13 +123,18 @@ class Rates:
 @dataclass(frozen=True)
 class PruneSchedule:
     """AGP (Zhu & Gupta): sparsity rises from ``initial_sparsity`` to the target over ``ramp_fraction``
-    of the steps, masks recomputed every ``mask_every`` steps (None: about 20 times on the ramp)."""
+    of the steps, masks recomputed every ``mask_every`` steps (None: about 20 times on the ramp);
+    ``regrow``: the pruned weights keep training in a dense copy until the ramp ends, and each mask
+    update ranks that copy (:mod:`.regrow`)."""
 
     ramp_fraction: float = DEFAULT_RAMP_FRACTION
     initial_sparsity: float = DEFAULT_INITIAL_SPARSITY
     mask_every: int | None = None
+    regrow: bool = False  # pruning with feedback: pruned weights keep training and may return (see .regrow)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.regrow, bool):
+            raise InputError(f"--regrow is on or off (true/false), got {self.regrow!r}")
         if not 0.0 < self.ramp_fraction <= 1.0:
             raise InputError(f"--ramp-fraction must be in (0, 1], got {self.ramp_fraction}")
         if not 0.0 <= self.initial_sparsity < 1.0:
@@ -307,6 +312,9 @@ class FinetuneConfig:
             raise InputError(f"method {self.recovery.method} trains against the discriminator and needs real images: "
                              "pass --data FOLDER (or builtin:digits), or use --method distill, which needs neither "
                              "images nor a discriminator")
+        if self.recovery.schedule.regrow and self.prune is None:
+            raise InputError("--regrow re-ranks the masks while --sparsity ramps; this run prunes nothing more: "
+                             "give --sparsity, or leave --regrow out")
 
     @property
     def source(self) -> str:
@@ -338,6 +346,8 @@ class FinetuneConfig:
         for part, names in RESUME_FREE.items():
             for name in names:
                 d[part].pop(name, None)
+        if not d["recovery"]["schedule"].get("regrow"):  # off: the key of states saved before --regrow existed
+            d["recovery"]["schedule"].pop("regrow", None)
         return d
 
     @classmethod

@@ -1,6 +1,7 @@
 """The optional recovery levers a :class:`~.trainer.Trainer` carries beside G_C: an EMA of the student
-(:mod:`.ema`, ``--ema-decay``) and intermediate-feature distillation (:mod:`.features`,
-``--feature-weight``); how they are made, saved in the resume state and restored from it."""
+(:mod:`.ema`, ``--ema-decay``), intermediate-feature distillation (:mod:`.features`,
+``--feature-weight``) and the dense copies of pruning with feedback (:mod:`.regrow`, ``--regrow``);
+how they are made, saved in the resume state and restored from it."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,6 +11,7 @@ import torch
 from ..errors import InputError
 from .ema import StudentEMA
 from .features import FeatureDistiller
+from .regrow import DenseShadow
 
 
 def recovery_extras(trainer: Any, config: Any, world: Any) -> tuple[StudentEMA | None, FeatureDistiller | None]:
@@ -33,6 +35,8 @@ def extras_state(trainer: Any) -> dict[str, dict[str, torch.Tensor]]:
         state["ema"] = trainer.ema.state_dict()
     if trainer.features is not None:
         state["adapters"] = trainer.features.adapters.state_dict()
+    if trainer.shadow is not None:
+        state["shadow"] = trainer.shadow.state_dict()
     return state
 
 
@@ -45,4 +49,5 @@ def load_extras(trainer: Any, extras: dict[str, dict[str, torch.Tensor]]) -> Non
             raise InputError("--resume: the saved state holds no feature adapters (the run was started without "
                              "--feature-weight); resume with the same options, or start over with --force")
         trainer.features.adapters.load_state_dict(extras["adapters"])
+    trainer.shadow = DenseShadow.from_state(extras["shadow"], trainer.device) if "shadow" in extras else None
 

@@ -356,8 +356,13 @@ def mask_optimizer_state(opt: torch.optim.Optimizer, model: nn.Module, masks: di
 
 def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | None,
                       opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
-                      masks: dict[str, Tensor], scaler: torch.amp.GradScaler | None = None) -> None:
+                      masks: dict[str, Tensor], scaler: torch.amp.GradScaler | None = None, *,
+                      shadow=None, grad_masks: dict[str, Tensor] | None = None) -> None:
     """D's loss into D only, G_C's loss into G_C only; both optimizers step; masks re-applied.
+
+    ``shadow`` (``--regrow``, a :class:`~.regrow.DenseShadow`): G_C's gradients, taken at the masked
+    weights, step the dense copies instead (only ``grad_masks``, the input's own zeros, are masked),
+    which are then masked again for the next forward pass.
 
     ``student``/``d`` may be ``DistributedDataParallel`` wrappers (their gradients are averaged
     over the ranks during the backward passes). ``scaler`` (fp16): both losses are scaled before
@@ -374,8 +379,12 @@ def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | Non
         scale(losses.d_loss).backward(inputs=d_params, retain_graph=losses.g_loss is not None)
     if losses.g_loss is not None:
         scale(losses.g_loss).backward(inputs=g_params)
-        mask_gradients(unwrap(student), masks)
+        mask_gradients(unwrap(student), masks if shadow is None else (grad_masks or {}))
+        if shadow is not None:
+            shadow.expose(unwrap(student))
         _step(opt_g, scaler)
+        if shadow is not None:
+            shadow.capture(unwrap(student))
     if opt_d is not None and losses.d_loss is not None:
         _step(opt_d, scaler)
     if scaler is not None:

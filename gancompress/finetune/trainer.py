@@ -20,6 +20,7 @@ from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .recovery_levers import extras_state, load_extras, recovery_extras
+from .regrow import DenseShadow
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
                    mask_optimizer_state)
@@ -129,6 +130,8 @@ class Trainer:
         self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.recovery.rates.lr_d, betas=config.recovery.rates.betas)
                       if self.d is not None and config.trains_discriminator else None)
         self.masks = {k: v.to(device) for k, v in setup.masks.items()}
+        self.input_masks = dict(self.masks)  # the input's own zeros: they stay, with or without --regrow
+        self.shadow: DenseShadow | None = None  # --regrow: the pruned weights' dense copies while the masks ramp
         self.schedule = make_schedule(config, self.student, self.masks, setup.info.input_shape)
         self.sparsity: float | None = None
         self.done = 0
@@ -149,11 +152,21 @@ class Trainer:
         if self.schedule is None or sparsity == self.sparsity:
             return
         prune = dataclasses.replace(self.schedule.prune, sparsity=sparsity)
-        new = compute_masks(self.student, prune, previous=self.masks or None, final=sparsity >= self.schedule.final)
+        final = sparsity >= self.schedule.final
+        regrow = self.config.recovery.schedule.regrow
+        if self.shadow is not None:  # rank the dense copies: pruned weights may come back
+            self.shadow.expose(self.student)
+        previous = (self.input_masks if regrow else self.masks) or None
+        new = compute_masks(self.student, prune, previous=previous, final=final)
         self.masks = {k: v.to(self.device, torch.bool) for k, v in new.items()}
+        if regrow and self.shadow is None and not final:
+            self.shadow = DenseShadow.of(self.student, self.masks)
+        elif final:
+            self.shadow = None  # the ramp is over: fixed masks from here on
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)
-        mask_optimizer_state(self.opt_g, self.student, self.masks)
+        if self.shadow is None:
+            mask_optimizer_state(self.opt_g, self.student, self.masks)
         if self.ema is not None:
             self.ema.mask(self.masks)
 
@@ -186,7 +199,8 @@ class Trainer:
             raise NonFiniteStep(*bad)
         if losses.pl_mean is not None:
             self.pl_mean = losses.pl_mean
-        backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler)
+        backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler,
+                          shadow=self.shadow, grad_masks=self.input_masks if self.shadow is not None else None)
         check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
         if self.ema is not None:
             self.ema.update(self.student, self.masks)

@@ -9,6 +9,7 @@ from ..errors import InputError
 from ..registry import unknown_choice
 from .allocation import check_allocation
 from .granularity import GRANULARITIES, check_sparsity, implied_sparsity, parse_block, parse_nm, parse_nm_axis
+from .importance import check_importance
 from .keep_dense import parse_keep_dense
 from .plan import check_plan
 
@@ -60,6 +61,7 @@ class PruneConfig:
     scope: str = "layer"
     prune_first_last: bool = False
     plan: dict[str, float] | None = None  # {module name: sparsity} (.plan); layers it omits stay dense
+    importance: str = "magnitude"  # what ranks the weights (.importance): magnitude, or bn-scaled
 
     def __post_init__(self) -> None:
         if not isinstance(self.granularity, str):
@@ -91,6 +93,9 @@ class PruneConfig:
         if self.coupled and self.allocation != "uniform":
             raise InputError("--coupled ranks filter groups across layers itself; leave --allocation at uniform")
         self.input_shape = _shape(self.input_shape)
+        self.importance = check_importance(self.importance)
+        if self.importance != "magnitude" and self.coupled:
+            raise InputError("--coupled ranks filter groups by their own magnitude; leave --importance at magnitude")
 
     @property
     def options(self) -> dict[str, Any]:

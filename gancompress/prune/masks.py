@@ -22,6 +22,7 @@ from ..errors import InputError
 from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
+from .importance import following_norms, norm_scale, scaled_weight
 from .layers import (CONV, Geometry, canonical_rows, geometry, is_prunable, layer_kind, module_geometry, param_key,
                      to_canonical, zero_rows)
 from .whole_units import count_live
@@ -74,7 +75,7 @@ def _ranked_masks(model: nn.Module, config: PruneConfig, previous: dict[str, tor
     if config.plan is not None:
         alloc = PlanAllocation({param_key(n, m): config.plan[n] for n, m in plan.pruned})
     ranked = []
-    for e in _entries(model, plan.pruned, previous):
+    for e in _entries(model, plan.pruned, previous, config.importance):
         ranked.append((e, *rank_layer(e.key, e.weight, e.geo, e.previous, gran, config.options, alloc.values)))
     counts = alloc.drops([r for _, r, _ in ranked], plan.target - plan.dense_zeros)
     masks = {e.key: _layer_mask(e, r, shape, k, gran, config.options) for (e, r, shape), k in zip(ranked, counts)}
@@ -88,7 +89,10 @@ def _layer_mask(e: _Entry, r, units_shape: tuple[int, ...], k: int, gran: Granul
     return gran.to_mask(r.keep_units(k, units_shape), e.geo, e.previous, opts)
 
 
-def _entries(model: nn.Module, layers: list[tuple[str, nn.Module]], previous: dict | None) -> list[_Entry]:
+def _entries(model: nn.Module, layers: list[tuple[str, nn.Module]], previous: dict | None,
+             importance: str = "magnitude") -> list[_Entry]:
+    """Each pruned layer's weight as it is ranked (``bn-scaled``: a scaled copy, see :mod:`.importance`)."""
+    norms = following_norms(model) if importance == "bn-scaled" else {}
     out = []
     for name, module in layers:
         key = param_key(name, module)
@@ -99,7 +103,10 @@ def _entries(model: nn.Module, layers: list[tuple[str, nn.Module]], previous: di
                 f"previous mask for {key!r} has shape {tuple(prev.shape)} but the weight is "
                 f"{tuple(weight.shape)}; the masks belong to another model"
             )
-        out.append(_Entry(key, weight, module_geometry(module), prev))
+        geo = module_geometry(module)
+        if name in norms:
+            weight = scaled_weight(weight, geo, norm_scale(norms[name]))
+        out.append(_Entry(key, weight, geo, prev))
     return out
 
 

@@ -1,0 +1,98 @@
+"""--importance: weights ranked by magnitude, or by magnitude times the next BatchNorm's eval-mode scale."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from gancompress.cli.main import app
+from gancompress.errors import InputError
+from gancompress.prune import PruneConfig, compute_masks
+from gancompress.prune.importance import following_norms, norm_scale, scaled_weight
+from gancompress.prune.layers import module_geometry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _set_norm(norm: nn.BatchNorm2d, var: list[float], gamma: list[float] | None = None) -> None:
+    with torch.no_grad():
+        norm.running_var.copy_(torch.tensor(var))
+        if gamma is not None:
+            norm.weight.copy_(torch.tensor(gamma))
+
+
+def test_each_layer_finds_the_batchnorm_registered_right_after_it():
+    net = nn.Sequential(
+        nn.ConvTranspose2d(4, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),        # 0 -> 1
+        nn.utils.parametrizations.spectral_norm(nn.Conv2d(6, 5, 3)),      # 3 -> 4, past its parametrization
+        nn.BatchNorm2d(5, affine=False),
+        nn.Conv2d(5, 5, 1), nn.ReLU(), nn.BatchNorm2d(5),                  # 5: a ReLU between: not its norm
+        nn.Conv2d(5, 3, 1), nn.BatchNorm2d(4),                             # 8: channels differ
+        nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3, track_running_stats=False),  # 10: no running statistics
+    )
+    assert {k: v for k, v in following_norms(net).items()} == {"0": net[1], "3": net[4]}
+
+
+def test_norm_scale_is_the_eval_mode_multiplier():
+    norm = nn.BatchNorm2d(2, eps=0.0)
+    _set_norm(norm, [4.0, 0.25], [-3.0, 1.0])
+    assert torch.allclose(norm_scale(norm), torch.tensor([1.5, 2.0]))
+    plain = nn.BatchNorm2d(2, affine=False, eps=0.0)
+    _set_norm(plain, [4.0, 0.25])
+    assert torch.allclose(norm_scale(plain), torch.tensor([0.5, 2.0]))
+
+
+@pytest.mark.parametrize("layer", [nn.Conv2d(4, 6, 3, groups=2), nn.ConvTranspose2d(4, 6, 3, groups=2), nn.Linear(5, 6)])
+def test_scaled_weight_multiplies_each_output_channel(layer):
+    scale = torch.arange(1.0, 7.0)
+    out = scaled_weight(layer.weight, module_geometry(layer), scale)
+    w = layer.weight.detach()
+    if isinstance(layer, nn.ConvTranspose2d):  # (in, out/groups, k, k); output channel c = group * 3 + j
+        expected = w.clone()
+        for c in range(6):
+            group, j = divmod(c, 3)
+            expected[group * 2:(group + 1) * 2, j] *= scale[c]
+    else:
+        expected = w * scale.reshape(6, *([1] * (w.dim() - 1)))
+    assert torch.allclose(out, expected) and torch.equal(layer.weight.detach(), w)  # a copy: the layer is untouched
+
+
+def test_bn_scaled_importance_keeps_the_weights_the_norm_makes_large():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2, eps=0.0), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.9], [0.2, 0.1]]).reshape(2, 2, 1, 1))
+    _set_norm(net[1], [100.0, 1.0])  # channel 0 is divided by 10: its weights count 0.1 and 0.09
+    by_size = compute_masks(net, PruneConfig(0.5, keep_dense="none"))["0.weight"].flatten().tolist()
+    by_scale = compute_masks(net, PruneConfig(0.5, keep_dense="none", importance="bn-scaled"))["0.weight"].flatten()
+    assert by_size == [True, True, False, False]
+    assert by_scale.tolist() == [True, False, True, False]  # 0.1, 0.09 vs 0.2, 0.1: the ties go to the lower index
+    assert torch.equal(net[0].weight.detach().flatten(), torch.tensor([1.0, 0.9, 0.2, 0.1]))
+
+
+def test_bad_importance_and_coupled_are_refused():
+    with pytest.raises(InputError, match="unknown importance"):
+        PruneConfig(0.5, importance="taylor")
+    with pytest.raises(InputError, match="--importance"):
+        PruneConfig(0.5, granularity="filter", coupled=True, importance="bn-scaled")
+
+
+def test_prune_cli_ranks_by_the_norm_scale(tmp_path):
+    from gancompress.loading import load_bundle
+
+    runner = CliRunner()
+    outs = {}
+    for importance in ("magnitude", "bn-scaled"):
+        out = tmp_path / f"{importance}.safetensors"
+        result = runner.invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "--importance", importance,
+                                     "-o", str(out), "--quiet"])
+        assert result.exit_code == 0, result.stderr
+        outs[importance] = load_bundle(str(out)).masks
+    shared = outs["magnitude"].keys() & outs["bn-scaled"].keys()
+    changed = [k for k in shared if not torch.equal(outs["magnitude"][k], outs["bn-scaled"][k])]
+    assert set(changed) == {"net.0.weight", "net.3.weight", "net.6.weight"}  # the layers a BatchNorm follows
+    bad = runner.invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "--importance", "size",
+                              "-o", str(tmp_path / "bad.safetensors")])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--importance" in bad.stderr
+    assert not (tmp_path / "bad.safetensors").exists()
