@@ -245,4 +245,4 @@ def _settings(config: DemoConfig, pconf: Any) -> dict[str, Any]:
             "granularity": config.granularity, "method": config.method, "schedule": config.schedule,
             "steps": config.steps, "seed": config.seed, "device": config.device, "amp": config.runtime.amp, "fid_samples": config.num_samples,
             "fid": "digits-classifier features, same latents for every model, vs all 1,797 real digits",
-            "allocation": pconf.allocation, "keep_dense": ",".join(pconf.keep_dense)}
+            "allocation": pconf.allocation, "importance": pconf.importance, "keep_dense": ",".join(pconf.keep_dense)}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InputError
 from .registry import unknown_choice
-from .finetune.defaults import DEFAULT_SCHEDULE, SCHEDULES
+from .finetune.defaults import DEFAULT_IMPORTANCE, DEFAULT_SCHEDULE, SCHEDULES
 from .progress import Event
 
 if TYPE_CHECKING:  # the loader imports torch; keep this module light
@@ -86,7 +86,8 @@ class Recovered:
 
 
 def setting_prune_config(sparsity: float, granularity: str = "element", *, allocation: str = "uniform",
-                         keep_dense: str = "auto", nm_axis: str = "in", nm_runs: int = 4, importance: str = "magnitude"):
+                         keep_dense: str = "auto", nm_axis: str = "in", nm_runs: int = 4,
+                         importance: str = DEFAULT_IMPORTANCE):
     """The :class:`~gancompress.prune.PruneConfig` of one demo/sweep setting: ``sparsity`` of ALL
     prunable weights, as ``prune -s`` means it. The default ``keep_dense`` ``auto`` keeps a tiny
     output layer dense (our probes: keeping the 288-weight output conv of the digits DCGAN dense

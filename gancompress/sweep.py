@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Interrupted
 from .finetune.config import LossWeights, PruneSchedule, Rates, RecoveryConfig, Runtime
-from .finetune.defaults import DEFAULT_METHOD, DEFAULT_RAMP_FRACTION, DEFAULT_SCHEDULE
+from .finetune.defaults import DEFAULT_IMPORTANCE, DEFAULT_METHOD, DEFAULT_RAMP_FRACTION, DEFAULT_SCHEDULE
 from .finetune.methods import METHODS, get_method, resolve_method
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, measure_exports, prune_and_recover, setting_prune_config, write_samples
@@ -94,7 +94,7 @@ class SweepConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     schedule: str = DEFAULT_SCHEDULE  # "agp": prune gradually during recovery (the paper's); "oneshot": prune, then recover
     keep_dense: str = "auto"
-    importance: str = "magnitude"  # what ranks the weights (gancompress.prune.importance), every cell
+    importance: str = DEFAULT_IMPORTANCE  # what ranks the weights (gancompress.prune.importance), every cell
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     runtime: Runtime = field(default_factory=Runtime)  # device, --amp, --workers, ... of every cell
     keep_checkpoints: bool = True

@@ -54,14 +54,17 @@ def test_demo_export_loads_and_matches_the_recovered_checkpoint(demo_result):
 
 
 def test_demo_prunes_exactly_as_prune_does_with_the_same_sparsity(demo_result, tmp_path):
-    """``demo`` and ``prune -s 0.9`` (the demo's default sparsity) zero the same weights."""
+    """``demo`` and ``prune -s 0.9`` (the demo's default sparsity) with the recipe's ranking zero the same weights."""
     from typer.testing import CliRunner
 
     from gancompress.cli.main import app
     from gancompress.loading import load_bundle
 
     out = tmp_path / "p.safetensors"
-    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "-o", str(out), "-q"])
+    from gancompress.finetune.defaults import DEFAULT_IMPORTANCE
+
+    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "--importance", DEFAULT_IMPORTANCE,
+                                 "-o", str(out), "-q"])
     assert r.exit_code == 0, r.output
     by_prune, by_demo = load_bundle(str(out)).masks, load_bundle(demo_result.files["pruned"]).masks
     assert set(by_prune) == set(by_demo) and all(torch.equal(by_prune[k], by_demo[k]) for k in by_prune)

@@ -96,3 +96,42 @@ def test_prune_cli_ranks_by_the_norm_scale(tmp_path):
                               "-o", str(tmp_path / "bad.safetensors")])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--importance" in bad.stderr
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_recovery_prunes_bn_scaled_by_default_and_prune_by_magnitude(tmp_path):
+    import json
+
+    from gancompress.finetune.config import FinetuneConfig
+    from gancompress.sweep import STATE_FILE, SweepConfig, _load_state
+
+    def finetune(**kw):
+        return FinetuneConfig.from_options(source="builtin:digits-dcgan", output=tmp_path / "o.safetensors", **kw).prune
+
+    assert finetune(sparsity=0.5).importance == "bn-scaled"  # the zoo's pick for pruning during recovery
+    assert finetune(sparsity=0.5, importance="magnitude").importance == "magnitude"
+    assert finetune(sparsity=0.5, granularity="filter", coupled=True).importance == "magnitude"  # groups: by magnitude
+    assert PruneConfig(0.5).importance == "magnitude"  # `prune` on its own
+
+    def sweep(**kw):
+        return SweepConfig.from_options(source="builtin:digits-dcgan", out_dir=tmp_path / "s", sparsities=(0.5,), **kw)
+
+    assert sweep().importance == "bn-scaled" and sweep().record()["importance"] == "bn-scaled"
+    old = sweep().record()
+    del old["importance"]  # recorded before --importance existed: its cells were ranked by magnitude
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / STATE_FILE).write_text(json.dumps({"config": old, "dense": {"fid": 1.0}, "cells": {}}))
+    with pytest.raises(InputError, match="importance"):
+        _load_state(sweep())
+    assert _load_state(sweep(importance="magnitude"))["dense"] == {"fid": 1.0}
+
+
+def test_prune_cli_ranks_by_magnitude_unless_told(tmp_path):
+    from gancompress.loading import load_bundle
+
+    paths = {}
+    for extra in ([], ["--importance", "magnitude"]):
+        out = tmp_path / f"p{len(extra)}.safetensors"
+        result = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.8", "-o", str(out), "--quiet", *extra])
+        assert result.exit_code == 0, result.stderr
+        paths[len(extra)] = load_bundle(str(out)).masks
+    assert all(torch.equal(paths[0][k], paths[2][k]) for k in paths[0])

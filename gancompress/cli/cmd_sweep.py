@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, Importance, KeepDense, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, StudentMode, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
+from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, RecoveryImportance, KeepDense, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, StudentMode, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
                       Granularities, Json, LrD,
                       LrG, LrSchedule, LrWarmup, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
@@ -32,7 +32,7 @@ def _split(text: str, cast, option: str) -> tuple:
 
 @handle_errors
 def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0.25,0.5,0.75,0.9",
-          granularity: Granularities = "element", allocation: Allocations = "uniform", importance: Importance = "magnitude", keep_dense: KeepDense = "auto",
+          granularity: Granularities = "element", allocation: Allocations = "uniform", importance: RecoveryImportance = None, keep_dense: KeepDense = "auto",
           method: Methods = D.DEFAULT_METHOD, seeds: Seeds = "0",
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
           extractor: Extractor = None, test_data: TestData = None,
@@ -70,7 +70,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
     config = SweepConfig.from_options(
         source=source, out_dir=out_dir, data=data, discriminator=discriminator, sparsities=_split(sparsity, float, "--sparsity"),
         granularities=_split(granularity, str, "--granularity"), allocations=_split(allocation, str, "--allocation"),
-        keep_dense=keep_dense, importance=importance, methods=_split(method, str, "--method"),
+        keep_dense=keep_dense, importance=D.recovery_importance(importance), methods=_split(method, str, "--method"),
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_warmup=lr_warmup,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, loss=loss, adv_schedule=adv_schedule, d_warmup=d_warmup,
         ema_decay=ema_decay, feature_weight=feature_weight, schedule=schedule, ramp_fraction=ramp_fraction, regrow=regrow, student_mode=student_mode,

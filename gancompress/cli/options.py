@@ -112,7 +112,9 @@ NM = Annotated[str, typer.Option("--nm", metavar="N:M", help="Keep N of every M 
 Include = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="Only prune layers whose name matches this glob (repeatable).")]
 Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Never prune layers whose name matches this glob (repeatable).")]
 KeepDense = Annotated[str, typer.Option("--keep-dense", metavar="POLICY", help="Layers that stay dense: auto (layers under 2% of the weights that read the input or feed the output, unless the target needs them), first, last, none, or module-name globs; comma-separated.")]
-Importance = Annotated[str, typer.Option("--importance", help="What ranks the weights: magnitude (|w|) or bn-scaled (|w| times the eval-mode scale of the BatchNorm right after the layer, per output channel; layers without one rank by magnitude).")]
+_IMPORTANCE = "What ranks the weights: magnitude (|w|) or bn-scaled (|w| times the eval-mode scale of the BatchNorm right after the layer, per output channel; layers without one rank by magnitude)."
+Importance = Annotated[str, typer.Option("--importance", help=_IMPORTANCE)]
+RecoveryImportance = Annotated[Optional[str], typer.Option("--importance", show_default=False, help=_IMPORTANCE + " Default: bn-scaled, the zoo's pick for pruning during recovery (magnitude with --coupled).")]
 Allocation = Annotated[str, typer.Option("--allocation", help="How the zeros are spread over the pruned layers: {choices:allocation} (uniform: the same sparsity per layer; global: one magnitude threshold; lamp: layer-adaptive magnitude scores; erk: Erdos-Renyi-Kernel).")]
 Allocations = Annotated[str, typer.Option("--allocation", metavar="LIST", help="Comma-separated allocations from: {choices:allocation}.")]
 Plan = Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="A per-layer sparsity plan (JSON, from `gancompress sensitivity`); layers it omits stay dense; when a sparsity is also given, the plan is scaled to that overall target.")]

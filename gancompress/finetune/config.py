@@ -27,7 +27,7 @@ from ..prune import PruneConfig
 from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
-                       DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES,
+                       DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES, recovery_importance,
                        STUDENT_MODES)
 from .methods import Method, get_method
 
@@ -360,6 +360,7 @@ class FinetuneConfig:
         recovery = RecoveryConfig(**parts["recovery"], weights=LossWeights(**parts["weights"]),
                                   rates=Rates(**parts["rates"]), schedule=PruneSchedule(**parts["schedule"]))
         prune = parts["prune"]
+        prune["importance"] = recovery_importance(prune.get("importance"), bool(prune.get("coupled")))
         return cls(load=LoadOptions(**parts["load"]), run=RunConfig(**parts["run"]), recovery=recovery,
                    prune=PruneConfig(**{"sparsity": None, **prune}) if _prunes(prune) else None,
                    data=DataConfig(**{("source" if k == "data" else k): v for k, v in parts["data"].items()}), **top)
@@ -377,7 +378,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "schedule": _names(PruneSchedule),
     "recovery": _names(RecoveryConfig, ("weights", "rates", "schedule")),
     "prune": ("sparsity", "granularity", "allocation", "keep_dense", "block", "nm", "nm_axis", "plan", "include",
-              "exclude", "scope", "prune_first_last", "coupled"),
+              "exclude", "scope", "prune_first_last", "coupled", "importance"),
     "data": ("data", "inputs", "crop", "sr_blur", "sr_noise", "workers"),
 }
 
