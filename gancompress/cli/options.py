@@ -127,7 +127,7 @@ Methods = Annotated[str, typer.Option("--method", metavar="LIST", help="Comma-se
 Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsity is reached: agp (prune gradually while recovering) or oneshot (prune, then recover with fixed masks).")]
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity (sweep: with --schedule agp): fraction of the steps over which sparsity rises to the target.")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="The compressed generator's mode while it trains: eval (BatchNorm uses the teacher's running statistics, fixed) or train (batch statistics, and the running ones follow the pruned network).")]
-Regrow = Annotated[bool, flag("--regrow", help="With --sparsity (sweep: with --schedule agp): pruning with feedback; pruned weights keep training in a dense copy while the sparsity ramps, and each mask update ranks that copy, so they can grow back (default: off).")]
+Regrow = Annotated[bool, flag("--regrow", help="With --sparsity (sweep: with --schedule agp): pruning with feedback; pruned weights keep training in a dense copy while the sparsity ramps, and each mask update ranks that copy, so they can grow back (default: off; worse on every zoo GAN under Adam, see docs/zoo.md).")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
