@@ -58,6 +58,14 @@ def test_scaled_weight_multiplies_each_output_channel(layer):
     assert torch.allclose(out, expected) and torch.equal(layer.weight.detach(), w)  # a copy: the layer is untouched
 
 
+def test_a_scaled_weight_past_the_float_range_still_ranks_as_finite():
+    layer = nn.Conv2d(1, 2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([3e38, 1.0]).reshape(2, 1, 1, 1))
+    out = scaled_weight(layer.weight, module_geometry(layer), torch.tensor([10.0, 1.0]))
+    assert torch.isfinite(out).all() and out.flatten().tolist() == [torch.finfo(torch.float32).max, 1.0]
+
+
 def test_bn_scaled_importance_keeps_the_weights_the_norm_makes_large():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2, eps=0.0), nn.ReLU())

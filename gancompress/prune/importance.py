@@ -56,11 +56,15 @@ def norm_scale(norm: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
 
 
 def scaled_weight(weight: torch.Tensor, geo: Geometry, scale: torch.Tensor) -> torch.Tensor:
-    """A copy of ``weight`` (raw layout) with output channel ``c`` multiplied by ``scale[c]``."""
+    """A copy of ``weight`` (raw layout) with output channel ``c`` multiplied by ``scale[c]``; a product
+    past the dtype's range is held at its largest value (a finite weight never ranks as non-finite)."""
     w = weight.detach()
     s = scale.to(device=w.device)
     if geo.kind == CONV_TRANSPOSE:  # (in, out / groups, *kernel): outputs in groups along dim 1
         per_group = geo.out // geo.groups
         grouped = w.reshape(geo.groups, geo.slots, per_group, geo.ksize)
-        return (grouped * s.reshape(geo.groups, 1, per_group, 1).to(w.dtype)).reshape(w.shape)
-    return (w.reshape(geo.out, -1) * s.reshape(geo.out, 1).to(w.dtype)).reshape(w.shape)
+        out = (grouped * s.reshape(geo.groups, 1, per_group, 1).to(w.dtype)).reshape(w.shape)
+    else:
+        out = (w.reshape(geo.out, -1) * s.reshape(geo.out, 1).to(w.dtype)).reshape(w.shape)
+    big = torch.finfo(out.dtype).max
+    return out.clamp_(-big, big) if out.is_floating_point() else out
