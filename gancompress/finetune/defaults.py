@@ -79,7 +79,7 @@ DEFAULT_SCHEDULE = "agp"
 DEFAULT_INITIAL_SPARSITY = 0.05
 # What ranks the weights when recovery prunes (finetune --sparsity, sweep, demo): the zoo's pick, bn-scaled
 # (|w| times the next BatchNorm's eval-mode scale; plain magnitude where no BatchNorm follows a layer):
-# with hybrid at mu 30 better in 11 of 16 cells of four GANs (mean 1.28x vs 1.32x, worst 2.02x vs 2.22x).
+# with hybrid at mu 30 better in 14 of 20 cells of four GANs (mean 1.25x vs 1.28x, worst 2.02x vs 2.22x).
 # `prune` alone keeps magnitude, which did better one-shot without recovery on two of the four;
 # --coupled ranks filter groups by magnitude.
 DEFAULT_IMPORTANCE = "bn-scaled"
