@@ -101,9 +101,12 @@ def test_resume_on_the_ramp_restores_the_dense_copies_bit_identically(project, t
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_resume_state_saved_before_regrow_existed_still_matches(project):
+def test_a_resume_state_saved_before_regrow_and_importance_existed_still_matches(project):
     key = config(project).resume_key()
     assert "regrow" not in key["recovery"]["schedule"]  # off: absent, as in older states
+    pruning = config(project, source=str(project["dense"]), sparsity=0.5, importance="magnitude").resume_key()["prune"]
+    assert "importance" not in pruning  # those states ranked by magnitude: they resume with --importance magnitude
+    assert config(project, source=str(project["dense"]), sparsity=0.5).resume_key()["prune"]["importance"] == "bn-scaled"
     assert config(project, source=str(project["dense"]), sparsity=0.5, regrow=True).resume_key()["recovery"]["schedule"]["regrow"]
 
 

@@ -348,6 +348,8 @@ class FinetuneConfig:
                 d[part].pop(name, None)
         if not d["recovery"]["schedule"].get("regrow"):  # off: the key of states saved before --regrow existed
             d["recovery"]["schedule"].pop("regrow", None)
+        if isinstance(d.get("prune"), dict) and d["prune"].get("importance") == "magnitude":  # what those states ranked by
+            d["prune"].pop("importance", None)
         return d
 
     @classmethod
