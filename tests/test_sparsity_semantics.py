@@ -16,17 +16,25 @@ SOURCE = "builtin:digits-dcgan"
 
 
 @pytest.mark.parametrize("sparsity,granularity", [(0.9, "element"), (0.7, "filter"), (0.5, "nm")])
-def test_the_same_sparsity_gives_the_same_zeros_in_every_command(tmp_path, sparsity, granularity):
+@pytest.mark.parametrize("importance", [None, "magnitude"])
+def test_the_same_sparsity_gives_the_same_zeros_in_every_command(tmp_path, sparsity, granularity, importance):
+    """With the same ranking, prune, finetune and sweep/demo zero the same weights. ``None``: the recovery
+    commands' default ranking, which ``prune`` (magnitude by default) is given explicitly."""
+    from gancompress.finetune.defaults import DEFAULT_IMPORTANCE
+
+    ranking = importance or DEFAULT_IMPORTANCE
     pruned = tmp_path / "p.safetensors"
-    r = CliRunner().invoke(app, ["prune", SOURCE, "-s", str(sparsity), "-g", granularity, "-o", str(pruned), "-q"])
+    r = CliRunner().invoke(app, ["prune", SOURCE, "-s", str(sparsity), "-g", granularity, "--importance", ranking,
+                                 "-o", str(pruned), "-q"])
     assert r.exit_code == 0, r.output
     by_prune = load_bundle(str(pruned))
+    given = {} if importance is None else {"importance": importance}
     one_shot = run_finetune(FinetuneConfig.from_options(source=SOURCE, output=tmp_path / "f.safetensors", method="none",
                                            sparsity=sparsity, granularity=granularity, device="cpu", log_every=0,
-                                           sample_every=0, save_every=0))
+                                           sample_every=0, save_every=0, **given))
     by_finetune = load_bundle(str(one_shot.output))
     dense = load_bundle(SOURCE)
-    setting = setting_prune_config(sparsity, granularity)  # what sweep and demo prune with
+    setting = setting_prune_config(sparsity, granularity, **given)  # what sweep and demo prune with
     masks = compute_masks(dense.generator, setting)
     apply_masks(dense.generator, masks)
     overall = [achieved_sparsity(b.generator, b.masks)["all"] for b in (by_prune, by_finetune)]
