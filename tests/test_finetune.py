@@ -159,6 +159,21 @@ def _stop_after(step):
     return on_event, lambda: done[-1] == step
 
 
+def resume_round_trip(project, tmp_path, kw: dict, stop: int, changed: dict):
+    """``kw`` run whole, then stopped after ``stop`` steps, refused a resume under the ``changed`` options, and
+    resumed: (the whole run's result, the resumed one's, the saved resume state)."""
+    full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
+    with pytest.raises(FinetuneInterrupted):
+        on_event, should_stop = _stop_after(stop)
+        run_finetune(config(project, output=tmp_path / "part.safetensors", **kw), on_event=on_event,
+                     should_stop=should_stop)
+    state = torch.load(RunPaths.for_output(tmp_path / "part.safetensors").state, weights_only=True)
+    with pytest.raises(InputError, match="options differ"):  # the changed option is part of what a resume must match
+        run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **{**kw, **changed}))
+    resumed = run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **kw))
+    return full, resumed, state
+
+
 def test_resume_after_ctrl_c_is_bit_identical(project, tmp_path):
     kw = dict(source=str(project["dense"]), sparsity=0.7, steps=6, mask_every=1, method="hybrid", log_every=1,
               lr_schedule="cosine")

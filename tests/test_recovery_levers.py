@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from gancompress.cli.main import app
 from gancompress.errors import InputError
-from gancompress.finetune import FinetuneInterrupted, RunPaths, run_finetune
+from gancompress.finetune import run_finetune
 from gancompress.finetune.ema import decay_at
 from gancompress.finetune.features import FeatureDistiller, tap_names
 from gancompress.loading import load_bundle
-from test_finetune import _stop_after, config, make_project, tensors
+from test_finetune import config, make_project, resume_round_trip, tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,16 +75,8 @@ def test_ema_warm_up_follows_early_weights_then_caps_at_the_decay():
 def test_resume_restores_the_ema_and_the_adapters_bit_identically(project, tmp_path):
     kw = dict(source=str(project["dense"]), sparsity=0.7, steps=6, mask_every=1, method="hybrid", log_every=1,
               ema_decay=0.8, feature_weight=1.0, lr_g=1e-2)
-    full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
-    with pytest.raises(FinetuneInterrupted):
-        on_event, should_stop = _stop_after(3)
-        run_finetune(config(project, output=tmp_path / "part.safetensors", **kw), on_event=on_event,
-                     should_stop=should_stop)
-    state = torch.load(RunPaths.for_output(tmp_path / "part.safetensors").state, weights_only=True)
+    full, resumed, state = resume_round_trip(project, tmp_path, kw, 3, {"ema_decay": 0.9})
     assert set(state["extras"]) == {"ema", "adapters"} and int(state["extras"]["ema"]["__ema_updates__"]) == 3
-    with pytest.raises(InputError, match="options differ"):  # the EMA is part of what a resume must match
-        run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **{**kw, "ema_decay": 0.9}))
-    resumed = run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **kw))
     a, b = tensors(full.output, ""), tensors(resumed.output, "")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert full.metrics == resumed.metrics and full.metrics["feature"] > 0

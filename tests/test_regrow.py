@@ -7,12 +7,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from gancompress.cli.main import app
-from gancompress.errors import InputError
-from gancompress.finetune import FinetuneInterrupted, RunPaths, run_finetune
+from gancompress.finetune import run_finetune
 from gancompress.finetune.regrow import DenseShadow
 from gancompress.finetune.step import StepLosses, backward_and_step
 from gancompress.loading import load_bundle
-from test_finetune import _stop_after, config, make_project, tensors
+from test_finetune import config, make_project, resume_round_trip, tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,16 +86,8 @@ def test_the_shadow_steps_with_the_gradient_taken_at_the_masked_weights():
 def test_resume_on_the_ramp_restores_the_dense_copies_bit_identically(project, tmp_path):
     kw = dict(source=str(project["dense"]), sparsity=0.7, steps=8, mask_every=1, method="distill", log_every=1,
               lr_g=2e-2, regrow=True)
-    full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))
-    with pytest.raises(FinetuneInterrupted):
-        on_event, should_stop = _stop_after(2)
-        run_finetune(config(project, output=tmp_path / "part.safetensors", **kw), on_event=on_event,
-                     should_stop=should_stop)
-    state = torch.load(RunPaths.for_output(tmp_path / "part.safetensors").state, weights_only=True)
+    full, resumed, state = resume_round_trip(project, tmp_path, kw, 2, {"regrow": False})
     assert "shadow" in state["extras"]
-    with pytest.raises(InputError, match="options differ"):
-        run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **{**kw, "regrow": False}))
-    resumed = run_finetune(config(project, output=tmp_path / "part.safetensors", resume=True, **kw))
     a, b = tensors(full.output, ""), tensors(resumed.output, "")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
