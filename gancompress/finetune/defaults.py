@@ -58,7 +58,7 @@ DEFAULT_LR_SCHEDULE = "cosine"
 DEFAULT_LR_WARMUP = 10
 DEFAULT_LAMBDA = 0.5
 # hybrid's weight of the per-sample L1 to the teacher beside the paper's terms. The zoo (docs/zoo.md, "hybrid's mu"),
-# 20 cells on the four noise-input members (3 seeds; the bundled member's cells other than 90%: seed 0): mean 1.28x vs
+# 20 cells on the four noise-input members (3 seeds; for mu 10 the bundled member's cells other than 90%: seed 0): mean 1.28x vs
 # 1.32x, worst cell 2.22x vs 2.89x (distill, mu -> infinity: 1.41x / 3.27x). Lower mu helps the class-conditional member and hurts
 # the DCGANs (mu 3 at 90%: conditional 1.19x, narrow DCGAN 2.34x); mu 30 is better than 10 on every DCGAN cell.
 DEFAULT_MU = 30.0  # hybrid only

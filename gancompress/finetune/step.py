@@ -379,7 +379,7 @@ def backward_and_step(losses: StepLosses, student: nn.Module, d: nn.Module | Non
         scale(losses.d_loss).backward(inputs=d_params, retain_graph=losses.g_loss is not None)
     if losses.g_loss is not None:
         scale(losses.g_loss).backward(inputs=g_params)
-        mask_gradients(unwrap(student), masks if shadow is None else (grad_masks or {}))
+        mask_gradients(unwrap(student), masks if shadow is None else grad_masks or {})
         if shadow is not None:
             shadow.expose(unwrap(student))
         _step(opt_g, scaler)

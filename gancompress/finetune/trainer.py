@@ -200,7 +200,7 @@ class Trainer:
         if losses.pl_mean is not None:
             self.pl_mean = losses.pl_mean
         backward_and_step(losses, self.student_net, self.d_net, self.opt_g, self.opt_d, self.masks, self.scaler,
-                          shadow=self.shadow, grad_masks=self.input_masks if self.shadow is not None else None)
+                          shadow=self.shadow, grad_masks=self.input_masks)
         check_weights({"student generator": self.student, "discriminator": self.d if self.opt_d is not None else None})
         if self.ema is not None:
             self.ema.update(self.student, self.masks)
