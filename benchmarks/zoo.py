@@ -494,5 +494,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_cli() -> int:
+    """``main`` as a command: a refused input (a setting the sweep rejects, a resume under other settings) is one
+    ``error:`` line on stderr and exit 2, not a traceback."""
+    from gancompress.errors import InputError
+
+    try:
+        return main()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli())

@@ -332,6 +332,7 @@ def test_zoo_refuses_auto_as_a_method(tmp_path, capsys):
                                                     ("--lr-g", "-1", "--lr-g must be a positive number"),
                                                     ("--ema-decay", "2", "--ema-decay must be a number in (0, 1)"),
                                                     ("--batch-size", "0", "--batch-size must be a positive integer"),
+                                                    ("--importance", "size", "unknown importance (--importance) 'size'"),
                                                     ("--no-controls --student-mode", "train",
                                                      "--no-controls with --student-mode train")])
 def test_zoo_refuses_a_bad_recovery_setting_in_one_line_before_any_work(tmp_path, capsys, option, value, message):
@@ -341,4 +342,18 @@ def test_zoo_refuses_a_bad_recovery_setting_in_one_line_before_any_work(tmp_path
                      *option.split(), value])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_zoo_command_refuses_a_setting_the_sweep_rejects_in_one_line(members, tmp_path):
+    """A refusal raised inside the sweep (here --regrow with a one-shot schedule) reaches the command line as one
+    error line and exit 2, and nothing is written."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "zoo.py"), "--smoke", "--members", "narrow-dcgan",
+                        "--members-dir", str(members), "--out", str(out), "--methods", "distill", "--schedule", "oneshot",
+                        "--regrow"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and r.stderr.startswith("error: --regrow") and r.stderr.count("\n") == 1, r.stderr
     assert not out.exists()
