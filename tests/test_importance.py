@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from gancompress.cli.main import app
 from gancompress.errors import InputError
 from gancompress.prune import PruneConfig, compute_masks
-from gancompress.prune.importance import following_norms, norm_scale, scaled_weight
+from gancompress.prune.importance import following_norms, norm_scale, registered_norms, scaled_weight
 from gancompress.prune.layers import module_geometry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,6 +32,82 @@ def test_each_layer_finds_the_batchnorm_registered_right_after_it():
         nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3, track_running_stats=False),  # 10: no running statistics
     )
     assert {k: v for k, v in following_norms(net).items()} == {"0": net[1], "3": net[4]}
+
+
+class _SplitLists(nn.Module):
+    """Convolutions registered in one list, BatchNorms in another: registration order says nothing of the flow."""
+
+    input_shape = (4, 3, 3)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(4, 4, 1) for _ in range(4))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(4) for _ in range(3))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norms[0](self.convs[0](x))           # conv 0 -> norm 0
+        x = self.norms[1](self.act(self.convs[1](x)))  # an in-place ReLU between: the norm reads a changed tensor
+        x = self.norms[2](self.convs[2](x))            # conv 2 -> norm 2
+        return self.convs[3](x)
+
+
+class _Conditional(nn.Module):
+    input_shape = (3,)
+    num_classes = 5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(5, 6)
+        self.norm = nn.BatchNorm1d(6)   # registered before its layer
+        self.fc = nn.Linear(3, 6)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.fc(z)) * self.embed(labels)
+
+
+def test_a_model_that_says_its_input_is_matched_by_data_flow_not_registration():
+    net = _SplitLists().train()
+    assert following_norms(net) == {"convs.0": net.norms[0], "convs.2": net.norms[2]}
+    assert registered_norms(net) == {"convs.3": net.norms[0]}  # what the fallback rule would have guessed
+    assert all(m.training for m in net.modules())  # modes restored, statistics untouched
+    assert all(int(n.num_batches_tracked) == 0 for n in net.norms)
+    cond = _Conditional()
+    assert following_norms(cond) == {"fc": cond.norm} and registered_norms(cond) == {}
+
+
+def test_a_forward_that_fails_on_a_random_input_falls_back_to_registration_order():
+    class Picky(_SplitLists):
+        def forward(self, x):
+            raise ValueError("wants real data")
+
+    net = Picky()
+    assert following_norms(net) == registered_norms(net) == {"convs.3": net.norms[0]}
+    net.input_shape = "not a shape"
+    assert following_norms(net) == {"convs.3": net.norms[0]}
+
+
+def test_data_flow_masks_scale_each_layer_by_its_own_norm():
+    torch.manual_seed(0)
+    net = _SplitLists()
+    _set_norm(net.norms[0], [1e4, 1e4, 1.0, 1.0])  # conv 0's first two filters are divided by 100
+    scaled = compute_masks(net, PruneConfig(0.5, keep_dense="none", importance="bn-scaled"))  # 50% of every layer
+    by_size = compute_masks(net, PruneConfig(0.5, keep_dense="none"))
+    assert scaled["convs.0.weight"][:2].sum() == 0 and scaled["convs.0.weight"][2:].all()
+    assert not torch.equal(scaled["convs.0.weight"], by_size["convs.0.weight"])
+    for name in ("convs.1.weight", "convs.3.weight"):  # no norm reads them unchanged: ranked by magnitude
+        assert torch.equal(scaled[name], by_size[name])
+
+
+@pytest.mark.parametrize("name", ["dcgan-g", "digits-dcgan-g", "pix2pix-unet-g", "srgan-g"])
+def test_builtin_architectures_are_written_in_data_flow_order(name):
+    """The built-in generators do not declare ``input_shape``, so they use the registration rule: it must agree."""
+    from gancompress.archs import ARCHITECTURES
+
+    arch = ARCHITECTURES.get(name)
+    model = arch.build(**arch.default_kwargs)
+    traced = following_norms(model, arch.input_shape(arch.default_kwargs))
+    assert traced and traced == registered_norms(model) == following_norms(model)
 
 
 def test_norm_scale_is_the_eval_mode_multiplier():

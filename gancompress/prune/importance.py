@@ -7,13 +7,19 @@ eval mode a BatchNorm multiplies channel ``c`` by that factor, so it is the weig
 normalised output, which plain magnitude compares across channels as if every factor were 1 (in
 trained generators they spread 2-3x within a layer). Layers with no such BatchNorm rank by magnitude.
 
-The BatchNorm of a layer is the module registered right after it (its own submodules, such as a
-spectral-norm parametrization, skipped) when that is a BatchNorm with running statistics over as
-many channels as the layer has outputs: ``Sequential(conv, BatchNorm2d(...), ReLU)`` and the same
-written as attributes in that order, which is how generators are built. A BatchNorm used elsewhere
-in ``forward`` than its registration suggests would give a different ranking, never wrong masks.
+Which BatchNorm normalises a layer is read off one forward pass when the model says its per-sample
+input (``input_shape``, as every user network does, docs/custom_networks.md; ``num_classes`` adds
+labels): a BatchNorm with running statistics over as many channels whose input is the layer's output
+tensor itself, not changed in place since (an in-place ReLU between them does change it). That holds
+however ``__init__`` registers the modules (convolutions in one ``ModuleList``, BatchNorms in another).
+A model that does not say its input, or whose forward fails on a random one, falls back to the order of
+registration: the module registered right after the layer (its own submodules, such as a spectral-norm
+parametrization, skipped), which is how the built-in architectures are written. Either way a wrong
+match would change the ranking, never the masks' validity.
 """
 from __future__ import annotations
+
+import weakref
 
 import torch
 from torch import nn
@@ -30,8 +36,28 @@ def check_importance(name: object) -> str:
     return str(name)
 
 
-def following_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
-    """{prunable module name: the BatchNorm that normalises its output} (see the module doc)."""
+def following_norms(model: nn.Module, input_shape: tuple[int, ...] | None = None
+                    ) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """{prunable module name: the BatchNorm that normalises its output} (see the module doc); ``input_shape``
+    (per sample, as ``forward`` takes it) defaults to the model's own ``input_shape`` attribute."""
+    if not any(_has_stats(m) for m in model.modules()):
+        return {}
+    shape = input_shape or getattr(model, "input_shape", None)
+    traced = _traced_norms(model, tuple(shape)) if _is_shape(shape) else None
+    return traced if traced is not None else registered_norms(model)
+
+
+def _is_shape(value: object) -> bool:
+    return isinstance(value, (tuple, list, torch.Size)) and len(value) > 0 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+
+
+def _has_stats(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
+
+
+def registered_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """The fallback rule: each prunable layer's BatchNorm is the leaf module registered right after it."""
     found: dict[str, nn.modules.batchnorm._BatchNorm] = {}
     pending: tuple[str, int] | None = None  # the last prunable layer, and its output channels
     for name, module in model.named_modules():
@@ -42,11 +68,74 @@ def following_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNo
             continue
         if list(module.children()):
             continue  # a container: its children come next
-        if (pending is not None and isinstance(module, nn.modules.batchnorm._BatchNorm)
-                and module.running_var is not None and module.num_features == pending[1]):
+        if pending is not None and _has_stats(module) and module.num_features == pending[1]:
             found[pending[0]] = module
         pending = None
     return found
+
+
+# model -> (its modules' identities, {layer name: norm name}): the trainer re-ranks every mask update, and one
+# forward pass per model is enough while its modules stay the same objects
+_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _traced_norms(model: nn.Module, shape: tuple[int, ...]) -> dict[str, nn.modules.batchnorm._BatchNorm] | None:
+    """Which BatchNorm reads each prunable layer's output unchanged, on one forward pass of a random input
+    (every module's train/eval mode restored, nothing updated); None when the forward pass fails."""
+    modules = dict(model.named_modules())
+    identity = tuple(id(m) for m in modules.values())
+    cached = _TRACED.get(model)
+    if cached is None or cached[0] != identity:
+        names = _trace_norm_names(model, modules, shape)
+        if names is None:
+            return None
+        cached = (identity, names)
+        _TRACED[model] = cached
+    return {layer: modules[norm] for layer, norm in cached[1].items()}
+
+
+def _trace_norm_names(model: nn.Module, modules: dict[str, nn.Module], shape: tuple[int, ...]) -> dict[str, str] | None:
+    names = {m: n for n, m in modules.items()}
+    made: dict[int, tuple[str, torch.Tensor, int]] = {}  # id(output) -> (layer, the output kept alive, its version)
+    found: dict[str, str] = {}
+
+    def after_layer(module: nn.Module, _args, out) -> None:
+        if isinstance(out, torch.Tensor):
+            made[id(out)] = (names[module], out, out._version)
+
+    def before_norm(module: nn.Module, args) -> None:
+        x = args[0] if args else None
+        hit = made.get(id(x)) if isinstance(x, torch.Tensor) else None
+        if hit is not None and hit[1] is x and x._version == hit[2] \
+                and module.num_features == module_geometry(modules[hit[0]]).out:
+            found.setdefault(hit[0], names[module])
+
+    hooks = [m.register_forward_hook(after_layer) for m in modules.values() if is_prunable(m)]
+    hooks += [m.register_forward_pre_hook(before_norm) for m in modules.values() if _has_stats(m)]
+    modes = [(m, m.training) for m in modules.values()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*_random_input(model, shape))
+    except Exception:  # noqa: BLE001 - the user's forward on an input it may not take: use the fallback rule
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, mode in modes:
+            m.training = mode
+    return found
+
+
+def _random_input(model: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """One random sample of ``shape`` on the model's device and dtype, and a label 0 when it is class-conditional."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
+    if getattr(model, "num_classes", None):
+        return x, torch.zeros(1, dtype=torch.long, device=device)
+    return (x,)
 
 
 def norm_scale(norm: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
