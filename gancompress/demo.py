@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .registry import unknown_choice
-from .finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
+from .finetune.defaults import DEFAULT_IMPORTANCE, DEFAULT_METHOD, DEFAULT_SCHEDULE
 from .io_utils import atomic_write_text
 from .progress import Event, OnEvent, ShouldStop
 from .recipe import MeasureConfig, Setting, measure, prune_and_recover, setting_prune_config, write_samples
@@ -49,6 +49,7 @@ class DemoConfig:
     granularity: str = "element"
     allocation: str = "uniform"
     keep_dense: str = "auto"
+    importance: str = DEFAULT_IMPORTANCE
     steps: int = DEMO_STEPS
     method: str = DEFAULT_METHOD
     schedule: str = DEFAULT_SCHEDULE
@@ -63,7 +64,8 @@ class DemoConfig:
         from .finetune.methods import get_method, names
         from .recipe import setting_prune_config
 
-        setting_prune_config(self.sparsity, self.granularity, allocation=self.allocation, keep_dense=self.keep_dense)
+        setting_prune_config(self.sparsity, self.granularity, allocation=self.allocation, keep_dense=self.keep_dense,
+                             importance=self.importance)
         if not self.sparsity:
             raise InputError("--sparsity must be above 0 for the demo (0 would compare the dense model with itself)")
         if not get_method(self.method).trains_generator:
@@ -178,7 +180,7 @@ def run_demo(config: DemoConfig, on_event: OnEvent | None = None, should_stop: S
     config, chosen = _choose_method(config, dense)
 
     pconf = setting_prune_config(config.sparsity, config.granularity, allocation=config.allocation,
-                                 keep_dense=config.keep_dense)
+                                 keep_dense=config.keep_dense, importance=config.importance)
     setting = Setting(pconf, config.recovery, config.schedule, config.seed)
     done = prune_and_recover(config.source, setting, config.data, files["pruned"], files["recovered"],
                              runtime=config.runtime, keep_pruned=True, on_event=emit, should_stop=should_stop)

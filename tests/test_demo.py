@@ -89,6 +89,8 @@ def test_demo_rejects_bad_options(tmp_path):
         DemoConfig(out_dir=tmp_path, method="none")
     with pytest.raises(InputError):
         DemoConfig(out_dir=tmp_path, steps=0)
+    with pytest.raises(InputError, match="importance"):
+        DemoConfig(out_dir=tmp_path, importance="random")
 
 
 def test_demo_cli_prints_the_folder_only_on_stdout(tmp_path):
@@ -98,7 +100,7 @@ def test_demo_cli_prints_the_folder_only_on_stdout(tmp_path):
 
     out = tmp_path / "cli-demo"
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(out), "--steps", "3", "--device", "cpu",
-                                      "--progress-interval", "0", "--workers", "0"])
+                                      "--progress-interval", "0", "--workers", "0", "--importance", "magnitude"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out)
     stages = [line.split(" | ")[0] for line in result.stderr.splitlines() if line[:1].isdigit()]
@@ -106,5 +108,12 @@ def test_demo_cli_prints_the_folder_only_on_stdout(tmp_path):
     assert "3/5 finetune 3/3 (100%)" in stages and stages[-1] == "5/5 export 1/1 (100%)"
     assert "\x1b[" not in result.stderr
     assert (out / "samples.png").is_file() and (out / "recovered.sparse.safetensors").is_file()
+    assert json.loads((out / "demo.json").read_text())["settings"]["importance"] == "magnitude"
+    plain = tmp_path / "plain.safetensors"  # prune's own default ranking is magnitude: the same zeros
+    assert CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "-o", str(plain), "-q"]).exit_code == 0
+    from gancompress.loading import load_bundle
+
+    by_prune, by_demo = load_bundle(str(plain)).masks, load_bundle(str(out / "pruned.safetensors")).masks
+    assert set(by_prune) == set(by_demo) and all(torch.equal(by_prune[k], by_demo[k]) for k in by_prune)
     bad = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path / "b"), "--sparsity", "2"])
     assert bad.exit_code == 2

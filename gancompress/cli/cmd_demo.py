@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 
 from ..demo import DEMO_DIR, DEMO_STEPS, STAGES
-from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE
+from ..finetune.defaults import DEFAULT_METHOD, DEFAULT_SCHEDULE, recovery_importance
 from .errors import handle_errors
-from .options import Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocation, Device, Granularity, KeepDense, Json, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
+from .options import Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocation, Device, Granularity, KeepDense, Json, RecoveryImportance, Method, ProgressInterval, Quiet, Schedule, Seed, Sparsity, Steps, out_dir_option
 from .output import human_console, human_size, print_json, table
 from . import progress as cli_progress
 from .stdio import emit_written
@@ -18,7 +18,7 @@ OutDir = Annotated[Optional[Path], out_dir_option(f"./{DEMO_DIR}, or a numbered 
 
 @handle_errors
 def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granularity = "element",
-         allocation: Allocation = "uniform", keep_dense: KeepDense = "auto",
+         allocation: Allocation = "uniform", importance: RecoveryImportance = None, keep_dense: KeepDense = "auto",
          steps: Steps = DEMO_STEPS, method: Method = DEFAULT_METHOD,
          schedule: Schedule = DEFAULT_SCHEDULE, device: Device = "auto", seed: Seed = 0,
          quiet: Quiet = False, json_out: Json = False, amp: Amp = "none", channels_last: ChannelsLast = False,
@@ -33,7 +33,7 @@ def demo(out_dir: OutDir = None, sparsity: Sparsity = 0.9, granularity: Granular
     from ..demo import DemoConfig, run_demo
 
     config = DemoConfig.from_options(out_dir=out_dir, sparsity=sparsity, granularity=granularity, allocation=allocation,
-                                     keep_dense=keep_dense, steps=steps, method=method, schedule=schedule, seed=seed,
+                                     importance=recovery_importance(importance), keep_dense=keep_dense, steps=steps, method=method, schedule=schedule, seed=seed,
                                      device=device, amp=amp, channels_last=channels_last, compile=compile_,
                                      workers=workers, tensorboard=tensorboard)
     labels = {stage: f"{n}/{len(STAGES)} {stage}" for n, stage in enumerate(STAGES, start=1)}

@@ -88,6 +88,8 @@ DEFAULT_IMPORTANCE = "bn-scaled"
 def recovery_importance(given: str | None, coupled: bool = False) -> str:
     """``--importance`` of a pruning recovery run: the one given, else the recipe's (magnitude with --coupled)."""
     return given if given is not None else ("magnitude" if coupled else DEFAULT_IMPORTANCE)
+
+
 DEFAULT_LOG_EVERY = 10
 DEFAULT_SAMPLE_EVERY = 250
 DEFAULT_SAVE_EVERY = 500
