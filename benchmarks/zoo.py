@@ -79,7 +79,7 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 # other than the default needs its own --out: the sweep refuses to mix its cells with recorded ones.
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
             "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int,
-            "mu": float, "lam": float, "adv_weight": float, "regrow": bool,
+            "mu": float, "lam": float, "adv_weight": float, "regrow": bool, "recalibrate_bn": int,
             "student_mode": str, "importance": str}
 CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES, "student_mode": STUDENT_MODES}  # --adv-schedule: check_levers, one line
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
@@ -160,8 +160,10 @@ def check_levers(args) -> None:
                              "run the controls (drop --no-controls)")
         if "importance" in given:
             check_importance(given["importance"])
-        for cls in (LossWeights, Rates, PruneSchedule, RecoveryConfig):
-            cls(**{f.name: given[f.name] for f in fields(cls) if f.name in given})
+        parts = {cls: cls(**{f.name: given[f.name] for f in fields(cls) if f.name in given})
+                 for cls in (LossWeights, Rates, PruneSchedule)}
+        RecoveryConfig(**{f.name: given[f.name] for f in fields(RecoveryConfig) if f.name in given and f.name != "schedule"},
+                       schedule=parts[PruneSchedule])  # the zoo's --schedule is agp/oneshot, the sweep's setting
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

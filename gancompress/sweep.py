@@ -47,7 +47,8 @@ CELL_RESULT = "result.json"
 # Settings that must match for a re-run to reuse recorded cells.
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
-               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance")
+               "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance",
+               "recalibrate_bn")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -56,7 +57,8 @@ LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replac
 # setting it was not made with.
 BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
                "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
-               "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0, "regrow": False, "student_mode": "eval", "importance": "magnitude"}
+               "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0, "regrow": False, "student_mode": "eval", "importance": "magnitude",
+               "recalibrate_bn": 0}
 
 
 # --------------------------------------------------------------------------- config
@@ -144,7 +146,7 @@ class SweepConfig:
                    if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule", "lr_warmup") if k in options}
         runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay", "student_mode") if k in options}
-        ramp = {k: options.pop(k) for k in ("ramp_fraction", "regrow") if k in options}
+        ramp = {k: options.pop(k) for k in ("ramp_fraction", "regrow", "recalibrate_bn") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
                     if k in options}
@@ -170,7 +172,7 @@ class SweepConfig:
                 "lam": w.lam, "loss": r.loss, "adv_schedule": w.adv_schedule, "d_warmup": w.d_warmup,
                 "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
                 "keep_dense": self.keep_dense, "importance": self.importance, "ramp_fraction": r.schedule.ramp_fraction, "regrow": r.schedule.regrow,
-                "student_mode": r.student_mode,
+                "recalibrate_bn": r.schedule.recalibrate_bn, "student_mode": r.student_mode,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
                 "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}

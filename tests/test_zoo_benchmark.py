@@ -334,7 +334,10 @@ def test_zoo_refuses_auto_as_a_method(tmp_path, capsys):
                                                     ("--batch-size", "0", "--batch-size must be a positive integer"),
                                                     ("--importance", "size", "unknown importance (--importance) 'size'"),
                                                     ("--no-controls --student-mode", "train",
-                                                     "--no-controls with --student-mode train")])
+                                                     "--no-controls with --student-mode train"),
+                                                    ("--recalibrate-bn", "-1", "--recalibrate-bn is a number of batches"),
+                                                    ("--student-mode train --recalibrate-bn", "4",
+                                                     "--recalibrate-bn re-estimates the statistics")])
 def test_zoo_refuses_a_bad_recovery_setting_in_one_line_before_any_work(tmp_path, capsys, option, value, message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as stop:

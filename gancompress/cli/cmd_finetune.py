@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Disc, NM, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, StudentMode, Amp, ChannelsLast, Compile, TensorBoard, Allocation, RecoveryImportance, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
+from .options import (Disc, NM, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, RecalibrateBn, StudentMode, Amp, ChannelsLast, Compile, TensorBoard, Allocation, RecoveryImportance, Block, Exclude, Include, KeepDense, NMAxis, Plan, Arch, ArchKwargs, BatchSize, Coupled, DArch, DArchKwargs, Data, Device, Direction, Force,
                       Granularity, Inputs, Json, LrD, LrG, LrSchedule, LrWarmup, Method, Mu, OptSource, ProgressInterval, PruneFirstLast, QuantizeAware, Quiet, Seed,
                       Sparsity, Steps, TrustPickle, Workers, flag, load_options, output_option)
 from .output import human_console, notice, print_json
@@ -38,7 +38,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None, feature_weight: FeatureWeight = 0.0,
              steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
-             sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False,
+             sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0,
              allocation: Allocation = "uniform", importance: RecoveryImportance = None, keep_dense: KeepDense = "auto", block: Block = "4x4", nm: NM = "2:4",
              nm_axis: NMAxis = "in", include: Include = None, exclude: Exclude = None, plan: Plan = None,
              prune_first_last: PruneFirstLast = False, coupled: Coupled = False,
@@ -84,7 +84,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
         student_mode=student_mode, perceptual_weights=perceptual_weights, quantize_aware=quantize_aware, ema_decay=ema_decay,
         weights=LossWeights(lam=lam, mu=mu, adv_weight=adv_weight, r1_gamma=r1_gamma, pl_weight=pl_weight,
                             feature_weight=feature_weight, adv_schedule=adv_schedule, d_warmup=d_warmup),
-        rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, lr_warmup=lr_warmup), schedule=PruneSchedule(ramp_fraction=ramp_fraction, regrow=regrow))
+        rates=Rates(lr_g=lr_g, lr_d=lr_d, lr_schedule=lr_schedule, lr_warmup=lr_warmup), schedule=PruneSchedule(ramp_fraction=ramp_fraction, regrow=regrow, recalibrate_bn=recalibrate_bn))
     prune = _prune_config(sparsity, granularity, plan, allocation=allocation, importance=D.recovery_importance(importance, coupled), keep_dense=keep_dense, block=block,
                           nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
                           prune_first_last=prune_first_last, coupled=coupled)

@@ -128,6 +128,7 @@ Schedule = Annotated[str, typer.Option("--schedule", help="How the target sparsi
 Ramp = Annotated[float, typer.Option("--ramp-fraction", help="With --sparsity (sweep: with --schedule agp): fraction of the steps over which sparsity rises to the target.")]
 StudentMode = Annotated[str, typer.Option("--student-mode", help="The compressed generator's mode while it trains: eval (BatchNorm uses the teacher's running statistics, fixed) or train (batch statistics, and the running ones follow the pruned network).")]
 Regrow = Annotated[bool, flag("--regrow", help="With --sparsity (sweep: with --schedule agp): pruning with feedback; pruned weights keep training in a dense copy while the sparsity ramps, and each mask update ranks that copy, so they can grow back (default: off; worse on every zoo GAN under Adam, see docs/zoo.md).")]
+RecalibrateBn = Annotated[int, typer.Option("--recalibrate-bn", metavar="BATCHES", min=0, help="After each mask update (and before training when the input is already pruned), re-estimate the student's BatchNorm running statistics on this many batches of its inputs, so it normalises with statistics of the pruned weights instead of the dense teacher's (0: off).")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
 LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..errors import InputError
 
 _MASK = (1 << 63) - 1
-STREAM_ORDER, STREAM_NOISE, STREAM_GLOBAL, STREAM_LABELS = 1, 2, 3, 4
+STREAM_ORDER, STREAM_NOISE, STREAM_GLOBAL, STREAM_LABELS, STREAM_RECALIBRATE = 1, 2, 3, 4, 5
 
 
 def mix(seed: int, index: int, stream: int) -> int:
@@ -127,6 +127,17 @@ class Sampler:
             return self.inputs[idx]
         order = torch.randperm(self.inputs.shape[0], generator=rng(self.seed, step, STREAM_NOISE))
         return self.inputs[order[:self.size]]
+
+    def generator_inputs(self, index: int, device: torch.device) -> torch.Tensor:
+        """A global batch of the generator's inputs alone (no real images read), from a stream of its own:
+        latents (packed with uniform labels for a class-conditional generator) or input images."""
+        gen = rng(self.seed, index, STREAM_RECALIBRATE)
+        if self.input_kind == "noise":
+            from ..generation import draw_latents
+
+            return draw_latents(self.size, self.input_shape, gen, self.num_classes if self.packed else None).to(device)
+        assert self.inputs is not None
+        return self.inputs[torch.randperm(self.inputs.shape[0], generator=gen)[:self.size]].to(device)
 
     def fixed(self, n: int, device: torch.device) -> torch.Tensor:
         """The same ``n`` inputs every time (for sample grids)."""

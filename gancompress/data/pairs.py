@@ -46,6 +46,7 @@ from .lazy import ImageRef, LazyImages, image_size, shared_file
 DATA_KINDS = ("paired", "unpaired", "sr")
 DIRECTIONS = ("AtoB", "BtoA")
 STREAM_ORDER_A, STREAM_ORDER_B, STREAM_CROP, STREAM_DEGRADE = 11, 12, 13, 14
+RECALIBRATION_STEPS = 1 << 40  # generator_inputs' steps start here, past any run's training steps
 
 
 # ------------------------------------------------------------------ reading
@@ -425,6 +426,16 @@ class CropSampler:
             return StepData(move(lr), move(b), move(lr), sharded=sharded)
         a = move(to_range(torch.stack([c[0] for c in crops]), self.value_range))
         return StepData(a, move(b), a if self.data.kind == "paired" else None, sharded=sharded)
+
+    def generator_inputs(self, index: int, device: torch.device) -> torch.Tensor:
+        """A global batch of the generator's input crops alone, for BatchNorm recalibration: steps of their own
+        (past any training step), decoded in this process (the stream serves the training steps in order)."""
+        step = RECALIBRATION_STEPS + index
+        crops = [CropItems(self.data, self.crop)[item] for item in self.items(step)]
+        if self.data.kind == "sr":
+            b = to_range(torch.stack([c[1] for c in crops]), self.value_range)
+            return self.degradation(b, self.value_range, _rng(self.seed, step, STREAM_DEGRADE)).to(device)
+        return to_range(torch.stack([c[0] for c in crops]), self.value_range).to(device)
 
     def fixed(self, n: int, device: torch.device) -> torch.Tensor:
         """The same ``n`` centre-cropped inputs every time (for sample grids)."""

@@ -125,16 +125,21 @@ class PruneSchedule:
     """AGP (Zhu & Gupta): sparsity rises from ``initial_sparsity`` to the target over ``ramp_fraction``
     of the steps, masks recomputed every ``mask_every`` steps (None: about 20 times on the ramp);
     ``regrow``: the pruned weights keep training in a dense copy until the ramp ends, and each mask
-    update ranks that copy (:mod:`.regrow`)."""
+    update ranks that copy (:mod:`.regrow`); ``recalibrate_bn``: after each mask update (and before
+    training when the input is pruned) the BatchNorms' running statistics are re-estimated on that many
+    batches of the student's inputs (:mod:`.recalibrate`; 0: off)."""
 
     ramp_fraction: float = DEFAULT_RAMP_FRACTION
     initial_sparsity: float = DEFAULT_INITIAL_SPARSITY
     mask_every: int | None = None
     regrow: bool = False  # pruning with feedback: pruned weights keep training and may return (see .regrow)
+    recalibrate_bn: int = 0  # batches per BatchNorm recalibration (see .recalibrate); 0: off
 
     def __post_init__(self) -> None:
         if not isinstance(self.regrow, bool):
             raise InputError(f"--regrow is on or off (true/false), got {self.regrow!r}")
+        if isinstance(self.recalibrate_bn, bool) or not isinstance(self.recalibrate_bn, int) or self.recalibrate_bn < 0:
+            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {self.recalibrate_bn!r}")
         if not 0.0 < self.ramp_fraction <= 1.0:
             raise InputError(f"--ramp-fraction must be in (0, 1], got {self.ramp_fraction}")
         if not 0.0 <= self.initial_sparsity < 1.0:
@@ -180,6 +185,9 @@ class RecoveryConfig:
             LOSSES.get(self.loss)
         if self.student_mode not in STUDENT_MODES:
             raise unknown_choice("student mode", self.student_mode, STUDENT_MODES)
+        if self.schedule.recalibrate_bn and self.student_mode == "train":
+            raise InputError("--recalibrate-bn re-estimates the statistics an eval-mode student normalises with; with "
+                             "--student-mode train BatchNorm uses each batch's own: leave one of them out")
         check_positive("steps", self.steps, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         if self.weights.d_warmup >= self.steps:
@@ -346,8 +354,9 @@ class FinetuneConfig:
         for part, names in RESUME_FREE.items():
             for name in names:
                 d[part].pop(name, None)
-        if not d["recovery"]["schedule"].get("regrow"):  # off: the key of states saved before --regrow existed
-            d["recovery"]["schedule"].pop("regrow", None)
+        for lever in ("regrow", "recalibrate_bn"):  # off: the key of states saved before the lever existed
+            if not d["recovery"]["schedule"].get(lever):
+                d["recovery"]["schedule"].pop(lever, None)
         if isinstance(d.get("prune"), dict) and d["prune"].get("importance") == "magnitude":  # what those states ranked by
             d["prune"].pop("importance", None)
         return d

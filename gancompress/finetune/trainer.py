@@ -20,6 +20,7 @@ from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .recovery_levers import extras_state, load_extras, recovery_extras
+from .recalibrate import pruned_any, recalibrate_norms
 from .regrow import DenseShadow
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
@@ -165,6 +166,7 @@ class Trainer:
             self.shadow = None  # the ramp is over: fixed masks from here on
         self.sparsity = sparsity
         apply_masks(self.student, self.masks)
+        self.recalibrate()
         if self.shadow is None:
             mask_optimizer_state(self.opt_g, self.student, self.masks)
         if self.ema is not None:
@@ -177,6 +179,19 @@ class Trainer:
             self.ema.mask(self.masks)
         if self.schedule is not None:
             self.set_sparsity(self.schedule.target(0))
+        else:
+            self.recalibrate()
+
+    def recalibrate(self) -> None:
+        """``--recalibrate-bn N``: the student's BatchNorm statistics re-estimated on N batches of its inputs, drawn
+        for this step (:mod:`.recalibrate`); nothing while no weight is masked. (An EMA copies the student's buffers
+        at its next update.)"""
+        batches = self.config.recovery.schedule.recalibrate_bn
+        if not batches or not pruned_any(self.masks):
+            return
+        sampler = self.setup.sampler
+        inputs = (sampler.generator_inputs(self.done * batches + i, self.device) for i in range(batches))
+        recalibrate_norms(self.student, inputs)
 
     def finish_schedule(self) -> None:
         """Reach the target when the ramp did not end inside the run (``ramp_fraction`` 1)."""

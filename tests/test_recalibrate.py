@@ -1,0 +1,109 @@
+"""--recalibrate-bn: after each mask update the student's BatchNorm statistics are re-estimated on its own inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from gancompress.cli.main import app
+from gancompress.data.batches import Sampler
+from gancompress.errors import InputError
+from gancompress.finetune import run_finetune
+from gancompress.finetune.recalibrate import recalibrate_norms
+from gancompress.loading import load_bundle
+from test_finetune import config, make_project, resume_round_trip, tensors
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def project(tmp_path):
+    return make_project(tmp_path)
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3), nn.ReLU(), nn.Dropout(0.5), nn.Conv2d(3, 1, 1))
+
+
+def test_statistics_become_the_plain_average_over_the_batches():
+    net = _net().eval()
+    with torch.no_grad():
+        net[1].running_mean.fill_(7.0)
+        net[1].running_var.fill_(9.0)
+    before = {k: v.clone() for k, v in net.named_parameters()}
+    batches = [torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(i)) * (i + 1) for i in range(3)]
+    assert recalibrate_norms(net, iter(batches)) == 1
+    outs = [net[0](x).detach() for x in batches]
+    means = torch.stack([o.mean(dim=(0, 2, 3)) for o in outs])
+    variances = torch.stack([o.transpose(0, 1).reshape(3, -1).var(dim=1) for o in outs])  # unbiased, as BatchNorm keeps
+    assert torch.allclose(net[1].running_mean, means.mean(0), atol=1e-6)
+    assert torch.allclose(net[1].running_var, variances.mean(0), atol=1e-5)
+    assert not net.training and not any(m.training for m in net.modules()) and net[1].momentum == 0.1
+    assert all(torch.equal(before[k], v) for k, v in net.named_parameters())  # statistics only
+
+
+def test_no_batchnorm_draws_no_input_and_a_failing_forward_restores_the_modes():
+    def never():
+        raise AssertionError("drew an input")
+        yield
+
+    assert recalibrate_norms(nn.Sequential(nn.Conv2d(2, 2, 1), nn.ReLU()), never()) == 0
+    net = _net().eval()
+    with pytest.raises(RuntimeError):
+        recalibrate_norms(net, iter([torch.randn(2, 5, 3, 3)]))  # wrong channels
+    assert not net[1].training and net[1].momentum == 0.1
+
+
+def test_generator_inputs_are_a_stream_of_their_own():
+    s = Sampler(0, 6, "noise", (5,), num_classes=3, packed=True)
+    a, b = s.generator_inputs(0, torch.device("cpu")), s.generator_inputs(1, torch.device("cpu"))
+    assert a.shape == (6, 5) and torch.equal(a, s.generator_inputs(0, torch.device("cpu"))) and not torch.equal(a, b)
+    assert set(a[:, -1].tolist()) <= {0.0, 1.0, 2.0}  # packed labels in the last column
+    assert not torch.equal(a, s.draw(0, torch.device("cpu")).x)  # not the training step's latents
+
+
+def _norm_stats(path) -> dict[str, torch.Tensor]:
+    g = load_bundle(str(path)).generator
+    return {k: v for k, v in g.state_dict().items() if "running_" in k}
+
+
+@pytest.mark.parametrize("sparsity", [0.7, None])  # on the AGP ramp, and an input pruned before (recalibrated once)
+def test_the_student_ends_with_statistics_of_its_own_weights(project, sparsity):
+    source = str(project["dense"] if sparsity else project["pruned"])
+    kw = dict(source=source, sparsity=sparsity, steps=4, mask_every=1, method="distill")
+    teacher = _norm_stats(project["dense"])
+    plain = _norm_stats(run_finetune(config(project, **kw)).output)
+    assert all(torch.equal(teacher[k], plain[k]) for k in teacher)  # eval-mode student: the teacher's statistics
+    recal = _norm_stats(run_finetune(config(project, output=project["out"].with_name("r.safetensors"),
+                                            recalibrate_bn=2, **kw)).output)
+    assert all(not torch.allclose(teacher[k], recal[k]) for k in teacher if k.endswith("running_var"))
+
+
+def test_an_unpruned_run_is_left_alone(project):
+    out = run_finetune(config(project, source=str(project["dense"]), steps=2, method="distill", recalibrate_bn=2)).output
+    teacher, got = _norm_stats(project["dense"]), _norm_stats(out)
+    assert all(torch.equal(teacher[k], got[k]) for k in teacher)
+
+
+def test_resume_keeps_the_recalibrated_statistics(project, tmp_path):
+    kw = dict(source=str(project["dense"]), sparsity=0.7, steps=6, mask_every=1, method="distill", log_every=1,
+              recalibrate_bn=2)
+    full, resumed, _ = resume_round_trip(project, tmp_path, kw, 2, {"recalibrate_bn": 3})
+    a, b = tensors(full.output, ""), tensors(resumed.output, "")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "recalibrate_bn" not in config(project).resume_key()["recovery"]["schedule"]  # off: older states match
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5])
+def test_bad_values_are_refused(project, value):
+    with pytest.raises(InputError, match="--recalibrate-bn"):
+        config(project, recalibrate_bn=value)
+
+
+def test_cli_refuses_it_with_a_train_mode_student(project, tmp_path):
+    r = CliRunner().invoke(app, ["finetune", str(project["pruned"]), "--data", str(project["images"]), "--steps", "2",
+                                 "--recalibrate-bn", "2", "--student-mode", "train", "-o", str(tmp_path / "x.safetensors")])
+    assert r.exit_code == 2 and "--recalibrate-bn" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.safetensors").exists()
