@@ -10,7 +10,7 @@ from gancompress.cli.main import app
 from gancompress.data.batches import Sampler
 from gancompress.errors import InputError
 from gancompress.finetune import run_finetune
-from gancompress.finetune.recalibrate import recalibrate_norms
+from gancompress.prune.recalibrate import recalibrate_norms
 from gancompress.loading import load_bundle
 from test_finetune import config, make_project, resume_round_trip, tensors
 
@@ -107,3 +107,40 @@ def test_cli_refuses_it_with_a_train_mode_student(project, tmp_path):
                                  "--recalibrate-bn", "2", "--student-mode", "train", "-o", str(tmp_path / "x.safetensors")])
     assert r.exit_code == 2 and "--recalibrate-bn" in r.stderr and "Traceback" not in r.output
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.safetensors").exists()
+
+
+def _prune(tmp_path, name: str, *extra: str):
+    out = tmp_path / f"{name}.safetensors"
+    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "-o", str(out), "-q", *extra])
+    assert r.exit_code == 0, r.output
+    return load_bundle(str(out))
+
+
+def _distance_to_dense(generator: nn.Module) -> float:
+    from gancompress.generation import noise
+
+    dense = load_bundle("builtin:digits-dcgan").generator.eval()
+    z = noise(256, (32, 1, 1), seed=7)
+    with torch.no_grad():
+        return float((generator.eval()(z) - dense(z)).pow(2).mean())
+
+
+def test_prune_recalibrates_one_shot_and_brings_the_outputs_closer_to_the_dense_model(tmp_path):
+    plain, recal = _prune(tmp_path, "plain"), _prune(tmp_path, "recal", "--recalibrate-bn", "8", "--seed", "3")
+    assert plain.masks.keys() == recal.masks.keys() and all(torch.equal(plain.masks[k], recal.masks[k]) for k in plain.masks)
+    assert _distance_to_dense(recal.generator) < 0.7 * _distance_to_dense(plain.generator)  # measured: 0.076 vs 0.160
+    assert recal.meta["pruning"]["recalibrate_bn"] == {"batches": 8, "batch_size": 64, "seed": 3, "norms": 3}
+    assert "recalibrate_bn" not in plain.meta["pruning"]
+    again = _prune(tmp_path, "again", "--recalibrate-bn", "8", "--seed", "3")
+    stats = {k: v for k, v in recal.generator.state_dict().items() if "running_" in k}
+    assert all(torch.equal(v, again.generator.state_dict()[k]) for k, v in stats.items())  # the seed fixes them
+
+
+def test_prune_refuses_recalibration_of_an_image_to_image_generator(tmp_path):
+    from img2img_fixtures import esrgan_dir
+
+    source = esrgan_dir(tmp_path / "sr")
+    out = tmp_path / "x.safetensors"
+    r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "--recalibrate-bn", "2", "-o", str(out)])
+    assert r.exit_code == 2 and "translates images" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()

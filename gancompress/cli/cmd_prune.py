@@ -8,13 +8,14 @@ import typer
 
 from .errors import handle_errors
 from .options import (NM, Allocation, Importance, Plan, Arch, ArchKwargs, Block, Coupled, Exclude, Include, KeepDense, NMAxis, DArch, DArchKwargs, Force, Granularity, Json, OptSource, PruneFirstLast,
-                      Quiet, Sparsity, TrustPickle, flag, load_options, output_option)
+                      Quiet, Seed, Sparsity, TrustPickle, flag, load_options, output_option)
 from .output import human_console, notice, print_json, table
 from .stdio import emit_written, source_from_stdin
 
 Scope = Annotated[str, typer.Option("--scope", help="Older spelling: global is --allocation global.")]
 DryRun = Annotated[bool, flag("--dry-run", help="Print the per-layer plan; write nothing.")]
 Output = Annotated[Optional[Path], output_option("<stem>.<granularity><percent>.safetensors beside the input")]
+Recalibrate = Annotated[int, typer.Option("--recalibrate-bn", metavar="BATCHES", min=0, help="After pruning, re-estimate the generator's BatchNorm running statistics on this many batches of 64 latents drawn with --seed (noise-input generators), so it normalises with statistics of its pruned weights: one-shot 90% digits-FID 75.9 -> 26.8 on the bundled GAN (see docs/zoo.md). 0: off, the dense model's statistics kept.")]
 
 
 @handle_errors
@@ -34,6 +35,8 @@ def prune(
     prune_first_last: PruneFirstLast = False,
     scope: Scope = "layer",
     coupled: Coupled = False,
+    recalibrate_bn: Recalibrate = 0,
+    seed: Seed = 0,
     dry_run: DryRun = False,
     output: Output = None,
     force: Force = False,
@@ -65,7 +68,7 @@ def prune(
                          block=block, nm=nm, nm_axis=nm_axis, include=tuple(include or ()), exclude=tuple(exclude or ()),
                          coupled=coupled, scope=scope, prune_first_last=prune_first_last,
                          plan=read_plan(plan) if plan is not None else None)
-    result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load))
+    result = prune_checkpoint(PruneJob(source, config, output, force, dry_run, load, recalibrate_bn, seed))
     for message in result.warnings:
         notice(f"warning: {message}", quiet=quiet)
     if json_out:

@@ -127,13 +127,13 @@ class PruneSchedule:
     ``regrow``: the pruned weights keep training in a dense copy until the ramp ends, and each mask
     update ranks that copy (:mod:`.regrow`); ``recalibrate_bn``: after each mask update (and before
     training when the input is pruned) the BatchNorms' running statistics are re-estimated on that many
-    batches of the student's inputs (:mod:`.recalibrate`; 0: off)."""
+    batches of the student's inputs (:mod:`gancompress.prune.recalibrate`; 0: off)."""
 
     ramp_fraction: float = DEFAULT_RAMP_FRACTION
     initial_sparsity: float = DEFAULT_INITIAL_SPARSITY
     mask_every: int | None = None
     regrow: bool = False  # pruning with feedback: pruned weights keep training and may return (see .regrow)
-    recalibrate_bn: int = 0  # batches per BatchNorm recalibration (see .recalibrate); 0: off
+    recalibrate_bn: int = 0  # batches per BatchNorm recalibration (see prune.recalibrate); 0: off
 
     def __post_init__(self) -> None:
         if not isinstance(self.regrow, bool):

@@ -20,7 +20,7 @@ from .distributed import World, shard, shard_bounds, unwrap, wrap
 from .setup import Setup
 from .state import TrainState
 from .recovery_levers import extras_state, load_extras, recovery_extras
-from .recalibrate import pruned_any, recalibrate_norms
+from ..prune.recalibrate import pruned_any, recalibrate_norms
 from .regrow import DenseShadow
 from .guard import NonFiniteStep, check_weights  # noqa: F401  (NonFiniteStep: re-exported for the loop)
 from .step import (StepOptions, backward_and_step, compute_losses, first_non_finite, has_layer_latents,
@@ -184,7 +184,7 @@ class Trainer:
 
     def recalibrate(self) -> None:
         """``--recalibrate-bn N``: the student's BatchNorm statistics re-estimated on N batches of its inputs, drawn
-        for this step (:mod:`.recalibrate`); nothing while no weight is masked. (An EMA copies the student's buffers
+        for this step (:mod:`gancompress.prune.recalibrate`); nothing while no weight is masked. (An EMA copies the student's buffers
         at its next update.)"""
         batches = self.config.recovery.schedule.recalibrate_bn
         if not batches or not pruned_any(self.masks):

@@ -27,6 +27,15 @@ class PruneJob:
     force: bool = False
     dry_run: bool = False
     load: LoadOptions = field(default_factory=LoadOptions)
+    recalibrate_bn: int = 0  # batches of latents to re-estimate the BatchNorm statistics on after pruning (0: off)
+    seed: int = 0  # of those latents
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recalibrate_bn, bool) or not isinstance(self.recalibrate_bn, int) or self.recalibrate_bn < 0:
+            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {self.recalibrate_bn!r}")
+
+
+RECALIBRATION_BATCH = 64  # latents per batch of ``prune --recalibrate-bn``
 
 
 @dataclass
@@ -88,6 +97,8 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         from ..generation import generator_info
 
         config = replace(config, input_shape=generator_info(bundle).input_shape)
+    if job.recalibrate_bn:
+        _check_recalibration(bundle)
     previous, previous_record = bundle.masks or None, bundle.meta.get("pruning")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -107,6 +118,8 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
             record = {**previous_record, "layers": sorted(masks)}
         granularity, percent = str(record.get("granularity", granularity)), sparsity["all"]
         masks = {k: v.to(torch.bool) for k, v in previous.items()}
+    if job.recalibrate_bn and not job.dry_run and not _unchanged(previous, masks):
+        record["recalibrate_bn"] = _recalibrate(bundle, job.recalibrate_bn, job.seed)
     record["achieved"] = sparsity
     output = job.output or default_output(job.source, granularity, percent)
     write = not job.dry_run
@@ -121,6 +134,27 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
     if write:
         save_bundle(bundle, output, force=job.force)
     return PruneResult(None if job.dry_run else output, layers, sparsity, record, notes, bundle)
+
+
+def _check_recalibration(bundle: GanBundle) -> None:
+    from ..generation import generator_info
+
+    if generator_info(bundle).input_kind != "noise":
+        raise InputError("prune --recalibrate-bn draws latents, and this generator translates images: recalibrate during "
+                         "recovery instead (`finetune --recalibrate-bn N` draws from its --inputs), or leave it out")
+
+
+def _recalibrate(bundle: GanBundle, batches: int, seed: int) -> dict[str, int]:
+    """The pruned generator's BatchNorm statistics re-estimated on ``batches`` batches of latents (:mod:`.recalibrate`)."""
+    from ..generation import draw_latents, generator_info
+    from .recalibrate import recalibrate_norms
+
+    info, gen = generator_info(bundle), torch.Generator().manual_seed(seed)
+    param = next(bundle.generator.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    inputs = (draw_latents(RECALIBRATION_BATCH, info.input_shape, gen, info.num_classes).to(device) for _ in range(batches))
+    norms = recalibrate_norms(bundle.generator, inputs)
+    return {"batches": batches, "batch_size": RECALIBRATION_BATCH, "seed": seed, "norms": norms}
 
 
 def _is_input(output: Path, source: str) -> bool:
