@@ -52,9 +52,12 @@ def test_path_length_in_two_processes_equals_one(tmp_path):
         torch.set_num_threads(threads)
     one, ddp = tensors(single.output, ""), tensors(tmp_path / "ddp.safetensors", "")
     assert one.keys() == ddp.keys()
-    for key in one:  # the mapping's weights are stored scaled by 1/lr_mul (100): compare relative too
-        assert torch.allclose(one[key].float(), ddp[key].float(), atol=1e-5, rtol=1e-5), key
+    # the mapping's weights are stored scaled by 1/lr_mul (100): compare relative too. atol 1e-4: summation order
+    # differs between CPUs (2.3e-5 seen on an AMD EPYC after 5 steps); a wrong reduction moves Adam's steps by ~lr_g 1e-3
+    for key in one:
+        gap = float((one[key].float() - ddp[key].float()).abs().max())
+        assert torch.allclose(one[key].float(), ddp[key].float(), atol=1e-4, rtol=1e-5), (key, gap)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False)["metrics"] for r in range(WORLD)]
     assert ranks[0] == ranks[1] and {"pl", "pl_mean"} <= ranks[0].keys()
     for key, value in single.metrics.items():
-        assert ranks[0][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+        assert ranks[0][key] == pytest.approx(value, rel=1e-3, abs=1e-6), key  # l1: 4.4e-4 apart on an AMD EPYC
