@@ -126,7 +126,8 @@ def _distance_to_dense(generator: nn.Module) -> float:
 
 
 def test_prune_recalibrates_one_shot_and_brings_the_outputs_closer_to_the_dense_model(tmp_path):
-    plain, recal = _prune(tmp_path, "plain"), _prune(tmp_path, "recal", "--recalibrate-bn", "8", "--seed", "3")
+    plain, recal = _prune(tmp_path, "plain", "--recalibrate-bn", "0"), _prune(tmp_path, "recal", "--recalibrate-bn", "8",
+                                                                              "--seed", "3")
     assert plain.masks.keys() == recal.masks.keys() and all(torch.equal(plain.masks[k], recal.masks[k]) for k in plain.masks)
     assert _distance_to_dense(recal.generator) < 0.7 * _distance_to_dense(plain.generator)  # measured: 0.076 vs 0.160
     assert recal.meta["pruning"]["recalibrate_bn"] == {"batches": 8, "batch_size": 64, "seed": 3, "norms": 3}
@@ -136,11 +137,39 @@ def test_prune_recalibrates_one_shot_and_brings_the_outputs_closer_to_the_dense_
     assert all(torch.equal(v, again.generator.state_dict()[k]) for k, v in stats.items())  # the seed fixes them
 
 
-def test_prune_refuses_recalibration_of_an_image_to_image_generator(tmp_path):
-    from img2img_fixtures import esrgan_dir
+def test_prune_recalibrates_a_noise_input_generator_with_batchnorms_by_default(tmp_path):
+    default = _prune(tmp_path, "default")
+    assert default.meta["pruning"]["recalibrate_bn"] == {"batches": 10, "batch_size": 64, "seed": 0, "norms": 3}
+    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "-o", str(tmp_path / "t.safetensors")])
+    assert "BatchNorm statistics of 3 layer(s) re-estimated on 10 batches" in r.stderr
 
-    source = esrgan_dir(tmp_path / "sr")
+
+def test_prune_leaves_an_image_to_image_generator_alone_unless_told_and_then_refuses(tmp_path):
+    from gancompress.archs import ArchSpec, build
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    from gancompress.archs import ARCHITECTURES
+
+    spec = ArchSpec("srgan-g", dict(ARCHITECTURES.get("srgan-g").default_kwargs))
+    g = build(spec).eval()
+    source = save_bundle(GanBundle(g, spec), tmp_path / "srgan.safetensors")
     out = tmp_path / "x.safetensors"
     r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "--recalibrate-bn", "2", "-o", str(out)])
     assert r.exit_code == 2 and "translates images" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not out.exists()
+    r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    pruned = load_bundle(str(out))
+    assert "recalibrate_bn" not in pruned.meta["pruning"]
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in pruned.generator.state_dict().items() if "running_" in k)
+
+
+def test_auto_recalibration_never_costs_a_prune_that_works_without_it(tmp_path):
+    from gancompress.archs import ArchSpec, build
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    spec = ArchSpec("srgan-g", {})  # kwargs left out: the network builds, but its input shape cannot be read off them
+    source = save_bundle(GanBundle(build(spec).eval(), spec), tmp_path / "bare.safetensors")
+    r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "-o", str(tmp_path / "x.safetensors")])
+    assert r.exit_code == 0, r.output
+    assert "warning: BatchNorm statistics kept: the generator did not run" in r.stderr

@@ -27,15 +27,21 @@ class PruneJob:
     force: bool = False
     dry_run: bool = False
     load: LoadOptions = field(default_factory=LoadOptions)
-    recalibrate_bn: int = 0  # batches of latents to re-estimate the BatchNorm statistics on after pruning (0: off)
+    # batches of latents to re-estimate the BatchNorm statistics on after pruning (0: off; None: auto, see
+    # ``recalibration_batches``)
+    recalibrate_bn: int | None = 0
     seed: int = 0  # of those latents
 
     def __post_init__(self) -> None:
-        if isinstance(self.recalibrate_bn, bool) or not isinstance(self.recalibrate_bn, int) or self.recalibrate_bn < 0:
-            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {self.recalibrate_bn!r}")
+        n = self.recalibrate_bn
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {n!r}")
 
 
 RECALIBRATION_BATCH = 64  # latents per batch of ``prune --recalibrate-bn``
+# ``recalibrate_bn=None`` (the CLI's default): this many batches for a noise-input generator with BatchNorms. One-shot
+# 90% on the zoo's four BatchNorm GANs it cuts digits-FID 2-7x, and 40 batches change it by at most 1.4% (docs/zoo.md)
+AUTO_RECALIBRATION = 10
 
 
 @dataclass
@@ -97,8 +103,7 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         from ..generation import generator_info
 
         config = replace(config, input_shape=generator_info(bundle).input_shape)
-    if job.recalibrate_bn:
-        _check_recalibration(bundle)
+    batches, skipped = recalibration_batches(bundle, job.recalibrate_bn)
     previous, previous_record = bundle.masks or None, bundle.meta.get("pruning")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -118,8 +123,9 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
             record = {**previous_record, "layers": sorted(masks)}
         granularity, percent = str(record.get("granularity", granularity)), sparsity["all"]
         masks = {k: v.to(torch.bool) for k, v in previous.items()}
-    if job.recalibrate_bn and not job.dry_run and not _unchanged(previous, masks):
-        record["recalibrate_bn"] = _recalibrate(bundle, job.recalibrate_bn, job.seed)
+    notes += [skipped] if skipped else []
+    if batches and not job.dry_run and not _unchanged(previous, masks):
+        record["recalibrate_bn"] = _recalibrate(bundle, batches, job.seed)
     record["achieved"] = sparsity
     output = job.output or default_output(job.source, granularity, percent)
     write = not job.dry_run
@@ -136,12 +142,29 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
     return PruneResult(None if job.dry_run else output, layers, sparsity, record, notes, bundle)
 
 
-def _check_recalibration(bundle: GanBundle) -> None:
+def recalibration_batches(bundle: GanBundle, asked: int | None) -> tuple[int, str | None]:
+    """(batches to recalibrate on, why none where auto could not): ``asked`` as given (a generator that translates
+    images is refused: no latents describe its inputs), or for None ``AUTO_RECALIBRATION`` when the generator has
+    BatchNorms with running statistics and takes noise, else 0."""
     from ..generation import generator_info
+    from .recalibrate import norms_with_stats
 
-    if generator_info(bundle).input_kind != "noise":
-        raise InputError("prune --recalibrate-bn draws latents, and this generator translates images: recalibrate during "
-                         "recovery instead (`finetune --recalibrate-bn N` draws from its --inputs), or leave it out")
+    if asked == 0 or (asked is None and not norms_with_stats(bundle.generator)):
+        return 0, None
+    try:
+        kind = generator_info(bundle).input_kind
+    except Exception as exc:  # noqa: BLE001 - auto must never cost a prune that works without it
+        if asked or isinstance(exc, (KeyboardInterrupt, MemoryError)):
+            raise
+        return 0, (f"BatchNorm statistics kept: the generator did not run on a dummy input ({type(exc).__name__}: "
+                   f"{str(exc)[:120]}); --recalibrate-bn 0 silences this")
+    if kind != "noise":
+        if asked:
+            raise InputError("prune --recalibrate-bn draws latents, and this generator translates images: recalibrate "
+                             "during recovery instead (`finetune --recalibrate-bn N` draws from its --inputs), or leave "
+                             "it out")
+        return 0, None
+    return (AUTO_RECALIBRATION if asked is None else asked), None
 
 
 def _recalibrate(bundle: GanBundle, batches: int, seed: int) -> dict[str, int]:
