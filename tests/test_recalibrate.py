@@ -173,3 +173,11 @@ def test_auto_recalibration_never_costs_a_prune_that_works_without_it(tmp_path):
     r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "-o", str(tmp_path / "x.safetensors")])
     assert r.exit_code == 0, r.output
     assert "warning: BatchNorm statistics kept: the generator did not run" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_prune_refuses_a_bad_batch_count_in_one_line_and_writes_nothing(tmp_path, value):
+    out = tmp_path / "x.safetensors"
+    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.9", "--recalibrate-bn", value, "-o", str(out)])
+    assert r.exit_code == 2 and "--recalibrate-bn" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.output and not out.exists()

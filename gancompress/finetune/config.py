@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
+from ..prune.recalibrate import check_batches
 from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
@@ -138,8 +139,7 @@ class PruneSchedule:
     def __post_init__(self) -> None:
         if not isinstance(self.regrow, bool):
             raise InputError(f"--regrow is on or off (true/false), got {self.regrow!r}")
-        if isinstance(self.recalibrate_bn, bool) or not isinstance(self.recalibrate_bn, int) or self.recalibrate_bn < 0:
-            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {self.recalibrate_bn!r}")
+        check_batches(self.recalibrate_bn)
         if not 0.0 < self.ramp_fraction <= 1.0:
             raise InputError(f"--ramp-fraction must be in (0, 1], got {self.ramp_fraction}")
         if not 0.0 <= self.initial_sparsity < 1.0:

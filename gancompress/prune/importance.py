@@ -26,6 +26,7 @@ from torch import nn
 
 from ..registry import unknown_choice
 from .layers import CONV_TRANSPOSE, Geometry, is_prunable, module_geometry
+from .recalibrate import has_running_stats
 
 IMPORTANCES = ("magnitude", "bn-scaled")
 
@@ -40,7 +41,7 @@ def following_norms(model: nn.Module, input_shape: tuple[int, ...] | None = None
                     ) -> dict[str, nn.modules.batchnorm._BatchNorm]:
     """{prunable module name: the BatchNorm that normalises its output} (see the module doc); ``input_shape``
     (per sample, as ``forward`` takes it) defaults to the model's own ``input_shape`` attribute."""
-    if not any(_has_stats(m) for m in model.modules()):
+    if not any(has_running_stats(m) for m in model.modules()):
         return {}
     shape = input_shape or getattr(model, "input_shape", None)
     traced = _traced_norms(model, tuple(shape)) if _is_shape(shape) else None
@@ -50,10 +51,6 @@ def following_norms(model: nn.Module, input_shape: tuple[int, ...] | None = None
 def _is_shape(value: object) -> bool:
     return isinstance(value, (tuple, list, torch.Size)) and len(value) > 0 and all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-
-
-def _has_stats(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
 
 
 def registered_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
@@ -68,7 +65,7 @@ def registered_norms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchN
             continue
         if list(module.children()):
             continue  # a container: its children come next
-        if pending is not None and _has_stats(module) and module.num_features == pending[1]:
+        if pending is not None and has_running_stats(module) and module.num_features == pending[1]:
             found[pending[0]] = module
         pending = None
     return found
@@ -111,7 +108,7 @@ def _trace_norm_names(model: nn.Module, modules: dict[str, nn.Module], shape: tu
             found.setdefault(hit[0], names[module])
 
     hooks = [m.register_forward_hook(after_layer) for m in modules.values() if is_prunable(m)]
-    hooks += [m.register_forward_pre_hook(before_norm) for m in modules.values() if _has_stats(m)]
+    hooks += [m.register_forward_pre_hook(before_norm) for m in modules.values() if has_running_stats(m)]
     modes = [(m, m.training) for m in modules.values()]
     try:
         model.eval()

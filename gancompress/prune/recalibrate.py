@@ -17,10 +17,24 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..errors import InputError
+
+
+def has_running_stats(module: nn.Module) -> bool:
+    """A BatchNorm that normalises with running statistics in eval mode (``track_running_stats``)."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
+
 
 def norms_with_stats(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None]
+    return [m for m in model.modules() if has_running_stats(m)]
+
+
+def check_batches(value: object, *, auto: bool = False) -> None:
+    """``--recalibrate-bn``: a whole number of batches, 0 (off) or more (``auto``: None, the command's default, too)."""
+    if auto and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {value!r}")
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,6 +15,10 @@ from ..io_utils import check_writable, derived_output
 from ..loading import LoadOptions, load_bundle
 from . import PruneConfig, achieved_sparsity, apply_masks, compute_masks, layer_report, plan_target
 from .granularity import GRANULARITIES
+from .recalibrate import check_batches, norms_with_stats, recalibrate_norms
+
+if TYPE_CHECKING:
+    from ..generation import GeneratorInfo
 
 
 @dataclass
@@ -33,9 +37,7 @@ class PruneJob:
     seed: int = 0  # of those latents
 
     def __post_init__(self) -> None:
-        n = self.recalibrate_bn
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise InputError(f"--recalibrate-bn is a number of batches, 0 (off) or more, got {n!r}")
+        check_batches(self.recalibrate_bn, auto=True)
 
 
 RECALIBRATION_BATCH = 64  # latents per batch of ``prune --recalibrate-bn``
@@ -103,7 +105,7 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         from ..generation import generator_info
 
         config = replace(config, input_shape=generator_info(bundle).input_shape)
-    batches, skipped = recalibration_batches(bundle, job.recalibrate_bn)
+    batches, info, skipped = recalibration_batches(bundle, job.recalibrate_bn)
     previous, previous_record = bundle.masks or None, bundle.meta.get("pruning")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -125,7 +127,7 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
         masks = {k: v.to(torch.bool) for k, v in previous.items()}
     notes += [skipped] if skipped else []
     if batches and not job.dry_run and not _unchanged(previous, masks):
-        record["recalibrate_bn"] = _recalibrate(bundle, batches, job.seed)
+        record["recalibrate_bn"] = _recalibrate(bundle, info, batches, job.seed)
     record["achieved"] = sparsity
     output = job.output or default_output(job.source, granularity, percent)
     write = not job.dry_run
@@ -142,37 +144,35 @@ def prune_checkpoint(job: PruneJob) -> PruneResult:
     return PruneResult(None if job.dry_run else output, layers, sparsity, record, notes, bundle)
 
 
-def recalibration_batches(bundle: GanBundle, asked: int | None) -> tuple[int, str | None]:
-    """(batches to recalibrate on, why none where auto could not): ``asked`` as given (a generator that translates
-    images is refused: no latents describe its inputs), or for None ``AUTO_RECALIBRATION`` when the generator has
-    BatchNorms with running statistics and takes noise, else 0."""
+def recalibration_batches(bundle: GanBundle, asked: int | None) -> tuple[int, GeneratorInfo | None, str | None]:
+    """(batches to recalibrate on, the generator's info when there are any, why none where auto could not):
+    ``asked`` as given (a generator that translates images is refused: no latents describe its inputs), or for
+    None ``AUTO_RECALIBRATION`` when the generator has BatchNorms with running statistics and takes noise, else 0."""
     from ..generation import generator_info
-    from .recalibrate import norms_with_stats
 
     if asked == 0 or (asked is None and not norms_with_stats(bundle.generator)):
-        return 0, None
+        return 0, None, None
     try:
-        kind = generator_info(bundle).input_kind
+        info = generator_info(bundle)
     except Exception as exc:  # noqa: BLE001 - auto must never cost a prune that works without it
         if asked or isinstance(exc, (KeyboardInterrupt, MemoryError)):
             raise
-        return 0, (f"BatchNorm statistics kept: the generator did not run on a dummy input ({type(exc).__name__}: "
-                   f"{str(exc)[:120]}); --recalibrate-bn 0 silences this")
-    if kind != "noise":
+        return 0, None, (f"BatchNorm statistics kept: the generator did not run on a dummy input "
+                         f"({type(exc).__name__}: {str(exc)[:120]}); --recalibrate-bn 0 silences this")
+    if info.input_kind != "noise":
         if asked:
             raise InputError("prune --recalibrate-bn draws latents, and this generator translates images: recalibrate "
                              "during recovery instead (`finetune --recalibrate-bn N` draws from its --inputs), or leave "
                              "it out")
-        return 0, None
-    return (AUTO_RECALIBRATION if asked is None else asked), None
+        return 0, None, None
+    return (AUTO_RECALIBRATION if asked is None else asked), info, None
 
 
-def _recalibrate(bundle: GanBundle, batches: int, seed: int) -> dict[str, int]:
+def _recalibrate(bundle: GanBundle, info: GeneratorInfo, batches: int, seed: int) -> dict[str, int]:
     """The pruned generator's BatchNorm statistics re-estimated on ``batches`` batches of latents (:mod:`.recalibrate`)."""
-    from ..generation import draw_latents, generator_info
-    from .recalibrate import recalibrate_norms
+    from ..generation import draw_latents
 
-    info, gen = generator_info(bundle), torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     param = next(bundle.generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     inputs = (draw_latents(RECALIBRATION_BATCH, info.input_shape, gen, info.num_classes).to(device) for _ in range(batches))
