@@ -97,10 +97,12 @@ def table(results: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def variants(modes: list[str]) -> list[tuple[str, str, bool, bool]]:
+def variants(modes: list[str], compiled: bool = True) -> list[tuple[str, str, bool, bool]]:
     out = [(f"amp {m}", m, False, False) for m in modes]
     best = "bf16" if "bf16" in modes else modes[0]
-    out += [(f"amp {best} + channels-last", best, True, False), (f"amp {best} + channels-last + compile", best, True, True)]
+    out.append((f"amp {best} + channels-last", best, True, False))
+    if compiled:
+        out.append((f"amp {best} + channels-last + compile", best, True, True))
     return out
 
 
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--modes", default="none,bf16,fp16")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row (its compilation takes minutes)")
     sizes = {"size": 256, "batch-size": 4, "ngf": 64, "ndf": 64, "warmup": 3, "repeats": 10}
     for name, default in sizes.items():
         ap.add_argument(f"--{name}", type=int, default=default)
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     enable_tf32(device)
     notes: list[str] = []
     results = {name: timed(variant_steps(args, device, mode, cl, comp, notes), device, args.warmup, args.repeats)
-               for name, mode, cl, comp in variants(args.modes.split(","))}
+               for name, mode, cl, comp in variants(args.modes.split(","), not args.no_compile)}
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"pix2pix ResNet-9 (ngf {args.ngf}) + PatchGAN (ndf {args.ndf}) at {args.size}px, batch {args.batch_size}, "
           f"{gpu}, torch {torch.__version__}, median of {args.repeats}\n")

@@ -4,9 +4,10 @@
 # small CPU step section. Writes stylegan2_gpu.json into $OUT (else the repository root). Needs a CUDA GPU.
 set -e
 cd "$(dirname "$0")/.."
-if ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+PY=${PYTHON:-$(command -v python3 || command -v python)}  # python3 where no plain python is installed
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "stylegan2_gpu.sh: no CUDA GPU visible to torch here; run it on a machine with one" >&2
     exit 2
 fi
-exec env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" python benchmarks/stylegan2.py --device cuda --repeats 2 \
+exec env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" benchmarks/stylegan2.py --device cuda --repeats 2 \
     --json "${OUT:-.}/stylegan2_gpu.json" "$@"

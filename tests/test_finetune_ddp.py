@@ -148,3 +148,25 @@ def test_shard_keeps_the_class_labels_of_its_slice():
         assert torch.equal(part.labels, batch.labels[lo:hi]) and torch.equal(part.real_labels, batch.real_labels[lo:hi])
         assert torch.equal(part.x, batch.x[lo:hi]) and torch.equal(part.real, batch.real[lo:hi]) and part.real_x is None
     assert shard(batch, None) is batch
+
+
+def test_device_for_always_names_the_gpu(monkeypatch):
+    """``--device cuda`` reaches ``torch.cuda.set_device`` with an index (torch 2.11 refuses one without)."""
+    from gancompress.finetune.distributed import World, device_for
+
+    chosen = []
+
+    def strict_set_device(device):
+        if isinstance(device, torch.device) and device.index is None:
+            raise ValueError("Expected a torch.device with a specified index")
+        chosen.append(device)
+
+    monkeypatch.setattr(torch.cuda, "set_device", strict_set_device)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device_for(None, torch.device("cuda")) == torch.device("cuda", 3)
+    assert device_for(None, torch.device("cuda", 1)) == torch.device("cuda", 1)
+    world = World(rank=1, local_rank=3, size=2)
+    assert device_for(world, torch.device("cuda")) == torch.device("cuda", 1)
+    assert device_for(None, torch.device("cpu")) == torch.device("cpu")
+    assert chosen == [torch.device("cuda", 3), torch.device("cuda", 1), torch.device("cuda", 1)]

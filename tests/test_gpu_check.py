@@ -50,3 +50,32 @@ def test_tiny_cpu_run_prints_every_variant_and_method(capsys, monkeypatch):
         base = float(mine[0][2])
         assert all(abs(float(r[3]) - float(r[2]) / base) < 0.011 for r in mine)
     assert "note: --compile: torch.compile failed" in out
+
+
+def test_no_compile_leaves_out_the_compiled_row():
+    names = [v[0] for v in _driver().variants(["none", "bf16"], compiled=False)]
+    assert names == ["amp none", "amp bf16", "amp bf16 + channels-last"]
+    assert _driver().variants(["none"])[-1] == ("amp none + channels-last + compile", "none", True, True)
+
+
+def _stylegan2_bench():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("stylegan2_bench", BENCH / "stylegan2.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shrunk_check_runs_in_full_float32_and_restores_the_flags():
+    """On CUDA cuDNN rounds convolutions to TF32 by default (the shrunk StyleGAN2 read 6.7e-3 from the masked one
+    on an H200): the equivalence check turns TF32 off for its forward passes, and back to what it was after."""
+    bench = _stylegan2_bench()
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with pytest.raises(RuntimeError), bench.full_float32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+            raise RuntimeError("a failing forward")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

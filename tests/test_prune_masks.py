@@ -1,6 +1,7 @@
 """PruneConfig, model-level masks (layer/global scope, previous masks), reports, AGP."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -267,3 +268,30 @@ def test_agp_schedule_monotone():
 def test_agp_bad_inputs(args):
     with pytest.raises(InputError):
         agp_sparsity(*args)
+
+
+@pytest.mark.parametrize("cfg", [dict(granularity="element", importance="bn-scaled"), dict(granularity="filter"),
+                                 dict(granularity="filter", coupled=True, input_shape=(3, 8, 8))])
+def test_a_model_on_an_accelerator_is_ranked_on_a_cpu_copy(monkeypatch, cfg):
+    """Masks of a model whose weights are not on the CPU: ranked on a CPU copy, handed back where the weights are.
+
+    (The exact selection is CPU code; on an H200 ranking CUDA weights in place mixed devices.) Here "meta"
+    stands in for the accelerator: the outer call must take the detour, and the detour must rank as the model itself.
+    """
+    import importlib
+
+    masks_mod = importlib.import_module("gancompress.prune.masks")
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1))
+    config = PruneConfig(0.5, keep_dense="none", **cfg)
+    previous = compute_masks(model, dataclasses.replace(config, sparsity=0.25), final=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    direct = compute_masks(model, config, previous, final=True)
+    copied = masks_mod._computed_on_cpu(model, config, previous, True, torch.device("cpu"))
+    assert direct.keys() == copied.keys() and all(torch.equal(direct[k], copied[k]) for k in direct)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
+    real = masks_mod._weights_device
+    monkeypatch.setattr(masks_mod, "_weights_device", lambda m: torch.device("meta") if m is model else real(m))
+    on_meta = compute_masks(model, config, previous, final=True)
+    assert {k: (v.device.type, v.shape) for k, v in on_meta.items()} == {k: ("meta", v.shape) for k, v in direct.items()}

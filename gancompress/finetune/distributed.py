@@ -133,9 +133,14 @@ def from_rank0(read: Callable[[], str], device_name: str) -> str:
 
 
 def device_for(world: World | None, device: torch.device) -> torch.device:
-    """``cuda`` (no index) means this rank's GPU (``LOCAL_RANK``) in a distributed run."""
-    if world is not None and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", world.local_rank % max(1, torch.cuda.device_count()))
+    """``cuda`` (no index) means this rank's GPU (``LOCAL_RANK``) in a distributed run, else the current one.
+
+    The index is always filled in: ``torch.cuda.set_device`` refuses an index-less device in some torch
+    releases (2.11 raised ``ValueError`` for ``finetune --device cuda`` on an H200).
+    """
+    if device.type == "cuda" and device.index is None:
+        index = world.local_rank % max(1, torch.cuda.device_count()) if world is not None else torch.cuda.current_device()
+        device = torch.device("cuda", index)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device

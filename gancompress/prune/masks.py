@@ -10,6 +10,7 @@ targets out of reach; :mod:`.allocation` spreads the zeros over the pruned layer
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ def compute_masks(model: nn.Module, config: PruneConfig, previous: dict[str, tor
     """
     from .target import plan_target
 
+    device = _weights_device(model)
+    if device.type != "cpu":
+        return _computed_on_cpu(model, config, previous, final, device)
     plan = plan or plan_target(model, config, previous, final=final)
     carried = {k: v.to(torch.bool) for k, v in (previous or {}).items()}
     if config.granularity == "filter" and hasattr(model, "channel_readers"):
@@ -66,6 +70,23 @@ def compute_masks(model: nn.Module, config: PruneConfig, previous: dict[str, tor
                               layers=plan.pruned)
         return {**{k: v for k, v in carried.items() if k not in masks}, **masks}
     return _ranked_masks(model, config, previous, plan, carried)
+
+
+def _weights_device(model: nn.Module) -> torch.device:
+    """Where the model's weights live (the CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def _computed_on_cpu(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None, final: bool,
+                     device: torch.device) -> dict[str, torch.Tensor]:
+    """:func:`compute_masks` of a model on an accelerator: ranked on a CPU copy (the exact selection and its
+    bounded temporaries are CPU code), the masks handed back on ``device``, the model itself untouched."""
+    import copy
+
+    cpu_model = copy.deepcopy(model).to("cpu")
+    cpu_previous = {k: v.to("cpu") for k, v in previous.items()} if previous is not None else None
+    masks = compute_masks(cpu_model, config, cpu_previous, final=final)
+    return {k: v.to(device) for k, v in masks.items()}
 
 
 def _ranked_masks(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None, plan,
