@@ -24,7 +24,8 @@ selection does no work (``--report-only`` tabulates what is recorded).
     python benchmarks/zoo.py                                              # the whole zoo, 3 seeds
     python benchmarks/zoo.py --smoke --members narrow-dcgan               # seconds: 2 steps, 64 samples
 
-Prints one markdown table (``<out>/zoo.md``, ``zoo.json``; the README's shorter one in ``zoo-summary.md``) and writes ``<out>/<member>.png``
+Prints one markdown table (``<out>/zoo.md``, ``zoo.json``; the README's shorter one in ``zoo-summary.md``, and a
+cell x member matrix of the ratios per method in ``zoo-matrix.md``) and writes ``<out>/<member>.png``
 (ratio to the dense control vs sparsity) when matplotlib is installed.
 """
 from __future__ import annotations
@@ -396,6 +397,41 @@ def summary(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def matrix(runs: list[dict]) -> str:
+    """One table per method: each pruned cell (rows) x member (columns), the mean over seeds of each seed's ratio to
+    its own dense control with the worst seed in brackets (PSNR members: the difference in dB; fewer seeds than the
+    most any entry has are said), then the mean and the worst over the FID members. A cell without a usable control
+    reads n/a; one not run is left blank."""
+    table: dict[str, dict[tuple, dict[str, dict]]] = {}
+    for run in runs:
+        for r in rows(run):
+            if r["sparsity"] > 0.0:
+                table.setdefault(r["method"], {}).setdefault((r["granularity"], r["sparsity"]), {})[run["member"]] = r
+    members = [(run["member"], run.get("metric", "fid"), run["dense"][run.get("metric", "fid")]) for run in runs]
+    most = max((len(r["seeds"]) for cells in table.values() for by in cells.values() for r in by.values()), default=0)
+    head = " | ".join(f"{m} ({METRICS[metric == 'psnr_gt'][1]} {teacher:.2f})" for m, metric, teacher in members)
+    out = []
+    for method, cells in table.items():
+        out += [f"**{method}**", "", f"| cell | {head} | FID members: mean / worst |",
+                "|---|" + "---|" * len(members) + "---|"]
+        for (gran, sparsity), by_member in sorted(cells.items()):
+            entries, fid = [], []
+            for member, metric, _ in members:
+                r = by_member.get(member)
+                if r is None:
+                    entries.append("")
+                    continue
+                fewer = f"; {len(r['seeds'])} of {most} seeds" if len(r["seeds"]) < most else ""
+                entries.append(f"{_versus(r['vs_control'], metric)} ({_versus(r['vs_control_worst'], metric)}{fewer})")
+                if metric == "fid" and r["vs_control"] is not None:
+                    fid.append(r)
+            summary_cell = (f"{statistics.fmean(r['vs_control'] for r in fid):.2f} / "
+                            f"{max(r['vs_control_worst'] for r in fid):.2f}") if fid else "n/a"
+            out.append(f"| {gran} {100 * sparsity:g}% | " + " | ".join(entries) + f" | {summary_cell} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def plot_member(run: dict, path: Path) -> Path | None:
     """Ratio to the dense control vs sparsity, one line per method and granularity; None without matplotlib."""
     try:
@@ -490,7 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "zoo.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "zoo.md").write_text(text)
     (args.out / "zoo-summary.md").write_text(summary(runs))
+    (args.out / "zoo-matrix.md").write_text(matrix(runs))
     print(f"ran {doc['ran']} cell(s); wrote {args.out / 'zoo.md'}, {args.out / 'zoo-summary.md'} (the README's table), "
+          f"{args.out / 'zoo-matrix.md'} (cell x member), "
           f"{args.out / 'zoo.json'}"
           + (f" and {len(plots)} plot(s)" if plots else ""), file=sys.stderr)
     return 0

@@ -360,3 +360,22 @@ def test_zoo_command_refuses_a_setting_the_sweep_rejects_in_one_line(members, tm
                         "--regrow"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and r.stderr.startswith("error: --regrow") and r.stderr.count("\n") == 1, r.stderr
     assert not out.exists()
+
+
+def test_zoo_matrix_is_cell_by_member_with_the_mean_and_worst_over_the_fid_members():
+    zoo = _zoo()
+    a = {"member": "a", "dense": {"fid": 10.0}, "metric": "fid", "trained_steps": 100, "steps": 15,
+         "cells": [_cell(0.9, "hybrid", s, fid=f) for s, f in ((0, 11.0), (1, 12.0), (2, 13.0))]
+         + [_cell(0.8, "hybrid", 0, fid=10.5)]}
+    b = {"member": "b", "dense": {"fid": 4.0}, "metric": "fid", "trained_steps": 100, "steps": 15,
+         "cells": [_cell(0.9, "hybrid", s, fid=f) for s, f in ((0, 6.0), (1, 5.0), (2, 5.0))]}
+    sr = {"member": "sr", "dense": {"psnr_gt": 30.0}, "metric": "psnr_gt", "trained_steps": 100, "steps": 15,
+          "cells": [_cell(0.9, "hybrid", s, psnr_gt=p, ssim_gt=0.9) for s, p in ((0, 29.9), (1, 30.1), (2, 30.0))]}
+    a["cells"].append(_cell(0.9, "distill", 0, fid=10.0))
+    lines = zoo.matrix([a, b, sr]).splitlines()
+    assert lines[0] == "**hybrid**"
+    assert lines[2] == "| cell | a (FID 10.00) | b (FID 4.00) | sr (PSNR 30.00) | FID members: mean / worst |"
+    # teacher stands in for hybrid's control: a 1.1/1.2/1.3, b 1.5/1.25/1.25; the SR member -0.1/+0.1/0 dB
+    assert lines[4] == "| element 80% | 1.05 (1.05; 1 of 3 seeds) |  |  | 1.05 / 1.05 |"
+    assert lines[5] == "| element 90% | 1.20 (1.30) | 1.33 (1.50) | +0.00 dB (-0.10 dB) | 1.27 / 1.50 |"
+    assert "**distill**" in lines and lines[-1] == "| element 90% | 1.00 (1.00; 1 of 3 seeds) |  |  | 1.00 / 1.00 |"
