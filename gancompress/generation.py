@@ -55,7 +55,8 @@ def generator_input(generator: nn.Module, spec: ArchSpec | None) -> tuple[str, t
         target = spec.kwargs.get("target") if spec is not None and spec.name == "custom" else None
         where = f"your generator {target}" if target else "this generator"
         return getattr(generator, "input_kind", "noise"), tuple(required(generator, "input_shape", where))
-    shape = tuple(getattr(generator, "input_shape", arch.input_shape(spec.kwargs)))
+    own = getattr(generator, "input_shape", None)
+    shape = tuple(own) if own is not None else arch.input_shape_of(spec.kwargs)
     return getattr(generator, "input_kind", arch.input_kind), shape
 
 

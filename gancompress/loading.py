@@ -273,7 +273,7 @@ def _builtin_bundle(found: dict[str, Any]) -> GanBundle:
     _, name, spec, sd, g_out = sorted(generators, key=lambda g: g[0])[0]
     bundle = GanBundle(build_detected(spec, sd, "generator"), spec)
     arch = ARCHITECTURES.get(spec.name)
-    probes = discriminator_probes(tuple(arch.input_shape(spec.kwargs)), g_out, arch.input_kind) if g_out else None
+    probes = discriminator_probes(arch.input_shape_of(spec.kwargs), g_out, arch.input_kind) if g_out else None
     _attach_discriminator(bundle, {k: v for k, v in found.items() if k != name}, probes)
     return bundle
 

@@ -164,15 +164,42 @@ def test_prune_leaves_an_image_to_image_generator_alone_unless_told_and_then_ref
     assert all(torch.equal(v, g.state_dict()[k]) for k, v in pruned.generator.state_dict().items() if "running_" in k)
 
 
-def test_auto_recalibration_never_costs_a_prune_that_works_without_it(tmp_path):
-    from gancompress.archs import ArchSpec, build
-    from gancompress.formats.checkpoint import GanBundle, save_bundle
+def test_auto_recalibration_never_costs_a_prune_that_works_without_it(tmp_path, monkeypatch):
+    import gancompress.generation as generation
 
-    spec = ArchSpec("srgan-g", {})  # kwargs left out: the network builds, but its input shape cannot be read off them
-    source = save_bundle(GanBundle(build(spec).eval(), spec), tmp_path / "bare.safetensors")
-    r = CliRunner().invoke(app, ["prune", str(source), "-s", "0.5", "-o", str(tmp_path / "x.safetensors")])
+    def cannot_run(bundle):
+        raise RuntimeError("the generator failed on a dummy input")
+
+    monkeypatch.setattr(generation, "generator_info", cannot_run)
+    out = tmp_path / "x.safetensors"
+    r = CliRunner().invoke(app, ["prune", "builtin:digits-dcgan", "-s", "0.5", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "warning: BatchNorm statistics kept: the generator did not run" in r.stderr
+    assert "recalibrate_bn" not in load_bundle(str(out)).meta["pruning"]
+
+
+def test_a_bundle_recorded_without_its_kwargs_takes_the_architectures_defaults(tmp_path):
+    """``ArchSpec("srgan-g", {})`` builds with the defaults; its input shape is read with them too (was a KeyError)."""
+    from gancompress.archs import ARCHITECTURES, ArchSpec, build
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+    from gancompress.generation import generator_info
+
+    spec = ArchSpec("srgan-g", {})
+    source = save_bundle(GanBundle(build(spec).eval(), spec), tmp_path / "bare.safetensors")
+    defaults = ARCHITECTURES.get("srgan-g").default_kwargs
+    assert generator_info(load_bundle(str(source))).input_shape == (defaults["num_in_ch"], 64, 64)
+    r = CliRunner().invoke(app, ["evaluate", str(source)])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_shape_kwarg_missing_from_the_record_and_the_defaults_is_one_clear_error():
+    from gancompress.archs.base import Architecture
+
+    arch = Architecture(name="toy", role="generator", build=lambda **kw: None, infer=lambda sd: None,
+                        default_kwargs={"size": 8}, input_shape=lambda kw: (kw["channels"], kw["size"], kw["size"]))
+    assert arch.input_shape_of({"channels": 3}) == (3, 8, 8)
+    with pytest.raises(InputError, match="lack 'channels'.*re-save the checkpoint with complete --arch-kwargs"):
+        arch.input_shape_of({})
 
 
 @pytest.mark.parametrize("value", ["-1", "two"])

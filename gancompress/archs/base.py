@@ -72,6 +72,21 @@ class Architecture:
     probe_shape: Callable[[dict[str, Any]], tuple[int, ...]] | None = None
     detectable: bool = True
 
+    def input_shape_of(self, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
+        """``input_shape`` of ``kwargs`` completed by ``default_kwargs`` (what ``build`` falls back to)."""
+        return self._shape(self.input_shape, kwargs, "input")
+
+    def output_shape_of(self, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
+        """``output_shape`` of ``kwargs`` completed by ``default_kwargs``."""
+        return self._shape(self.output_shape, kwargs, "output")
+
+    def _shape(self, shape: Callable[[dict[str, Any]], tuple[int, ...]], kwargs: Mapping[str, Any], what: str):
+        try:
+            return tuple(shape({**self.default_kwargs, **kwargs}))
+        except KeyError as exc:
+            raise InputError(f"the recorded kwargs of architecture {self.name!r} lack {exc.args[0]!r}, so its {what} "
+                             f"shape is unknown; re-save the checkpoint with complete --arch-kwargs") from None
+
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 

@@ -99,7 +99,7 @@ def _run(arch: Architecture, module: nn.Module, kwargs: dict[str, Any], shape: S
         return None, f"it returns {type(out).__name__} on {label} inputs, not a tensor"
     if arch.role == "discriminator":
         return _score_problem(out, label)
-    expected = tuple(arch.output_shape(kwargs)) if arch.output_shape is not None else None
+    expected = arch.output_shape_of(kwargs) if arch.output_shape is not None else None
     got = tuple(out.shape[1:])
     if out.ndim != 4 or out.shape[0] != 1 or (expected is not None and got != expected):
         want = "x".join(map(str, expected)) if expected else "an image (C x H x W)"

@@ -64,7 +64,7 @@ def input_shape_of(spec: ArchSpec | None, model: nn.Module | None = None) -> tup
     if arch is None or arch.input_shape is None or arch.name == "custom":
         raise InputError("this export needs the generator's input shape and its architecture does not declare one; "
                          "give your module an attribute `input_shape` (or pass it in --arch-kwargs), see docs/custom_networks.md")
-    return tuple(arch.input_shape(spec.kwargs))
+    return arch.input_shape_of(spec.kwargs)
 
 
 def _normed(m: nn.Module) -> bool:
