@@ -454,7 +454,11 @@ def plot_member(run: dict, path: Path) -> Path | None:
     ax.set_xlabel("target sparsity of all prunable weights (%)")
     ax.set_ylabel("PSNR - PSNR of the dense control (dB)" if sr else "FID / FID of the dense control (log)")
     if not sr:  # ratios: a collapsed cell (30x) must not flatten the 1.0-2.0 range where the methods differ
+        from matplotlib.ticker import FormatStrFormatter
+
         ax.set_yscale("log")
+        for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_formatter(FormatStrFormatter("%.2fx"))  # 1.30x, not 1.3 x 10^0
     ax.set_title(f"zoo: {run['member']}, {run['steps']}-step recovery")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
