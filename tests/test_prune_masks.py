@@ -1,6 +1,7 @@
 """PruneConfig, model-level masks (layer/global scope, previous masks), reports, AGP."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import warnings
@@ -295,3 +296,30 @@ def test_a_model_on_an_accelerator_is_ranked_on_a_cpu_copy(monkeypatch, cfg):
     monkeypatch.setattr(masks_mod, "_weights_device", lambda m: torch.device("meta") if m is model else real(m))
     on_meta = compute_masks(model, config, previous, final=True)
     assert {k: (v.device.type, v.shape) for k, v in on_meta.items()} == {k: ("meta", v.shape) for k, v in direct.items()}
+
+
+def test_ranking_cpu_copies_traces_the_model_once(monkeypatch):
+    """bn-scaled on an accelerator: every mask update ranks a fresh CPU copy, and the data-flow trace (one forward
+    pass) runs on the model itself once, not on every copy; the copies rank as the model would."""
+    import importlib
+
+    masks_mod = importlib.import_module("gancompress.prune.masks")
+
+    class Net(nn.Sequential):
+        input_shape = (3, 8, 8)
+
+    torch.manual_seed(0)
+    model = Net(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1))
+    model[1].running_var.uniform_(0.5, 4.0)
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))  # deep copies carry the hook: their passes count too
+    config = PruneConfig(0.5, keep_dense="none", importance="bn-scaled")
+    direct = compute_masks(copy.deepcopy(model), config)
+    calls.clear()
+    real = masks_mod._weights_device
+    monkeypatch.setattr(masks_mod, "_weights_device", lambda m: torch.device("meta") if m is model else real(m))
+    for sparsity in (0.3, 0.5):
+        compute_masks(model, dataclasses.replace(config, sparsity=sparsity))
+    assert len(calls) == 1
+    copied = masks_mod._computed_on_cpu(model, config, None, True, torch.device("cpu"))
+    assert len(calls) == 1 and all(torch.equal(direct[k], copied[k]) for k in direct)

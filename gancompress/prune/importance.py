@@ -91,6 +91,14 @@ def _traced_norms(model: nn.Module, shape: tuple[int, ...]) -> dict[str, nn.modu
     return {layer: modules[norm] for layer, norm in cached[1].items()}
 
 
+def share_trace(source: nn.Module, copy: nn.Module) -> None:
+    """Let ``copy`` (a deep copy of ``source``: the same module names) use the trace recorded for ``source``, so
+    ranking a fresh copy at every mask update (an accelerator's model is ranked on the CPU) does not trace again."""
+    cached = _TRACED.get(source)
+    if cached is not None:
+        _TRACED[copy] = (tuple(id(m) for _, m in copy.named_modules()), cached[1])
+
+
 def _trace_norm_names(model: nn.Module, modules: dict[str, nn.Module], shape: tuple[int, ...]) -> dict[str, str] | None:
     names = {m: n for n, m in modules.items()}
     made: dict[int, tuple[str, torch.Tensor, int]] = {}  # id(output) -> (layer, the output kept alive, its version)

@@ -23,7 +23,7 @@ from ..errors import InputError
 from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
 from .granularity import GRANULARITIES, Granularity, nm_rows
-from .importance import following_norms, norm_scale, scaled_weight
+from .importance import following_norms, norm_scale, scaled_weight, share_trace
 from .layers import (CONV, Geometry, canonical_rows, geometry, is_prunable, layer_kind, module_geometry, param_key,
                      to_canonical, zero_rows)
 from .whole_units import count_live
@@ -80,10 +80,12 @@ def _weights_device(model: nn.Module) -> torch.device:
 def _computed_on_cpu(model: nn.Module, config: PruneConfig, previous: dict[str, torch.Tensor] | None, final: bool,
                      device: torch.device) -> dict[str, torch.Tensor]:
     """:func:`compute_masks` of a model on an accelerator: ranked on a CPU copy (the exact selection and its
-    bounded temporaries are CPU code), the masks handed back on ``device``, the model itself untouched."""
-    import copy
-
+    bounded temporaries are CPU code), the masks handed back on ``device``, the model itself untouched. A
+    ``bn-scaled`` ranking traces the model itself, once (cached), not every copy."""
     cpu_model = copy.deepcopy(model).to("cpu")
+    if config.importance == "bn-scaled":
+        following_norms(model)
+        share_trace(model, cpu_model)
     cpu_previous = {k: v.to("cpu") for k, v in previous.items()} if previous is not None else None
     masks = compute_masks(cpu_model, config, cpu_previous, final=final)
     return {k: v.to(device) for k, v in masks.items()}
