@@ -16,12 +16,14 @@ and is scored by PSNR and SSIM of its outputs on the full held-out photographs (
 against their ground truth; its figure of merit is the PSNR difference to its dense control in dB.
 
 Cells are recorded as they finish (``runs/zoo/<member>/cells/*/result.json``): an interrupted
-run resumes, ``--shard K/N`` lets N processes share the output, and a second run of a finished
-selection does no work (``--report-only`` tabulates what is recorded).
+run resumes, ``--jobs N`` runs each cell as its own process, N at a time (then tabulates), ``--shard K/N``
+lets N processes share the output, and a second run of a finished selection does no work
+(``--report-only`` tabulates what is recorded).
 
     python examples/zoo/train_digits_member.py --member narrow-dcgan     # train the members first
     python benchmarks/zoo.py --members bundled,narrow-dcgan --cells element:0.9 --methods distill-adv,distill --seeds 0
     python benchmarks/zoo.py                                              # the whole zoo, 3 seeds
+    python benchmarks/zoo.py --jobs 12                                    # the same, 12 processes of one thread
     python benchmarks/zoo.py --smoke --members narrow-dcgan               # seconds: 2 steps, 64 samples
 
 Prints one markdown table (``<out>/zoo.md``, ``zoo.json``; the README's shorter one in ``zoo-summary.md``, and a
@@ -468,6 +470,93 @@ def plot_member(run: dict, path: Path) -> Path | None:
     return path
 
 
+# --------------------------------------------------------------------------- --jobs: one process per cell
+
+# The options a queued unit sets itself; every other option the command was given passes through unchanged.
+UNIT_OPTIONS = ("--members", "--cells", "--methods", "--seeds", "--jobs", "--shard", "--no-controls", "--unit")
+
+
+class Unit(NamedTuple):
+    """One process of the queue: one member's pruned cell for one method and seed, or its dense control."""
+
+    member: str
+    cell: str  # "element:0.9"; "" for the dense control
+    method: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.member}-{self.cell.replace(':', '') or 'control'}-{self.method}-seed{self.seed}"
+
+
+def job_units(members: list[str], cells: list[tuple[str, float]], methods: tuple[str, ...], seeds: tuple[int, ...],
+              controls: bool) -> list[Unit]:
+    """Every pruned cell x method x seed of every member, then (unless ``controls`` is off) their dense controls:
+    the order the sequential run keeps, so a queue cut short has the cells a control cannot stand in for."""
+    units = [Unit(m, f"{g}:{s:g}", x, seed) for m in members for g, s in cells if s > 0 for x in methods for seed in seeds]
+    return units + [Unit(m, "", x, seed) for m in members for x in methods for seed in seeds] if controls else units
+
+
+def unit_argv(argv: list[str], unit: Unit) -> list[str]:
+    """The command line of one unit: ``argv`` without the options a unit sets, then the unit's own."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in UNIT_OPTIONS:
+            skip = "=" not in arg and name not in ("--no-controls", "--unit")
+            continue
+        kept.append(arg)
+    own = ["--unit", "--members", unit.member, f"--cells={unit.cell}", "--methods", unit.method, "--seeds", str(unit.seed)]
+    return kept + own + (["--no-controls"] if unit.cell else [])
+
+
+UNIT_DONE = "zoo unit: ran "  # a unit's last line: how many cells it ran (0: they were recorded already)
+
+
+def unit_ran(log: Path) -> int:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(UNIT_DONE)]
+    return int(lines[-1][len(UNIT_DONE):].split()[0]) if lines else 0
+
+
+def run_queue(units: list[Unit], argv: list[str], jobs: int, threads: int, logs: Path,
+              say=lambda line: print(line, file=sys.stderr, flush=True)) -> tuple[int, list[Unit]]:
+    """Run every unit as its own ``zoo.py`` process, ``jobs`` at a time (``threads`` torch threads each), its
+    output in ``logs/<unit>.log``; returns how many cells ran and the units that failed. A unit already
+    recorded finishes at once, running nothing."""
+    import os
+    import subprocess
+
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    waiting, running, failed, done, ran = list(units), {}, [], 0, 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                unit = waiting.pop(0)
+                with open(logs / f"{unit.name}.log", "w") as log:
+                    running[unit] = (subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *unit_argv(argv, unit)],
+                                                      stdout=log, stderr=subprocess.STDOUT, env=env), time.perf_counter())
+            time.sleep(0.2)
+            for unit, (proc, began) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[unit]
+                done += 1
+                if proc.returncode:
+                    failed.append(unit)
+                ran += unit_ran(logs / f"{unit.name}.log")
+                state = "done" if not proc.returncode else f"FAILED (exit {proc.returncode}; see {logs / unit.name}.log)"
+                say(f"zoo: [{done}/{len(units)}] {unit.member} {unit.cell or 'dense control'} {unit.method} seed {unit.seed}: "
+                    f"{state} in {time.perf_counter() - began:.0f} s")
+    finally:
+        for proc, _ in running.values():
+            proc.terminate()
+    return ran, failed
+
+
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--members", default=",".join(MEMBERS), help=f"comma-separated (default all: {','.join(MEMBERS)})")
@@ -488,6 +577,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                         "marked t; other methods read n/a")
     p.add_argument("--smoke", action="store_true", help="tiny run: " + ", ".join(f"{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--shard", default=None, help="K/N: run every N-th cell from K (several processes, one --out)")
+    p.add_argument("--unit", action="store_true", help=argparse.SUPPRESS)  # a --jobs process: record cells, no tables
+    p.add_argument("--jobs", type=int, default=1,
+                   help="N > 1: run each cell (member x cell x method x seed, then each dense control) as its own process, "
+                        "N at a time with --threads each (logs in <out>/logs/), then tabulate everything recorded")
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
                    help="the SR member's photographs: train/ (recovery) and heldout/ (PSNR/SSIM); default runs/zoo/photos")
     p.add_argument("--members-dir", type=Path, default=None,
@@ -506,6 +599,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
             if key not in given:
                 setattr(args, key, value)
     check_levers(args)
+    if args.jobs < 1 or (args.jobs > 1 and args.shard):
+        raise SystemExit("error: --jobs takes a count of processes (1 or more), and --shard cannot be combined with it")
     args.out = args.out or REPO / "runs" / "zoo" / ("smoke" if args.smoke else "bench")
     return args
 
@@ -519,13 +614,29 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     started = time.perf_counter()
+    if args.jobs > 1 and not args.report_only:
+        members = [m for m in args.members.split(",") if m]
+        for name in members:  # an unknown or untrained member stops here, in one line, before any process starts
+            member_source(name, args.members_dir)
+        queued, failed = run_queue(job_units(members, cells, methods, seeds, not args.no_controls),
+                                   list(sys.argv[1:] if argv is None else argv), args.jobs, args.threads, args.out / "logs")
+        if failed:
+            print(f"error: {len(failed)} cell(s) failed: {', '.join(u.name for u in failed)}; their logs are in "
+                  f"{args.out / 'logs'}; run the same command again to resume", file=sys.stderr)
+            return 1
+        args.report_only = True
+    else:
+        queued = 0
     runs = [run_member(m, args, cells, methods, seeds, shard) for m in args.members.split(",") if m]
+    if args.unit:
+        print(f"{UNIT_DONE}{sum(r['ran'] for r in runs)} cell(s)", flush=True)
+        return 0
     text = markdown(runs, args.samples)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     plots = [str(p) for run in runs if (p := plot_member(run, args.out / f"{run['member']}.png"))]
     doc = {"samples": args.samples, "seeds": list(seeds), "cells": [list(c) for c in cells], "methods": list(methods),
-           "ran": sum(r["ran"] for r in runs), "rows": [row for run in runs for row in rows(run)], "members": runs,
+           "ran": queued + sum(r["ran"] for r in runs), "rows": [row for run in runs for row in rows(run)], "members": runs,
            "plots": plots, "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__}
     (args.out / "zoo.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "zoo.md").write_text(text)

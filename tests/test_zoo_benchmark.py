@@ -379,3 +379,55 @@ def test_zoo_matrix_is_cell_by_member_with_the_mean_and_worst_over_the_fid_membe
     assert lines[4] == "| element 80% | 1.05 (1.05; 1 of 3 seeds) |  |  | 1.05 / 1.05 |"
     assert lines[5] == "| element 90% | 1.20 (1.30) | 1.33 (1.50) | +0.00 dB (-0.10 dB) | 1.27 / 1.50 |"
     assert "**distill**" in lines and lines[-1] == "| element 90% | 1.00 (1.00; 1 of 3 seeds) |  |  | 1.00 / 1.00 |"
+
+
+def test_zoo_jobs_plans_one_unit_per_cell_method_and_seed_controls_last():
+    zoo = _zoo()
+    units = zoo.job_units(["narrow-dcgan", "sr-x2"], [("element", 0.9), ("filter", 0.5), ("element", 0.0)],
+                          ("distill", "hybrid"), (0, 1), controls=True)
+    assert len(units) == 2 * 2 * 2 * 2 + 2 * 2 * 2 and len({u.name for u in units}) == len(units)
+    assert [u.cell for u in units[-8:]] == [""] * 8 and all(u.cell for u in units[:-8])  # 0% is a control, not a cell
+    assert units[0] == zoo.Unit("narrow-dcgan", "element:0.9", "distill", 0) and units[0].name == "narrow-dcgan-element0.9-distill-seed0"
+    assert len(zoo.job_units(["bundled"], [("element", 0.9)], ("distill",), (0,), controls=False)) == 1
+    argv = ["--smoke", "--members=bundled,sr-x2", "--cells", "element:0.9", "--jobs", "4", "--no-controls", "--lr-g", "1e-3",
+            "--methods", "distill,hybrid", "--seeds=0,1", "--out", "x"]
+    assert zoo.unit_argv(argv, units[0]) == ["--smoke", "--lr-g", "1e-3", "--out", "x", "--unit", "--members", "narrow-dcgan",
+                                             "--cells=element:0.9", "--methods", "distill", "--seeds", "0", "--no-controls"]
+    assert zoo.unit_argv(argv, units[-1])[-8:] == ["--unit", "--members", "sr-x2", "--cells=", "--methods", "hybrid",
+                                                   "--seeds", "1"]
+
+
+def test_zoo_jobs_runs_each_cell_as_its_own_process_and_records_what_the_sequential_run_does(members, tmp_path, capsys):
+    zoo = _zoo()
+    base = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--methods", "distill",
+            "--cells", "element:0.9,filter:0.5"]
+    assert zoo.main(base + ["--out", str(tmp_path / "seq")]) == 0
+    capsys.readouterr()
+    assert zoo.main(base + ["--out", str(tmp_path / "jobs"), "--jobs", "2"]) == 0
+    said = capsys.readouterr().err
+    assert said.count("zoo: [") == 3 and "[3/3]" in said and "FAILED" not in said
+    logs = sorted(p.name for p in (tmp_path / "jobs" / "logs").iterdir())
+    assert logs == ["narrow-dcgan-control-distill-seed0.log", "narrow-dcgan-element0.9-distill-seed0.log",
+                    "narrow-dcgan-filter0.5-distill-seed0.log"]
+    seq, jobs = (json.loads((tmp_path / name / "zoo.json").read_text()) for name in ("seq", "jobs"))
+    assert jobs["ran"] == seq["ran"] == 3
+
+    def values(doc):
+        return {(r["granularity"], r["method"]): (r["value"], r["vs_control"]) for r in doc["rows"]}
+    assert values(jobs) == values(seq) and len(values(jobs)) == 3
+    assert (tmp_path / "jobs" / "zoo.md").read_text() == (tmp_path / "seq" / "zoo.md").read_text()
+    assert zoo.main(base + ["--out", str(tmp_path / "jobs"), "--jobs", "2"]) == 0  # all recorded: nothing runs again
+    assert json.loads((tmp_path / "jobs" / "zoo.json").read_text())["ran"] == 0
+
+
+def test_zoo_jobs_names_a_failed_cell_and_its_log(members, tmp_path, capsys):
+    zoo = _zoo()
+    out = tmp_path / "zoo"
+    # a recovery setting only the sweep refuses (after the member loads): the unit's process exits 2
+    argv = ["--smoke", "--members", "narrow-dcgan", "--members-dir", str(members), "--methods", "distill", "--no-controls",
+            "--out", str(out), "--jobs", "2", "--schedule", "oneshot", "--regrow"]
+    code = zoo.main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "FAILED (exit 2" in err and "narrow-dcgan-element0.9-distill-seed0" in err
+    assert "logs" in err and (out / "logs" / "narrow-dcgan-element0.9-distill-seed0.log").read_text().startswith("error: --regrow")
+    assert not (out / "zoo.md").exists()

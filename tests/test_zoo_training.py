@@ -100,3 +100,54 @@ def test_zoo_networks_round_trip_through_the_custom_network_contract(tmp_path, g
     assert info.input_kind == ("image" if g_name == "SRGenerator" else "noise")
     assert info.num_classes == g_kw.get("num_classes")
     assert type(bundle.discriminator).__name__ == d_name
+
+
+def test_continuing_scores_the_start_first_and_keeps_it_when_nothing_beats_it_by_min_delta():
+    """The plateau check: step 0 is the checkpoint's own score, the best to beat; gains under min_delta are no gain."""
+    g, d = _nets()
+    start = {k: v.clone() for k, v in g.state_dict().items()}
+    cfg = zoo_train.LoopConfig(max_steps=100, batch=4, eval_every=2, patience=3, min_delta=0.05)
+    prov = zoo_train.train(g, d, _task([10.0, 9.8, 11.0, 10.5, 1.0], []), cfg, log=lambda line: None, baseline=True)
+    assert [r["step"] for r in prov["curve"]] == [0, 2, 4, 6] and prov["stopped_early"] and prov["steps"] == 6
+    verdict = zoo_train.plateau_verdict(prov)
+    assert verdict["at_plateau"] and verdict["start_score"] == 10.0 and verdict["best_score"] == 9.8
+    assert verdict["relative_gain"] == pytest.approx(0.02)
+    g2, d2 = _nets()
+    prov = zoo_train.train(g2, d2, _task([10.0, 12.0, 9.0, 11.0, 11.0, 11.0], []), cfg, log=lambda line: None,
+                           baseline=True)
+    verdict = zoo_train.plateau_verdict(prov)
+    assert not verdict["at_plateau"] and verdict["best_step"] == 4 and verdict["relative_gain"] == pytest.approx(0.1)
+    # nothing beat the start at all: G is the checkpoint continued from, bit for bit
+    g3, d3 = _nets()
+    prov = zoo_train.train(g3, d3, _task([10.0, 11.0, 12.0, 13.0], []), cfg, log=lambda line: None, baseline=True)
+    assert prov["best_step"] == 0 and zoo_train.plateau_verdict(prov)["relative_gain"] == 0.0
+    for key, value in g3.state_dict().items():
+        assert torch.equal(value, start[key]), key
+
+
+def test_the_digits_script_continues_a_saved_member_and_records_the_verdict(tmp_path, capsys):
+    import json
+
+    import train_digits_member as script
+
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    torch.manual_seed(1)
+    (g, g_spec), (d, d_spec) = (script.build(*script.MEMBERS["narrow-dcgan"][role], name)
+                                for role, name in (("g", "generator"), ("d", "discriminator")))
+    source = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "member.safetensors")
+    out = tmp_path / "continued.safetensors"
+    assert script.main(["--member", "narrow-dcgan", "--continue-from", str(source), "--max-steps", "4",
+                        "--eval-every", "2", "--fid-samples", "64", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    record = json.loads((tmp_path / "continued.train.json").read_text())
+    verdict = record["continued_from"]
+    assert verdict["checkpoint"] == str(source) and record["curve"][0]["step"] == 0
+    assert ("at a plateau" if verdict["at_plateau"] else "NOT at a plateau") in said
+    # step 0 scored the saved weights: they were loaded, not the script's fresh initialisation
+    torch.manual_seed(0)
+    fresh, _ = script.build(*script.MEMBERS["narrow-dcgan"]["g"], "generator")
+    fid = zoo_train.DigitsFid(64)
+    assert record["curve"][0]["score"] == pytest.approx(fid(g.eval()), abs=1e-3)
+    assert record["curve"][0]["score"] != pytest.approx(fid(fresh.eval()), abs=1e-3)
+    assert out.exists() and not (tmp_path / "member.safetensors").samefile(out)

@@ -16,6 +16,11 @@ are written to ``--out`` (default ``runs/zoo/members/<member>.safetensors``) wit
 it (``.curve.csv``, ``.curve.png``, ``.train.json``). Deterministic on the CPU for a seed.
 
     OMP_NUM_THREADS=1 python examples/zoo/train_digits_member.py --member narrow-dcgan
+
+The plateau check continues a trained member with the same loop (fresh optimizers) and says whether
+any of ``--patience`` evaluations beat it by ``--min-delta`` (written to ``runs/zoo/continued/``):
+
+    python examples/zoo/train_digits_member.py --member narrow-dcgan --continue-from examples/zoo/members/narrow-dcgan.safetensors
 """
 from __future__ import annotations
 
@@ -28,6 +33,10 @@ import zoo_train
 from zoo_train import REPO, DigitsFid, Task, digits_real, latents
 
 MEMBERS = {
+    # the bundled DCGAN (gancompress/assets/digits_dcgan.safetensors) is trained by examples/train_digits_gan.py with
+    # this very loop (non-saturating loss, lazy R1, Adam 2e-4); it is here for the plateau check (--continue-from)
+    "bundled": {"g": ("digits-dcgan-g", {"nz": 32, "ngf": 64, "nc": 1}), "d": ("digits-dcgan-d", {"ndf": 32, "nc": 1}),
+                "loop": {}},
     "narrow-dcgan": {"g": ("digits-dcgan-g", {"nz": 32, "ngf": 30, "nc": 1}), "d": ("digits-dcgan-d", {"ndf": 32, "nc": 1}),
                      "loop": {}},
     "upsample-sn": {"g": ("zoo_nets:UpsampleGenerator", {"nz": 32, "ngf": 32}), "d": ("zoo_nets:SNDiscriminator", {"ndf": 32}),
@@ -58,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     known, _ = p.parse_known_args(argv)
     zoo_train.loop_arguments(p, **MEMBERS[known.member]["loop"])
     args = p.parse_args(argv)
-    out = args.out or REPO / "runs" / "zoo" / "members" / f"{args.member}.safetensors"
+    folder = "continued" if args.continue_from else "members"
+    out = args.out or REPO / "runs" / "zoo" / folder / f"{args.member}.safetensors"
     if out.exists() and not args.force:
         p.error(f"{out} exists; pass --force to overwrite it (or choose --out)")
     torch.set_num_threads(args.threads)
@@ -73,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
                 score=lambda net: fid(net, conditional=bool(classes)))
     print(f"{args.member}: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; "
           f"{cfg}")
-    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True))
+    if args.continue_from:
+        zoo_train.load_member(args.continue_from, g, d)
+    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True),
+                                 baseline=bool(args.continue_from))
     provenance.update(member=args.member, script="examples/zoo/train_digits_member.py", data="builtin:digits (16x16)",
                       metric=f"digits-FID, {args.fid_samples} samples vs the 1,797 real digits")
+    zoo_train.note_continuation(provenance, args.continue_from)
     zoo_train.finish(g, g_spec, d, d_spec, provenance, out, "digits-FID", force=args.force)
     return 0
 

@@ -94,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nf", type=int, default=32)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--crop", type=int, default=48, help="high-resolution training crop (even)")
-    p.add_argument("--out", type=Path, default=REPO / "runs" / "zoo" / "members" / "sr-x2.safetensors")
+    p.add_argument("--out", type=Path, default=None, help="default: runs/zoo/members/sr-x2.safetensors "
+                   "(runs/zoo/continued/ with --continue-from)")
     p.add_argument("--write-photos", type=Path, default=None)
     zoo_train.loop_arguments(p, batch=16, lr_g=1e-4, lr_d=1e-4, r1_gamma=0.0, adv_weight=0.01, eval_every=250,
                              max_steps=8000, min_delta=0.002)
     p.add_argument("--heldout-crop", type=int, default=256, help="score on the central window of each held-out photo")
     args = p.parse_args(argv)
+    args.out = args.out or REPO / "runs" / "zoo" / ("continued" if args.continue_from else "members") / "sr-x2.safetensors"
     if args.out.exists() and not args.force:
         p.error(f"{args.out} exists; pass --force to overwrite it (or choose --out)")
     torch.set_num_threads(args.threads)
@@ -111,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     g, d = zoo_nets.SRGenerator(**g_kw), zoo_nets.SRDiscriminator(**d_kw)
     task = sr_task(photos(TRAIN), photos(HELDOUT, args.heldout_crop), args.crop, log=lambda line: print(line, flush=True))
     print(f"sr-x2: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; {cfg}")
-    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True))
+    if args.continue_from:
+        zoo_train.load_member(args.continue_from, g, d)
+    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True),
+                                 baseline=bool(args.continue_from))
     provenance.update(member="sr-x2", script="examples/zoo/train_sr_member.py", train_photos=list(TRAIN),
                       heldout_photos=list(HELDOUT), heldout_crop=args.heldout_crop, degradation="gancompress.data.pairs.Degradation(2)",
                       metric="minus the mean PSNR (dB) on the held-out photographs")
+    zoo_train.note_continuation(provenance, args.continue_from)
     g_spec = zoo_train.custom_spec("zoo_nets:SRGenerator", g_kw)
     d_spec = zoo_train.custom_spec("zoo_nets:SRDiscriminator", d_kw, "discriminator")
     zoo_train.finish(g, g_spec, d, d_spec, provenance, args.out, "-PSNR (dB)", force=args.force)

@@ -127,21 +127,30 @@ def _evaluate(g, task: Task) -> float:
     return value
 
 
-def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print) -> dict:
-    """Train until the score stops improving; load the best G and D back; return the provenance."""
+def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print, baseline: bool = False) -> dict:
+    """Train until the score stops improving; load the best G and D back; return the provenance.
+
+    ``baseline``: score G before the first step (step 0 of the curve) and count it as the best to
+    beat, so continuing a trained member stops after ``patience`` evaluations that do not beat it
+    by ``min_delta``, and keeps it when nothing does (the plateau check, :func:`plateau_verdict`)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     opt_g, opt_d = _optimizers(g, d, cfg)
     best = {"score": float("inf"), "step": 0, "g": copy.deepcopy(g.state_dict()), "d": copy.deepcopy(d.state_dict())}
     history, stale, started, losses = [], 0, time.time(), [0.0, 0.0]
-    step = 0
+    have_best, step = baseline, 0
+    if baseline:
+        best["score"] = _evaluate(g, task)
+        history.append({"step": 0, "score": round(best["score"], 4), "loss_d": None, "loss_g": None, "seconds": 0.0})
+        log(f"step      0  score {best['score']:.3f}  (the checkpoint continued from)")
     for step in range(1, cfg.max_steps + 1):
         ld, lg = _step(g, d, opt_g, opt_d, task, cfg, step, gen)
         losses = [losses[0] + ld, losses[1] + lg]
         if step % cfg.eval_every:
             continue
         score = _evaluate(g, task)
-        better = score < best["score"] - cfg.min_delta * abs(best["score"]) if best["step"] else True
+        better = score < best["score"] - cfg.min_delta * abs(best["score"]) if have_best else True
+        have_best = True
         history.append({"step": step, "score": round(score, 4), "loss_d": round(losses[0] / cfg.eval_every, 4),
                         "loss_g": round(losses[1] / cfg.eval_every, 4), "seconds": round(time.time() - started, 1)})
         losses, stale = [0.0, 0.0], 0 if better else stale + 1
@@ -156,6 +165,38 @@ def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print)
     d.load_state_dict(best["d"])
     return {"loop": asdict(cfg), "best_step": best["step"], "best_score": round(best["score"], 4), "steps": step,
             "stopped_early": stale >= cfg.patience, "curve": history, "train_seconds": round(time.time() - started, 1)}
+
+
+def plateau_verdict(provenance: dict) -> dict:
+    """What continuing a trained member showed (``train(..., baseline=True)``'s provenance): its score
+    (step 0), the best after it, the relative gain, and ``at_plateau``: no evaluation beat the start
+    by the loop's ``min_delta``, as the stopping rule asks of a member that stopped by itself."""
+    start, best = provenance["curve"][0]["score"], provenance["best_score"]
+    gain = (start - best) / abs(start) if start else 0.0
+    return {"start_score": start, "best_score": best, "best_step": provenance["best_step"],
+            "steps": provenance["steps"], "relative_gain": round(gain, 4),
+            "at_plateau": gain < provenance["loop"]["min_delta"]}
+
+
+def note_continuation(provenance: dict, source: Path | None) -> None:
+    """Add the plateau check's verdict to a continued run's provenance, and say it (nothing for a fresh run)."""
+    if source is None:
+        return
+    verdict = plateau_verdict(provenance)
+    provenance["continued_from"] = {"checkpoint": str(source), **verdict}
+    said = "at a plateau" if verdict["at_plateau"] else "NOT at a plateau"
+    print(f"{said}: {verdict['steps']} more steps; score {verdict['start_score']:.4g} -> best {verdict['best_score']:.4g} "
+          f"(step {verdict['best_step']}), a {verdict['relative_gain']:+.1%} gain against the "
+          f"{provenance['loop']['min_delta']:.1%} the stopping rule counts", flush=True)
+
+
+def load_member(path: Path, g, d) -> None:
+    """Put a member checkpoint's G and D weights (a project file as :func:`finish` writes it) into ``g`` and ``d``."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for prefix, net in (("G.", g), ("D.", d)):
+        net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
 
 
 # --------------------------------------------------------------------------- rulers
@@ -262,6 +303,10 @@ def loop_arguments(parser, **defaults) -> None:
     for name, value in base.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--continue-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="the plateau check: continue this trained member (its G and D, fresh optimizers) with the "
+                             "same loop; its score is step 0 and the best to beat, so the run stops after --patience "
+                             "evaluations that do not beat it by --min-delta (then it was at a plateau)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
 
 
