@@ -151,3 +151,43 @@ def test_the_digits_script_continues_a_saved_member_and_records_the_verdict(tmp_
     assert record["curve"][0]["score"] == pytest.approx(fid(g.eval()), abs=1e-3)
     assert record["curve"][0]["score"] != pytest.approx(fid(fresh.eval()), abs=1e-3)
     assert out.exists() and not (tmp_path / "member.safetensors").samefile(out)
+
+
+def test_reduce_on_plateau_goes_back_to_the_best_with_smaller_learning_rates_then_stops(monkeypatch):
+    g, d = _nets()
+    seen: list[dict] = []
+    made = []
+    real_optimizers = zoo_train._optimizers
+
+    def optimizers(g_, d_, cfg, scale=1.0):
+        made.append((scale, {k: v.clone() for k, v in g_.state_dict().items()}))
+        opt_g, opt_d = real_optimizers(g_, d_, cfg, scale)
+        made[-1] += (opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"])
+        return opt_g, opt_d
+    monkeypatch.setattr(zoo_train, "_optimizers", optimizers)
+    cfg = zoo_train.LoopConfig(max_steps=100, batch=4, eval_every=2, patience=2, min_delta=0.05, lr_decays=1,
+                               r1_gamma=0.0, lr_g=1e-3, lr_d=4e-3)
+    # 10 at step 2 is the best; two stale evaluations: back to it at half the rates; 8 is better; two stale: stop
+    prov = zoo_train.train(g, d, _task([10.0, 11.0, 12.0, 8.0, 9.0, 9.5, 1.0], seen), cfg, log=lambda line: None)
+    assert prov["steps"] == 12 and prov["stopped_early"] and prov["best_step"] == 8 and prov["best_score"] == 8.0
+    assert [r["lr_scale"] for r in prov["curve"]] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    assert [m[0] for m in made] == [1.0, 0.5] and made[1][2:] == (5e-4, 2e-3)
+    for key, value in made[1][1].items():  # the second optimizers were made on the best G (step 2), not the last
+        assert torch.equal(value, seen[0][key]), key
+    assert not all(torch.equal(v, seen[2][k]) for k, v in made[1][1].items())
+    with pytest.raises(ValueError, match="lr_decay"):
+        zoo_train.LoopConfig(lr_decay=1.0)
+
+
+def test_source_curve_reads_either_trainers_record(tmp_path):
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    g, d = _nets()
+    spec = zoo_train.custom_spec("zoo_nets:UpsampleGenerator", {"nz": 8})
+    curve = [{"step": 2, "score": 9.0}, {"step": 4, "score": 7.5}]
+    history = str([{"step": 500, "fid": 20.0}, {"step": 1000, "fid": 12.5}])  # the bundled trainer writes a repr
+    for meta, points, best in (({"best_step": 4, "curve": curve}, [[2, 9.0], [4, 7.5]], 4),
+                               ({"best_step": 1000, "fid_history": history}, [[500, 20.0], [1000, 12.5]], 1000)):
+        path = save_bundle(GanBundle(g, spec, meta={"provenance": meta}), tmp_path / f"m{best}.safetensors")
+        assert zoo_train.source_curve(path) == {"source_curve": points, "source_best_step": best}
+    assert zoo_train.source_curve(save_bundle(GanBundle(g, spec), tmp_path / "bare.safetensors")) == {}

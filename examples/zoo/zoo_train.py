@@ -4,8 +4,11 @@ The loop (:func:`train`) alternates one discriminator and one generator step (no
 hinge loss, optional lazy R1 penalty on D), scores the generator every ``eval_every`` steps with
 a ruler (lower is better: digits-FID, or minus PSNR for super-resolution), keeps the best
 generator and discriminator, and stops when ``patience`` evaluations in a row have not beaten
-the best by ``min_delta`` (relative), or at ``max_steps``. So each member is trained until its
-score stops improving, and continued training cannot pass for recovery.
+the best by ``min_delta`` (relative), or at ``max_steps``. With ``lr_decays`` K, running out of
+patience first sends G and D back to their best and halves both learning rates (``lr_decay``), up to
+K times, and only then stops (reduce-on-plateau: a GAN's score oscillates, and a smaller step is
+what settles it). So each member is trained until its score stops improving, and continued
+training cannot pass for recovery.
 
 :func:`finish` writes, next to the checkpoint, ``<name>.curve.csv``, ``<name>.train.json`` (the
 provenance: seed, options, best step, the curve) and ``<name>.curve.png`` when matplotlib is
@@ -51,12 +54,18 @@ class LoopConfig:
     patience: int = 4  # evaluations without a better score before stopping
     min_delta: float = 0.02  # relative improvement that counts as better
     seed: int = 0
+    # reduce-on-plateau: when patience runs out, go back to the best G and D and go on with both learning rates
+    # times lr_decay (fresh optimizers), up to lr_decays times; training stops when patience runs out after the last
+    lr_decays: int = 0
+    lr_decay: float = 0.5
 
     def __post_init__(self) -> None:
         if self.loss not in ("ns", "hinge"):
             raise ValueError(f"loss must be 'ns' or 'hinge', got {self.loss!r}")
         if min(self.max_steps, self.batch, self.eval_every, self.patience, self.r1_every) < 1:
             raise ValueError("max_steps, batch, eval_every, patience and r1_every must be positive")
+        if self.lr_decays < 0 or not 0 < self.lr_decay < 1:
+            raise ValueError("lr_decays must be 0 or more and lr_decay in (0, 1)")
 
 
 @dataclass
@@ -90,11 +99,11 @@ def _r1(d, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def _optimizers(g, d, cfg: LoopConfig):
+def _optimizers(g, d, cfg: LoopConfig, scale: float = 1.0):
     betas = (0.5, 0.999)
     c = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0  # lazy R1 (StyleGAN2's scaling)
-    return (torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=betas),
-            torch.optim.Adam(d.parameters(), lr=cfg.lr_d * c, betas=(betas[0] ** c, betas[1] ** c)))
+    return (torch.optim.Adam(g.parameters(), lr=cfg.lr_g * scale, betas=betas),
+            torch.optim.Adam(d.parameters(), lr=cfg.lr_d * c * scale, betas=(betas[0] ** c, betas[1] ** c)))
 
 
 def _step(g, d, opt_g, opt_d, task: Task, cfg: LoopConfig, step: int, gen: torch.Generator) -> tuple[float, float]:
@@ -137,11 +146,12 @@ def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print,
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     opt_g, opt_d = _optimizers(g, d, cfg)
     best = {"score": float("inf"), "step": 0, "g": copy.deepcopy(g.state_dict()), "d": copy.deepcopy(d.state_dict())}
-    history, stale, started, losses = [], 0, time.time(), [0.0, 0.0]
+    history, stale, started, losses, scale, decays = [], 0, time.time(), [0.0, 0.0], 1.0, 0
     have_best, step = baseline, 0
     if baseline:
         best["score"] = _evaluate(g, task)
-        history.append({"step": 0, "score": round(best["score"], 4), "loss_d": None, "loss_g": None, "seconds": 0.0})
+        history.append({"step": 0, "score": round(best["score"], 4), "loss_d": None, "loss_g": None, "seconds": 0.0,
+                        "lr_scale": 1.0})
         log(f"step      0  score {best['score']:.3f}  (the checkpoint continued from)")
     for step in range(1, cfg.max_steps + 1):
         ld, lg = _step(g, d, opt_g, opt_d, task, cfg, step, gen)
@@ -152,13 +162,22 @@ def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print,
         better = score < best["score"] - cfg.min_delta * abs(best["score"]) if have_best else True
         have_best = True
         history.append({"step": step, "score": round(score, 4), "loss_d": round(losses[0] / cfg.eval_every, 4),
-                        "loss_g": round(losses[1] / cfg.eval_every, 4), "seconds": round(time.time() - started, 1)})
+                        "loss_g": round(losses[1] / cfg.eval_every, 4), "seconds": round(time.time() - started, 1),
+                        "lr_scale": scale})
         losses, stale = [0.0, 0.0], 0 if better else stale + 1
         if better or score < best["score"]:
             best.update(score=score, step=step, g=copy.deepcopy(g.state_dict()), d=copy.deepcopy(d.state_dict()))
         log(f"step {step:6d}  D {history[-1]['loss_d']:.3f}  G {history[-1]['loss_g']:.3f}  score {score:.3f}"
             f"{'  * best' if best['step'] == step else ''}  ({history[-1]['seconds']:.0f} s)")
-        if stale >= cfg.patience:
+        if stale >= cfg.patience and decays < cfg.lr_decays:
+            decays, scale = decays + 1, scale * cfg.lr_decay
+            g.load_state_dict(best["g"])
+            d.load_state_dict(best["d"])
+            opt_g, opt_d = _optimizers(g, d, cfg, scale)
+            stale = 0
+            log(f"{cfg.patience} evaluations without a {cfg.min_delta:.0%} improvement: back to the best (step "
+                f"{best['step']}), learning rates x{scale:g}")
+        elif stale >= cfg.patience:
             log(f"stopped: {cfg.patience} evaluations without a {cfg.min_delta:.0%} improvement")
             break
     g.load_state_dict(best["g"])
@@ -183,11 +202,28 @@ def note_continuation(provenance: dict, source: Path | None) -> None:
     if source is None:
         return
     verdict = plateau_verdict(provenance)
-    provenance["continued_from"] = {"checkpoint": str(source), **verdict}
+    provenance["continued_from"] = {"checkpoint": str(source), **verdict, **source_curve(source)}
     said = "at a plateau" if verdict["at_plateau"] else "NOT at a plateau"
     print(f"{said}: {verdict['steps']} more steps; score {verdict['start_score']:.4g} -> best {verdict['best_score']:.4g} "
           f"(step {verdict['best_step']}), a {verdict['relative_gain']:+.1%} gain against the "
           f"{provenance['loop']['min_delta']:.1%} the stopping rule counts", flush=True)
+
+
+def source_curve(path: Path) -> dict:
+    """The training curve a checkpoint records (``curve`` as :func:`train` writes it, or the bundled trainer's
+    ``fid_history``) as ``{"source_curve": [[step, score], ...], "source_best_step": N}``; empty when it has none."""
+    import ast
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        prov = json.loads((f.metadata() or {}).get("provenance", "{}"))
+    points = [[r["step"], r["score"]] for r in prov.get("curve", [])]
+    if not points and prov.get("fid_history"):
+        history = prov["fid_history"]
+        history = ast.literal_eval(history) if isinstance(history, str) else history
+        points = [[r["step"], r["fid"]] for r in history]
+    return {"source_curve": points, "source_best_step": prov.get("best_step")} if points else {}
 
 
 def load_member(path: Path, g, d) -> None:
@@ -250,7 +286,7 @@ def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
     stem = out.with_suffix("")
     written = [stem.with_suffix(".curve.csv"), stem.with_suffix(".train.json")]
     with open(written[0], "w", newline="") as f:
-        rows = csv.DictWriter(f, fieldnames=["step", "score", "loss_d", "loss_g", "seconds"])
+        rows = csv.DictWriter(f, fieldnames=["step", "score", "loss_d", "loss_g", "seconds", "lr_scale"])
         rows.writeheader()
         rows.writerows(provenance["curve"])
     written[1].write_text(json.dumps(provenance, indent=2) + "\n")
@@ -262,8 +298,14 @@ def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
     except ImportError:
         return written
     fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=100)
-    ax.plot([r["step"] for r in provenance["curve"]], [r["score"] for r in provenance["curve"]], marker="o")
-    ax.axvline(provenance["best_step"], color="gray", linestyle="--", label=f"best (step {provenance['best_step']})")
+    source = provenance.get("continued_from", {})
+    offset = source.get("source_best_step") or 0 if source.get("source_curve") else 0
+    if offset:  # the plateau check: the member's own curve, then the continuation from its best step
+        ax.plot(*zip(*source["source_curve"]), marker=".", color="gray", label="trained")
+    ax.plot([offset + r["step"] for r in provenance["curve"]], [r["score"] for r in provenance["curve"]], marker="o",
+            label="continued" if offset else None)
+    ax.axvline(offset + provenance["best_step"], color="gray", linestyle="--",
+               label=f"best (step {offset + provenance['best_step']})")
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.set_title(f"{stem.name}: {metric} while training")
