@@ -115,7 +115,8 @@ def member_source(name: str, members_dir: Path | None = None):
         raise SystemExit(f"error: {source} does not exist: train it with `python {script}` (or pass --members-dir)")
     load = LoadOptions(arch=arch, d_arch=d_arch) if arch else None
     prov = load_bundle(source if load is None else load.for_source(source)).meta.get("provenance", {})
-    trained = int(prov.get("best_step") or prov.get("steps") or 0)
+    # a continued member (train_*_member.py --continue-from) counts the steps before the continuation too
+    trained = int(prov.get("trained_steps") or prov.get("best_step") or prov.get("steps") or 0)
     if trained < 1:
         raise SystemExit(f"error: {source} records no training steps (provenance best_step); pass --steps")
     return source, load, trained

@@ -431,3 +431,11 @@ def test_zoo_jobs_names_a_failed_cell_and_its_log(members, tmp_path, capsys):
     assert code == 1 and "FAILED (exit 2" in err and "narrow-dcgan-element0.9-distill-seed0" in err
     assert "logs" in err and (out / "logs" / "narrow-dcgan-element0.9-distill-seed0.log").read_text().startswith("error: --regrow")
     assert not (out / "zoo.md").exists()
+
+
+def test_zoo_budget_of_a_continued_member_counts_the_steps_before_the_continuation(tmp_path):
+    zoo = _zoo()
+    spec, d_spec = ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 4, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})
+    meta = {"provenance": {"best_step": 3000, "steps": 4000, "trained_steps": 14000}}
+    save_bundle(GanBundle(build(spec), spec, build(d_spec), d_spec, meta=meta), tmp_path / "narrow-dcgan.safetensors")
+    assert zoo.member_source("narrow-dcgan", tmp_path)[2] == 14000 and zoo.budget(14000) == 2100

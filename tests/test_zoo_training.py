@@ -135,7 +135,9 @@ def test_the_digits_script_continues_a_saved_member_and_records_the_verdict(tmp_
     torch.manual_seed(1)
     (g, g_spec), (d, d_spec) = (script.build(*script.MEMBERS["narrow-dcgan"][role], name)
                                 for role, name in (("g", "generator"), ("d", "discriminator")))
-    source = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "member.safetensors")
+    trained = {"best_step": 10, "curve": [{"step": 10, "score": 50.0}]}
+    source = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec, meta={"provenance": trained}),
+                         tmp_path / "member.safetensors")
     out = tmp_path / "continued.safetensors"
     assert script.main(["--member", "narrow-dcgan", "--continue-from", str(source), "--max-steps", "4",
                         "--eval-every", "2", "--fid-samples", "64", "--out", str(out)]) == 0
@@ -143,6 +145,7 @@ def test_the_digits_script_continues_a_saved_member_and_records_the_verdict(tmp_
     record = json.loads((tmp_path / "continued.train.json").read_text())
     verdict = record["continued_from"]
     assert verdict["checkpoint"] == str(source) and record["curve"][0]["step"] == 0
+    assert verdict["source_curve"] == [[10, 50.0]] and record["trained_steps"] == 10 + record["best_step"]
     assert ("at a plateau" if verdict["at_plateau"] else "NOT at a plateau") in said
     # step 0 scored the saved weights: they were loaded, not the script's fresh initialisation
     torch.manual_seed(0)

@@ -203,6 +203,8 @@ def note_continuation(provenance: dict, source: Path | None) -> None:
         return
     verdict = plateau_verdict(provenance)
     provenance["continued_from"] = {"checkpoint": str(source), **verdict, **source_curve(source)}
+    if provenance["continued_from"].get("source_best_step"):  # the steps behind the kept G, counted from the start
+        provenance["trained_steps"] = provenance["continued_from"]["source_best_step"] + provenance["best_step"]
     said = "at a plateau" if verdict["at_plateau"] else "NOT at a plateau"
     print(f"{said}: {verdict['steps']} more steps; score {verdict['start_score']:.4g} -> best {verdict['best_score']:.4g} "
           f"(step {verdict['best_step']}), a {verdict['relative_gain']:+.1%} gain against the "
