@@ -175,10 +175,10 @@ def train(g, d, task: Task, cfg: LoopConfig, log: Callable[[str], None] = print,
             d.load_state_dict(best["d"])
             opt_g, opt_d = _optimizers(g, d, cfg, scale)
             stale = 0
-            log(f"{cfg.patience} evaluations without a {cfg.min_delta:.0%} improvement: back to the best (step "
+            log(f"{cfg.patience} evaluations without a {cfg.min_delta:.1%} improvement: back to the best (step "
                 f"{best['step']}), learning rates x{scale:g}")
         elif stale >= cfg.patience:
-            log(f"stopped: {cfg.patience} evaluations without a {cfg.min_delta:.0%} improvement")
+            log(f"stopped: {cfg.patience} evaluations without a {cfg.min_delta:.1%} improvement")
             break
     g.load_state_dict(best["g"])
     d.load_state_dict(best["d"])
@@ -308,6 +308,10 @@ def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
             label="continued" if offset else None)
     ax.axvline(offset + provenance["best_step"], color="gray", linestyle="--",
                label=f"best (step {offset + provenance['best_step']})")
+    curve = provenance["curve"]
+    for before, row in zip(curve, curve[1:]):  # reduce-on-plateau: where the learning rates went down
+        if row.get("lr_scale", 1.0) != before.get("lr_scale", 1.0):
+            ax.axvline(offset + before["step"], color="tab:orange", linestyle=":", label=f"lr x{row['lr_scale']:g}")
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.set_title(f"{stem.name}: {metric} while training")
