@@ -24,8 +24,11 @@ builds it and ``--loss name`` picks it.
 Consistency (Yu & Pool 2020), with the teacher ``O`` and the compressed student ``C`` fed the
 same inputs::
 
-    L_GC = sum_k |l_k(O) - l_k(C)| / (|l_k(O)| + eps)
-    L_DC = sum_k |m_k(real, O) - m_k(real, C)| / (|m_k(real, O)| + eps)
+    L_GC = sum_k min(|l_k(O) - l_k(C)| / (|l_k(O)| + eps), cap)
+    L_DC = sum_k min(|m_k(real, O) - m_k(real, C)| / (|m_k(real, O)| + eps), cap)
+
+(the cap, 1, is ours: unbounded, a teacher whose generator loss is near zero turns D's first
+doubts about the student into a gradient that collapses it; :data:`CONSISTENCY_CAP`).
 
 The teacher's values are detached (reference and denominator). We use absolute differences,
 the paper's form (an independent StyleGAN2 port used squared differences; both are
@@ -48,6 +51,12 @@ Terms = dict[str, Tensor]
 Critic = Callable[[Tensor], Tensor]
 PROB_EPS = 1e-6
 CONSISTENCY_EPS = 1e-8
+# Each normalised difference counts at most this much (its gradient is the paper's below it, zero above). Unbounded, a
+# discriminator that learns to tell the student's fakes from a well-trained teacher's (whose generator loss is then
+# near zero, the denominator) makes L_GC jump from ~0.1 to ~200 in a hundred steps, and that one gradient collapsed the
+# student to a blank image (the conditional zoo member trained on to a plateau, hybrid at 80% element and 50% filter,
+# docs/zoo.md "The plateau check"); capped, the L1 to the teacher leads until D's verdicts agree again.
+CONSISTENCY_CAP = 1.0
 
 
 class LossProfile:
@@ -418,15 +427,18 @@ def total(terms: Terms) -> Tensor:
     return torch.stack([v.float() for v in values]).sum()
 
 
-def consistency(teacher: Terms, student: Terms, eps: float = CONSISTENCY_EPS) -> Tensor:
-    """``sum_k |t_k - s_k| / (|t_k| + eps)`` with the teacher's terms detached."""
+def consistency(teacher: Terms, student: Terms, eps: float = CONSISTENCY_EPS,
+                cap: float | None = CONSISTENCY_CAP) -> Tensor:
+    """``sum_k min(|t_k - s_k| / (|t_k| + eps), cap)`` with the teacher's terms detached (``cap=None``: the
+    paper's unbounded form; see :data:`CONSISTENCY_CAP`)."""
     missing = set(teacher) ^ set(student)
     if missing:
         raise ValueError(f"teacher and student loss terms differ: {sorted(missing)}")
     parts = []
     for key, t in teacher.items():
         t = t.detach().float()
-        parts.append((t - student[key].float()).abs() / (t.abs() + eps))
+        part = (t - student[key].float()).abs() / (t.abs() + eps)
+        parts.append(part if cap is None else part.clamp(max=cap))
     return torch.stack(parts).sum()
 
 

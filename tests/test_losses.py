@@ -77,6 +77,18 @@ def test_consistency_known_two_term_value_and_teacher_detached():
     assert math.isclose(student["a"].grad.item(), -0.5) and math.isclose(student["b"].grad.item(), 0.25)
 
 
+def test_consistency_caps_each_normalised_difference_and_passes_no_gradient_above_the_cap():
+    """A teacher term near zero (a well-trained teacher fools D) must not turn into a huge loss and gradient."""
+    teacher = {"a": torch.tensor(0.01), "b": torch.tensor(2.0)}
+    student = {"a": torch.tensor(3.0, requires_grad=True), "b": torch.tensor(1.0, requires_grad=True)}
+    value = consistency(teacher, student)
+    assert math.isclose(value.item(), 1.0 + 0.5, rel_tol=1e-6)  # a: 299 capped at 1; b: 0.5 as before
+    value.backward()
+    assert student["a"].grad.item() == 0.0 and math.isclose(student["b"].grad.item(), -0.5)
+    unbounded = consistency(teacher, {k: v.detach() for k, v in student.items()}, cap=None)
+    assert math.isclose(unbounded.item(), 2.99 / 0.01 + 0.5, rel_tol=1e-5)
+
+
 def test_consistency_refuses_different_terms():
     with pytest.raises(ValueError):
         consistency({"a": torch.tensor(1.0)}, {"b": torch.tensor(1.0)})

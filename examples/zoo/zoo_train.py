@@ -312,6 +312,8 @@ def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
     for before, row in zip(curve, curve[1:]):  # reduce-on-plateau: where the learning rates went down
         if row.get("lr_scale", 1.0) != before.get("lr_scale", 1.0):
             ax.axvline(offset + before["step"], color="tab:orange", linestyle=":", label=f"lr x{row['lr_scale']:g}")
+    if all(r["score"] > 0 for r in curve) and all(v > 0 for _, v in source.get("source_curve", [])):
+        ax.set_yscale("log")  # a FID falls by orders of magnitude: the plateau is visible only on a log axis
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.set_title(f"{stem.name}: {metric} while training")
