@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The zoo benchmark: does a recovery recipe hold on GANs it was not tuned on?
 
-For every member (a GAN trained by a script in ``examples/`` until its FID stopped improving),
+For every member (a GAN trained by a script in ``examples/`` with early stopping),
 every cell (``element`` at 80/90/95%, ``filter`` at 50/75%) x every method x every seed is one
 ``gancompress.sweep`` cell: prune the dense member to that overall sparsity (the tiny output layer
 dense, ``keep_dense auto``), recover it for ``--steps`` (default: 15% of the steps the member was

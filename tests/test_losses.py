@@ -79,10 +79,13 @@ def test_consistency_known_two_term_value_and_teacher_detached():
 
 def test_consistency_caps_each_normalised_difference_and_passes_no_gradient_above_the_cap():
     """A teacher term near zero (a well-trained teacher fools D) must not turn into a huge loss and gradient."""
+    from gancompress.losses import CONSISTENCY_CAP
+
+    assert 1.0 < CONSISTENCY_CAP < 299.0
     teacher = {"a": torch.tensor(0.01), "b": torch.tensor(2.0)}
     student = {"a": torch.tensor(3.0, requires_grad=True), "b": torch.tensor(1.0, requires_grad=True)}
     value = consistency(teacher, student)
-    assert math.isclose(value.item(), 1.0 + 0.5, rel_tol=1e-6)  # a: 299 capped at 1; b: 0.5 as before
+    assert math.isclose(value.item(), CONSISTENCY_CAP + 0.5, rel_tol=1e-6)  # a: 299 capped; b: 0.5 as before
     value.backward()
     assert student["a"].grad.item() == 0.0 and math.isclose(student["b"].grad.item(), -0.5)
     unbounded = consistency(teacher, {k: v.detach() for k, v in student.items()}, cap=None)
