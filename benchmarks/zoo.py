@@ -601,7 +601,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                 setattr(args, key, value)
     check_levers(args)
     if args.jobs < 1 or (args.jobs > 1 and args.shard):
-        raise SystemExit("error: --jobs takes a count of processes (1 or more), and --shard cannot be combined with it")
+        print("error: --jobs takes a count of processes (1 or more) and cannot be combined with --shard; give one of them",
+              file=sys.stderr)
+        raise SystemExit(2)
     args.out = args.out or REPO / "runs" / "zoo" / ("smoke" if args.smoke else "bench")
     return args
 

@@ -439,3 +439,13 @@ def test_zoo_budget_of_a_continued_member_counts_the_steps_before_the_continuati
     meta = {"provenance": {"best_step": 3000, "steps": 4000, "trained_steps": 14000}}
     save_bundle(GanBundle(build(spec), spec, build(d_spec), d_spec, meta=meta), tmp_path / "narrow-dcgan.safetensors")
     assert zoo.member_source("narrow-dcgan", tmp_path)[2] == 14000 and zoo.budget(14000) == 2100
+
+
+@pytest.mark.parametrize("extra", [["--jobs", "0"], ["--jobs", "2", "--shard", "0/2"]])
+def test_zoo_refuses_a_bad_jobs_count_in_one_line_before_any_work(tmp_path, capsys, extra):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        _zoo().main(["--smoke", "--members", "narrow-dcgan", "--members-dir", str(tmp_path), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: --jobs takes a count") and err.count("\n") == 1
+    assert not out.exists()

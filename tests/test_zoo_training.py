@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gancompress.archs import ArchSpec
 from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator
 
 ZOO = Path(__file__).resolve().parents[1] / "examples" / "zoo"
@@ -186,11 +187,36 @@ def test_source_curve_reads_either_trainers_record(tmp_path):
     from gancompress.formats.checkpoint import GanBundle, save_bundle
 
     g, d = _nets()
-    spec = zoo_train.custom_spec("zoo_nets:UpsampleGenerator", {"nz": 8})
+    spec, d_spec = ArchSpec("digits-dcgan-g", {"nz": 8, "ngf": 2, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 2, "nc": 1})
+
+    def _read_back(path):  # the provenance, as the plateau check reads it with the weights
+        return zoo_train.load_member(path, *_nets(), "digits-dcgan-g", "digits-dcgan-d")
     curve = [{"step": 2, "score": 9.0}, {"step": 4, "score": 7.5}]
     history = str([{"step": 500, "fid": 20.0}, {"step": 1000, "fid": 12.5}])  # the bundled trainer writes a repr
     for meta, points, best in (({"best_step": 4, "curve": curve}, [[2, 9.0], [4, 7.5]], 4),
                                ({"best_step": 1000, "fid_history": history}, [[500, 20.0], [1000, 12.5]], 1000)):
-        path = save_bundle(GanBundle(g, spec, meta={"provenance": meta}), tmp_path / f"m{best}.safetensors")
-        assert zoo_train.source_curve(path) == {"source_curve": points, "source_best_step": best}
-    assert zoo_train.source_curve(save_bundle(GanBundle(g, spec), tmp_path / "bare.safetensors")) == {}
+        path = save_bundle(GanBundle(g, spec, d, d_spec, meta={"provenance": meta}), tmp_path / f"m{best}.safetensors")
+        assert zoo_train.source_curve(_read_back(path)) == {"source_curve": points, "source_best_step": best}
+    assert zoo_train.source_curve(_read_back(save_bundle(GanBundle(g, spec, d, d_spec), tmp_path / "bare.safetensors"))) == {}
+
+
+def test_the_plateau_check_refuses_a_wrong_or_missing_checkpoint_in_one_line(tmp_path, capsys):
+    import train_digits_member as script
+
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    (g, g_spec), (d, d_spec) = (script.build(*script.MEMBERS["narrow-dcgan"][role], name)
+                                for role, name in (("g", "generator"), ("d", "discriminator")))
+    narrow = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "narrow.safetensors")
+    no_d = save_bundle(GanBundle(g.eval(), g_spec), tmp_path / "no-d.safetensors")
+    cases = [(["--member", "bundled", "--continue-from", str(narrow)], "not this member's"),
+             (["--member", "narrow-dcgan", "--continue-from", str(no_d)], "holds no discriminator"),
+             (["--member", "narrow-dcgan", "--continue-from", str(tmp_path / "none.safetensors")], "none.safetensors"),
+             (["--member", "narrow-dcgan", "--lr-decay", "1.5"], "lr_decay in (0, 1)")]
+    for argv, message in cases:
+        out = tmp_path / "out.safetensors"
+        code = zoo_train.cli(lambda: script.main(argv + ["--max-steps", "2", "--eval-every", "2", "--fid-samples", "64",
+                                                          "--out", str(out)]))
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+        assert not out.exists()

@@ -113,14 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     g, d = zoo_nets.SRGenerator(**g_kw), zoo_nets.SRDiscriminator(**d_kw)
     task = sr_task(photos(TRAIN), photos(HELDOUT, args.heldout_crop), args.crop, log=lambda line: print(line, flush=True))
     print(f"sr-x2: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; {cfg}")
-    if args.continue_from:
-        zoo_train.load_member(args.continue_from, g, d)
-    provenance = zoo_train.train(g, d, task, cfg, log=lambda line: print(line, flush=True),
-                                 baseline=bool(args.continue_from))
+    provenance = zoo_train.train_member(g, d, task, cfg, args.continue_from,
+                                        ("zoo_nets:SRGenerator", "zoo_nets:SRDiscriminator"))
     provenance.update(member="sr-x2", script="examples/zoo/train_sr_member.py", train_photos=list(TRAIN),
                       heldout_photos=list(HELDOUT), heldout_crop=args.heldout_crop, degradation="gancompress.data.pairs.Degradation(2)",
                       metric="minus the mean PSNR (dB) on the held-out photographs")
-    zoo_train.note_continuation(provenance, args.continue_from)
     g_spec = zoo_train.custom_spec("zoo_nets:SRGenerator", g_kw)
     d_spec = zoo_train.custom_spec("zoo_nets:SRDiscriminator", d_kw, "discriminator")
     zoo_train.finish(g, g_spec, d, d_spec, provenance, args.out, "-PSNR (dB)", force=args.force)
@@ -130,4 +127,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(zoo_train.cli(main))

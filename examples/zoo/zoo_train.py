@@ -197,12 +197,21 @@ def plateau_verdict(provenance: dict) -> dict:
             "at_plateau": gain < provenance["loop"]["min_delta"]}
 
 
-def note_continuation(provenance: dict, source: Path | None) -> None:
-    """Add the plateau check's verdict to a continued run's provenance, and say it (nothing for a fresh run)."""
-    if source is None:
-        return
+def train_member(g, d, task: Task, cfg: LoopConfig, continue_from: Path | None, names: tuple[str, str]) -> dict:
+    """:func:`train` from scratch, or with ``continue_from`` the plateau check: that member's G and D
+    (``names``: the architectures the script builds) continued, its score as step 0, the verdict in the provenance."""
+    trained = load_member(continue_from, g, d, *names) if continue_from else None
+    provenance = train(g, d, task, cfg, log=lambda line: print(line, flush=True), baseline=trained is not None)
+    if trained is not None:
+        note_continuation(provenance, continue_from, trained)
+    return provenance
+
+
+def note_continuation(provenance: dict, source: Path, trained: dict) -> None:
+    """Add the plateau check's verdict (and ``trained``, the source's provenance: its curve) to a continued run's
+    provenance, and say it."""
     verdict = plateau_verdict(provenance)
-    provenance["continued_from"] = {"checkpoint": str(source), **verdict, **source_curve(source)}
+    provenance["continued_from"] = {"checkpoint": str(source), **verdict, **source_curve(trained)}
     if provenance["continued_from"].get("source_best_step"):  # the steps behind the kept G, counted from the start
         provenance["trained_steps"] = provenance["continued_from"]["source_best_step"] + provenance["best_step"]
     said = "at a plateau" if verdict["at_plateau"] else "NOT at a plateau"
@@ -211,30 +220,48 @@ def note_continuation(provenance: dict, source: Path | None) -> None:
           f"{provenance['loop']['min_delta']:.1%} the stopping rule counts", flush=True)
 
 
-def source_curve(path: Path) -> dict:
-    """The training curve a checkpoint records (``curve`` as :func:`train` writes it, or the bundled trainer's
-    ``fid_history``) as ``{"source_curve": [[step, score], ...], "source_best_step": N}``; empty when it has none."""
+def source_curve(trained: dict) -> dict:
+    """The training curve a checkpoint's provenance records (``curve`` as :func:`train` writes it, or the bundled
+    trainer's ``fid_history``) as ``{"source_curve": [[step, score], ...], "source_best_step": N}``; empty without one."""
     import ast
 
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        prov = json.loads((f.metadata() or {}).get("provenance", "{}"))
-    points = [[r["step"], r["score"]] for r in prov.get("curve", [])]
-    if not points and prov.get("fid_history"):
-        history = prov["fid_history"]
+    points = [[r["step"], r["score"]] for r in trained.get("curve", [])]
+    if not points and trained.get("fid_history"):
+        history = trained["fid_history"]
         history = ast.literal_eval(history) if isinstance(history, str) else history
         points = [[r["step"], r["fid"]] for r in history]
-    return {"source_curve": points, "source_best_step": prov.get("best_step")} if points else {}
+    return {"source_curve": points, "source_best_step": trained.get("best_step")} if points else {}
 
 
-def load_member(path: Path, g, d) -> None:
-    """Put a member checkpoint's G and D weights (a project file as :func:`finish` writes it) into ``g`` and ``d``."""
-    from safetensors.torch import load_file
+def load_member(path: Path, g, d, g_name: str, d_name: str) -> dict:
+    """Put a member checkpoint's G and D weights into ``g`` and ``d`` (read as every command reads a project file,
+    ``module:Callable`` names for the networks gancompress does not know); returns its provenance. A file that is
+    not such a member is an :class:`~gancompress.errors.InputError`."""
+    from gancompress.errors import InputError
+    from gancompress.loading import LoadOptions, load_bundle
 
-    tensors = load_file(str(path))
-    for prefix, net in (("G.", g), ("D.", d)):
-        net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    custom = {key: name for key, name in (("arch", g_name), ("d_arch", d_name)) if ":" in name}
+    bundle = load_bundle(LoadOptions(source=str(path), **custom))
+    if bundle.discriminator is None:
+        raise InputError(f"--continue-from {path}: it holds no discriminator; continue a checkpoint this script wrote")
+    try:
+        g.load_state_dict(bundle.generator.state_dict())
+        d.load_state_dict(bundle.discriminator.state_dict())
+    except RuntimeError as exc:
+        raise InputError(f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name}): "
+                         f"{str(exc).splitlines()[0]}; pass the --member it was trained as") from None
+    return bundle.meta.get("provenance", {})
+
+
+def cli(main: Callable[[], int]) -> int:
+    """A training script as a command: a refused input is one ``error:`` line on stderr and exit 2, no traceback."""
+    from gancompress.errors import InputError
+
+    try:
+        return main()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 # --------------------------------------------------------------------------- rulers
@@ -361,4 +388,9 @@ def loop_arguments(parser, **defaults) -> None:
 
 
 def loop_config(args) -> LoopConfig:
-    return LoopConfig(**{k: getattr(args, k) for k in asdict(LoopConfig())})
+    from gancompress.errors import InputError
+
+    try:
+        return LoopConfig(**{k: getattr(args, k) for k in asdict(LoopConfig())})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
