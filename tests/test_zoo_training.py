@@ -210,6 +210,8 @@ def test_the_plateau_check_refuses_a_wrong_or_missing_checkpoint_in_one_line(tmp
     narrow = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "narrow.safetensors")
     no_d = save_bundle(GanBundle(g.eval(), g_spec), tmp_path / "no-d.safetensors")
     cases = [(["--member", "bundled", "--continue-from", str(narrow)], "not this member's"),
+             # a member of another family: the loader's advice (--arch) is not this script's flag
+             (["--member", "conditional", "--continue-from", str(narrow)], "pass the --member it was trained as"),
              (["--member", "narrow-dcgan", "--continue-from", str(no_d)], "holds no discriminator"),
              (["--member", "narrow-dcgan", "--continue-from", str(tmp_path / "none.safetensors")], "none.safetensors"),
              (["--member", "narrow-dcgan", "--lr-decay", "1.5"], "lr_decay in (0, 1)")]
@@ -219,4 +221,16 @@ def test_the_plateau_check_refuses_a_wrong_or_missing_checkpoint_in_one_line(tmp
                                                           "--out", str(out)]))
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+        assert "--arch" not in err
         assert not out.exists()
+
+
+def test_the_digits_script_help_lists_the_loop_options_with_the_members_defaults(capsys):
+    import train_digits_member as script
+
+    with pytest.raises(SystemExit) as ended:
+        script.main(["--member", "upsample-sn", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ended.value.code == 0
+    # upsample-sn trains with hinge and lr_g 1e-4, not LoopConfig's ns and 2e-4
+    assert "--lr-decays" in text and "(default: hinge)" in text and "(default: 0.0001)" in text

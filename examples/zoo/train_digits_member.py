@@ -61,11 +61,15 @@ def build(name: str, kwargs: dict, role: str):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--member", choices=sorted(MEMBERS), required=True)
+    p.add_argument("--member", choices=sorted(MEMBERS), required=True,
+                   help="the loop options' defaults are this member's (see --member NAME --help)")
     p.add_argument("--fid-samples", type=int, default=2000)
     p.add_argument("--out", type=Path, default=None)
-    known, _ = p.parse_known_args(argv)
-    zoo_train.loop_arguments(p, **MEMBERS[known.member]["loop"])
+    # the member picks the loop's defaults, so it is read first, without -h ending the run before they exist
+    member_only = argparse.ArgumentParser(add_help=False)
+    member_only.add_argument("--member", choices=sorted(MEMBERS))
+    known, _ = member_only.parse_known_args(argv)
+    zoo_train.loop_arguments(p, **MEMBERS[known.member or "narrow-dcgan"]["loop"])
     args = p.parse_args(argv)
     folder = "continued" if args.continue_from else "members"
     out = args.out or REPO / "runs" / "zoo" / folder / f"{args.member}.safetensors"

@@ -241,7 +241,14 @@ def load_member(path: Path, g, d, g_name: str, d_name: str) -> dict:
     from gancompress.loading import LoadOptions, load_bundle
 
     custom = {key: name for key, name in (("arch", g_name), ("d_arch", d_name)) if ":" in name}
-    bundle = load_bundle(LoadOptions(source=str(path), **custom))
+    try:
+        bundle = load_bundle(LoadOptions(source=str(path), **custom))
+    except InputError as exc:
+        if "--arch" not in str(exc) and "--d-arch" not in str(exc):
+            raise
+        # the loader's advice names its own flags; here the networks come from --member
+        raise InputError(f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name}); "
+                         "pass the --member it was trained as") from None
     if bundle.discriminator is None:
         raise InputError(f"--continue-from {path}: it holds no discriminator; continue a checkpoint this script wrote")
     try:
@@ -374,11 +381,31 @@ def custom_spec(target: str, kwargs: dict, role: str = "generator"):
     return options.custom_spec(role)
 
 
+LOOP_HELP = {
+    "max_steps": "stop here even if the score still improves",
+    "batch": "images per step",
+    "lr_g": "Adam learning rate of G",
+    "lr_d": "Adam learning rate of D",
+    "loss": "the GAN loss: ns (non-saturating) or hinge",
+    "r1_gamma": "weight of D's R1 penalty on real images; 0: none",
+    "r1_every": "apply R1 every this many steps (lazy R1)",
+    "eval_every": "score G every this many steps",
+    "adv_weight": "weight of G's adversarial term",
+    "patience": "evaluations without a --min-delta gain before the rates drop (--lr-decays) or training stops",
+    "min_delta": "relative improvement of the score that counts as better",
+    "seed": "seed of the weights, latents and batches",
+    "lr_decays": "reduce-on-plateau: how often patience running out halves the rates (back to the best G and D) "
+                 "before it stops training",
+    "lr_decay": "the factor each reduce-on-plateau applies to both rates",
+}
+
+
 def loop_arguments(parser, **defaults) -> None:
     """The options every script shares (``defaults`` override LoopConfig's per member)."""
     base = {**asdict(LoopConfig()), **defaults}
     for name, value in base.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                            help=f"{LOOP_HELP[name]} (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--continue-from", type=Path, default=None, metavar="CHECKPOINT",
                         help="the plateau check: continue this trained member (its G and D, fresh optimizers) with the "
