@@ -88,10 +88,10 @@ def _described(model: nn.Module, spec: ArchSpec) -> dict[str, str]:
 
 
 def export_onnx(model: nn.Module, spec: ArchSpec, config: ExportConfig, dense_bytes: int) -> ExportResult:
-    from .shrink import input_shape_of
+    from ..generation import generator_input
 
     _require_onnx()
-    x = torch.randn(2, *input_shape_of(spec, model))
+    x = torch.randn(2, *generator_input(model, spec)[1])
     classes = getattr(model, "num_classes", None)
     if config.dtype not in (None, "float32"):
         model, x = model.to(DTYPES[config.dtype]), x.to(DTYPES[config.dtype])

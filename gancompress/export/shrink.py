@@ -31,9 +31,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..archs import ARCHITECTURES, ArchSpec
+from ..archs import ArchSpec
 from ..channels import ADVICE, UNIFORM_RTOL, Channels, analyse, dtype_of, graph_of, link
 from ..errors import GanCompressError, InputError
+from ..generation import generator_input
 from ..layer_table import weight_layer
 from ..formats.shrunk import (LAYER_TYPES, ConstantMap, Graph, OnesChannel, ShrunkGraph, construct, describe,
                               ensure_shrunk_arch, graph_spec, node_kind, per_channel)
@@ -53,18 +54,6 @@ class ShrinkReport:
     folded_into_bias: int = 0
     constant_maps: int = 0
     ones_channels: int = 0  # graph shrinking: consumers given one channel of ones for removed uniform constants
-
-
-def input_shape_of(spec: ArchSpec | None, model: nn.Module | None = None) -> tuple[int, ...]:
-    """The per-sample input shape: the module's own ``input_shape`` (docs/custom_networks.md), else the registry's."""
-    own = getattr(model, "input_shape", None) if model is not None else None
-    if own is not None:
-        return tuple(own)
-    arch = ARCHITECTURES.get(spec.name) if spec is not None else None
-    if arch is None or arch.input_shape is None or arch.name == "custom":
-        raise InputError("this export needs the generator's input shape and its architecture does not declare one; "
-                         "give your module an attribute `input_shape` (or pass it in --arch-kwargs), see docs/custom_networks.md")
-    return arch.input_shape_of(spec.kwargs)
 
 
 def _normed(m: nn.Module) -> bool:
@@ -111,11 +100,11 @@ def shrink_generator(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module
 def _shrink(model: nn.Module, spec: ArchSpec | None) -> tuple[nn.Module, ArchSpec, ShrinkReport]:
     from ..archs.contract import apply_contract, declared
 
-    shape = input_shape_of(spec, model)
+    kind, shape = generator_input(model, spec)
     if hasattr(model, "shrunk_copy"):  # an architecture with its own exact channel surgery (StyleGAN2)
         return _own_rule(model.eval(), spec, shape)
     base = spec.name.split(":", 1)[-1] if spec.name.startswith("shrunk:") else spec.name
-    fixed = (getattr(model, "input_kind", None) or ARCHITECTURES.get(spec.name).input_kind) == "noise"
+    fixed = kind == "noise"
     contract = declared(model)
     model = bake_weight_norms(model.eval())
     graph, report = shrink_graph(model, shape, fixed)
