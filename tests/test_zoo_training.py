@@ -234,3 +234,53 @@ def test_the_digits_script_help_lists_the_loop_options_with_the_members_defaults
     assert ended.value.code == 0
     # upsample-sn trains with hinge and lr_g 1e-4, not LoopConfig's ns and 2e-4
     assert "--lr-decays" in text and "(default: hinge)" in text and "(default: 0.0001)" in text
+
+
+def test_keep_zeros_trains_a_pruned_member_with_its_zeros_held(tmp_path):
+    """The capacity ceiling: a pruned checkpoint continued with --keep-zeros keeps exactly its zeros, trains the rest."""
+    import json
+
+    import train_digits_member as script
+
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+    from gancompress.loading import load_bundle
+
+    torch.manual_seed(2)
+    (g, g_spec), (d, d_spec) = (script.build(*script.MEMBERS["narrow-dcgan"][role], name)
+                                for role, name in (("g", "generator"), ("d", "discriminator")))
+    with torch.no_grad():  # 90% of the first two layers' weights zero, by magnitude
+        for layer in (g.net[0], g.net[3]):
+            layer.weight.mul_(layer.weight.abs() >= layer.weight.abs().flatten().kthvalue(
+                int(0.9 * layer.weight.numel())).values)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    source = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "pruned.safetensors")
+    out = tmp_path / "ceiling.safetensors"
+    assert script.main(["--member", "narrow-dcgan", "--continue-from", str(source), "--keep-zeros", "--max-steps", "4",
+                        "--eval-every", "2", "--patience", "9", "--fid-samples", "64", "--out", str(out)]) == 0
+    after = load_bundle(str(out)).generator.state_dict()
+    for key in ("net.0.weight", "net.3.weight"):
+        zero = before[key] == 0
+        assert 0.85 < zero.float().mean() < 0.95
+        assert torch.equal(after[key] == 0, zero)  # the same zeros, no more, no fewer
+        assert not torch.equal(after[key], before[key])  # and the kept weights trained
+    assert set(after) == set(before)  # plain weights again, no weight_orig / weight_mask in the file
+    record = json.loads((tmp_path / "ceiling.train.json").read_text())
+    assert record["kept_zeros"]["layers"] == 2 and record["best_step"] in (2, 4)  # a trained state was kept
+
+
+def test_keep_zeros_refuses_a_run_it_cannot_hold_in_one_line(tmp_path, capsys):
+    import train_digits_member as script
+
+    from gancompress.formats.checkpoint import GanBundle, save_bundle
+
+    (g, g_spec), (d, d_spec) = (script.build(*script.MEMBERS["narrow-dcgan"][role], name)
+                                for role, name in (("g", "generator"), ("d", "discriminator")))
+    dense = save_bundle(GanBundle(g.eval(), g_spec, d.eval(), d_spec), tmp_path / "dense.safetensors")
+    for argv, message in ((["--keep-zeros"], "give it with --continue-from"),
+                          (["--keep-zeros", "--continue-from", str(dense)], "prune it first")):
+        out = tmp_path / "out.safetensors"
+        code = zoo_train.cli(lambda: script.main(["--member", "narrow-dcgan", *argv, "--max-steps", "2",
+                                                  "--fid-samples", "64", "--out", str(out)]))
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not out.exists()

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 score=lambda net: fid(net, conditional=bool(classes)))
     print(f"{args.member}: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; "
           f"{cfg}")
-    provenance = zoo_train.train_member(g, d, task, cfg, args.continue_from, (member["g"][0], member["d"][0]))
+    provenance = zoo_train.train_member(g, d, task, cfg, args.continue_from, (member["g"][0], member["d"][0]),
+                                        keep_zeros=args.keep_zeros)
     provenance.update(member=args.member, script="examples/zoo/train_digits_member.py", data="builtin:digits (16x16)",
                       metric=f"digits-FID, {args.fid_samples} samples vs the 1,797 real digits")
     zoo_train.finish(g, g_spec, d, d_spec, provenance, out, "digits-FID", force=args.force)

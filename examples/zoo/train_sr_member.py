@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     task = sr_task(photos(TRAIN), photos(HELDOUT, args.heldout_crop), args.crop, log=lambda line: print(line, flush=True))
     print(f"sr-x2: G {sum(t.numel() for t in g.parameters()):,} params, D {sum(t.numel() for t in d.parameters()):,}; {cfg}")
     provenance = zoo_train.train_member(g, d, task, cfg, args.continue_from,
-                                        ("zoo_nets:SRGenerator", "zoo_nets:SRDiscriminator"))
+                                        ("zoo_nets:SRGenerator", "zoo_nets:SRDiscriminator"), keep_zeros=args.keep_zeros)
     provenance.update(member="sr-x2", script="examples/zoo/train_sr_member.py", train_photos=list(TRAIN),
                       heldout_photos=list(HELDOUT), heldout_crop=args.heldout_crop, degradation="gancompress.data.pairs.Degradation(2)",
                       metric="minus the mean PSNR (dB) on the held-out photographs")

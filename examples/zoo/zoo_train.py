@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -197,14 +198,54 @@ def plateau_verdict(provenance: dict) -> dict:
             "at_plateau": gain < provenance["loop"]["min_delta"]}
 
 
-def train_member(g, d, task: Task, cfg: LoopConfig, continue_from: Path | None, names: tuple[str, str]) -> dict:
+def train_member(g, d, task: Task, cfg: LoopConfig, continue_from: Path | None, names: tuple[str, str],
+                 keep_zeros: bool = False) -> dict:
     """:func:`train` from scratch, or with ``continue_from`` the plateau check: that member's G and D
-    (``names``: the architectures the script builds) continued, its score as step 0, the verdict in the provenance."""
+    (``names``: the architectures the script builds) continued, its score as step 0, the verdict in the provenance.
+    ``keep_zeros``: G's zero weights (a pruned checkpoint's) stay zero throughout (:func:`hold_zeros`), so the run
+    measures what the sparse generator reaches under the member's own loop with no step budget."""
+    from gancompress.errors import InputError
+
+    if keep_zeros and continue_from is None:
+        raise InputError("--keep-zeros holds a pruned checkpoint's zeros: give it with --continue-from")
     trained = load_member(continue_from, g, d, *names) if continue_from else None
+    held = hold_zeros(g) if keep_zeros else []
+    if keep_zeros and not held:
+        raise InputError(f"--keep-zeros: {continue_from} has no zero weights in its generator; prune it first "
+                         f"(gancompress prune {continue_from} --sparsity 0.9)")
     provenance = train(g, d, task, cfg, log=lambda line: print(line, flush=True), baseline=trained is not None)
+    if held:
+        provenance["kept_zeros"] = release_zeros(held)
     if trained is not None:
         note_continuation(provenance, continue_from, trained)
     return provenance
+
+
+def hold_zeros(g: nn.Module) -> list[nn.Module]:
+    """Keep every zero weight of G's conv and linear layers at zero while it trains: a fixed mask on each such
+    weight (``torch.nn.utils.prune``: the layer computes with ``weight_orig * weight_mask``, so a masked weight
+    gets no gradient and no Adam step). Returns the masked layers for :func:`release_zeros`."""
+    from torch.nn.utils import prune
+
+    held = []
+    for module in g.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and isinstance(weight, torch.Tensor) \
+                and bool((weight == 0).any()):
+            prune.custom_from_mask(module, "weight", weight.detach() != 0)
+            held.append(module)
+    return held
+
+
+def release_zeros(held: list[nn.Module]) -> dict:
+    """Fold the masks of :func:`hold_zeros` into plain weights (zeros where masked); returns their sparsity."""
+    from torch.nn.utils import prune
+
+    zeros = total = 0
+    for module in held:
+        prune.remove(module, "weight")
+        zeros, total = zeros + int((module.weight == 0).sum()), total + module.weight.numel()
+    return {"layers": len(held), "zero_weights": zeros, "weights": total, "sparsity": round(zeros / total, 4)}
 
 
 def note_continuation(provenance: dict, source: Path, trained: dict) -> None:
@@ -411,6 +452,10 @@ def loop_arguments(parser, **defaults) -> None:
                         help="the plateau check: continue this trained member (its G and D, fresh optimizers) with the "
                              "same loop; its score is step 0 and the best to beat, so the run stops after --patience "
                              "evaluations that do not beat it by --min-delta (then it was at a plateau)")
+    parser.add_argument("--keep-zeros", action="store_true",
+                        help="with --continue-from a pruned checkpoint (gancompress prune): its zero weights stay zero, "
+                             "so the run shows what the sparse generator reaches under the member's own loop, with no "
+                             "step budget (the zoo's capacity ceiling)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
 
 
