@@ -8,6 +8,7 @@ execution, with one note, when compiling fails. TF32 matmuls are turned on for C
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Callable, ContextManager, Iterable, Iterator
@@ -136,3 +137,18 @@ def to_channels_last(module: nn.Module | None, enabled: bool) -> nn.Module | Non
 
 def batch_channels_last(x: torch.Tensor | None, enabled: bool) -> torch.Tensor | None:
     return x.contiguous(memory_format=torch.channels_last) if enabled and x is not None and x.dim() == 4 else x
+
+
+def cpu_copy(model: nn.Module) -> nn.Module:
+    """An independent copy of ``model`` on the CPU, made without a second copy of its weights on their device:
+    every parameter and buffer is copied straight to the CPU and handed to ``copy.deepcopy`` through its memo,
+    so only the module objects are deep-copied (a plain ``deepcopy(model).cpu()`` of a GPU model first doubles
+    its GPU memory). Shared (tied) tensors stay shared; ``requires_grad`` is kept."""
+    memo: dict[int, torch.Tensor] = {}
+    for tensor in (*model.parameters(), *model.buffers()):
+        if id(tensor) in memo:
+            continue
+        moved = tensor.detach().to("cpu", copy=True)
+        memo[id(tensor)] = nn.Parameter(moved, requires_grad=tensor.requires_grad) \
+            if isinstance(tensor, nn.Parameter) else moved
+    return copy.deepcopy(model, memo)

@@ -137,3 +137,32 @@ def test_evaluate_amp_is_recorded_and_checked(project, tmp_path):
     assert doc["settings"]["amp"] == "bf16"
     result = CliRunner().invoke(app, [*args, "--amp", "fp8"])
     assert result.exit_code == 2 and "--amp 'fp8'" in result.stderr
+
+
+def test_cpu_copy_moves_every_tensor_without_deep_copying_it_where_it_lives(monkeypatch):
+    """The CPU detour of mask ranking and latency: no Parameter or buffer is deep-copied on its own device (on a
+    GPU that would double the model's memory); the copy is independent, tied weights stay tied."""
+    from torch import nn
+
+    from gancompress.devices import cpu_copy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 4)).eval()
+    model[2].weight = model[0].weight  # tied
+    model[0].bias.requires_grad_(False)
+
+    def refuse(self, memo):
+        raise AssertionError("a tensor was deep-copied where it lives")
+    monkeypatch.setattr(nn.Parameter, "__deepcopy__", refuse)
+    monkeypatch.setattr(torch.Tensor, "__deepcopy__", refuse)
+    copied = cpu_copy(model)
+    monkeypatch.undo()
+    x = torch.randn(3, 4)
+    assert torch.equal(copied(x), model(x))
+    assert copied[2].weight is copied[0].weight and copied[0].weight is not model[0].weight
+    assert not copied[0].bias.requires_grad and copied[2].bias.requires_grad
+    assert isinstance(copied[0].weight, nn.Parameter) and not isinstance(copied[1].running_mean, nn.Parameter)
+    with torch.no_grad():
+        copied[0].weight.zero_()
+        copied[1].running_mean.fill_(5.0)
+    assert model[0].weight.abs().sum() > 0 and model[1].running_mean.abs().sum() < 5

@@ -94,9 +94,9 @@ def _onnxruntime(model: nn.Module, input_shape: tuple[int, ...], device: torch.d
 def _session_of(model: nn.Module, input_shape: tuple[int, ...], ort) -> Any:
     """Export ``model`` (a CPU copy, in its own dtype) to a temporary ONNX file and open it with as many
     threads as torch uses, so the runtimes are compared on the same cores."""
-    import copy
+    from ..devices import cpu_copy
 
-    cpu = copy.deepcopy(model).cpu().eval()
+    cpu = cpu_copy(model).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         try:

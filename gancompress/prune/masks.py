@@ -10,7 +10,6 @@ targets out of reach; :mod:`.allocation` spreads the zeros over the pruned layer
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..devices import cpu_copy
 from ..errors import InputError
 from .allocation import ALLOCATIONS, PlanAllocation, rank_layer
 from .config import PruneConfig
@@ -82,7 +82,7 @@ def _computed_on_cpu(model: nn.Module, config: PruneConfig, previous: dict[str, 
     """:func:`compute_masks` of a model on an accelerator: ranked on a CPU copy (the exact selection and its
     bounded temporaries are CPU code), the masks handed back on ``device``, the model itself untouched. A
     ``bn-scaled`` ranking traces the model itself, once (cached), not every copy."""
-    cpu_model = copy.deepcopy(model).to("cpu")
+    cpu_model = cpu_copy(model)
     if config.importance == "bn-scaled":
         following_norms(model)
         share_trace(model, cpu_model)
