@@ -53,7 +53,8 @@ BUDGET_FRACTION = 0.15
 CELLS = (("element", 0.8), ("element", 0.9), ("element", 0.95), ("filter", 0.5), ("filter", 0.75))
 METHODS = ("distill-adv", "distill", "hybrid", "self-supervised", "finetune")
 # Where trained members are looked for (the first folder holding the file): the training scripts' output,
-# then the small members kept in git (under 1 MB each).
+# then the small members kept in git (about 1 MB each; --members-dir examples/zoo/members/first: the members of
+# the first grids, narrow-dcgan and conditional then trained without reduce-on-plateau, docs/zoo.md).
 MEMBER_DIRS = (REPO / "runs" / "zoo" / "members", ZOO_CODE / "members")
 
 

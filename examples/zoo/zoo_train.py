@@ -388,7 +388,11 @@ def write_curve(provenance: dict, out: Path, metric: str) -> list[Path]:
         if row.get("lr_scale", 1.0) != before.get("lr_scale", 1.0):
             ax.axvline(offset + before["step"], color="tab:orange", linestyle=":", label=f"lr x{row['lr_scale']:g}")
     if all(r["score"] > 0 for r in curve) and all(v > 0 for _, v in source.get("source_curve", [])):
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_yscale("log")  # a FID falls by orders of magnitude: the plateau is visible only on a log axis
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 10, not 10^1
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.set_title(f"{stem.name}: {metric} while training")
