@@ -12,7 +12,7 @@ Members (the zoo's first member, the bundled DCGAN, is trained by ``examples/tra
 
 Every ``--eval-every`` steps digits-FID (2,000 samples, the bundled trainer's ruler) is measured;
 after ``--patience`` evaluations without a 2% improvement G and D go back to their best with both
-learning rates halved, ``--lr-decays`` times (narrow-dcgan and conditional: 2; upsample-sn: 0), and
+learning rates halved, ``--lr-decays`` times (2 for every member), and
 then training stops. The best G and D are written to ``--out`` (default
 ``runs/zoo/members/<member>.safetensors``) with the curve beside it (``.curve.csv``, ``.curve.png``,
 ``.train.json``). Deterministic on the CPU for a seed and a thread count (``--threads``, default 1).
@@ -46,12 +46,11 @@ MEMBERS = {
     # this very loop (non-saturating loss, lazy R1, Adam 2e-4); it is here for the plateau check (--continue-from)
     "bundled": {"g": ("digits-dcgan-g", {"nz": 32, "ngf": 64, "nc": 1}), "d": ("digits-dcgan-d", {"ndf": 32, "nc": 1}),
                 "loop": {}},
-    # narrow-dcgan and conditional: reduce-on-plateau twice, so the rule (not a step cap) ends their training; the
-    # caps sit well above where it did (21,000 and 13,000 steps)
+    # reduce-on-plateau twice, so the rule (not a step cap) ends training; the caps sit well above where it did
     "narrow-dcgan": {"g": ("digits-dcgan-g", {"nz": 32, "ngf": 30, "nc": 1}), "d": ("digits-dcgan-d", {"ndf": 32, "nc": 1}),
                      "loop": {"lr_decays": 2, "max_steps": 40_000}},
     "upsample-sn": {"g": ("zoo_nets:UpsampleGenerator", {"nz": 32, "ngf": 32}), "d": ("zoo_nets:SNDiscriminator", {"ndf": 32}),
-                    "loop": {"loss": "hinge", "r1_gamma": 0.0, "lr_d": 4e-4, "lr_g": 1e-4}},
+                    "loop": {"loss": "hinge", "r1_gamma": 0.0, "lr_d": 4e-4, "lr_g": 1e-4, "lr_decays": 2, "max_steps": 30_000}},
     "conditional": {"g": ("zoo_nets:ConditionalGenerator", {"nz": 32, "ngf": 32, "num_classes": 10}),
                     "d": ("zoo_nets:ProjectionDiscriminator", {"ndf": 32, "num_classes": 10}),
                     "loop": {"lr_decays": 2, "max_steps": 30_000}},
