@@ -221,30 +221,35 @@ def train_member(g, d, task: Task, cfg: LoopConfig, continue_from: Path | None, 
     return provenance
 
 
-def hold_zeros(g: nn.Module) -> list[nn.Module]:
-    """Keep every zero weight of G's conv and linear layers at zero while it trains: a fixed mask on each such
-    weight (``torch.nn.utils.prune``: the layer computes with ``weight_orig * weight_mask``, so a masked weight
-    gets no gradient and no Adam step). Returns the masked layers for :func:`release_zeros`."""
+def hold_zeros(g: nn.Module) -> list[tuple[nn.Module, str]]:
+    """Keep every zero of G's prunable weights (the masks ``gancompress.prune.current_masks`` reads off a pruned
+    model) at zero while it trains: a fixed mask on each weight that has zeros (``torch.nn.utils.prune``: the layer
+    computes with ``weight_orig * weight_mask``, so a masked weight gets no gradient and no Adam step). Returns the
+    masked (layer, weight name) pairs for :func:`release_zeros`."""
     from torch.nn.utils import prune
 
+    from gancompress.prune import current_masks
+
     held = []
-    for module in g.modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and isinstance(weight, torch.Tensor) \
-                and bool((weight == 0).any()):
-            prune.custom_from_mask(module, "weight", weight.detach() != 0)
-            held.append(module)
+    for key, mask in current_masks(g).items():
+        if bool(mask.all()):
+            continue
+        layer, _, name = key.rpartition(".")
+        module = g.get_submodule(layer)
+        prune.custom_from_mask(module, name, mask)
+        held.append((module, name))
     return held
 
 
-def release_zeros(held: list[nn.Module]) -> dict:
+def release_zeros(held: list[tuple[nn.Module, str]]) -> dict:
     """Fold the masks of :func:`hold_zeros` into plain weights (zeros where masked); returns their sparsity."""
     from torch.nn.utils import prune
 
     zeros = total = 0
-    for module in held:
-        prune.remove(module, "weight")
-        zeros, total = zeros + int((module.weight == 0).sum()), total + module.weight.numel()
+    for module, name in held:
+        prune.remove(module, name)
+        weight = getattr(module, name)
+        zeros, total = zeros + int((weight == 0).sum()), total + weight.numel()
     return {"layers": len(held), "zero_weights": zeros, "weights": total, "sparsity": round(zeros / total, 4)}
 
 
