@@ -18,6 +18,13 @@ class InputError(GanCompressError):
     exit_code = 2
 
 
+class NetworkMismatch(InputError):
+    """The checkpoint's weights do not fit the network named or recorded for them: no built-in layout
+    matches, a different ``--arch``/``--d-arch`` is needed, or keys/shapes differ (exit code 2). Its
+    message names the loader's options; a caller that picks the networks another way (a script's own
+    flag) can catch this type and give its own advice."""
+
+
 class GateFailed(GanCompressError):
     """A quality gate (``--max-fid`` and friends) failed: exit code 3."""
 

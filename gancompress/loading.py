@@ -19,7 +19,7 @@ from .archs import ARCHITECTURES, ArchSpec, build, detect, load_into, parse_spec
 from .archs.base import build_detected
 from .archs.detection import discriminator_probes, output_shape_of, try_architecture
 from .formats.checkpoint import GanBundle, bundle_from_tensors, is_project_file
-from .errors import InputError
+from .errors import InputError, NetworkMismatch
 from .registry import unknown_choice
 from .sources import RawFile, checkpoint_files, read_file, read_json, resolve
 
@@ -313,11 +313,11 @@ def _check_custom_allowed(metadata: dict[str, str], options: LoadOptions, source
         target = spec.kwargs.get("target") if spec.name == "custom" else None
         if given and not target:
             role = "discriminator" if key == "d_arch" else "generator"
-            raise InputError(f"{option} {given} does not apply: {source} records the built-in {role} {spec.name}; "
+            raise NetworkMismatch(f"{option} {given} does not apply: {source} records the built-in {role} {spec.name}; "
                              f"drop {option}")
         if target and given != target:
             got = f" (got {option} {given})" if given else ""
-            raise InputError(
+            raise NetworkMismatch(
                 f"{source} uses your own {'discriminator' if key == 'd_arch' else 'generator'} {target}; pass "
                 f"{option} {target} to load it{got} (the tool imports a module only when you name it: importing runs its code)"
             )

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from gancompress.archs.dcgan import DCGANDiscriminator, DCGANGenerator
 from gancompress.archs.digits import DigitsDiscriminator, DigitsGenerator
 from gancompress.formats.checkpoint import save_bundle
-from gancompress.errors import InputError
+from gancompress.errors import InputError, NetworkMismatch
 from gancompress.loading import LoadOptions, load_bundle
 
 Z = torch.randn(3, 16, 1, 1, generator=torch.Generator().manual_seed(1))
@@ -101,19 +101,26 @@ def test_hub_mixin_directory_with_user_arch(tmp_path, monkeypatch):
     repo.mkdir()
     (repo / "config.json").write_text(json.dumps({"nz": 4, "hidden": 6}))
     save_file(ref.state_dict(), str(repo / "model.safetensors"))
-    with pytest.raises(InputError, match="--arch"):
+    # the weights not fitting a network is its own type (a script choosing networks by its own flag catches it)
+    with pytest.raises(NetworkMismatch, match="--arch"):
         load_bundle(str(repo))
     bundle = load_bundle(str(repo), LoadOptions(arch="mynets:Gen"))
     z = torch.randn(2, 4)
     assert torch.equal(bundle.generator(z), ref(z))
     assert bundle.g_spec.kwargs == {"target": "mynets:Gen", "kwargs": {"nz": 4, "hidden": 6}}
     # wrong kwargs: a readable diff, not a traceback
-    with pytest.raises(InputError, match="wrong shape: fc.weight"):
+    with pytest.raises(NetworkMismatch, match="wrong shape: fc.weight"):
         load_bundle(str(repo), LoadOptions(arch="mynets:Gen", arch_kwargs={"nz": 4, "hidden": 8}))
     # a project file naming a user module is rebuilt only when the user passes --arch again
     out = save_bundle(bundle, tmp_path / "custom.safetensors")
-    with pytest.raises(InputError, match="pass --arch mynets:Gen"):
+    with pytest.raises(NetworkMismatch, match="pass --arch mynets:Gen"):
         load_bundle(str(out))
+    # a damaged file is bad input of another kind: not a network mismatch
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(out.read_bytes()[:100])
+    with pytest.raises(InputError) as damaged:
+        load_bundle(str(cut), LoadOptions(arch="mynets:Gen"))
+    assert not isinstance(damaged.value, NetworkMismatch)
     assert torch.equal(load_bundle(str(out), LoadOptions(arch="mynets:Gen")).generator(z), ref(z))
 
 

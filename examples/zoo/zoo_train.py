@@ -283,16 +283,14 @@ def load_member(path: Path, g, d, g_name: str, d_name: str) -> dict:
     """Put a member checkpoint's G and D weights into ``g`` and ``d`` (read as every command reads a project file,
     ``module:Callable`` names for the networks gancompress does not know); returns its provenance. A file that is
     not such a member is an :class:`~gancompress.errors.InputError`."""
-    from gancompress.errors import InputError
+    from gancompress.errors import InputError, NetworkMismatch
     from gancompress.loading import LoadOptions, load_bundle
 
     custom = {key: name for key, name in (("arch", g_name), ("d_arch", d_name)) if ":" in name}
     try:
         bundle = load_bundle(LoadOptions(source=str(path), **custom))
-    except InputError as exc:
-        if "--arch" not in str(exc) and "--d-arch" not in str(exc):
-            raise
-        # the loader's advice names its own flags; here the networks come from --member
+    except NetworkMismatch:
+        # the loader's advice names its own flags (--arch); here the networks come from --member
         raise InputError(f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name}); "
                          "pass the --member it was trained as") from None
     if bundle.discriminator is None:

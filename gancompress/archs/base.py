@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Mapping
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, NetworkMismatch
 from ..registry import Registry
 
 Role = Literal["generator", "discriminator"]
@@ -214,7 +214,7 @@ def check_fits(module: nn.Module, state_dict: StateDict, what: str = "network") 
     (an int8 checkpoint is never silently cast)."""
     missing, unexpected, wrong = shape_mismatches(module, state_dict)
     if missing or unexpected or wrong:
-        raise InputError(
+        raise NetworkMismatch(
             f"the checkpoint does not fit the {what}: {describe_mismatch(missing, unexpected, wrong)}"
         )
     for key, target in module.state_dict().items():
@@ -234,7 +234,7 @@ def load_into(module: nn.Module, state_dict: StateDict, what: str = "network") -
         module.load_state_dict(dict(state_dict), strict=True)
     except RuntimeError as exc:
         detail = describe_mismatch(*shape_mismatches(module, state_dict)) or str(exc).splitlines()[0]
-        raise InputError(f"the checkpoint does not fit the {what}: {detail}") from None
+        raise NetworkMismatch(f"the checkpoint does not fit the {what}: {detail}") from None
     return module
 
 

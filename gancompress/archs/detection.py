@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, NetworkMismatch
 from .base import (ARCHITECTURES, Architecture, ArchSpec, Role, StateDict, describe_mismatch, prepare,
                    shape_mismatches)
 
@@ -133,7 +133,7 @@ def detect(state_dict: StateDict, role: Role | None = None, probe_inputs: list[t
         if trial.spec is not None:
             return trial.spec
         trials.append(trial)
-    raise InputError(no_match_message(state_dict, role, trials))
+    raise NetworkMismatch(no_match_message(state_dict, role, trials))
 
 
 # --------------------------------------------------------------------------- the message
