@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(runs/zoo/continued/ with --continue-from)")
     p.add_argument("--write-photos", type=Path, default=None)
     zoo_train.loop_arguments(p, batch=16, lr_g=1e-4, lr_d=1e-4, r1_gamma=0.0, adv_weight=0.01, eval_every=250,
-                             max_steps=8000, min_delta=0.002)
+                             max_steps=8000, min_delta=0.002, lr_decays=2)
     p.add_argument("--heldout-crop", type=int, default=256, help="score on the central window of each held-out photo")
     args = p.parse_args(argv)
     args.out = args.out or REPO / "runs" / "zoo" / ("continued" if args.continue_from else "members") / "sr-x2.safetensors"
