@@ -143,7 +143,8 @@ def _notes(config: FinetuneConfig, trainer: Trainer) -> list[str]:
         notes.append(f"--adv-schedule/--d-warmup shape the adversarial term of distill-adv and finetune; "
                      f"method {config.recovery.method} has none, so they changed nothing")
     if config.recovery.freeze_discriminator and config.uses_discriminator:
-        notes.append("the discriminator is frozen; a frozen D collapsed recovery in our probes")
+        notes.append("the discriminator is frozen: its pretrained verdicts stay fixed"
+                     + ("; an adversarial term can exploit a frozen D" if "adv" in config.recipe.terms else ""))
     world = trainer.world
     if world is not None:
         per = -(-trainer.setup.sampler.size // world.size)
