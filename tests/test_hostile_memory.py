@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = r"""
 import json, resource, sys
 from gancompress.api import load
-from gancompress.errors import GanCompressError
+from gancompress.errors import GanCompressError, InputError
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -36,7 +36,8 @@ for name, path in cases.items():
         load(path)
         outcome = "loaded"
     except GanCompressError as exc:
-        outcome = f"{type(exc).__name__}: {exc}"
+        # refused as bad input (InputError or a subtype such as NetworkMismatch), or something else
+        outcome = f"{'InputError' if isinstance(exc, InputError) else type(exc).__name__}: {exc}"
     except MemoryError:
         outcome = "MemoryError"
     out[name] = [outcome, peak_mb() - before]
