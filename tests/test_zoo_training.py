@@ -237,7 +237,7 @@ def test_the_digits_script_help_lists_the_loop_options_with_the_members_defaults
 
 
 def test_keep_zeros_trains_a_pruned_member_with_its_zeros_held(tmp_path):
-    """The capacity ceiling: a pruned checkpoint continued with --keep-zeros keeps exactly its zeros, trains the rest."""
+    """The own-loop control: a pruned checkpoint continued with --keep-zeros keeps exactly its zeros, trains the rest."""
     import json
 
     import train_digits_member as script

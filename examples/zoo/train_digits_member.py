@@ -25,8 +25,9 @@ any of ``--patience`` evaluations beat it by ``--min-delta`` (written to ``runs/
 
     python examples/zoo/train_digits_member.py --member narrow-dcgan --continue-from examples/zoo/members/narrow-dcgan.safetensors
 
-The capacity ceiling continues a pruned member with its zeros held (``--keep-zeros``): what the sparse
-generator reaches under the member's own loop with no step budget:
+The own-loop control continues a pruned member with its zeros held (``--keep-zeros``): what the sparse
+generator reaches under the member's own loop with no step budget (not a capacity ceiling: distillation
+beats it on narrow-dcgan, docs/zoo.md):
 
     gancompress prune examples/zoo/members/narrow-dcgan.safetensors -s 0.9 --importance bn-scaled -o narrow90.safetensors
     python examples/zoo/train_digits_member.py --member narrow-dcgan --continue-from narrow90.safetensors --keep-zeros

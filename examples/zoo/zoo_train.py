@@ -283,24 +283,25 @@ def load_member(path: Path, g, d, g_name: str, d_name: str) -> dict:
     """Put a member checkpoint's G and D weights into ``g`` and ``d`` (read as every command reads a project file,
     ``module:Callable`` names for the networks gancompress does not know); returns its provenance. A file that is
     not such a member is an :class:`~gancompress.errors.InputError`."""
+    from gancompress.archs.base import load_into
     from gancompress.errors import InputError, NetworkMismatch
     from gancompress.loading import LoadOptions, load_bundle
 
     custom = {key: name for key, name in (("arch", g_name), ("d_arch", d_name)) if ":" in name}
+    not_this = f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name})"
+    advice = "pass the --member it was trained as"
     try:
         bundle = load_bundle(LoadOptions(source=str(path), **custom))
     except NetworkMismatch:
         # the loader's advice names its own flags (--arch); here the networks come from --member
-        raise InputError(f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name}); "
-                         "pass the --member it was trained as") from None
+        raise InputError(f"{not_this}; {advice}") from None
     if bundle.discriminator is None:
         raise InputError(f"--continue-from {path}: it holds no discriminator; continue a checkpoint this script wrote")
-    try:
-        g.load_state_dict(bundle.generator.state_dict())
-        d.load_state_dict(bundle.discriminator.state_dict())
-    except RuntimeError as exc:
-        raise InputError(f"--continue-from {path}: its networks are not this member's ({g_name}, {d_name}): "
-                         f"{str(exc).splitlines()[0]}; pass the --member it was trained as") from None
+    try:  # the loader's strict load, with its readable key/shape diff
+        load_into(g, bundle.generator.state_dict(), f"generator {g_name}")
+        load_into(d, bundle.discriminator.state_dict(), f"discriminator {d_name}")
+    except NetworkMismatch as exc:
+        raise InputError(f"{not_this}: {exc}; {advice}") from None
     return bundle.meta.get("provenance", {})
 
 
@@ -462,7 +463,7 @@ def loop_arguments(parser, **defaults) -> None:
     parser.add_argument("--keep-zeros", action="store_true",
                         help="with --continue-from a pruned checkpoint (gancompress prune): its zero weights stay zero, "
                              "so the run shows what the sparse generator reaches under the member's own loop, with no "
-                             "step budget (the zoo's capacity ceiling)")
+                             "step budget (the zoo's own-loop control; not a capacity ceiling: docs/zoo.md)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
 
 
