@@ -65,3 +65,25 @@ def test_workers_left_running_are_stopped_at_interpreter_exit(tmp_path: Path) ->
         w.join(timeout=10)
     assert not any(w.is_alive() for w in workers)
     streamed.stream.close()  # closing twice is harmless
+
+
+def test_workers_of_a_distributed_process_come_from_a_fork_server(tmp_path: Path, monkeypatch) -> None:
+    """A process in a torch.distributed group has communication threads that a fork would copy mid-flight:
+    its stream's workers start from the fork server (a clean process), and read the same batches."""
+    import gancompress.data.stream as stream
+
+    folder = str(_folder(tmp_path))
+    memory = Sampler(5, 4, "noise", (3, 1, 1), load_real(folder, size=8, channels=3))
+    streamed = Sampler(5, 4, "noise", (3, 1, 1), open_real(folder, size=8, channels=3), workers=2)
+    cpu = torch.device("cpu")
+    started = lambda: {type(w._popen).__module__.rsplit(".", 1)[-1] for w in streamed.stream._it._workers}
+    streamed.draw(0, cpu)
+    assert started() == {"popen_fork"}  # no group: the DataLoader's default
+    monkeypatch.setattr(stream, "holds_process_group", lambda: True)  # (the real group: test_finetune_ddp)
+    try:
+        for step in [3, 4, 1]:  # 3 and 1 restart the loader, now under the group
+            a, b = memory.draw(step, cpu), streamed.draw(step, cpu)
+            assert torch.equal(a.real, b.real) and torch.equal(a.x, b.x), step
+            assert started() == {"popen_forkserver"}
+    finally:
+        streamed.stream.close()

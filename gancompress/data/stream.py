@@ -11,6 +11,7 @@ decodes only its own images). Workers prefetch the following steps; a step out o
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -26,6 +27,34 @@ DEFAULT_WORKERS = 2
 # Streams with live workers: closed at interpreter exit, before multiprocessing's own exit handler
 # (registered earlier, so it runs later) would kill the workers and fail the process.
 _LIVE: "weakref.WeakSet[StepStream]" = weakref.WeakSet()
+
+
+def holds_process_group() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def worker_context():
+    """How a stream's workers start: forked (the DataLoader's default on Linux), except in two cases where
+    they come from a fork server (a clean process started once, torch and the datasets' modules imported
+    in it beforehand, whose children end with ``os._exit``):
+
+    - the process holds a ``torch.distributed`` group: a fork would copy its communication threads
+      mid-flight;
+    - the process's own default is ``spawn`` (a child of ``torch.multiprocessing.spawn``, macOS): each
+      worker would import torch afresh at every (re)start of the loader (seconds each) and run the
+      interpreter's full shutdown on exit, where a worker stopped early was seen to abort (CI, gloo).
+
+    Like ``spawn``, a fork server imports the ``__main__`` script again in each worker: a script that
+    calls the library under ``torchrun`` keeps its work under ``if __name__ == "__main__":``.
+    """
+    wanted = holds_process_group() or multiprocessing.get_start_method(allow_none=True) == "spawn"
+    if not wanted or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "gancompress.data.stream", "gancompress.data.pairs"])  # before it starts
+    return context
 
 
 @atexit.register
@@ -80,7 +109,8 @@ class StepStream:
         self.close()
         loader = DataLoader(self.dataset, batch_sampler=_StepBatches(self.order, step, self.bounds),
                             num_workers=self.workers, pin_memory=self.pin_memory, collate_fn=self.collate,
-                            persistent_workers=False, prefetch_factor=2 if self.workers else None)
+                            persistent_workers=False, prefetch_factor=2 if self.workers else None,
+                            multiprocessing_context=worker_context() if self.workers else None)
         self._it, self._next = iter(loader), step
         if self.workers:
             _LIVE.add(self)
