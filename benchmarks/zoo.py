@@ -84,7 +84,7 @@ METRICS = {False: ("fid", "FID", "x"), True: ("psnr_gt", "PSNR", "dB")}
 RECOVERY = {"lr_g": float, "lr_d": float, "lr_schedule": str, "lr_warmup": int, "schedule": str, "keep_dense": str, "ramp_fraction": float,
             "batch_size": int, "ema_decay": float, "feature_weight": float, "adv_schedule": str, "d_warmup": int,
             "mu": float, "lam": float, "adv_weight": float, "regrow": bool, "recalibrate_bn": int,
-            "student_mode": str, "importance": str}
+            "student_mode": str, "importance": str, "freeze_discriminator": bool}
 CHOICES = {"lr_schedule": LR_SCHEDULES, "schedule": SCHEDULES, "student_mode": STUDENT_MODES}  # --adv-schedule: check_levers, one line
 # A dense control this far from the teacher it started from diverged (FID ratio above, PSNR difference below):
 # the recovery broke the unpruned model, and a ratio to it says nothing about pruning.

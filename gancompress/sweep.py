@@ -48,7 +48,7 @@ CELL_RESULT = "result.json"
 RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_size", "lr_g", "lr_d", "lr_schedule", "mu", "lam",
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
                "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance",
-               "recalibrate_bn")
+               "recalibrate_bn", "freeze_discriminator")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -58,7 +58,7 @@ LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replac
 BEFORE_KEYS = {"extractor": None, "discriminator": None, "test_data": None, "fid": True, "loss": None,
                "adv_schedule": "constant", "d_warmup": 0, "ema_decay": None, "feature_weight": 0.0,
                "ramp_fraction": DEFAULT_RAMP_FRACTION, "lr_warmup": 0, "regrow": False, "student_mode": "eval", "importance": "magnitude",
-               "recalibrate_bn": 0}
+               "recalibrate_bn": 0, "freeze_discriminator": False}
 
 
 # --------------------------------------------------------------------------- config
@@ -145,7 +145,7 @@ class SweepConfig:
         weights = {k: options.pop(k) for k in ("lam", "mu", "adv_weight", "adv_schedule", "d_warmup", "feature_weight")
                    if k in options}
         rates = {k: options.pop(k) for k in ("lr_g", "lr_d", "lr_schedule", "lr_warmup") if k in options}
-        runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay", "student_mode") if k in options}
+        runs = {k: options.pop(k) for k in ("steps", "batch_size", "loss", "ema_decay", "student_mode", "freeze_discriminator") if k in options}
         ramp = {k: options.pop(k) for k in ("ramp_fraction", "regrow", "recalibrate_bn") if k in options}
         measured = {("seed" if k == "eval_seed" else k): options.pop(k)
                     for k in ("num_samples", "eval_seed", "grid_columns", "extractor", "quantize", "test_data", "fid")
@@ -173,6 +173,7 @@ class SweepConfig:
                 "ema_decay": r.ema_decay, "feature_weight": w.feature_weight, "schedule": self.schedule,
                 "keep_dense": self.keep_dense, "importance": self.importance, "ramp_fraction": r.schedule.ramp_fraction, "regrow": r.schedule.regrow,
                 "recalibrate_bn": r.schedule.recalibrate_bn, "student_mode": r.student_mode,
+                "freeze_discriminator": r.freeze_discriminator,
                 "num_samples": m.num_samples, "eval_seed": m.seed, "extractor": m.extractor, "test_data": m.test_data,
                 "fid": m.fid, "device": self.device,
                 "grid_columns": m.grid_columns, "keep_checkpoints": self.keep_checkpoints, "quantize": m.quantize}

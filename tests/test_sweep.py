@@ -233,3 +233,28 @@ def test_a_record_from_before_ramp_fraction_resumes_only_at_the_default(dense, t
     assert config(dense, out, ramp_fraction=0.25).recovery.schedule.ramp_fraction == 0.25
     with pytest.raises(InputError, match=r"ramp_fraction: 0.5 -> 0.25"):
         _load_state(config(dense, out, ramp_fraction=0.25))
+
+
+def test_freeze_discriminator_keeps_d_pretrained_in_every_cell_and_is_a_resume_key(dense, tmp_path):
+    """--freeze-discriminator reaches each cell's recovery: D leaves it as it came (trained, it moves), the
+    record names the setting, and a re-run without it in the same folder is refused, not mixed."""
+    from typer.testing import CliRunner
+
+    from gancompress.cli.main import app
+    from gancompress.loading import load_bundle
+
+    args = ["sweep", str(dense), "--data", "builtin:digits", "--sparsity", "0.5", "--method", "hybrid", "--steps", "2",
+            "--num-samples", "32", "--batch-size", "8", "--device", "cpu", "--json"]
+    d0 = load_bundle(str(dense)).discriminator.state_dict()
+    moved = {}
+    for frozen in (True, False):
+        out = tmp_path / f"frozen-{frozen}"
+        run = CliRunner().invoke(app, args + ["--out-dir", str(out)] + (["--freeze-discriminator"] if frozen else []))
+        assert run.exit_code == 0, run.output
+        assert json.loads((out / "sweep.json").read_text())["config"]["freeze_discriminator"] is frozen
+        (cell,) = json.loads(run.stdout)["cells"]
+        d = load_bundle(cell["model"]).discriminator.state_dict()
+        moved[frozen] = max((d[k].float() - v.float()).abs().max().item() for k, v in d0.items())
+    assert moved[True] == 0.0 and moved[False] > 0.0
+    again = CliRunner().invoke(app, args + ["--out-dir", str(tmp_path / "frozen-True")])
+    assert again.exit_code == 2 and "freeze_discriminator" in again.stderr

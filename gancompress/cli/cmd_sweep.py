@@ -8,7 +8,7 @@ import typer
 
 from ..finetune import defaults as D
 from .errors import handle_errors
-from .options import (Amp, ChannelsLast, Compile, TensorBoard, Workers, Allocations, RecoveryImportance, KeepDense, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, RecalibrateBn, StudentMode, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
+from .options import (Amp, Freeze, ChannelsLast, Compile, TensorBoard, Workers, Allocations, RecoveryImportance, KeepDense, AdvSchedule, AdvWeight, DWarmup, EmaDecay, FeatureWeight, Loss, Ramp, Regrow, RecalibrateBn, StudentMode, Arch, ArchKwargs, BatchSize, DArch, DArchKwargs, Data, Device, Disc, Extractor,
                       Granularities, Json, LrD,
                       LrG, LrSchedule, LrWarmup, Methods, Mu, NumSamples, OptSource, ProgressInterval, Quantizes, Quiet, Schedule, Sparsities, Steps, TrustPickle,
                       load_options, out_dir_option)
@@ -37,6 +37,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
           extractor: Extractor = None, test_data: TestData = None,
           schedule: Schedule = D.DEFAULT_SCHEDULE, ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
+          freeze_discriminator: Freeze = False,
           lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, loss: Loss = None,
           adv_schedule: AdvSchedule = D.DEFAULT_ADV_SCHEDULE, d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None,
@@ -74,7 +75,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
         seeds=_split(seeds, int, "--seeds"), steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d, lr_warmup=lr_warmup,
         lr_schedule=lr_schedule, mu=mu, adv_weight=adv_weight, loss=loss, adv_schedule=adv_schedule, d_warmup=d_warmup,
         ema_decay=ema_decay, feature_weight=feature_weight, schedule=schedule, ramp_fraction=ramp_fraction, regrow=regrow, recalibrate_bn=recalibrate_bn, student_mode=student_mode,
-        num_samples=num_samples,
+        freeze_discriminator=freeze_discriminator, num_samples=num_samples,
         extractor=extractor, test_data=test_data, fid=test_data is None, device=device, amp=amp, channels_last=channels_last, compile=compile_, workers=workers,
         tensorboard=tensorboard, load=load, quantize=_split(quantize, str, "--quantize") if quantize else ())
     show = not (quiet or json_out)
