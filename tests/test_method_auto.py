@@ -97,3 +97,25 @@ def test_sweep_names_the_chosen_method_and_runs_it_once(project, tmp_path):
                                                **base))
     assert [c["method"] for c in with_data.cells] == ["hybrid"]
     assert json.loads((tmp_path / "t" / "sweep.json").read_text())["config"]["methods"] == ["hybrid"]
+
+
+def test_d_trains_at_the_methods_own_rate_unless_lr_d_is_given(tmp_path):
+    """hybrid's D rate is 10x below every other method's (the zoo's pick); auto that picks hybrid takes it
+    too; --lr-d sets D's rate for any method. Read back from the optimiser's rate in the run's log."""
+    from gancompress.finetune.defaults import DEFAULT_LR_D, DEFAULT_LR_D_HYBRID
+
+    assert DEFAULT_LR_D_HYBRID == pytest.approx(DEFAULT_LR_D / 10)
+    p = make_project(tmp_path)
+
+    def rate(name: str, **kw) -> float:
+        out = tmp_path / f"{name}-{len(kw)}.safetensors"
+        run_finetune(config(p, method=name, steps=2, log_every=1, output=out, **kw))
+        rows = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+        return {r["lr_d"] for r in rows if "lr_d" in r}.pop()
+
+    assert rate("hybrid") == pytest.approx(DEFAULT_LR_D_HYBRID)
+    assert rate("auto") == pytest.approx(DEFAULT_LR_D_HYBRID)  # auto chose hybrid: a D and --data are at hand
+    assert rate("distill-adv") == pytest.approx(DEFAULT_LR_D)
+    assert rate("hybrid", lr_d=1e-3) == rate("distill-adv", lr_d=1e-3) == pytest.approx(1e-3)
+    with pytest.raises(InputError, match="--lr-d must be a positive number"):
+        config(p, lr_d=0.0)

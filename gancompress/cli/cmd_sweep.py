@@ -38,7 +38,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           extractor: Extractor = None, test_data: TestData = None,
           schedule: Schedule = D.DEFAULT_SCHEDULE, ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
           freeze_discriminator: Freeze = False,
-          lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = D.DEFAULT_LR_D, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
+          lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = None, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, loss: Loss = None,
           adv_schedule: AdvSchedule = D.DEFAULT_ADV_SCHEDULE, d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None,
           feature_weight: FeatureWeight = 0.0, device: Device = "auto", quiet: Quiet = False, json_out: Json = False, trust_pickle: TrustPickle = False,

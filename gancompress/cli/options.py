@@ -132,7 +132,7 @@ Freeze = Annotated[bool, flag("--freeze-discriminator", help="Do not train D: it
 RecalibrateBn = Annotated[int, typer.Option("--recalibrate-bn", metavar="BATCHES", min=0, help="After each mask update (and before training when the input is already pruned), re-estimate the student's BatchNorm running statistics on this many batches of its inputs, so it normalises with statistics of the pruned weights instead of the dense teacher's (default 0, off: on the zoo it helped the class-conditional GAN only, see docs/zoo.md).")]
 Steps = Annotated[int, typer.Option("--steps", help="Recovery (optimisation) steps.")]
 LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the compressed generator.")]
-LrD = Annotated[float, typer.Option("--lr-d", help="Adam learning rate of the discriminator.")]
+LrD = Annotated[Optional[float], typer.Option("--lr-d", show_default=False, help="Adam learning rate of the discriminator (default: the method's own, hybrid 2e-5, every other 2e-4; docs/zoo.md).")]
 LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: {choices:lr-schedule} (cosine: held while AGP prunes, then annealed to 0).")]
 LrWarmup = Annotated[int, typer.Option("--lr-warmup", metavar="STEPS", help="Raise lr_g linearly over the first STEPS steps (0: off). Without it, Adam's first full-rate steps can saturate a generator's output for good; if a run still ends with one constant image (a collapse note says so), try 50.")]
 Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher beside the paper's terms (hybrid; 30: the zoo's pick of 3, 10, 30, 100, docs/zoo.md).")]

@@ -26,7 +26,7 @@ from ..loading import LoadOptions
 from ..prune import PruneConfig
 from ..prune.recalibrate import check_batches
 from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
-                       DEFAULT_LOG_EVERY, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
+                       DEFAULT_LOG_EVERY, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
                        DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES, recovery_importance,
                        STUDENT_MODES)
@@ -100,11 +100,11 @@ def resolve_r1(weights: LossWeights, profile: Any) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class Rates:
-    """Adam learning rates of G_C and D, betas, and lr_g over the run (constant or cosine, after a linear
-    warm-up over ``lr_warmup`` steps when > 0)."""
+    """Adam learning rates of G_C and D (``lr_d`` None: the method's own, :attr:`RecoveryConfig.lr_d`), betas,
+    and lr_g over the run (constant or cosine, after a linear warm-up over ``lr_warmup`` steps when > 0)."""
 
     lr_g: float = DEFAULT_LR_G
-    lr_d: float = DEFAULT_LR_D
+    lr_d: float | None = None
     betas: tuple[float, float] = DEFAULT_BETAS
     lr_schedule: str = DEFAULT_LR_SCHEDULE
     lr_warmup: int = DEFAULT_LR_WARMUP
@@ -113,8 +113,9 @@ class Rates:
         check_positive("lr_warmup", self.lr_warmup, integer=True, zero_ok=True)
         if self.lr_schedule not in LR_SCHEDULES:
             raise unknown_choice("learning-rate schedule (--lr-schedule)", self.lr_schedule, LR_SCHEDULES)
-        for name in ("lr_g", "lr_d"):
-            check_positive(name, getattr(self, name))
+        check_positive("lr_g", self.lr_g)
+        if self.lr_d is not None:
+            check_positive("lr_d", self.lr_d)
         betas = tuple(float(b) for b in self.betas)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise InputError(f"Adam betas must be two numbers in [0, 1), got {self.betas}")
@@ -201,6 +202,11 @@ class RecoveryConfig:
     @property
     def trains_discriminator(self) -> bool:
         return self.recipe.trains_d and not self.freeze_discriminator
+
+    @property
+    def lr_d(self) -> float:
+        """D's Adam rate: ``--lr-d`` when given, else the method's own (hybrid's is lower, see defaults.py)."""
+        return self.rates.lr_d if self.rates.lr_d is not None else self.recipe.default_lr_d
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ class Trainer:
         self.d_net = maybe_compile(self.d_net, "D", run.compile, self.speed_notes)
         self.scaler = grad_scaler(run.amp, device)
         self.opt_g = torch.optim.Adam(self.student.parameters(), lr=config.recovery.rates.lr_g, betas=config.recovery.rates.betas)
-        self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.recovery.rates.lr_d, betas=config.recovery.rates.betas)
+        self.opt_d = (torch.optim.Adam(self.d.parameters(), lr=config.recovery.lr_d, betas=config.recovery.rates.betas)
                       if self.d is not None and config.trains_discriminator else None)
         self.masks = {k: v.to(device) for k, v in setup.masks.items()}
         self.input_masks = dict(self.masks)  # the input's own zeros: they stay, with or without --regrow
