@@ -53,7 +53,7 @@ def worker_context():
     if not wanted or "forkserver" not in multiprocessing.get_all_start_methods():
         return None
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "gancompress.data.stream", "gancompress.data.pairs"])  # before it starts
+    context.set_forkserver_preload(["torch", __name__, f"{__package__}.pairs"])  # before it starts
     return context
 
 
