@@ -258,3 +258,15 @@ def test_freeze_discriminator_keeps_d_pretrained_in_every_cell_and_is_a_resume_k
     assert moved[True] == 0.0 and moved[False] > 0.0
     again = CliRunner().invoke(app, args + ["--out-dir", str(tmp_path / "frozen-True")])
     assert again.exit_code == 2 and "freeze_discriminator" in again.stderr
+
+
+def test_the_record_names_the_d_rate_each_method_ran_at(dense, tmp_path):
+    """lr_d None in the record means "each method's own"; lr_d_by_method spells the rates out, and --lr-d sets all."""
+    from gancompress.finetune.defaults import DEFAULT_LR_D, DEFAULT_LR_D_HYBRID
+
+    own = config(dense, tmp_path / "own", methods=("hybrid", "distill-adv")).record()
+    assert own["lr_d"] is None
+    assert own["lr_d_by_method"] == {"hybrid": DEFAULT_LR_D_HYBRID, "distill-adv": DEFAULT_LR_D}
+    assert DEFAULT_LR_D_HYBRID != DEFAULT_LR_D
+    given = config(dense, tmp_path / "given", methods=("hybrid", "distill-adv"), lr_d=3e-4).record()
+    assert given["lr_d_by_method"] == {"hybrid": 3e-4, "distill-adv": 3e-4}
