@@ -49,7 +49,7 @@ def test_fp16_resume_continues_with_the_saved_scale(project, tmp_path, monkeypat
     updates; a resume that restarted at 65536 would skip more steps than the uninterrupted run."""
     import gancompress.finetune.trainer as trainer_mod
 
-    # mu 10: at the default 30 the larger L1 term overflows float16 in every one of the 10 steps on this tiny model, so
+    # mu 10: at mu 30 the larger L1 term overflows float16 in every one of the 10 steps on this tiny model, so
     # no step updates and the control below could not differ
     kw = dict(steps=10, method="hybrid", amp="fp16", log_every=1, mu=10.0)
     full = run_finetune(config(project, output=tmp_path / "full.safetensors", **kw))

@@ -135,7 +135,7 @@ LrG = Annotated[float, typer.Option("--lr-g", help="Adam learning rate of the co
 LrD = Annotated[Optional[float], typer.Option("--lr-d", show_default=False, help="Adam learning rate of the discriminator (default: the method's own, hybrid 2e-5, every other 2e-4; docs/zoo.md).")]
 LrSchedule = Annotated[str, typer.Option("--lr-schedule", help="lr_g over the run: {choices:lr-schedule} (cosine: held while AGP prunes, then annealed to 0).")]
 LrWarmup = Annotated[int, typer.Option("--lr-warmup", metavar="STEPS", help="Raise lr_g linearly over the first STEPS steps (0: off). Without it, Adam's first full-rate steps can saturate a generator's output for good; if a run still ends with one constant image (a collapse note says so), try 50.")]
-Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher beside the paper's terms (hybrid; 30: the zoo's pick of 3, 10, 30, 100, docs/zoo.md).")]
+Mu = Annotated[float, typer.Option("--mu", help="Weight of the per-sample L1 to the teacher beside the paper's terms (hybrid; 3: the zoo's pick of 1, 3, 10, 30, 100 with D at 2e-5, docs/zoo.md).")]
 AdvWeight = Annotated[float, typer.Option("--adv-weight", help="Weight of the GAN's own generator loss beside the L1 to the teacher (distill-adv).")]
 EmaDecay = Annotated[Optional[float], typer.Option("--ema-decay", show_default=False, help="Save and evaluate an exponential moving average of the compressed generator with this decay in (0, 1), e.g. 0.999, warmed up as min(decay, (1+t)/(10+t)); masks hold on it (default: off).")]
 FeatureWeight = Annotated[float, typer.Option("--feature-weight", help="Weight of intermediate-feature distillation to the teacher through learned 1x1 adapters (methods that use the teacher; 0: off).")]
