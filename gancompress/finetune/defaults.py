@@ -46,7 +46,7 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR_G = 2e-3
 DEFAULT_LR_D = 2e-4  # D's Adam rate for every method but hybrid (--lr-d overrides it for all)
 # hybrid's D rate, 10x lower (docs/zoo.md, "A slower discriminator"). Against the retrained zoo members at 90% element,
-# 15% budget, 3 seeds, 5,000 samples, the teacher as the dense control: narrow 1.66x, upsample-sn 1.25x, conditional 1.68x
+# 15% budget, 3 seeds, 5,000 samples, the teacher as the dense control, at mu 30: narrow 1.66x, upsample-sn 1.25x, conditional 1.68x
 # (mean 1.53x, worst seed 1.73x) where 2e-4 gave 2.30x / 1.22x / 2.11x (1.88x, 2.36x), D frozen 1.73x (2.15x) and distill
 # 1.75x (2.27x). A D that trains at 2e-4 drifts from the verdicts the consistency terms compare, and the drift grows with
 # the budget; a frozen one cannot follow the student's fakes at all.
@@ -66,7 +66,7 @@ DEFAULT_LAMBDA = 0.5
 # hybrid's weight of the per-sample L1 to the teacher beside the paper's terms. Rescanned with D at 2e-5 (docs/zoo.md,
 # "mu again, with the slower D"): against the retrained members at 90% element, 15% budget, 3 seeds, 5,000 samples, the
 # teacher as the dense control, mu 3 reads narrow 1.65x, upsample-sn 1.12x, conditional 1.45x (mean 1.41x, worst seed
-# 1.72x) where mu 30 read 1.66x, 1.25x, 1.68x (1.53x, 1.73x); seed 0: mu 1 1.70x / 1.43x (narrow / conditional), mu 10
+# 1.72x) where mu 30 read 1.66x, 1.25x, 1.68x (1.53x, 1.73x); seed 0: mu 1 1.70x / 1.42x (narrow / conditional), mu 10
 # 1.65x / 1.19x / 1.56x, mu 100 1.72x / 1.28x / 1.77x; the bundled DCGAN 1.08x (mu 30: 1.05x), the SR member -0.01 dB
 # (+0.01 dB). With D at 2e-4, mu 30 had been the pick (mu 3 then cost the narrow DCGAN 2.34x): a D that drifts makes the
 # consistency terms noise, a slow one makes them worth a larger share.
