@@ -441,6 +441,18 @@ def test_zoo_budget_of_a_continued_member_counts_the_steps_before_the_continuati
     assert zoo.member_source("narrow-dcgan", tmp_path)[2] == 14000 and zoo.budget(14000) == 2100
 
 
+def test_zoo_bundled_member_is_the_retrained_file_when_a_folder_holds_one_else_the_package_asset(tmp_path):
+    zoo = _zoo()
+    source, _, trained = zoo.member_source("bundled", tmp_path)
+    assert source == "builtin:digits-dcgan" and trained > 0  # the asset records its own training steps
+    spec, d_spec = ArchSpec("digits-dcgan-g", {"nz": 32, "ngf": 4, "nc": 1}), ArchSpec("digits-dcgan-d", {"ndf": 4, "nc": 1})
+    save_bundle(GanBundle(build(spec), spec, build(d_spec), d_spec, meta={"provenance": {"best_step": 21000}}),
+                tmp_path / "bundled.safetensors")
+    assert zoo.member_source("bundled", tmp_path)[::2] == (str(tmp_path / "bundled.safetensors"), 21000)
+    with pytest.raises(SystemExit, match="train it with `python examples/zoo/train_digits_member.py --member narrow-dcgan`"):
+        zoo.member_source("narrow-dcgan", tmp_path)  # a member without a fallback still says how to train it
+
+
 @pytest.mark.parametrize("extra", [["--jobs", "0"], ["--jobs", "2", "--shard", "0/2"]])
 def test_zoo_refuses_a_bad_jobs_count_in_one_line_before_any_work(tmp_path, capsys, extra):
     out = tmp_path / "out"
