@@ -591,7 +591,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--photos", type=Path, default=REPO / "runs" / "zoo" / "photos",
                    help="the SR member's photographs: train/ (recovery) and heldout/ (PSNR/SSIM); default runs/zoo/photos")
     p.add_argument("--members-dir", type=Path, default=None,
-                   help="folder of trained members (default: runs/zoo/members, then examples/zoo/members)")
+                   help="folder of trained members (default: runs/zoo/members, then examples/zoo/members); "
+                        "without bundled.safetensors there, the bundled member is the package's asset")
     p.add_argument("--out", type=Path, default=None, help="default runs/zoo/bench (runs/zoo/smoke with --smoke)")
     p.add_argument("--report-only", action="store_true", help="tabulate every cell recorded under --out; run nothing")
     p.add_argument("--loss", default=None,
