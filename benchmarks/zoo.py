@@ -115,9 +115,12 @@ def member_source(name: str, members_dir: Path | None = None):
     file, arch, d_arch, script, _, fallback = MEMBERS[name]
     folders = [members_dir] if members_dir else [d for d in MEMBER_DIRS if (d / file).exists()] or [MEMBER_DIRS[0]]
     path = folders[0] / file
-    if not path.exists() and not fallback:
+    if path.exists():
+        source = str(path)
+    elif fallback:
+        source = fallback
+    else:
         raise SystemExit(f"error: {path} does not exist: train it with `python {script}` (or pass --members-dir)")
-    source = str(path) if path.exists() else fallback
     load = LoadOptions(arch=arch, d_arch=d_arch) if arch else None
     prov = load_bundle(source if load is None else load.for_source(source)).meta.get("provenance", {})
     # a continued member (train_*_member.py --continue-from) counts the steps before the continuation too
