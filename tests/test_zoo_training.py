@@ -284,3 +284,25 @@ def test_keep_zeros_refuses_a_run_it_cannot_hold_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, err
         assert not out.exists()
+
+
+def test_the_sr_script_writes_its_photographs_without_training(tmp_path, capsys):
+    """``--photos-only``: the zoo's photographs for the committed SR member in seconds, the same pixels the script
+    trains and scores on, no member written; without ``--write-photos`` one line and exit 2."""
+    import numpy as np
+    import train_sr_member as script
+    from PIL import Image
+
+    out = tmp_path / "sr.safetensors"
+    assert script.main(["--photos-only", "--write-photos", str(tmp_path / "photos"), "--out", str(out)]) == 0
+    assert not out.exists()
+    for part, names in (("train", script.TRAIN), ("heldout", script.HELDOUT)):
+        files = sorted((tmp_path / "photos" / part).glob("*.png"))
+        assert [f.stem for f in files] == sorted(names)
+        first = script.photos(names[:1])[0]
+        written = np.asarray(Image.open(tmp_path / "photos" / part / f"{names[0]}.png"), dtype=np.float32) / 255
+        assert written.shape == tuple(first.permute(1, 2, 0).shape)
+        assert np.abs(written - first.permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-6
+    code = zoo_train.cli(lambda: script.main(["--photos-only", "--out", str(out)]))
+    err = capsys.readouterr().err
+    assert code == 2 and "--write-photos DIR" in err and err.count("\n") == 1, err

@@ -10,9 +10,12 @@ measured on the central 256x256 of each; the best G and D go to ``--out`` (defau
 with the curve beside it (the score column is minus PSNR).
 
 ``--write-photos DIR`` also writes the training and held-out photographs as PNG folders
-(``DIR/train``, ``DIR/heldout``) for ``gancompress finetune --data`` / ``evaluate --data``.
+(``DIR/train``, ``DIR/heldout``) for ``gancompress finetune --data`` / ``evaluate --data``;
+with ``--photos-only`` it writes them in seconds and trains nothing (what ``benchmarks/zoo.py
+--photos DIR`` needs for the committed member).
 
     OMP_NUM_THREADS=1 python examples/zoo/train_sr_member.py --write-photos runs/zoo/photos
+    python examples/zoo/train_sr_member.py --photos-only --write-photos runs/zoo/photos
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import torch
 
 import zoo_train
 from zoo_train import REPO, Task
+from gancompress.errors import InputError
 
 TRAIN = ("astronaut", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "moon", "brick", "grass",
          "gravel", "coins", "page", "text")
@@ -97,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="default: runs/zoo/members/sr-x2.safetensors "
                    "(runs/zoo/continued/ with --continue-from)")
     p.add_argument("--write-photos", type=Path, default=None)
+    p.add_argument("--photos-only", action="store_true",
+                   help="write the --write-photos folders and stop, without training (benchmarks/zoo.py needs them "
+                        "for the committed member, examples/zoo/members/sr-x2.safetensors)")
     zoo_train.loop_arguments(p, batch=16, lr_g=1e-4, lr_d=1e-4, r1_gamma=0.0, adv_weight=0.01, eval_every=250,
                              max_steps=8000, min_delta=0.002, lr_decays=2)
     p.add_argument("--heldout-crop", type=int, default=256, help="score on the central window of each held-out photo")
     args = p.parse_args(argv)
+    if args.photos_only:
+        if args.write_photos is None:
+            raise InputError("--photos-only writes the photographs and stops: give the folder with --write-photos DIR")
+        write_photos(args.write_photos)
+        return 0
     args.out = args.out or REPO / "runs" / "zoo" / ("continued" if args.continue_from else "members") / "sr-x2.safetensors"
     if args.out.exists() and not args.force:
         p.error(f"{args.out} exists; pass --force to overwrite it (or choose --out)")
