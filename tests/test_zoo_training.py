@@ -306,3 +306,10 @@ def test_the_sr_script_writes_its_photographs_without_training(tmp_path, capsys)
     code = zoo_train.cli(lambda: script.main(["--photos-only", "--out", str(out)]))
     err = capsys.readouterr().err
     assert code == 2 and "--write-photos DIR" in err and err.count("\n") == 1, err
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for argv in (["--photos-only"], ["--max-steps", "2"]):  # refused before any training, the file untouched
+        code = zoo_train.cli(lambda: script.main([*argv, "--write-photos", str(a_file), "--out", str(out)]))
+        err = capsys.readouterr().err
+        assert code == 2 and "is a file: give a folder" in err and err.count("\n") == 1, err
+        assert a_file.read_text() == "mine" and not out.exists()

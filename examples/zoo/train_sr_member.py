@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gancompress.errors import InputError
+
 import zoo_train
 from zoo_train import REPO, Task
-from gancompress.errors import InputError
 
 TRAIN = ("astronaut", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "moon", "brick", "grass",
          "gravel", "coins", "page", "text")
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                              max_steps=8000, min_delta=0.002, lr_decays=2)
     p.add_argument("--heldout-crop", type=int, default=256, help="score on the central window of each held-out photo")
     args = p.parse_args(argv)
+    if args.write_photos is not None and args.write_photos.exists() and not args.write_photos.is_dir():
+        raise InputError(f"--write-photos {args.write_photos} is a file: give a folder (train/ and heldout/ go in it)")
     if args.photos_only:
         if args.write_photos is None:
             raise InputError("--photos-only writes the photographs and stops: give the folder with --write-photos DIR")
