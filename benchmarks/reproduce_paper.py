@@ -92,8 +92,9 @@ def bundled_training_steps() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gancompress.finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_LR_D, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
-                                               DEFAULT_MU, DEFAULT_SCHEDULE, LR_SCHEDULES, SCHEDULES)
+    from gancompress.finetune.defaults import (DEFAULT_ADV_WEIGHT, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_HYBRID, DEFAULT_LR_D,
+                                               DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MU, DEFAULT_SCHEDULE,
+                                               LR_SCHEDULES, SCHEDULES)
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help="2 seeds, 2,000 samples per FID, the reduced grid")
@@ -109,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mu", type=float, default=10.0,
                    help="hybrid's weight of the L1 to the teacher (default 10, as the README's tables were measured; "
                         f"gancompress itself gives hybrid {DEFAULT_MU:g})")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"images per step for every method (default {DEFAULT_BATCH_SIZE}, as the README's tables were measured; "
+                        f"gancompress itself gives hybrid {DEFAULT_BATCH_SIZE_HYBRID})")
     p.add_argument("--adv-weight", type=float, default=DEFAULT_ADV_WEIGHT, help="distill-adv's weight of the GAN loss")
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=SCHEDULES)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is often fastest on a shared CPU)")
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     common = dict(source=SOURCE, data=DATA, out_dir=out, seeds=seeds, steps=steps, num_samples=samples,
                   lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, mu=args.mu, adv_weight=args.adv_weight,
+                  batch_size=args.batch_size,
                   schedule=args.schedule,
                   device=args.device,
                   keep_checkpoints=False)

@@ -26,7 +26,7 @@ from torch import nn
 
 from .archs import ArchSpec
 from .errors import InputError
-from .finetune.defaults import DEFAULT_BATCH_SIZE, DEFAULT_METHOD, DEFAULT_STEPS
+from .finetune.defaults import DEFAULT_METHOD, DEFAULT_STEPS
 from .formats.checkpoint import GanBundle, save_bundle
 from .formats.export_file import build_exported, export_metadata, read_export
 from .loading import LoadOptions, load_bundle
@@ -87,7 +87,7 @@ def prune(module: nn.Module, *, sparsity: float, granularity: str = "element", s
 
 def recover(student: nn.Module, *, teacher: nn.Module, discriminator: nn.Module | None = None,
             data: Any = None, inputs: Any = None, method: str = DEFAULT_METHOD, steps: int = DEFAULT_STEPS,
-            batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, device: str = "auto",
+            batch_size: int | None = None, seed: int = 0, device: str = "auto",
             on_event: Callable | None = None, **options: Any) -> nn.Module:
     """The pruned ``student`` trained back towards the dense ``teacher`` (``gancompress finetune``).
 
@@ -96,7 +96,8 @@ def recover(student: nn.Module, *, teacher: nn.Module, discriminator: nn.Module 
     image-to-image generator's input images, in the same forms (a super-resolution generator's are
     made by downscaling ``data``). ``options``:
     the other finetune settings by their CLI names (``lr_g``, ``mu``, ``adv_weight``, ``loss``, ...).
-    ``method`` ``auto`` (the default) runs hybrid when both ``discriminator`` and ``data`` are given, else distill.
+    ``method`` ``auto`` (the default) runs hybrid when both ``discriminator`` and ``data`` are given, else distill;
+    ``batch_size`` None: the method's own (hybrid 128, the others 64).
     Returns a trained copy; the student's zeros stay zero.
     """
     from .finetune import run_finetune

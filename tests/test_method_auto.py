@@ -119,3 +119,46 @@ def test_d_trains_at_the_methods_own_rate_unless_lr_d_is_given(tmp_path):
     assert rate("hybrid", lr_d=1e-3) == rate("distill-adv", lr_d=1e-3) == pytest.approx(1e-3)
     with pytest.raises(InputError, match="--lr-d must be a positive number"):
         config(p, lr_d=0.0)
+
+
+def test_each_method_runs_at_its_own_batch_unless_batch_size_is_given(tmp_path, monkeypatch):
+    """hybrid's batch is twice every other method's (the zoo's pick); auto that picks hybrid takes it too;
+    --batch-size sets the batch for any method. Read back from the sampler that feeds each step."""
+    from gancompress.data.batches import Sampler
+    from gancompress.finetune.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_HYBRID
+
+    assert DEFAULT_BATCH_SIZE_HYBRID == 2 * DEFAULT_BATCH_SIZE
+    p = make_project(tmp_path, images=DEFAULT_BATCH_SIZE_HYBRID + 3)  # more images than either batch: no cap
+    sizes: list[int] = []
+    draw = Sampler.draw
+
+    def counted(self, step, device):
+        sizes.append(self.size)
+        return draw(self, step, device)
+
+    monkeypatch.setattr(Sampler, "draw", counted)
+
+    def batch(name: str, given: int | None = None) -> set[int]:
+        sizes.clear()
+        run_finetune(config(p, method=name, steps=1, batch_size=given, output=tmp_path / f"{name}-{given}.safetensors"))
+        return set(sizes)
+
+    assert batch("hybrid") == {DEFAULT_BATCH_SIZE_HYBRID}
+    assert batch("auto") == {DEFAULT_BATCH_SIZE_HYBRID}  # auto chose hybrid: a D and --data are at hand
+    assert batch("distill") == batch("distill-adv") == {DEFAULT_BATCH_SIZE}
+    assert batch("hybrid", 8) == batch("distill", 8) == {8}
+    with pytest.raises(InputError, match="--batch-size must be a positive integer"):
+        config(p, batch_size=0)
+
+
+def test_the_sweep_record_names_the_batch_each_method_ran_at(project, tmp_path):
+    """batch_size None in sweep.json means "each method's own"; batch_size_by_method spells it out."""
+    from gancompress.finetune.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_HYBRID
+
+    base = dict(source=str(project["dense"]), out_dir=tmp_path / "s", data=str(project["images"]), sparsities=(0.5,),
+                granularities=("element",), methods=("hybrid", "distill"), steps=2, num_samples=32, device="cpu")
+    own = SweepConfig.from_options(**base).record()
+    assert own["batch_size"] is None
+    assert own["batch_size_by_method"] == {"hybrid": DEFAULT_BATCH_SIZE_HYBRID, "distill": DEFAULT_BATCH_SIZE}
+    given = SweepConfig.from_options(**base, batch_size=16).record()
+    assert given["batch_size_by_method"] == {"hybrid": 16, "distill": 16}

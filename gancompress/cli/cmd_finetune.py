@@ -35,7 +35,7 @@ def finetune(source: OptSource = None, output: OutputOpt = None, data: Data = No
              inputs: Inputs = None, method: Method = D.DEFAULT_METHOD, loss: Loss = None, lam: Lam = D.DEFAULT_LAMBDA, mu: Mu = D.DEFAULT_MU,
              adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, adv_schedule: AdvSchedule = D.DEFAULT_ADV_SCHEDULE,
              d_warmup: DWarmup = D.DEFAULT_D_WARMUP, ema_decay: EmaDecay = None, feature_weight: FeatureWeight = 0.0,
-             steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = None,
+             steps: Steps = D.DEFAULT_STEPS, batch_size: BatchSize = None, lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = None,
              lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
              sparsity: Sparsity = None, granularity: Granularity = "element", ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0,
              allocation: Allocation = "uniform", importance: RecoveryImportance = None, keep_dense: KeepDense = "auto", block: Block = "4x4", nm: NM = "2:4",

@@ -36,7 +36,7 @@ def sweep(source: OptSource = None, data: Data = None, sparsity: Sparsities = "0
           method: Methods = D.DEFAULT_METHOD, seeds: Seeds = "0",
           steps: Steps = D.DEFAULT_STEPS, out_dir: OutDir = Path("gancompress-sweep"), num_samples: NumSamples = 2000,
           extractor: Extractor = None, test_data: TestData = None,
-          schedule: Schedule = D.DEFAULT_SCHEDULE, ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE, batch_size: BatchSize = D.DEFAULT_BATCH_SIZE,
+          schedule: Schedule = D.DEFAULT_SCHEDULE, ramp_fraction: Ramp = D.DEFAULT_RAMP_FRACTION, regrow: Regrow = False, recalibrate_bn: RecalibrateBn = 0, student_mode: StudentMode = D.DEFAULT_STUDENT_MODE, batch_size: BatchSize = None,
           freeze_discriminator: Freeze = False,
           lr_g: LrG = D.DEFAULT_LR_G, lr_d: LrD = None, lr_schedule: LrSchedule = D.DEFAULT_LR_SCHEDULE, lr_warmup: LrWarmup = D.DEFAULT_LR_WARMUP,
           mu: Mu = D.DEFAULT_MU, adv_weight: AdvWeight = D.DEFAULT_ADV_WEIGHT, loss: Loss = None,

@@ -94,7 +94,7 @@ QuantizeAware = Annotated[Optional[str], typer.Option("--quantize-aware", metava
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (auto picks CUDA when present).")]
 Amp = Annotated[str, typer.Option("--amp", metavar="none|bf16|fp16", help="Mixed precision: none, bf16, or fp16 (with a gradient scaler, for GPUs without bf16).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result on CPU.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size.")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", show_default=False, help="Images per recovery step (default: the method's own, hybrid 128, every other 64; docs/zoo.md).")]
 ChannelsLast = Annotated[bool, flag("--channels-last", help="Keep images and conv weights in NHWC memory order (faster convolutions on recent GPUs).")]
 Compile = Annotated[bool, flag("--compile", help="torch.compile G_C, G_O and D (runs eagerly, with a note, when compiling fails).")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader processes decoding a --data folder, which is streamed a batch at a time (0: decode in the main process).")]

@@ -25,7 +25,7 @@ from ..registry import unknown_choice
 from ..loading import LoadOptions
 from ..prune import PruneConfig
 from ..prune.recalibrate import check_batches
-from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BATCH_SIZE, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
+from .defaults import (ADV_SCHEDULES, DEFAULT_ADV_SCHEDULE, DEFAULT_ADV_WEIGHT, DEFAULT_D_WARMUP, DEFAULT_BETAS, DEFAULT_INITIAL_SPARSITY, DEFAULT_LAMBDA,
                        DEFAULT_LOG_EVERY, DEFAULT_LR_G, DEFAULT_LR_SCHEDULE, DEFAULT_LR_WARMUP, DEFAULT_METHOD, DEFAULT_MU,
                        DEFAULT_PL_EVERY, DEFAULT_PL_WEIGHT, DEFAULT_R1_EVERY, DEFAULT_RAMP_FRACTION,
                        DEFAULT_SAMPLE_EVERY, DEFAULT_SAVE_EVERY, DEFAULT_STEPS, DEFAULT_STUDENT_MODE, LR_SCHEDULES, recovery_importance,
@@ -159,7 +159,7 @@ class RecoveryConfig:
     rates: Rates = field(default_factory=Rates)
     schedule: PruneSchedule = field(default_factory=PruneSchedule)
     steps: int = DEFAULT_STEPS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None  # None: the method's own (hybrid 128, the others 64; see defaults.py)
     freeze_discriminator: bool = False
     student_mode: str = DEFAULT_STUDENT_MODE
     perceptual_weights: str | None = None  # super-resolution: a VGG19 state dict for ESRGAN's perceptual term
@@ -190,7 +190,8 @@ class RecoveryConfig:
             raise InputError("--recalibrate-bn re-estimates the statistics an eval-mode student normalises with; with "
                              "--student-mode train BatchNorm uses each batch's own: leave one of them out")
         check_positive("steps", self.steps, integer=True)
-        check_positive("batch_size", self.batch_size, integer=True)
+        if self.batch_size is not None:
+            check_positive("batch_size", self.batch_size, integer=True)
         if self.weights.d_warmup >= self.steps:
             raise InputError(f"--d-warmup {self.weights.d_warmup} leaves no step of the {self.steps} for G_C's adversarial "
                              "term: give fewer warm-up steps than --steps")
@@ -207,6 +208,12 @@ class RecoveryConfig:
     def lr_d(self) -> float:
         """D's Adam rate: ``--lr-d`` when given, else the method's own (hybrid's is lower, see defaults.py)."""
         return self.rates.lr_d if self.rates.lr_d is not None else self.recipe.default_lr_d
+
+    @property
+    def batch(self) -> int:
+        """Images (or latents) per step: ``--batch-size`` when given, else the method's own (hybrid's is larger,
+        see defaults.py)."""
+        return self.batch_size if self.batch_size is not None else self.recipe.default_batch_size
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def image_setup(config: FinetuneConfig, bundle: GanBundle, partner: nn.Module | 
     notes += data.notes
     crop = config.data.crop or (min(info.output_shape[-1], SR_DEFAULT_CROP) if kind == "sr" else info.output_shape[-1])
     degradation = Degradation(scale, config.data.sr_blur, config.data.sr_noise) if kind == "sr" else None
-    sampler = CropSampler(config.run.seed, config.recovery.batch_size, data, crop, info.output_range, degradation,
+    sampler = CropSampler(config.run.seed, config.recovery.batch, data, crop, info.output_range, degradation,
                           workers=config.data.workers)
     d_check = discriminator if config.uses_discriminator else None
     check_crop_fits(bundle.generator, d_check, conditional, crop, scale, info.input_shape[0], bundle.g_spec,

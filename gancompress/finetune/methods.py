@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..registry import Registry
-from .defaults import DEFAULT_LR_D, DEFAULT_LR_D_HYBRID
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_HYBRID, DEFAULT_LR_D, DEFAULT_LR_D_HYBRID
 
 Terms = Mapping[str, Any]  # term name -> scalar tensor
 TEACHER_DIFFERENCE_TERMS = ("l1", "L_GC", "L_DC")  # zero whenever G_C's output equals G_O's; "adv" is not
@@ -41,10 +41,15 @@ class Method:
     # A method chosen per run: (has a discriminator, has real images) -> (method name, why); see resolve_method.
     choose: Callable[[bool, bool], tuple[str, str]] | None = None
     lr_d: float | None = None  # D's Adam rate when --lr-d is not given (None: DEFAULT_LR_D; see defaults.py)
+    batch_size: int | None = None  # the batch when --batch-size is not given (None: DEFAULT_BATCH_SIZE; see defaults.py)
 
     @property
     def default_lr_d(self) -> float:
         return DEFAULT_LR_D if self.lr_d is None else self.lr_d
+
+    @property
+    def default_batch_size(self) -> int:
+        return DEFAULT_BATCH_SIZE if self.batch_size is None else self.batch_size
 
     @property
     def is_choice(self) -> bool:
@@ -86,7 +91,8 @@ for _m in (
     Method("distill", True, False, False, lambda t, w: t["l1"], ("l1",),
            help="only the per-sample L1 to the teacher (needs no D and no data)"),
     Method("hybrid", True, True, True, _hybrid, ("L_GC", "L_DC", "l1"),
-           help="the paper's loss plus mu * the L1 to the teacher", lr_d=DEFAULT_LR_D_HYBRID),
+           help="the paper's loss plus mu * the L1 to the teacher", lr_d=DEFAULT_LR_D_HYBRID,
+           batch_size=DEFAULT_BATCH_SIZE_HYBRID),
     Method("distill-adv", True, True, True, lambda t, w: t["l1"] + w.adv_weight * t["adv"], ("l1", "adv"),
            help="the L1 to the teacher plus adv_weight * the GAN's G loss, D training"),
     Method("none", False, False, False, None, help="the pruning applied without training"),

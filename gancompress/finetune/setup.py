@@ -76,7 +76,7 @@ def _build(config: FinetuneConfig, bundle, partner) -> Setup:
     paired = conditional or (inputs is not None and not config.data.inputs)
     classes = class_count(info, discriminator)
     real_labels = folder_labels(config.data.source, classes) if classes and config.data.source else None
-    sampler = Sampler(config.run.seed, config.recovery.batch_size, info.input_kind, info.input_shape, real, inputs, paired,
+    sampler = Sampler(config.run.seed, config.recovery.batch, info.input_kind, info.input_shape, real, inputs, paired,
                       classes, real_labels, packed=bool(info.num_classes), workers=config.data.workers)
     student = copy.deepcopy(bundle.generator)
     masks = {k: v.to(torch.bool) for k, v in bundle.masks.items()}
