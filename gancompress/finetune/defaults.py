@@ -43,13 +43,14 @@ at 90% with distill, the 788k model reaches 1.09x.
 DEFAULT_METHOD = "auto"
 DEFAULT_STEPS = 750  # the benchmark budget: 10% of the bundled GAN's 7,500 training steps
 DEFAULT_BATCH_SIZE = 64  # every method but hybrid (--batch-size overrides it for all)
-# hybrid's batch, twice the others' (docs/zoo.md, "A bigger batch for hybrid"). Against the retrained zoo members at 90% element,
-# 15% budget (the same number of steps), 3 seeds, 5,000 samples, the teacher as the dense control, measured on one CPU:
-# narrow 1.55x, conditional 1.32x (worst seeds 1.57x, 1.34x) where 64 gave 1.64x, 1.44x (1.65x, 1.50x); seed 0: upsample-sn
-# 1.08x vs 1.11x, the bundled DCGAN 1.10x vs 1.11x. Each step costs about twice as much, but twice the steps at 64 (the
-# same compute) read narrow 1.61x and conditional 1.63x (seed 0; 1.52x, 1.31x at 128): the larger step, not the compute,
-# is what helps (more steps make hybrid worse, see --steps in the README). Beyond 90% it loses one cell measured:
-# conditional's 80% element, 1.33x vs 1.29x (3 seeds); narrow, upsample-sn and conditional's 75% filter gain (seed 0).
+# hybrid's batch, twice the others' (docs/zoo.md, "A bigger batch for hybrid"). Against the retrained zoo members
+# at 90% element, 15% budget (the same number of steps), 3 seeds, 5,000 samples, the teacher as the dense control,
+# measured on one CPU: narrow 1.55x, conditional 1.32x, upsample-sn 1.09x (worst seeds 1.57x, 1.34x, 1.105x) where
+# 64 gave 1.64x, 1.44x, 1.12x (1.65x, 1.50x, 1.12x); the bundled DCGAN 1.09x (3 seeds) vs 1.11x (seed 0). Each step
+# costs about twice as much, but twice the steps at 64 (the same compute) read narrow 1.61x and conditional 1.63x
+# (seed 0; 1.52x, 1.31x at 128): the larger step, not the compute, is what helps (more steps make hybrid worse, see
+# --steps in the README). Beyond 90% it loses one cell measured, conditional's 80% element (1.33x vs 1.29x, 3 seeds);
+# narrow and upsample-sn (seed 0) and conditional's 75% filter (3 seeds) gain.
 DEFAULT_BATCH_SIZE_HYBRID = 128
 DEFAULT_LR_G = 2e-3
 DEFAULT_LR_D = 2e-4  # D's Adam rate for every method but hybrid (--lr-d overrides it for all)
