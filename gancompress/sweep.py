@@ -49,6 +49,9 @@ RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_siz
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
                "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance",
                "recalibrate_bn", "freeze_discriminator")
+# Settings whose None means "each method's own" (RecoveryConfig attribute): compared as the value each method ran
+# at, so a sweep given the method's own value explicitly resumes without it, and the other way round.
+PER_METHOD_KEYS = {"batch_size": "batch", "lr_d": "lr_d"}
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -302,6 +305,25 @@ def _recorded_cells(config: SweepConfig) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _per_method(record: dict[str, Any], key: str, methods: list[str]) -> dict[str, Any]:
+    """The value of ``key`` each method ran at in a recorded sweep: its ``<key>_by_method`` entry, else the
+    value given for every method (None where neither says: a record that cannot tell)."""
+    by_method = _by_method(record, key)
+    return {m: by_method.get(m, record.get(key)) for m in methods}
+
+
+def _ran_before(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """What a record knows of ``key`` for the methods it ran (kept beside this run's in the new record)."""
+    listed = record.get("methods")
+    methods = [m for m in listed if isinstance(m, str)] if isinstance(listed, list) else []
+    return {m: v for m, v in {**_per_method(record, key, methods), **_by_method(record, key)}.items() if v is not None}
+
+
+def _by_method(record: dict[str, Any], key: str) -> dict[str, Any]:
+    by_method = record.get(f"{key}_by_method")
+    return by_method if isinstance(by_method, dict) else {}
+
+
 def _load_state(config: SweepConfig) -> dict[str, Any]:
     path = config.out_dir / STATE_FILE
     if not path.exists():
@@ -312,12 +334,18 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
         raise InputError(f"{path} is not a readable sweep record ({exc}); move it away or choose another --out-dir") from None
     old, new = state.get("config", {}), config.record()
     old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **BEFORE_KEYS, **old}
-    changed = [k for k in RESUME_KEYS if old.get(k) != new.get(k)]
+    methods = list(config.methods)  # the cells reused are this run's methods'
+    ran_at = {key: _per_method(old, key, methods) for key in PER_METHOD_KEYS}
+    runs_at = {key: {m: getattr(replace(config.recovery, method=m), attr) for m in methods}
+               for key, attr in PER_METHOD_KEYS.items()}
+    changed = [(k, old.get(k), new.get(k)) for k in RESUME_KEYS if k not in PER_METHOD_KEYS and old.get(k) != new.get(k)]
+    changed += [(k, ran_at[k], runs_at[k]) for k in PER_METHOD_KEYS if ran_at[k] != runs_at[k]]
     if changed:
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        diff = ", ".join(f"{k}: {was!r} -> {now!r}" for k, was, now in changed)
         raise InputError(f"{config.out_dir} holds a sweep with other settings ({diff}); "
                          "use another --out-dir (finished cells are reused only with the same settings)")
-    state["config"] = {**old, **{k: new[k] for k in ("sparsities", "granularities", "methods", "seeds")}}
+    state["config"] = {**old, **{k: new[k] for k in ("sparsities", "granularities", "methods", "seeds")},
+                       **{f"{k}_by_method": {**_ran_before(old, k), **runs_at[k]} for k in PER_METHOD_KEYS}}
     state["cells"] = {**state.get("cells", {}), **_recorded_cells(config)}
     return state
 

@@ -162,3 +162,82 @@ def test_the_sweep_record_names_the_batch_each_method_ran_at(project, tmp_path):
     assert own["batch_size_by_method"] == {"hybrid": DEFAULT_BATCH_SIZE_HYBRID, "distill": DEFAULT_BATCH_SIZE}
     given = SweepConfig.from_options(**base, batch_size=16).record()
     assert given["batch_size_by_method"] == {"hybrid": 16, "distill": 16}
+
+
+def test_a_run_resumes_when_the_batch_and_d_rate_it_ran_at_are_the_same_however_spelled(project, tmp_path):
+    """An interrupted run given its method's own batch (or D rate) explicitly resumes without it, and the
+    other way round: the resume compares the values the run trains at; another value is still refused."""
+    from gancompress.finetune.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR_D_HYBRID
+
+    out = tmp_path / "part.safetensors"
+    done = []
+
+    def interrupted(**kw):
+        done.clear()
+        with pytest.raises(FinetuneInterrupted):
+            run_finetune(config(project, steps=4, output=out, force=True, **kw), on_event=lambda e: done.append(e.done),
+                         should_stop=lambda: bool(done) and done[-1] == 2)
+
+    interrupted(method="distill", batch_size=DEFAULT_BATCH_SIZE)
+    assert run_finetune(config(project, method="distill", batch_size=None, steps=4, output=out, resume=True)).steps == 4
+    interrupted(method="hybrid", lr_d=DEFAULT_LR_D_HYBRID)
+    assert run_finetune(config(project, method="hybrid", steps=4, output=out, resume=True)).steps == 4
+    interrupted(method="distill", batch_size=None)
+    with pytest.raises(InputError, match=rf"batch_size: {DEFAULT_BATCH_SIZE} -> 16"):
+        run_finetune(config(project, method="distill", batch_size=16, steps=4, output=out, resume=True))
+
+
+def test_a_state_saved_with_the_methods_own_batch_as_none_reads_as_this_methods_own(project):
+    """States saved before the resume key named the values (batch None: "the method's own") still resume."""
+    from gancompress.finetune.defaults import DEFAULT_BATCH_SIZE_HYBRID
+
+    hybrid = config(project, method="hybrid", batch_size=None)
+    saved = hybrid.resume_key()
+    saved["recovery"]["batch_size"] = None
+    saved["recovery"]["rates"]["lr_d"] = None
+    assert hybrid.resolve_saved_key(saved) == hybrid.resume_key()
+    assert hybrid.resume_key()["recovery"]["batch_size"] == DEFAULT_BATCH_SIZE_HYBRID
+    other = config(project, method="distill", batch_size=None)  # another method: its difference is reported as it is
+    assert other.resolve_saved_key(saved) == saved
+
+
+def test_a_sweep_resumes_at_the_values_each_method_ran_at_however_spelled(project, tmp_path):
+    """sweep.json's <key>_by_method decide: an explicit --batch-size equal to hybrid's own resumes without it;
+    a record from before the per-method batch (one number for every method) resumes only the methods it fits;
+    a record made when hybrid's own D rate was another is refused, not mixed."""
+    from gancompress.finetune.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE_HYBRID, DEFAULT_LR_D_HYBRID
+    from gancompress.sweep import STATE_FILE, _load_state
+
+    base = dict(source=str(project["dense"]), data=str(project["images"]), sparsities=(0.5,), granularities=("element",),
+                steps=2, num_samples=32, device="cpu")
+
+    def record(out, **kw) -> None:
+        out.mkdir()
+        rec = SweepConfig.from_options(out_dir=out, **{**base, **kw}).record()
+        (out / STATE_FILE).write_text(json.dumps({"config": rec, "dense": None, "cells": {}}))
+
+    def load(out, **kw) -> dict:
+        return _load_state(SweepConfig.from_options(out_dir=out, **{**base, **kw}))["config"]
+
+    record(tmp_path / "given", methods=("hybrid",), batch_size=DEFAULT_BATCH_SIZE_HYBRID, lr_d=DEFAULT_LR_D_HYBRID)
+    assert load(tmp_path / "given", methods=("hybrid",))["batch_size_by_method"] == {"hybrid": DEFAULT_BATCH_SIZE_HYBRID}
+    with pytest.raises(InputError, match=rf"batch_size: {{'hybrid': {DEFAULT_BATCH_SIZE_HYBRID}}} -> {{'hybrid': 32}}"):
+        load(tmp_path / "given", methods=("hybrid",), batch_size=32)
+
+    record(tmp_path / "before", methods=("hybrid", "distill"), batch_size=DEFAULT_BATCH_SIZE)
+    path = tmp_path / "before" / STATE_FILE
+    doc = json.loads(path.read_text())
+    del doc["config"]["batch_size_by_method"]  # written before sweeps recorded it: 64 for every method
+    path.write_text(json.dumps(doc))
+    assert load(tmp_path / "before", methods=("distill",))["batch_size_by_method"] == {"hybrid": DEFAULT_BATCH_SIZE,
+                                                                                       "distill": DEFAULT_BATCH_SIZE}
+    with pytest.raises(InputError, match="batch_size: "):
+        load(tmp_path / "before", methods=("hybrid",))  # hybrid's own is 128 now: those cells ran at 64
+
+    record(tmp_path / "older-d", methods=("hybrid",))
+    path = tmp_path / "older-d" / STATE_FILE
+    doc = json.loads(path.read_text())
+    doc["config"]["lr_d_by_method"] = {"hybrid": 2e-4}  # hybrid's own D rate when that sweep ran
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="lr_d: "):
+        load(tmp_path / "older-d", methods=("hybrid",))

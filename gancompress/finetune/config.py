@@ -372,7 +372,25 @@ class FinetuneConfig:
                 d["recovery"]["schedule"].pop(lever, None)
         if isinstance(d.get("prune"), dict) and d["prune"].get("importance") == "magnitude":  # what those states ranked by
             d["prune"].pop("importance", None)
+        if get_method(self.recovery.method).choose is None:  # a method chosen (not auto):
+            d["recovery"]["batch_size"] = self.recovery.batch  # the values it runs at, given or its own
+            d["recovery"]["rates"]["lr_d"] = self.recovery.lr_d
         return d
+
+    def resolve_saved_key(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """``saved`` (a resume state's :meth:`resume_key`) with a batch or D rate recorded as None ("the method's
+        own", as states saved before :meth:`resume_key` resolved them) read as this config's method's own, so a
+        resume compares the values the runs train at, not how they were spelled."""
+        recovery = saved.get("recovery")
+        if not isinstance(recovery, dict) or recovery.get("method") != self.recovery.method:
+            return saved  # the method differs: that is the difference to report
+        out = {**saved, "recovery": {**recovery}}
+        if out["recovery"].get("batch_size") is None:
+            out["recovery"]["batch_size"] = self.recovery.batch
+        rates = out["recovery"].get("rates")
+        if isinstance(rates, dict) and rates.get("lr_d") is None:
+            out["recovery"]["rates"] = {**rates, "lr_d": self.recovery.lr_d}
+        return out
 
     @classmethod
     def from_options(cls, **options: Any) -> FinetuneConfig:

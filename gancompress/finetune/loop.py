@@ -103,7 +103,7 @@ def _run(config: FinetuneConfig, setup: Setup, paths: RunPaths, device, world: W
     metrics: dict[str, float] = {}
     if config.run.resume:
         state = load_state(paths.state)
-        check_compatible(state.config, config.resume_key(), paths.state)
+        check_compatible(config.resolve_saved_key(state.config), config.resume_key(), paths.state)
         trainer.load(state)
         metrics = state.metrics
     else:

@@ -102,8 +102,20 @@ def _pl_mean(value: Any, path: Path) -> float | None:
 
 def check_compatible(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """Refuse a resume whose training options differ from the interrupted run's."""
-    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    was, now = _leaves(saved), _leaves(current)
+    diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
     if diff:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff[:4])
+        detail = ", ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
         raise InputError(f"--resume: the options differ from the interrupted run in {path} ({detail}); "
                          "resume with the same options, or start over with --force")
+
+
+def _leaves(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"recovery": {"batch_size": 64}}`` as ``{"recovery.batch_size": 64}``, so a refusal names the option."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
