@@ -213,6 +213,26 @@ def test_resume_after_a_crash_uses_the_periodic_checkpoint(project, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("edit", [{"config": "[1, 2]"}, {"config": "not json"}, {"step": None, "config": None},
+                                  "drop student", [1, 2]])
+def test_a_damaged_resume_state_is_one_clear_error(tmp_path, edit):
+    from gancompress.finetune.state import STATE_VERSION, load_state
+
+    data = {"version": STATE_VERSION, "step": 2, "student": {}, "discriminator": None, "opt_g": None, "opt_d": None,
+            "masks": {}, "sparsity": 0.5, "config": "{}", "metrics": "{}"}
+    if edit == "drop student":
+        del data["student"]
+    elif isinstance(edit, dict):
+        data = {**data, **edit}
+    else:
+        data = edit  # not a record at all
+    path = tmp_path / "out.resume.pt"
+    torch.save(data, path)
+    with pytest.raises(InputError, match="resume state") as err:
+        load_state(path)
+    assert "--force" in str(err.value)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(project, monkeypatch):
     import gancompress.finetune.step as step_mod
 

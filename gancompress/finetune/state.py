@@ -83,12 +83,19 @@ def load_state(path: Path) -> TrainState:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
         raise InputError(f"{path}: unreadable resume state ({type(exc).__name__}); delete it and start over with --force") from None
-    if data.get("version") != STATE_VERSION:
-        raise InputError(f"{path}: resume state version {data.get('version')!r} is not supported; start over with --force")
-    return TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
-                      data["masks"], data["sparsity"], json.loads(data["config"]), json.loads(data["metrics"]),
-                      data.get("scaler"), _pl_mean(data.get("pl_mean"), path),
-                      data.get("extras") or {})
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise InputError(f"{path}: resume state version {version!r} is not supported; start over with --force")
+    try:
+        config, metrics = json.loads(data["config"]), json.loads(data["metrics"])
+        state = TrainState(data["step"], data["student"], data["discriminator"], data["opt_g"], data["opt_d"],
+                           data["masks"], data["sparsity"], config, metrics, data.get("scaler"),
+                           _pl_mean(data.get("pl_mean"), path), data.get("extras") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: damaged resume state ({type(exc).__name__}: {exc}); delete it and start over with --force") from None
+    if not isinstance(config, dict) or not isinstance(metrics, dict):
+        raise InputError(f"{path}: damaged resume state (its options are not a record); delete it and start over with --force")
+    return state
 
 
 def _pl_mean(value: Any, path: Path) -> float | None:
