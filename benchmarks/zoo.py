@@ -614,6 +614,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
               file=sys.stderr)
         raise SystemExit(2)
     args.out = args.out or REPO / "runs" / "zoo" / ("smoke" if args.smoke else "bench")
+    # absolute, so a folder's record names the same files from whichever directory the command runs (the sweep
+    # reuses a folder's cells only for the same source and data paths)
+    args.photos = args.photos.resolve()
+    args.members_dir = args.members_dir.resolve() if args.members_dir else None
     return args
 
 

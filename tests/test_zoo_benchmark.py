@@ -94,6 +94,14 @@ def test_zoo_smoke_table_and_resume(members, tmp_path, capsys):
     assert (out / "zoo.md").read_text() == table and not (out / "narrow-dcgan" / "cells" / "s90-element-hybrid-seed0").exists()
 
 
+def test_zoo_records_the_members_and_photographs_by_absolute_path(tmp_path, monkeypatch):
+    """A folder filled from two directories (or with a relative and an absolute spelling) is one sweep."""
+    monkeypatch.chdir(tmp_path)
+    args = _zoo().arguments(["--photos", "photos", "--members-dir", "members", "--out", str(tmp_path / "out")])
+    assert args.photos == tmp_path / "photos" and args.members_dir == tmp_path / "members"
+    assert _zoo().arguments(["--out", str(tmp_path / "out")]).members_dir is None  # the default search stays
+
+
 def test_zoo_budget_is_15_percent_of_the_members_training():
     zoo = _zoo()
     assert zoo.budget(7500) == 1125 and zoo.budget(20) == 3 and zoo.budget(3) == 1 and zoo.budget(7500, 40) == 40
