@@ -49,9 +49,9 @@ RESUME_KEYS = ("source", "data", "steps", "num_samples", "eval_seed", "batch_siz
                "schedule", "keep_dense", "adv_weight", "extractor", "discriminator", "test_data", "fid", "loss",
                "adv_schedule", "d_warmup", "ema_decay", "feature_weight", "ramp_fraction", "lr_warmup", "regrow", "student_mode", "importance",
                "recalibrate_bn", "freeze_discriminator")
-# Settings whose None means "each method's own" (RecoveryConfig attribute): compared as the value each method ran
-# at, so a sweep given the method's own value explicitly resumes without it, and the other way round.
-PER_METHOD_KEYS = {"batch_size": "batch", "lr_d": "lr_d"}
+# Settings whose None means "each method's own": compared as the value each method ran at (the record's
+# ``<key>_by_method``), so a sweep given the method's own value explicitly resumes without it, and the other way round.
+PER_METHOD_KEYS = ("batch_size", "lr_d")
 # Settings added after sweeps were first recorded: a record without one predates it, and so holds
 # no cell that depends on it (adv_weight only shapes distill-adv cells).
 LATER_KEYS = ("adv_weight", "keep_dense")  # keep_dense: its default auto replaced keep_last_dense (same layers kept)
@@ -336,8 +336,7 @@ def _load_state(config: SweepConfig) -> dict[str, Any]:
     old = {**{k: new[k] for k in LATER_KEYS if k not in old}, **BEFORE_KEYS, **old}
     methods = list(config.methods)  # the cells reused are this run's methods'
     ran_at = {key: _per_method(old, key, methods) for key in PER_METHOD_KEYS}
-    runs_at = {key: {m: getattr(replace(config.recovery, method=m), attr) for m in methods}
-               for key, attr in PER_METHOD_KEYS.items()}
+    runs_at = {key: new[f"{key}_by_method"] for key in PER_METHOD_KEYS}  # config.record() resolved them per method
     changed = [(k, old.get(k), new.get(k)) for k in RESUME_KEYS if k not in PER_METHOD_KEYS and old.get(k) != new.get(k)]
     changed += [(k, ran_at[k], runs_at[k]) for k in PER_METHOD_KEYS if ran_at[k] != runs_at[k]]
     if changed:

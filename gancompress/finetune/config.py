@@ -372,7 +372,7 @@ class FinetuneConfig:
                 d["recovery"]["schedule"].pop(lever, None)
         if isinstance(d.get("prune"), dict) and d["prune"].get("importance") == "magnitude":  # what those states ranked by
             d["prune"].pop("importance", None)
-        if get_method(self.recovery.method).choose is None:  # a method chosen (not auto):
+        if not self.recipe.is_choice:  # a method chosen (not auto):
             d["recovery"]["batch_size"] = self.recovery.batch  # the values it runs at, given or its own
             d["recovery"]["rates"]["lr_d"] = self.recovery.lr_d
         return d
